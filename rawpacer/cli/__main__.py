@@ -1,0 +1,7 @@
+"""``python -m rawpacer.cli``."""
+
+import sys
+
+from rawpacer.cli import main
+
+sys.exit(main())

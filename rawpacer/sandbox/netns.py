@@ -1,0 +1,110 @@
+"""Named network namespaces: create, enter (this thread), remove, and find leftovers.
+
+Names are ``rawpacer-<pid>-<n>-<role>``, so concurrent runs never collide and a namespace
+whose creating process is gone can be recognised and removed (``remove_stale``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import secrets
+from collections.abc import Iterator
+
+from pyroute2 import netns as _pyroute2_netns
+
+from rawpacer.errors import PrivilegeError, SandboxError
+
+PREFIX = "rawpacer-"
+RUN_DIR = "/run/netns"
+_NAME = re.compile(rf"^{PREFIX}(\d+)-")
+_counter = itertools.count()
+
+
+def new_run_id() -> str:
+    """A per-run stem unique on this machine: the pid, a counter and a random token."""
+    return f"{PREFIX}{os.getpid()}-{next(_counter)}{secrets.token_hex(2)}"
+
+
+def create(name: str) -> None:
+    """Create the named namespace (like ``ip netns add``)."""
+    if os.geteuid() != 0:
+        raise PrivilegeError("creating network namespaces needs root: run `sudo ./sudo-run.sh ...`")
+    try:
+        _pyroute2_netns.create(name)
+    except OSError as exc:
+        raise SandboxError(f"cannot create network namespace {name!r}: {exc}") from exc
+
+
+def remove(name: str) -> None:
+    """Remove the named namespace if it exists (its links go with it)."""
+    if os.path.exists(os.path.join(RUN_DIR, name)):
+        _pyroute2_netns.remove(name)
+
+
+def _setns(fd: int) -> None:
+    _pyroute2_netns.setns(fd)
+
+
+@contextlib.contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Run the body in namespace ``name`` (this thread only), then return to where it was.
+
+    Sockets created inside stay in that namespace after the body ends.
+    """
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(os.path.join(RUN_DIR, name), os.O_RDONLY)
+    except FileNotFoundError:
+        os.close(home)
+        raise SandboxError(f"network namespace {name!r} does not exist") from None
+    try:
+        _setns(target)
+        yield
+    finally:
+        os.close(target)
+        _setns(home)
+        os.close(home)
+
+
+def enter_namespace(name: str) -> None:
+    """Move the calling process (a forked child, single-threaded) into ``name`` for good."""
+    fd = os.open(os.path.join(RUN_DIR, name), os.O_RDONLY)
+    try:
+        _setns(fd)
+    finally:
+        os.close(fd)
+
+
+def owned(pid: int | None = None) -> list[str]:
+    """Namespaces rawpacer made that exist now (only those of ``pid`` when given)."""
+    try:
+        names = os.listdir(RUN_DIR)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        match = _NAME.match(name)
+        if match and (pid is None or int(match.group(1)) == pid):
+            found.append(name)
+    return sorted(found)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale() -> list[str]:
+    """Remove namespaces left by rawpacer processes that no longer run; return their names."""
+    stale = [n for n in owned() if not _alive(int(_NAME.match(n).group(1)))]
+    for name in stale:
+        remove(name)
+    return stale

@@ -1,0 +1,220 @@
+"""The two topologies every rawpacer run lives in, built in namespaces it creates and removes.
+
+- ``lo``: one private namespace; writer and readers share its loopback, addressed 198.18.0.1.
+- ``veth``: a writer namespace and a reader namespace joined by a veth pair (rpw0 <-> rpr0),
+  198.18.0.1 <-> 198.18.0.2 (RFC 2544's benchmarking range), MTU configurable.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from pyroute2 import IPRoute
+
+from rawpacer.errors import SandboxError, require
+from rawpacer.sandbox import netns
+from rawpacer.writers.base import DEFAULT_SPORT, Link, Target
+
+KINDS = ("lo", "veth")
+WRITER_IP = "198.18.0.1"
+READER_IP = "198.18.0.2"
+PREFIXLEN = 24
+MTU_MIN, MTU_MAX = 68, 65535
+
+# Frames injected with AF_PACKET on lo carry a local source address and arrive on lo as if from
+# outside: the kernel drops them as martians (counted in rt_cache in_martian_*) unless the
+# receiving namespace allows local sources (accept_local) and loopback-range routing
+# (route_localnet). They are set here, inside the sandbox's own namespace only, never on the host.
+RAW_PATH_SYSCTLS = {
+    f"net/ipv4/conf/{dev}/{key}": "1"
+    for dev in ("all", "lo")
+    for key in ("route_localnet", "accept_local")
+}
+# IPv6 is not used; disabling it keeps router solicitations and DAD out of the counters.
+QUIET_SYSCTLS = {"net/ipv6/conf/all/disable_ipv6": "1", "net/ipv6/conf/default/disable_ipv6": "1"}
+
+_live: set[str] = set()
+
+
+def _remove_live() -> None:
+    for name in list(_live):
+        netns.remove(name)
+        _live.discard(name)
+
+
+atexit.register(_remove_live)
+
+
+def write_sysctls(values: dict[str, str]) -> None:
+    """Write sysctls of the namespace this thread is in (``/proc/sys/net`` follows the thread)."""
+    for key, value in values.items():
+        with open(f"/proc/sys/{key}", "w") as handle:
+            handle.write(value)
+
+
+def read_sysctl(key: str) -> str:
+    """One sysctl of the namespace this thread is in, e.g. ``net/ipv4/conf/lo/accept_local``."""
+    with open(f"/proc/sys/{key}") as handle:
+        return handle.read().strip()
+
+
+def _link_info(ifname: str) -> tuple[int, int, str]:
+    """(ifindex, mtu, mac) of ``ifname`` in this thread's namespace, from netlink."""
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise SandboxError(f"interface {ifname!r} does not exist in this namespace")
+        link = ipr.get_links(found[0])[0]
+        return found[0], link.get_attr("IFLA_MTU"), link.get_attr("IFLA_ADDRESS")
+
+
+@dataclass
+class Topology:
+    """A live sandbox: its namespaces, interfaces, addresses and MTU."""
+
+    kind: str
+    writer_ns: str
+    reader_ns: str
+    writer_if: str
+    reader_if: str
+    writer_ip: str
+    reader_ip: str
+    mtu: int
+    run_id: str = ""
+    namespaces: tuple[str, ...] = field(default=())
+
+    def enter(self, side: str) -> contextlib.AbstractContextManager[None]:
+        """Run the body in the ``"writer"`` or ``"reader"`` namespace (this thread)."""
+        require(side in ("writer", "reader"), f"side {side!r} is not allowed; use writer or reader")
+        return netns.entered(self.writer_ns if side == "writer" else self.reader_ns)
+
+    def link(self) -> Link:
+        """The writer-side link as the kernel reports it; dst_mac is the reader side's MAC."""
+        with self.enter("writer"):
+            ifindex, mtu, src_mac = _link_info(self.writer_if)
+        with self.enter("reader"):
+            dst_mac = _link_info(self.reader_if)[2]
+        return Link(self.writer_if, ifindex, mtu, src_mac, dst_mac)
+
+    def target(self, ports: Sequence[int], sport: int = DEFAULT_SPORT) -> Target:
+        """Where a fan-out to ``ports`` on the readers goes, seen from the writer."""
+        return Target(self.writer_ip, self.reader_ip, tuple(ports), self.link(), sport)
+
+    def sysctls(self, side: str = "reader") -> dict[str, str]:
+        """The raw-path sysctls as set in one side's namespace (for doctor and diagnosis)."""
+        with self.enter(side):
+            return {key: read_sysctl(key) for key in RAW_PATH_SYSCTLS}
+
+
+class Sandbox:
+    """Context manager: build a topology in fresh namespaces; remove them on exit, error or Ctrl-C."""
+
+    def __init__(self, kind: str = "lo", *, mtu: int | None = None) -> None:
+        require(kind in KINDS, f"topology {kind!r} is not allowed; use one of: {', '.join(KINDS)}")
+        if mtu is not None:
+            require(
+                isinstance(mtu, int) and MTU_MIN <= mtu <= MTU_MAX,
+                f"mtu {mtu!r} is out of range {MTU_MIN}-{MTU_MAX}",
+            )
+        self.kind = kind
+        self.mtu = mtu
+        self.topology: Topology | None = None
+
+    def __enter__(self) -> Topology:
+        run_id = netns.new_run_id()
+        created: list[str] = []
+        try:
+            self.topology = self._build(run_id, created)
+        except BaseException:
+            self._remove(created)
+            raise
+        return self.topology
+
+    def __exit__(self, *exc: object) -> None:
+        if self.topology is not None:
+            self._remove(list(self.topology.namespaces))
+            self.topology = None
+
+    @staticmethod
+    def _remove(names: list[str]) -> None:
+        for name in names:
+            netns.remove(name)
+            _live.discard(name)
+
+    @staticmethod
+    def _new_ns(name: str, created: list[str]) -> None:
+        netns.create(name)
+        created.append(name)
+        _live.add(name)
+        with netns.entered(name):
+            write_sysctls(QUIET_SYSCTLS)
+            with IPRoute() as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+
+    def _build(self, run_id: str, created: list[str]) -> Topology:
+        if self.kind == "lo":
+            return self._build_lo(run_id, created)
+        return self._build_veth(run_id, created)
+
+    def _build_lo(self, run_id: str, created: list[str]) -> Topology:
+        name = f"{run_id}-lo"
+        self._new_ns(name, created)
+        with netns.entered(name):
+            write_sysctls(RAW_PATH_SYSCTLS)
+            with IPRoute() as ipr:
+                index = ipr.link_lookup(ifname="lo")[0]
+                ipr.addr("add", index=index, address=WRITER_IP, prefixlen=32)
+                if self.mtu is not None:
+                    ipr.link("set", index=index, mtu=self.mtu)
+            mtu = _link_info("lo")[1]
+        return Topology("lo", name, name, "lo", "lo", WRITER_IP, WRITER_IP, mtu, run_id, (name,))
+
+    def _build_veth(self, run_id: str, created: list[str]) -> Topology:
+        writer, reader = f"{run_id}-w", f"{run_id}-r"
+        self._new_ns(writer, created)
+        self._new_ns(reader, created)
+        mtu = self.mtu or 1500
+        with netns.entered(writer):
+            write_sysctls(RAW_PATH_SYSCTLS)
+            with IPRoute() as ipr:
+                ipr.link("add", ifname="rpw0", kind="veth", peer="rpr0")
+                peer = ipr.link_lookup(ifname="rpr0")[0]
+                ipr.link("set", index=peer, net_ns_fd=reader)
+                index = ipr.link_lookup(ifname="rpw0")[0]
+                ipr.link("set", index=index, mtu=mtu)
+                ipr.addr("add", index=index, address=WRITER_IP, prefixlen=PREFIXLEN)
+                ipr.link("set", index=index, state="up")
+        with netns.entered(reader):
+            write_sysctls(RAW_PATH_SYSCTLS)
+            with IPRoute() as ipr:
+                index = ipr.link_lookup(ifname="rpr0")[0]
+                ipr.link("set", index=index, mtu=mtu)
+                ipr.addr("add", index=index, address=READER_IP, prefixlen=PREFIXLEN)
+                ipr.link("set", index=index, state="up")
+        topo = Topology("veth", writer, reader, "rpw0", "rpr0", WRITER_IP, READER_IP, mtu, run_id, (writer, reader))
+        self._pin_neighbours(topo)
+        return topo
+
+    @staticmethod
+    def _pin_neighbours(topo: Topology) -> None:
+        """Permanent ARP entries both ways, so no op waits for ARP and the MACs are fixed."""
+        link = topo.link()
+        pairs = (("writer", topo.writer_if, topo.reader_ip, link.dst_mac), ("reader", topo.reader_if, topo.writer_ip, link.src_mac))
+        for side, ifname, ip, mac in pairs:
+            with topo.enter(side), IPRoute() as ipr:
+                index = ipr.link_lookup(ifname=ifname)[0]
+                ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=index, state="permanent")
+
+
+def live_namespaces() -> list[str]:
+    """Namespaces this process created and has not removed yet."""
+    return sorted(_live)
+
+
+def pid_namespaces(pid: int | None = None) -> list[str]:
+    """rawpacer namespaces that exist now, of ``pid`` (default: this process)."""
+    return netns.owned(os.getpid() if pid is None else pid)

@@ -1,0 +1,5 @@
+"""Writers: every way rawpacer sends a fan-out, behind the one interface of ``writers.base``."""
+
+from rawpacer.writers.base import Fit, Link, Target, Writer, WriterOptions, get, names, register
+
+__all__ = ["Fit", "Link", "Target", "Writer", "WriterOptions", "get", "names", "register"]

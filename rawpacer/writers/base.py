@@ -1,0 +1,138 @@
+"""The one interface every writer implements, and the registry that finds them.
+
+A writer sends one fan-out: ``messages[i]`` to ``target.ports[i]`` on the readers' address.
+Standard writers go through the kernel's UDP stack; raw writers hand-build the headers. Adding
+a writer is adding one module to ``rawpacer/writers/`` with a class decorated ``@register``.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rawpacer.errors import UsageError
+
+DEFAULT_SPORT = 40101
+
+
+class Fit(str, enum.Enum):
+    """What a raw writer does with a message that does not fit the link's MTU."""
+
+    TRIM = "trim"
+    FRAGMENT = "fragment"
+    STRICT = "strict"
+
+    @classmethod
+    def parse(cls, value: str | Fit) -> Fit:
+        """The Fit named by ``value``; UsageError naming the allowed ones otherwise."""
+        try:
+            return cls(value)
+        except ValueError:
+            allowed = ", ".join(f.value for f in cls)
+            raise UsageError(f"fit {value!r} is not allowed; use one of: {allowed}") from None
+
+
+@dataclass(frozen=True)
+class Link:
+    """The writer-side interface raw frames leave by, as read from the kernel (never assumed)."""
+
+    ifname: str
+    ifindex: int
+    mtu: int
+    src_mac: str
+    dst_mac: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one fan-out goes: the readers' address and ports, seen from the writer's side."""
+
+    src_ip: str
+    dst_ip: str
+    ports: tuple[int, ...]
+    link: Link
+    sport: int = DEFAULT_SPORT
+
+
+@dataclass(frozen=True)
+class WriterOptions:
+    """Knobs shared by all writers; a writer ignores the ones that do not concern it."""
+
+    message_size: int = 1500
+    fit: Fit = Fit.TRIM
+    pcap: str | None = None
+    ring_frames: int = 0
+    qdisc_bypass: bool = True
+    threads: int = 0
+
+
+class Writer(ABC):
+    """One way of sending a fan-out. Construct it inside the writer's namespace; close it after."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    raw: ClassVar[bool] = False
+
+    def __init__(self, target: Target, options: WriterOptions) -> None:
+        self.target = target
+        self.options = options
+
+    @property
+    def delivered_size(self) -> int:
+        """Bytes each reader should receive per message (the message, or its trimmed prefix)."""
+        return self.options.message_size
+
+    @property
+    def trimmed_bytes(self) -> int:
+        """Bytes cut from each message to fit the link (0 for writers that never trim)."""
+        return self.options.message_size - self.delivered_size
+
+    @abstractmethod
+    def send(self, messages: Sequence[bytes | memoryview]) -> int:
+        """Send ``messages[i]`` to ``target.ports[i]`` for every i; return the datagrams sent."""
+
+    def close(self) -> None:
+        """Release sockets, rings and files. Safe to call twice."""
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+REGISTRY: dict[str, type[Writer]] = {}
+
+
+def register(cls: type[Writer]) -> type[Writer]:
+    """Class decorator: make a writer available by its ``name``."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    import rawpacer.writers as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+def names() -> list[str]:
+    """Every registered writer's name: standard writers first, then raw ones, each alphabetical."""
+    _load_all()
+    return sorted(REGISTRY, key=lambda n: (REGISTRY[n].raw, n))
+
+
+def get(name: str) -> type[Writer]:
+    """The writer class called ``name``; UsageError naming the allowed names otherwise."""
+    _load_all()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"writer {name!r} is unknown; use one of: {', '.join(names())}") from None

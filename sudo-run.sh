@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# rawpacer's one entry point: set up on first use (Debian packages, .venv, the package), then run.
+#   sudo ./sudo-run.sh compare [options]   the side-by-side benchmark of every writer
+#   sudo ./sudo-run.sh test [pytest args]  the whole test suite
+#   sudo ./sudo-run.sh notebook            JupyterLab in the project's environment
+#   sudo ./sudo-run.sh WORD ...            any other rawpacer subcommand (doctor, cleanup, ...)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        exec sudo -- "$here/sudo-run.sh" "$@"
+    fi
+    echo "sudo-run.sh: rawpacer needs root (raw sockets, network namespaces) and sudo is not installed: run it as root." >&2
+    exit 2
+fi
+
+venv="$here/.venv"
+stamp="$venv/.rawpacer-installed"
+say() { printf 'sudo-run.sh: %s\n' "$*" >&2; }
+
+# Debian packages: python3-venv for .venv, iproute2 for ip(8), tcpdump to read pcaps back,
+# golang-go for `compare --with-go`, netsniff-ng for the trafgen benchmark.
+apt_packages() {
+    local missing=()
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
+    command -v go >/dev/null 2>&1 || [ -x /usr/lib/go/bin/go ] || missing+=(golang-go)
+    command -v trafgen >/dev/null 2>&1 || missing+=(netsniff-ng)
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "missing ${missing[*]} and no apt-get here: install them by hand"
+        return 0
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+python_env() {
+    local want
+    want="$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)"
+    if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    [ -x "$venv/bin/python" ] || { say "creating $venv"; python3 -m venv "$venv"; }
+    say "installing rawpacer and its dependencies into .venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+    "$venv/bin/python" -m pip install -q -e "$here[dev]"
+    echo "$want" >"$stamp"
+}
+
+apt_packages
+python_env
+export PATH="$venv/bin:$PATH:/usr/lib/go/bin"
+cd "$here"
+
+cmd="${1:-}"
+[ "$#" -gt 0 ] && shift
+case "$cmd" in
+    test)
+        exec "$venv/bin/python" -m pytest "$@"
+        ;;
+    notebook)
+        "$venv/bin/python" -c 'import jupyterlab' >/dev/null 2>&1 \
+            || "$venv/bin/python" -m pip install -q -e "$here[dev,notebook]"
+        exec "$venv/bin/jupyter" lab --allow-root --no-browser --notebook-dir "$here/notebooks" "$@"
+        ;;
+    "")
+        echo "usage: sudo ./sudo-run.sh compare|test|notebook|doctor|cleanup [options]" >&2
+        exit 2
+        ;;
+    *)
+        exec "$venv/bin/rawpacer" "$cmd" "$@"
+        ;;
+esac
