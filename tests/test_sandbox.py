@@ -122,3 +122,25 @@ def test_remove_stale_takes_only_dead_processes_namespaces():
         removed = remove_stale()
         assert owned(proc.pid) == [] and any(str(proc.pid) in n for n in removed)
         assert topo.writer_ns in owned()
+
+
+def test_owned_namespace_is_recognised_by_inode_not_name():
+    from rawpacer.sandbox import current_is_owned
+
+    assert not current_is_owned()
+    with Sandbox("lo") as topo, topo.enter("writer"):
+        assert current_is_owned()
+    assert not current_is_owned()
+
+
+def test_raw_writers_are_refused_on_the_host_unless_the_interface_is_named():
+    from rawpacer.errors import SandboxError
+    from rawpacer.writers.base import Link, WriterOptions, check_raw_allowed
+
+    host_lo = Link("lo", 1, 65536, "00:00:00:00:00:00", "00:00:00:00:00:00")
+    with pytest.raises(SandboxError, match="--iface lo"):
+        check_raw_allowed(host_lo, WriterOptions())
+    with pytest.warns(UserWarning, match="outside rawpacer's namespaces"):
+        check_raw_allowed(host_lo, WriterOptions(allow_iface="lo"))
+    with Sandbox("lo") as topo, topo.enter("writer"):
+        check_raw_allowed(topo.link(), WriterOptions())

@@ -1,6 +1,6 @@
 """Network sandboxes: every packet rawpacer sends stays in namespaces it creates and removes."""
 
-from rawpacer.sandbox.netns import enter_namespace, owned, remove_stale
+from rawpacer.sandbox.netns import current_is_owned, enter_namespace, owned, remove_stale
 from rawpacer.sandbox.topology import (
     KINDS,
     READER_IP,
@@ -17,6 +17,7 @@ __all__ = [
     "WRITER_IP",
     "Sandbox",
     "Topology",
+    "current_is_owned",
     "enter_namespace",
     "live_namespaces",
     "owned",

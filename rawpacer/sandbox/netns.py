@@ -92,6 +92,19 @@ def owned(pid: int | None = None) -> list[str]:
     return sorted(found)
 
 
+def current_is_owned() -> bool:
+    """True when this thread is inside a namespace rawpacer created (checked by inode, not name)."""
+    here = os.stat("/proc/thread-self/ns/net")
+    for name in owned():
+        try:
+            st = os.stat(os.path.join(RUN_DIR, name))
+        except FileNotFoundError:
+            continue
+        if (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino):
+            return True
+    return False
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
