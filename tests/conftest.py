@@ -10,11 +10,20 @@ from rawpacer.sandbox import pid_namespaces
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if any namespace created by this test process survived its test."""
+    """Fail the run if any namespace, host veth or child process of the suite survived it."""
+    problems = []
     left = pid_namespaces(os.getpid())
     if left:
+        problems.append(f"namespaces left behind: {', '.join(left)}")
+    veths = [name for name in os.listdir("/sys/class/net") if name.startswith(("rpw", "rpr"))]
+    if veths:
+        problems.append(f"veth interfaces in the host namespace: {', '.join(veths)}")
+    children = child_pids()
+    if children:
+        problems.append(f"child processes still running: {sorted(children)}")
+    if problems:
         session.exitstatus = 1
-        print(f"\nrawpacer: namespaces left behind by the suite: {', '.join(left)}")
+        print("\nrawpacer: the suite did not clean up: " + "; ".join(problems))
 
 
 @pytest.fixture(autouse=True)
