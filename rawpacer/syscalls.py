@@ -1,0 +1,151 @@
+"""sendmmsg(2) through ctypes: one system call sends a whole fan-out.
+
+The mmsghdr/iovec/sockaddr_in arrays are built once per destination list; each op only rewrites
+the iovec base pointers, and only when the message buffers are not the same objects as last time
+(a ReaderSet's ``messages`` slots never move, so the steady state rewrites nothing).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+from collections.abc import Sequence
+
+import numpy as np
+
+UIO_MAXIOV = 1024  # the kernel's cap on messages per sendmmsg call
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_sendmmsg = _libc.sendmmsg
+_sendmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int)
+_sendmmsg.restype = ctypes.c_int
+
+
+class SockaddrIn(ctypes.Structure):
+    """``struct sockaddr_in``; port and address are stored in network byte order."""
+
+    _fields_ = [
+        ("sin_family", ctypes.c_ushort),
+        ("sin_port", ctypes.c_uint8 * 2),
+        ("sin_addr", ctypes.c_uint8 * 4),
+        ("sin_zero", ctypes.c_uint8 * 8),
+    ]
+
+
+class Iovec(ctypes.Structure):
+    """``struct iovec``."""
+
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+class MsgHdr(ctypes.Structure):
+    """``struct msghdr``."""
+
+    _fields_ = [
+        ("msg_name", ctypes.c_void_p),
+        ("msg_namelen", ctypes.c_uint32),
+        ("msg_iov", ctypes.c_void_p),
+        ("msg_iovlen", ctypes.c_size_t),
+        ("msg_control", ctypes.c_void_p),
+        ("msg_controllen", ctypes.c_size_t),
+        ("msg_flags", ctypes.c_int),
+    ]
+
+
+class MMsgHdr(ctypes.Structure):
+    """``struct mmsghdr``."""
+
+    _fields_ = [("msg_hdr", MsgHdr), ("msg_len", ctypes.c_uint)]
+
+
+def buffer_address(buffer: bytes | bytearray | memoryview) -> tuple[int, object]:
+    """(address, object to keep alive) of a contiguous buffer, without holding an export on it."""
+    if isinstance(buffer, bytes):
+        return ctypes.cast(ctypes.c_char_p(buffer), ctypes.c_void_p).value or 0, buffer
+    try:
+        view = (ctypes.c_char * 1).from_buffer(buffer)
+    except TypeError:
+        copy = bytes(buffer)
+        return buffer_address(copy)
+    address = ctypes.addressof(view)
+    del view
+    return address, buffer
+
+
+class SendBatch:
+    """Prebuilt sendmmsg arrays for one fan-out: datagram i goes to ``ports[i]`` on ``dst_ip``."""
+
+    def __init__(self, dst_ip: str, ports: Sequence[int]) -> None:
+        count = len(ports)
+        self.count = count
+        self._addrs = (SockaddrIn * count)()
+        self._iovs = (Iovec * count)()
+        self._msgs = (MMsgHdr * count)()
+        packed_ip = socket.inet_aton(dst_ip)
+        for i, port in enumerate(ports):
+            addr = self._addrs[i]
+            addr.sin_family = socket.AF_INET
+            addr.sin_port[:] = port.to_bytes(2, "big")
+            addr.sin_addr[:] = packed_ip
+            hdr = self._msgs[i].msg_hdr
+            hdr.msg_name = ctypes.addressof(addr)
+            hdr.msg_namelen = ctypes.sizeof(SockaddrIn)
+            hdr.msg_iov = ctypes.addressof(self._iovs[i])
+            hdr.msg_iovlen = 1
+        self._iov_table = np.frombuffer(self._iovs, dtype=np.uint64).reshape(count, 2)
+        self._base = ctypes.addressof(self._msgs)
+        self._stride = ctypes.sizeof(MMsgHdr)
+        self._buffers: list[object] = []
+        self._keep: list[object] = []
+
+    def set_buffers(self, messages: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Point iovec i at ``messages[i]`` (a no-op when they are the same objects as last time)."""
+        if len(messages) != self.count:
+            raise ValueError(f"{len(messages)} messages for {self.count} destinations")
+        last = self._buffers
+        if len(last) == self.count and all(a is b for a, b in zip(messages, last)):
+            return
+        pairs = [buffer_address(m) for m in messages]
+        self._iov_table[:, 0] = [address for address, _ in pairs]
+        self._iov_table[:, 1] = [len(m) for m in messages]
+        self._keep = [keep for _, keep in pairs]
+        self._buffers = list(messages)
+
+    def send(self, fd: int, flags: int = 0) -> int:
+        """Send every prepared datagram, resuming partial sends; OSError with errno on failure."""
+        sent = 0
+        while sent < self.count:
+            chunk = min(self.count - sent, UIO_MAXIOV)
+            done = _sendmmsg(fd, self._base + sent * self._stride, chunk, flags)
+            if done < 0:
+                err = ctypes.get_errno()
+                if err == errno.EINTR:
+                    continue
+                raise OSError(err, f"sendmmsg: {os.strerror(err)}")
+            sent += done
+        return sent
+
+    def forget(self) -> None:
+        """Drop the references to the last message buffers (so their owner can be closed)."""
+        self._buffers = []
+        self._keep = []
+
+
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+
+def set_buffer_size(sock: socket.socket, direction: str, size: int) -> int:
+    """Set the socket's send (``"snd"``) or receive (``"rcv"``) buffer; return what the kernel gave.
+
+    As root the FORCE variant is used: ``net.core.[rw]mem_max`` caps the plain option and cannot
+    be raised from inside a network namespace. Without root the plain option is capped silently.
+    """
+    plain, force = (socket.SO_SNDBUF, SO_SNDBUFFORCE) if direction == "snd" else (socket.SO_RCVBUF, SO_RCVBUFFORCE)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force, size)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, plain, size)
+    return sock.getsockopt(socket.SOL_SOCKET, plain)

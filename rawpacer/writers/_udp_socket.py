@@ -1,0 +1,45 @@
+"""What the three standard writers share: one kernel UDP socket bound to the writer's address."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+
+from rawpacer.errors import require
+from rawpacer.syscalls import set_buffer_size
+from rawpacer.writers.base import Target, Writer, WriterOptions
+
+SNDBUF = 4 << 20
+
+
+def open_udp_socket(target: Target, sndbuf: int = SNDBUF) -> socket.socket:
+    """A blocking UDP socket bound to (src_ip, sport) with a large send buffer, in this thread's namespace."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        set_buffer_size(sock, "snd", sndbuf)
+        sock.bind((target.src_ip, target.sport))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class UdpWriter(Writer):
+    """Base of the standard writers: the kernel builds the headers and fragments big messages."""
+
+    def __init__(self, target: Target, options: WriterOptions) -> None:
+        super().__init__(target, options)
+        require(len(target.ports) >= 1, "target has no reader ports; give at least one")
+        self.sock = open_udp_socket(target)
+        self.destinations = [(target.dst_ip, port) for port in target.ports]
+
+    def check(self, messages: Sequence[bytes | memoryview]) -> None:
+        """UsageError unless there is exactly one message per reader port."""
+        require(
+            len(messages) == len(self.destinations),
+            f"{len(messages)} messages for {len(self.destinations)} reader ports; give one per port",
+        )
+
+    def close(self) -> None:
+        self.sock.close()

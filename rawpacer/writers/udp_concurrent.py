@@ -1,0 +1,43 @@
+"""``udp-concurrent``: the seed's solution in Python, one concurrent ``sendto`` per reader.
+
+A thread pool kept open across ops stands in for the goroutines; the fan-out is joined before
+``send`` returns, like the seed's WaitGroup.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from rawpacer.errors import require
+from rawpacer.writers._udp_socket import UdpWriter
+from rawpacer.writers.base import Target, WriterOptions, register
+
+MAX_DEFAULT_THREADS = 32
+
+
+@register
+class UdpConcurrent(UdpWriter):
+    name = "udp-concurrent"
+    summary = "kernel UDP socket, one concurrent sendto(2) per reader on a thread pool (the seed's goroutines)"
+
+    def __init__(self, target: Target, options: WriterOptions) -> None:
+        require(
+            isinstance(options.threads, int) and options.threads >= 0,
+            f"threads {options.threads!r} is not allowed; use 0 (automatic) or more",
+        )
+        super().__init__(target, options)
+        threads = options.threads or min(MAX_DEFAULT_THREADS, len(target.ports), (os.cpu_count() or 1) + 4)
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="udp-concurrent")
+
+    def send(self, messages: Sequence[bytes | memoryview]) -> int:
+        self.check(messages)
+        for _ in self._pool.map(self.sock.sendto, messages, self.destinations):
+            pass
+        return len(messages)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        super().close()

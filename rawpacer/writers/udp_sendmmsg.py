@@ -1,0 +1,28 @@
+"""``udp-sendmmsg``: the whole fan-out in one ``sendmmsg(2)`` (chunks of 1024 beyond that)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rawpacer.syscalls import SendBatch
+from rawpacer.writers._udp_socket import UdpWriter
+from rawpacer.writers.base import Target, WriterOptions, register
+
+
+@register
+class UdpSendmmsg(UdpWriter):
+    name = "udp-sendmmsg"
+    summary = "kernel UDP socket, one sendmmsg(2) per fan-out through ctypes"
+
+    def __init__(self, target: Target, options: WriterOptions) -> None:
+        super().__init__(target, options)
+        self._batch = SendBatch(target.dst_ip, target.ports)
+
+    def send(self, messages: Sequence[bytes | memoryview]) -> int:
+        self.check(messages)
+        self._batch.set_buffers(messages)
+        return self._batch.send(self.sock.fileno())
+
+    def close(self) -> None:
+        self._batch.forget()
+        super().close()

@@ -1,0 +1,258 @@
+"""ReaderSet: real datagrams in a real namespace, every counter checked, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import child_pids
+from rawpacer.errors import DeliveryError, ReaderDied, UsageError
+from rawpacer.messages import MessageSource
+from rawpacer.readers import ReaderSet
+from rawpacer.sandbox import Sandbox
+from rawpacer.writers import WriterOptions, get
+
+pytestmark = [pytest.mark.netns, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+
+
+@pytest.fixture(scope="module")
+def topo():
+    with Sandbox("lo") as topology:
+        yield topology
+
+
+@pytest.fixture
+def sender(topo):
+    with topo.enter("writer"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((topo.writer_ip, 0))
+    yield lambda data, port: sock.sendto(data, (topo.reader_ip, port))
+    sock.close()
+
+
+def fan_out(rs, send, skip=()):
+    for port, message in zip(rs.ports, rs.messages):
+        if port not in skip:
+            send(message, port)
+
+
+def new_op(rs, kind="crypto"):
+    MessageSource.make(kind, rs.message_size).fill(rs.buffer)
+
+
+def test_every_reader_gets_its_fresh_message(topo, sender):
+    with ReaderSet(topo, 20, 1500) as rs:
+        assert rs.ports == tuple(range(5001, 5021))
+        for _ in range(3):
+            new_op(rs)
+            rs.begin()
+            fan_out(rs, sender)
+            result = rs.wait(strict=True)
+            assert (result.delivered, result.intact, result.lost, result.corrupt) == (20, 20, 0, 0)
+        assert rs.tally.intact == 60 and rs.tally.port(5007).intact == 3
+
+
+def test_wrong_content_or_length_is_corrupt_and_named(topo, sender):
+    with ReaderSet(topo, 10, 1500) as rs:
+        new_op(rs)
+        rs.begin()
+        fan_out(rs, sender, skip={5003, 5004})
+        sender(bytes(rs.messages[0]), 5003)  # reader 5003 gets 5001's message
+        sender(bytes(rs.messages[3])[:-1], 5004)  # one byte short
+        result = rs.wait()
+        assert result.corrupt == 2 and result.intact == 8 and result.lost == 0
+        assert result.corrupt_ports == [5003, 5004]
+        with pytest.raises(DeliveryError, match="5003, 5004"):
+            result.raise_for_loss()
+        assert rs.tally.port(5003).corrupt == 1 and rs.tally.port(5003).intact == 0
+
+
+def test_duplicate_is_counted_not_failed(topo, sender):
+    with ReaderSet(topo, 5, 1000) as rs:
+        new_op(rs)
+        rs.begin()
+        fan_out(rs, sender)
+        sender(rs.messages[2], 5003)
+        result = rs.wait(strict=True)
+        assert result.duplicate == 1 and result.duplicate_ports == [5003]
+        assert result.intact == 5 and result.delivered == 6
+
+
+def test_trimmed_prefix_is_intact(topo, sender):
+    with ReaderSet(topo, 4, 1500) as rs:
+        new_op(rs)
+        rs.begin(expected_size=1000)
+        for port, message in zip(rs.ports, rs.messages):
+            sender(message[:1000], port)
+        assert rs.wait(strict=True).intact == 4
+        rs.begin(expected_size=1000)
+        fan_out(rs, sender)  # full messages where prefixes were expected
+        assert rs.wait().corrupt == 4
+
+
+def test_timeout_names_the_missing_ports(topo, sender):
+    with ReaderSet(topo, 30, 200, timeout=0.2) as rs:
+        new_op(rs)
+        rs.begin()
+        fan_out(rs, sender, skip={5002, 5030})
+        result = rs.wait(sent=28)
+        assert result.timed_out and result.lost == 2 and result.lost_ports == [5002, 5030]
+        rs.begin()
+        fan_out(rs, sender, skip={5010})
+        with pytest.raises(DeliveryError, match=r"lost \(timed out\) on 1 readers: ports 5010"):
+            rs.wait(strict=True)
+        assert rs.tally.lost == 3 and rs.tally.timeouts == 2 and rs.tally.port(5002).lost == 1
+
+
+def test_datagrams_between_ops_are_late(topo, sender):
+    with ReaderSet(topo, 3, 100) as rs:
+        new_op(rs)
+        rs.begin()
+        fan_out(rs, sender)
+        rs.wait(strict=True)
+        sender(rs.messages[1], 5002)
+        time.sleep(0.05)
+        rs.begin()
+        fan_out(rs, sender)
+        result = rs.wait(strict=True)
+        assert result.late == 1 and result.deviations[5002].late == 1 and result.intact == 3
+
+
+def test_closed_reader_is_lost_and_named_without_hanging(topo, sender):
+    with ReaderSet(topo, 8, 500, timeout=0.2) as rs:
+        new_op(rs)
+        rs.close_port(5004)
+        for _ in range(2):
+            rs.begin()
+            fan_out(rs, sender)
+            result = rs.wait()
+            assert result.lost_ports == [5004] and result.intact == 7
+        assert rs.tally.port(5004).lost == 2
+        with pytest.raises(UsageError, match="9999"):
+            rs.close_port(9999)
+
+
+def test_killed_reader_process_is_reader_died(topo, sender):
+    rs = ReaderSet(topo, 4, 100)
+    try:
+        new_op(rs)
+        rs.begin()
+        os.kill(rs.pid, signal.SIGKILL)
+        with pytest.raises(ReaderDied, match="SIGKILL"):
+            rs.wait()
+    finally:
+        rs.close()
+    assert rs.pid not in child_pids()
+
+
+def test_close_reaps_the_process_even_after_an_error(topo):
+    with pytest.raises(KeyboardInterrupt):
+        with ReaderSet(topo, 3, 100) as rs:
+            pid = rs.pid
+            rs.begin()
+            raise KeyboardInterrupt
+    assert pid not in child_pids()
+    with pytest.raises(ValueError):
+        rs.buffer[0]  # released
+
+
+def test_stream_counts_everything_delivered(topo, sender):
+    with ReaderSet(topo, 10, 300) as rs:
+        new_op(rs)
+        rs.begin_stream()
+        for _ in range(20):
+            fan_out(rs, sender)
+        result = rs.end_stream(20, strict=True)
+        assert result.intact == 200 and result.per_port == 20 and result.mode == "stream"
+
+
+def test_stream_overflow_is_lost_not_hidden(topo):
+    with ReaderSet(topo, 4, 1400, rcvbuf=4096) as rs, topo.enter("writer"):
+        writer = get("udp-sendmmsg")(topo.target(rs.ports), WriterOptions(message_size=1400))
+        with writer:
+            new_op(rs)
+            rs.begin_stream()
+            for _ in range(300):
+                writer.send(rs.messages)
+            result = rs.end_stream(300, settle=0.1)
+    assert result.lost > 0 and result.delivered + result.lost == 1200
+    assert result.intact == result.delivered and not result.ok
+
+
+def test_ten_thousand_readers(topo):
+    with ReaderSet(topo, 10_000, 64) as rs:
+        assert len(set(rs.ports)) == 10_000
+        with topo.enter("writer"):
+            writer = get("udp-sendmmsg")(topo.target(rs.ports), WriterOptions(message_size=64))
+        with writer:
+            for _ in range(2):
+                new_op(rs)
+                rs.begin()
+                rs.wait(writer.send(rs.messages), strict=True)
+        assert rs.tally.intact == 20_000
+
+
+def test_rlimit_that_cannot_be_raised_is_a_clear_error():
+    code = "from rawpacer.readers.limits import ensure_nofile; ensure_nofile(5000)"
+    proc = subprocess.run(
+        ["setpriv", "--inh-caps=-sys_resource", "--bounding-set=-sys_resource", "--", "sh", "-c",
+         f"ulimit -n 200 && exec {sys.executable} -c '{code}'"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode != 0 and "RLIMIT_NOFILE is" in proc.stderr and "5064" in proc.stderr
+
+
+def test_soft_rlimit_is_raised_for_the_readers(topo):
+    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
+    with ReaderSet(topo, 1500, 10) as rs:
+        assert len(rs.ports) == 1500
+        with open(f"/proc/{rs.pid}/limits") as handle:
+            line = next(line for line in handle if line.startswith("Max open files"))
+        assert int(line.split()[3]) >= 1500
+
+
+def test_tallies_are_json(topo, sender):
+    with ReaderSet(topo, 3, 100, timeout=0.1) as rs:
+        new_op(rs)
+        rs.begin()
+        fan_out(rs, sender, skip={5001})
+        op = rs.wait()
+        text = json.dumps({"op": op.to_dict(), "run": rs.tally.to_dict(ports=True)})
+    data = json.loads(text)
+    assert data["op"]["lost_ports"] == [5001] and data["run"]["per_port"][0]["lost"] == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"count": 0}, "reader count 0"),
+        ({"count": 10_001}, "reader count 10001"),
+        ({"message_size": 0}, "message size 0"),
+        ({"message_size": 70_000}, "message size 70000"),
+        ({"timeout": 0}, "timeout 0"),
+    ],
+)
+def test_bad_construction_is_a_usage_error(topo, kwargs, match):
+    args = {"count": 2, "message_size": 100} | kwargs
+    with pytest.raises(UsageError, match=match):
+        ReaderSet(topo, args.pop("count"), args.pop("message_size"), **args)
+
+
+def test_bad_call_order_is_a_usage_error(topo):
+    with ReaderSet(topo, 2, 100) as rs:
+        with pytest.raises(UsageError, match="begin"):
+            rs.wait()
+        with pytest.raises(UsageError, match="expected size 101"):
+            rs.begin(expected_size=101)
+        rs.begin()
+        with pytest.raises(UsageError, match="already running"):
+            rs.begin()
+        with pytest.raises(UsageError, match="sent per port 0"):
+            rs.end_stream(0)

@@ -1,0 +1,94 @@
+"""The three standard writers deliver every message intact, on lo and across a veth link."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from rawpacer.errors import UsageError
+from rawpacer.messages import MessageSource
+from rawpacer.readers import ReaderSet
+from rawpacer.sandbox import Sandbox
+from rawpacer.syscalls import SendBatch
+from rawpacer.writers import WriterOptions, get, names
+
+pytestmark = [pytest.mark.netns, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+
+STANDARD = ("udp-sendto", "udp-concurrent", "udp-sendmmsg")
+
+
+@pytest.fixture(scope="module", params=["lo", "veth"])
+def topo(request):
+    with Sandbox(request.param, mtu=1500 if request.param == "veth" else None) as topology:
+        yield topology
+
+
+def make_writer(topo, name, ports, **options):
+    with topo.enter("writer"):
+        return get(name)(topo.target(ports), WriterOptions(**options))
+
+
+def test_standard_writers_are_registered():
+    assert set(STANDARD) <= set(names())
+    assert all(not get(name).raw for name in STANDARD)
+
+
+@pytest.mark.parametrize("count", [1, 100, 1000])
+@pytest.mark.parametrize("name", STANDARD)
+def test_writer_delivers_fresh_messages_intact(topo, name, count):
+    source = MessageSource.make("crypto", 1500)
+    with ReaderSet(topo, count, 1500) as rs, make_writer(topo, name, rs.ports) as writer:
+        assert writer.delivered_size == 1500 and writer.trimmed_bytes == 0
+        previous = None
+        for _ in range(3):
+            source.fill(rs.buffer)
+            assert bytes(rs.messages[0]) != previous
+            previous = bytes(rs.messages[0])
+            rs.begin(writer.delivered_size)
+            sent = writer.send(rs.messages)
+            result = rs.wait(sent, strict=True)
+            assert sent == count and result.intact == count
+        assert rs.tally.intact == 3 * count and rs.tally.corrupt == 0
+
+
+@pytest.mark.parametrize("name", STANDARD)
+def test_big_messages_are_fragmented_by_the_kernel(topo, name):
+    with ReaderSet(topo, 20, 9000) as rs, make_writer(topo, name, rs.ports, message_size=9000) as writer:
+        MessageSource.make("fast", 9000).fill(rs.buffer)
+        rs.begin()
+        assert rs.wait(writer.send(rs.messages), strict=True).intact == 20
+
+
+@pytest.mark.parametrize("name", STANDARD)
+def test_bytes_messages_work_too(topo, name):
+    source = MessageSource.make("crypto", 700)
+    with ReaderSet(topo, 5, 700) as rs, make_writer(topo, name, rs.ports, message_size=700) as writer:
+        for _ in range(2):
+            messages = [source.message() for _ in rs.ports]
+            for slot, message in zip(rs.messages, messages):
+                slot[:] = message
+            rs.begin()
+            assert rs.wait(writer.send(messages), strict=True).intact == 5
+
+
+@pytest.mark.parametrize("name", STANDARD)
+def test_wrong_number_of_messages_is_a_usage_error(topo, name):
+    with make_writer(topo, name, (5001, 5002)) as writer:
+        with pytest.raises(UsageError, match="3 messages for 2 reader ports"):
+            writer.send([b"x"] * 3)
+
+
+def test_negative_threads_is_a_usage_error(topo):
+    with pytest.raises(UsageError, match="threads -1"):
+        make_writer(topo, "udp-concurrent", (5001,), threads=-1)
+
+
+def test_sendmmsg_errors_carry_the_errno(topo):
+    with make_writer(topo, "udp-sendmmsg", (5001,)) as writer:
+        batch = SendBatch(topo.reader_ip, (5001,))
+        batch.set_buffers([bytes(70_000)])
+        with pytest.raises(OSError) as info:
+            batch.send(writer.sock.fileno())
+        assert info.value.errno == errno.EMSGSIZE
