@@ -144,3 +144,13 @@ def test_raw_writers_are_refused_on_the_host_unless_the_interface_is_named():
         check_raw_allowed(host_lo, WriterOptions(allow_iface="lo"))
     with Sandbox("lo") as topo, topo.enter("writer"):
         check_raw_allowed(topo.link(), WriterOptions())
+
+
+def test_sandbox_works_inside_a_running_event_loop_like_a_notebook_cell():
+    import asyncio
+
+    async def cell():
+        with Sandbox("veth") as topo:
+            return _udp_roundtrip(topo, 100), topo.link().mtu
+
+    assert asyncio.run(cell()) == (b"r" * 100, 1500)

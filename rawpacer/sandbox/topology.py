@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import concurrent.futures
 import contextlib
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +50,26 @@ def _remove_live() -> None:
 
 
 atexit.register(_remove_live)
+
+
+def off_event_loop(fn):
+    """Run ``fn`` in a worker thread when this thread already runs an asyncio loop.
+
+    pyroute2's synchronous IPRoute drives an asyncio loop of its own and refuses to start inside a
+    running one, which is where every Jupyter cell runs. Only self-contained functions (ones that
+    enter the namespaces they need) are wrapped: a new thread starts in its creator's namespace.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return fn(*args, **kwargs)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(fn, *args, **kwargs).result()
+
+    return wrapper
 
 
 def write_sysctls(values: dict[str, str]) -> None:
@@ -92,6 +115,7 @@ class Topology:
         require(side in ("writer", "reader"), f"side {side!r} is not allowed; use writer or reader")
         return netns.entered(self.writer_ns if side == "writer" else self.reader_ns)
 
+    @off_event_loop
     def link(self) -> Link:
         """The writer-side link as the kernel reports it; dst_mac is the reader side's MAC."""
         with self.enter("writer"):
@@ -155,6 +179,7 @@ class Sandbox:
             with IPRoute() as ipr:
                 ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 
+    @off_event_loop
     def _build(self, run_id: str, created: list[str]) -> Topology:
         if self.kind == "lo":
             return self._build_lo(run_id, created)
