@@ -119,6 +119,14 @@ class Writer(ABC):
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
         """Send ``messages[i]`` to ``target.ports[i]`` for every i; return the datagrams sent."""
 
+    def resend(self, messages: Sequence[bytes | memoryview]) -> int:
+        """Send the previous fan-out again; the caller promises ``messages`` are unchanged.
+
+        Stream mode's call, the counterpart of trafgen replaying prebuilt frames: a writer that
+        keeps the frames it built may copy them out again instead of rebuilding. Default: ``send``.
+        """
+        return self.send(messages)
+
     def close(self) -> None:
         """Release sockets, rings and files. Safe to call twice."""
 

@@ -1,0 +1,113 @@
+"""``rawpacer doctor``: can this machine run rawpacer? Capabilities, sandbox setup, one probe per writer.
+
+In fresh sandboxes (lo, and veth at MTU 1500) it shows the raw-path sysctls, the interfaces'
+MTUs and MACs as the kernel reports them, then sends one message with every registered writer
+to one reader and checks it arrived intact; a failed probe comes with the kernel counters'
+diagnosis. Exit 0 when every probe passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from dataclasses import dataclass
+
+from rawpacer import diagnose
+from rawpacer.errors import PrivilegeError, RawpacerError
+from rawpacer.sandbox import Sandbox, Topology
+from rawpacer.writers import base
+
+CAP_NET_ADMIN, CAP_NET_RAW = 12, 13
+PROBE_SIZE = 1500
+PROBE_TIMEOUT = 1.0
+
+
+def capabilities() -> dict[str, bool]:
+    """CAP_NET_RAW / CAP_NET_ADMIN in this process's effective set (``CapEff`` of /proc/self/status)."""
+    with open("/proc/self/status") as handle:
+        line = next(row for row in handle if row.startswith("CapEff:"))
+    eff = int(line.split()[1], 16)
+    return {"CAP_NET_RAW": bool(eff >> CAP_NET_RAW & 1), "CAP_NET_ADMIN": bool(eff >> CAP_NET_ADMIN & 1)}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One writer's one-message delivery check: passed or not, and what was seen."""
+
+    writer: str
+    ok: bool
+    detail: str
+
+
+def probe(topo: Topology, name: str, size: int = PROBE_SIZE) -> Probe:
+    """Send one ``size``-byte message with writer ``name`` to one fresh reader socket; check it arrived."""
+    with topo.enter("reader"):
+        reader = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with reader:
+        with topo.enter("reader"):
+            reader.bind((topo.reader_ip, 0))
+        reader.settimeout(PROBE_TIMEOUT)
+        message = os.urandom(size)
+        before = diagnose.snapshot_of(topo)
+        try:
+            with topo.enter("writer"):
+                writer = base.get(name)(topo.target([reader.getsockname()[1]]), base.WriterOptions(message_size=size))
+            with writer:
+                writer.send([message])
+                expected = message[: writer.delivered_size]
+        except (RawpacerError, OSError) as exc:
+            return Probe(name, False, f"writer failed: {exc}")
+        try:
+            got = reader.recv(1 << 16)
+        except TimeoutError:
+            return Probe(name, False, "nothing received: " + diagnose.explain(before, diagnose.snapshot_of(topo)))
+    if got != expected:
+        return Probe(name, False, f"received {len(got)} bytes that differ from the {len(expected)} sent")
+    cut = f" (trimmed from {size} to fit MTU {topo.link().mtu})" if len(got) < size else ""
+    return Probe(name, True, f"{len(got)} bytes delivered intact{cut}")
+
+
+def _describe(topo: Topology) -> list[str]:
+    link = topo.link()
+    lines = [f"sandbox {topo.kind}: namespaces {', '.join(topo.namespaces)}"]
+    for side in ("writer", "reader") if topo.kind == "veth" else ("reader",):
+        values = " ".join(f"{k.removeprefix('net/ipv4/conf/')}={v}" for k, v in topo.sysctls(side).items())
+        lines.append(f"  {side} sysctls: {values}")
+    lines.append(f"  writer link {link.ifname} (ifindex {link.ifindex}) mtu {link.mtu} mac {link.src_mac}")
+    lines.append(f"  reader link {topo.reader_if} mac {link.dst_mac} ({topo.writer_ip} -> {topo.reader_ip})")
+    return lines
+
+
+def check_sandbox(kind: str, mtu: int | None, names: list[str]) -> tuple[list[str], list[Probe]]:
+    """Describe a fresh sandbox of ``kind`` and probe every writer in it."""
+    with Sandbox(kind, mtu=mtu) as topo:
+        lines = _describe(topo)
+        probes = [probe(topo, name) for name in names]
+    return lines, probes
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the subcommand."""
+    parser = sub.add_parser("doctor", help="check capabilities, sandbox setup and one delivery per writer")
+    parser.add_argument("--writer", action="append", metavar="NAME", help="probe only this writer (repeatable)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the checks; 0 when every probe passed, 1 otherwise."""
+    caps = capabilities()
+    print("capabilities: " + ", ".join(f"{cap} {'yes' if have else 'NO'}" for cap, have in caps.items()))
+    if os.geteuid() != 0 or not all(caps.values()):
+        raise PrivilegeError("doctor needs root with CAP_NET_RAW and CAP_NET_ADMIN: run `sudo ./sudo-run.sh doctor`")
+    names = [base.get(n).name for n in args.writer] if getattr(args, "writer", None) else base.names()
+    failed = total = 0
+    for kind, mtu in (("lo", None), ("veth", 1500)):
+        lines, probes = check_sandbox(kind, mtu, names)
+        print("\n".join(lines))
+        for result in probes:
+            print(f"  probe {result.writer:<16} {'OK' if result.ok else 'FAIL'}  {result.detail}")
+        total += len(probes)
+        failed += sum(not p.ok for p in probes)
+    print(f"{total - failed}/{total} probes passed" + ("" if not failed else f"; {failed} failed"))
+    return 0 if not failed else 1

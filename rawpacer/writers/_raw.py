@@ -1,0 +1,122 @@
+"""What every raw writer shares: the MTU fitting policy, one FrameTemplate per port, fresh IP ids
+for fragmented datagrams, and pcap recording, so each raw writer module only does its sending.
+
+Fitting (``options.fit``): ``trim`` cuts each message to the largest payload one datagram carries
+on the link; ``fragment`` sends messages that do not fit as IPv4 fragments rawpacer builds (the
+readers' kernel reassembles them); ``strict`` refuses at construction, as the seed's
+"message too long" did.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rawpacer.errors import UsageError, require
+from rawpacer.headers import ETH_HLEN, IPV4_HLEN, MAX_UDP_PAYLOAD, UDP_HLEN, FrameTemplate, max_payload
+from rawpacer.headers.checksum import BytesLike
+from rawpacer.headers.fit import check_mtu
+from rawpacer.pcap import PcapRecorder
+from rawpacer.writers.base import Fit, Target, Writer, WriterOptions, check_raw_allowed
+
+
+def plan_fit(message_size: int, mtu: int, fit: Fit | str) -> int:
+    """The payload each reader receives for ``message_size``-byte messages on a link of ``mtu``.
+
+    UsageError when ``fit`` is strict and the message does not fit one datagram, naming the MTU,
+    the message size and the largest size that fits.
+    """
+    fit = Fit.parse(fit)
+    require(
+        isinstance(message_size, int) and 0 <= message_size <= MAX_UDP_PAYLOAD,
+        f"message size {message_size!r} is out of range 0-{MAX_UDP_PAYLOAD}",
+    )
+    limit = max_payload(check_mtu(mtu))
+    if message_size <= limit:
+        return message_size
+    if fit is Fit.TRIM:
+        return limit
+    if fit is Fit.FRAGMENT:
+        return message_size
+    raise UsageError(
+        f"message too long: {message_size}-byte messages need {message_size + IPV4_HLEN + UDP_HLEN}-byte "
+        f"IP datagrams but the link MTU is {mtu}; the largest message that fits is {limit} bytes "
+        f"(or use fit trim / fragment)"
+    )
+
+
+class RawWriter(Writer):
+    """Base of the writers that hand-build every header; subclasses implement ``send`` and ``_close``."""
+
+    raw = True
+    ethernet: ClassVar[bool] = True
+
+    def __init__(self, target: Target, options: WriterOptions) -> None:
+        super().__init__(target, options)
+        self.fit = Fit.parse(options.fit)
+        self.mtu = target.link.mtu
+        self._delivered = plan_fit(options.message_size, self.mtu, self.fit)
+        self.limit = max_payload(self.mtu)
+        require(len(target.ports) > 0, "target has no ports; give at least one reader port")
+        check_raw_allowed(target.link, options)
+        self.templates = [self.template(port) for port in target.ports]
+        self.max_frame = (ETH_HLEN if self.ethernet else 0) + min(self.mtu, IPV4_HLEN + UDP_HLEN + self._delivered)
+        self._ip_id = secrets.randbelow(1 << 16)
+        self.pcap = PcapRecorder(options.pcap, ethernet=self.ethernet) if options.pcap else None
+        self._closed = False
+
+    def template(self, port: int, **overrides: object) -> FrameTemplate:
+        """The FrameTemplate for one reader port, addressed from ``target`` and its link."""
+        link, target = self.target.link, self.target
+        fields = dict(sport=target.sport, src_ip=target.src_ip, dst_ip=target.dst_ip, src_mac=link.src_mac,
+                      dst_mac=link.dst_mac, ethernet=self.ethernet)
+        fields.update(overrides)
+        return FrameTemplate(port, **fields)
+
+    @property
+    def delivered_size(self) -> int:
+        return self._delivered
+
+    def next_ip_id(self) -> int:
+        """A fresh IPv4 id for one fragmented datagram (wraps at 16 bits)."""
+        self._ip_id = (self._ip_id + 1) & 0xFFFF
+        return self._ip_id
+
+    def check_fanout(self, messages: Sequence[object]) -> None:
+        """UsageError unless there is exactly one message per target port."""
+        if len(messages) != len(self.templates):
+            raise UsageError(f"{len(messages)} messages for {len(self.templates)} ports; give one message per port")
+
+    def fits(self, message: BytesLike) -> bool:
+        """True when ``message`` goes out as one unfragmented datagram as it is."""
+        return len(message) <= self.limit
+
+    def fitted(self, message: BytesLike) -> BytesLike:
+        """The part of ``message`` that goes out in one datagram (trim / strict)."""
+        return message if len(message) <= self.limit else message[: self.limit]
+
+    def frames_for(self, index: int, message: BytesLike) -> list[bytes]:
+        """The frames (or IP packets) that carry ``message`` to port ``index`` under the fit policy."""
+        template = self.templates[index]
+        if self.fit is Fit.FRAGMENT and not self.fits(message):
+            return template.fragments(message, self.mtu, self.next_ip_id())
+        return [template.stamp(self.fitted(message))]
+
+    def record(self, frame: BytesLike) -> None:
+        """Append a frame just sent to the pcap file, when one was asked for."""
+        if self.pcap is not None:
+            self.pcap.record(frame)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._close()
+        finally:
+            if self.pcap is not None:
+                self.pcap.close()
+
+    def _close(self) -> None:
+        """Release the writer's own sockets and rings."""
