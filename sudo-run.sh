@@ -20,8 +20,9 @@ venv="$here/.venv"
 stamp="$venv/.rawpacer-installed"
 say() { printf 'sudo-run.sh: %s\n' "$*" >&2; }
 
-# Debian packages: python3-venv for .venv, iproute2 for ip(8), tcpdump to read pcaps back,
-# golang-go for `compare --with-go`, netsniff-ng for the trafgen benchmark.
+# Debian packages: python3-venv for .venv, gcc and python3-dev for the two small C extensions
+# (checksum, allocation counter), iproute2 for ip(8), tcpdump to read pcaps back, golang-go for
+# `compare --with-go`, netsniff-ng for the trafgen benchmark.
 apt_packages() {
     local missing=()
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
@@ -29,6 +30,9 @@ apt_packages() {
     command -v go >/dev/null 2>&1 || [ -x /usr/lib/go/bin/go ] || missing+=(golang-go)
     command -v trafgen >/dev/null 2>&1 || missing+=(netsniff-ng)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+    command -v cc >/dev/null 2>&1 || missing+=(gcc)
+    python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
+        >/dev/null 2>&1 || missing+=(python3-dev)
     [ "${#missing[@]}" -eq 0 ] && return 0
     if ! command -v apt-get >/dev/null 2>&1; then
         say "missing ${missing[*]} and no apt-get here: install them by hand"

@@ -86,3 +86,19 @@ def test_python_fallback_picked_without_extension() -> None:
             "print(ck.IMPLEMENTATION)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "python"
+
+
+def test_both_c_extensions_are_built_in_this_environment():
+    """sudo-run.sh installs gcc and the Python headers, so a silent optional-build failure is a bug."""
+    from rawpacer import _alloccount, _checksum  # noqa: F401
+    from rawpacer.headers.checksum import IMPLEMENTATION
+
+    assert IMPLEMENTATION == "c"
+    _alloccount.install()
+    try:
+        before = _alloccount.read()
+        junk = [bytearray(100) for _ in range(10)]
+        after = _alloccount.read()
+    finally:
+        _alloccount.uninstall()
+    assert len(junk) == 10 and after[0] - before[0] >= 10 and after[1] - before[1] >= 1000

@@ -1,0 +1,3 @@
+module rawpacer/seedgo
+
+go 1.19

@@ -1,0 +1,191 @@
+"""What a benchmark run measured: samples per writer, their medians, and the whole report."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+BASELINE = "udp-sendto"
+GO_BASELINE = "go-net-baseline"
+
+
+@dataclass
+class Sample:
+    """One timed pass of one writer: ``ops`` ops in ``elapsed_ns``, and what the readers got."""
+
+    ops: int
+    elapsed_ns: int
+    sent: int
+    delivered: int
+    intact: int | None
+    payload_bytes: int
+    corrupt: int = 0
+    duplicate: int = 0
+    lost: int = 0
+    bytes_per_op: float | None = None
+    allocs_per_op: float | None = None
+    reader_cpu_ns_per_op: float | None = None
+    alloc_method: str | None = None
+
+    @property
+    def ns_per_op(self) -> float:
+        return self.elapsed_ns / self.ops
+
+    @property
+    def packets_per_s(self) -> float:
+        return self.delivered * 1e9 / self.elapsed_ns
+
+    @property
+    def mb_per_s(self) -> float:
+        """Payload megabytes (10^6, as Go's MB/s) delivered per second."""
+        return self.payload_bytes * 1e3 / self.elapsed_ns
+
+    @property
+    def ns_per_packet(self) -> float | None:
+        """Wall time per delivered datagram: the figure a readers sweep compares."""
+        return self.elapsed_ns / self.delivered if self.delivered else None
+
+    @property
+    def all_intact(self) -> bool:
+        return self.delivered == self.sent and (self.intact is None or self.intact == self.delivered)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(
+            ns_per_op=self.ns_per_op,
+            packets_per_s=self.packets_per_s,
+            mb_per_s=self.mb_per_s,
+            ns_per_packet=self.ns_per_packet,
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median with min and max over a writer's samples (one sample: all three equal)."""
+
+    median: float
+    low: float
+    high: float
+
+
+@dataclass
+class WriterResult:
+    """Every sample of one writer at one readers count, or why it could not run."""
+
+    writer: str
+    readers: int
+    message_size: int
+    delivered_size: int
+    source: str = "rawpacer"
+    samples: list[Sample] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def trimmed_bytes(self) -> int:
+        return self.message_size - self.delivered_size
+
+    def spread(self, name: str) -> Spread | None:
+        """Median/min/max of a Sample attribute over the samples that have it."""
+        values = [v for v in (getattr(s, name) for s in self.samples) if v is not None]
+        if not values:
+            return None
+        return Spread(statistics.median(values), min(values), max(values))
+
+    def median(self, name: str) -> float | None:
+        found = self.spread(name)
+        return None if found is None else found.median
+
+    def total(self, name: str) -> int | None:
+        values = [getattr(s, name) for s in self.samples]
+        return None if not values or any(v is None for v in values) else sum(values)
+
+    @property
+    def all_intact(self) -> bool:
+        return self.error is None and all(s.all_intact for s in self.samples)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON row: medians under the plain keys, totals of counts, every sample beside."""
+        row: dict[str, Any] = {
+            "writer": self.writer,
+            "source": self.source,
+            "readers": self.readers,
+            "message_size": self.message_size,
+            "delivered_size": self.delivered_size,
+            "trimmed_bytes": self.trimmed_bytes,
+            "error": self.error,
+            "notes": list(self.notes),
+        }
+        for name in ("ns_per_op", "packets_per_s", "mb_per_s", "ns_per_packet", "bytes_per_op",
+                     "allocs_per_op", "reader_cpu_ns_per_op"):
+            found = self.spread(name)
+            row[name] = None if found is None else found.median
+            row[f"{name}_min"] = None if found is None else found.low
+            row[f"{name}_max"] = None if found is None else found.high
+        for name in ("ops", "sent", "delivered", "intact", "corrupt", "duplicate", "lost", "payload_bytes"):
+            row[name] = self.total(name)
+        row["all_intact"] = self.all_intact
+        row["samples"] = [s.to_dict() for s in self.samples]
+        return row
+
+
+@dataclass
+class Report:
+    """A whole compare run: where, with what parameters, each writer's result, and notes."""
+
+    machine: dict[str, Any]
+    params: dict[str, Any]
+    results: list[WriterResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    def find(self, writer: str, readers: int | None = None) -> WriterResult | None:
+        for result in self.results:
+            if result.writer == writer and (readers is None or result.readers == readers):
+                return result
+        return None
+
+    def speedup(self, result: WriterResult, baseline: str = BASELINE) -> float | None:
+        """How many times faster than ``baseline`` at the same readers count (ns/op ratio)."""
+        base = self.find(baseline, result.readers)
+        mine, theirs = result.median("ns_per_op"), base and base.median("ns_per_op")
+        return theirs / mine if mine and theirs else None
+
+    @property
+    def readers_counts(self) -> list[int]:
+        return sorted({r.readers for r in self.results})
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """Per writer: ns per delivered packet at each readers count, and last/first ratio."""
+        counts = self.readers_counts
+        if len(counts) < 2:
+            return []
+        rows = []
+        for writer in dict.fromkeys(r.writer for r in self.results):
+            points = {}
+            for count in counts:
+                found = self.find(writer, count)
+                points[count] = found.median("ns_per_packet") if found else None
+            first, last = points[counts[0]], points[counts[-1]]
+            ratio = last / first if first and last else None
+            rows.append({"writer": writer, "ns_per_packet": points, "ratio": ratio})
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "params": self.params,
+            "interrupted": self.interrupted,
+            "notes": list(self.notes),
+            "results": [
+                dict(r.to_dict(), speedup_vs_udp_sendto=self.speedup(r), speedup_vs_go_baseline=self.speedup(r, GO_BASELINE))
+                for r in self.results
+            ],
+            "sweep": [
+                {"writer": s["writer"], "ratio_last_first": s["ratio"],
+                 "points": [{"readers": k, "ns_per_packet": v} for k, v in s["ns_per_packet"].items()]}
+                for s in self.sweep()
+            ],
+        }

@@ -1,0 +1,197 @@
+"""A whole compare run: one sandbox, a reader set per readers count, every writer in turn, N rounds.
+
+Every writer (and the Go seed) meets the same reader set, rounds are interleaved
+(w1, w2, ..., w1, w2, ...) so drift on a noisy machine spreads over all writers alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawpacer.bench import gobench
+from rawpacer.bench.calibrate import Benchtime
+from rawpacer.bench.result import Report, WriterResult
+from rawpacer.bench.runner import Pass
+from rawpacer.errors import ReaderDied, UsageError
+from rawpacer.sandbox import Sandbox, Topology
+from rawpacer.writers import base as writers
+from rawpacer.writers.base import Fit, WriterOptions
+
+SLOW_WRITERS = {"scapy": 0.25}
+"""Writers whose benchtime is capped (seconds) so they do not dominate the default run."""
+
+GO_MAX_READERS = 5000
+"""Above this the Go seed's goroutine-per-reader blocking recvfrom hits Go's 10,000-thread limit."""
+
+MODES = ("fanout", "stream")
+PAYLOADS = ("crypto", "fast", "fixed")
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to compare, validated by the CLI before any namespace exists."""
+
+    writers: tuple[str, ...]
+    readers: tuple[int, ...] = (100,)
+    size: int = 1500
+    payload: str = "crypto"
+    fit: Fit = Fit.TRIM
+    mode: str = "fanout"
+    topology: str = "lo"
+    mtu: int | None = None
+    benchtime: Benchtime = field(default_factory=Benchtime)
+    count: int = 1
+    with_go: bool = False
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "writers": list(self.writers),
+            "readers": list(self.readers),
+            "size": self.size,
+            "payload": self.payload,
+            "fit": self.fit.value,
+            "mode": self.mode,
+            "topology": self.topology,
+            "mtu": self.mtu,
+            "benchtime": str(self.benchtime),
+            "count": self.count,
+            "with_go": self.with_go,
+            "slow_writer_caps_s": {k: v for k, v in SLOW_WRITERS.items() if k in self.writers},
+        }
+
+    def steps(self) -> int:
+        """Progress steps: one per writer pass and one per Go run."""
+        return len(self.readers) * self.count * (len(self.writers) + (1 if self.with_go else 0))
+
+
+class Listener:
+    """Told when each pass starts and ends (the CLI's progress bar); does nothing by default."""
+
+    def start(self, label: str) -> None:
+        """A writer pass (or Go run) called ``label`` begins."""
+
+    def done(self, row: WriterResult) -> None:
+        """A pass finished; ``row`` holds its new sample or its error."""
+
+
+def _reader_set(topo: Topology, count: int, size: int) -> Any:
+    from rawpacer.readers import ReaderSet
+
+    return ReaderSet(topo, count, size, timeout=1.0)
+
+
+def _message_source(kind: str, size: int) -> Any:
+    from rawpacer.messages import MessageSource
+
+    return MessageSource.make(kind, size)
+
+
+def _settle(readers: Any) -> None:
+    """Close an op or stream a failed writer left open, so the next writer starts clean."""
+    for finish in (lambda: readers.wait(0), lambda: readers.end_stream(1)):
+        try:
+            finish()
+        except UsageError:
+            pass
+
+
+def _go_port_base(ports: list[int], readers: int) -> int:
+    """Ports for the Go readers that cannot collide with rawpacer's readers."""
+    if max(ports) + readers + 200 <= 65535:
+        return max(ports)
+    return max(1024, min(ports) - readers - 200)
+
+
+class Session:
+    """Runs a Config into a Report; ``on_interrupt`` sees the partial report before cleanup."""
+
+    def __init__(self, config: Config, report: Report, listener: Listener | None = None,
+                 on_interrupt: Callable[[Report], None] | None = None) -> None:
+        self.config = config
+        self.report = report
+        self.listener = listener or Listener()
+        self.on_interrupt = on_interrupt or (lambda report: None)
+
+    def run(self) -> Report:
+        config = self.config
+        go_binary = gobench.build() if config.with_go else None
+        for name in config.writers:
+            if name in SLOW_WRITERS and config.benchtime.ops is None and config.benchtime.seconds > SLOW_WRITERS[name]:
+                self.report.notes.append(f"{name}: benchtime capped at {SLOW_WRITERS[name]:g}s (slow writer)")
+        with Sandbox(config.topology, mtu=config.mtu) as topo:
+            try:
+                for count in config.readers:
+                    self._one_count(topo, count, go_binary)
+            except KeyboardInterrupt:
+                self.report.interrupted = True
+                self.on_interrupt(self.report)
+                raise
+        return self.report
+
+    def _one_count(self, topo: Topology, count: int, go_binary: Any) -> None:
+        config = self.config
+        with _reader_set(topo, count, config.size) as readers:
+            target = topo.target(readers.ports)
+            source = _message_source(config.payload, config.size)
+            rows = {name: self._row(name, count) for name in config.writers}
+            go_rows: dict[str, WriterResult] = {}
+            for _ in range(config.count):
+                for name in config.writers:
+                    self.listener.start(f"{name} ({count} readers)")
+                    self._writer_pass(topo, target, readers, source, rows[name])
+                    self.listener.done(rows[name])
+                if go_binary is not None and count > GO_MAX_READERS:
+                    note = f"Go seed skipped at {count} readers: one blocked OS thread per reader exceeds Go's thread limit"
+                    if note not in self.report.notes:
+                        self.report.notes.append(note)
+                elif go_binary is not None:
+                    self.listener.start(f"Go seed ({count} readers)")
+                    self._go_pass(topo, go_binary, count, list(readers.ports), go_rows)
+                    for row in go_rows.values():
+                        self.listener.done(row)
+
+    def _row(self, name: str, count: int) -> WriterResult:
+        row = WriterResult(name, count, self.config.size, self.config.size)
+        self.report.results.append(row)
+        return row
+
+    def _writer_pass(self, topo: Topology, target: Any, readers: Any, source: Any, row: WriterResult) -> None:
+        """One calibrated pass of one writer; its failure is the row's error, not the run's."""
+        config = self.config
+        benchtime = config.benchtime
+        if row.writer in SLOW_WRITERS:
+            benchtime = benchtime.capped(SLOW_WRITERS[row.writer])
+        if row.error:
+            return
+        writer = None
+        try:
+            with topo.enter("writer"):
+                writer = writers.get(row.writer)(target, WriterOptions(message_size=config.size, fit=config.fit))
+                row.delivered_size = writer.delivered_size
+                sample, notes = Pass(writer, readers, source, config.mode).measure(benchtime)
+            row.samples.append(sample)
+            row.notes.extend(n for n in notes if n not in row.notes)
+        except ReaderDied:
+            raise
+        except Exception as exc:  # one broken writer must not end the comparison: its row says why
+            row.error = (f"{type(exc).__name__}: {exc}".splitlines() or ["error"])[0][:200]
+            _settle(readers)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def _go_pass(self, topo: Topology, binary: Any, count: int, ports: list[int], rows: dict[str, WriterResult]) -> None:
+        """Both Go seed benchmarks in this sandbox, with readers of their own beside ours."""
+        run = gobench.run(binary, topo, count, _go_port_base(ports, count), self.config.benchtime)
+        for result in gobench.to_results(run, count):
+            row = rows.get(result.writer)
+            if row is None:
+                row = rows[result.writer] = result
+                if self.config.size != gobench.MESSAGE_SIZE or self.config.payload != "crypto":
+                    row.notes.append("the Go seed always sends 1500-byte crypto/rand messages")
+                self.report.results.append(row)
+            else:
+                row.samples.extend(result.samples)
+                row.error = row.error or result.error

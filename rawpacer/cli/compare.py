@@ -1,0 +1,159 @@
+"""``rawpacer compare``: every writer side by side on the seed's job (and the Go seed with --with-go)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rawpacer.bench import gobench, machine
+from rawpacer.bench.calibrate import parse_benchtime
+from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
+from rawpacer.bench.session import MODES, PAYLOADS, Config, Listener, Session
+from rawpacer.errors import UsageError, require
+from rawpacer.report.gofmt import report_lines
+from rawpacer.report.jsonout import write_json
+from rawpacer.report.table import duration, print_report
+from rawpacer.sandbox import KINDS
+from rawpacer.writers import base as writers
+from rawpacer.writers.base import Fit
+
+READERS_MAX = 10000
+SIZE_MAX = 65507
+MTU_MIN, MTU_MAX = 68, 65535
+FORMATS = ("table", "go")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the subcommand and its options."""
+    p = sub.add_parser("compare", help="benchmark every writer side by side (ns/op, B/op, allocs/op, delivery)")
+    p.add_argument("--readers", default="100", help="readers, or a list like 100,1000,10000 for a sweep (1-10000)")
+    p.add_argument("--size", default="1500", help="message bytes (1-65507; default 1500)")
+    p.add_argument("--writers", default=None, help="comma-separated writer names (default: all)")
+    p.add_argument("--topology", default="lo", help="lo or veth (default lo)")
+    p.add_argument("--mtu", default=None, help="MTU of the veth pair, or of lo (68-65535)")
+    p.add_argument("--fit", default="trim", help="what raw writers do with messages over the MTU: trim, fragment, strict")
+    p.add_argument("--payload", default="crypto", help="message bytes: crypto (as the seed), fast, fixed")
+    p.add_argument("--mode", default="fanout", help="fanout (wait for every reader each op, as the seed) or stream")
+    p.add_argument("--benchtime", default="1s", help="target time per writer: 1s, 0.5, 200ms, or an op count like 50x")
+    p.add_argument("--count", default="1", help="repeat each writer N times, interleaved; report median (min-max)")
+    p.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--plot", dest="plot_path", default=None, metavar="PATH", help="write a PNG bar chart of ns/op")
+    p.add_argument("--format", default="table", help="table (default) or go (benchmark lines for benchstat)")
+    p.add_argument("--with-go", action="store_true", help="also build and run the Go port of the seed's benchmark")
+    p.set_defaults(func=run)
+
+
+def _int(name: str, text: str, low: int, high: int) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise UsageError(f"{name} {text!r} is not an integer; use {low}-{high}") from None
+    require(low <= value <= high, f"{name} {value} is out of range; use {low}-{high}")
+    return value
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    require(value in allowed, f"{name} {value!r} is not allowed; use one of: {', '.join(allowed)}")
+    return value
+
+
+def _output_path(option: str, path: str | None) -> str | None:
+    if path is None:
+        return None
+    parent = Path(path).resolve().parent
+    require(parent.is_dir(), f"{option} {path!r}: directory {str(parent)!r} does not exist")
+    return path
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Every option checked (UsageError, one line) before any namespace or process exists."""
+    readers = tuple(_int("readers", part, 1, READERS_MAX) for part in str(args.readers).split(","))
+    available = writers.names()
+    chosen = tuple(w.strip() for w in args.writers.split(",")) if args.writers else tuple(available)
+    for name in chosen:
+        writers.get(name)
+    require(len(set(chosen)) == len(chosen), f"writers {args.writers!r} names a writer twice")
+    mtu = None if args.mtu is None else _int("mtu", args.mtu, MTU_MIN, MTU_MAX)
+    config = Config(
+        writers=chosen,
+        readers=readers,
+        size=_int("size", args.size, 1, SIZE_MAX),
+        payload=_choice("payload", args.payload, PAYLOADS),
+        fit=Fit.parse(args.fit),
+        mode=_choice("mode", args.mode, MODES),
+        topology=_choice("topology", args.topology, KINDS),
+        mtu=mtu,
+        benchtime=parse_benchtime(args.benchtime),
+        count=_int("count", args.count, 1, 1000),
+        with_go=bool(args.with_go),
+    )
+    _choice("format", args.format, FORMATS)
+    _output_path("--json", args.json_path)
+    _output_path("--plot", args.plot_path)
+    if config.with_go:
+        gobench.require_go()
+    return config
+
+
+class Output:
+    """Where the results go: table or Go lines on stdout, JSON and PNG files; also used on Ctrl-C."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.console = Console(width=None if sys.stdout.isatty() else 200)
+
+    def emit(self, report: Report) -> None:
+        if self.args.format == "go":
+            for line in report_lines(report):
+                print(line, flush=True)
+            for note in report.notes:
+                print(f"# {note}", file=sys.stderr)
+        else:
+            print_report(report, self.console)
+        if self.args.json_path:
+            write_json(report, self.args.json_path)
+            print(f"wrote {self.args.json_path}", file=sys.stderr)
+        if self.args.plot_path and any(r.samples for r in report.results):
+            from rawpacer.report.plot import plot  # matplotlib is slow to import: only when asked
+
+            plot(report, self.args.plot_path)
+            print(f"wrote {self.args.plot_path}", file=sys.stderr)
+        sys.stdout.flush()
+
+
+class _Progress(Listener):
+    """A rich progress bar on a terminal; one plain line per finished pass on stderr otherwise."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress = progress
+        self.task = progress.add_task("starting", total=total)
+
+    def start(self, label: str) -> None:
+        self.progress.update(self.task, description=label)
+
+    def done(self, row: WriterResult) -> None:
+        if row.source != "go" or row.writer == GO_BASELINE:
+            self.progress.advance(self.task)
+        if self.progress.disable:
+            figure = f"{duration(row.samples[-1].ns_per_op)}/op" if row.samples else f"error: {row.error}"
+            print(f"done {row.writer} ({row.readers} readers): {figure}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, run every writer (and the Go seed) in a fresh sandbox, print, write files."""
+    config = config_from_args(args)
+    require(os.geteuid() == 0, "compare needs root (network namespaces, raw sockets): run `sudo ./sudo-run.sh compare`")
+    report = Report(machine.describe(), config.params())
+    output = Output(args)
+    errors = Console(stderr=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=errors, disable=not errors.is_terminal, transient=True)
+    with progress:
+        Session(config, report, _Progress(progress, config.steps()), on_interrupt=output.emit).run()
+    output.emit(report)
+    return 0

@@ -1,0 +1,187 @@
+"""``rawpacer compare``: input checks, Go-style calibration, and small real runs in namespaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rawpacer.bench.calibrate import MAX_GROWTH, Benchtime, Timed, calibrate, parse_benchtime, predict_n
+from rawpacer.errors import UsageError
+from rawpacer.report.gofmt import parse_lines
+from rawpacer.sandbox import pid_namespaces
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--writers", "udp-sendto,udp-sendmmsg", "--benchtime", "50ms", "--readers", "10"]
+KEYS = {"writer", "readers", "ns_per_op", "packets_per_s", "bytes_per_op", "allocs_per_op",
+        "sent", "delivered", "intact", "payload_bytes"}
+
+
+def compare(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rawpacer.cli", "compare", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--writers", "udp-sendto,nope"], "'nope'"),
+    (["--readers", "0"], "readers 0"),
+    (["--readers", "100,10001"], "readers 10001"),
+    (["--size", "0"], "size 0"),
+    (["--size", "65508"], "size 65508"),
+    (["--mtu", "67"], "mtu 67"),
+    (["--mtu", "65536"], "mtu 65536"),
+    (["--topology", "wifi"], "topology 'wifi'"),
+    (["--benchtime", "fast"], "benchtime 'fast'"),
+    (["--benchtime=-1s"], "benchtime '-1s'"),
+    (["--fit", "squeeze"], "fit 'squeeze'"),
+    (["--payload", "zeros"], "'zeros'"),
+    (["--mode", "burst"], "mode 'burst'"),
+    (["--count", "0"], "count 0"),
+    (["--format", "csv"], "format 'csv'"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, named):
+    before = set(pid_namespaces(None))
+    done = compare(*args)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr
+    assert named in lines[0]
+    assert set(pid_namespaces(None)) <= before
+
+
+def test_with_go_without_go_on_path_says_how_to_install():
+    env = dict(os.environ, PATH="/nonexistent")
+    done = compare("--with-go", env=env)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "apt-get install golang-go" in done.stderr
+
+
+@pytest.mark.parametrize("text, seconds", [("1s", 1.0), ("0.5", 0.5), ("200ms", 0.2), ("1500us", 0.0015)])
+def test_parse_benchtime(text, seconds):
+    assert parse_benchtime(text) == Benchtime(seconds)
+
+
+def test_parse_benchtime_op_count_and_errors():
+    assert parse_benchtime("50x").ops == 50
+    assert parse_benchtime("50x").go_flag() == "50x"
+    assert parse_benchtime("200ms").go_flag() == "200000000ns"
+    for bad in ("0", "0x", "1.5x", "1h", "", "s"):
+        with pytest.raises(UsageError):
+            parse_benchtime(bad)
+
+
+def test_predict_n_follows_go():
+    assert predict_n(1e9, 1, 1e6) == MAX_GROWTH  # 1 ms/op would want 1200 ops: capped at 100x
+    assert predict_n(1e9, 100, 1e8) == 1200  # 1 ms/op, 20% headroom
+    assert predict_n(1e9, 10, 9.99e8) == 13  # rounds up
+    assert predict_n(1e9, 10, 2e9) == 11  # always at least one more
+
+
+def test_calibrate_grows_until_benchtime():
+    calls = []
+
+    def run(n: int) -> Timed[None]:
+        calls.append(n)
+        return Timed(n, n * 3_000_000, None)  # 3 ms per op
+
+    runs = calibrate(run, Benchtime(1.0))
+    assert calls == [1, 100, 400]
+    assert runs[-1].elapsed_ns >= 1e9
+    assert [r.n for r in calibrate(run, Benchtime(ops=7))] == [7]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    done = compare(*TINY, "--json", str(out / "r.json"), "--plot", str(out / "r.png"))
+    return done, out
+
+
+@pytest.mark.netns
+def test_tiny_run_table_json_and_png(tiny_run):
+    done, out = tiny_run
+    assert done.returncode == 0, done.stderr
+    assert "udp-sendto" in done.stdout and "udp-sendmmsg" in done.stdout and "ns/op" in done.stdout
+    data = json.loads((out / "r.json").read_text())
+    assert {"cpu", "cores", "kernel", "python"} <= data["machine"].keys()
+    assert data["params"]["readers"] == [10] and data["params"]["benchtime"] == "0.05s"
+    rows = {r["writer"]: r for r in data["results"]}
+    assert set(rows) == {"udp-sendto", "udp-sendmmsg"}
+    for row in rows.values():
+        assert KEYS <= row.keys()
+        assert row["readers"] == 10 and row["error"] is None
+        assert row["sent"] == row["ops"] * 10
+        assert row["delivered"] == row["intact"] == row["sent"]
+        assert row["payload_bytes"] == row["delivered"] * 1500
+        assert row["ns_per_op"] > 0 and row["allocs_per_op"] is not None and row["bytes_per_op"] is not None
+    assert rows["udp-sendto"]["speedup_vs_udp_sendto"] == 1.0
+    assert (out / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.netns
+def test_go_format_lines_parse():
+    done = compare(*TINY, "--format", "go", "--benchtime", "5x")
+    assert done.returncode == 0, done.stderr
+    lines = parse_lines(done.stdout)
+    assert [(line.name, line.n) for line in lines] == [("BenchmarkFanout/udp-sendto", 5), ("BenchmarkFanout/udp-sendmmsg", 5)]
+    assert all(line.procs == os.cpu_count() or line.procs >= 1 for line in lines)
+    assert all({"ns/op", "B/op", "allocs/op"} <= line.metrics.keys() for line in lines)
+
+
+@pytest.mark.netns
+def test_count_reports_median_min_max(tmp_path):
+    path = tmp_path / "c.json"
+    done = compare(*TINY, "--benchtime", "3x", "--count", "3", "--json", str(path), "--format", "go")
+    assert done.returncode == 0, done.stderr
+    names = [line.name.split("/")[1] for line in parse_lines(done.stdout)]
+    assert names == ["udp-sendto", "udp-sendmmsg"] * 3  # interleaved rounds
+    for row in json.loads(path.read_text())["results"]:
+        values = sorted(s["ns_per_op"] for s in row["samples"])
+        assert len(values) == 3
+        assert (row["ns_per_op_min"], row["ns_per_op"], row["ns_per_op_max"]) == tuple(values)
+        assert row["ops"] == 9 and row["sent"] == 90
+
+
+@pytest.mark.netns
+def test_sigint_prints_partial_results_and_cleans_up():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rawpacer.cli", "compare", "--writers", "udp-sendto,udp-sendmmsg",
+         "--readers", "10", "--benchtime", "1s", "--format", "go"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        names: list[str] = []
+        first = process.stderr.readline()  # without a terminal: one line per finished writer
+        names = pid_namespaces(process.pid)
+        assert first.startswith("done udp-sendto"), first
+        assert names, "the sandbox should still exist while the second writer runs"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    benchmarks = [line.name for line in parse_lines(out)]
+    assert benchmarks == ["BenchmarkFanout/udp-sendto"]  # the finished writer, printed on the way out
+    assert not pid_namespaces(process.pid)
+    assert not any(os.path.exists(f"/run/netns/{name}") for name in names)
+
+
+@pytest.mark.netns
+def test_readers_sweep_reports_ns_per_packet(tmp_path):
+    path = tmp_path / "s.json"
+    done = compare("--writers", "udp-sendmmsg", "--readers", "5,20", "--benchtime", "3x", "--json", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "readers sweep" in done.stdout
+    data = json.loads(path.read_text())
+    assert [r["readers"] for r in data["results"]] == [5, 20]
+    (sweep,) = data["sweep"]
+    points = {p["readers"]: p["ns_per_packet"] for p in sweep["points"]}
+    assert sweep["ratio_last_first"] == pytest.approx(points[20] / points[5])
