@@ -179,8 +179,12 @@ def test_stream_overflow_is_lost_not_hidden(topo):
         with writer:
             new_op(rs)
             rs.begin_stream()
-            for _ in range(300):
-                writer.send(rs.messages)
+            os.kill(rs.pid, signal.SIGSTOP)  # a reader that falls behind: its small buffers overflow
+            try:
+                for _ in range(300):
+                    writer.send(rs.messages)
+            finally:
+                os.kill(rs.pid, signal.SIGCONT)
             result = rs.end_stream(300, settle=0.1)
     assert result.lost > 0 and result.delivered + result.lost == 1200
     assert result.intact == result.delivered and not result.ok
