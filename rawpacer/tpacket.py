@@ -74,6 +74,13 @@ def ring_geometry(max_frame: int, frames: int) -> tuple[int, int, int, int]:
     return block_size, block_nr, frame_size, block_nr * per_block
 
 
+def fanout_frames(max_frame: int, wanted: int) -> int:
+    """Slots for a default ring: room for ``wanted`` frames (one whole fan-out, so a flush never
+    waits on a full ring), at least DEFAULT_FRAMES, at most what fits in MAX_RING_BYTES."""
+    frame_size = ring_geometry(max_frame, 1)[2]
+    return max(1, min(max(DEFAULT_FRAMES, wanted), MAX_RING_BYTES // frame_size))
+
+
 class TxRing:
     """A TPACKET_V2 TX ring on a bound AF_PACKET socket: claim a slot, fill it, commit, flush."""
 

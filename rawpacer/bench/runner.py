@@ -3,8 +3,9 @@
 One fan-out op is the seed's job: fresh messages into the readers' shared buffer, arm the
 readers, ``send`` one message to every reader, wait until each has its datagram (or the time-out).
 In stream mode an op is one send to every reader, nothing awaited: the messages are filled once
-before the stream (the readers check every datagram against them, so they cannot change mid-stream)
-and the readers are checked once at the end of the run.
+before the stream (the readers check every datagram against them, so they cannot change mid-stream),
+sent once and then replayed with ``Writer.resend`` (like trafgen's prebuilt frames), and the readers
+are checked once at the end of the run.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from rawpacer.bench import allocs
 from rawpacer.bench.calibrate import Benchtime, Timed, calibrate
 from rawpacer.bench.result import Sample
+from rawpacer.messages import MessageSource
+from rawpacer.readers import OpResult, ReaderSet
+from rawpacer.writers.base import Writer
 
 ALLOC_PASS_S = 0.1
 ALLOC_OPS = (1, 50)
@@ -36,39 +39,28 @@ class Tally:
     lost: int = 0
     reader_cpu_ns: float | None = None
 
-    def add(self, sent: int, result: Any) -> None:
+    def add(self, sent: int, result: OpResult) -> None:
         """Add one op's (or one stream's) sent count and the readers' OpResult."""
         self.sent += sent
         for name in COUNTS:
-            setattr(self, name, getattr(self, name) + int(getattr(result, name, 0) or 0))
-        cpu = reader_cpu_ns(result)
-        if cpu is not None:
-            self.reader_cpu_ns = (self.reader_cpu_ns or 0.0) + cpu
-
-
-def reader_cpu_ns(result: Any) -> float | None:
-    """The readers' CPU time an OpResult reports, in ns (None if it reports none)."""
-    for name, scale in (("reader_cpu_ns", 1.0), ("cpu_ns", 1.0), ("reader_cpu_s", 1e9), ("cpu_s", 1e9)):
-        value = getattr(result, name, None)
-        if value is not None:
-            return float(value) * scale
-    return None
+            setattr(self, name, getattr(self, name) + getattr(result, name))
+        self.reader_cpu_ns = (self.reader_cpu_ns or 0.0) + result.reader_cpu_s * 1e9
 
 
 @dataclass
 class Pass:
     """Everything one writer pass needs: the writer, readers, message source and op shape."""
 
-    writer: Any
-    readers: Any
-    source: Any
+    writer: Writer
+    readers: ReaderSet
+    source: MessageSource
     mode: str = "fanout"
 
     @property
     def expected_size(self) -> int:
         return self.writer.delivered_size
 
-    def fanout_op(self) -> tuple[int, Any]:
+    def fanout_op(self) -> tuple[int, OpResult]:
         """The seed's op: fresh messages, arm the readers, send to all, wait for all."""
         readers = self.readers
         self.source.fill(readers.buffer)
@@ -77,8 +69,8 @@ class Pass:
         return sent, readers.wait(sent)
 
     def stream_op(self) -> int:
-        """A stream op: one send to every reader of the stream's messages, nothing awaited."""
-        return self.writer.send(self.readers.messages)
+        """A stream op: the stream's fan-out to every reader again, nothing awaited."""
+        return self.writer.resend(self.readers.messages)
 
     def begin_stream(self) -> None:
         """Fresh messages for the whole stream (untimed), then arm the readers."""
@@ -97,10 +89,11 @@ class Pass:
         return Timed(n, elapsed, tally)
 
     def run_stream(self, n: int) -> Timed[Tally]:
-        op, sent = self.stream_op, 0
+        op = self.stream_op
         self.begin_stream()
         start = time.perf_counter_ns()
-        for _ in range(n):
+        sent = self.writer.send(self.readers.messages)
+        for _ in range(n - 1):
             sent += op()
         elapsed = time.perf_counter_ns() - start
         tally = Tally()

@@ -17,6 +17,7 @@ from rawpacer.errors import UsageError, require
 from rawpacer.headers import ETH_HLEN, IPV4_HLEN, MAX_UDP_PAYLOAD, UDP_HLEN, FrameTemplate, max_payload
 from rawpacer.headers.checksum import BytesLike
 from rawpacer.headers.fit import check_mtu
+from rawpacer.headers.fragment import fragment_spans
 from rawpacer.pcap import PcapRecorder
 from rawpacer.writers.base import Fit, Target, Writer, WriterOptions, check_raw_allowed
 
@@ -77,6 +78,13 @@ class RawWriter(Writer):
     @property
     def delivered_size(self) -> int:
         return self._delivered
+
+    @property
+    def frames_per_message(self) -> int:
+        """Frames one message takes on this link: 1, or its fragment count under ``fragment``."""
+        if self.fit is Fit.FRAGMENT and self._delivered > self.limit:
+            return len(fragment_spans(UDP_HLEN + self._delivered, self.mtu))
+        return 1
 
     def next_ip_id(self) -> int:
         """A fresh IPv4 id for one fragmented datagram (wraps at 16 bits)."""

@@ -9,7 +9,7 @@ import numpy as np
 from rawpacer.errors import require
 from rawpacer.headers import ETH_HLEN, IPV4_HLEN, UDP_HLEN
 from rawpacer.headers.checksum import BytesLike, ones_sum
-from rawpacer.tpacket import DATA_OFFSET, TxRing
+from rawpacer.tpacket import DATA_OFFSET, TxRing, fanout_frames
 from rawpacer.writers._raw import RawWriter
 from rawpacer.writers.base import Fit, Target, WriterOptions, register
 from rawpacer.writers.packet_raw import open_packet_socket
@@ -37,7 +37,7 @@ class _Batch:
 class PacketRingWriter(RawWriter):
     """TPACKET_V2 TX ring: each frame written into its ring slot, the whole fan-out flushed at once.
 
-    ``options.ring_frames`` sizes the ring (0: 512 slots); ``options.qdisc_bypass`` (default on)
+    ``options.ring_frames`` sizes the ring (0: one fan-out's frames, at least 512 slots); ``options.qdisc_bypass`` (default on)
     hands frames to the driver without the qdisc. A full ring is flushed and waited on, never
     overwritten. Fan-outs of equal-length messages that need no fragmenting are stamped a run of
     slots at a time (headers, checksums and payloads as whole arrays); others frame by frame.
@@ -54,7 +54,8 @@ class PacketRingWriter(RawWriter):
         super().__init__(target, options)
         self.sock = open_packet_socket(target.link.ifname)
         try:
-            self.ring = TxRing(self.sock, self.max_frame, options.ring_frames, qdisc_bypass=options.qdisc_bypass)
+            frames = options.ring_frames or fanout_frames(self.max_frame, len(target.ports) * self.frames_per_message)
+            self.ring = TxRing(self.sock, self.max_frame, frames, qdisc_bypass=options.qdisc_bypass)
         except BaseException:
             self.sock.close()
             raise
