@@ -1,6 +1,21 @@
-"""The side-by-side benchmark: calibrated op loops per writer, allocation counts, the Go seed."""
+"""The side-by-side benchmark: calibrated op loops per writer, allocation counts, the Go seed.
+
+``compare(...)`` is ``rawpacer compare`` from Python: same options, same checks, a ``Report``.
+"""
+
+from __future__ import annotations
 
 from rawpacer.bench.calibrate import parse_benchtime, predict_n
 from rawpacer.bench.result import Report, Sample, WriterResult
 
-__all__ = ["Report", "Sample", "WriterResult", "parse_benchtime", "predict_n"]
+
+def compare(**options: object) -> Report:
+    """Run a comparison in a fresh sandbox and return its Report (options as ``make_config``'s)."""
+    from rawpacer.bench.machine import describe
+    from rawpacer.bench.session import Session, make_config
+
+    config = make_config(**options)
+    return Session(config, Report(describe(), config.params())).run()
+
+
+__all__ = ["Report", "Sample", "WriterResult", "compare", "parse_benchtime", "predict_n"]

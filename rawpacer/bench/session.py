@@ -6,17 +6,17 @@ Every writer (and the Go seed) meets the same reader set, rounds are interleaved
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rawpacer.bench import gobench
-from rawpacer.bench.calibrate import Benchtime
+from rawpacer.bench.calibrate import Benchtime, parse_benchtime
 from rawpacer.bench.result import Report, WriterResult
 from rawpacer.bench.runner import Pass
-from rawpacer.errors import ReaderDied, UsageError
-from rawpacer.sandbox import Sandbox, Topology
-from rawpacer.writers import base as writers
+from rawpacer.errors import ReaderDied, UsageError, require
+from rawpacer.sandbox import KINDS, Sandbox, Topology
+from rawpacer.writers import base as registry
 from rawpacer.writers.base import Fit, WriterOptions
 
 SLOW_WRITERS = {"scapy": 0.25}
@@ -27,6 +27,9 @@ GO_MAX_READERS = 5000
 
 MODES = ("fanout", "stream")
 PAYLOADS = ("crypto", "fast", "fixed")
+READERS_MAX = 10000
+SIZE_MAX = 65507
+MTU_MIN, MTU_MAX = 68, 65535
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,55 @@ class Config:
     def steps(self) -> int:
         """Progress steps: one per writer pass and one per Go run."""
         return len(self.readers) * self.count * (len(self.writers) + (1 if self.with_go else 0))
+
+
+def _int(name: str, value: int | str, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise UsageError(f"{name} {value!r} is not an integer; use {low}-{high}") from None
+    require(low <= number <= high, f"{name} {number} is out of range; use {low}-{high}")
+    return number
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    require(value in allowed, f"{name} {value!r} is not allowed; use one of: {', '.join(allowed)}")
+    return value
+
+
+def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return tuple(registry.names())
+    return tuple(w.strip() for w in value.split(",")) if isinstance(value, str) else tuple(value)
+
+
+def make_config(writers: str | Sequence[str] | None = None, readers: int | str | Sequence[int] = 100,
+                size: int | str = 1500, payload: str = "crypto", fit: str | Fit = "trim", mode: str = "fanout",
+                topology: str = "lo", mtu: int | str | None = None, benchtime: str | float = "1s",
+                count: int | str = 1, with_go: bool = False) -> Config:
+    """A Config from CLI-style values (strings or numbers), every one checked: UsageError, one line."""
+    if isinstance(readers, (int, str)):
+        readers = str(readers).split(",")
+    chosen = _names(writers)
+    for name in chosen:
+        registry.get(name)
+    require(len(set(chosen)) == len(chosen), f"writers {writers!r} names a writer twice")
+    config = Config(
+        writers=chosen,
+        readers=tuple(_int("readers", part, 1, READERS_MAX) for part in readers),
+        size=_int("size", size, 1, SIZE_MAX),
+        payload=_choice("payload", payload, PAYLOADS),
+        fit=Fit.parse(fit),
+        mode=_choice("mode", mode, MODES),
+        topology=_choice("topology", topology, KINDS),
+        mtu=None if mtu is None else _int("mtu", mtu, MTU_MIN, MTU_MAX),
+        benchtime=parse_benchtime(str(benchtime)),
+        count=_int("count", count, 1, 1000),
+        with_go=bool(with_go),
+    )
+    if config.with_go:
+        gobench.require_go()
+    return config
 
 
 class Listener:
@@ -168,7 +220,7 @@ class Session:
         writer = None
         try:
             with topo.enter("writer"):
-                writer = writers.get(row.writer)(target, WriterOptions(message_size=config.size, fit=config.fit))
+                writer = registry.get(row.writer)(target, WriterOptions(message_size=config.size, fit=config.fit))
                 row.delivered_size = writer.delivered_size
                 sample, notes = Pass(writer, readers, source, config.mode).measure(benchtime)
             row.samples.append(sample)

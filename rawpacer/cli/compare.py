@@ -10,21 +10,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rawpacer.bench import gobench, machine
-from rawpacer.bench.calibrate import parse_benchtime
+from rawpacer.bench import machine
 from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
-from rawpacer.bench.session import MODES, PAYLOADS, Config, Listener, Session
-from rawpacer.errors import UsageError, require
+from rawpacer.bench.session import Config, Listener, Session, make_config
+from rawpacer.errors import require
 from rawpacer.report.gofmt import report_lines
 from rawpacer.report.jsonout import write_json
 from rawpacer.report.table import duration, print_report
-from rawpacer.sandbox import KINDS
-from rawpacer.writers import base as writers
-from rawpacer.writers.base import Fit
 
-READERS_MAX = 10000
-SIZE_MAX = 65507
-MTU_MIN, MTU_MAX = 68, 65535
 FORMATS = ("table", "go")
 
 
@@ -48,20 +41,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _int(name: str, text: str, low: int, high: int) -> int:
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise UsageError(f"{name} {text!r} is not an integer; use {low}-{high}") from None
-    require(low <= value <= high, f"{name} {value} is out of range; use {low}-{high}")
-    return value
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    require(value in allowed, f"{name} {value!r} is not allowed; use one of: {', '.join(allowed)}")
-    return value
-
-
 def _output_path(option: str, path: str | None) -> str | None:
     if path is None:
         return None
@@ -72,31 +51,14 @@ def _output_path(option: str, path: str | None) -> str | None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """Every option checked (UsageError, one line) before any namespace or process exists."""
-    readers = tuple(_int("readers", part, 1, READERS_MAX) for part in str(args.readers).split(","))
-    available = writers.names()
-    chosen = tuple(w.strip() for w in args.writers.split(",")) if args.writers else tuple(available)
-    for name in chosen:
-        writers.get(name)
-    require(len(set(chosen)) == len(chosen), f"writers {args.writers!r} names a writer twice")
-    mtu = None if args.mtu is None else _int("mtu", args.mtu, MTU_MIN, MTU_MAX)
-    config = Config(
-        writers=chosen,
-        readers=readers,
-        size=_int("size", args.size, 1, SIZE_MAX),
-        payload=_choice("payload", args.payload, PAYLOADS),
-        fit=Fit.parse(args.fit),
-        mode=_choice("mode", args.mode, MODES),
-        topology=_choice("topology", args.topology, KINDS),
-        mtu=mtu,
-        benchtime=parse_benchtime(args.benchtime),
-        count=_int("count", args.count, 1, 1000),
+    config = make_config(
+        writers=args.writers, readers=args.readers, size=args.size, payload=args.payload, fit=args.fit,
+        mode=args.mode, topology=args.topology, mtu=args.mtu, benchtime=args.benchtime, count=args.count,
         with_go=bool(args.with_go),
     )
-    _choice("format", args.format, FORMATS)
+    require(args.format in FORMATS, f"format {args.format!r} is not allowed; use one of: {', '.join(FORMATS)}")
     _output_path("--json", args.json_path)
     _output_path("--plot", args.plot_path)
-    if config.with_go:
-        gobench.require_go()
     return config
 
 

@@ -1,17 +1,18 @@
-"""PNG bar chart of ns/op per writer (matplotlib, Agg); loss marked in red, hatched and labelled."""
+"""PNG bar chart of ns/op per writer; loss marked in red, hatched and labelled.
+
+Drawn on a bare ``matplotlib.figure.Figure`` (its own Agg canvas), so importing this module never
+switches the process's backend: a notebook keeps its inline plots.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from rawpacer.bench.result import Report, WriterResult  # noqa: E402
-from rawpacer.report.table import duration, status  # noqa: E402
+from rawpacer.bench.result import Report, WriterResult
+from rawpacer.report.table import duration, status
 
 COLOURS = {"rawpacer": "#3b75af", "go": "#8c8c8c", "loss": "#d62728"}
 LOG_RATIO = 30
@@ -35,7 +36,8 @@ def plot(report: Report, path: str | os.PathLike[str]) -> Path:
     medians = [s.median / factor for s in spreads if s]
     log = bool(medians) and max(medians) / min(medians) > LOG_RATIO
     low_edge = min(medians) / 2 if log else 0.0
-    fig, ax = plt.subplots(figsize=(10, 1.4 + 0.45 * max(len(rows), 1)), dpi=110)
+    fig = Figure(figsize=(10, 1.4 + 0.45 * max(len(rows), 1)), dpi=110)
+    ax = fig.subplots()
     positions = list(range(len(rows)))[::-1]
     for pos, result, spread in zip(positions, rows, spreads):
         bad = not result.all_intact
@@ -66,5 +68,4 @@ def plot(report: Report, path: str | os.PathLike[str]) -> Path:
     fig.tight_layout()
     target = Path(path)
     fig.savefig(target, format="png")
-    plt.close(fig)
     return target
