@@ -61,15 +61,16 @@ def parse_ipv4(field: str, value: object) -> bytes:
 
 def check_payload(payload: object, limit: int | None = MAX_UDP_PAYLOAD) -> BytesLike:
     """``payload`` if it is bytes-like and at most ``limit`` bytes (None: any length); memoryviews
-    are made flat byte views."""
+    are made flat byte views. On the stamping hot path: messages are only built on failure."""
     if isinstance(payload, memoryview):
-        require(payload.c_contiguous, "payload memoryview is not contiguous")
-        payload = payload.cast("B") if payload.format != "B" or payload.ndim != 1 else payload
-    require(
-        isinstance(payload, (bytes, bytearray, memoryview)),
-        f"payload of type {type(payload).__name__} is not bytes-like (use bytes, bytearray or memoryview)",
-    )
-    require(limit is None or len(payload) <= limit, f"payload of {len(payload)} bytes is too long (allowed: 0-{limit})")
+        if not payload.c_contiguous:
+            raise UsageError("payload memoryview is not contiguous")
+        if payload.format != "B" or payload.ndim != 1:
+            payload = payload.cast("B")
+    elif not isinstance(payload, (bytes, bytearray)):
+        raise UsageError(f"payload of type {type(payload).__name__} is not bytes-like (use bytes, bytearray or memoryview)")
+    if limit is not None and len(payload) > limit:
+        raise UsageError(f"payload of {len(payload)} bytes is too long (allowed: 0-{limit})")
     return payload
 
 
