@@ -9,9 +9,34 @@ import pytest
 from rawpacer.sandbox import pid_namespaces
 
 
+HOST_SYSCTL_DIRS = ("/proc/sys/net/ipv4/conf", "/proc/sys/net/ipv6/conf", "/proc/sys/net/core")
+
+
+def host_sysctls() -> dict[str, str]:
+    """Every readable network sysctl of the host namespace (the suite must change none)."""
+    values = {}
+    for top in HOST_SYSCTL_DIRS:
+        for folder, _, files in os.walk(top):
+            for name in files:
+                path = os.path.join(folder, name)
+                try:
+                    with open(path) as handle:
+                        values[path] = handle.read()
+                except OSError:
+                    continue
+    return values
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config._rawpacer_host_sysctls = host_sysctls()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if any namespace, host veth or child process of the suite survived it."""
+    """Fail the run if any namespace, host veth, child process or host sysctl change survived it."""
     problems = []
+    changed = sorted(k for k, v in host_sysctls().items() if session.config._rawpacer_host_sysctls.get(k, v) != v)
+    if changed:
+        problems.append(f"host sysctls changed: {', '.join(changed[:5])}")
     left = pid_namespaces(os.getpid())
     if left:
         problems.append(f"namespaces left behind: {', '.join(left)}")

@@ -11,6 +11,8 @@ import itertools
 import os
 import re
 import secrets
+import signal
+import threading
 from collections.abc import Iterator
 
 from pyroute2 import netns as _pyroute2_netns
@@ -26,6 +28,32 @@ _counter = itertools.count()
 def new_run_id() -> str:
     """A per-run stem unique on this machine: the pid, a counter and a random token."""
     return f"{PREFIX}{os.getpid()}-{next(_counter)}{secrets.token_hex(2)}"
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while namespaces are made or removed, then act on them.
+
+    A Ctrl-C landing inside a namespace's creation would otherwise leave it made but unrecorded.
+    Only the main thread can install handlers; elsewhere the body runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
 
 
 def create(name: str) -> None:

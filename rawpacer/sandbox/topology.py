@@ -152,15 +152,18 @@ class Sandbox:
         run_id = netns.new_run_id()
         created: list[str] = []
         try:
-            self.topology = self._build(run_id, created)
-        except BaseException:
+            with netns.deferred_signals():
+                self.topology = self._build(run_id, created)
+        except BaseException:  # a failed build, or a signal held during it: undo all of it
             self._remove(created)
+            self.topology = None
             raise
         return self.topology
 
     def __exit__(self, *exc: object) -> None:
         if self.topology is not None:
-            self._remove(list(self.topology.namespaces))
+            with netns.deferred_signals():
+                self._remove(list(self.topology.namespaces))
             self.topology = None
 
     @staticmethod
@@ -171,9 +174,9 @@ class Sandbox:
 
     @staticmethod
     def _new_ns(name: str, created: list[str]) -> None:
-        netns.create(name)
-        created.append(name)
+        created.append(name)  # recorded first: removal of a name never created is a no-op
         _live.add(name)
+        netns.create(name)
         with netns.entered(name):
             write_sysctls(QUIET_SYSCTLS)
             with IPRoute() as ipr:

@@ -9,17 +9,41 @@ readers' kernel reassembles them); ``strict`` refuses at construction, as the se
 
 from __future__ import annotations
 
+import fcntl
 import secrets
+import socket
+import struct
 from collections.abc import Sequence
 from typing import ClassVar
 
-from rawpacer.errors import UsageError, require
-from rawpacer.headers import ETH_HLEN, IPV4_HLEN, MAX_UDP_PAYLOAD, UDP_HLEN, FrameTemplate, max_payload
+from rawpacer.errors import SandboxError, UsageError, require
+from rawpacer.headers import ETH_HLEN, IPV4_HLEN, MAX_UDP_PAYLOAD, MIN_MTU, UDP_HLEN, FrameTemplate, max_payload
 from rawpacer.headers.checksum import BytesLike
 from rawpacer.headers.fit import check_mtu
 from rawpacer.headers.fragment import fragment_spans
 from rawpacer.pcap import PcapRecorder
-from rawpacer.writers.base import Fit, Target, Writer, WriterOptions, check_raw_allowed
+from rawpacer.writers.base import Fit, Link, Target, Writer, WriterOptions, check_raw_allowed
+
+
+SIOCGIFFLAGS = 0x8913
+IFF_UP = 0x1
+
+
+def check_link(link: Link) -> None:
+    """Clear errors before anything is sent: ``link`` exists in this namespace, is up, and its MTU
+    carries IPv4 + UDP headers (RFC 791's 68 bytes at least)."""
+    try:
+        socket.if_nametoindex(link.ifname)
+    except OSError:
+        raise SandboxError(f"interface {link.ifname!r} does not exist in this namespace") from None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = struct.pack("16sH14x", link.ifname.encode(), 0)
+        flags = struct.unpack_from("16sH", fcntl.ioctl(probe.fileno(), SIOCGIFFLAGS, request))[1]
+    if not flags & IFF_UP:
+        raise SandboxError(f"interface {link.ifname!r} is down: nothing was sent (bring it up first)")
+    if not isinstance(link.mtu, int) or link.mtu < MIN_MTU:
+        raise UsageError(f"interface {link.ifname!r} has MTU {link.mtu}, which cannot carry IPv4 + UDP headers "
+                         f"(allowed: {MIN_MTU} or more)")
 
 
 def plan_fit(message_size: int, mtu: int, fit: Fit | str) -> int:
@@ -56,11 +80,12 @@ class RawWriter(Writer):
     def __init__(self, target: Target, options: WriterOptions) -> None:
         super().__init__(target, options)
         self.fit = Fit.parse(options.fit)
+        check_raw_allowed(target.link, options)
+        check_link(target.link)
         self.mtu = target.link.mtu
         self._delivered = plan_fit(options.message_size, self.mtu, self.fit)
         self.limit = max_payload(self.mtu)
         require(len(target.ports) > 0, "target has no ports; give at least one reader port")
-        check_raw_allowed(target.link, options)
         self.templates = [self.template(port) for port in target.ports]
         self.max_frame = (ETH_HLEN if self.ethernet else 0) + min(self.mtu, IPV4_HLEN + UDP_HLEN + self._delivered)
         self._ip_id = secrets.randbelow(1 << 16)

@@ -1,0 +1,198 @@
+"""Hard to misuse, never a mess: privileges, bad links, signals, dying readers, concurrent runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pyroute2 import IPRoute
+
+from rawpacer.errors import SandboxError, UsageError
+from rawpacer.sandbox import Sandbox, owned, pid_namespaces
+from rawpacer.writers import Link, WriterOptions, get
+
+ROOT = Path(__file__).resolve().parent.parent
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+RAW = ["packet-raw", "packet-ring", "ip-raw", "scapy"]
+
+
+def _cli(*args: str, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([*(prefix or []), sys.executable, "-m", "rawpacer.cli", *args],
+                          cwd="/", capture_output=True, text=True, env=env, timeout=120)
+
+
+def _start_compare(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rawpacer.cli", "compare", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+# --- privileges -------------------------------------------------------------------------------
+
+
+def test_not_root_gets_one_line_saying_how_to_run():
+    done = _cli("compare", "--readers", "2", "--writers", "udp-sendto", prefix=NOBODY)
+    assert done.returncode == 2, done.stderr
+    assert "sudo ./sudo-run.sh" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_not_root_doctor_says_how_to_run():
+    done = _cli("doctor", prefix=NOBODY)
+    assert done.returncode == 2 and "sudo ./sudo-run.sh doctor" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_headers_build_and_parse_without_privileges():
+    code = ("import os; from rawpacer import headers; assert os.geteuid() == 65534; "
+            "f = headers.build_frame(5001, b'x' * 100, src_ip='198.18.0.1', dst_ip='198.18.0.2'); "
+            "p = headers.parse_frame(f); assert p.payload == b'x' * 100 and p.udp_checksum_ok; print('ok')")
+    done = subprocess.run([*NOBODY, sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd="/", timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+# --- CLI bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, named", [
+    (["doctor", "--writer", "warp"], "writer 'warp'"),
+    (["compare", "--mode", "burst"], "mode 'burst'"),
+    (["compare", "--payload", "zeros"], "payload 'zeros'"),
+    (["compare", "--count", "0"], "count 0"),
+    (["compare", "--fit", "squeeze"], "fit 'squeeze'"),
+    (["compare", "--format", "csv"], "format 'csv'"),
+    (["compare", "--json", "/nonexistent-dir/x.json"], "--json"),
+    (["compare", "--writers", "udp-sendto,udp-sendto"], "names a writer twice"),
+])
+def test_every_bad_value_is_one_line_exit_2(args, named):
+    done = _cli(*args)
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_debug_flag_shows_the_traceback():
+    done = _cli("--debug", "compare", "--mode", "burst")
+    assert done.returncode == 2 and "Traceback" in done.stderr and "mode 'burst'" in done.stderr
+
+
+# --- links checked before anything is sent ----------------------------------------------------
+
+
+def _rx_packets(topo) -> int:
+    with topo.enter("reader"), IPRoute() as ipr:
+        link = ipr.get_links(ipr.link_lookup(ifname=topo.reader_if)[0])[0]
+        return link.get_attr("IFLA_STATS64")["rx_packets"]
+
+
+@pytest.mark.parametrize("writer", RAW)
+def test_missing_or_down_interface_is_refused_before_sending(writer):
+    with Sandbox("veth") as topo:
+        link = topo.link()
+        before = _rx_packets(topo)
+        missing = Link("rpx9", 99, 1500, link.src_mac, link.dst_mac)
+        target = topo.target([5001])
+        with topo.enter("writer"):
+            with pytest.raises(SandboxError, match="'rpx9' does not exist"):
+                get(writer)(type(target)(target.src_ip, target.dst_ip, (5001,), missing), WriterOptions())
+            with IPRoute() as ipr:
+                ipr.link("set", index=link.ifindex, state="down")
+            with pytest.raises(SandboxError, match="'rpw0' is down"):
+                get(writer)(target, WriterOptions())
+        assert _rx_packets(topo) == before
+
+
+def test_an_mtu_that_cannot_carry_the_headers_is_refused():
+    with Sandbox("lo") as topo:
+        target = topo.target([5001])
+        tiny = Link(target.link.ifname, target.link.ifindex, 60, target.link.src_mac, target.link.dst_mac)
+        with topo.enter("writer"), pytest.raises(UsageError, match="MTU 60, which cannot carry"):
+            get("packet-raw")(type(target)(target.src_ip, target.dst_ip, (5001,), tiny), WriterOptions())
+
+
+# --- faults and signals -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("when", ["setting-up", "mid-run"])
+def test_signal_at_any_point_leaves_nothing_behind(sig, when):
+    process = _start_compare("--writers", "udp-sendto,packet-ring,udp-sendmmsg", "--readers", "50", "--benchtime", "1s")
+    children: list[int] = []
+    try:
+        if when == "mid-run":
+            line = process.stderr.readline()
+            assert line.startswith("done udp-sendto"), line
+        else:
+            deadline = time.monotonic() + 10
+            while not pid_namespaces(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.005)
+        children = _children(process.pid)
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert pid_namespaces(process.pid) == []
+    assert all(_gone(child) for child in children)
+
+
+def test_a_reader_process_killed_mid_run_stops_the_run_with_an_error():
+    process = _start_compare("--writers", "udp-sendto,udp-sendmmsg", "--readers", "20", "--benchtime", "2s")
+    try:
+        line = process.stderr.readline()
+        assert line.startswith("done udp-sendto"), line
+        readers = _children(process.pid)
+        assert readers, "compare should have forked its reader process"
+        for pid in readers:
+            os.kill(pid, signal.SIGKILL)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode not in (0, 2), err
+    assert "reader process" in err and "Traceback" not in err
+    assert pid_namespaces(process.pid) == []
+
+
+def test_two_compare_runs_at_once_do_not_collide(tmp_path):
+    runs = [
+        _start_compare("--writers", "udp-sendmmsg,packet-ring", "--readers", "30", "--benchtime", "300ms",
+                       "--json", str(tmp_path / f"run{i}.json"))
+        for i in range(2)
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+    for i in range(2):
+        results = json.loads((tmp_path / f"run{i}.json").read_text())["results"]
+        assert {r["writer"] for r in results} == {"udp-sendmmsg", "packet-ring"}
+        for row in results:
+            assert row["sent"] > 0 and row["sent"] == row["delivered"] == row["intact"], row
+    assert not any(pid_namespaces(run.pid) for run in runs)
+    assert not [n for n in owned() if any(str(run.pid) in n for run in runs)]
