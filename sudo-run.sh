@@ -45,14 +45,18 @@ apt_packages() {
 
 python_env() {
     local want
-    want="$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)"
+    want="$(cat "$here/pyproject.toml" "$here/setup.py" "$here"/rawpacer/*.c | sha256sum | cut -d' ' -f1)"
     if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
     [ -x "$venv/bin/python" ] || { say "creating $venv"; python3 -m venv "$venv"; }
-    say "installing rawpacer and its dependencies into .venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$venv/bin/python" -m pip install -q -e "$here[dev]"
+    say "installing rawpacer and its dependencies into .venv (log: .venv/install.log)"
+    if ! { "$venv/bin/python" -m pip install -q --upgrade pip \
+           && "$venv/bin/python" -m pip install -q -e "$here[dev]"; } >"$venv/install.log" 2>&1; then
+        tail -n 20 "$venv/install.log" >&2
+        say "installation failed; the whole log is in .venv/install.log"
+        exit 1
+    fi
     echo "$want" >"$stamp"
 }
 

@@ -100,6 +100,8 @@ class Writer(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     raw: ClassVar[bool] = False
+    order: ClassVar[int] = 50
+    """Place in listings and tables: the seed's baseline first, the reference peer last."""
 
     def __init__(self, target: Target, options: WriterOptions) -> None:
         self.target = target
@@ -155,9 +157,9 @@ def _load_all() -> None:
 
 
 def names() -> list[str]:
-    """Every registered writer's name: standard writers first, then raw ones, each alphabetical."""
+    """Every registered writer's name: standard writers first, then raw ones, each by ``order``."""
     _load_all()
-    return sorted(REGISTRY, key=lambda n: (REGISTRY[n].raw, n))
+    return sorted(REGISTRY, key=lambda n: (REGISTRY[n].raw, REGISTRY[n].order, n))
 
 
 def get(name: str) -> type[Writer]:

@@ -18,6 +18,7 @@ class IpRawWriter(RawWriter):
     """
 
     name = "ip-raw"
+    order = 12
     summary = "AF_INET raw socket with IP_HDRINCL, hand-built IPv4/UDP, kernel adds the link header"
     ethernet = False
 

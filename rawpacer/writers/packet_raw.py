@@ -25,6 +25,7 @@ class PacketRawWriter(RawWriter):
     """AF_PACKET/SOCK_RAW: a FrameTemplate per port stamped per message, one send() per frame."""
 
     name = "packet-raw"
+    order = 10
     summary = "AF_PACKET raw socket, hand-built Ethernet/IPv4/UDP frames, one send per frame"
 
     def __init__(self, target: Target, options: WriterOptions) -> None:

@@ -44,6 +44,7 @@ class PacketRingWriter(RawWriter):
     """
 
     name = "packet-ring"
+    order = 11
     summary = "AF_PACKET PACKET_MMAP TX ring (TPACKET_V2), one send() flushes the fan-out"
 
     def __init__(self, target: Target, options: WriterOptions) -> None:

@@ -23,6 +23,7 @@ class ScapyWriter(RawWriter):
     """scapy ``Ether()/IP()/UDP()/Raw()`` built per message; ``fragment()`` when fit is fragment."""
 
     name = "scapy"
+    order = 90
     summary = "scapy-built Ether/IP/UDP frames per message on a scapy L2 socket (slow reference)"
 
     def __init__(self, target: Target, options: WriterOptions) -> None:

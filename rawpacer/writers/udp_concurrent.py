@@ -20,6 +20,7 @@ MAX_DEFAULT_THREADS = 32
 @register
 class UdpConcurrent(UdpWriter):
     name = "udp-concurrent"
+    order = 1
     summary = "kernel UDP socket, one concurrent sendto(2) per reader on a thread pool (the seed's goroutines)"
 
     def __init__(self, target: Target, options: WriterOptions) -> None:

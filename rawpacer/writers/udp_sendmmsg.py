@@ -12,6 +12,7 @@ from rawpacer.writers.base import Target, WriterOptions, register
 @register
 class UdpSendmmsg(UdpWriter):
     name = "udp-sendmmsg"
+    order = 2
     summary = "kernel UDP socket, one sendmmsg(2) per fan-out through ctypes"
 
     def __init__(self, target: Target, options: WriterOptions) -> None:

@@ -11,6 +11,7 @@ from rawpacer.writers.base import register
 @register
 class UdpSendto(UdpWriter):
     name = "udp-sendto"
+    order = 0
     summary = "kernel UDP socket, one sendto(2) per reader in a loop (the seed's baseline)"
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
