@@ -57,7 +57,7 @@ def plot(report: Report, path: str | os.PathLike[str]) -> Path:
     ax.set_yticks(positions, [_label(r, sweep) for r in rows])
     ax.set_xlabel(f"ns/op in {unit}: wall time to send to every reader and see all delivered (lower is better)")
     params = report.params
-    ax.set_title(f"{params.get('mode')}: {params.get('size')} B {params.get('payload')} messages, "
+    ax.set_title(f"{params.get('mode')}: {', '.join(map(str, params.get('readers') or []))} readers, {params.get('size')} B {params.get('payload')} messages, "
                  f"{report.machine.get('cores')} cores, {params.get('topology')} | grey = Go seed, red = loss or error",
                  fontsize=10)
     if log:
