@@ -185,3 +185,26 @@ def test_readers_sweep_reports_ns_per_packet(tmp_path):
     (sweep,) = data["sweep"]
     points = {p["readers"]: p["ns_per_packet"] for p in sweep["points"]}
     assert sweep["ratio_last_first"] == pytest.approx(points[20] / points[5])
+
+
+@pytest.mark.netns
+def test_pcap_option_records_every_raw_frame_sent(tmp_path):
+    from rawpacer.headers import parse_frame
+    from rawpacer.pcap import read_pcap
+
+    path = tmp_path / "run.json"
+    done = compare("--writers", "udp-sendto,packet-raw", "--readers", "4", "--benchtime", "3x",
+                   "--pcap", str(tmp_path / "frames.pcap"), "--json", str(path))
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "frames-udp-sendto-4.pcap").exists()  # standard writers build no frames
+    _, frames = read_pcap(tmp_path / "frames-packet-raw-4.pcap")
+    row = next(r for r in json.loads(path.read_text())["results"] if r["writer"] == "packet-raw")
+    assert len(frames) >= row["sent"] > 0
+    parsed = [parse_frame(f) for f in frames]
+    assert all(p.ip_checksum_ok and p.udp_checksum_ok for p in parsed)
+    assert {p.dport for p in parsed} == set(range(5001, 5005))
+
+
+def test_pcap_into_a_missing_directory_is_exit_2():
+    done = compare("--pcap", "/nonexistent-dir/frames.pcap")
+    assert done.returncode == 2 and "--pcap" in done.stderr and "Traceback" not in done.stderr

@@ -6,6 +6,7 @@ Every writer (and the Go seed) meets the same reader set, rounds are interleaved
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ class Config:
     benchtime: Benchtime = field(default_factory=Benchtime)
     count: int = 1
     with_go: bool = False
+    pcap: str | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class Config:
             "benchtime": str(self.benchtime),
             "count": self.count,
             "with_go": self.with_go,
+            "pcap": self.pcap,
             "slow_writer_caps_s": {k: v for k, v in SLOW_WRITERS.items() if k in self.writers},
         }
 
@@ -89,10 +92,22 @@ def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(w.strip() for w in value.split(",")) if isinstance(value, str) else tuple(value)
 
 
+def _pcap_stem(path: str) -> str:
+    parent = os.path.dirname(os.path.abspath(path))
+    require(os.path.isdir(parent), f"--pcap {path!r}: directory {parent!r} does not exist")
+    return path
+
+
+def pcap_path(stem: str, writer: str, readers: int) -> str:
+    """Where one raw writer's frames go: ``run.pcap`` -> ``run-packet-ring-100.pcap``."""
+    root, ext = os.path.splitext(stem)
+    return f"{root}-{writer}-{readers}{ext or '.pcap'}"
+
+
 def make_config(writers: str | Sequence[str] | None = None, readers: int | str | Sequence[int] = 100,
                 size: int | str = 1500, payload: str = "crypto", fit: str | Fit = "trim", mode: str = "fanout",
                 topology: str = "lo", mtu: int | str | None = None, benchtime: str | float = "1s",
-                count: int | str = 1, with_go: bool = False) -> Config:
+                count: int | str = 1, with_go: bool = False, pcap: str | None = None) -> Config:
     """A Config from CLI-style values (strings or numbers), every one checked: UsageError, one line."""
     if isinstance(readers, (int, str)):
         readers = str(readers).split(",")
@@ -112,6 +127,7 @@ def make_config(writers: str | Sequence[str] | None = None, readers: int | str |
         benchtime=parse_benchtime(str(benchtime)),
         count=_int("count", count, 1, 1000),
         with_go=bool(with_go),
+        pcap=None if pcap is None else _pcap_stem(pcap),
     )
     if config.with_go:
         gobench.require_go()
@@ -220,7 +236,11 @@ class Session:
         writer = None
         try:
             with topo.enter("writer"):
-                writer = registry.get(row.writer)(target, WriterOptions(message_size=config.size, fit=config.fit))
+                cls = registry.get(row.writer)
+                pcap = pcap_path(config.pcap, row.writer, row.readers) if config.pcap and cls.raw else None
+                if pcap and pcap not in row.notes:
+                    row.notes.append(f"frames written to {pcap} (timing includes the pcap writes)")
+                writer = cls(target, WriterOptions(message_size=config.size, fit=config.fit, pcap=pcap))
                 row.delivered_size = writer.delivered_size
                 sample, notes = Pass(writer, readers, source, config.mode).measure(benchtime)
             row.samples.append(sample)

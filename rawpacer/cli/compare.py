@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="write every figure as JSON")
     p.add_argument("--plot", dest="plot_path", default=None, metavar="PATH", help="write a PNG bar chart of ns/op")
     p.add_argument("--format", default="table", help="table (default) or go (benchmark lines for benchstat)")
+    p.add_argument("--pcap", default=None, metavar="PATH",
+                   help="raw writers write every frame they send to PATH-<writer>-<readers>.pcap (slows them)")
     p.add_argument("--with-go", action="store_true", help="also build and run the Go port of the seed's benchmark")
     p.set_defaults(func=run)
 
@@ -54,7 +56,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     config = make_config(
         writers=args.writers, readers=args.readers, size=args.size, payload=args.payload, fit=args.fit,
         mode=args.mode, topology=args.topology, mtu=args.mtu, benchtime=args.benchtime, count=args.count,
-        with_go=bool(args.with_go),
+        with_go=bool(args.with_go), pcap=args.pcap,
     )
     require(args.format in FORMATS, f"format {args.format!r} is not allowed; use one of: {', '.join(FORMATS)}")
     _output_path("--json", args.json_path)
