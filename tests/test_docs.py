@@ -14,3 +14,12 @@ DOCS = sorted((Path(__file__).resolve().parent.parent / "docs").glob("*.md"))
 def test_doc_examples_run(page):
     result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{result.failed} example(s) failed in {page.name}"
+
+
+def test_readme_header_example_runs_as_written():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(block.strip().splitlines()) == 5
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["parsed"].dport == 5001 and namespace["parsed"].udp_checksum_ok

@@ -1,0 +1,32 @@
+"""Coverage-guided fuzzing of rawpacer's parsers with atheris (libFuzzer): only ValueError may escape.
+
+Run by tests/test_fuzz.py with a bounded number of inputs; by hand, for longer:
+    .venv/bin/python tests/fuzz_parsers.py -max_total_time=300 /tmp/corpus tests/corpus/parse
+(the first directory collects new inputs; the committed seed corpus stays small).
+"""
+
+import sys
+
+import atheris
+
+with atheris.instrument_imports():
+    from rawpacer import headers
+
+
+def one_input(data: bytes) -> None:
+    """Every parser, on the same bytes: a parse or a ValueError, never anything else."""
+    for parse in (headers.parse_frame, headers.parse_packet):
+        try:
+            parse(data)
+        except ValueError:
+            pass
+    for ethernet in (True, False):
+        try:
+            headers.parse_fragment(data, ethernet=ethernet)
+        except ValueError:
+            pass
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()

@@ -1,0 +1,24 @@
+"""atheris (coverage-guided) over the parsers, seeded from the small corpus in tests/corpus/parse."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNS = 30000
+
+
+def test_parsers_survive_coverage_guided_fuzzing(tmp_path):
+    seeds = sorted((HERE / "corpus" / "parse").glob("*.bin"))
+    assert len(seeds) >= 8 and sum(p.stat().st_size for p in seeds) < 64 * 1024
+    done = subprocess.run(
+        [sys.executable, str(HERE / "fuzz_parsers.py"), f"-runs={RUNS}", "-max_total_time=60", "-seed=1",
+         str(tmp_path), str(HERE / "corpus" / "parse")],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    executed = re.search(r"Done (\d+) runs", done.stderr)
+    assert executed and int(executed.group(1)) >= RUNS, done.stderr[-1000:]
