@@ -60,8 +60,12 @@ python_env() {
     echo "$want" >"$stamp"
 }
 
+# One set-up at a time: two first runs at once must not install into the same .venv together.
+exec 9>"$here/.sudo-run.lock"
+flock 9
 apt_packages
 python_env
+flock -u 9
 export PATH="$venv/bin:$PATH:/usr/lib/go/bin"
 cd "$here"
 
@@ -72,8 +76,11 @@ case "$cmd" in
         exec "$venv/bin/python" -m pytest "$@"
         ;;
     notebook)
-        "$venv/bin/python" -c 'import jupyterlab' >/dev/null 2>&1 \
-            || "$venv/bin/python" -m pip install -q -e "$here[dev,notebook]"
+        if ! "$venv/bin/python" -c 'import jupyterlab' >/dev/null 2>&1; then
+            say "installing JupyterLab into .venv (log: .venv/install.log)"
+            "$venv/bin/python" -m pip install -q -e "$here[dev,notebook]" >"$venv/install.log" 2>&1 \
+                || { tail -n 20 "$venv/install.log" >&2; exit 1; }
+        fi
         exec "$venv/bin/jupyter" lab --allow-root --no-browser --notebook-dir "$here/notebooks" "$@"
         ;;
     "")
