@@ -196,3 +196,20 @@ def test_two_compare_runs_at_once_do_not_collide(tmp_path):
             assert row["sent"] > 0 and row["sent"] == row["delivered"] == row["intact"], row
     assert not any(pid_namespaces(run.pid) for run in runs)
     assert not [n for n in owned() if any(str(run.pid) in n for run in runs)]
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    ({"ring_frames": -1}, "ring_frames -1"),
+    ({"threads": 1.5}, "threads 1.5"),
+    ({"message_size": 65508}, "message_size 65508"),
+    ({"fit": "squeeze"}, "fit 'squeeze'"),
+])
+def test_writer_options_are_checked_where_they_are_made(kwargs, named):
+    with pytest.raises(UsageError, match=named):
+        WriterOptions(**kwargs)
+
+
+def test_writer_options_accept_a_fit_by_name():
+    from rawpacer.writers import Fit
+
+    assert WriterOptions(fit="fragment").fit is Fit.FRAGMENT

@@ -71,6 +71,15 @@ class WriterOptions:
     threads: int = 0
     allow_iface: str | None = None
 
+    def __post_init__(self) -> None:
+        """Every knob checked where options are made, so no writer repeats the checks."""
+        object.__setattr__(self, "fit", Fit.parse(self.fit))
+        for name, low, high in (("message_size", 0, 65507), ("ring_frames", 0, None), ("threads", 0, None)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+                allowed = f"{low}-{high}" if high is not None else f"{low} (automatic) or more"
+                raise UsageError(f"{name} {value!r} is not allowed; use {allowed}")
+
 
 def check_raw_allowed(link: Link, options: WriterOptions) -> None:
     """Refuse raw frames outside rawpacer's own namespaces unless the user named the interface.

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rawpacer.errors import require
 from rawpacer.headers import ETH_HLEN, IPV4_HLEN, UDP_HLEN
 from rawpacer.headers.checksum import BytesLike, ones_sum
 from rawpacer.tpacket import DATA_OFFSET, TxRing, fanout_frames
@@ -48,10 +47,6 @@ class PacketRingWriter(RawWriter):
     summary = "AF_PACKET PACKET_MMAP TX ring (TPACKET_V2), one send() flushes the fan-out"
 
     def __init__(self, target: Target, options: WriterOptions) -> None:
-        require(
-            isinstance(options.ring_frames, int) and options.ring_frames >= 0,
-            f"ring_frames {options.ring_frames!r} is not allowed (use 0 for the default, or 1 and up)",
-        )
         super().__init__(target, options)
         self.sock = open_packet_socket(target.link.ifname)
         try:

@@ -10,7 +10,6 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from rawpacer.errors import require
 from rawpacer.writers._udp_socket import UdpWriter
 from rawpacer.writers.base import Target, WriterOptions, register
 
@@ -24,10 +23,6 @@ class UdpConcurrent(UdpWriter):
     summary = "kernel UDP socket, one concurrent sendto(2) per reader on a thread pool (the seed's goroutines)"
 
     def __init__(self, target: Target, options: WriterOptions) -> None:
-        require(
-            isinstance(options.threads, int) and options.threads >= 0,
-            f"threads {options.threads!r} is not allowed; use 0 (automatic) or more",
-        )
         super().__init__(target, options)
         threads = options.threads or min(MAX_DEFAULT_THREADS, len(target.ports), (os.cpu_count() or 1) + 4)
         self.threads = threads
