@@ -72,6 +72,7 @@ class CryptoSource(MessageSource):
         return self._zeros[:length]
 
     def fill(self, buffer: memoryview | bytearray) -> None:
+        """Fresh AES-128-CTR keystream over the whole buffer, under a key drawn from os.urandom now."""
         seed = os.urandom(32)
         encryptor = Cipher(algorithms.AES(seed[:16]), modes.CTR(seed[16:])).encryptor()
         encryptor.update_into(self._zeros_of(len(buffer)), buffer)
@@ -87,6 +88,7 @@ class FastSource(MessageSource):
         self._bits = np.random.PCG64()
 
     def fill(self, buffer: memoryview | bytearray) -> None:
+        """Fresh PCG64 bytes over the whole buffer (fast, not cryptographic)."""
         length = len(buffer)
         words = self._bits.random_raw((length + 7) // 8)
         np.frombuffer(buffer, dtype=np.uint8)[:] = words.view(np.uint8)[:length]
@@ -103,6 +105,7 @@ class FixedSource(MessageSource):
         self._filled: object = None
 
     def fill(self, buffer: memoryview | bytearray) -> None:
+        """The fixed message in every slot; a buffer already filled is left as it is."""
         if buffer is self._filled:
             return
         length = len(buffer)
@@ -112,6 +115,7 @@ class FixedSource(MessageSource):
         self._filled = buffer
 
     def message(self) -> bytes:
+        """The fixed message, the same on every call."""
         return self._message
 
 

@@ -30,10 +30,12 @@ class Sample:
 
     @property
     def ns_per_op(self) -> float:
+        """Wall time per op of this sample."""
         return self.elapsed_ns / self.ops
 
     @property
     def packets_per_s(self) -> float:
+        """Datagrams delivered per second of this sample."""
         return self.delivered * 1e9 / self.elapsed_ns
 
     @property
@@ -48,9 +50,11 @@ class Sample:
 
     @property
     def all_intact(self) -> bool:
+        """True when every datagram sent arrived intact."""
         return self.delivered == self.sent and (self.intact is None or self.intact == self.delivered)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form (see docs/benchmark.md)."""
         out = asdict(self)
         out.update(
             ns_per_op=self.ns_per_op,
@@ -85,6 +89,7 @@ class WriterResult:
 
     @property
     def trimmed_bytes(self) -> int:
+        """Bytes cut from each message to fit the link."""
         return self.message_size - self.delivered_size
 
     def spread(self, name: str) -> Spread | None:
@@ -95,15 +100,18 @@ class WriterResult:
         return Spread(statistics.median(values), min(values), max(values))
 
     def median(self, name: str) -> float | None:
+        """Median of one figure over the samples (None when there are none)."""
         found = self.spread(name)
         return None if found is None else found.median
 
     def total(self, name: str) -> int | None:
+        """Sum of one count over the samples."""
         values = [getattr(s, name) for s in self.samples]
         return None if not values or any(v is None for v in values) else sum(values)
 
     @property
     def all_intact(self) -> bool:
+        """True when every sample delivered every datagram intact."""
         return self.error is None and all(s.all_intact for s in self.samples)
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +150,7 @@ class Report:
     interrupted: bool = False
 
     def find(self, writer: str, readers: int | None = None) -> WriterResult | None:
+        """The row of ``writer`` at ``readers``, if any."""
         for result in self.results:
             if result.writer == writer and (readers is None or result.readers == readers):
                 return result
@@ -155,6 +164,7 @@ class Report:
 
     @property
     def readers_counts(self) -> list[int]:
+        """The readers counts of the run, in order."""
         return sorted({r.readers for r in self.results})
 
     def sweep(self) -> list[dict[str, Any]]:
@@ -174,6 +184,7 @@ class Report:
         return rows
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form: machine, parameters, notes and every row (see docs/benchmark.md)."""
         return {
             "machine": self.machine,
             "params": self.params,

@@ -58,6 +58,7 @@ class Pass:
 
     @property
     def expected_size(self) -> int:
+        """Bytes each reader should receive (the writer may trim)."""
         return self.writer.delivered_size
 
     def fanout_op(self) -> tuple[int, OpResult]:
@@ -78,6 +79,7 @@ class Pass:
         self.readers.begin_stream(self.expected_size)
 
     def run_fanout(self, n: int) -> Timed[Tally]:
+        """``n`` fan-out ops back to back, timed as one run."""
         op, outcomes = self.fanout_op, []
         start = time.perf_counter_ns()
         for _ in range(n):
@@ -89,6 +91,7 @@ class Pass:
         return Timed(n, elapsed, tally)
 
     def run_stream(self, n: int) -> Timed[Tally]:
+        """One stream of ``n`` fan-outs, timed; delivery counted at its end."""
         op = self.stream_op
         self.begin_stream()
         start = time.perf_counter_ns()
@@ -101,6 +104,7 @@ class Pass:
         return Timed(n, elapsed, tally)
 
     def timed(self, n: int) -> Timed[Tally]:
+        """The calibration step: ``n`` ops in this pass's mode."""
         return self.run_stream(n) if self.mode == "stream" else self.run_fanout(n)
 
     def measure(self, benchtime: Benchtime) -> tuple[Sample, list[str]]:

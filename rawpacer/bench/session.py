@@ -51,6 +51,7 @@ class Config:
     pcap: str | None = None
 
     def params(self) -> dict[str, Any]:
+        """The parameters as JSON records them."""
         return {
             "writers": list(self.writers),
             "readers": list(self.readers),
@@ -183,6 +184,7 @@ class Session:
         self.on_interrupt = on_interrupt or (lambda report: None)
 
     def run(self) -> Report:
+        """Every readers count, every round, every writer; the Report (partial on Ctrl-C)."""
         config = self.config
         go_binary = gobench.build() if config.with_go else None
         for name in config.writers:

@@ -21,6 +21,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad input as one line and exit code 2, without the usage block."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        """One line on stderr and exit code 2, instead of argparse's usage block."""
         print(f"rawpacer: {message}", file=sys.stderr)
         raise SystemExit(2)
 

@@ -72,6 +72,7 @@ class Output:
         self.console = Console(width=None if sys.stdout.isatty() else 200)
 
     def emit(self, report: Report) -> None:
+        """Print the table or Go lines, then write the JSON and PNG asked for."""
         if self.args.format == "go":
             for line in report_lines(report):
                 print(line, flush=True)
@@ -98,9 +99,11 @@ class _Progress(Listener):
         self.task = progress.add_task("starting", total=total)
 
     def start(self, label: str) -> None:
+        """Show which pass runs now."""
         self.progress.update(self.task, description=label)
 
     def done(self, row: WriterResult) -> None:
+        """Advance the bar, or print one line when there is no terminal."""
         if row.source != "go" or row.writer == GO_BASELINE:
             self.progress.advance(self.task)
         if self.progress.disable:

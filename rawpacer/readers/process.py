@@ -80,6 +80,7 @@ class ReaderLoop:
     # --- commands -------------------------------------------------------------------------
 
     def command(self) -> None:
+        """Handle one command from the parent (begin, wait, end, close, stop)."""
         size = self.ctl.recv_into(self.inbox)
         if not size:
             self.running = False
@@ -176,6 +177,7 @@ class ReaderLoop:
             self.corrupt_slots.add(i)
 
     def poll_timeout(self) -> float:
+        """How long the next epoll may block: 0 while spinning or draining, the deadline otherwise."""
         if self.active and self.spin:
             return 0
         if not self.finishing:
@@ -186,6 +188,7 @@ class ReaderLoop:
         return max(0.0, min(end, self.hard_deadline) - time.monotonic())
 
     def run(self) -> None:
+        """Serve commands and receive datagrams until told to stop or the parent goes away."""
         ctl_fd = self.ctl.fileno()
         poll = self.epoll.poll
         maxevents = min(self.count + 1, 1024)

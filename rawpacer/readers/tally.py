@@ -28,6 +28,7 @@ class PortTally:
     late: int = 0
 
     def to_dict(self) -> dict:
+        """The JSON form."""
         return asdict(self)
 
 
@@ -74,14 +75,17 @@ class OpResult:
 
     @property
     def lost_ports(self) -> list[int]:
+        """Ports that got fewer datagrams than expected."""
         return sorted(p for p, t in self.deviations.items() if t.lost)
 
     @property
     def corrupt_ports(self) -> list[int]:
+        """Ports that got a datagram unlike their message."""
         return sorted(p for p, t in self.deviations.items() if t.corrupt)
 
     @property
     def duplicate_ports(self) -> list[int]:
+        """Ports that got more datagrams than expected."""
         return sorted(p for p, t in self.deviations.items() if t.duplicate)
 
     def describe(self) -> str:
@@ -104,6 +108,7 @@ class OpResult:
         return self
 
     def to_dict(self) -> dict:
+        """The JSON form, deviating ports included."""
         out = {k: v for k, v in asdict(self).items() if k != "deviations"}
         out.update(
             expected=self.expected,
@@ -165,6 +170,7 @@ class RunTally:
         return [self.port(p) for p in self.ports]
 
     def to_dict(self, *, ports: bool = False) -> dict:
+        """The JSON form (per-port counts only when ``ports``)."""
         out = {k: v for k, v in asdict(self).items() if not k.startswith("_") and k != "ports"}
         out["readers"] = len(self.ports)
         out["reader_cpu_us_per_op"] = 1e6 * self.reader_cpu_s / self.ops if self.ops else 0.0

@@ -13,7 +13,8 @@ import concurrent.futures
 import contextlib
 import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute
@@ -41,6 +42,7 @@ RAW_PATH_SYSCTLS = {
 QUIET_SYSCTLS = {"net/ipv6/conf/all/disable_ipv6": "1", "net/ipv6/conf/default/disable_ipv6": "1"}
 
 _live: set[str] = set()
+T = TypeVar("T")
 
 
 def _remove_live() -> None:
@@ -52,7 +54,7 @@ def _remove_live() -> None:
 atexit.register(_remove_live)
 
 
-def off_event_loop(fn):
+def off_event_loop(fn: Callable[..., T]) -> Callable[..., T]:
     """Run ``fn`` in a worker thread when this thread already runs an asyncio loop.
 
     pyroute2's synchronous IPRoute drives an asyncio loop of its own and refuses to start inside a
@@ -61,7 +63,7 @@ def off_event_loop(fn):
     """
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: object, **kwargs: object) -> T:
         try:
             asyncio.get_running_loop()
         except RuntimeError:

@@ -102,6 +102,7 @@ class RawWriter(Writer):
 
     @property
     def delivered_size(self) -> int:
+        """The message size, or the trimmed payload under ``trim`` on a small MTU."""
         return self._delivered
 
     @property
@@ -142,6 +143,7 @@ class RawWriter(Writer):
             self.pcap.record(frame)
 
     def close(self) -> None:
+        """Close the writer's sockets and rings, then the pcap file. Safe to call twice."""
         if self._closed:
             return
         self._closed = True

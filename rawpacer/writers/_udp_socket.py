@@ -42,4 +42,5 @@ class UdpWriter(Writer):
         )
 
     def close(self) -> None:
+        """Close the socket. Safe to call twice."""
         self.sock.close()

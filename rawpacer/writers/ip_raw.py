@@ -29,6 +29,7 @@ class IpRawWriter(RawWriter):
         self.address = (target.dst_ip, 0)
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
+        """One ``sendto`` per IPv4 packet (each fragment its own) on the IP_HDRINCL socket."""
         self.check_fanout(messages)
         sendto, address, record = self.sock.sendto, self.address, self.record
         for index, message in enumerate(messages):

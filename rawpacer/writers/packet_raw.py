@@ -33,6 +33,7 @@ class PacketRawWriter(RawWriter):
         self.sock = open_packet_socket(target.link.ifname)
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
+        """One ``send`` per stamped frame (each fragment its own) on the AF_PACKET socket."""
         self.check_fanout(messages)
         send, record = self.sock.send, self.record
         for index, message in enumerate(messages):

@@ -59,6 +59,7 @@ class PacketRingWriter(RawWriter):
         self._replay: np.ndarray | None = None
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
+        """Fresh messages: frames stamped into the ring, one ``send`` flushes them all."""
         self._replay = None
         return self._send(messages, replay=False)
 

@@ -51,6 +51,7 @@ class ScapyWriter(RawWriter):
         return [bytes(packet)]
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
+        """Build ``Ether()/IP()/UDP()/Raw`` with scapy per message and send it on the L2 socket."""
         self.check_fanout(messages)
         for index, message in enumerate(messages):
             for frame in self.build(index, message):

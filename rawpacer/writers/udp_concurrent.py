@@ -29,11 +29,13 @@ class UdpConcurrent(UdpWriter):
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="udp-concurrent")
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
+        """One ``sendto`` per reader submitted to the pool, all joined before returning."""
         self.check(messages)
         for _ in self._pool.map(self.sock.sendto, messages, self.destinations):
             pass
         return len(messages)
 
     def close(self) -> None:
+        """Shut the thread pool down, then close the socket."""
         self._pool.shutdown(wait=True)
         super().close()

@@ -20,10 +20,12 @@ class UdpSendmmsg(UdpWriter):
         self._batch = SendBatch(target.dst_ip, target.ports)
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
+        """Point the prebuilt iovecs at the messages and send them with one ``sendmmsg`` (resumed if partial)."""
         self.check(messages)
         self._batch.set_buffers(messages)
         return self._batch.send(self.sock.fileno())
 
     def close(self) -> None:
+        """Close the socket. Safe to call twice."""
         self._batch.forget()
         super().close()

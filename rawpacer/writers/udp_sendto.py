@@ -15,6 +15,7 @@ class UdpSendto(UdpWriter):
     summary = "kernel UDP socket, one sendto(2) per reader in a loop (the seed's baseline)"
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
+        """One ``sendto`` per reader, in order: the seed's baseline."""
         self.check(messages)
         sendto = self.sock.sendto
         for message, destination in zip(messages, self.destinations):
