@@ -184,3 +184,21 @@ def test_reused_ring_slots_never_change_delivered_data(kind: str) -> None:
         with make_writer(topo, "packet-ring", [port] * 60, message_size=1472, ring_frames=2) as writer:
             writer.send(messages)
         assert [socks[0].recv(2048) for _ in messages] == messages
+
+
+@pytest.mark.parametrize("fit", ["trim", "fragment", "strict"])
+@pytest.mark.parametrize("where", [("veth", 576), ("veth", 1500), ("veth", 9000), ("lo", None)])
+def test_every_fit_on_every_mtu(where: tuple[str, int | None], fit: str) -> None:
+    from rawpacer.headers import max_payload
+
+    kind, mtu = where
+    size = 1500
+    with Sandbox(kind, mtu=mtu) as topo:
+        limit = max_payload(topo.mtu)
+        for name in ("packet-raw", "packet-ring"):
+            if fit == "strict" and size > limit:
+                with pytest.raises(UsageError, match=f"MTU is {topo.mtu}"):
+                    make_writer(topo, name, [5001], message_size=size, fit=Fit.STRICT)
+                continue
+            expected = min(size, limit) if fit == "trim" else size
+            assert fanouts(topo, name, 10, 2, size=size, fit=Fit(fit)) == (expected, 20)
