@@ -213,3 +213,52 @@ def test_writer_options_accept_a_fit_by_name():
     from rawpacer.writers import Fit
 
     assert WriterOptions(fit="fragment").fit is Fit.FRAGMENT
+
+
+# --- rawpacer send --------------------------------------------------------------------------
+
+
+def test_send_checks_every_datagram_in_a_sandbox():
+    done = _cli("send", "--writer", "packet-raw", "--readers", "5", "--ops", "3")
+    assert done.returncode == 0, done.stderr
+    assert "15 of 15 datagrams delivered, 15 intact" in done.stdout
+
+
+def test_send_across_a_small_mtu_fragments_and_delivers():
+    done = _cli("send", "--topology", "veth", "--mtu", "576", "--fit", "fragment", "--readers", "3")
+    assert done.returncode == 0, done.stderr
+    assert "3 of 3 datagrams delivered, 3 intact (1500 bytes each" in done.stdout
+
+
+@pytest.mark.parametrize("args, named", [
+    (["send", "--writer", "udp-sendto", "--iface", "x"], "--iface is for raw writers"),
+    (["send", "--iface", "x", "--dst-ip", "198.18.0.2"], "--iface needs --src-ip"),
+    (["send", "--iface", "x", "--src-ip", "198.18.0.1", "--dst-ip", "nope", "--dst-mac", "02:00:00:00:00:02"], "dst_ip 'nope'"),
+    (["send", "--dst-ip", "198.18.0.2"], "go with --iface"),
+    (["send", "--ops", "0"], "ops 0"),
+])
+def test_send_bad_input_is_one_line_exit_2(args, named):
+    done = _cli(*args)
+    assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr
+
+
+def test_send_outside_rawpacer_namespaces_warns_naming_the_interface_and_sends_nothing_on_a_down_link():
+    """--iface in a namespace this test made (not rawpacer's): a warning, then refused before sending."""
+    from pyroute2 import netns as pyroute2_netns
+
+    name = f"rptest-foreign-{os.getpid()}"
+    pyroute2_netns.create(name)
+    try:
+        with IPRoute(netns=name) as ipr:
+            ipr.link("add", ifname="dummy7", kind="veth", peer="dummy8")  # both ends start down
+        done = subprocess.run(
+            ["ip", "netns", "exec", name, sys.executable, "-m", "rawpacer.cli", "send", "--iface", "dummy7",
+             "--src-ip", "198.18.0.1", "--dst-ip", "198.18.0.2", "--dst-mac", "02:00:00:00:00:02"],
+            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd="/", timeout=60)
+        with IPRoute(netns=name) as ipr:
+            sent = ipr.get_links(ipr.link_lookup(ifname="dummy7")[0])[0].get_attr("IFLA_STATS64")["tx_packets"]
+    finally:
+        pyroute2_netns.remove(name)
+    assert "warning" in done.stderr and "'dummy7', outside rawpacer's namespaces" in done.stderr
+    assert done.returncode == 1 and "'dummy7' is down: nothing was sent" in done.stderr
+    assert sent == 0

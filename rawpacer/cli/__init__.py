@@ -13,6 +13,7 @@ import pkgutil
 import signal
 import sys
 import traceback
+import warnings
 
 from rawpacer.errors import RawpacerError
 
@@ -24,6 +25,12 @@ class _Parser(argparse.ArgumentParser):
         """One line on stderr and exit code 2, instead of argparse's usage block."""
         print(f"rawpacer: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Warnings reach the user at once, as one line like errors, without a source location."""
+    print(f"rawpacer: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -47,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rawpacer`` script."""
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except RawpacerError as exc:

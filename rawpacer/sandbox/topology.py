@@ -87,7 +87,7 @@ def read_sysctl(key: str) -> str:
         return handle.read().strip()
 
 
-def _link_info(ifname: str) -> tuple[int, int, str]:
+def link_info(ifname: str) -> tuple[int, int, str]:
     """(ifindex, mtu, mac) of ``ifname`` in this thread's namespace, from netlink."""
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=ifname)
@@ -121,9 +121,9 @@ class Topology:
     def link(self) -> Link:
         """The writer-side link as the kernel reports it; dst_mac is the reader side's MAC."""
         with self.enter("writer"):
-            ifindex, mtu, src_mac = _link_info(self.writer_if)
+            ifindex, mtu, src_mac = link_info(self.writer_if)
         with self.enter("reader"):
-            dst_mac = _link_info(self.reader_if)[2]
+            dst_mac = link_info(self.reader_if)[2]
         return Link(self.writer_if, ifindex, mtu, src_mac, dst_mac)
 
     def target(self, ports: Sequence[int], sport: int = DEFAULT_SPORT) -> Target:
@@ -200,7 +200,7 @@ class Sandbox:
                 ipr.addr("add", index=index, address=WRITER_IP, prefixlen=32)
                 if self.mtu is not None:
                     ipr.link("set", index=index, mtu=self.mtu)
-            mtu = _link_info("lo")[1]
+            mtu = link_info("lo")[1]
         return Topology("lo", name, name, "lo", "lo", WRITER_IP, WRITER_IP, mtu, run_id, (name,))
 
     def _build_veth(self, run_id: str, created: list[str]) -> Topology:
