@@ -195,7 +195,7 @@ def test_every_fit_on_every_mtu(where: tuple[str, int | None], fit: str) -> None
     size = 1500
     with Sandbox(kind, mtu=mtu) as topo:
         limit = max_payload(topo.mtu)
-        for name in ("packet-raw", "packet-ring"):
+        for name in ("packet-raw", "packet-ring", "ip-raw", "scapy"):
             if fit == "strict" and size > limit:
                 with pytest.raises(UsageError, match=f"MTU is {topo.mtu}"):
                     make_writer(topo, name, [5001], message_size=size, fit=Fit.STRICT)
