@@ -255,17 +255,20 @@ def test_send_outside_rawpacer_namespaces_warns_naming_the_interface_and_sends_n
     """--iface in a namespace this test made (not rawpacer's): a warning, then refused before sending."""
     from pyroute2 import netns as pyroute2_netns
 
+    from rawpacer.sandbox.netns import entered
+
     name = f"rptest-foreign-{os.getpid()}"
     pyroute2_netns.create(name)
     try:
-        with IPRoute(netns=name) as ipr:
+        with entered(name), IPRoute() as ipr:
             ipr.link("add", ifname="dummy7", kind="veth", peer="dummy8")  # both ends start down
+            index = ipr.link_lookup(ifname="dummy7")[0]
         done = subprocess.run(
             ["ip", "netns", "exec", name, sys.executable, "-m", "rawpacer.cli", "send", "--iface", "dummy7",
              "--src-ip", "198.18.0.1", "--dst-ip", "198.18.0.2", "--dst-mac", "02:00:00:00:00:02"],
             capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd="/", timeout=60)
-        with IPRoute(netns=name) as ipr:
-            sent = ipr.get_links(ipr.link_lookup(ifname="dummy7")[0])[0].get_attr("IFLA_STATS64")["tx_packets"]
+        with entered(name), IPRoute() as ipr:
+            sent = ipr.get_links(index)[0].get_attr("IFLA_STATS64")["tx_packets"]
     finally:
         pyroute2_netns.remove(name)
     assert "warning" in done.stderr and "'dummy7', outside rawpacer's namespaces" in done.stderr
