@@ -53,11 +53,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(autouse=True)
 def _no_namespace_leak():
-    """Every test removes the namespaces it created, pass or fail."""
+    """Every test removes the namespaces it created and ends in the namespace it started in."""
     before = set(pid_namespaces())
+    home = os.readlink("/proc/thread-self/ns/net")
     yield
     leaked = set(pid_namespaces()) - before
     assert not leaked, f"test left namespaces behind: {sorted(leaked)}"
+    assert os.readlink("/proc/thread-self/ns/net") == home, "test left the thread in another network namespace"
 
 
 def child_pids() -> set[int]:
