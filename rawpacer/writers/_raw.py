@@ -13,7 +13,6 @@ import fcntl
 import secrets
 import socket
 import struct
-from collections.abc import Sequence
 from typing import ClassVar
 
 from rawpacer.errors import SandboxError, UsageError, require
@@ -85,7 +84,6 @@ class RawWriter(Writer):
         self.mtu = target.link.mtu
         self._delivered = plan_fit(options.message_size, self.mtu, self.fit)
         self.limit = max_payload(self.mtu)
-        require(len(target.ports) > 0, "target has no ports; give at least one reader port")
         self.templates = [self.template(port) for port in target.ports]
         self.max_frame = (ETH_HLEN if self.ethernet else 0) + min(self.mtu, IPV4_HLEN + UDP_HLEN + self._delivered)
         self._ip_id = secrets.randbelow(1 << 16)
@@ -116,11 +114,6 @@ class RawWriter(Writer):
         """A fresh IPv4 id for one fragmented datagram (wraps at 16 bits)."""
         self._ip_id = (self._ip_id + 1) & 0xFFFF
         return self._ip_id
-
-    def check_fanout(self, messages: Sequence[object]) -> None:
-        """UsageError unless there is exactly one message per target port."""
-        if len(messages) != len(self.templates):
-            raise UsageError(f"{len(messages)} messages for {len(self.templates)} ports; give one message per port")
 
     def fits(self, message: BytesLike) -> bool:
         """True when ``message`` goes out as one unfragmented datagram as it is."""

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
 
-from rawpacer.errors import require
 from rawpacer.syscalls import set_buffer_size
 from rawpacer.writers.base import Target, Writer, WriterOptions
 
@@ -30,16 +28,8 @@ class UdpWriter(Writer):
 
     def __init__(self, target: Target, options: WriterOptions) -> None:
         super().__init__(target, options)
-        require(len(target.ports) >= 1, "target has no reader ports; give at least one")
         self.sock = open_udp_socket(target)
         self.destinations = [(target.dst_ip, port) for port in target.ports]
-
-    def check(self, messages: Sequence[bytes | memoryview]) -> None:
-        """UsageError unless there is exactly one message per reader port."""
-        require(
-            len(messages) == len(self.destinations),
-            f"{len(messages)} messages for {len(self.destinations)} reader ports; give one per port",
-        )
 
     def close(self) -> None:
         """Close the socket. Safe to call twice."""

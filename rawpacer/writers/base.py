@@ -113,8 +113,16 @@ class Writer(ABC):
     """Place in listings and tables: the seed's baseline first, the reference peer last."""
 
     def __init__(self, target: Target, options: WriterOptions) -> None:
+        if not target.ports:
+            raise UsageError("target has no reader ports; give at least one")
         self.target = target
         self.options = options
+
+    def check_fanout(self, messages: Sequence[object]) -> None:
+        """UsageError unless there is exactly one message per reader port."""
+        if len(messages) != len(self.target.ports):
+            count = len(self.target.ports)
+            raise UsageError(f"{len(messages)} messages for {count} reader ports; give one message for each of the {count} ports")
 
     @property
     def delivered_size(self) -> int:

@@ -30,7 +30,7 @@ class UdpConcurrent(UdpWriter):
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
         """One ``sendto`` per reader submitted to the pool, all joined before returning."""
-        self.check(messages)
+        self.check_fanout(messages)
         for _ in self._pool.map(self.sock.sendto, messages, self.destinations):
             pass
         return len(messages)

@@ -21,7 +21,7 @@ class UdpSendmmsg(UdpWriter):
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
         """Point the prebuilt iovecs at the messages and send them with one ``sendmmsg`` (resumed if partial)."""
-        self.check(messages)
+        self.check_fanout(messages)
         self._batch.set_buffers(messages)
         return self._batch.send(self.sock.fileno())
 

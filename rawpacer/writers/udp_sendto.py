@@ -16,7 +16,7 @@ class UdpSendto(UdpWriter):
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
         """One ``sendto`` per reader, in order: the seed's baseline."""
-        self.check(messages)
+        self.check_fanout(messages)
         sendto = self.sock.sendto
         for message, destination in zip(messages, self.destinations):
             sendto(message, destination)
