@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rawpacer.bench import gobench
@@ -16,9 +17,11 @@ from rawpacer.bench.calibrate import Benchtime, parse_benchtime
 from rawpacer.bench.result import Report, WriterResult
 from rawpacer.bench.runner import Pass
 from rawpacer.errors import ReaderDied, UsageError, require
+from rawpacer.messages import MessageSource
+from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import KINDS, Sandbox, Topology
 from rawpacer.writers import base as registry
-from rawpacer.writers.base import Fit, WriterOptions
+from rawpacer.writers.base import Fit, Target, WriterOptions
 
 SLOW_WRITERS = {"scapy": 0.25}
 """Writers whose benchtime is capped (seconds) so they do not dominate the default run."""
@@ -145,19 +148,7 @@ class Listener:
         """A pass finished; ``row`` holds its new sample or its error."""
 
 
-def _reader_set(topo: Topology, count: int, size: int) -> Any:
-    from rawpacer.readers import ReaderSet
-
-    return ReaderSet(topo, count, size, timeout=1.0)
-
-
-def _message_source(kind: str, size: int) -> Any:
-    from rawpacer.messages import MessageSource
-
-    return MessageSource.make(kind, size)
-
-
-def _settle(readers: Any) -> None:
+def _settle(readers: ReaderSet) -> None:
     """Close an op or stream a failed writer left open, so the next writer starts clean."""
     for finish in (lambda: readers.wait(0), lambda: readers.end_stream(1)):
         try:
@@ -200,11 +191,11 @@ class Session:
                 raise
         return self.report
 
-    def _one_count(self, topo: Topology, count: int, go_binary: Any) -> None:
+    def _one_count(self, topo: Topology, count: int, go_binary: Path | None) -> None:
         config = self.config
-        with _reader_set(topo, count, config.size) as readers:
+        with ReaderSet(topo, count, config.size, timeout=1.0) as readers:
             target = topo.target(readers.ports)
-            source = _message_source(config.payload, config.size)
+            source = MessageSource.make(config.payload, config.size)
             rows = {name: self._row(name, count) for name in config.writers}
             go_rows: dict[str, WriterResult] = {}
             for _ in range(config.count):
@@ -227,7 +218,8 @@ class Session:
         self.report.results.append(row)
         return row
 
-    def _writer_pass(self, topo: Topology, target: Any, readers: Any, source: Any, row: WriterResult) -> None:
+    def _writer_pass(self, topo: Topology, target: Target, readers: ReaderSet, source: MessageSource,
+                     row: WriterResult) -> None:
         """One calibrated pass of one writer; its failure is the row's error, not the run's."""
         config = self.config
         benchtime = config.benchtime
@@ -256,7 +248,7 @@ class Session:
             if writer is not None:
                 writer.close()
 
-    def _go_pass(self, topo: Topology, binary: Any, count: int, ports: list[int], rows: dict[str, WriterResult]) -> None:
+    def _go_pass(self, topo: Topology, binary: Path, count: int, ports: list[int], rows: dict[str, WriterResult]) -> None:
         """Both Go seed benchmarks in this sandbox, with readers of their own beside ours."""
         run = gobench.run(binary, topo, count, _go_port_base(ports, count), self.config.benchtime)
         for result in gobench.to_results(run, count):
