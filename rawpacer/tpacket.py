@@ -38,7 +38,6 @@ SOCKADDR_LL_SIZE = 20
 TPACKET2_HDRLEN = -(-TPACKET2_HDR.size // TPACKET_ALIGNMENT) * TPACKET_ALIGNMENT + SOCKADDR_LL_SIZE
 DATA_OFFSET = TPACKET2_HDRLEN - SOCKADDR_LL_SIZE
 """Where the kernel reads a TX frame inside its slot (no PACKET_TX_HAS_OFF)."""
-_STATUS = struct.Struct("=I")
 _STATUS_LEN = struct.Struct("=II")
 _SLOT_HEAD = struct.Struct("=III")
 """tp_status, tp_len, tp_snaplen: written together once the frame bytes are in the slot."""
@@ -97,7 +96,6 @@ class TxRing:
         sock.setsockopt(SOL_PACKET, PACKET_TX_RING, req)
         self.map = mmap.mmap(sock.fileno(), self.block_size * self.block_nr, mmap.MAP_SHARED,
                              mmap.PROT_READ | mmap.PROT_WRITE)
-        self.view = memoryview(self.map)
         self.offsets = [i * self.frame_size for i in range(self.frame_nr)]
         self.rows = np.frombuffer(self.map, np.uint8).reshape(self.frame_nr, self.frame_size)
         """Slot i as row i (slots are a power of two, so they tile the blocks back to back)."""
@@ -106,14 +104,6 @@ class TxRing:
         self.pending = 0
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLOUT)
-
-    def slot_offset(self, index: int) -> int:
-        """Byte offset of slot ``index`` in the mapping (power-of-two slots tile the blocks exactly)."""
-        return index * self.frame_size
-
-    def status(self, index: int) -> int:
-        """The slot's tp_status as the kernel left it."""
-        return _STATUS.unpack_from(self.map, self.slot_offset(index))[0]
 
     def claim(self) -> int:
         """Offset in ``map`` where the next frame's bytes go; flushes and waits while the slot is the kernel's."""
@@ -202,6 +192,5 @@ class TxRing:
         """Unmap the ring (the socket is the caller's)."""
         if self.map is not None:
             self.rows = self.words = None
-            self.view.release()
             self.map.close()
             self.map = None

@@ -13,7 +13,7 @@ import concurrent.futures
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 from dataclasses import dataclass, field
 
