@@ -202,3 +202,17 @@ def test_every_fit_on_every_mtu(where: tuple[str, int | None], fit: str) -> None
                 continue
             expected = min(size, limit) if fit == "trim" else size
             assert fanouts(topo, name, 10, 2, size=size, fit=Fit(fit)) == (expected, 20)
+
+
+@pytest.mark.parametrize("name", ["udp-sendmmsg", *FAST])
+def test_resend_replays_the_last_fanout_and_send_always_takes_fresh_messages(name: str) -> None:
+    with Sandbox("veth", mtu=1500) as topo, ReaderSet(topo, 8, 1500) as readers:
+        source = MessageSource.make("crypto", 1500)
+        with make_writer(topo, name, readers.ports, message_size=1500) as writer:
+            for call in ("send", "resend", "resend", "fresh-send", "resend"):
+                if call == "fresh-send":
+                    source.fill(readers.buffer)  # new messages: a stale replay would read as corrupt
+                readers.begin(writer.delivered_size)
+                send = writer.send if call.endswith("send") and call != "resend" else writer.resend
+                result = readers.wait(send(readers.messages))
+                assert (result.intact, result.corrupt, result.lost) == (8, 0, 0), (call, result.describe())

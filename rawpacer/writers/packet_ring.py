@@ -56,11 +56,12 @@ class PacketRingWriter(RawWriter):
             self.sock.close()
             raise
         self._batches: dict[int, _Batch] = {}
-        self._replay: np.ndarray | None = None
+        self._frames = np.empty((0, 0), np.uint8)
+        """The last fan-out's frames, one per row; reused from op to op (no per-op allocation)."""
+        self._replayable = False
 
     def send(self, messages: Sequence[bytes | memoryview]) -> int:
         """Fresh messages: frames stamped into the ring, one ``send`` flushes them all."""
-        self._replay = None
         return self._send(messages, replay=False)
 
     def resend(self, messages: Sequence[bytes | memoryview]) -> int:
@@ -72,16 +73,19 @@ class PacketRingWriter(RawWriter):
         sizes = set(map(len, messages))
         size = sizes.pop()
         if sizes or (self.fit is Fit.FRAGMENT and size > self.limit):
+            self._replayable = False
             self._send_each(messages)
         else:
-            if not replay or self._replay is None:
-                self._replay = self._compose(messages, size)
-            self._put(self._replay)
+            if not (replay and self._replayable):
+                self._compose(messages, size)
+                self._replayable = True
+            self._put(self._frames)
         self.ring.flush()
         return len(messages)
 
-    def _compose(self, messages: Sequence[BytesLike], size: int) -> np.ndarray:
-        """All messages ``size`` bytes long: every frame as one row (headers and checksums as arrays)."""
+    def _compose(self, messages: Sequence[BytesLike], size: int) -> None:
+        """All messages ``size`` bytes long: every frame as one row of ``_frames`` (headers and
+        checksums as arrays)."""
         count = len(messages)
         payload_len = min(size, self.limit)
         batch = self._batches.get(payload_len) or self._batches.setdefault(payload_len, _Batch(self, payload_len))
@@ -90,11 +94,12 @@ class PacketRingWriter(RawWriter):
             sums = [ones_sum(m, b) ^ 0xFFFF or 0xFFFF for m, b in zip(messages, batch.bases)]
         else:
             sums = [ones_sum(p, b) ^ 0xFFFF or 0xFFFF for p, b in zip(payloads, batch.bases)]
-        frames = np.empty((count, HEADERS + payload_len), np.uint8)
+        if self._frames.shape != (count, HEADERS + payload_len):
+            self._frames = np.empty((count, HEADERS + payload_len), np.uint8)
+        frames = self._frames
         frames[:, :HEADERS] = batch.headers
         frames[:, UDP_CSUM:UDP_CSUM + 2] = np.array(sums, ">u2").view(np.uint8).reshape(count, 2)
         frames[:, HEADERS:] = payloads
-        return frames
 
     def _put(self, frames: np.ndarray) -> None:
         """Copy the frames into runs of consecutive free slots and hand them to the kernel."""
