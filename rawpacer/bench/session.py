@@ -76,7 +76,8 @@ class Config:
         return len(self.readers) * self.count * (len(self.writers) + (1 if self.with_go else 0))
 
 
-def _int(name: str, value: int | str, low: int, high: int) -> int:
+def parse_int(name: str, value: int | str, low: int, high: int) -> int:
+    """An integer option given as text or number, in low..high; UsageError naming it otherwise."""
     try:
         number = int(str(value).strip())
     except ValueError:
@@ -121,15 +122,15 @@ def make_config(writers: str | Sequence[str] | None = None, readers: int | str |
     require(len(set(chosen)) == len(chosen), f"writers {writers!r} names a writer twice")
     config = Config(
         writers=chosen,
-        readers=tuple(_int("readers", part, 1, READERS_MAX) for part in readers),
-        size=_int("size", size, 1, SIZE_MAX),
+        readers=tuple(parse_int("readers", part, 1, READERS_MAX) for part in readers),
+        size=parse_int("size", size, 1, SIZE_MAX),
         payload=_choice("payload", payload, PAYLOADS),
         fit=Fit.parse(fit),
         mode=_choice("mode", mode, MODES),
         topology=_choice("topology", topology, KINDS),
-        mtu=None if mtu is None else _int("mtu", mtu, MTU_MIN, MTU_MAX),
+        mtu=None if mtu is None else parse_int("mtu", mtu, MTU_MIN, MTU_MAX),
         benchtime=parse_benchtime(str(benchtime)),
-        count=_int("count", count, 1, 1000),
+        count=parse_int("count", count, 1, 1000),
         with_go=bool(with_go),
         pcap=None if pcap is None else _pcap_stem(pcap),
     )

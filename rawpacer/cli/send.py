@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 from rawpacer import diagnose
-from rawpacer.bench.session import Config, make_config
-from rawpacer.errors import UsageError, require
+from rawpacer.bench.session import Config, make_config, parse_int
+from rawpacer.errors import require
 from rawpacer.headers.addresses import parse_ipv4, parse_mac
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
@@ -44,20 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _ops(text: str) -> int:
-    try:
-        ops = int(text)
-    except ValueError:
-        raise UsageError(f"ops {text!r} is not an integer; use 1-{OPS_MAX}") from None
-    require(1 <= ops <= OPS_MAX, f"ops {ops} is out of range; use 1-{OPS_MAX}")
-    return ops
-
-
 def run(args: argparse.Namespace) -> int:
     """Check every option, then send in a sandbox (or, with --iface, on the named interface)."""
     config = make_config(writers=args.writer, readers=args.readers, size=args.size, payload=args.payload,
                          fit=args.fit, topology=args.topology, mtu=args.mtu, pcap=args.pcap)
-    ops = _ops(args.ops)
+    ops = parse_int("ops", args.ops, 1, OPS_MAX)
     options = WriterOptions(message_size=config.size, fit=config.fit, pcap=args.pcap, allow_iface=args.iface)
     if args.iface is not None:
         return _send_outside(args, config.writers[0], config.readers[0], ops, options, config.payload)
@@ -103,9 +94,8 @@ def _send_outside(args: argparse.Namespace, name: str, count: int, ops: int, opt
     parse_ipv4("src_ip", args.src_ip)
     parse_ipv4("dst_ip", args.dst_ip)
     parse_mac("dst_mac", args.dst_mac)
-    first = int(args.first_port) if str(args.first_port).isdigit() else -1
-    require(1 <= first and first + count - 1 <= 65535, f"first port {args.first_port!r} with {count} readers "
-            "does not fit in 1-65535")
+    first = parse_int("first port", args.first_port, 1, 65535)
+    require(first + count - 1 <= 65535, f"first port {first} with {count} readers does not fit in 1-65535")
     index, mtu, mac = link_info(args.iface)
     ports = tuple(range(first, first + count))
     target = Target(args.src_ip, args.dst_ip, ports, Link(args.iface, index, mtu, mac, args.dst_mac))
