@@ -13,6 +13,7 @@ import fcntl
 import secrets
 import socket
 import struct
+import warnings
 from typing import ClassVar
 
 from rawpacer.errors import SandboxError, UsageError, require
@@ -21,7 +22,25 @@ from rawpacer.headers.checksum import BytesLike
 from rawpacer.headers.fit import check_mtu
 from rawpacer.headers.fragment import fragment_spans
 from rawpacer.pcap import PcapRecorder
-from rawpacer.writers.base import Fit, Link, Target, Writer, WriterOptions, check_raw_allowed
+from rawpacer.sandbox.netns import current_is_owned
+from rawpacer.writers.base import Fit, Link, Target, Writer, WriterOptions
+
+
+def check_raw_allowed(link: Link, options: WriterOptions) -> None:
+    """Refuse raw frames outside rawpacer's own namespaces unless the user named the interface.
+
+    Raw writers call this before opening a socket; ``--iface NAME`` (``allow_iface``) is the
+    explicit, warned-about way to send on an interface rawpacer did not create.
+    """
+    if current_is_owned():
+        return
+    if options.allow_iface == link.ifname:
+        warnings.warn(f"sending raw frames on {link.ifname!r}, outside rawpacer's namespaces", stacklevel=2)
+        return
+    raise SandboxError(
+        f"refusing to send raw frames on {link.ifname!r}: it is not in a namespace rawpacer created "
+        f"(pass --iface {link.ifname} to allow it explicitly)"
+    )
 
 
 SIOCGIFFLAGS = 0x8913

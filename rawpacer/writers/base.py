@@ -81,28 +81,6 @@ class WriterOptions:
                 raise UsageError(f"{name} {value!r} is not allowed; use {allowed}")
 
 
-def check_raw_allowed(link: Link, options: WriterOptions) -> None:
-    """Refuse raw frames outside rawpacer's own namespaces unless the user named the interface.
-
-    Raw writers call this before opening a socket; ``--iface NAME`` (``allow_iface``) is the
-    explicit, warned-about way to send on an interface rawpacer did not create.
-    """
-    from rawpacer.errors import SandboxError
-    from rawpacer.sandbox.netns import current_is_owned
-
-    if current_is_owned():
-        return
-    if options.allow_iface == link.ifname:
-        import warnings
-
-        warnings.warn(f"sending raw frames on {link.ifname!r}, outside rawpacer's namespaces", stacklevel=2)
-        return
-    raise SandboxError(
-        f"refusing to send raw frames on {link.ifname!r}: it is not in a namespace rawpacer created "
-        f"(pass --iface {link.ifname} to allow it explicitly)"
-    )
-
-
 class Writer(ABC):
     """One way of sending a fan-out. Construct it inside the writer's namespace; close it after."""
 
