@@ -20,7 +20,7 @@ from rawpacer.headers import IMPLEMENTATION, FrameTemplate, build_frame
 from rawpacer.headers import template as template_module
 from rawpacer.headers.checksum import python_ones_sum
 
-ADDR = dict(src_ip="198.18.0.1", dst_ip="198.18.0.2", src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:02")
+ADDR = {"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "src_mac": "02:00:00:00:00:01", "dst_mac": "02:00:00:00:00:02"}
 
 
 def methods(payload: bytes) -> dict[str, Callable[[], object]]:
@@ -29,9 +29,12 @@ def methods(payload: bytes) -> dict[str, Callable[[], object]]:
     ring_slot = bytearray(2048)
 
     def scapy() -> bytes:
-        return bytes(Ether(src=ADDR["src_mac"], dst=ADDR["dst_mac"])
-                     / IP(src=ADDR["src_ip"], dst=ADDR["dst_ip"], ttl=64, id=0, flags="DF")
-                     / UDP(sport=40101, dport=40000) / Raw(payload))
+        return bytes(
+            Ether(src=ADDR["src_mac"], dst=ADDR["dst_mac"])
+            / IP(src=ADDR["src_ip"], dst=ADDR["dst_ip"], ttl=64, id=0, flags="DF")
+            / UDP(sport=40101, dport=40000)
+            / Raw(payload)
+        )
 
     assert template.stamp(payload) == build_frame(40000, payload, **ADDR) == scapy()
     return {
@@ -64,8 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payload", type=int, default=1472, help="payload bytes (default 1472)")
     parser.add_argument("--repeats", type=int, default=7, help="rounds, median reported (default 7)")
-    parser.add_argument("--python-checksum", action="store_true",
-                        help="use the pure-Python checksum even if the C extension is built")
+    parser.add_argument(
+        "--python-checksum", action="store_true", help="use the pure-Python checksum even if the C extension is built"
+    )
     parser.add_argument("--seconds", type=float, default=0.2, help="time per method per round (default 0.2)")
     args = parser.parse_args()
     implementation = IMPLEMENTATION
@@ -76,16 +80,20 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, call in contenders.items():
             rates[name].append(rate(call, args.seconds))
-    print(f"payload {args.payload} B, checksum implementation {implementation!r}, "
-          f"median of {args.repeats} alternating rounds")
+    print(
+        f"payload {args.payload} B, checksum implementation {implementation!r}, "
+        f"median of {args.repeats} alternating rounds"
+    )
     print(f"{'method':<20} {'frames/s':>12} {'us/frame':>10}")
     median = {name: statistics.median(r) for name, r in rates.items()}
     for name, r in median.items():
         print(f"{name:<20} {r:>12,.0f} {1e6 / r:>10.2f}")
     base = median["build_frame (dpkt)"]
-    print(f"stamp / build_frame = {median['stamp'] / base:.1f}x, "
-          f"stamp_into / build_frame = {median['stamp_into'] / base:.1f}x, "
-          f"stamp / scapy = {median['stamp'] / median['scapy']:.1f}x")
+    print(
+        f"stamp / build_frame = {median['stamp'] / base:.1f}x, "
+        f"stamp_into / build_frame = {median['stamp_into'] / base:.1f}x, "
+        f"stamp / scapy = {median['stamp'] / median['scapy']:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,23 @@ def trafgen_config(frames: list[bytes]) -> str:
 
 def run_trafgen(topo: Topology, config: str, count: int) -> float:
     """Send ``count`` frames with trafgen in the writer namespace; return its reported send time (s)."""
-    command = ["ip", "netns", "exec", topo.writer_ns, "trafgen", "--dev", topo.writer_if, "--conf", config,
-               "--num", str(count), "-P", "1", "--no-sock-mem", "--notouch-irq"]
+    command = [
+        "ip",
+        "netns",
+        "exec",
+        topo.writer_ns,
+        "trafgen",
+        "--dev",
+        topo.writer_if,
+        "--conf",
+        config,
+        "--num",
+        str(count),
+        "-P",
+        "1",
+        "--no-sock-mem",
+        "--notouch-irq",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     found = re.search(r"(\d+) sec, (\d+) usec on CPU\d+ \((\d+) packets\)", done.stdout)
     if done.returncode != 0 or not found:
@@ -79,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[str, list[float]] = {"packet-ring": [], "trafgen": []}
     delivered: dict[str, list[int]] = {"packet-ring": [], "trafgen": []}
     total = args.fanouts * args.readers
-    with Sandbox("lo") as topo, ReaderSet(topo, args.readers, PAYLOAD) as readers, \
-            tempfile.TemporaryDirectory() as tmp:
+    with Sandbox("lo") as topo, ReaderSet(topo, args.readers, PAYLOAD) as readers, tempfile.TemporaryDirectory() as tmp:
         MessageSource.make("crypto", PAYLOAD).fill(readers.buffer)
         messages = list(readers.messages)
         with topo.enter("writer"):
@@ -100,20 +114,30 @@ def main(argv: list[str] | None = None) -> int:
                     result = readers.end_stream(args.fanouts)
                     rates[who].append(total / seconds)
                     delivered[who].append(result.delivered)
-                    print(f"round {round_no + 1} {who:<11} {total / seconds:>10,.0f} frames/s  "
-                          f"delivered {result.delivered}/{total}", flush=True)
+                    print(
+                        f"round {round_no + 1} {who:<11} {total / seconds:>10,.0f} frames/s  "
+                        f"delivered {result.delivered}/{total}",
+                        flush=True,
+                    )
     machine = describe()
-    print(f"\nmachine: {machine['cpu']}, {machine['cores']} cores, kernel {machine['kernel']}, "
-          f"Python {machine['python']}")
-    print(f"{total} frames of {FRAME} bytes per run ({args.fanouts} fan-outs x {args.readers} ports on lo), "
-          f"median of {args.rounds} rounds:")
-    for who in rates:
-        print(f"  {who:<11} {statistics.median(rates[who]):>10,.0f} frames/s   delivered (median) "
-              f"{statistics.median(delivered[who]):,.0f}/{total}")
+    print(
+        f"\nmachine: {machine['cpu']}, {machine['cores']} cores, kernel {machine['kernel']}, Python {machine['python']}"
+    )
+    print(
+        f"{total} frames of {FRAME} bytes per run ({args.fanouts} fan-outs x {args.readers} ports on lo), "
+        f"median of {args.rounds} rounds:"
+    )
+    for who, runs in rates.items():
+        print(
+            f"  {who:<11} {statistics.median(runs):>10,.0f} frames/s   delivered (median) "
+            f"{statistics.median(delivered[who]):,.0f}/{total}"
+        )
     ratio = statistics.median(rates["packet-ring"]) / statistics.median(rates["trafgen"])
     paired = statistics.median(r / t for r, t in zip(rates["packet-ring"], rates["trafgen"]))
-    print(f"  packet-ring / trafgen = {ratio:.2f} (ratio of medians; median of per-round ratios {paired:.2f}; "
-          "target >= 0.9)")
+    print(
+        f"  packet-ring / trafgen = {ratio:.2f} (ratio of medians; median of per-round ratios {paired:.2f}; "
+        "target >= 0.9)"
+    )
     return 0
 
 

@@ -7,5 +7,5 @@ every packet is confined to.
 
 from rawpacer import headers
 
-__all__ = ["headers", "__version__"]
+__all__ = ["__version__", "headers"]
 __version__ = "0.1.0"

@@ -17,12 +17,33 @@ from dataclasses import dataclass, field
 from rawpacer.sandbox.topology import RAW_PATH_SYSCTLS, Topology, read_sysctl
 
 PROC = "/proc/thread-self/net"
-LINK_STATS = (
-    "rx_packets tx_packets rx_bytes tx_bytes rx_errors tx_errors rx_dropped tx_dropped multicast collisions "
-    "rx_length_errors rx_over_errors rx_crc_errors rx_frame_errors rx_fifo_errors rx_missed_errors "
-    "tx_aborted_errors tx_carrier_errors tx_fifo_errors tx_heartbeat_errors tx_window_errors rx_compressed "
-    "tx_compressed rx_nohandler rx_otherhost_dropped"
-).split()
+LINK_STATS = [
+    "rx_packets",
+    "tx_packets",
+    "rx_bytes",
+    "tx_bytes",
+    "rx_errors",
+    "tx_errors",
+    "rx_dropped",
+    "tx_dropped",
+    "multicast",
+    "collisions",
+    "rx_length_errors",
+    "rx_over_errors",
+    "rx_crc_errors",
+    "rx_frame_errors",
+    "rx_fifo_errors",
+    "rx_missed_errors",
+    "tx_aborted_errors",
+    "tx_carrier_errors",
+    "tx_fifo_errors",
+    "tx_heartbeat_errors",
+    "tx_window_errors",
+    "rx_compressed",
+    "tx_compressed",
+    "rx_nohandler",
+    "rx_otherhost_dropped",
+]
 """struct rtnl_link_stats64, in order (rx_otherhost_dropped since Linux 5.19)."""
 
 _NLMSG = struct.Struct("=IHHII")
@@ -70,7 +91,7 @@ def _nlas(data: bytes, offset: int, end: int) -> dict[int, bytes]:
         length, kind = _NLA.unpack_from(data, offset)
         if length < _NLA.size:
             break
-        attrs[kind & 0x3FFF] = data[offset + _NLA.size:offset + length]
+        attrs[kind & 0x3FFF] = data[offset + _NLA.size : offset + length]
         offset += (length + 3) & ~3
     return attrs
 
@@ -134,42 +155,57 @@ def findings(before: Counters, after: Counters) -> list[str]:
     get = moved.get
     found = []
     if get("Ip.InCsumErrors", 0) or get("Ip.InHdrErrors", 0):
-        found.append(f"IP header checksum errors: {get('Ip.InCsumErrors', 0) or get('Ip.InHdrErrors', 0)} "
-                     "datagram(s) with a bad IPv4 header were dropped (Ip InCsumErrors/InHdrErrors)")
+        found.append(
+            f"IP header checksum errors: {get('Ip.InCsumErrors', 0) or get('Ip.InHdrErrors', 0)} "
+            "datagram(s) with a bad IPv4 header were dropped (Ip InCsumErrors/InHdrErrors)"
+        )
     if get("Udp.InCsumErrors", 0):
-        found.append(f"UDP checksum errors: {get('Udp.InCsumErrors')} datagram(s) failed the UDP checksum "
-                     "(Udp InCsumErrors); the checksum must cover the pseudo-header, UDP header and payload")
+        found.append(
+            f"UDP checksum errors: {get('Udp.InCsumErrors')} datagram(s) failed the UDP checksum "
+            "(Udp InCsumErrors); the checksum must cover the pseudo-header, UDP header and payload"
+        )
     if get("Udp.NoPorts", 0):
-        found.append(f"no socket on the port: {get('Udp.NoPorts')} datagram(s) went to a UDP port nobody "
-                     "listens on (Udp NoPorts)")
+        found.append(
+            f"no socket on the port: {get('Udp.NoPorts')} datagram(s) went to a UDP port nobody "
+            "listens on (Udp NoPorts)"
+        )
     if get("Udp.RcvbufErrors", 0):
-        found.append(f"receive buffers full: {get('Udp.RcvbufErrors')} datagram(s) dropped because a reader's "
-                     "socket buffer was full (Udp RcvbufErrors)")
+        found.append(
+            f"receive buffers full: {get('Udp.RcvbufErrors')} datagram(s) dropped because a reader's "
+            "socket buffer was full (Udp RcvbufErrors)"
+        )
     otherhost = _link_sum(moved, "rx_otherhost_dropped")
     rx = _link_sum(moved, "rx_packets")
     ip_in = get("Ip.InReceives", 0)
     if otherhost or (rx and not ip_in):
         count = otherhost or rx
-        found.append(f"wrong destination MAC: {count} frame(s) arrived on the interface (rx) but never reached "
-                     "IP: their destination MAC is not the receiving interface's, so the kernel marked them "
-                     "PACKET_OTHERHOST and dropped them")
+        found.append(
+            f"wrong destination MAC: {count} frame(s) arrived on the interface (rx) but never reached "
+            "IP: their destination MAC is not the receiving interface's, so the kernel marked them "
+            "PACKET_OTHERHOST and dropped them"
+        )
     unaccounted = ip_in - get("Ip.InDelivers", 0) - get("Ip.InHdrErrors", 0) - get("Ip.InAddrErrors", 0)
     unaccounted -= get("Ip.ReasmReqds", 0) - get("Ip.ReasmOKs", 0)
     martians = get("rt_cache.in_martian_src", 0) + get("rt_cache.in_martian_dst", 0)
     local_off = [k for k, v in after.sysctls.items() if v == "0"]
     if unaccounted > 0 and (martians or local_off):
         names = ", ".join(k.replace("/", ".") for k in local_off) or "none"
-        found.append(f"martian drop: {unaccounted} datagram(s) reached IP but were refused by routing "
-                     f"(rt_cache in_martian_src/dst +{martians}): a frame injected with a local source "
-                     "address is a martian unless the receiving namespace sets "
-                     "net.ipv4.conf.{all,lo}.accept_local=1 and route_localnet=1 (inside that namespace "
-                     f"only); off now: {names}")
+        found.append(
+            f"martian drop: {unaccounted} datagram(s) reached IP but were refused by routing "
+            f"(rt_cache in_martian_src/dst +{martians}): a frame injected with a local source "
+            "address is a martian unless the receiving namespace sets "
+            "net.ipv4.conf.{all,lo}.accept_local=1 and route_localnet=1 (inside that namespace "
+            f"only); off now: {names}"
+        )
     if get("Ip.ReasmFails", 0) or get("Ip.ReasmTimeout", 0):
-        found.append(f"fragment reassembly failed: {get('Ip.ReasmFails', 0)} (Ip ReasmFails/ReasmTimeout); "
-                     "a fragment was lost, overlapped or arrived too late")
+        found.append(
+            f"fragment reassembly failed: {get('Ip.ReasmFails', 0)} (Ip ReasmFails/ReasmTimeout); "
+            "a fragment was lost, overlapped or arrived too late"
+        )
     if get("Ip.InAddrErrors", 0):
-        found.append(f"wrong destination address: {get('Ip.InAddrErrors')} datagram(s) not for this host "
-                     "(Ip InAddrErrors)")
+        found.append(
+            f"wrong destination address: {get('Ip.InAddrErrors')} datagram(s) not for this host (Ip InAddrErrors)"
+        )
     if not found and not rx and not ip_in:
         found.append("nothing arrived: no interface in the reader namespace received a frame")
     return found

@@ -24,7 +24,7 @@ class PcapRecorder:
 
     def __init__(self, path: str, *, ethernet: bool = True) -> None:
         try:
-            self._file = open(path, "wb")
+            self._file = open(path, "wb")  # noqa: SIM115 - open for the writer's life, closed by close()
         except OSError as exc:
             raise UsageError(f"pcap {path!r} cannot be written: {exc.strerror}") from None
         self.path = path

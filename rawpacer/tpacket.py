@@ -94,8 +94,9 @@ class TxRing:
             sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
         req = struct.pack("=IIII", self.block_size, self.block_nr, self.frame_size, self.frame_nr)
         sock.setsockopt(SOL_PACKET, PACKET_TX_RING, req)
-        self.map = mmap.mmap(sock.fileno(), self.block_size * self.block_nr, mmap.MAP_SHARED,
-                             mmap.PROT_READ | mmap.PROT_WRITE)
+        self.map = mmap.mmap(
+            sock.fileno(), self.block_size * self.block_nr, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
+        )
         self.offsets = [i * self.frame_size for i in range(self.frame_nr)]
         self.rows = np.frombuffer(self.map, np.uint8).reshape(self.frame_nr, self.frame_size)
         """Slot i as row i (slots are a power of two, so they tile the blocks back to back)."""
@@ -131,13 +132,13 @@ class TxRing:
         """
         self.claim()
         end = min(self.head + want, self.frame_nr)
-        busy = self.words[self.head:end, 0] & _BUSY
+        busy = self.words[self.head : end, 0] & _BUSY
         count = int(busy.argmax()) if busy.any() else end - self.head
         return self.head, count
 
     def commit_run(self, count: int, length: int) -> None:
         """Hand ``count`` reserved slots, each holding a ``length``-byte frame, to the kernel."""
-        self.words[self.head:self.head + count, :3] = (TP_STATUS_SEND_REQUEST, length, length)
+        self.words[self.head : self.head + count, :3] = (TP_STATUS_SEND_REQUEST, length, length)
         self.head = (self.head + count) % self.frame_nr
         self.pending += count
 

@@ -8,7 +8,6 @@ import pytest
 
 from rawpacer.sandbox import pid_namespaces
 
-
 HOST_SYSCTL_DIRS = ("/proc/sys/net/ipv4/conf", "/proc/sys/net/ipv6/conf", "/proc/sys/net/core")
 
 

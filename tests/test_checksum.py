@@ -14,8 +14,11 @@ from rawpacer.headers import checksum as ck
 
 c_ext = pytest.importorskip("rawpacer._checksum")
 
-datas = st.one_of(st.binary(max_size=300), st.integers(0, 70000).map(lambda n: bytes([0xFF]) * n),
-                  st.binary(min_size=1400, max_size=1600))
+datas = st.one_of(
+    st.binary(max_size=300),
+    st.integers(0, 70000).map(lambda n: bytes([0xFF]) * n),
+    st.binary(min_size=1400, max_size=1600),
+)
 initials = st.one_of(st.just(0), st.integers(0, 0xFFFF), st.integers(0, 1 << 40))
 
 
@@ -23,7 +26,7 @@ def rfc1071(data: bytes, initial: int = 0) -> int:
     """Textbook RFC 1071 sum: add big-endian words, fold the carries back in."""
     if len(data) % 2:
         data += b"\0"
-    s = initial + sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    s = initial + sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return s
@@ -79,11 +82,13 @@ def test_known_vector() -> None:
 
 def test_python_fallback_picked_without_extension() -> None:
     """With the extension unimportable, the module says "python" and still computes right."""
-    code = ("import sys; sys.modules['rawpacer._checksum'] = None\n"
-            "from rawpacer.headers import checksum as ck, FrameTemplate, build_frame\n"
-            "assert ck.IMPLEMENTATION == 'python', ck.IMPLEMENTATION\n"
-            "assert FrameTemplate(40000).stamp(b'abc') == build_frame(40000, b'abc')\n"
-            "print(ck.IMPLEMENTATION)")
+    code = (
+        "import sys; sys.modules['rawpacer._checksum'] = None\n"
+        "from rawpacer.headers import checksum as ck, FrameTemplate, build_frame\n"
+        "assert ck.IMPLEMENTATION == 'python', ck.IMPLEMENTATION\n"
+        "assert FrameTemplate(40000).stamp(b'abc') == build_frame(40000, b'abc')\n"
+        "print(ck.IMPLEMENTATION)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "python"
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,32 +18,52 @@ from rawpacer.sandbox import pid_namespaces
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--writers", "udp-sendto,udp-sendmmsg", "--benchtime", "50ms", "--readers", "10"]
-KEYS = {"writer", "readers", "ns_per_op", "packets_per_s", "bytes_per_op", "allocs_per_op",
-        "sent", "delivered", "intact", "payload_bytes"}
+KEYS = {
+    "writer",
+    "readers",
+    "ns_per_op",
+    "packets_per_s",
+    "bytes_per_op",
+    "allocs_per_op",
+    "sent",
+    "delivered",
+    "intact",
+    "payload_bytes",
+}
 
 
 def compare(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rawpacer.cli", "compare", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rawpacer.cli", "compare", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
-@pytest.mark.parametrize("args, named", [
-    (["--writers", "udp-sendto,nope"], "'nope'"),
-    (["--readers", "0"], "readers 0"),
-    (["--readers", "100,10001"], "readers 10001"),
-    (["--size", "0"], "size 0"),
-    (["--size", "65508"], "size 65508"),
-    (["--mtu", "67"], "mtu 67"),
-    (["--mtu", "65536"], "mtu 65536"),
-    (["--topology", "wifi"], "topology 'wifi'"),
-    (["--benchtime", "fast"], "benchtime 'fast'"),
-    (["--benchtime=-1s"], "benchtime '-1s'"),
-    (["--fit", "squeeze"], "fit 'squeeze'"),
-    (["--payload", "zeros"], "'zeros'"),
-    (["--mode", "burst"], "mode 'burst'"),
-    (["--count", "0"], "count 0"),
-    (["--format", "csv"], "format 'csv'"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--writers", "udp-sendto,nope"], "'nope'"),
+        (["--readers", "0"], "readers 0"),
+        (["--readers", "100,10001"], "readers 10001"),
+        (["--size", "0"], "size 0"),
+        (["--size", "65508"], "size 65508"),
+        (["--mtu", "67"], "mtu 67"),
+        (["--mtu", "65536"], "mtu 65536"),
+        (["--topology", "wifi"], "topology 'wifi'"),
+        (["--benchtime", "fast"], "benchtime 'fast'"),
+        (["--benchtime=-1s"], "benchtime '-1s'"),
+        (["--fit", "squeeze"], "fit 'squeeze'"),
+        (["--payload", "zeros"], "'zeros'"),
+        (["--mode", "burst"], "mode 'burst'"),
+        (["--count", "0"], "count 0"),
+        (["--format", "csv"], "format 'csv'"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, named):
     before = set(pid_namespaces(None))
     done = compare(*args)
@@ -129,7 +148,10 @@ def test_go_format_lines_parse():
     done = compare(*TINY, "--format", "go", "--benchtime", "5x")
     assert done.returncode == 0, done.stderr
     lines = parse_lines(done.stdout)
-    assert [(line.name, line.n) for line in lines] == [("BenchmarkFanout/udp-sendto", 5), ("BenchmarkFanout/udp-sendmmsg", 5)]
+    assert [(line.name, line.n) for line in lines] == [
+        ("BenchmarkFanout/udp-sendto", 5),
+        ("BenchmarkFanout/udp-sendmmsg", 5),
+    ]
     assert all(line.procs == os.cpu_count() or line.procs >= 1 for line in lines)
     assert all({"ns/op", "B/op", "allocs/op"} <= line.metrics.keys() for line in lines)
 
@@ -151,9 +173,25 @@ def test_count_reports_median_min_max(tmp_path):
 @pytest.mark.netns
 def test_sigint_prints_partial_results_and_cleans_up():
     process = subprocess.Popen(
-        [sys.executable, "-m", "rawpacer.cli", "compare", "--writers", "udp-sendto,udp-sendmmsg",
-         "--readers", "10", "--benchtime", "1s", "--format", "go"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "rawpacer.cli",
+            "compare",
+            "--writers",
+            "udp-sendto,udp-sendmmsg",
+            "--readers",
+            "10",
+            "--benchtime",
+            "1s",
+            "--format",
+            "go",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         names: list[str] = []
         first = process.stderr.readline()  # without a terminal: one line per finished writer
@@ -193,8 +231,18 @@ def test_pcap_option_records_every_raw_frame_sent(tmp_path):
     from rawpacer.pcap import read_pcap
 
     path = tmp_path / "run.json"
-    done = compare("--writers", "udp-sendto,packet-raw", "--readers", "4", "--benchtime", "3x",
-                   "--pcap", str(tmp_path / "frames.pcap"), "--json", str(path))
+    done = compare(
+        "--writers",
+        "udp-sendto,packet-raw",
+        "--readers",
+        "4",
+        "--benchtime",
+        "3x",
+        "--pcap",
+        str(tmp_path / "frames.pcap"),
+        "--json",
+        str(path),
+    )
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "frames-udp-sendto-4.pcap").exists()  # standard writers build no frames
     _, frames = read_pcap(tmp_path / "frames-packet-raw-4.pcap")

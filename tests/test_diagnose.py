@@ -19,7 +19,8 @@ WRONG_MAC = "02:00:00:00:be:ef"
 
 def corrupt(start: int, value: bytes) -> Callable[[bytearray], None]:
     def apply(frame: bytearray) -> None:
-        frame[start:start + len(value)] = value
+        frame[start : start + len(value)] = value
+
     return apply
 
 
@@ -39,8 +40,16 @@ def inject(kind: str, mutate: Callable[[bytearray], None], *, listen: bool = Tru
             if not listen:
                 reader.close()
             link = topo.link()
-            frame = bytearray(build_frame(port, b"probe" * 40, src_ip=topo.writer_ip, dst_ip=topo.reader_ip,
-                                          src_mac=link.src_mac, dst_mac=link.dst_mac))
+            frame = bytearray(
+                build_frame(
+                    port,
+                    b"probe" * 40,
+                    src_ip=topo.writer_ip,
+                    dst_ip=topo.reader_ip,
+                    src_mac=link.src_mac,
+                    dst_mac=link.dst_mac,
+                )
+            )
             mutate(frame)
             before = diagnose.snapshot_of(topo)
             with topo.enter("writer"), open_packet_socket(link.ifname) as sock:

@@ -15,9 +15,19 @@ def test_parsers_survive_coverage_guided_fuzzing(tmp_path):
     seeds = sorted((HERE / "corpus" / "parse").glob("*.bin"))
     assert len(seeds) >= 8 and sum(p.stat().st_size for p in seeds) < 64 * 1024
     done = subprocess.run(
-        [sys.executable, str(HERE / "fuzz_parsers.py"), f"-runs={RUNS}", "-max_total_time=60", "-seed=1",
-         str(tmp_path), str(HERE / "corpus" / "parse")],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            str(HERE / "fuzz_parsers.py"),
+            f"-runs={RUNS}",
+            "-max_total_time=60",
+            "-seed=1",
+            str(tmp_path),
+            str(HERE / "corpus" / "parse"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     executed = re.search(r"Done (\d+) runs", done.stderr)

@@ -24,13 +24,25 @@ RAW = ["packet-raw", "packet-ring", "ip-raw", "scapy"]
 
 def _cli(*args: str, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([*(prefix or []), sys.executable, "-m", "rawpacer.cli", *args],
-                          cwd="/", capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [*(prefix or []), sys.executable, "-m", "rawpacer.cli", *args],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 def _start_compare(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rawpacer.cli", "compare", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rawpacer.cli", "compare", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _children(pid: int) -> list[int]:
@@ -55,8 +67,14 @@ def _gone(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def as_nobody():
     """Skip (saying why) only where nobody cannot even import rawpacer from this checkout."""
-    probe = subprocess.run([*NOBODY, sys.executable, "-c", "import rawpacer.cli"], capture_output=True,
-                           env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd="/", timeout=60)
+    probe = subprocess.run(
+        [*NOBODY, sys.executable, "-c", "import rawpacer.cli"],
+        capture_output=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        cwd="/",
+        timeout=60,
+        check=False,
+    )
     if probe.returncode != 0:
         pytest.skip("this checkout or its interpreter is not readable by the user nobody")
 
@@ -74,27 +92,39 @@ def test_not_root_doctor_says_how_to_run(as_nobody):
 
 
 def test_headers_build_and_parse_without_privileges(as_nobody):
-    code = ("import os; from rawpacer import headers; assert os.geteuid() == 65534; "
-            "f = headers.build_frame(5001, b'x' * 100, src_ip='198.18.0.1', dst_ip='198.18.0.2'); "
-            "p = headers.parse_frame(f); assert p.payload == b'x' * 100 and p.udp_checksum_ok; print('ok')")
-    done = subprocess.run([*NOBODY, sys.executable, "-c", code], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd="/", timeout=60)
+    code = (
+        "import os; from rawpacer import headers; assert os.geteuid() == 65534; "
+        "f = headers.build_frame(5001, b'x' * 100, src_ip='198.18.0.1', dst_ip='198.18.0.2'); "
+        "p = headers.parse_frame(f); assert p.payload == b'x' * 100 and p.udp_checksum_ok; print('ok')"
+    )
+    done = subprocess.run(
+        [*NOBODY, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        cwd="/",
+        timeout=60,
+        check=False,
+    )
     assert done.stdout.strip() == "ok", done.stderr
 
 
 # --- CLI bad input ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, named", [
-    (["doctor", "--writer", "warp"], "writer 'warp'"),
-    (["compare", "--mode", "burst"], "mode 'burst'"),
-    (["compare", "--payload", "zeros"], "payload 'zeros'"),
-    (["compare", "--count", "0"], "count 0"),
-    (["compare", "--fit", "squeeze"], "fit 'squeeze'"),
-    (["compare", "--format", "csv"], "format 'csv'"),
-    (["compare", "--json", "/nonexistent-dir/x.json"], "--json"),
-    (["compare", "--writers", "udp-sendto,udp-sendto"], "names a writer twice"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["doctor", "--writer", "warp"], "writer 'warp'"),
+        (["compare", "--mode", "burst"], "mode 'burst'"),
+        (["compare", "--payload", "zeros"], "payload 'zeros'"),
+        (["compare", "--count", "0"], "count 0"),
+        (["compare", "--fit", "squeeze"], "fit 'squeeze'"),
+        (["compare", "--format", "csv"], "format 'csv'"),
+        (["compare", "--json", "/nonexistent-dir/x.json"], "--json"),
+        (["compare", "--writers", "udp-sendto,udp-sendto"], "names a writer twice"),
+    ],
+)
 def test_every_bad_value_is_one_line_exit_2(args, named):
     done = _cli(*args)
     assert done.returncode == 2, done.stderr
@@ -191,8 +221,16 @@ def test_a_reader_process_killed_mid_run_stops_the_run_with_an_error():
 
 def test_two_compare_runs_at_once_do_not_collide(tmp_path):
     runs = [
-        _start_compare("--writers", "udp-sendmmsg,packet-ring", "--readers", "30", "--benchtime", "300ms",
-                       "--json", str(tmp_path / f"run{i}.json"))
+        _start_compare(
+            "--writers",
+            "udp-sendmmsg,packet-ring",
+            "--readers",
+            "30",
+            "--benchtime",
+            "300ms",
+            "--json",
+            str(tmp_path / f"run{i}.json"),
+        )
         for i in range(2)
     ]
     for run in runs:
@@ -207,12 +245,15 @@ def test_two_compare_runs_at_once_do_not_collide(tmp_path):
     assert not [n for n in owned() if any(str(run.pid) in n for run in runs)]
 
 
-@pytest.mark.parametrize("kwargs, named", [
-    ({"ring_frames": -1}, "ring_frames -1"),
-    ({"threads": 1.5}, "threads 1.5"),
-    ({"message_size": 65508}, "message_size 65508"),
-    ({"fit": "squeeze"}, "fit 'squeeze'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"ring_frames": -1}, "ring_frames -1"),
+        ({"threads": 1.5}, "threads 1.5"),
+        ({"message_size": 65508}, "message_size 65508"),
+        ({"fit": "squeeze"}, "fit 'squeeze'"),
+    ],
+)
 def test_writer_options_are_checked_where_they_are_made(kwargs, named):
     with pytest.raises(UsageError, match=named):
         WriterOptions(**kwargs)
@@ -239,13 +280,19 @@ def test_send_across_a_small_mtu_fragments_and_delivers():
     assert "3 of 3 datagrams delivered, 3 intact (1500 bytes each" in done.stdout
 
 
-@pytest.mark.parametrize("args, named", [
-    (["send", "--writer", "udp-sendto", "--iface", "x"], "--iface is for raw writers"),
-    (["send", "--iface", "x", "--dst-ip", "198.18.0.2"], "--iface needs --src-ip"),
-    (["send", "--iface", "x", "--src-ip", "198.18.0.1", "--dst-ip", "nope", "--dst-mac", "02:00:00:00:00:02"], "dst_ip 'nope'"),
-    (["send", "--dst-ip", "198.18.0.2"], "go with --iface"),
-    (["send", "--ops", "0"], "ops 0"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["send", "--writer", "udp-sendto", "--iface", "x"], "--iface is for raw writers"),
+        (["send", "--iface", "x", "--dst-ip", "198.18.0.2"], "--iface needs --src-ip"),
+        (
+            ["send", "--iface", "x", "--src-ip", "198.18.0.1", "--dst-ip", "nope", "--dst-mac", "02:00:00:00:00:02"],
+            "dst_ip 'nope'",
+        ),
+        (["send", "--dst-ip", "198.18.0.2"], "go with --iface"),
+        (["send", "--ops", "0"], "ops 0"),
+    ],
+)
 def test_send_bad_input_is_one_line_exit_2(args, named):
     done = _cli(*args)
     assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr
@@ -264,9 +311,31 @@ def test_send_outside_rawpacer_namespaces_warns_naming_the_interface_and_sends_n
             ipr.link("add", ifname="dummy7", kind="veth", peer="dummy8")  # both ends start down
             index = ipr.link_lookup(ifname="dummy7")[0]
         done = subprocess.run(
-            ["ip", "netns", "exec", name, sys.executable, "-m", "rawpacer.cli", "send", "--iface", "dummy7",
-             "--src-ip", "198.18.0.1", "--dst-ip", "198.18.0.2", "--dst-mac", "02:00:00:00:00:02"],
-            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd="/", timeout=60)
+            [
+                "ip",
+                "netns",
+                "exec",
+                name,
+                sys.executable,
+                "-m",
+                "rawpacer.cli",
+                "send",
+                "--iface",
+                "dummy7",
+                "--src-ip",
+                "198.18.0.1",
+                "--dst-ip",
+                "198.18.0.2",
+                "--dst-mac",
+                "02:00:00:00:00:02",
+            ],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            cwd="/",
+            timeout=60,
+            check=False,
+        )
         with entered(name), IPRoute() as ipr:
             sent = ipr.get_links(index)[0].get_attr("IFLA_STATS64")["tx_packets"]
     finally:

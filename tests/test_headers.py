@@ -36,16 +36,28 @@ def _sized(n: int) -> bytes:
     return random.Random(n).randbytes(n)
 
 
-payloads = st.one_of(st.binary(max_size=1600), st.integers(0, MAX_UDP_PAYLOAD).map(_sized),
-                     st.sampled_from([MAX_UDP_PAYLOAD, 1472, 1473, 0, 1]).map(_sized))
+payloads = st.one_of(
+    st.binary(max_size=1600),
+    st.integers(0, MAX_UDP_PAYLOAD).map(_sized),
+    st.sampled_from([MAX_UDP_PAYLOAD, 1472, 1473, 0, 1]).map(_sized),
+)
 
 
 @st.composite
 def frame_args(draw: st.DrawFn) -> dict:
     """Keyword arguments for build_frame (dport and payload included)."""
-    return dict(dport=draw(ports), payload=draw(payloads), sport=draw(ports), src_ip=draw(test_ips),
-                dst_ip=draw(test_ips), src_mac=draw(macs), dst_mac=draw(macs), ttl=draw(st.integers(0, 255)),
-                ip_id=draw(st.integers(0, 65535)), df=draw(st.booleans()))
+    return {
+        "dport": draw(ports),
+        "payload": draw(payloads),
+        "sport": draw(ports),
+        "src_ip": draw(test_ips),
+        "dst_ip": draw(test_ips),
+        "src_mac": draw(macs),
+        "dst_mac": draw(macs),
+        "ttl": draw(st.integers(0, 255)),
+        "ip_id": draw(st.integers(0, 65535)),
+        "df": draw(st.booleans()),
+    }
 
 
 def without_macs(args: dict) -> dict:
@@ -60,8 +72,7 @@ def template_for(args: dict, **extra: object) -> FrameTemplate:
 def assert_scapy_agrees(pkt: Ether | IP, args: dict) -> None:
     """Fields as asked, and scapy's own recomputed checksums equal ours."""
     ip, udp = pkt[IP], pkt[UDP]
-    assert (ip.src, ip.dst, ip.ttl, ip.id, ip.proto) == (args["src_ip"], args["dst_ip"], args["ttl"],
-                                                        args["ip_id"], 17)
+    assert (ip.src, ip.dst, ip.ttl, ip.id, ip.proto) == (args["src_ip"], args["dst_ip"], args["ttl"], args["ip_id"], 17)
     assert bool(ip.flags.DF) == args["df"] and not ip.flags.MF and ip.frag == 0
     assert (udp.sport, udp.dport, udp.len) == (args["sport"], args["dport"], 8 + len(args["payload"]))
     assert ip.len == 28 + len(args["payload"])
@@ -101,8 +112,8 @@ def test_template_stamp_equals_build_frame(args: dict, offset: int) -> None:
     assert template.stamp(memoryview(args["payload"])) == want
     buf = bytearray(b"\xaa" * (offset + len(want) + 3))
     assert template.stamp_into(buf, offset, args["payload"]) == len(want)
-    assert buf[offset:offset + len(want)] == want
-    assert buf[:offset] == b"\xaa" * offset and buf[offset + len(want):] == b"\xaa" * 3
+    assert buf[offset : offset + len(want)] == want
+    assert buf[:offset] == b"\xaa" * offset and buf[offset + len(want) :] == b"\xaa" * 3
     assert parse_frame(want).payload == args["payload"]
 
 
@@ -207,8 +218,10 @@ def test_fragments_bad_ip_id_and_mtu() -> None:
 
 # --- MTU fitting -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("mtu", "fits"), [(68, 40), (576, 548), (1500, 1472), (9000, 8972),
-                                           (65535, 65507), (65536, 65507)])
+
+@pytest.mark.parametrize(
+    ("mtu", "fits"), [(68, 40), (576, 548), (1500, 1472), (9000, 8972), (65535, 65507), (65536, 65507)]
+)
 def test_max_payload_and_fit(mtu: int, fits: int) -> None:
     assert max_payload(mtu) == fits
     message = _sized(70000)

@@ -55,7 +55,9 @@ def test_fill_handles_a_length_not_multiple_of_eight():
     assert buffer[-8:] != bytes(8)
 
 
-@pytest.mark.parametrize("kind, size", [("bogus", 1500), ("crypto", 0), ("crypto", 65508), ("fast", "1500"), ("fixed", True)])
+@pytest.mark.parametrize(
+    "kind, size", [("bogus", 1500), ("crypto", 0), ("crypto", 65508), ("fast", "1500"), ("fixed", True)]
+)
 def test_bad_kind_or_size_is_a_usage_error_naming_it(kind, size):
     with pytest.raises(UsageError, match=repr(kind) if kind == "bogus" else "out of range 1-65507"):
         MessageSource.make(kind, size)

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from rawpacer.errors import DeliveryError, SandboxError, UsageError
-from rawpacer.headers import build_frame, build_fragments
+from rawpacer.headers import build_fragments, build_frame
 from rawpacer.messages import MessageSource
 from rawpacer.pcap import read_pcap
 from rawpacer.readers import ReaderSet
@@ -84,16 +84,18 @@ def test_fragments_on_small_and_jumbo_mtu(mtu: int, size: int) -> None:
 
 
 def test_trim_reports_what_was_cut() -> None:
-    with Sandbox("veth", mtu=1500) as topo, udp_readers(topo, 1) as socks:
-        with make_writer(topo, "packet-raw", [socks[0].getsockname()[1]], message_size=1500) as writer:
-            assert (writer.delivered_size, writer.trimmed_bytes) == (1472, 28)
+    with (
+        Sandbox("veth", mtu=1500) as topo,
+        udp_readers(topo, 1) as socks,
+        make_writer(topo, "packet-raw", [socks[0].getsockname()[1]], message_size=1500) as writer,
+    ):
+        assert (writer.delivered_size, writer.trimmed_bytes) == (1472, 28)
 
 
 @pytest.mark.parametrize("name", FAST + ["scapy"])
 def test_strict_refuses_naming_mtu_and_sizes(name: str) -> None:
-    with Sandbox("veth", mtu=1400) as topo:
-        with pytest.raises(UsageError) as info:
-            make_writer(topo, name, [5001], message_size=1500, fit=Fit.STRICT)
+    with Sandbox("veth", mtu=1400) as topo, pytest.raises(UsageError) as info:
+        make_writer(topo, name, [5001], message_size=1500, fit=Fit.STRICT)
     text = str(info.value)
     assert "MTU is 1400" in text and "1500-byte" in text and "1372 bytes" in text
 
@@ -111,14 +113,13 @@ def test_small_ring_waits_for_the_kernel() -> None:
 
 
 def test_ring_reports_wrong_format() -> None:
-    with Sandbox("lo") as topo, topo.enter("writer"):
-        with open_packet_socket("lo") as sock:
-            ring = TxRing(sock, 1514, 4)
-            ring.claim()
-            ring.commit(ring.max_frame + 100)
-            with pytest.raises(DeliveryError, match="WRONG_FORMAT"):
-                ring.flush()
-            ring.close()
+    with Sandbox("lo") as topo, topo.enter("writer"), open_packet_socket("lo") as sock:
+        ring = TxRing(sock, 1514, 4)
+        ring.claim()
+        ring.commit(ring.max_frame + 100)
+        with pytest.raises(DeliveryError, match="WRONG_FORMAT"):
+            ring.flush()
+        ring.close()
 
 
 def test_without_qdisc_bypass_still_delivers() -> None:
@@ -135,7 +136,7 @@ def test_scapy_builds_the_same_bytes_as_rawpacer(tmp_path) -> None:
             writer.send(messages)
         link = topo.link()
     frames = read_pcap(pcap)[1]
-    addr = dict(src_ip=topo.writer_ip, dst_ip=topo.reader_ip, src_mac=link.src_mac, dst_mac=link.dst_mac)
+    addr = {"src_ip": topo.writer_ip, "dst_ip": topo.reader_ip, "src_mac": link.src_mac, "dst_mac": link.dst_mac}
     ip_id = int.from_bytes(frames[0][18:20], "big")
     expected = build_fragments(ports[0], messages[0], 576, ip_id=ip_id, **addr)
     expected += [build_frame(port, m, **addr) for port, m in zip(ports[1:], messages[1:])]
@@ -143,9 +144,12 @@ def test_scapy_builds_the_same_bytes_as_rawpacer(tmp_path) -> None:
 
 
 def test_fan_out_must_match_ports() -> None:
-    with Sandbox("lo") as topo:
-        with make_writer(topo, "packet-raw", [5001, 5002]) as writer, pytest.raises(UsageError, match="2 ports"):
-            writer.send([b"x"])
+    with (
+        Sandbox("lo") as topo,
+        make_writer(topo, "packet-raw", [5001, 5002]) as writer,
+        pytest.raises(UsageError, match="2 ports"),
+    ):
+        writer.send([b"x"])
 
 
 def test_raw_writer_refuses_a_namespace_it_did_not_create() -> None:
@@ -168,7 +172,7 @@ def test_ring_frames_equal_the_reference_builder(sizes, tmp_path) -> None:
             writer.send(messages)
         got = [s.recv(2048) for s in socks]
         link = topo.link()
-    addr = dict(src_ip=topo.writer_ip, dst_ip=topo.reader_ip, src_mac=link.src_mac, dst_mac=link.dst_mac)
+    addr = {"src_ip": topo.writer_ip, "dst_ip": topo.reader_ip, "src_mac": link.src_mac, "dst_mac": link.dst_mac}
     expected = [build_frame(p, bytes(m[:1472]), **addr) for p, m in zip(ports, messages)]
     assert read_pcap(pcap)[1] == expected * 2
     assert got == [bytes(m[:1472]) for m in messages]

@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import child_pids
+
 from rawpacer.errors import DeliveryError, ReaderDied, UsageError
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
@@ -153,11 +153,10 @@ def test_killed_reader_process_is_reader_died(topo, sender):
 
 
 def test_close_reaps_the_process_even_after_an_error(topo):
-    with pytest.raises(KeyboardInterrupt):
-        with ReaderSet(topo, 3, 100) as rs:
-            pid = rs.pid
-            rs.begin()
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), ReaderSet(topo, 3, 100) as rs:
+        pid = rs.pid
+        rs.begin()
+        raise KeyboardInterrupt
     assert pid not in child_pids()
     with pytest.raises(ValueError):
         rs.buffer[0]  # released
@@ -206,15 +205,25 @@ def test_ten_thousand_readers(topo):
 def test_rlimit_that_cannot_be_raised_is_a_clear_error():
     code = "from rawpacer.readers.limits import ensure_nofile; ensure_nofile(5000)"
     proc = subprocess.run(
-        ["setpriv", "--inh-caps=-sys_resource", "--bounding-set=-sys_resource", "--", "sh", "-c",
-         f"ulimit -n 200 && exec {sys.executable} -c '{code}'"],
-        capture_output=True, text=True, timeout=30,
+        [
+            "setpriv",
+            "--inh-caps=-sys_resource",
+            "--bounding-set=-sys_resource",
+            "--",
+            "sh",
+            "-c",
+            f"ulimit -n 200 && exec {sys.executable} -c '{code}'",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert proc.returncode != 0 and "RLIMIT_NOFILE is" in proc.stderr and "5064" in proc.stderr
 
 
 def test_soft_rlimit_is_raised_for_the_readers(topo):
-    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
+    _soft, _hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
     with ReaderSet(topo, 1500, 10) as rs:
         assert len(rs.ports) == 1500
         with open(f"/proc/{rs.pid}/limits") as handle:

@@ -13,28 +13,65 @@ from rawpacer.report.jsonout import to_json, write_json
 from rawpacer.report.plot import plot
 from rawpacer.report.table import build_table, duration, human, print_report, status
 
-JSON_KEYS = {"writer", "readers", "ns_per_op", "packets_per_s", "bytes_per_op", "allocs_per_op",
-             "sent", "delivered", "intact", "payload_bytes"}
+JSON_KEYS = {
+    "writer",
+    "readers",
+    "ns_per_op",
+    "packets_per_s",
+    "bytes_per_op",
+    "allocs_per_op",
+    "sent",
+    "delivered",
+    "intact",
+    "payload_bytes",
+}
 
 
 def sample(ns_per_op: float, ops: int = 10, readers: int = 100, lost: int = 0, corrupt: int = 0) -> Sample:
     sent = ops * readers
     delivered = sent - lost
-    return Sample(ops=ops, elapsed_ns=int(ns_per_op * ops), sent=sent, delivered=delivered,
-                  intact=delivered - corrupt, payload_bytes=delivered * 1500, corrupt=corrupt, lost=lost,
-                  bytes_per_op=2048.0, allocs_per_op=12.0)
+    return Sample(
+        ops=ops,
+        elapsed_ns=int(ns_per_op * ops),
+        sent=sent,
+        delivered=delivered,
+        intact=delivered - corrupt,
+        payload_bytes=delivered * 1500,
+        corrupt=corrupt,
+        lost=lost,
+        bytes_per_op=2048.0,
+        allocs_per_op=12.0,
+    )
 
 
 def make_report(**extra: object) -> Report:
-    report = Report({"cpu": "Test CPU", "cores": 2, "kernel": "6.0", "os": "Linux", "python": "3.11"},
-                    {"mode": "fanout", "size": 1500, "payload": "crypto", "topology": "lo", "benchtime": "1s", "count": 3})
+    report = Report(
+        {"cpu": "Test CPU", "cores": 2, "kernel": "6.0", "os": "Linux", "python": "3.11"},
+        {"mode": "fanout", "size": 1500, "payload": "crypto", "topology": "lo", "benchtime": "1s", "count": 3},
+    )
     base = WriterResult("udp-sendto", 100, 1500, 1500, samples=[sample(2e6), sample(1e6), sample(3e6)])
     fast = WriterResult("packet-ring", 100, 1500, 1500, samples=[sample(5e5)])
     lossy = WriterResult("ip-raw", 100, 1500, 1400, samples=[sample(8e5, lost=3, corrupt=2)])
     broken = WriterResult("scapy", 100, 1500, 1500, error="OSError: boom")
-    go = WriterResult("go-net-baseline", 100, 1500, 1500, source="go",
-                      samples=[Sample(ops=5, elapsed_ns=10_000_000, sent=500, delivered=500, intact=None,
-                                      payload_bytes=750_000, bytes_per_op=184_000.0, allocs_per_op=600.0)])
+    go = WriterResult(
+        "go-net-baseline",
+        100,
+        1500,
+        1500,
+        source="go",
+        samples=[
+            Sample(
+                ops=5,
+                elapsed_ns=10_000_000,
+                sent=500,
+                delivered=500,
+                intact=None,
+                payload_bytes=750_000,
+                bytes_per_op=184_000.0,
+                allocs_per_op=600.0,
+            )
+        ],
+    )
     report.results = [base, fast, lossy, broken, go]
     for key, value in extra.items():
         setattr(report, key, value)
@@ -121,8 +158,10 @@ def test_go_lines_interleave_rounds():
 
 def test_sweep_ratio_last_over_first():
     report = make_report()
-    report.results = [WriterResult("udp-sendto", n, 1500, 1500, samples=[sample(ns, readers=n)])
-                      for n, ns in ((100, 1e6), (1000, 12e6))]
+    report.results = [
+        WriterResult("udp-sendto", n, 1500, 1500, samples=[sample(ns, readers=n)])
+        for n, ns in ((100, 1e6), (1000, 12e6))
+    ]
     (row,) = report.sweep()
     assert row["ns_per_packet"] == {100: 10000.0, 1000: 12000.0}
     assert abs(row["ratio"] - 1.2) < 1e-9

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -43,7 +44,7 @@ def test_veth_link_facts_come_from_the_kernel():
         assert (topo.writer_ip, topo.reader_ip) == (WRITER_IP, READER_IP)
         assert link.ifname == "rpw0" and link.mtu == 9000 and link.ifindex > 0
         with topo.enter("reader"):
-            reader_mac = open("/proc/net/arp").read()  # the writer's MAC is pinned on the reader side
+            reader_mac = Path("/proc/net/arp").read_text()  # the writer's MAC is pinned on the reader side
         assert link.src_mac in reader_mac
         assert link.src_mac != link.dst_mac and link.dst_mac != "00:00:00:00:00:00"
 
@@ -69,16 +70,19 @@ def test_entering_restores_the_thread_namespace_after_an_error():
 
 
 def test_namespaces_removed_when_the_body_raises():
-    with pytest.raises(RuntimeError):
-        with Sandbox("veth") as topo:
-            names = topo.namespaces
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), Sandbox("veth") as topo:
+        names = topo.namespaces
+        raise RuntimeError("boom")
     assert not set(names) & set(owned())
 
 
 @pytest.mark.parametrize(
     "kwargs, words",
-    [({"kind": "ring"}, "topology 'ring'"), ({"kind": "veth", "mtu": 67}, "mtu 67"), ({"kind": "veth", "mtu": 70000}, "mtu 70000")],
+    [
+        ({"kind": "ring"}, "topology 'ring'"),
+        ({"kind": "veth", "mtu": 67}, "mtu 67"),
+        ({"kind": "veth", "mtu": 70000}, "mtu 70000"),
+    ],
 )
 def test_bad_input_is_one_clear_error(kwargs, words):
     with pytest.raises(UsageError, match=words):
@@ -114,7 +118,11 @@ def test_sigint_and_sigterm_in_a_real_process_remove_its_namespaces(tmp_path):
 
 def test_remove_stale_takes_only_dead_processes_namespaces():
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import os; from rawpacer.sandbox import netns; netns.create(netns.new_run_id() + '-lo'); os._exit(0)"]
+        [
+            sys.executable,
+            "-c",
+            "import os; from rawpacer.sandbox import netns; netns.create(netns.new_run_id() + '-lo'); os._exit(0)",
+        ]
     )
     proc.wait(timeout=10)
     assert len(owned(proc.pid)) == 1

@@ -75,9 +75,11 @@ def test_bytes_messages_work_too(topo, name):
 
 @pytest.mark.parametrize("name", STANDARD)
 def test_wrong_number_of_messages_is_a_usage_error(topo, name):
-    with make_writer(topo, name, (5001, 5002)) as writer:
-        with pytest.raises(UsageError, match="3 messages for 2 reader ports"):
-            writer.send([b"x"] * 3)
+    with (
+        make_writer(topo, name, (5001, 5002)) as writer,
+        pytest.raises(UsageError, match="3 messages for 2 reader ports"),
+    ):
+        writer.send([b"x"] * 3)
 
 
 def test_negative_threads_is_a_usage_error(topo):

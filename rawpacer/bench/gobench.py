@@ -62,8 +62,15 @@ def build(go: str | None = None) -> Path:
     go = go or require_go()
     binary = cache_dir() / "go" / "seed.test"
     binary.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([go, "test", "-c", "-o", str(binary), "."], cwd=source_dir(), env=go_env(),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [go, "test", "-c", "-o", str(binary), "."],
+        cwd=source_dir(),
+        env=go_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RawpacerError(f"building the Go seed in {source_dir()} failed: {tail[0]}")
@@ -79,7 +86,9 @@ class GoRun:
     returncode: int
 
 
-def run(binary: Path, topo: Topology, readers: int, port_base: int, benchtime: Benchtime, timeout: float = 600) -> GoRun:
+def run(
+    binary: Path, topo: Topology, readers: int, port_base: int, benchtime: Benchtime, timeout: float = 600
+) -> GoRun:
     """Run both seed benchmarks in the sandbox's writer namespace, readers in its reader namespace."""
     env = dict(
         os.environ,
@@ -89,9 +98,23 @@ def run(binary: Path, topo: Topology, readers: int, port_base: int, benchtime: B
         RAWPACER_GO_PORT_BASE=str(port_base),
         RAWPACER_GO_READER_NS=f"/run/netns/{topo.reader_ns}",
     )
-    command = ["ip", "netns", "exec", topo.writer_ns, str(binary), "-test.run", "^$", "-test.bench", ".",
-               "-test.benchmem", "-test.benchtime", benchtime.go_flag(), "-test.count", "1"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    command = [
+        "ip",
+        "netns",
+        "exec",
+        topo.writer_ns,
+        str(binary),
+        "-test.run",
+        "^$",
+        "-test.bench",
+        ".",
+        "-test.benchmem",
+        "-test.benchtime",
+        benchtime.go_flag(),
+        "-test.count",
+        "1",
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     output = done.stdout + done.stderr
     return GoRun(parse_lines(output), output, done.returncode)
 
@@ -101,8 +124,14 @@ def to_results(go_run: GoRun, readers: int) -> list[WriterResult]:
     by_name = {line.name: line for line in go_run.lines}
     results = []
     for bench_name, writer in ROWS.items():
-        result = WriterResult(writer, readers, MESSAGE_SIZE, MESSAGE_SIZE, source="go",
-                              notes=["Go seed: 1500-byte crypto/rand messages; datagrams counted, content not checked"])
+        result = WriterResult(
+            writer,
+            readers,
+            MESSAGE_SIZE,
+            MESSAGE_SIZE,
+            source="go",
+            notes=["Go seed: 1500-byte crypto/rand messages; datagrams counted, content not checked"],
+        )
         line = by_name.get(bench_name)
         if line is None:
             failure = [t for t in go_run.output.splitlines() if "FAIL" in t or "timeout" in t or "rror" in t]

@@ -126,8 +126,15 @@ class WriterResult:
             "error": self.error,
             "notes": list(self.notes),
         }
-        for name in ("ns_per_op", "packets_per_s", "mb_per_s", "ns_per_packet", "bytes_per_op",
-                     "allocs_per_op", "reader_cpu_ns_per_op"):
+        for name in (
+            "ns_per_op",
+            "packets_per_s",
+            "mb_per_s",
+            "ns_per_packet",
+            "bytes_per_op",
+            "allocs_per_op",
+            "reader_cpu_ns_per_op",
+        ):
             found = self.spread(name)
             row[name] = None if found is None else found.median
             row[f"{name}_min"] = None if found is None else found.low
@@ -191,12 +198,19 @@ class Report:
             "interrupted": self.interrupted,
             "notes": list(self.notes),
             "results": [
-                dict(r.to_dict(), speedup_vs_udp_sendto=self.speedup(r), speedup_vs_go_baseline=self.speedup(r, GO_BASELINE))
+                dict(
+                    r.to_dict(),
+                    speedup_vs_udp_sendto=self.speedup(r),
+                    speedup_vs_go_baseline=self.speedup(r, GO_BASELINE),
+                )
                 for r in self.results
             ],
             "sweep": [
-                {"writer": s["writer"], "ratio_last_first": s["ratio"],
-                 "points": [{"readers": k, "ns_per_packet": v} for k, v in s["ns_per_packet"].items()]}
+                {
+                    "writer": s["writer"],
+                    "ratio_last_first": s["ratio"],
+                    "points": [{"readers": k, "ns_per_packet": v} for k, v in s["ns_per_packet"].items()],
+                }
                 for s in self.sweep()
             ],
         }

@@ -109,10 +109,20 @@ def pcap_path(stem: str, writer: str, readers: int) -> str:
     return f"{root}-{writer}-{readers}{ext or '.pcap'}"
 
 
-def make_config(writers: str | Sequence[str] | None = None, readers: int | str | Sequence[int] = 100,
-                size: int | str = 1500, payload: str = "crypto", fit: str | Fit = "trim", mode: str = "fanout",
-                topology: str = "lo", mtu: int | str | None = None, benchtime: str | float = "1s",
-                count: int | str = 1, with_go: bool = False, pcap: str | None = None) -> Config:
+def make_config(
+    writers: str | Sequence[str] | None = None,
+    readers: int | str | Sequence[int] = 100,
+    size: int | str = 1500,
+    payload: str = "crypto",
+    fit: str | Fit = "trim",
+    mode: str = "fanout",
+    topology: str = "lo",
+    mtu: int | str | None = None,
+    benchtime: str | float = "1s",
+    count: int | str = 1,
+    with_go: bool = False,
+    pcap: str | None = None,
+) -> Config:
     """A Config from CLI-style values (strings or numbers), every one checked: UsageError, one line."""
     if isinstance(readers, (int, str)):
         readers = str(readers).split(",")
@@ -168,8 +178,13 @@ def _go_port_base(ports: list[int], readers: int) -> int:
 class Session:
     """Runs a Config into a Report; ``on_interrupt`` sees the partial report before cleanup."""
 
-    def __init__(self, config: Config, report: Report, listener: Listener | None = None,
-                 on_interrupt: Callable[[Report], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        report: Report,
+        listener: Listener | None = None,
+        on_interrupt: Callable[[Report], None] | None = None,
+    ) -> None:
         self.config = config
         self.report = report
         self.listener = listener or Listener()
@@ -219,8 +234,9 @@ class Session:
         self.report.results.append(row)
         return row
 
-    def _writer_pass(self, topo: Topology, target: Target, readers: ReaderSet, source: MessageSource,
-                     row: WriterResult) -> None:
+    def _writer_pass(
+        self, topo: Topology, target: Target, readers: ReaderSet, source: MessageSource, row: WriterResult
+    ) -> None:
         """One calibrated pass of one writer; its failure is the row's error, not the run's."""
         config = self.config
         benchtime = config.benchtime
@@ -242,14 +258,16 @@ class Session:
             row.notes.extend(n for n in notes if n not in row.notes)
         except ReaderDied:
             raise
-        except Exception as exc:  # one broken writer must not end the comparison: its row says why
+        except Exception as exc:  # noqa: BLE001 - one broken writer must not end the comparison: its row says why
             row.error = (f"{type(exc).__name__}: {exc}".splitlines() or ["error"])[0][:200]
             _settle(readers)
         finally:
             if writer is not None:
                 writer.close()
 
-    def _go_pass(self, topo: Topology, binary: Path, count: int, ports: list[int], rows: dict[str, WriterResult]) -> None:
+    def _go_pass(
+        self, topo: Topology, binary: Path, count: int, ports: list[int], rows: dict[str, WriterResult]
+    ) -> None:
         """Both Go seed benchmarks in this sandbox, with readers of their own beside ours."""
         run = gobench.run(binary, topo, count, _go_port_base(ports, count), self.config.benchtime)
         for result in gobench.to_results(run, count):

@@ -27,8 +27,14 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: object = None, line: str | None = None) -> None:
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
     """Warnings reach the user at once, as one line like errors, without a source location."""
     print(f"rawpacer: warning: {message}", file=sys.stderr, flush=True)
 

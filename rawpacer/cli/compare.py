@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--writers", default=None, help="comma-separated writer names (default: all)")
     p.add_argument("--topology", default="lo", help="lo or veth (default lo)")
     p.add_argument("--mtu", default=None, help="MTU of the veth pair, or of lo (68-65535)")
-    p.add_argument("--fit", default="trim", help="what raw writers do with messages over the MTU: trim, fragment, strict")
+    p.add_argument(
+        "--fit", default="trim", help="what raw writers do with messages over the MTU: trim, fragment, strict"
+    )
     p.add_argument("--payload", default="crypto", help="message bytes: crypto (as the seed), fast, fixed")
     p.add_argument("--mode", default="fanout", help="fanout (wait for every reader each op, as the seed) or stream")
     p.add_argument("--benchtime", default="1s", help="target time per writer: 1s, 0.5, 200ms, or an op count like 50x")
@@ -37,8 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="write every figure as JSON")
     p.add_argument("--plot", dest="plot_path", default=None, metavar="PATH", help="write a PNG bar chart of ns/op")
     p.add_argument("--format", default="table", help="table (default) or go (benchmark lines for benchstat)")
-    p.add_argument("--pcap", default=None, metavar="PATH",
-                   help="raw writers write every frame they send to PATH-<writer>-<readers>.pcap (slows them)")
+    p.add_argument(
+        "--pcap",
+        default=None,
+        metavar="PATH",
+        help="raw writers write every frame they send to PATH-<writer>-<readers>.pcap (slows them)",
+    )
     p.add_argument("--with-go", action="store_true", help="also build and run the Go port of the seed's benchmark")
     p.set_defaults(func=run)
 
@@ -54,9 +60,18 @@ def _output_path(option: str, path: str | None) -> str | None:
 def config_from_args(args: argparse.Namespace) -> Config:
     """Every option checked (UsageError, one line) before any namespace or process exists."""
     config = make_config(
-        writers=args.writers, readers=args.readers, size=args.size, payload=args.payload, fit=args.fit,
-        mode=args.mode, topology=args.topology, mtu=args.mtu, benchtime=args.benchtime, count=args.count,
-        with_go=bool(args.with_go), pcap=args.pcap,
+        writers=args.writers,
+        readers=args.readers,
+        size=args.size,
+        payload=args.payload,
+        fit=args.fit,
+        mode=args.mode,
+        topology=args.topology,
+        mtu=args.mtu,
+        benchtime=args.benchtime,
+        count=args.count,
+        with_go=bool(args.with_go),
+        pcap=args.pcap,
     )
     require(args.format in FORMATS, f"format {args.format!r} is not allowed; use one of: {', '.join(FORMATS)}")
     _output_path("--json", args.json_path)
@@ -118,8 +133,15 @@ def run(args: argparse.Namespace) -> int:
     report = Report(machine.describe(), config.params())
     output = Output(args)
     errors = Console(stderr=True)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=errors, disable=not errors.is_terminal, transient=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        disable=not errors.is_terminal,
+        transient=True,
+    )
     with progress:
         Session(config, report, _Progress(progress, config.steps()), on_interrupt=output.emit).run()
     output.emit(report)

@@ -36,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ops", default="1", help=f"fan-outs to send (1-{OPS_MAX}; default 1)")
     p.add_argument("--pcap", default=None, metavar="PATH", help="raw writers: write every frame sent to PATH")
     explicit = p.add_argument_group("outside the sandbox (raw writers only; warned, delivery not checked)")
-    explicit.add_argument("--iface", default=None, metavar="NAME", help="send on this interface of the current namespace")
+    explicit.add_argument(
+        "--iface", default=None, metavar="NAME", help="send on this interface of the current namespace"
+    )
     explicit.add_argument("--src-ip", default=None, help="source IPv4 address (with --iface)")
     explicit.add_argument("--dst-ip", default=None, help="destination IPv4 address (with --iface)")
     explicit.add_argument("--dst-mac", default=None, help="destination MAC (with --iface)")
@@ -46,14 +48,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check every option, then send in a sandbox (or, with --iface, on the named interface)."""
-    config = make_config(writers=args.writer, readers=args.readers, size=args.size, payload=args.payload,
-                         fit=args.fit, topology=args.topology, mtu=args.mtu, pcap=args.pcap)
+    config = make_config(
+        writers=args.writer,
+        readers=args.readers,
+        size=args.size,
+        payload=args.payload,
+        fit=args.fit,
+        topology=args.topology,
+        mtu=args.mtu,
+        pcap=args.pcap,
+    )
     ops = parse_int("ops", args.ops, 1, OPS_MAX)
     options = WriterOptions(message_size=config.size, fit=config.fit, pcap=args.pcap, allow_iface=args.iface)
     if args.iface is not None:
         return _send_outside(args, config.writers[0], config.readers[0], ops, options, config.payload)
-    require(all(a is None for a in (args.src_ip, args.dst_ip, args.dst_mac)),
-            "--src-ip, --dst-ip and --dst-mac go with --iface; in the sandbox they come from the kernel")
+    require(
+        all(a is None for a in (args.src_ip, args.dst_ip, args.dst_mac)),
+        "--src-ip, --dst-ip and --dst-mac go with --iface; in the sandbox they come from the kernel",
+    )
     return _send_in_sandbox(config.writers[0], config.readers[0], ops, options, config)
 
 
@@ -61,9 +73,11 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
     with Sandbox(config.topology, mtu=config.mtu) as topo, ReaderSet(topo, count, config.size) as readers:
         target = topo.target(readers.ports)
         source = MessageSource.make(config.payload, config.size)
-        print(f"send: {name}, {count} readers on {topo.kind} ({target.src_ip} -> {target.dst_ip}, ports "
-              f"{readers.ports[0]}-{readers.ports[-1]}), MTU {target.link.mtu}, {config.size}-byte "
-              f"{source.name} messages, fit {options.fit.value}")
+        print(
+            f"send: {name}, {count} readers on {topo.kind} ({target.src_ip} -> {target.dst_ip}, ports "
+            f"{readers.ports[0]}-{readers.ports[-1]}), MTU {target.link.mtu}, {config.size}-byte "
+            f"{source.name} messages, fit {options.fit.value}"
+        )
         before = diagnose.snapshot_of(topo)
         with topo.enter("writer"):
             writer = get(name)(target, options)
@@ -77,16 +91,19 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
                 if ops <= 10 or not result.ok:
                     print(f"op {op}: {result.describe()}")
         tally = readers.tally
-        print(f"{tally.delivered} of {tally.sent} datagrams delivered, {tally.intact} intact "
-              f"({writer.delivered_size} bytes each, {writer.trimmed_bytes} cut per message)")
+        print(
+            f"{tally.delivered} of {tally.sent} datagrams delivered, {tally.intact} intact "
+            f"({writer.delivered_size} bytes each, {writer.trimmed_bytes} cut per message)"
+        )
         if lost:
             print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo))}")
             return 1
     return 0
 
 
-def _send_outside(args: argparse.Namespace, name: str, count: int, ops: int, options: WriterOptions,
-                  payload: str) -> int:
+def _send_outside(
+    args: argparse.Namespace, name: str, count: int, ops: int, options: WriterOptions, payload: str
+) -> int:
     cls = get(name)
     require(cls.raw, f"--iface is for raw writers; {name!r} goes through the kernel's routing")
     for option, value in (("--src-ip", args.src_ip), ("--dst-ip", args.dst_ip), ("--dst-mac", args.dst_mac)):
@@ -103,12 +120,14 @@ def _send_outside(args: argparse.Namespace, name: str, count: int, ops: int, opt
     source = MessageSource.make(payload, options.message_size)
     buffer = bytearray(count * options.message_size)
     view = memoryview(buffer)
-    messages = [view[i * options.message_size:(i + 1) * options.message_size] for i in range(count)]
+    messages = [view[i * options.message_size : (i + 1) * options.message_size] for i in range(count)]
     sent = 0
     with writer:
         for _ in range(ops):
             source.fill(buffer)
             sent += writer.send(messages)
-    print(f"sent {sent} datagrams with {name} on {args.iface} to {args.dst_ip} ports {ports[0]}-{ports[-1]}; "
-          "delivery not checked (no rawpacer readers there)")
+    print(
+        f"sent {sent} datagrams with {name} on {args.iface} to {args.dst_ip} ports {ports[0]}-{ports[-1]}; "
+        "delivery not checked (no rawpacer readers there)"
+    )
     return 0

@@ -68,7 +68,9 @@ def check_payload(payload: object, limit: int | None = MAX_UDP_PAYLOAD) -> Bytes
         if payload.format != "B" or payload.ndim != 1:
             payload = payload.cast("B")
     elif not isinstance(payload, (bytes, bytearray)):
-        raise UsageError(f"payload of type {type(payload).__name__} is not bytes-like (use bytes, bytearray or memoryview)")
+        raise UsageError(
+            f"payload of type {type(payload).__name__} is not bytes-like (use bytes, bytearray or memoryview)"
+        )
     if limit is not None and len(payload) > limit:
         raise UsageError(f"payload of {len(payload)} bytes is too long (allowed: 0-{limit})")
     return payload

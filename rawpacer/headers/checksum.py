@@ -9,9 +9,9 @@ one is in use: ``"c"`` (``rawpacer._checksum``) or ``"python"``; both give the s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Union
+from typing import Literal
 
-BytesLike = Union[bytes, bytearray, memoryview]
+BytesLike = bytes | bytearray | memoryview
 
 _MOD = 0xFFFF
 

@@ -48,4 +48,3 @@ def trimmed_bytes(size: int, mtu: int) -> int:
 def frame_size(payload_len: int, *, ethernet: bool = True) -> int:
     """Bytes on the wire for one unfragmented datagram: headers plus payload."""
     return (ETH_HLEN if ethernet else 0) + IPV4_HLEN + UDP_HLEN + payload_len
-

@@ -36,16 +36,35 @@ def fragment_spans(ip_payload_len: int, mtu: int) -> list[tuple[int, int, bool]]
     return [(s, min(s + step, ip_payload_len), s + step < ip_payload_len) for s in starts]
 
 
-def build_fragments(dport: int, payload: BytesLike, mtu: int, *, sport: int = DEFAULT_SPORT,
-                    src_ip: str = DEFAULT_IP, dst_ip: str = DEFAULT_IP, src_mac: str = DEFAULT_MAC,
-                    dst_mac: str = DEFAULT_MAC, ttl: int = DEFAULT_TTL, ip_id: int = 0,
-                    ethernet: bool = True) -> list[bytes]:
+def build_fragments(
+    dport: int,
+    payload: BytesLike,
+    mtu: int,
+    *,
+    sport: int = DEFAULT_SPORT,
+    src_ip: str = DEFAULT_IP,
+    dst_ip: str = DEFAULT_IP,
+    src_mac: str = DEFAULT_MAC,
+    dst_mac: str = DEFAULT_MAC,
+    ttl: int = DEFAULT_TTL,
+    ip_id: int = 0,
+    ethernet: bool = True,
+) -> list[bytes]:
     """The fragments (frames, or IP packets when ``ethernet=False``) of one UDP datagram, built with dpkt.
 
     A datagram that fits the MTU comes back as a one-item list (DF clear).
     """
-    fields = header_fields(dport, sport=sport, src_ip=src_ip, dst_ip=dst_ip, src_mac=src_mac, dst_mac=dst_mac,
-                           ttl=ttl, ip_id=ip_id, df=False)
+    fields = header_fields(
+        dport,
+        sport=sport,
+        src_ip=src_ip,
+        dst_ip=dst_ip,
+        src_mac=src_mac,
+        dst_mac=dst_mac,
+        ttl=ttl,
+        ip_id=ip_id,
+        df=False,
+    )
     whole = bytes(dpkt_ip(fields, dpkt_udp(fields, check_payload(payload)), ip_id=fields.ip_id, df=False))
     datagram = whole[IPV4_HLEN:]
     out = []
@@ -87,8 +106,18 @@ def reassemble(frames: Iterable[BytesLike], *, ethernet: bool = True) -> bytes:
 
 
 def _header(first: Fragment, total: int, ethernet: bool) -> bytes:
-    ip = _IP.pack(0x45, 0, total, first.ip_id, 0, first.ttl, IP_PROTO_UDP, 0, socket.inet_aton(first.src_ip),
-                  socket.inet_aton(first.dst_ip))
+    ip = _IP.pack(
+        0x45,
+        0,
+        total,
+        first.ip_id,
+        0,
+        first.ttl,
+        IP_PROTO_UDP,
+        0,
+        socket.inet_aton(first.src_ip),
+        socket.inet_aton(first.dst_ip),
+    )
     ip = ip[:10] + checksum(ip).to_bytes(2, "big") + ip[12:]
     if not ethernet:
         return ip

@@ -100,12 +100,20 @@ def _fragment(data: BytesLike, start: int, macs: _Macs) -> Fragment:
         raise ValueError(f"IPv4 total length {ip_len} does not fit header {ihl} and {avail} captured bytes")
     if proto != IP_PROTO_UDP:
         raise ValueError(f"IP protocol {proto} is not UDP (17)")
-    raw = bytes(data[start:start + ip_len])
+    raw = bytes(data[start : start + ip_len])
     return Fragment(
-        src_mac=macs.src, dst_mac=macs.dst, src_ip=socket.inet_ntoa(src), dst_ip=socket.inet_ntoa(dst),
-        ttl=ttl, ip_id=ip_id, df=bool(flags_off & IP_DF), mf=bool(flags_off & IP_MF),
-        frag_offset=(flags_off & IP_OFFMASK) * 8, ip_len=ip_len,
-        ip_checksum_ok=ones_sum(raw[:ihl]) == 0xFFFF, data=raw[ihl:],
+        src_mac=macs.src,
+        dst_mac=macs.dst,
+        src_ip=socket.inet_ntoa(src),
+        dst_ip=socket.inet_ntoa(dst),
+        ttl=ttl,
+        ip_id=ip_id,
+        df=bool(flags_off & IP_DF),
+        mf=bool(flags_off & IP_MF),
+        frag_offset=(flags_off & IP_OFFMASK) * 8,
+        ip_len=ip_len,
+        ip_checksum_ok=ones_sum(raw[:ihl]) == 0xFFFF,
+        data=raw[ihl:],
     )
 
 
@@ -124,16 +132,28 @@ def _whole(frag: Fragment) -> ParsedFrame:
         pseudo_sum = ones_sum(pseudo, IP_PROTO_UDP + udp_len)
         udp_ok = ones_sum(seg[:udp_len], pseudo_sum) == 0xFFFF
     return ParsedFrame(
-        src_mac=frag.src_mac, dst_mac=frag.dst_mac, src_ip=frag.src_ip, dst_ip=frag.dst_ip, sport=sport,
-        dport=dport, ttl=frag.ttl, ip_id=frag.ip_id, df=frag.df, mf=False, frag_offset=0, ip_len=frag.ip_len,
-        udp_len=udp_len, ip_checksum_ok=frag.ip_checksum_ok, udp_checksum_ok=udp_ok,
+        src_mac=frag.src_mac,
+        dst_mac=frag.dst_mac,
+        src_ip=frag.src_ip,
+        dst_ip=frag.dst_ip,
+        sport=sport,
+        dport=dport,
+        ttl=frag.ttl,
+        ip_id=frag.ip_id,
+        df=frag.df,
+        mf=False,
+        frag_offset=0,
+        ip_len=frag.ip_len,
+        udp_len=udp_len,
+        ip_checksum_ok=frag.ip_checksum_ok,
+        udp_checksum_ok=udp_ok,
         payload=seg[UDP_HLEN:udp_len],
     )
 
 
 def _bytes_like(data: object) -> BytesLike:
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ValueError(f"data of type {type(data).__name__} is not bytes-like")
+        raise ValueError(f"data of type {type(data).__name__} is not bytes-like")  # noqa: TRY004 - parsers raise only ValueError
     return bytes(data) if isinstance(data, memoryview) else data
 
 

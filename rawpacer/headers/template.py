@@ -36,28 +36,57 @@ _UDP = struct.Struct("!HHHH")
 class FrameTemplate:
     """Frames (or IP packets, ``ethernet=False``) to one destination, re-stamped per payload."""
 
-    def __init__(self, dport: int, *, sport: int = DEFAULT_SPORT, src_ip: str = DEFAULT_IP,
-                 dst_ip: str = DEFAULT_IP, src_mac: str = DEFAULT_MAC, dst_mac: str = DEFAULT_MAC,
-                 ttl: int = DEFAULT_TTL, ip_id: int = 0, df: bool = True, ethernet: bool = True) -> None:
-        self.fields = header_fields(dport, sport=sport, src_ip=src_ip, dst_ip=dst_ip, src_mac=src_mac,
-                                    dst_mac=dst_mac, ttl=ttl, ip_id=ip_id, df=df)
+    def __init__(
+        self,
+        dport: int,
+        *,
+        sport: int = DEFAULT_SPORT,
+        src_ip: str = DEFAULT_IP,
+        dst_ip: str = DEFAULT_IP,
+        src_mac: str = DEFAULT_MAC,
+        dst_mac: str = DEFAULT_MAC,
+        ttl: int = DEFAULT_TTL,
+        ip_id: int = 0,
+        df: bool = True,
+        ethernet: bool = True,
+    ) -> None:
+        self.fields = header_fields(
+            dport,
+            sport=sport,
+            src_ip=src_ip,
+            dst_ip=dst_ip,
+            src_mac=src_mac,
+            dst_mac=dst_mac,
+            ttl=ttl,
+            ip_id=ip_id,
+            df=df,
+        )
         self.ethernet = bool(ethernet)
         if self.ethernet:
-            proto = build_frame(dport, b"", sport=sport, src_ip=src_ip, dst_ip=dst_ip, src_mac=src_mac,
-                                dst_mac=dst_mac, ttl=ttl, ip_id=ip_id, df=df)
+            proto = build_frame(
+                dport,
+                b"",
+                sport=sport,
+                src_ip=src_ip,
+                dst_ip=dst_ip,
+                src_mac=src_mac,
+                dst_mac=dst_mac,
+                ttl=ttl,
+                ip_id=ip_id,
+                df=df,
+            )
         else:
-            proto = build_packet(dport, b"", sport=sport, src_ip=src_ip, dst_ip=dst_ip, ttl=ttl, ip_id=ip_id,
-                                 df=df)
+            proto = build_packet(dport, b"", sport=sport, src_ip=src_ip, dst_ip=dst_ip, ttl=ttl, ip_id=ip_id, df=df)
         ip = ETH_HLEN if self.ethernet else 0
         self.header_len = ip + _HEADERS
         self._link = proto[:ip]
-        fixed_ip = proto[ip:ip + 2] + b"\0\0" + proto[ip + 4:ip + 10] + b"\0\0" + proto[ip + 12:ip + 20]
+        fixed_ip = proto[ip : ip + 2] + b"\0\0" + proto[ip + 4 : ip + 10] + b"\0\0" + proto[ip + 12 : ip + 20]
         self._ip_sum = ones_sum(fixed_ip)
-        self._ip_base_sum = ones_sum(proto[ip:ip + 2] + proto[ip + 8:ip + 10] + proto[ip + 12:ip + 20])
-        self._udp_sum = ones_sum(proto[ip + 12:ip + 24], IP_PROTO_UDP)
+        self._ip_base_sum = ones_sum(proto[ip : ip + 2] + proto[ip + 8 : ip + 10] + proto[ip + 12 : ip + 20])
+        self._udp_sum = ones_sum(proto[ip + 12 : ip + 24], IP_PROTO_UDP)
         layout = struct.Struct(f"!{ip + 2}sH6sH12sHH")
         self._pack, self._pack_into = layout.pack, layout.pack_into
-        self._head, self._mid1, self._mid2 = proto[:ip + 2], proto[ip + 4:ip + 10], proto[ip + 12:ip + 24]
+        self._head, self._mid1, self._mid2 = proto[: ip + 2], proto[ip + 4 : ip + 10], proto[ip + 12 : ip + 24]
 
     def _sums(self, n: int, payload: BytesLike) -> tuple[int, int, int, int]:
         if n > MAX_UDP_PAYLOAD:
@@ -82,11 +111,12 @@ class FrameTemplate:
         n = len(payload)
         end = offset + self.header_len + n
         if offset < 0 or end > len(buffer):
-            raise UsageError(f"frame of {end - offset} bytes at offset {offset} does not fit a "
-                             f"{len(buffer)}-byte buffer")
+            raise UsageError(
+                f"frame of {end - offset} bytes at offset {offset} does not fit a {len(buffer)}-byte buffer"
+            )
         total, ip_ck, ulen, udp_ck = self._sums(n, payload)
         self._pack_into(buffer, offset, self._head, total, self._mid1, ip_ck, self._mid2, ulen, udp_ck)
-        buffer[end - n:end] = payload
+        buffer[end - n : end] = payload
         return end - offset
 
     def fragments(self, payload: BytesLike, mtu: int, ip_id: int) -> list[bytes]:
@@ -104,7 +134,19 @@ class FrameTemplate:
             total = IPV4_HLEN + end - start
             flags = (IP_MF if more else 0) | start >> 3
             ip_ck = add(add(base, total), flags) ^ 0xFFFF
-            out.append(self._link + _FRAGMENT_IP.pack(
-                0x4500, total, ip_id, flags, self.fields.ttl, IP_PROTO_UDP, ip_ck, self.fields.src_ip,
-                self.fields.dst_ip) + datagram[start:end])
+            out.append(
+                self._link
+                + _FRAGMENT_IP.pack(
+                    0x4500,
+                    total,
+                    ip_id,
+                    flags,
+                    self.fields.ttl,
+                    IP_PROTO_UDP,
+                    ip_ck,
+                    self.fields.src_ip,
+                    self.fields.dst_ip,
+                )
+                + datagram[start:end]
+            )
         return out

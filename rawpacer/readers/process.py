@@ -36,7 +36,9 @@ NEVER = 1 << 62
 class ReaderLoop:
     """The state of the reader process: sockets, the shared expected messages, per-op counters."""
 
-    def __init__(self, ctl: socket.socket, shared: mmap.mmap, slot: int, ip: str, count: int, first_port: int, rcvbuf: int) -> None:
+    def __init__(
+        self, ctl: socket.socket, shared: mmap.mmap, slot: int, ip: str, count: int, first_port: int, rcvbuf: int
+    ) -> None:
         self.ctl = ctl
         self.shared = shared
         self.slot = slot
@@ -234,19 +236,25 @@ class ReaderLoop:
             m = r - c
             dup = max(0, m - per_port)
             duplicate += dup
-            deviations.append((self.ports[i], r, min(m, per_port), c, dup, max(0, per_port - r), self.op_late.get(i, 0)))
+            deviations.append(
+                (self.ports[i], r, min(m, per_port), c, dup, max(0, per_port - r), self.op_late.get(i, 0))
+            )
         total = sum(received)
         corrupt = sum(bad)
         intact = total - corrupt - duplicate
         cpu = time.process_time() - self.cpu0
         late = sum(self.op_late.values())
-        self.ctl.send(marshal.dumps((RESULT, per_port, total, intact, corrupt, duplicate, lost, late, timed_out, cpu, deviations)))
+        self.ctl.send(
+            marshal.dumps((RESULT, per_port, total, intact, corrupt, duplicate, lost, late, timed_out, cpu, deviations))
+        )
         self.active = False
         self.finishing = False
         self.expected = []
 
 
-def child_main(ctl: socket.socket, shared: mmap.mmap, slot: int, namespace: str, ip: str, count: int, first_port: int, rcvbuf: int) -> NoReturn:
+def child_main(
+    ctl: socket.socket, shared: mmap.mmap, slot: int, namespace: str, ip: str, count: int, first_port: int, rcvbuf: int
+) -> NoReturn:
     """Entry of the forked reader process; reports READY (with the ports) or ERROR, then serves."""
     code = 1
     try:

@@ -14,7 +14,7 @@ import signal
 import socket
 import time
 import weakref
-from typing import Any
+from typing import Any, Self
 
 from rawpacer.errors import RawpacerError, ReaderDied, UsageError, require
 from rawpacer.messages import check_size
@@ -90,8 +90,14 @@ class ReaderSet:
             f"reader count {count!r} is out of range 1-{MAX_READERS}",
         )
         check_size(message_size)
-        require(isinstance(timeout, (int, float)) and timeout > 0, f"timeout {timeout!r} is not allowed; use a positive number of seconds")
-        require(isinstance(first_port, int) and 1 <= first_port <= 65535, f"first port {first_port!r} is out of range 1-65535")
+        require(
+            isinstance(timeout, (int, float)) and timeout > 0,
+            f"timeout {timeout!r} is not allowed; use a positive number of seconds",
+        )
+        require(
+            isinstance(first_port, int) and 1 <= first_port <= 65535,
+            f"first port {first_port!r} is out of range 1-65535",
+        )
         self.count = count
         self.message_size = message_size
         self.timeout = float(timeout)
@@ -104,7 +110,9 @@ class ReaderSet:
         pid = os.fork()
         if pid == 0:
             ctl.close()
-            process.child_main(child_ctl, self._shared, message_size, topo.reader_ns, topo.reader_ip, count, first_port, rcvbuf)
+            process.child_main(
+                child_ctl, self._shared, message_size, topo.reader_ns, topo.reader_ip, count, first_port, rcvbuf
+            )
         child_ctl.close()
         self.pid = pid
         self._ctl = ctl
@@ -155,7 +163,9 @@ class ReaderSet:
 
     def _died(self) -> ReaderDied:
         status = _reap(self.pid, STOP_GRACE_S)
-        return ReaderDied(f"reader process {self.pid} died ({_describe_status(status)}) while the readers were still needed")
+        return ReaderDied(
+            f"reader process {self.pid} died ({_describe_status(status)}) while the readers were still needed"
+        )
 
     # --- ops and streams ------------------------------------------------------------------
 
@@ -222,8 +232,14 @@ class ReaderSet:
     def end_stream(self, sent_per_port: int, settle: float = 0.2, *, strict: bool = False) -> OpResult:
         """End a stream of ``sent_per_port`` fan-outs: return once all arrived, or once no datagram
         came for ``settle`` s; what never arrived (e.g. overflowed receive buffers) is lost."""
-        require(isinstance(sent_per_port, int) and sent_per_port >= 1, f"sent per port {sent_per_port!r} is not allowed; use 1 or more")
-        require(isinstance(settle, (int, float)) and settle > 0, f"settle {settle!r} is not allowed; use a positive number of seconds")
+        require(
+            isinstance(sent_per_port, int) and sent_per_port >= 1,
+            f"sent per port {sent_per_port!r} is not allowed; use 1 or more",
+        )
+        require(
+            isinstance(settle, (int, float)) and settle > 0,
+            f"settle {settle!r} is not allowed; use a positive number of seconds",
+        )
         command = (process.END_STREAM, sent_per_port, float(settle))
         return self._finish("stream", sent_per_port * self.count, command, process.STREAM_CAP_S, strict)
 
@@ -252,7 +268,7 @@ class ReaderSet:
         except BufferError:
             pass  # someone still holds a view; the anonymous mapping goes with the last reference
 
-    def __enter__(self) -> ReaderSet:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

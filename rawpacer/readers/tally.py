@@ -94,7 +94,9 @@ class OpResult:
         if self.lost:
             lost = self.lost_ports
             why = "timed out" if self.timed_out else "missing"
-            parts.append(f"{self.lost} of {self.expected} datagrams lost ({why}) on {len(lost)} readers: ports {_port_list(lost)}")
+            parts.append(
+                f"{self.lost} of {self.expected} datagrams lost ({why}) on {len(lost)} readers: ports {_port_list(lost)}"
+            )
         if self.corrupt:
             parts.append(f"{self.corrupt} corrupt datagrams on ports {_port_list(self.corrupt_ports)}")
         if self.duplicate:

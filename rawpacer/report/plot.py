@@ -45,8 +45,16 @@ def plot(report: Report, path: str | os.PathLike[str]) -> Path:
         text = ""
         if spread is not None:
             errors = [[(spread.median - spread.low) / factor], [(spread.high - spread.median) / factor]]
-            ax.barh(pos, spread.median / factor, color=colour, hatch="//" if bad else "", xerr=errors,
-                    capsize=3, edgecolor="black", linewidth=0.5)
+            ax.barh(
+                pos,
+                spread.median / factor,
+                color=colour,
+                hatch="//" if bad else "",
+                xerr=errors,
+                capsize=3,
+                edgecolor="black",
+                linewidth=0.5,
+            )
             text = f" {duration(spread.median)}"
         if result.error and spread is None:
             text = f" did not run: {status(result)}"
@@ -57,9 +65,11 @@ def plot(report: Report, path: str | os.PathLike[str]) -> Path:
     ax.set_yticks(positions, [_label(r, sweep) for r in rows])
     ax.set_xlabel(f"ns/op in {unit}: wall time to send to every reader and see all delivered (lower is better)")
     params = report.params
-    ax.set_title(f"{params.get('mode')}: {', '.join(map(str, params.get('readers') or []))} readers, {params.get('size')} B {params.get('payload')} messages, "
-                 f"{report.machine.get('cores')} cores, {params.get('topology')} | grey = Go seed, red = loss or error",
-                 fontsize=10)
+    ax.set_title(
+        f"{params.get('mode')}: {', '.join(map(str, params.get('readers') or []))} readers, {params.get('size')} B {params.get('payload')} messages, "
+        f"{report.machine.get('cores')} cores, {params.get('topology')} | grey = Go seed, red = loss or error",
+        fontsize=10,
+    )
     if log:
         ax.set_xscale("log")
         ax.set_xlabel(ax.get_xlabel() + ", log scale")

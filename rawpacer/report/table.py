@@ -72,27 +72,50 @@ def build_table(report: Report) -> Table:
     has_go = report.find(GO_BASELINE) is not None
     sweep = len(report.readers_counts) > 1
     params = report.params
-    title = (f"{params.get('mode', 'fanout')}: {','.join(map(str, report.readers_counts))} readers, "
-             f"{params.get('size')} B {params.get('payload')} messages, {params.get('topology')} topology")
+    title = (
+        f"{params.get('mode', 'fanout')}: {','.join(map(str, report.readers_counts))} readers, "
+        f"{params.get('size')} B {params.get('payload')} messages, {params.get('topology')} topology"
+    )
     table = Table(title=title, title_justify="left")
-    columns = ["writer"] + (["readers"] if sweep else []) + [
-        "ns/op", "packets/s", "MB/s", "B/op", "allocs/op", "sent", "delivered", "intact", "trimmed B",
-        f"vs {BASELINE}"] + ([f"vs {GO_BASELINE}"] if has_go else []) + ["status"]
+    columns = (
+        ["writer"]
+        + (["readers"] if sweep else [])
+        + [
+            "ns/op",
+            "packets/s",
+            "MB/s",
+            "B/op",
+            "allocs/op",
+            "sent",
+            "delivered",
+            "intact",
+            "trimmed B",
+            f"vs {BASELINE}",
+        ]
+        + ([f"vs {GO_BASELINE}"] if has_go else [])
+        + ["status"]
+    )
     for name in columns:
         table.add_column(name, justify="left" if name in ("writer", "status") else "right", overflow="fold")
     for result in report.results:
-        cells = [result.writer] + ([str(result.readers)] if sweep else []) + [
-            spread_text(result.spread("ns_per_op")),
-            human(result.median("packets_per_s")),
-            f"{result.median('mb_per_s'):.1f}" if result.samples else "-",
-            human(result.median("bytes_per_op")),
-            human(result.median("allocs_per_op")),
-            _count(result.total("sent")),
-            _count(result.total("delivered")),
-            _count(result.total("intact")),
-            str(result.trimmed_bytes),
-            _ratio(report.speedup(result)),
-        ] + ([_ratio(report.speedup(result, GO_BASELINE))] if has_go else []) + [status(result)]
+        cells = (
+            [result.writer]
+            + ([str(result.readers)] if sweep else [])
+            + [
+                spread_text(result.spread("ns_per_op")),
+                human(result.median("packets_per_s")),
+                f"{result.median('mb_per_s'):.1f}" if result.samples else "-",
+                human(result.median("bytes_per_op")),
+                human(result.median("allocs_per_op")),
+                _count(result.total("sent")),
+                _count(result.total("delivered")),
+                _count(result.total("intact")),
+                str(result.trimmed_bytes),
+                _ratio(report.speedup(result)),
+            ]
+            + ([_ratio(report.speedup(result, GO_BASELINE))] if has_go else [])
+            + [status(result)]
+        )
         style = None if result.all_intact and result.samples else "bold red"
         if style is None and result.source == "go":
             style = "dim"
@@ -119,9 +142,11 @@ def build_sweep_table(report: Report) -> Table | None:
 def print_report(report: Report, console: Console) -> None:
     """Machine line, results table, sweep table (if any), then every note."""
     machine = report.machine
-    console.print(f"{machine.get('cpu')}, {machine.get('cores')} cores, kernel {machine.get('kernel')}, "
-                  f"Python {machine.get('python')}; benchtime {report.params.get('benchtime')}, "
-                  f"count {report.params.get('count')}")
+    console.print(
+        f"{machine.get('cpu')}, {machine.get('cores')} cores, kernel {machine.get('kernel')}, "
+        f"Python {machine.get('python')}; benchtime {report.params.get('benchtime')}, "
+        f"count {report.params.get('count')}"
+    )
     console.print(build_table(report))
     sweep = build_sweep_table(report)
     if sweep is not None:

@@ -14,8 +14,8 @@ import contextlib
 import functools
 import os
 from collections.abc import Callable, Sequence
-from typing import TypeVar
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pyroute2 import IPRoute
 
@@ -34,9 +34,7 @@ MTU_MIN, MTU_MAX = 68, 65535
 # receiving namespace allows local sources (accept_local) and loopback-range routing
 # (route_localnet). They are set here, inside the sandbox's own namespace only, never on the host.
 RAW_PATH_SYSCTLS = {
-    f"net/ipv4/conf/{dev}/{key}": "1"
-    for dev in ("all", "lo")
-    for key in ("route_localnet", "accept_local")
+    f"net/ipv4/conf/{dev}/{key}": "1" for dev in ("all", "lo") for key in ("route_localnet", "accept_local")
 }
 # IPv6 is not used; disabling it keeps router solicitations and DAD out of the counters.
 QUIET_SYSCTLS = {"net/ipv6/conf/all/disable_ipv6": "1", "net/ipv6/conf/default/disable_ipv6": "1"}
@@ -233,7 +231,10 @@ class Sandbox:
     def _pin_neighbours(topo: Topology) -> None:
         """Permanent ARP entries both ways, so no op waits for ARP and the MACs are fixed."""
         link = topo.link()
-        pairs = (("writer", topo.writer_if, topo.reader_ip, link.dst_mac), ("reader", topo.reader_if, topo.writer_ip, link.src_mac))
+        pairs = (
+            ("writer", topo.writer_if, topo.reader_ip, link.dst_mac),
+            ("reader", topo.reader_if, topo.writer_ip, link.src_mac),
+        )
         for side, ifname, ip, mac in pairs:
             with topo.enter(side), IPRoute() as ipr:
                 index = ipr.link_lookup(ifname=ifname)[0]

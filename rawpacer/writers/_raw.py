@@ -60,8 +60,10 @@ def check_link(link: Link) -> None:
     if not flags & IFF_UP:
         raise SandboxError(f"interface {link.ifname!r} is down: nothing was sent (bring it up first)")
     if not isinstance(link.mtu, int) or link.mtu < MIN_MTU:
-        raise UsageError(f"interface {link.ifname!r} has MTU {link.mtu}, which cannot carry IPv4 + UDP headers "
-                         f"(allowed: {MIN_MTU} or more)")
+        raise UsageError(
+            f"interface {link.ifname!r} has MTU {link.mtu}, which cannot carry IPv4 + UDP headers "
+            f"(allowed: {MIN_MTU} or more)"
+        )
 
 
 def plan_fit(message_size: int, mtu: int, fit: Fit | str) -> int:
@@ -112,8 +114,14 @@ class RawWriter(Writer):
     def template(self, port: int, **overrides: object) -> FrameTemplate:
         """The FrameTemplate for one reader port, addressed from ``target`` and its link."""
         link, target = self.target.link, self.target
-        fields = dict(sport=target.sport, src_ip=target.src_ip, dst_ip=target.dst_ip, src_mac=link.src_mac,
-                      dst_mac=link.dst_mac, ethernet=self.ethernet)
+        fields = {
+            "sport": target.sport,
+            "src_ip": target.src_ip,
+            "dst_ip": target.dst_ip,
+            "src_mac": link.src_mac,
+            "dst_mac": link.dst_mac,
+            "ethernet": self.ethernet,
+        }
         fields.update(overrides)
         return FrameTemplate(port, **fields)
 

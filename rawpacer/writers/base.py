@@ -13,7 +13,7 @@ import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from rawpacer.errors import UsageError
 
@@ -76,7 +76,12 @@ class WriterOptions:
         object.__setattr__(self, "fit", Fit.parse(self.fit))
         for name, low, high in (("message_size", 0, 65507), ("ring_frames", 0, None), ("threads", 0, None)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or value < low
+                or (high is not None and value > high)
+            ):
                 allowed = f"{low}-{high}" if high is not None else f"{low} (automatic) or more"
                 raise UsageError(f"{name} {value!r} is not allowed; use {allowed}")
 
@@ -100,7 +105,9 @@ class Writer(ABC):
         """UsageError unless there is exactly one message per reader port."""
         if len(messages) != len(self.target.ports):
             count = len(self.target.ports)
-            raise UsageError(f"{len(messages)} messages for {count} reader ports; give one message for each of the {count} ports")
+            raise UsageError(
+                f"{len(messages)} messages for {count} reader ports; give one message for each of the {count} ports"
+            )
 
     @property
     def delivered_size(self) -> int:
@@ -127,7 +134,7 @@ class Writer(ABC):
     def close(self) -> None:
         """Release sockets, rings and files. Safe to call twice."""
 
-    def __enter__(self) -> Writer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

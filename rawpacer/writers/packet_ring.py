@@ -28,7 +28,9 @@ class _Batch:
         frames = [t.stamp(bytes(payload_len)) for t in writer.templates]
         self.headers = np.frombuffer(b"".join(f[:HEADERS] for f in frames), np.uint8).reshape(-1, HEADERS)
         ip = ETH_HLEN
-        pseudo_and_udp = (f[ip + 12:ip + 20] + b"\0\x11" + f[ip + 24:ip + 26] + f[ip + 20:ip + 26] for f in frames)
+        pseudo_and_udp = (
+            f[ip + 12 : ip + 20] + b"\0\x11" + f[ip + 24 : ip + 26] + f[ip + 20 : ip + 26] for f in frames
+        )
         self.bases = [ones_sum(part) for part in pseudo_and_udp]
 
 
@@ -98,7 +100,7 @@ class PacketRingWriter(RawWriter):
             self._frames = np.empty((count, HEADERS + payload_len), np.uint8)
         frames = self._frames
         frames[:, :HEADERS] = batch.headers
-        frames[:, UDP_CSUM:UDP_CSUM + 2] = np.array(sums, ">u2").view(np.uint8).reshape(count, 2)
+        frames[:, UDP_CSUM : UDP_CSUM + 2] = np.array(sums, ">u2").view(np.uint8).reshape(count, 2)
         frames[:, HEADERS:] = payloads
 
     def _put(self, frames: np.ndarray) -> None:
@@ -107,12 +109,12 @@ class PacketRingWriter(RawWriter):
         done = 0
         while done < count:
             first, run = ring.reserve(count - done)
-            rows = ring.rows[first:first + run]
-            rows[:, DATA_OFFSET:DATA_OFFSET + frame_len] = frames[done:done + run]
+            rows = ring.rows[first : first + run]
+            rows[:, DATA_OFFSET : DATA_OFFSET + frame_len] = frames[done : done + run]
             ring.commit_run(run, frame_len)
             if self.pcap is not None:
                 for row in rows:
-                    self.pcap.record(row[DATA_OFFSET:DATA_OFFSET + frame_len])
+                    self.pcap.record(row[DATA_OFFSET : DATA_OFFSET + frame_len])
             done += run
 
     def _send_each(self, messages: Sequence[BytesLike]) -> None:
@@ -125,11 +127,11 @@ class PacketRingWriter(RawWriter):
                 offset = ring.claim()
                 length = self.templates[index].stamp_into(ring.map, offset, self.fitted(message))
                 ring.commit(length)
-                self.record(ring.map[offset:offset + length])
+                self.record(ring.map[offset : offset + length])
                 continue
             for frame in frames:
                 offset = ring.claim()
-                ring.map[offset:offset + len(frame)] = frame
+                ring.map[offset : offset + len(frame)] = frame
                 ring.commit(len(frame))
                 self.record(frame)
 

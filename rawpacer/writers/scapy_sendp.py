@@ -42,10 +42,19 @@ class ScapyWriter(RawWriter):
         link, target = self.target.link, self.target
         whole = self.fit is Fit.FRAGMENT and not self.fits(message)
         payload = bytes(message if whole else self.fitted(message))
-        ip = ip_cls(src=target.src_ip, dst=target.dst_ip, ttl=64, id=self.next_ip_id() if whole else 0,
-                    flags=0 if whole else "DF")
-        packet = ether_cls(src=link.src_mac, dst=link.dst_mac) / ip / udp_cls(
-            sport=target.sport, dport=target.ports[index]) / raw_cls(load=payload)
+        ip = ip_cls(
+            src=target.src_ip,
+            dst=target.dst_ip,
+            ttl=64,
+            id=self.next_ip_id() if whole else 0,
+            flags=0 if whole else "DF",
+        )
+        packet = (
+            ether_cls(src=link.src_mac, dst=link.dst_mac)
+            / ip
+            / udp_cls(sport=target.sport, dport=target.ports[index])
+            / raw_cls(load=payload)
+        )
         if whole:
             return [bytes(p) for p in fragment(packet, fragsize=self.mtu - 20)]
         return [bytes(packet)]
