@@ -18,16 +18,14 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from rawpacer.errors import require
-
-MIN_SIZE, MAX_SIZE = 1, 65507
-KINDS = ("crypto", "fast", "fixed")
+from rawpacer.limits import MAX_MESSAGE_SIZE, MIN_MESSAGE_SIZE
 
 
 def check_size(size: object) -> int:
-    """``size`` if it is a UDP payload size (1-65507); UsageError otherwise."""
+    """``size`` if it is a message size (MIN_MESSAGE_SIZE-MAX_MESSAGE_SIZE); UsageError otherwise."""
     require(
-        isinstance(size, int) and not isinstance(size, bool) and MIN_SIZE <= size <= MAX_SIZE,
-        f"message size {size!r} is out of range {MIN_SIZE}-{MAX_SIZE}",
+        isinstance(size, int) and not isinstance(size, bool) and MIN_MESSAGE_SIZE <= size <= MAX_MESSAGE_SIZE,
+        f"message size {size!r} is out of range {MIN_MESSAGE_SIZE}-{MAX_MESSAGE_SIZE}",
     )
     return size
 
@@ -120,3 +118,5 @@ class FixedSource(MessageSource):
 
 
 _SOURCES: dict[str, type[MessageSource]] = {cls.name: cls for cls in (CryptoSource, FastSource, FixedSource)}
+KINDS = tuple(_SOURCES)
+"""The message-source names, in the order ``--payload`` lists them."""

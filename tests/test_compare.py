@@ -53,7 +53,7 @@ def compare(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
         (["--size", "0"], "size 0"),
         (["--size", "65508"], "size 65508"),
         (["--mtu", "67"], "mtu 67"),
-        (["--mtu", "65536"], "mtu 65536"),
+        (["--mtu", "65537"], "mtu 65537 is out of range; use 68-65536"),
         (["--topology", "wifi"], "topology 'wifi'"),
         (["--benchtime", "fast"], "benchtime 'fast'"),
         (["--benchtime=-1s"], "benchtime '-1s'"),

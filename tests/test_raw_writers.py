@@ -10,13 +10,14 @@ import pytest
 
 from rawpacer.errors import DeliveryError, SandboxError, UsageError
 from rawpacer.headers import build_fragments, build_frame
+from rawpacer.kernel.tpacket import TxRing
 from rawpacer.messages import MessageSource
 from rawpacer.pcap import read_pcap
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox
-from rawpacer.tpacket import TxRing
+from rawpacer.target import Link, Target
 from rawpacer.writers import base
-from rawpacer.writers.base import Fit, Link, Target, WriterOptions
+from rawpacer.writers.base import Fit, WriterOptions
 from rawpacer.writers.packet_raw import open_packet_socket
 
 FAST = ["packet-raw", "packet-ring", "ip-raw"]

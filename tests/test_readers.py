@@ -203,7 +203,7 @@ def test_ten_thousand_readers(topo):
 
 
 def test_rlimit_that_cannot_be_raised_is_a_clear_error():
-    code = "from rawpacer.readers.limits import ensure_nofile; ensure_nofile(5000)"
+    code = "from rawpacer.readers.nofile import ensure_nofile; ensure_nofile(5000)"
     proc = subprocess.run(
         [
             "setpriv",

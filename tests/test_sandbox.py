@@ -143,8 +143,9 @@ def test_owned_namespace_is_recognised_by_inode_not_name():
 
 def test_raw_writers_are_refused_on_the_host_unless_the_interface_is_named():
     from rawpacer.errors import SandboxError
+    from rawpacer.target import Link
     from rawpacer.writers._raw import check_raw_allowed
-    from rawpacer.writers.base import Link, WriterOptions
+    from rawpacer.writers.base import WriterOptions
 
     host_lo = Link("lo", 1, 65536, "00:00:00:00:00:00", "00:00:00:00:00:00")
     with pytest.raises(SandboxError, match="--iface lo"):

@@ -8,10 +8,10 @@ import os
 import pytest
 
 from rawpacer.errors import UsageError
+from rawpacer.kernel.sendmmsg import SendBatch
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox
-from rawpacer.syscalls import SendBatch
 from rawpacer.writers import WriterOptions, get, names
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]

@@ -17,11 +17,14 @@ from rawpacer.bench.calibrate import Benchtime, parse_benchtime
 from rawpacer.bench.result import Report, WriterResult
 from rawpacer.bench.runner import Pass
 from rawpacer.errors import ReaderDied, UsageError, require
+from rawpacer.limits import MAX_MESSAGE_SIZE, MAX_MTU, MAX_PORT, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
+from rawpacer.messages import KINDS as PAYLOADS
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import KINDS, Sandbox, Topology
+from rawpacer.target import Target
 from rawpacer.writers import base as registry
-from rawpacer.writers.base import Fit, Target, WriterOptions
+from rawpacer.writers.base import Fit, WriterOptions
 
 SLOW_WRITERS = {"scapy": 0.25}
 """Writers whose benchtime is capped (seconds) so they do not dominate the default run."""
@@ -30,10 +33,6 @@ GO_MAX_READERS = 5000
 """Above this the Go seed's goroutine-per-reader blocking recvfrom hits Go's 10,000-thread limit."""
 
 MODES = ("fanout", "stream")
-PAYLOADS = ("crypto", "fast", "fixed")
-READERS_MAX = 10000
-SIZE_MAX = 65507
-MTU_MIN, MTU_MAX = 68, 65535
 
 
 @dataclass(frozen=True)
@@ -132,13 +131,13 @@ def make_config(
     require(len(set(chosen)) == len(chosen), f"writers {writers!r} names a writer twice")
     config = Config(
         writers=chosen,
-        readers=tuple(parse_int("readers", part, 1, READERS_MAX) for part in readers),
-        size=parse_int("size", size, 1, SIZE_MAX),
+        readers=tuple(parse_int("readers", part, 1, MAX_READERS) for part in readers),
+        size=parse_int("size", size, MIN_MESSAGE_SIZE, MAX_MESSAGE_SIZE),
         payload=_choice("payload", payload, PAYLOADS),
         fit=Fit.parse(fit),
         mode=_choice("mode", mode, MODES),
         topology=_choice("topology", topology, KINDS),
-        mtu=None if mtu is None else parse_int("mtu", mtu, MTU_MIN, MTU_MAX),
+        mtu=None if mtu is None else parse_int("mtu", mtu, MIN_MTU, MAX_MTU),
         benchtime=parse_benchtime(str(benchtime)),
         count=parse_int("count", count, 1, 1000),
         with_go=bool(with_go),
@@ -170,7 +169,7 @@ def _settle(readers: ReaderSet) -> None:
 
 def _go_port_base(ports: list[int], readers: int) -> int:
     """Ports for the Go readers that cannot collide with rawpacer's readers."""
-    if max(ports) + readers + 200 <= 65535:
+    if max(ports) + readers + 200 <= MAX_PORT:
         return max(ports)
     return max(1024, min(ports) - readers - 200)
 

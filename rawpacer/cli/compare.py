@@ -14,6 +14,7 @@ from rawpacer.bench import machine
 from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
 from rawpacer.bench.session import Config, Listener, Session, make_config
 from rawpacer.errors import require
+from rawpacer.limits import MAX_MESSAGE_SIZE, MAX_MTU, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
 from rawpacer.report.gofmt import report_lines
 from rawpacer.report.jsonout import write_json
 from rawpacer.report.table import duration, print_report
@@ -24,11 +25,15 @@ FORMATS = ("table", "go")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand and its options."""
     p = sub.add_parser("compare", help="benchmark every writer side by side (ns/op, B/op, allocs/op, delivery)")
-    p.add_argument("--readers", default="100", help="readers, or a list like 100,1000,10000 for a sweep (1-10000)")
-    p.add_argument("--size", default="1500", help="message bytes (1-65507; default 1500)")
+    p.add_argument(
+        "--readers", default="100", help=f"readers, or a list like 100,1000,10000 for a sweep (1-{MAX_READERS})"
+    )
+    p.add_argument(
+        "--size", default="1500", help=f"message bytes ({MIN_MESSAGE_SIZE}-{MAX_MESSAGE_SIZE}; default 1500)"
+    )
     p.add_argument("--writers", default=None, help="comma-separated writer names (default: all)")
     p.add_argument("--topology", default="lo", help="lo or veth (default lo)")
-    p.add_argument("--mtu", default=None, help="MTU of the veth pair, or of lo (68-65535)")
+    p.add_argument("--mtu", default=None, help=f"MTU of the veth pair, or of lo ({MIN_MTU}-{MAX_MTU})")
     p.add_argument(
         "--fit", default="trim", help="what raw writers do with messages over the MTU: trim, fragment, strict"
     )

@@ -14,6 +14,7 @@ from rawpacer import diagnose
 from rawpacer.bench.session import Config, make_config, parse_int
 from rawpacer.errors import require
 from rawpacer.headers.addresses import parse_ipv4, parse_mac
+from rawpacer.limits import FIRST_PORT, MAX_MESSAGE_SIZE, MAX_MTU, MAX_PORT, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox
@@ -27,12 +28,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand and its options."""
     p = sub.add_parser("send", help="send fan-outs with one writer; show and check what each reader got")
     p.add_argument("--writer", default="packet-ring", help="writer name (default packet-ring)")
-    p.add_argument("--readers", default="10", help="readers / destination ports (1-10000; default 10)")
-    p.add_argument("--size", default="1500", help="message bytes (1-65507; default 1500)")
+    p.add_argument("--readers", default="10", help=f"readers / destination ports (1-{MAX_READERS}; default 10)")
+    p.add_argument(
+        "--size", default="1500", help=f"message bytes ({MIN_MESSAGE_SIZE}-{MAX_MESSAGE_SIZE}; default 1500)"
+    )
     p.add_argument("--payload", default="crypto", help="crypto, fast or fixed (default crypto)")
     p.add_argument("--fit", default="trim", help="raw writers over the MTU: trim, fragment or strict")
     p.add_argument("--topology", default="lo", help="sandbox: lo or veth (default lo)")
-    p.add_argument("--mtu", default=None, help="MTU of the sandbox link (68-65535)")
+    p.add_argument("--mtu", default=None, help=f"MTU of the sandbox link ({MIN_MTU}-{MAX_MTU})")
     p.add_argument("--ops", default="1", help=f"fan-outs to send (1-{OPS_MAX}; default 1)")
     p.add_argument("--pcap", default=None, metavar="PATH", help="raw writers: write every frame sent to PATH")
     explicit = p.add_argument_group("outside the sandbox (raw writers only; warned, delivery not checked)")
@@ -42,7 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     explicit.add_argument("--src-ip", default=None, help="source IPv4 address (with --iface)")
     explicit.add_argument("--dst-ip", default=None, help="destination IPv4 address (with --iface)")
     explicit.add_argument("--dst-mac", default=None, help="destination MAC (with --iface)")
-    explicit.add_argument("--first-port", default="5001", help="first destination port (with --iface; default 5001)")
+    explicit.add_argument(
+        "--first-port", default=str(FIRST_PORT), help=f"first destination port (with --iface; default {FIRST_PORT})"
+    )
     p.set_defaults(func=run)
 
 
@@ -111,8 +116,8 @@ def _send_outside(
     parse_ipv4("src_ip", args.src_ip)
     parse_ipv4("dst_ip", args.dst_ip)
     parse_mac("dst_mac", args.dst_mac)
-    first = parse_int("first port", args.first_port, 1, 65535)
-    require(first + count - 1 <= 65535, f"first port {first} with {count} readers does not fit in 1-65535")
+    first = parse_int("first port", args.first_port, 1, MAX_PORT)
+    require(first + count - 1 <= MAX_PORT, f"first port {first} with {count} readers does not fit in 1-{MAX_PORT}")
     index, mtu, mac = link_info(args.iface)
     ports = tuple(range(first, first + count))
     target = Target(args.src_ip, args.dst_ip, ports, Link(args.iface, index, mtu, mac, args.dst_mac))

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 from rawpacer.errors import UsageError, require
 from rawpacer.headers.checksum import BytesLike
+from rawpacer.limits import DEFAULT_SPORT, MAX_PORT, MAX_UDP_PAYLOAD
 
-MAX_UDP_PAYLOAD = 65507
-"""Largest UDP payload one IPv4 datagram carries: 65535 - 20 (IPv4) - 8 (UDP)."""
-DEFAULT_SPORT = 40101
 DEFAULT_IP = "127.0.0.1"
 DEFAULT_MAC = "00:00:00:00:00:00"
 DEFAULT_TTL = 64
+
+__all__ = ["DEFAULT_SPORT", "MAX_UDP_PAYLOAD"]  # re-exported from rawpacer.limits (their one home)
 
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}\Z")
 
@@ -35,7 +35,7 @@ def check_int(field: str, value: object, low: int, high: int) -> int:
 
 def parse_port(field: str, value: object) -> int:
     """A UDP port 0..65535."""
-    return check_int(field, value, 0, 65535)
+    return check_int(field, value, 0, MAX_PORT)
 
 
 def parse_mac(field: str, value: object) -> bytes:

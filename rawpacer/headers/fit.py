@@ -9,21 +9,18 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from rawpacer.headers.addresses import MAX_UDP_PAYLOAD, check_int, check_payload
+from rawpacer.headers.addresses import check_int, check_payload
+from rawpacer.limits import MAX_MTU, MAX_UDP_PAYLOAD, MIN_MTU
 
 ETH_HLEN = 14
 IPV4_HLEN = 20
 UDP_HLEN = 8
-MIN_MTU = 68
-"""Smallest MTU an IPv4 link may have (RFC 791)."""
-MAX_MTU = 65536
-"""Largest MTU Linux gives a link (lo)."""
 
 P = TypeVar("P", bytes, bytearray, memoryview)
 
 
 def check_mtu(mtu: object) -> int:
-    """``mtu`` as an int in 68..65536; UsageError naming it otherwise."""
+    """``mtu`` as an int in MIN_MTU..MAX_MTU (68..65536); UsageError naming it otherwise."""
     return check_int("mtu", mtu, MIN_MTU, MAX_MTU)
 
 

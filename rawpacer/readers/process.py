@@ -18,9 +18,10 @@ import time
 import traceback
 from typing import NoReturn
 
-from rawpacer.readers.limits import ensure_nofile
+from rawpacer.kernel.sockbuf import set_buffer_size
+from rawpacer.limits import MAX_PORT
+from rawpacer.readers.nofile import ensure_nofile
 from rawpacer.sandbox import enter_namespace
-from rawpacer.syscalls import set_buffer_size
 
 # Commands (parent -> child), each a marshalled tuple whose first item is one of these.
 BEGIN, WAIT, END_STREAM, CLOSE_PORT, STOP = "begin", "wait", "end", "close", "stop"
@@ -61,7 +62,7 @@ class ReaderLoop:
     def _bind(self, ip: str, port: int, rcvbuf: int) -> None:
         ensure_nofile(self.count)
         while len(self.socks) < self.count:
-            if port > 65535:
+            if port > MAX_PORT:
                 raise OSError(f"only {len(self.socks)} of {self.count} reader ports could be bound on {ip}")
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

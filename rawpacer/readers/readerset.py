@@ -17,13 +17,12 @@ import weakref
 from typing import Any, Self
 
 from rawpacer.errors import RawpacerError, ReaderDied, UsageError, require
+from rawpacer.kernel.sockbuf import set_buffer_size
+from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
 from rawpacer.messages import check_size
 from rawpacer.readers import process
 from rawpacer.readers.tally import OpResult, PortTally, RunTally
-from rawpacer.syscalls import set_buffer_size
 
-MAX_READERS = 10_000
-FIRST_PORT = 5001
 DEFAULT_RCVBUF = 1 << 20
 ANSWER_MARGIN_S = 10.0  # the reader process answers within its own deadline plus this, or is dead
 READY_TIMEOUT_S = 60.0
@@ -95,8 +94,8 @@ class ReaderSet:
             f"timeout {timeout!r} is not allowed; use a positive number of seconds",
         )
         require(
-            isinstance(first_port, int) and 1 <= first_port <= 65535,
-            f"first port {first_port!r} is out of range 1-65535",
+            isinstance(first_port, int) and 1 <= first_port <= MAX_PORT,
+            f"first port {first_port!r} is out of range 1-{MAX_PORT}",
         )
         self.count = count
         self.message_size = message_size

@@ -20,14 +20,14 @@ from typing import TypeVar
 from pyroute2 import IPRoute
 
 from rawpacer.errors import SandboxError, require
+from rawpacer.limits import DEFAULT_SPORT, MAX_MTU, MIN_MTU
 from rawpacer.sandbox import netns
-from rawpacer.writers.base import DEFAULT_SPORT, Link, Target
+from rawpacer.target import Link, Target
 
 KINDS = ("lo", "veth")
 WRITER_IP = "198.18.0.1"
 READER_IP = "198.18.0.2"
 PREFIXLEN = 24
-MTU_MIN, MTU_MAX = 68, 65535
 
 # Frames injected with AF_PACKET on lo carry a local source address and arrive on lo as if from
 # outside: the kernel drops them as martians (counted in rt_cache in_martian_*) unless the
@@ -141,8 +141,8 @@ class Sandbox:
         require(kind in KINDS, f"topology {kind!r} is not allowed; use one of: {', '.join(KINDS)}")
         if mtu is not None:
             require(
-                isinstance(mtu, int) and MTU_MIN <= mtu <= MTU_MAX,
-                f"mtu {mtu!r} is out of range {MTU_MIN}-{MTU_MAX}",
+                isinstance(mtu, int) and MIN_MTU <= mtu <= MAX_MTU,
+                f"mtu {mtu!r} is out of range {MIN_MTU}-{MAX_MTU}",
             )
         self.kind = kind
         self.mtu = mtu

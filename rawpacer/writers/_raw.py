@@ -23,7 +23,8 @@ from rawpacer.headers.fit import check_mtu
 from rawpacer.headers.fragment import fragment_spans
 from rawpacer.pcap import PcapRecorder
 from rawpacer.sandbox.netns import current_is_owned
-from rawpacer.writers.base import Fit, Link, Target, Writer, WriterOptions
+from rawpacer.target import Link, Target
+from rawpacer.writers.base import Fit, Writer, WriterOptions
 
 
 def check_raw_allowed(link: Link, options: WriterOptions) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 
-from rawpacer.syscalls import set_buffer_size
-from rawpacer.writers.base import Target, Writer, WriterOptions
+from rawpacer.kernel.sockbuf import set_buffer_size
+from rawpacer.target import Target
+from rawpacer.writers.base import Writer, WriterOptions
 
 SNDBUF = 4 << 20
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from rawpacer.errors import UsageError
-
-DEFAULT_SPORT = 40101
+from rawpacer.limits import MAX_MESSAGE_SIZE
+from rawpacer.target import Target
 
 
 class Fit(str, enum.Enum):
@@ -38,28 +38,6 @@ class Fit(str, enum.Enum):
 
 
 @dataclass(frozen=True)
-class Link:
-    """The writer-side interface raw frames leave by, as read from the kernel (never assumed)."""
-
-    ifname: str
-    ifindex: int
-    mtu: int
-    src_mac: str
-    dst_mac: str
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where one fan-out goes: the readers' address and ports, seen from the writer's side."""
-
-    src_ip: str
-    dst_ip: str
-    ports: tuple[int, ...]
-    link: Link
-    sport: int = DEFAULT_SPORT
-
-
-@dataclass(frozen=True)
 class WriterOptions:
     """Knobs shared by all writers; a writer ignores the ones that do not concern it."""
 
@@ -74,7 +52,7 @@ class WriterOptions:
     def __post_init__(self) -> None:
         """Every knob checked where options are made, so no writer repeats the checks."""
         object.__setattr__(self, "fit", Fit.parse(self.fit))
-        for name, low, high in (("message_size", 0, 65507), ("ring_frames", 0, None), ("threads", 0, None)):
+        for name, low, high in (("message_size", 0, MAX_MESSAGE_SIZE), ("ring_frames", 0, None), ("threads", 0, None)):
             value = getattr(self, name)
             if (
                 not isinstance(value, int)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 
+from rawpacer.target import Target
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Target, WriterOptions, register
+from rawpacer.writers.base import WriterOptions, register
 
 
 @register

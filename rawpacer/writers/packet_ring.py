@@ -8,9 +8,10 @@ import numpy as np
 
 from rawpacer.headers import ETH_HLEN, IPV4_HLEN, UDP_HLEN
 from rawpacer.headers.checksum import BytesLike, ones_sum
-from rawpacer.tpacket import DATA_OFFSET, TxRing, fanout_frames
+from rawpacer.kernel.tpacket import DATA_OFFSET, TxRing, fanout_frames
+from rawpacer.target import Target
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Fit, Target, WriterOptions, register
+from rawpacer.writers.base import Fit, WriterOptions, register
 from rawpacer.writers.packet_raw import open_packet_socket
 
 HEADERS = ETH_HLEN + IPV4_HLEN + UDP_HLEN

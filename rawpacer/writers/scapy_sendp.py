@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rawpacer.headers.checksum import BytesLike
+from rawpacer.target import Target
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Fit, Target, WriterOptions, register
+from rawpacer.writers.base import Fit, WriterOptions, register
 
 ETH_P_NONE = 0
 """Protocol 0: the socket sends but is handed no received frames."""

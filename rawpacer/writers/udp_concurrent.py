@@ -10,8 +10,9 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from rawpacer.target import Target
 from rawpacer.writers._udp_socket import UdpWriter
-from rawpacer.writers.base import Target, WriterOptions, register
+from rawpacer.writers.base import WriterOptions, register
 
 MAX_DEFAULT_THREADS = 32
 

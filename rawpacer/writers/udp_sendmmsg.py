@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rawpacer.syscalls import SendBatch
+from rawpacer.kernel.sendmmsg import SendBatch
+from rawpacer.target import Target
 from rawpacer.writers._udp_socket import UdpWriter
-from rawpacer.writers.base import Target, WriterOptions, register
+from rawpacer.writers.base import WriterOptions, register
 
 
 @register
