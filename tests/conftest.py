@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from helpers import child_pids
 
 from rawpacer.sandbox import pid_namespaces
 
@@ -59,19 +60,3 @@ def _no_namespace_leak():
     leaked = set(pid_namespaces()) - before
     assert not leaked, f"test left namespaces behind: {sorted(leaked)}"
     assert os.readlink("/proc/thread-self/ns/net") == home, "test left the thread in another network namespace"
-
-
-def child_pids() -> set[int]:
-    """PIDs of this process's live children (zombies excluded)."""
-    path = f"/proc/{os.getpid()}/task/{os.getpid()}/children"
-    with open(path) as handle:
-        pids = {int(p) for p in handle.read().split()}
-    alive = set()
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                if handle.read().split(") ", 1)[1][0] != "Z":
-                    alive.add(pid)
-        except FileNotFoundError:
-            pass
-    return alive

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import ROOT
 from nbclient import NotebookClient
 
 from rawpacer.sandbox import owned
 from rawpacer.sandbox.netns import PREFIX, _alive
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.timeout(600)

@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing of rawpacer's parsers with atheris (libFuzzer): only ValueError may escape.
 
 Run by tests/test_fuzz.py with a bounded number of inputs; by hand, for longer:
-    .venv/bin/python tests/fuzz_parsers.py -max_total_time=300 /tmp/corpus tests/corpus/parse
+    .venv/bin/python tests/unit/fuzz_parsers.py -max_total_time=300 /tmp/corpus tests/unit/corpus/parse
 (the first directory collects new inputs; the committed seed corpus stays small).
 """
 

@@ -7,16 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from rawpacer.bench.calibrate import MAX_GROWTH, Benchtime, Timed, calibrate, parse_benchtime, predict_n
 from rawpacer.errors import UsageError
 from rawpacer.report.gofmt import parse_lines
 from rawpacer.sandbox import pid_namespaces
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--writers", "udp-sendto,udp-sendmmsg", "--benchtime", "50ms", "--readers", "10"]
 KEYS = {
     "writer",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 
 import pytest
 
@@ -13,8 +12,6 @@ from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox
 from rawpacer.writers import WriterOptions, get, names
-
-pytestmark = [pytest.mark.netns, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 STANDARD = ("udp-sendto", "udp-concurrent", "udp-sendmmsg")
 

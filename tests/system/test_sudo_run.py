@@ -6,11 +6,10 @@ import os
 import pwd
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "sudo-run.sh"
 
 

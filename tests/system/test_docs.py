@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import doctest
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-DOCS = sorted((Path(__file__).resolve().parent.parent / "docs").glob("*.md"))
+DOCS = sorted((ROOT / "docs").glob("*.md"))
 
 
 @pytest.mark.parametrize("page", DOCS, ids=[p.name for p in DOCS])
@@ -19,7 +19,7 @@ def test_doc_examples_run(page):
 
 
 def test_readme_header_example_runs_as_written():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     block = readme.split("```python\n", 1)[1].split("```", 1)[0]
     assert len(block.strip().splitlines()) == 5
     namespace: dict = {}

@@ -11,15 +11,13 @@ import sys
 import time
 
 import pytest
-from conftest import child_pids
+from helpers import child_pids
 
 from rawpacer.errors import DeliveryError, ReaderDied, UsageError
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox
 from rawpacer.writers import WriterOptions, get
-
-pytestmark = [pytest.mark.netns, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,15 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from rawpacer.bench import gobench
 from rawpacer.bench.calibrate import parse_benchtime
 from rawpacer.report.gofmt import parse_lines
 from rawpacer.sandbox import Sandbox
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("go") is None, reason="go is not on PATH (apt-get install golang-go)")
 
 GO_OUTPUT = """goos: linux

@@ -1,4 +1,4 @@
-"""atheris (coverage-guided) over the parsers, seeded from the small corpus in tests/corpus/parse."""
+"""atheris (coverage-guided) over the parsers, seeded from the small corpus in tests/unit/corpus/parse."""
 
 from __future__ import annotations
 

@@ -8,16 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from pyroute2 import IPRoute
 
 from rawpacer.errors import SandboxError, UsageError
 from rawpacer.sandbox import Sandbox, owned, pid_namespaces
 from rawpacer.writers import Link, WriterOptions, get
 
-ROOT = Path(__file__).resolve().parent.parent
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 RAW = ["packet-raw", "packet-ring", "ip-raw", "scapy"]
 
