@@ -17,17 +17,15 @@ from typing import ClassVar
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from rawpacer.errors import require
+from rawpacer.errors import UsageError, require
 from rawpacer.limits import MAX_MESSAGE_SIZE, MIN_MESSAGE_SIZE
 
 
 def check_size(size: object) -> int:
     """``size`` if it is a message size (MIN_MESSAGE_SIZE-MAX_MESSAGE_SIZE); UsageError otherwise."""
-    require(
-        isinstance(size, int) and not isinstance(size, bool) and MIN_MESSAGE_SIZE <= size <= MAX_MESSAGE_SIZE,
-        f"message size {size!r} is out of range {MIN_MESSAGE_SIZE}-{MAX_MESSAGE_SIZE}",
-    )
-    return size
+    if isinstance(size, int) and not isinstance(size, bool) and MIN_MESSAGE_SIZE <= size <= MAX_MESSAGE_SIZE:
+        return size
+    raise UsageError(f"message size {size!r} is out of range {MIN_MESSAGE_SIZE}-{MAX_MESSAGE_SIZE}")
 
 
 class MessageSource(ABC):

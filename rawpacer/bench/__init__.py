@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rawpacer.bench.calibrate import parse_benchtime, predict_n
 from rawpacer.bench.result import Report, Sample, WriterResult
 
 
-def compare(**options: object) -> Report:
+def compare(**options: Any) -> Report:
     """Run a comparison in a fresh sandbox and return its Report (options as ``make_config``'s)."""
     from rawpacer.bench.machine import describe
     from rawpacer.bench.session import Session, make_config

@@ -12,7 +12,9 @@ from __future__ import annotations
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
+_alloccount: ModuleType | None
 try:
     from rawpacer import _alloccount
 except ImportError:  # built without a C compiler: bytes only, from tracemalloc

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rawpacer.bench.calibrate import Benchtime
+from rawpacer.bench.golines import GoLine, parse_lines
 from rawpacer.bench.result import Sample, WriterResult
 from rawpacer.errors import RawpacerError, UsageError
-from rawpacer.report.gofmt import GoLine, parse_lines
 from rawpacer.sandbox import Topology
 
 ROWS = {"BenchmarkRawUDP": "go-net-baseline", "BenchmarkSample": "go-seed-goroutines"}

@@ -6,8 +6,12 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rawpacer.bench.stats import PERCENTILES
+
 BASELINE = "udp-sendto"
 GO_BASELINE = "go-net-baseline"
+OP_PERCENTILE = "ns_per_op_"
+"""Prefix of the op-time percentiles' JSON names: ns_per_op_p50, _p99, _p999, _max."""
 
 
 @dataclass
@@ -27,21 +31,27 @@ class Sample:
     allocs_per_op: float | None = None
     reader_cpu_ns_per_op: float | None = None
     alloc_method: str | None = None
+    ops_incomplete: int = 0
+    """Fan-out ops that gave up waiting for a missing datagram: counted here, kept out of the timing."""
+    op_ns_percentiles: dict[str, float] | None = None
+    """Fan-out op times' p50/p99/p999/max (complete ops only)."""
+    op_ns_cdf: list[float] = field(default_factory=list)
+    """Quantiles of the complete ops' times, for the CDF in ``--plot``."""
 
     @property
-    def ns_per_op(self) -> float:
-        """Wall time per op of this sample."""
-        return self.elapsed_ns / self.ops
+    def ns_per_op(self) -> float | None:
+        """Wall time per (complete) op of this sample; None when no op completed."""
+        return self.elapsed_ns / self.ops if self.ops else None
 
     @property
-    def packets_per_s(self) -> float:
+    def packets_per_s(self) -> float | None:
         """Datagrams delivered per second of this sample."""
-        return self.delivered * 1e9 / self.elapsed_ns
+        return self.delivered * 1e9 / self.elapsed_ns if self.elapsed_ns else None
 
     @property
-    def mb_per_s(self) -> float:
+    def mb_per_s(self) -> float | None:
         """Payload megabytes (10^6, as Go's MB/s) delivered per second."""
-        return self.payload_bytes * 1e3 / self.elapsed_ns
+        return self.payload_bytes * 1e3 / self.elapsed_ns if self.elapsed_ns else None
 
     @property
     def ns_per_packet(self) -> float | None:
@@ -53,9 +63,19 @@ class Sample:
         """True when every datagram sent arrived intact."""
         return self.delivered == self.sent and (self.intact is None or self.intact == self.delivered)
 
+    def figure(self, name: str) -> float | None:
+        """A figure by its JSON name: an attribute, or an op-time percentile like ``ns_per_op_p99``."""
+        if name.startswith(OP_PERCENTILE):
+            return (self.op_ns_percentiles or {}).get(name.removeprefix(OP_PERCENTILE))
+        value = getattr(self, name)
+        return None if value is None else float(value)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (see docs/benchmark.md)."""
         out = asdict(self)
+        del out["op_ns_percentiles"]
+        for name, value in (self.op_ns_percentiles or {}).items():
+            out[OP_PERCENTILE + name] = value
         out.update(
             ns_per_op=self.ns_per_op,
             packets_per_s=self.packets_per_s,
@@ -94,7 +114,7 @@ class WriterResult:
 
     def spread(self, name: str) -> Spread | None:
         """Median/min/max of a Sample attribute over the samples that have it."""
-        values = [v for v in (getattr(s, name) for s in self.samples) if v is not None]
+        values = [v for v in (s.figure(name) for s in self.samples) if v is not None]
         if not values:
             return None
         return Spread(statistics.median(values), min(values), max(values))
@@ -128,6 +148,7 @@ class WriterResult:
         }
         for name in (
             "ns_per_op",
+            *(OP_PERCENTILE + p for p in PERCENTILES),
             "packets_per_s",
             "mb_per_s",
             "ns_per_packet",
@@ -137,9 +158,19 @@ class WriterResult:
         ):
             found = self.spread(name)
             row[name] = None if found is None else found.median
-            row[f"{name}_min"] = None if found is None else found.low
-            row[f"{name}_max"] = None if found is None else found.high
-        for name in ("ops", "sent", "delivered", "intact", "corrupt", "duplicate", "lost", "payload_bytes"):
+            row[f"{name}_range"] = None if found is None else [found.low, found.high]
+        counts = (
+            "ops",
+            "ops_incomplete",
+            "sent",
+            "delivered",
+            "intact",
+            "corrupt",
+            "duplicate",
+            "lost",
+            "payload_bytes",
+        )
+        for name in counts:
             row[name] = self.total(name)
         row["all_intact"] = self.all_intact
         row["samples"] = [s.to_dict() for s in self.samples]

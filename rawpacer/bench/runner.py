@@ -1,107 +1,80 @@
 """One writer's calibrated pass against a live reader set: the timed op loop, then the allocation pass.
 
-One fan-out op is the seed's job: fresh messages into the readers' shared buffer, arm the
-readers, ``send`` one message to every reader, wait until each has its datagram (or the time-out).
-In stream mode an op is one send to every reader, nothing awaited: the messages are filled once
-before the stream (the readers check every datagram against them, so they cannot change mid-stream),
-sent once and then replayed with ``Writer.resend`` (like trafgen's prebuilt frames), and the readers
-are checked once at the end of the run.
+The ops themselves are ``oploop.OpLoop``'s; this module times runs of them like Go's ``b.N``,
+folds what the readers saw into a ``Sample``, and counts allocations in a separate short pass so
+timing is unaffected. A fan-out op that gave up waiting for a missing datagram is counted
+(``ops_incomplete``) and kept out of the timing figures: the wait for what never came measures the
+time-out, not the writer.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rawpacer.bench import allocs
 from rawpacer.bench.calibrate import Benchtime, Timed, calibrate
+from rawpacer.bench.oploop import STREAM_SETTLE_S, OpLoop, Outcome
 from rawpacer.bench.result import Sample
-from rawpacer.messages import MessageSource
-from rawpacer.readers import OpResult, ReaderSet
-from rawpacer.writers.base import Writer
+from rawpacer.bench.stats import percentiles
 
 ALLOC_PASS_S = 0.1
 ALLOC_OPS = (1, 50)
-STREAM_SETTLE_S = 0.2
 COUNTS = ("delivered", "intact", "corrupt", "duplicate", "lost")
 
 
 @dataclass
 class Tally:
-    """Summed reader counts over the ops of one run."""
+    """What one timed run of ops (or one stream) added up to."""
 
+    ops: int = 0
     sent: int = 0
     delivered: int = 0
     intact: int = 0
     corrupt: int = 0
     duplicate: int = 0
     lost: int = 0
-    reader_cpu_ns: float | None = None
+    reader_cpu_ns: float = 0.0
+    incomplete: int = 0
+    incomplete_ns: int = 0
+    op_ns: list[int] = field(default_factory=list)
 
-    def add(self, sent: int, result: OpResult) -> None:
-        """Add one op's (or one stream's) sent count and the readers' OpResult."""
-        self.sent += sent
+    def add(self, outcome: Outcome) -> None:
+        """Fold in one op's (or one stream's) outcome."""
+        result = outcome.result
+        self.ops += outcome.fanouts
+        self.sent += outcome.sent
         for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(result, name))
-        self.reader_cpu_ns = (self.reader_cpu_ns or 0.0) + result.reader_cpu_s * 1e9
+        self.reader_cpu_ns += result.reader_cpu_s * 1e9
+        if result.timed_out:
+            self.incomplete += 1
+            self.incomplete_ns += outcome.elapsed_ns
+        else:
+            self.op_ns.append(outcome.elapsed_ns)
 
 
 @dataclass
 class Pass:
-    """Everything one writer pass needs: the writer, readers, message source and op shape."""
+    """One writer's pass: its op loop and the mode it runs in (``fanout`` or ``stream``)."""
 
-    writer: Writer
-    readers: ReaderSet
-    source: MessageSource
+    loop: OpLoop
     mode: str = "fanout"
-
-    @property
-    def expected_size(self) -> int:
-        """Bytes each reader should receive (the writer may trim)."""
-        return self.writer.delivered_size
-
-    def fanout_op(self) -> tuple[int, OpResult]:
-        """The seed's op: fresh messages, arm the readers, send to all, wait for all."""
-        readers = self.readers
-        self.source.fill(readers.buffer)
-        readers.begin(self.expected_size)
-        sent = self.writer.send(readers.messages)
-        return sent, readers.wait(sent)
-
-    def stream_op(self) -> int:
-        """A stream op: the stream's fan-out to every reader again, nothing awaited."""
-        return self.writer.resend(self.readers.messages)
-
-    def begin_stream(self) -> None:
-        """Fresh messages for the whole stream (untimed), then arm the readers."""
-        self.source.fill(self.readers.buffer)
-        self.readers.begin_stream(self.expected_size)
 
     def run_fanout(self, n: int) -> Timed[Tally]:
         """``n`` fan-out ops back to back, timed as one run."""
-        op, outcomes = self.fanout_op, []
-        start = time.perf_counter_ns()
-        for _ in range(n):
-            outcomes.append(op())
-        elapsed = time.perf_counter_ns() - start
+        outcomes = self.loop.fanouts(n)
         tally = Tally()
-        for sent, result in outcomes:
-            tally.add(sent, result)
-        return Timed(n, elapsed, tally)
+        for outcome in outcomes:
+            tally.add(outcome)
+        return Timed(n, sum(o.elapsed_ns for o in outcomes), tally)
 
     def run_stream(self, n: int) -> Timed[Tally]:
         """One stream of ``n`` fan-outs, timed; delivery counted at its end."""
-        op = self.stream_op
-        self.begin_stream()
-        start = time.perf_counter_ns()
-        sent = self.writer.send(self.readers.messages)
-        for _ in range(n - 1):
-            sent += op()
-        elapsed = time.perf_counter_ns() - start
+        outcome = self.loop.stream(n)
         tally = Tally()
-        tally.add(sent, self.readers.end_stream(n, settle=STREAM_SETTLE_S))
-        return Timed(n, elapsed, tally)
+        tally.add(outcome)
+        return Timed(n, outcome.elapsed_ns, tally)
 
     def timed(self, n: int) -> Timed[Tally]:
         """The calibration step: ``n`` ops in this pass's mode."""
@@ -116,19 +89,27 @@ class Pass:
         if earlier_lost > 0:
             notes.append(f"{earlier_lost} datagram(s) also lost during calibration runs")
         tally = final.value
+        timed_ops = final.n - tally.incomplete
         sample = Sample(
-            ops=final.n,
-            elapsed_ns=final.elapsed_ns,
+            ops=timed_ops,
+            elapsed_ns=final.elapsed_ns - tally.incomplete_ns,
             sent=tally.sent,
             delivered=tally.delivered,
             intact=tally.intact,
-            payload_bytes=tally.delivered * self.expected_size,
+            payload_bytes=tally.delivered * self.loop.expected_size,
             corrupt=tally.corrupt,
             duplicate=tally.duplicate,
             lost=tally.lost,
-            reader_cpu_ns_per_op=None if tally.reader_cpu_ns is None else tally.reader_cpu_ns / final.n,
+            reader_cpu_ns_per_op=tally.reader_cpu_ns / final.n,
+            ops_incomplete=tally.incomplete,
+            op_ns_percentiles=percentiles(tally.op_ns) if self.mode == "fanout" else None,
         )
-        figures = self.count_allocations(sample.ns_per_op)
+        if tally.incomplete:
+            notes.append(
+                f"{tally.incomplete} op(s) gave up waiting for a missing datagram; "
+                "their time is not in ns/op (ops_incomplete)"
+            )
+        figures = self.count_allocations(sample.ns_per_op or float(tally.incomplete_ns) / final.n)
         sample.bytes_per_op, sample.allocs_per_op = figures.bytes_per_op, figures.allocs_per_op
         sample.alloc_method = figures.method
         return sample, notes
@@ -138,10 +119,10 @@ class Pass:
         low, high = ALLOC_OPS
         ops = max(low, min(high, round(ALLOC_PASS_S * 1e9 / max(ns_per_op, 1))))
         if self.mode == "stream":
-            self.begin_stream()
+            self.loop.begin_stream()
             try:
-                return allocs.measure(self.stream_op, ops)
+                return allocs.measure(self.loop.replay, ops)
             finally:
-                self.readers.end_stream(ops, settle=STREAM_SETTLE_S)
-        op: Callable[[], object] = self.fanout_op
+                self.loop.readers.end_stream(ops, settle=STREAM_SETTLE_S)
+        op: Callable[[], object] = self.loop.fanout
         return allocs.measure(op, ops)

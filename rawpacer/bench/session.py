@@ -6,6 +6,7 @@ Every writer (and the Go seed) meets the same reader set, rounds are interleaved
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 
 from rawpacer.bench import gobench
 from rawpacer.bench.calibrate import Benchtime, parse_benchtime
+from rawpacer.bench.oploop import OpLoop
 from rawpacer.bench.result import Report, WriterResult
 from rawpacer.bench.runner import Pass
 from rawpacer.errors import ReaderDied, UsageError, require
@@ -25,9 +27,6 @@ from rawpacer.sandbox import KINDS, Sandbox, Topology
 from rawpacer.target import Target
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import Fit, WriterOptions
-
-SLOW_WRITERS = {"scapy": 0.25}
-"""Writers whose benchtime is capped (seconds) so they do not dominate the default run."""
 
 GO_MAX_READERS = 5000
 """Above this the Go seed's goroutine-per-reader blocking recvfrom hits Go's 10,000-thread limit."""
@@ -67,7 +66,9 @@ class Config:
             "count": self.count,
             "with_go": self.with_go,
             "pcap": self.pcap,
-            "slow_writer_caps_s": {k: v for k, v in SLOW_WRITERS.items() if k in self.writers},
+            "slow_writer_caps_s": {
+                n: cap for n in self.writers if (cap := registry.get(n).benchtime_cap_s) is not None
+            },
         }
 
     def steps(self) -> int:
@@ -123,15 +124,14 @@ def make_config(
     pcap: str | None = None,
 ) -> Config:
     """A Config from CLI-style values (strings or numbers), every one checked: UsageError, one line."""
-    if isinstance(readers, (int, str)):
-        readers = str(readers).split(",")
+    counts = str(readers).split(",") if isinstance(readers, (int, str)) else list(readers)
     chosen = _names(writers)
     for name in chosen:
         registry.get(name)
     require(len(set(chosen)) == len(chosen), f"writers {writers!r} names a writer twice")
     config = Config(
         writers=chosen,
-        readers=tuple(parse_int("readers", part, 1, MAX_READERS) for part in readers),
+        readers=tuple(parse_int("readers", part, 1, MAX_READERS) for part in counts),
         size=parse_int("size", size, MIN_MESSAGE_SIZE, MAX_MESSAGE_SIZE),
         payload=_choice("payload", payload, PAYLOADS),
         fit=Fit.parse(fit),
@@ -160,11 +160,10 @@ class Listener:
 
 def _settle(readers: ReaderSet) -> None:
     """Close an op or stream a failed writer left open, so the next writer starts clean."""
-    for finish in (lambda: readers.wait(0), lambda: readers.end_stream(1)):
-        try:
-            finish()
-        except UsageError:
-            pass
+    with contextlib.suppress(UsageError):
+        readers.wait(0)
+    with contextlib.suppress(UsageError):
+        readers.end_stream(1)
 
 
 def _go_port_base(ports: list[int], readers: int) -> int:
@@ -194,8 +193,9 @@ class Session:
         config = self.config
         go_binary = gobench.build() if config.with_go else None
         for name in config.writers:
-            if name in SLOW_WRITERS and config.benchtime.ops is None and config.benchtime.seconds > SLOW_WRITERS[name]:
-                self.report.notes.append(f"{name}: benchtime capped at {SLOW_WRITERS[name]:g}s (slow writer)")
+            cap = registry.get(name).benchtime_cap_s
+            if cap is not None and config.benchtime.ops is None and config.benchtime.seconds > cap:
+                self.report.notes.append(f"{name}: benchtime capped at {cap:g}s (slow writer)")
         with Sandbox(config.topology, mtu=config.mtu) as topo:
             try:
                 for count in config.readers:
@@ -238,9 +238,8 @@ class Session:
     ) -> None:
         """One calibrated pass of one writer; its failure is the row's error, not the run's."""
         config = self.config
-        benchtime = config.benchtime
-        if row.writer in SLOW_WRITERS:
-            benchtime = benchtime.capped(SLOW_WRITERS[row.writer])
+        cap = registry.get(row.writer).benchtime_cap_s
+        benchtime = config.benchtime if cap is None else config.benchtime.capped(cap)
         if row.error:
             return
         writer = None
@@ -252,7 +251,7 @@ class Session:
                     row.notes.append(f"frames written to {pcap} (timing includes the pcap writes)")
                 writer = cls(target, WriterOptions(message_size=config.size, fit=config.fit, pcap=pcap))
                 row.delivered_size = writer.delivered_size
-                sample, notes = Pass(writer, readers, source, config.mode).measure(benchtime)
+                sample, notes = Pass(OpLoop(writer, readers, source), config.mode).measure(benchtime)
             row.samples.append(sample)
             row.notes.extend(n for n in notes if n not in row.notes)
         except ReaderDied:

@@ -14,6 +14,7 @@ import signal
 import sys
 import traceback
 import warnings
+from typing import NoReturn
 
 from rawpacer.errors import RawpacerError
 
@@ -21,7 +22,7 @@ from rawpacer.errors import RawpacerError
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad input as one line and exit code 2, without the usage block."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         """One line on stderr and exit code 2, instead of argparse's usage block."""
         print(f"rawpacer: {message}", file=sys.stderr)
         raise SystemExit(2)

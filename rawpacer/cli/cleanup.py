@@ -7,7 +7,7 @@ import argparse
 from rawpacer.sandbox import remove_stale
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the subcommand."""
     parser = sub.add_parser("cleanup", help="remove namespaces left by rawpacer runs that no longer run")
     parser.set_defaults(func=run)

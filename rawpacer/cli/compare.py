@@ -22,7 +22,7 @@ from rawpacer.report.table import duration, print_report
 FORMATS = ("table", "go")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the subcommand and its options."""
     p = sub.add_parser("compare", help="benchmark every writer side by side (ns/op, B/op, allocs/op, delivery)")
     p.add_argument(

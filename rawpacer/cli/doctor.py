@@ -87,7 +87,7 @@ def check_sandbox(kind: str, mtu: int | None, names: list[str]) -> tuple[list[st
     return lines, probes
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the subcommand."""
     parser = sub.add_parser("doctor", help="check capabilities, sandbox setup and one delivery per writer")
     parser.add_argument("--writer", action="append", metavar="NAME", help="probe only this writer (repeatable)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from rawpacer import diagnose
+from rawpacer.bench.oploop import ASAP, OpLoop, depart
 from rawpacer.bench.session import Config, make_config, parse_int
 from rawpacer.errors import require
 from rawpacer.headers.addresses import parse_ipv4, parse_mac
@@ -24,7 +25,7 @@ from rawpacer.writers import Link, Target, WriterOptions, get
 OPS_MAX = 100000
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the subcommand and its options."""
     p = sub.add_parser("send", help="send fan-outs with one writer; show and check what each reader got")
     p.add_argument("--writer", default="packet-ring", help="writer name (default packet-ring)")
@@ -88,10 +89,9 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
             writer = get(name)(target, options)
         lost = 0
         with writer:
+            loop = OpLoop(writer, readers, source)
             for op in range(1, ops + 1):
-                source.fill(readers.buffer)
-                readers.begin(writer.delivered_size)
-                result = readers.wait(writer.send(readers.messages))
+                result = loop.fanout().result
                 lost += result.lost + result.corrupt
                 if ops <= 10 or not result.ok:
                     print(f"op {op}: {result.describe()}")
@@ -130,7 +130,7 @@ def _send_outside(
     with writer:
         for _ in range(ops):
             source.fill(buffer)
-            sent += writer.send(messages)
+            sent += depart(writer, messages, ASAP, count, fresh=count)
     print(
         f"sent {sent} datagrams with {name} on {args.iface} to {args.dst_ip} ports {ports[0]}-{ports[-1]}; "
         "delivery not checked (no rawpacer readers there)"

@@ -94,18 +94,22 @@ class SendBatch:
             hdr.msg_namelen = ctypes.sizeof(SockaddrIn)
             hdr.msg_iov = ctypes.addressof(self._iovs[i])
             hdr.msg_iovlen = 1
-        self._iov_table = np.frombuffer(self._iovs, dtype=np.uint64).reshape(count, 2)
+        self._iov_table = np.frombuffer(memoryview(self._iovs).cast("B"), dtype=np.uint64).reshape(count, 2)
         self._base = ctypes.addressof(self._msgs)
         self._stride = ctypes.sizeof(MMsgHdr)
         self._buffers: list[object] = []
         self._keep: list[object] = []
 
-    def set_buffers(self, messages: Sequence[bytes | bytearray | memoryview]) -> None:
-        """Point iovec i at ``messages[i]`` (a no-op when they are the same objects as last time)."""
+    def set_buffers(
+        self, messages: Sequence[bytes | bytearray | memoryview], start: int = 0, stop: int | None = None
+    ) -> None:
+        """Point iovec i at ``messages[i]`` (a no-op when ``messages[start:stop]`` are the same objects
+        as last time, so a paced burst of one costs one identity check, not a whole fan-out's)."""
         if len(messages) != self.count:
             raise ValueError(f"{len(messages)} messages for {self.count} destinations")
+        stop = self.count if stop is None else stop
         last = self._buffers
-        if len(last) == self.count and all(a is b for a, b in zip(messages, last)):
+        if len(last) == self.count and all(messages[i] is last[i] for i in range(start, stop)):
             return
         pairs = [buffer_address(m) for m in messages]
         self._iov_table[:, 0] = [address for address, _ in pairs]
@@ -113,11 +117,13 @@ class SendBatch:
         self._keep = [keep for _, keep in pairs]
         self._buffers = list(messages)
 
-    def send(self, fd: int, flags: int = 0) -> int:
-        """Send every prepared datagram, resuming partial sends; OSError with errno on failure."""
-        sent = 0
-        while sent < self.count:
-            chunk = min(self.count - sent, UIO_MAXIOV)
+    def send(self, fd: int, start: int = 0, stop: int | None = None, flags: int = 0) -> int:
+        """Send prepared datagrams ``start .. stop-1`` (default: all), resuming partial sends;
+        OSError with errno on failure."""
+        stop = self.count if stop is None else stop
+        sent = start
+        while sent < stop:
+            chunk = min(stop - sent, UIO_MAXIOV)
             done = _sendmmsg(fd, self._base + sent * self._stride, chunk, flags)
             if done < 0:
                 err = ctypes.get_errno()
@@ -125,7 +131,7 @@ class SendBatch:
                     continue
                 raise OSError(err, f"sendmmsg: {os.strerror(err)}")
             sent += done
-        return sent
+        return sent - start
 
     def forget(self) -> None:
         """Drop the references to the last message buffers (so their owner can be closed)."""

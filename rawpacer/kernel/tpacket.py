@@ -190,8 +190,7 @@ class TxRing:
                 ) from cause
 
     def close(self) -> None:
-        """Unmap the ring (the socket is the caller's)."""
-        if self.map is not None:
-            self.rows = self.words = None
+        """Unmap the ring (the socket is the caller's). Safe to call twice."""
+        if not self.map.closed:
+            del self.rows, self.words  # the arrays view the mapping: drop them before unmapping
             self.map.close()
-            self.map = None

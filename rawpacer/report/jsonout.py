@@ -10,7 +10,7 @@ from typing import Any
 
 from rawpacer.bench.result import Report
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _clean(value: Any) -> Any:

@@ -1,5 +1,6 @@
 """What every raw writer shares: the MTU fitting policy, one FrameTemplate per port, fresh IP ids
-for fragmented datagrams, and pcap recording, so each raw writer module only does its sending.
+for fragmented datagrams, pcap recording and the send loop, so each raw writer module only says
+how one frame leaves (``_emit``) or, for batching writers, overrides ``_send``.
 
 Fitting (``options.fit``): ``trim`` cuts each message to the largest payload one datagram carries
 on the link; ``fragment`` sends messages that do not fit as IPv4 fragments rawpacer builds (the
@@ -14,6 +15,7 @@ import secrets
 import socket
 import struct
 import warnings
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from rawpacer.errors import SandboxError, UsageError, require
@@ -24,7 +26,7 @@ from rawpacer.headers.fragment import fragment_spans
 from rawpacer.pcap import PcapRecorder
 from rawpacer.sandbox.netns import current_is_owned
 from rawpacer.target import Link, Target
-from rawpacer.writers.base import Fit, Writer, WriterOptions
+from rawpacer.writers.base import Fit, Knobs, Message, Writer, WriterOptions
 
 
 def check_raw_allowed(link: Link, options: WriterOptions) -> None:
@@ -93,13 +95,18 @@ def plan_fit(message_size: int, mtu: int, fit: Fit | str) -> int:
 
 
 class RawWriter(Writer):
-    """Base of the writers that hand-build every header; subclasses implement ``send`` and ``_close``."""
+    """Base of the writers that hand-build every header.
+
+    The send loop is written once here: every message in the span becomes its frames (one, or its
+    fragments) and each frame goes to the ``emitter()``, the one hook a per-frame writer implements.
+    Batching writers (the TX ring, AF_XDP) override ``_send`` instead.
+    """
 
     raw = True
     ethernet: ClassVar[bool] = True
 
-    def __init__(self, target: Target, options: WriterOptions) -> None:
-        super().__init__(target, options)
+    def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
+        super().__init__(target, options, knobs)
         self.fit = Fit.parse(options.fit)
         check_raw_allowed(target.link, options)
         check_link(target.link)
@@ -110,21 +117,21 @@ class RawWriter(Writer):
         self.max_frame = (ETH_HLEN if self.ethernet else 0) + min(self.mtu, IPV4_HLEN + UDP_HLEN + self._delivered)
         self._ip_id = secrets.randbelow(1 << 16)
         self.pcap = PcapRecorder(options.pcap, ethernet=self.ethernet) if options.pcap else None
-        self._closed = False
+        if self.pcap is not None:
+            self.own(self.pcap.close)
 
-    def template(self, port: int, **overrides: object) -> FrameTemplate:
+    def template(self, port: int) -> FrameTemplate:
         """The FrameTemplate for one reader port, addressed from ``target`` and its link."""
         link, target = self.target.link, self.target
-        fields = {
-            "sport": target.sport,
-            "src_ip": target.src_ip,
-            "dst_ip": target.dst_ip,
-            "src_mac": link.src_mac,
-            "dst_mac": link.dst_mac,
-            "ethernet": self.ethernet,
-        }
-        fields.update(overrides)
-        return FrameTemplate(port, **fields)
+        return FrameTemplate(
+            port,
+            sport=target.sport,
+            src_ip=target.src_ip,
+            dst_ip=target.dst_ip,
+            src_mac=link.src_mac,
+            dst_mac=link.dst_mac,
+            ethernet=self.ethernet,
+        )
 
     @property
     def delivered_size(self) -> int:
@@ -139,8 +146,9 @@ class RawWriter(Writer):
         return 1
 
     def next_ip_id(self) -> int:
-        """A fresh IPv4 id for one fragmented datagram (wraps at 16 bits)."""
-        self._ip_id = (self._ip_id + 1) & 0xFFFF
+        """A fresh IPv4 id for one fragmented datagram; never 0, which an IP_HDRINCL socket replaces
+        with one of its own per packet (raw(7)), so fragments would no longer share it."""
+        self._ip_id = self._ip_id % 0xFFFF + 1
         return self._ip_id
 
     def fits(self, message: BytesLike) -> bool:
@@ -163,16 +171,16 @@ class RawWriter(Writer):
         if self.pcap is not None:
             self.pcap.record(frame)
 
-    def close(self) -> None:
-        """Close the writer's sockets and rings, then the pcap file. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._close()
-        finally:
-            if self.pcap is not None:
-                self.pcap.close()
+    def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
+        """Each message's frames, built and handed to the emitter one by one (and recorded)."""
+        emit, record, frames_for = self.emitter(), self.record, self.frames_for
+        for index in range(start, stop):
+            for frame in frames_for(index, messages[index]):
+                emit(frame)
+                record(frame)
+        return stop - start
 
-    def _close(self) -> None:
-        """Release the writer's own sockets and rings."""
+    def emitter(self) -> Callable[[bytes], object]:
+        """What puts one built frame (or IP packet) on its way: the per-frame writer's one hook,
+        fetched once per send so the loop calls the socket's own method directly."""
+        raise NotImplementedError(f"{self.name} sends in batches and overrides _send")

@@ -6,7 +6,7 @@ import socket
 
 from rawpacer.kernel.sockbuf import set_buffer_size
 from rawpacer.target import Target
-from rawpacer.writers.base import Writer, WriterOptions
+from rawpacer.writers.base import Knobs, Writer, WriterOptions
 
 SNDBUF = 4 << 20
 
@@ -27,11 +27,8 @@ def open_udp_socket(target: Target, sndbuf: int = SNDBUF) -> socket.socket:
 class UdpWriter(Writer):
     """Base of the standard writers: the kernel builds the headers and fragments big messages."""
 
-    def __init__(self, target: Target, options: WriterOptions) -> None:
-        super().__init__(target, options)
+    def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
+        super().__init__(target, options, knobs)
         self.sock = open_udp_socket(target)
+        self.own(self.sock.close)
         self.destinations = [(target.dst_ip, port) for port in target.ports]
-
-    def close(self) -> None:
-        """Close the socket. Safe to call twice."""
-        self.sock.close()

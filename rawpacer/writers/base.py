@@ -1,23 +1,28 @@
 """The one interface every writer implements, and the registry that finds them.
 
-A writer sends one fan-out: ``messages[i]`` to ``target.ports[i]`` on the readers' address.
-Standard writers go through the kernel's UDP stack; raw writers hand-build the headers. Adding
-a writer is adding one module to ``rawpacer/writers/`` with a class decorated ``@register``.
+A writer sends one fan-out: ``messages[i]`` to ``target.ports[i]`` on the readers' address, for a
+span of i (the whole fan-out by default, or the burst a pacer lets leave now). Standard writers go
+through the kernel's UDP stack; raw writers hand-build the headers. Adding a writer is adding one
+module to ``rawpacer/writers/`` with a class decorated ``@register``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from rawpacer.errors import UsageError
+from rawpacer.errors import UsageError, require
 from rawpacer.limits import MAX_MESSAGE_SIZE
 from rawpacer.target import Target
+
+Message = bytes | bytearray | memoryview
+"""One message: a reader's slot of the shared buffer, or any bytes-like object."""
 
 
 class Fit(str, enum.Enum):
@@ -39,53 +44,103 @@ class Fit(str, enum.Enum):
 
 @dataclass(frozen=True)
 class WriterOptions:
-    """Knobs shared by all writers; a writer ignores the ones that do not concern it."""
+    """What every writer is given; each writer's own knobs are its ``knobs_type``."""
 
     message_size: int = 1500
     fit: Fit = Fit.TRIM
     pcap: str | None = None
-    ring_frames: int = 0
-    qdisc_bypass: bool = True
-    threads: int = 0
     allow_iface: str | None = None
 
     def __post_init__(self) -> None:
-        """Every knob checked where options are made, so no writer repeats the checks."""
+        """Checked where options are made, so no writer repeats the checks."""
         object.__setattr__(self, "fit", Fit.parse(self.fit))
-        for name, low, high in (("message_size", 0, MAX_MESSAGE_SIZE), ("ring_frames", 0, None), ("threads", 0, None)):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or value < low
-                or (high is not None and value > high)
-            ):
-                allowed = f"{low}-{high}" if high is not None else f"{low} (automatic) or more"
-                raise UsageError(f"{name} {value!r} is not allowed; use {allowed}")
+        size = self.message_size
+        require(
+            isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= MAX_MESSAGE_SIZE,
+            f"message_size {size!r} is not allowed; use 0-{MAX_MESSAGE_SIZE}",
+        )
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """A writer's own settings (ring size, threads, ...); writers without any use this empty one."""
+
+
+def check_count(name: str, value: object) -> int:
+    """A knob that is 0 (automatic) or a positive count; UsageError naming it otherwise."""
+    require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        f"{name} {value!r} is not allowed; use 0 (automatic) or more",
+    )
+    assert isinstance(value, int)
+    return value
 
 
 class Writer(ABC):
-    """One way of sending a fan-out. Construct it inside the writer's namespace; close it after."""
+    """One way of sending a fan-out. Construct it inside the writer's namespace; close it after.
+
+    ``send``/``resend`` check the fan-out once and call the writer's ``_send`` hook with the span
+    of reader indices to send now; ``close`` releases, once, what the writer registered with
+    ``own`` (sockets, rings, pools, files) in reverse order.
+    """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     raw: ClassVar[bool] = False
     order: ClassVar[int] = 50
     """Place in listings and tables: the seed's baseline first, the reference peer last."""
+    benchtime_cap_s: ClassVar[float | None] = None
+    """Slow writers (the scapy reference) are timed for at most this long per pass."""
+    knobs_type: ClassVar[type[Knobs]] = Knobs
+    """The dataclass of this writer's own settings; ``knobs`` is an instance of it."""
 
-    def __init__(self, target: Target, options: WriterOptions) -> None:
-        if not target.ports:
-            raise UsageError("target has no reader ports; give at least one")
+    def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
+        require(bool(target.ports), "target has no reader ports; give at least one")
+        knobs = self.knobs_type() if knobs is None else knobs
+        require(
+            isinstance(knobs, self.knobs_type),
+            f"{type(knobs).__name__} is not {self.name}'s knobs; use {self.knobs_type.__name__}",
+        )
         self.target = target
         self.options = options
+        self.knobs = knobs
+        self._resources = contextlib.ExitStack()
+        self._closed = False
 
-    def check_fanout(self, messages: Sequence[object]) -> None:
-        """UsageError unless there is exactly one message per reader port."""
-        if len(messages) != len(self.target.ports):
-            count = len(self.target.ports)
+    # --- sending -------------------------------------------------------------------------
+
+    def send(self, messages: Sequence[Message], first: int = 0, count: int | None = None) -> int:
+        """Send ``messages[i]`` to ``target.ports[i]`` for i in ``first .. first+count-1`` (default:
+        all); return the datagrams sent. ``messages`` always holds one message per reader port."""
+        stop = self._span(messages, first, count)
+        return self._send(messages, first, stop, False)
+
+    def resend(self, messages: Sequence[Message], first: int = 0, count: int | None = None) -> int:
+        """Send (part of) the previous fan-out again; the caller promises ``messages`` are unchanged.
+
+        Stream mode's call, the counterpart of trafgen replaying prebuilt frames: a writer that
+        keeps the frames it built may copy them out again instead of rebuilding.
+        """
+        stop = self._span(messages, first, count)
+        return self._send(messages, first, stop, True)
+
+    def _span(self, messages: Sequence[Message], first: int, count: int | None) -> int:
+        ports = len(self.target.ports)
+        if len(messages) != ports:
             raise UsageError(
-                f"{len(messages)} messages for {count} reader ports; give one message for each of the {count} ports"
+                f"{len(messages)} messages for {ports} reader ports; give one message for each of the {ports} ports"
             )
+        stop = ports if count is None else first + count
+        if not 0 <= first < stop <= ports:
+            raise UsageError(f"span of {count} messages from {first} is outside the {ports} reader ports")
+        return stop
+
+    @abstractmethod
+    def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
+        """Send ``messages[start:stop]`` to ``ports[start:stop]``; ``replay`` when they are unchanged
+        since the last call that covered them. Return the datagrams sent."""
+
+    # --- what the readers should see ----------------------------------------------------
 
     @property
     def delivered_size(self) -> int:
@@ -97,20 +152,27 @@ class Writer(ABC):
         """Bytes cut from each message to fit the link (0 for writers that never trim)."""
         return self.options.message_size - self.delivered_size
 
-    @abstractmethod
-    def send(self, messages: Sequence[bytes | memoryview]) -> int:
-        """Send ``messages[i]`` to ``target.ports[i]`` for every i; return the datagrams sent."""
+    # --- life cycle ---------------------------------------------------------------------
 
-    def resend(self, messages: Sequence[bytes | memoryview]) -> int:
-        """Send the previous fan-out again; the caller promises ``messages`` are unchanged.
+    def own(self, close: Callable[[], object]) -> None:
+        """Register how to release one resource; ``close`` calls it once, newest first."""
+        self._resources.callback(close)
 
-        Stream mode's call, the counterpart of trafgen replaying prebuilt frames: a writer that
-        keeps the frames it built may copy them out again instead of rebuilding. Default: ``send``.
-        """
-        return self.send(messages)
+    @contextlib.contextmanager
+    def opening(self) -> Iterator[None]:
+        """Wrap a constructor's later steps: if one fails, what was already opened is released."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        """Release sockets, rings and files. Safe to call twice."""
+        """Release sockets, rings, pools and files, newest first. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._resources.close()
 
     def __enter__(self) -> Self:
         return self
@@ -136,10 +198,16 @@ def _load_all() -> None:
             importlib.import_module(f"{package.__name__}.{info.name}")
 
 
-def names() -> list[str]:
-    """Every registered writer's name: standard writers first, then raw ones, each by ``order``."""
+def names(*, raw: bool | None = None, slow: bool | None = None) -> list[str]:
+    """Registered writers' names, standard first, then raw, each by ``order``; ``raw``/``slow``
+    keep only the writers that are (True) or are not (False) raw / benchtime-capped."""
     _load_all()
-    return sorted(REGISTRY, key=lambda n: (REGISTRY[n].raw, REGISTRY[n].order, n))
+    chosen = [
+        n
+        for n, cls in REGISTRY.items()
+        if (raw is None or cls.raw == raw) and (slow is None or (cls.benchtime_cap_s is not None) == slow)
+    ]
+    return sorted(chosen, key=lambda n: (REGISTRY[n].raw, REGISTRY[n].order, n))
 
 
 def get(name: str) -> type[Writer]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable
 
 from rawpacer.target import Target
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import WriterOptions, register
+from rawpacer.writers.base import Knobs, WriterOptions, register
 
 
 @register
@@ -15,7 +15,7 @@ class IpRawWriter(RawWriter):
     """SOCK_RAW(IPPROTO_RAW) + IP_HDRINCL: one ``sendto(packet, (dst_ip, 0))`` per packet or fragment.
 
     The kernel routes each packet, adds the Ethernet header, rewrites the IPv4 checksum and picks
-    an IP id when rawpacer's is 0 (unfragmented DF datagrams).
+    an IP id when rawpacer's is 0 (raw(7)); rawpacer never gives a fragment id 0.
     """
 
     name = "ip-raw"
@@ -23,21 +23,15 @@ class IpRawWriter(RawWriter):
     summary = "AF_INET raw socket with IP_HDRINCL, hand-built IPv4/UDP, kernel adds the link header"
     ethernet = False
 
-    def __init__(self, target: Target, options: WriterOptions) -> None:
-        super().__init__(target, options)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+    def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
+        super().__init__(target, options, knobs)
+        with self.opening():
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            self.own(self.sock.close)
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
         self.address = (target.dst_ip, 0)
 
-    def send(self, messages: Sequence[bytes | memoryview]) -> int:
+    def emitter(self) -> Callable[[bytes], object]:
         """One ``sendto`` per IPv4 packet (each fragment its own) on the IP_HDRINCL socket."""
-        self.check_fanout(messages)
-        sendto, address, record = self.sock.sendto, self.address, self.record
-        for index, message in enumerate(messages):
-            for packet in self.frames_for(index, message):
-                sendto(packet, address)
-                record(packet)
-        return len(messages)
-
-    def _close(self) -> None:
-        self.sock.close()
+        sendto, address = self.sock.sendto, self.address
+        return lambda packet: sendto(packet, address)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -10,9 +11,9 @@ from rawpacer.headers import ETH_HLEN, IPV4_HLEN, UDP_HLEN
 from rawpacer.headers.checksum import BytesLike, ones_sum
 from rawpacer.kernel.tpacket import DATA_OFFSET, TxRing, fanout_frames
 from rawpacer.target import Target
+from rawpacer.writers._packet_socket import open_packet_socket
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Fit, WriterOptions, register
-from rawpacer.writers.packet_raw import open_packet_socket
+from rawpacer.writers.base import Fit, Knobs, Message, WriterOptions, check_count, register
 
 HEADERS = ETH_HLEN + IPV4_HLEN + UDP_HLEN
 UDP_CSUM = ETH_HLEN + IPV4_HLEN + 6
@@ -35,74 +36,84 @@ class _Batch:
         self.bases = [ones_sum(part) for part in pseudo_and_udp]
 
 
+@dataclass(frozen=True)
+class RingKnobs(Knobs):
+    """``frames``: ring slots (0: one fan-out's frames, at least 512); ``qdisc_bypass``: hand frames
+    to the driver without the qdisc (PACKET_QDISC_BYPASS, on by default)."""
+
+    frames: int = 0
+    qdisc_bypass: bool = True
+
+    def __post_init__(self) -> None:
+        """The slot count is 0 (automatic) or positive."""
+        check_count("ring frames", self.frames)
+
+
 @register
 class PacketRingWriter(RawWriter):
-    """TPACKET_V2 TX ring: each frame written into its ring slot, the whole fan-out flushed at once.
+    """TPACKET_V2 TX ring: each frame written into its ring slot, the span flushed at once.
 
-    ``options.ring_frames`` sizes the ring (0: one fan-out's frames, at least 512 slots); ``options.qdisc_bypass`` (default on)
-    hands frames to the driver without the qdisc. A full ring is flushed and waited on, never
-    overwritten. Fan-outs of equal-length messages that need no fragmenting are stamped a run of
-    slots at a time (headers, checksums and payloads as whole arrays); others frame by frame.
+    A full ring is flushed and waited on, never overwritten. Fan-outs of equal-length messages
+    that need no fragmenting are stamped a run of slots at a time (headers, checksums and payloads
+    as whole arrays); others frame by frame.
     """
 
     name = "packet-ring"
     order = 11
     summary = "AF_PACKET PACKET_MMAP TX ring (TPACKET_V2), one send() flushes the fan-out"
+    knobs_type = RingKnobs
 
-    def __init__(self, target: Target, options: WriterOptions) -> None:
-        super().__init__(target, options)
-        self.sock = open_packet_socket(target.link.ifname)
-        try:
-            frames = options.ring_frames or fanout_frames(self.max_frame, len(target.ports) * self.frames_per_message)
-            self.ring = TxRing(self.sock, self.max_frame, frames, qdisc_bypass=options.qdisc_bypass)
-        except BaseException:
-            self.sock.close()
-            raise
+    def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
+        super().__init__(target, options, knobs)
+        assert isinstance(self.knobs, RingKnobs)
+        with self.opening():
+            self.sock = open_packet_socket(target.link.ifname)
+            self.own(self.sock.close)
+            wanted = len(target.ports) * self.frames_per_message
+            frames = self.knobs.frames or fanout_frames(self.max_frame, wanted)
+            self.ring = TxRing(self.sock, self.max_frame, frames, qdisc_bypass=self.knobs.qdisc_bypass)
+            self.own(self.ring.close)
         self._batches: dict[int, _Batch] = {}
         self._frames = np.empty((0, 0), np.uint8)
         """The last fan-out's frames, one per row; reused from op to op (no per-op allocation)."""
-        self._replayable = False
+        self._composed = np.zeros(0, bool)
+        """Which rows of ``_frames`` hold the current messages' frames (replayable as they are)."""
 
-    def send(self, messages: Sequence[bytes | memoryview]) -> int:
-        """Fresh messages: frames stamped into the ring, one ``send`` flushes them all."""
-        return self._send(messages, replay=False)
-
-    def resend(self, messages: Sequence[bytes | memoryview]) -> int:
-        """The previous fan-out again: frames built once are copied into the ring, as trafgen does."""
-        return self._send(messages, replay=True)
-
-    def _send(self, messages: Sequence[bytes | memoryview], replay: bool) -> int:
-        self.check_fanout(messages)
-        sizes = set(map(len, messages))
-        size = sizes.pop()
-        if sizes or (self.fit is Fit.FRAGMENT and size > self.limit):
-            self._replayable = False
-            self._send_each(messages)
+    def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
+        """Frames for the span stamped (or, replaying, copied) into the ring; one ``send`` flushes them."""
+        size = len(messages[start])
+        uniform = all(len(messages[i]) == size for i in range(start, stop))
+        if not uniform or (self.fit is Fit.FRAGMENT and size > self.limit):
+            self._composed[:] = False
+            self._send_each(messages, start, stop)
         else:
-            if not (replay and self._replayable):
-                self._compose(messages, size)
-                self._replayable = True
-            self._put(self._frames)
+            if not (replay and self._composed[start:stop].all()):
+                self._compose(messages, size, start, stop)
+            self._put(self._frames[start:stop])
         self.ring.flush()
-        return len(messages)
+        return stop - start
 
-    def _compose(self, messages: Sequence[BytesLike], size: int) -> None:
-        """All messages ``size`` bytes long: every frame as one row of ``_frames`` (headers and
-        checksums as arrays)."""
-        count = len(messages)
+    def _compose(self, messages: Sequence[BytesLike], size: int, start: int, stop: int) -> None:
+        """Messages ``start .. stop-1``, all ``size`` bytes long: their frames as rows of ``_frames``
+        (headers and checksums as arrays)."""
+        count, span = len(messages), stop - start
         payload_len = min(size, self.limit)
         batch = self._batches.get(payload_len) or self._batches.setdefault(payload_len, _Batch(self, payload_len))
-        payloads = np.frombuffer(b"".join(messages), np.uint8).reshape(count, size)[:, :payload_len]
-        if payload_len == size:
-            sums = [ones_sum(m, b) ^ 0xFFFF or 0xFFFF for m, b in zip(messages, batch.bases)]
-        else:
-            sums = [ones_sum(p, b) ^ 0xFFFF or 0xFFFF for p, b in zip(payloads, batch.bases)]
         if self._frames.shape != (count, HEADERS + payload_len):
             self._frames = np.empty((count, HEADERS + payload_len), np.uint8)
-        frames = self._frames
-        frames[:, :HEADERS] = batch.headers
-        frames[:, UDP_CSUM : UDP_CSUM + 2] = np.array(sums, ">u2").view(np.uint8).reshape(count, 2)
+            self._composed = np.zeros(count, bool)
+        chosen = messages[start:stop]
+        payloads = np.frombuffer(b"".join(chosen), np.uint8).reshape(span, size)[:, :payload_len]
+        bases = batch.bases[start:stop]
+        if payload_len == size:
+            sums = [ones_sum(m, b) ^ 0xFFFF or 0xFFFF for m, b in zip(chosen, bases)]
+        else:
+            sums = [ones_sum(p, b) ^ 0xFFFF or 0xFFFF for p, b in zip(payloads, bases)]
+        frames = self._frames[start:stop]
+        frames[:, :HEADERS] = batch.headers[start:stop]
+        frames[:, UDP_CSUM : UDP_CSUM + 2] = np.array(sums, ">u2").view(np.uint8).reshape(span, 2)
         frames[:, HEADERS:] = payloads
+        self._composed[start:stop] = True
 
     def _put(self, frames: np.ndarray) -> None:
         """Copy the frames into runs of consecutive free slots and hand them to the kernel."""
@@ -118,24 +129,19 @@ class PacketRingWriter(RawWriter):
                     self.pcap.record(row[DATA_OFFSET : DATA_OFFSET + frame_len])
             done += run
 
-    def _send_each(self, messages: Sequence[BytesLike]) -> None:
+    def _send_each(self, messages: Sequence[BytesLike], start: int, stop: int) -> None:
         """Frame by frame: a template stamped into each slot, fragments copied in slot by slot."""
         ring = self.ring
-        for index, message in enumerate(messages):
+        for index in range(start, stop):
+            message = messages[index]
             if self.fit is Fit.FRAGMENT and not self.fits(message):
-                frames = self.frames_for(index, message)
-            else:
-                offset = ring.claim()
-                length = self.templates[index].stamp_into(ring.map, offset, self.fitted(message))
-                ring.commit(length)
-                self.record(ring.map[offset : offset + length])
+                for frame in self.frames_for(index, message):
+                    offset = ring.claim()
+                    ring.map[offset : offset + len(frame)] = frame
+                    ring.commit(len(frame))
+                    self.record(frame)
                 continue
-            for frame in frames:
-                offset = ring.claim()
-                ring.map[offset : offset + len(frame)] = frame
-                ring.commit(len(frame))
-                self.record(frame)
-
-    def _close(self) -> None:
-        self.ring.close()
-        self.sock.close()
+            offset = ring.claim()
+            length = self.templates[index].stamp_into(ring.map, offset, self.fitted(message))
+            ring.commit(length)
+            self.record(ring.map[offset : offset + length])

@@ -8,12 +8,13 @@ open a fresh socket in whatever namespace the call happens to run in).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
+from typing import cast
 
 from rawpacer.headers.checksum import BytesLike
 from rawpacer.target import Target
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Fit, WriterOptions, register
+from rawpacer.writers.base import Fit, Knobs, WriterOptions, register
 
 ETH_P_NONE = 0
 """Protocol 0: the socket sends but is handed no received frames."""
@@ -27,15 +28,19 @@ class ScapyWriter(RawWriter):
     order = 90
     summary = "scapy-built Ether/IP/UDP frames per message on a scapy L2 socket (slow reference)"
 
-    def __init__(self, target: Target, options: WriterOptions) -> None:
-        super().__init__(target, options)
+    benchtime_cap_s = 0.25
+
+    def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
+        super().__init__(target, options, knobs)
         from scapy.config import conf
         from scapy.layers.inet import IP, UDP, fragment
         from scapy.layers.l2 import Ether
         from scapy.packet import Raw
 
         self._layers = (Ether, IP, UDP, Raw, fragment)
-        self.sock = conf.L2socket(iface=target.link.ifname, type=ETH_P_NONE, promisc=False)
+        with self.opening():
+            self.sock = conf.L2socket(iface=target.link.ifname, type=ETH_P_NONE, promisc=False)
+            self.own(self.sock.close)
 
     def build(self, index: int, message: BytesLike) -> list[bytes]:
         """scapy's frames for ``message`` to port ``index`` under the fit policy."""
@@ -57,17 +62,15 @@ class ScapyWriter(RawWriter):
             / raw_cls(load=payload)
         )
         if whole:
-            return [bytes(p) for p in fragment(packet, fragsize=self.mtu - 20)]
+            pieces = fragment(packet, fragsize=self.mtu - 20)  # type: ignore[no-untyped-call]  # scapy's fragment() is unannotated
+            return [bytes(p) for p in pieces]
         return [bytes(packet)]
 
-    def send(self, messages: Sequence[bytes | memoryview]) -> int:
-        """Build ``Ether()/IP()/UDP()/Raw`` with scapy per message and send it on the L2 socket."""
-        self.check_fanout(messages)
-        for index, message in enumerate(messages):
-            for frame in self.build(index, message):
-                self.sock.send(frame)
-                self.record(frame)
-        return len(messages)
+    def frames_for(self, index: int, message: BytesLike) -> list[bytes]:
+        """scapy's own frames for ``message`` (not rawpacer's templates): the cross-check."""
+        return self.build(index, message)
 
-    def _close(self) -> None:
-        self.sock.close()
+    def emitter(self) -> Callable[[bytes], object]:
+        """scapy's L2 socket's ``send`` (it takes raw bytes as well as packets)."""
+        # SuperSocket.send is annotated for Packet; it sends bytes as they are (raw() of bytes is itself).
+        return cast(Callable[[bytes], object], self.sock.send)

@@ -5,19 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rawpacer.writers._udp_socket import UdpWriter
-from rawpacer.writers.base import register
+from rawpacer.writers.base import Message, register
 
 
 @register
 class UdpSendto(UdpWriter):
+    """The seed's baseline: one blocking ``sendto`` per reader, in order."""
+
     name = "udp-sendto"
     order = 0
     summary = "kernel UDP socket, one sendto(2) per reader in a loop (the seed's baseline)"
 
-    def send(self, messages: Sequence[bytes | memoryview]) -> int:
-        """One ``sendto`` per reader, in order: the seed's baseline."""
-        self.check_fanout(messages)
-        sendto = self.sock.sendto
-        for message, destination in zip(messages, self.destinations):
-            sendto(message, destination)
-        return len(messages)
+    def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
+        """One ``sendto`` per reader, in order."""
+        sendto, destinations = self.sock.sendto, self.destinations
+        for index in range(start, stop):
+            sendto(messages[index], destinations[index])
+        return stop - start

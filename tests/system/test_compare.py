@@ -12,8 +12,8 @@ import pytest
 from helpers import ROOT
 
 from rawpacer.bench.calibrate import MAX_GROWTH, Benchtime, Timed, calibrate, parse_benchtime, predict_n
+from rawpacer.bench.golines import parse_lines
 from rawpacer.errors import UsageError
-from rawpacer.report.gofmt import parse_lines
 from rawpacer.sandbox import pid_namespaces
 
 TINY = ["--writers", "udp-sendto,udp-sendmmsg", "--benchtime", "50ms", "--readers", "10"]
@@ -165,7 +165,7 @@ def test_count_reports_median_min_max(tmp_path):
     for row in json.loads(path.read_text())["results"]:
         values = sorted(s["ns_per_op"] for s in row["samples"])
         assert len(values) == 3
-        assert (row["ns_per_op_min"], row["ns_per_op"], row["ns_per_op_max"]) == tuple(values)
+        assert (row["ns_per_op_range"][0], row["ns_per_op"], row["ns_per_op_range"][1]) == tuple(values)
         assert row["ops"] == 9 and row["sent"] == 90
 
 

@@ -12,7 +12,7 @@ from helpers import ROOT
 
 from rawpacer.bench import gobench
 from rawpacer.bench.calibrate import parse_benchtime
-from rawpacer.report.gofmt import parse_lines
+from rawpacer.bench.golines import parse_lines
 from rawpacer.sandbox import Sandbox
 
 pytestmark = pytest.mark.skipif(shutil.which("go") is None, reason="go is not on PATH (apt-get install golang-go)")

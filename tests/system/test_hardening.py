@@ -10,15 +10,16 @@ import sys
 import time
 
 import pytest
-from helpers import ROOT
+from helpers import RAW_WRITERS, ROOT, make_writer
 from pyroute2 import IPRoute
 
 from rawpacer.errors import SandboxError, UsageError
 from rawpacer.sandbox import Sandbox, owned, pid_namespaces
 from rawpacer.writers import Link, WriterOptions, get
+from rawpacer.writers.packet_ring import RingKnobs
+from rawpacer.writers.udp_concurrent import PoolKnobs
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-RAW = ["packet-raw", "packet-ring", "ip-raw", "scapy"]
 
 
 def _cli(*args: str, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
@@ -145,7 +146,7 @@ def _rx_packets(topo) -> int:
         return link.get_attr("IFLA_STATS64")["rx_packets"]
 
 
-@pytest.mark.parametrize("writer", RAW)
+@pytest.mark.parametrize("writer", RAW_WRITERS)
 def test_missing_or_down_interface_is_refused_before_sending(writer):
     with Sandbox("veth") as topo:
         link = topo.link()
@@ -245,17 +246,22 @@ def test_two_compare_runs_at_once_do_not_collide(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs, named",
+    "make, named",
     [
-        ({"ring_frames": -1}, "ring_frames -1"),
-        ({"threads": 1.5}, "threads 1.5"),
-        ({"message_size": 65508}, "message_size 65508"),
-        ({"fit": "squeeze"}, "fit 'squeeze'"),
+        (lambda: RingKnobs(frames=-1), "ring frames -1"),
+        (lambda: PoolKnobs(threads=1.5), "threads 1.5"),
+        (lambda: WriterOptions(message_size=65508), "message_size 65508"),
+        (lambda: WriterOptions(fit="squeeze"), "fit 'squeeze'"),
     ],
 )
-def test_writer_options_are_checked_where_they_are_made(kwargs, named):
+def test_writer_options_and_knobs_are_checked_where_they_are_made(make, named):
     with pytest.raises(UsageError, match=named):
-        WriterOptions(**kwargs)
+        make()
+
+
+def test_a_writer_refuses_another_writers_knobs():
+    with Sandbox("lo") as topo, pytest.raises(UsageError, match="not packet-ring's knobs; use RingKnobs"):
+        make_writer(topo, "packet-ring", [5001], PoolKnobs(threads=2))
 
 
 def test_writer_options_accept_a_fit_by_name():

@@ -6,14 +6,14 @@ import os
 import subprocess
 
 import pytest
+from helpers import RAW_WRITERS, make_writer
 from scapy.layers.inet import IP, UDP, defragment
 from scapy.utils import rdpcap
 
 from rawpacer.headers import parse_frame, parse_packet, reassemble
 from rawpacer.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, read_pcap
 from rawpacer.sandbox import Sandbox
-from rawpacer.writers import base
-from rawpacer.writers.base import Fit, WriterOptions
+from rawpacer.writers.base import Fit
 
 MESSAGES = 6
 
@@ -21,11 +21,11 @@ MESSAGES = 6
 def record(name: str, path: str, *, mtu: int, size: int, fit: Fit) -> list[int]:
     """Send one fan-out of ``MESSAGES`` to closed-off ports in a veth sandbox, pcap on; return the ports."""
     ports = list(range(5001, 5001 + MESSAGES))
-    with Sandbox("veth", mtu=mtu) as topo:
-        with topo.enter("writer"):
-            writer = base.get(name)(topo.target(ports), WriterOptions(message_size=size, fit=fit, pcap=path))
-        with writer:
-            writer.send([os.urandom(size) for _ in ports])
+    with (
+        Sandbox("veth", mtu=mtu) as topo,
+        make_writer(topo, name, ports, message_size=size, fit=fit, pcap=path) as writer,
+    ):
+        writer.send([os.urandom(size) for _ in ports])
     return ports
 
 
@@ -41,7 +41,7 @@ def tcpdump_bytes(path: str) -> list[bytes]:
     return frames
 
 
-@pytest.mark.parametrize("name", ["packet-raw", "packet-ring", "ip-raw", "scapy"])
+@pytest.mark.parametrize("name", RAW_WRITERS)
 def test_pcap_round_trips_through_tcpdump_and_scapy(name: str, tmp_path) -> None:
     path = str(tmp_path / f"{name}.pcap")
     record(name, path, mtu=576, size=1200, fit=Fit.FRAGMENT)

@@ -7,6 +7,7 @@ import os
 import socket
 
 import pytest
+from helpers import FAST_RAW_WRITERS, RAW_WRITERS, fanouts, make_writer
 
 from rawpacer.errors import DeliveryError, SandboxError, UsageError
 from rawpacer.headers import build_fragments, build_frame
@@ -17,10 +18,10 @@ from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox
 from rawpacer.target import Link, Target
 from rawpacer.writers import base
+from rawpacer.writers._packet_socket import open_packet_socket
 from rawpacer.writers.base import Fit, WriterOptions
-from rawpacer.writers.packet_raw import open_packet_socket
+from rawpacer.writers.packet_ring import RingKnobs
 
-FAST = ["packet-raw", "packet-ring", "ip-raw"]
 TOPOLOGIES = {"lo": ("lo", None), "veth1500": ("veth", 1500)}
 
 
@@ -37,28 +38,9 @@ def udp_readers(topo, count: int):
         yield socks
 
 
-def make_writer(topo, name: str, ports, **options):
-    with topo.enter("writer"):
-        return base.get(name)(topo.target(ports), WriterOptions(**options))
-
-
-def fanouts(topo, name: str, count: int, ops: int, size: int = 1500, **options) -> tuple[int, int]:
-    """``ops`` fan-outs of fresh crypto messages to a ReaderSet; return (delivered size, intact datagrams)."""
-    source = MessageSource.make("crypto", size)
-    intact = 0
-    with ReaderSet(topo, count, size) as readers:
-        with make_writer(topo, name, readers.ports, message_size=size, **options) as writer:
-            for _ in range(ops):
-                source.fill(readers.buffer)
-                readers.begin(writer.delivered_size)
-                assert writer.send(readers.messages) == count
-                intact += readers.wait().intact
-        return writer.delivered_size, intact
-
-
 @pytest.mark.parametrize("fit", ["trim", "fragment"])
 @pytest.mark.parametrize("where", list(TOPOLOGIES))
-@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("name", FAST_RAW_WRITERS)
 def test_writer_delivers_intact(name: str, where: str, fit: str) -> None:
     kind, mtu = TOPOLOGIES[where]
     with Sandbox(kind, mtu=mtu) as topo:
@@ -93,7 +75,7 @@ def test_trim_reports_what_was_cut() -> None:
         assert (writer.delivered_size, writer.trimmed_bytes) == (1472, 28)
 
 
-@pytest.mark.parametrize("name", FAST + ["scapy"])
+@pytest.mark.parametrize("name", RAW_WRITERS)
 def test_strict_refuses_naming_mtu_and_sizes(name: str) -> None:
     with Sandbox("veth", mtu=1400) as topo, pytest.raises(UsageError) as info:
         make_writer(topo, name, [5001], message_size=1500, fit=Fit.STRICT)
@@ -108,9 +90,12 @@ def test_strict_sends_what_fits() -> None:
 
 def test_small_ring_waits_for_the_kernel() -> None:
     with Sandbox("lo") as topo:
-        assert fanouts(topo, "packet-ring", 100, 3, ring_frames=2) == (1500, 300)
+        assert fanouts(topo, "packet-ring", 100, 3, knobs=RingKnobs(frames=2)) == (1500, 300)
     with Sandbox("veth", mtu=576) as topo:
-        assert fanouts(topo, "packet-ring", 50, 2, size=3000, fit=Fit.FRAGMENT, ring_frames=3) == (3000, 100)
+        assert fanouts(topo, "packet-ring", 50, 2, size=3000, knobs=RingKnobs(frames=3), fit=Fit.FRAGMENT) == (
+            3000,
+            100,
+        )
 
 
 def test_ring_reports_wrong_format() -> None:
@@ -125,7 +110,7 @@ def test_ring_reports_wrong_format() -> None:
 
 def test_without_qdisc_bypass_still_delivers() -> None:
     with Sandbox("veth", mtu=1500) as topo:
-        assert fanouts(topo, "packet-ring", 20, 2, qdisc_bypass=False) == (1472, 40)
+        assert fanouts(topo, "packet-ring", 20, 2, knobs=RingKnobs(qdisc_bypass=False)) == (1472, 40)
 
 
 def test_scapy_builds_the_same_bytes_as_rawpacer(tmp_path) -> None:
@@ -156,7 +141,7 @@ def test_fan_out_must_match_ports() -> None:
 def test_raw_writer_refuses_a_namespace_it_did_not_create() -> None:
     zero = "00:00:00:00:00:00"
     host_lo = Target("198.18.0.1", "198.18.0.1", (5001,), Link("lo", 1, 65536, zero, zero))
-    for name in FAST + ["scapy"]:
+    for name in RAW_WRITERS:
         with pytest.raises(SandboxError, match="--iface lo"):
             base.get(name)(host_lo, WriterOptions())
 
@@ -168,7 +153,7 @@ def test_ring_frames_equal_the_reference_builder(sizes, tmp_path) -> None:
     with Sandbox("veth", mtu=1500) as topo, udp_readers(topo, len(sizes)) as socks:
         ports = [s.getsockname()[1] for s in socks]
         messages = [memoryview(os.urandom(n)) for n in sizes]
-        with make_writer(topo, "packet-ring", ports, message_size=1500, pcap=pcap, ring_frames=3) as writer:
+        with make_writer(topo, "packet-ring", ports, RingKnobs(frames=3), message_size=1500, pcap=pcap) as writer:
             writer.send(messages)
             writer.send(messages)
         got = [s.recv(2048) for s in socks]
@@ -186,7 +171,7 @@ def test_reused_ring_slots_never_change_delivered_data(kind: str) -> None:
         socks[0].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
         port = socks[0].getsockname()[1]
         messages = [os.urandom(1472) for _ in range(60)]
-        with make_writer(topo, "packet-ring", [port] * 60, message_size=1472, ring_frames=2) as writer:
+        with make_writer(topo, "packet-ring", [port] * 60, RingKnobs(frames=2), message_size=1472) as writer:
             writer.send(messages)
         assert [socks[0].recv(2048) for _ in messages] == messages
 
@@ -200,7 +185,7 @@ def test_every_fit_on_every_mtu(where: tuple[str, int | None], fit: str) -> None
     size = 1500
     with Sandbox(kind, mtu=mtu) as topo:
         limit = max_payload(topo.mtu)
-        for name in ("packet-raw", "packet-ring", "ip-raw", "scapy"):
+        for name in RAW_WRITERS:
             if fit == "strict" and size > limit:
                 with pytest.raises(UsageError, match=f"MTU is {topo.mtu}"):
                     make_writer(topo, name, [5001], message_size=size, fit=Fit.STRICT)
@@ -209,7 +194,7 @@ def test_every_fit_on_every_mtu(where: tuple[str, int | None], fit: str) -> None
             assert fanouts(topo, name, 10, 2, size=size, fit=Fit(fit)) == (expected, 20)
 
 
-@pytest.mark.parametrize("name", ["udp-sendmmsg", *FAST])
+@pytest.mark.parametrize("name", ["udp-sendmmsg", *FAST_RAW_WRITERS])
 def test_resend_replays_the_last_fanout_and_send_always_takes_fresh_messages(name: str) -> None:
     with Sandbox("veth", mtu=1500) as topo, ReaderSet(topo, 8, 1500) as readers:
         source = MessageSource.make("crypto", 1500)

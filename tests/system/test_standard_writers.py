@@ -5,15 +5,15 @@ from __future__ import annotations
 import errno
 
 import pytest
+from helpers import STANDARD_WRITERS, make_writer
 
 from rawpacer.errors import UsageError
 from rawpacer.kernel.sendmmsg import SendBatch
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox
-from rawpacer.writers import WriterOptions, get, names
-
-STANDARD = ("udp-sendto", "udp-concurrent", "udp-sendmmsg")
+from rawpacer.writers import get, names
+from rawpacer.writers.udp_concurrent import PoolKnobs
 
 
 @pytest.fixture(scope="module", params=["lo", "veth"])
@@ -22,18 +22,13 @@ def topo(request):
         yield topology
 
 
-def make_writer(topo, name, ports, **options):
-    with topo.enter("writer"):
-        return get(name)(topo.target(ports), WriterOptions(**options))
-
-
-def test_standard_writers_are_registered():
-    assert set(STANDARD) <= set(names())
-    assert all(not get(name).raw for name in STANDARD)
+def test_the_seed_writers_are_registered_as_standard():
+    assert {"udp-sendto", "udp-concurrent", "udp-sendmmsg"} <= set(STANDARD_WRITERS)
+    assert all(not get(name).raw for name in STANDARD_WRITERS) and set(STANDARD_WRITERS) < set(names())
 
 
 @pytest.mark.parametrize("count", [1, 100, 1000])
-@pytest.mark.parametrize("name", STANDARD)
+@pytest.mark.parametrize("name", STANDARD_WRITERS)
 def test_writer_delivers_fresh_messages_intact(topo, name, count):
     source = MessageSource.make("crypto", 1500)
     with ReaderSet(topo, count, 1500) as rs, make_writer(topo, name, rs.ports) as writer:
@@ -50,7 +45,7 @@ def test_writer_delivers_fresh_messages_intact(topo, name, count):
         assert rs.tally.intact == 3 * count and rs.tally.corrupt == 0
 
 
-@pytest.mark.parametrize("name", STANDARD)
+@pytest.mark.parametrize("name", STANDARD_WRITERS)
 def test_big_messages_are_fragmented_by_the_kernel(topo, name):
     with ReaderSet(topo, 20, 9000) as rs, make_writer(topo, name, rs.ports, message_size=9000) as writer:
         MessageSource.make("fast", 9000).fill(rs.buffer)
@@ -58,7 +53,7 @@ def test_big_messages_are_fragmented_by_the_kernel(topo, name):
         assert rs.wait(writer.send(rs.messages), strict=True).intact == 20
 
 
-@pytest.mark.parametrize("name", STANDARD)
+@pytest.mark.parametrize("name", STANDARD_WRITERS)
 def test_bytes_messages_work_too(topo, name):
     source = MessageSource.make("crypto", 700)
     with ReaderSet(topo, 5, 700) as rs, make_writer(topo, name, rs.ports, message_size=700) as writer:
@@ -70,7 +65,7 @@ def test_bytes_messages_work_too(topo, name):
             assert rs.wait(writer.send(messages), strict=True).intact == 5
 
 
-@pytest.mark.parametrize("name", STANDARD)
+@pytest.mark.parametrize("name", STANDARD_WRITERS)
 def test_wrong_number_of_messages_is_a_usage_error(topo, name):
     with (
         make_writer(topo, name, (5001, 5002)) as writer,
@@ -81,7 +76,7 @@ def test_wrong_number_of_messages_is_a_usage_error(topo, name):
 
 def test_negative_threads_is_a_usage_error(topo):
     with pytest.raises(UsageError, match="threads -1"):
-        make_writer(topo, "udp-concurrent", (5001,), threads=-1)
+        make_writer(topo, "udp-concurrent", (5001,), PoolKnobs(threads=-1))
 
 
 def test_sendmmsg_errors_carry_the_errno(topo):

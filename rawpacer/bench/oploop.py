@@ -1,0 +1,146 @@
+"""The op loop, written once: the seed's fan-out op, and stream mode's run of fan-outs.
+
+One fan-out op is the seed's job: fresh messages into the readers' shared buffer, arm the
+readers, send one message to every reader, wait until each has its datagram (or gives up). A
+stream fills the messages once, sends the fan-out, replays it with ``Writer.resend`` (trafgen's
+prebuilt frames) and checks the readers once at the end.
+
+Datagram ``j`` of a run goes to reader ``j % P``. When each datagram leaves is decided in one
+place, ``depart``: the ``Departures`` object it is given (the pacer's seam) says when each burst
+may leave; ``ASAP`` lets every fan-out leave at once, as fast as the writer goes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from rawpacer.messages import MessageSource
+from rawpacer.readers import OpResult, ReaderSet
+from rawpacer.writers.base import Message, Writer
+
+STREAM_SETTLE_S = 0.2
+"""A stream is over once no datagram arrived for this long after the last send."""
+
+
+class Departures(Protocol):
+    """When datagrams leave: the seam where a pacer decides the next departure time."""
+
+    @property
+    def burst(self) -> int | None:
+        """Datagrams that leave together at each departure; None: a whole fan-out at once."""
+
+    def start(self) -> None:
+        """Departure 0 is due now; later ones follow from it."""
+
+    def wait(self, departure: int) -> None:
+        """Return when departure number ``departure`` may leave."""
+
+
+class Asap:
+    """No schedule: every fan-out leaves at once, as fast as the writer sends."""
+
+    burst: int | None = None
+
+    def start(self) -> None:
+        """Nothing to anchor."""
+
+    def wait(self, departure: int) -> None:
+        """Never waits."""
+
+
+ASAP = Asap()
+
+
+def pieces(ports: int, burst: int | None, total: int) -> Iterator[tuple[int, int, int, int]]:
+    """``(departure, datagram, first_port, count)`` for ``total`` datagrams, datagram j to port j % ports.
+
+    A departure carries ``burst`` datagrams (a whole fan-out when None) and is cut where it wraps
+    past the last port, since one writer call covers consecutive ports.
+    """
+    step = ports if burst is None else burst
+    departure = done = 0
+    while done < total:
+        end = min(done + step, total)
+        while done < end:
+            first = done % ports
+            count = min(end - done, ports - first)
+            yield departure, done, first, count
+            done += count
+        departure += 1
+
+
+def depart(writer: Writer, messages: Sequence[Message], departures: Departures, total: int, *, fresh: int) -> int:
+    """Send ``total`` datagrams of ``messages`` (one per reader, round after round) when
+    ``departures`` lets them go; the first ``fresh`` datagrams are new messages (``send``), the
+    rest replay them (``resend``). Return the datagrams the writer sent."""
+    send, resend, wait = writer.send, writer.resend, departures.wait
+    sent, last = 0, -1
+    departures.start()
+    for departure, datagram, first, count in pieces(len(messages), departures.burst, total):
+        if departure != last:
+            wait(departure)
+            last = departure
+        sent += (resend if datagram >= fresh else send)(messages, first, count)
+    return sent
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One fan-out op or one stream: what the writer sent, what the readers saw, how long it took."""
+
+    sent: int
+    result: OpResult
+    elapsed_ns: int
+    fanouts: int = 1
+
+
+@dataclass
+class OpLoop:
+    """A writer, the readers it sends to, where messages come from, and when datagrams leave."""
+
+    writer: Writer
+    readers: ReaderSet
+    source: MessageSource
+    departures: Departures = ASAP
+
+    @property
+    def expected_size(self) -> int:
+        """Bytes each reader should receive (the writer may trim)."""
+        return self.writer.delivered_size
+
+    def fanout(self) -> Outcome:
+        """The seed's op: fresh messages, arm the readers, send to all, wait for all."""
+        readers, ports = self.readers, len(self.readers.ports)
+        start = time.perf_counter_ns()
+        self.source.fill(readers.buffer)
+        readers.begin(self.expected_size)
+        sent = depart(self.writer, readers.messages, self.departures, ports, fresh=ports)
+        result = readers.wait(sent)
+        return Outcome(sent, result, time.perf_counter_ns() - start)
+
+    def fanouts(self, n: int) -> list[Outcome]:
+        """``n`` fan-out ops back to back."""
+        op = self.fanout
+        return [op() for _ in range(n)]
+
+    def begin_stream(self) -> None:
+        """Fresh messages for the whole stream (they cannot change mid-stream), then arm the readers."""
+        self.source.fill(self.readers.buffer)
+        self.readers.begin_stream(self.expected_size)
+
+    def stream(self, fanouts: int) -> Outcome:
+        """One stream of ``fanouts`` fan-outs, timed from the first send to the last; delivery counted
+        at its end."""
+        readers, ports = self.readers, len(self.readers.ports)
+        self.begin_stream()
+        start = time.perf_counter_ns()
+        sent = depart(self.writer, readers.messages, self.departures, fanouts * ports, fresh=ports)
+        elapsed = time.perf_counter_ns() - start
+        return Outcome(sent, readers.end_stream(fanouts, settle=STREAM_SETTLE_S), elapsed, fanouts)
+
+    def replay(self) -> int:
+        """One more fan-out of an open stream's messages, nothing awaited (the allocation pass's op)."""
+        return self.writer.resend(self.readers.messages)
