@@ -22,11 +22,20 @@ def test_notebook_runs_without_error(path, tmp_path):
     notebook = nbformat.read(path, as_version=4)
     os.environ.setdefault("MPLBACKEND", "Agg")
     client = NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        allow_errors=True,  # run every cell, then name every error below (not only the first)
+        resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()
-    errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    errors = [
+        f"{o['ename']}: {o['evalue']}"
+        for cell in notebook.cells
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+    assert errors == [], f"{path.name} raised in its cells"
     # the kernel has exited: any new namespace whose creator is gone was left behind
     left = [n for n in set(owned()) - before if not _alive(int(n[len(PREFIX) :].split("-")[0]))]
     assert not left, f"the notebook left namespaces behind: {left}"

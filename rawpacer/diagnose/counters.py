@@ -1,10 +1,10 @@
-"""Why frames left but readers got nothing, from the kernel's own counters in the reader namespace.
+"""The kernel's own counters in one namespace, read at one moment, and what moved between two reads.
 
 ``snapshot()`` reads this thread's namespace (``/proc/thread-self/net`` follows the thread, unlike
-``/proc/net`` which follows the process): IP/UDP MIB counters (``snmp``, ``netstat``), the
-route cache's martian counters (``stat/rt_cache``, machine-wide per CPU), every interface's
+``/proc/net`` which follows the process): IPv4/UDP MIB counters (``snmp``, ``netstat``), the IPv6
+ones (``snmp6``, when IPv6 exists), the route cache's martian counters (``stat/rt_cache``,
+machine-wide per CPU), the backlog drops of ``softnet_stat`` (machine-wide), every interface's
 ``rtnl_link_stats64`` (over netlink, for ``rx_otherhost_dropped``) and the raw-path sysctls.
-``explain(before, after)`` turns the difference into sentences naming the cause.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ _NLA = struct.Struct("=HH")
 RTM_NEWLINK, RTM_GETLINK, NLMSG_DONE, NLMSG_ERROR = 16, 18, 3, 2
 IFLA_IFNAME, IFLA_STATS64 = 3, 23
 NLM_F_REQUEST_DUMP = 0x1 | 0x300
+SNMP6_SECTIONS = ("UdpLite6", "Icmp6", "Udp6", "Ip6")
+"""Prefixes of /proc/net/snmp6's names, longest first (``Udp6NoPorts`` is ``Udp6.NoPorts``)."""
 
 
 @dataclass(frozen=True)
@@ -118,10 +120,35 @@ def link_stats() -> dict[str, dict[str, int]]:
                 offset += (length + 3) & ~3
 
 
+def _snmp6() -> dict[str, int]:
+    """``Ip6InReceives 5`` lines as ``Ip6.InReceives``; empty where the kernel has no IPv6."""
+    try:
+        with open(f"{PROC}/snmp6") as handle:
+            rows = [line.split() for line in handle]
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for name, value in (row for row in rows if len(row) == 2):
+        for section in SNMP6_SECTIONS:
+            if name.startswith(section):
+                out[f"{section}.{name[len(section) :]}"] = int(value)
+                break
+    return out
+
+
+def _softnet_dropped() -> int:
+    """Frames dropped because a CPU's input backlog was full (netdev_max_backlog), all CPUs summed:
+    the second column of ``/proc/net/softnet_stat`` (machine-wide, not per namespace)."""
+    with open(f"{PROC}/softnet_stat") as handle:
+        return sum(int(line.split()[1], 16) for line in handle if line.strip())
+
+
 def snapshot() -> Counters:
     """The counters of the namespace this thread is in."""
     mib = _pairs(f"{PROC}/snmp")
     mib.update(_pairs(f"{PROC}/netstat"))
+    mib.update(_snmp6())
+    mib["Softnet.Dropped"] = _softnet_dropped()
     sysctls = {key: read_sysctl(key) for key in RAW_PATH_SYSCTLS if os.path.exists(f"/proc/sys/{key}")}
     return Counters(mib, _rt_cache(), link_stats(), sysctls)
 
@@ -143,75 +170,3 @@ def delta(before: Counters, after: Counters) -> dict[str, int]:
             if change:
                 moved[prefix + key] = change
     return moved
-
-
-def _link_sum(moved: dict[str, int], stat: str) -> int:
-    return sum(v for k, v in moved.items() if k.startswith("link.") and k.endswith("." + stat))
-
-
-def findings(before: Counters, after: Counters) -> list[str]:
-    """One sentence per cause the counters show, most specific first (empty when nothing was dropped)."""
-    moved = delta(before, after)
-    get = moved.get
-    found = []
-    if get("Ip.InCsumErrors", 0) or get("Ip.InHdrErrors", 0):
-        found.append(
-            f"IP header checksum errors: {get('Ip.InCsumErrors', 0) or get('Ip.InHdrErrors', 0)} "
-            "datagram(s) with a bad IPv4 header were dropped (Ip InCsumErrors/InHdrErrors)"
-        )
-    if get("Udp.InCsumErrors", 0):
-        found.append(
-            f"UDP checksum errors: {get('Udp.InCsumErrors')} datagram(s) failed the UDP checksum "
-            "(Udp InCsumErrors); the checksum must cover the pseudo-header, UDP header and payload"
-        )
-    if get("Udp.NoPorts", 0):
-        found.append(
-            f"no socket on the port: {get('Udp.NoPorts')} datagram(s) went to a UDP port nobody "
-            "listens on (Udp NoPorts)"
-        )
-    if get("Udp.RcvbufErrors", 0):
-        found.append(
-            f"receive buffers full: {get('Udp.RcvbufErrors')} datagram(s) dropped because a reader's "
-            "socket buffer was full (Udp RcvbufErrors)"
-        )
-    otherhost = _link_sum(moved, "rx_otherhost_dropped")
-    rx = _link_sum(moved, "rx_packets")
-    ip_in = get("Ip.InReceives", 0)
-    if otherhost or (rx and not ip_in):
-        count = otherhost or rx
-        found.append(
-            f"wrong destination MAC: {count} frame(s) arrived on the interface (rx) but never reached "
-            "IP: their destination MAC is not the receiving interface's, so the kernel marked them "
-            "PACKET_OTHERHOST and dropped them"
-        )
-    unaccounted = ip_in - get("Ip.InDelivers", 0) - get("Ip.InHdrErrors", 0) - get("Ip.InAddrErrors", 0)
-    unaccounted -= get("Ip.ReasmReqds", 0) - get("Ip.ReasmOKs", 0)
-    martians = get("rt_cache.in_martian_src", 0) + get("rt_cache.in_martian_dst", 0)
-    local_off = [k for k, v in after.sysctls.items() if v == "0"]
-    if unaccounted > 0 and (martians or local_off):
-        names = ", ".join(k.replace("/", ".") for k in local_off) or "none"
-        found.append(
-            f"martian drop: {unaccounted} datagram(s) reached IP but were refused by routing "
-            f"(rt_cache in_martian_src/dst +{martians}): a frame injected with a local source "
-            "address is a martian unless the receiving namespace sets "
-            "net.ipv4.conf.{all,lo}.accept_local=1 and route_localnet=1 (inside that namespace "
-            f"only); off now: {names}"
-        )
-    if get("Ip.ReasmFails", 0) or get("Ip.ReasmTimeout", 0):
-        found.append(
-            f"fragment reassembly failed: {get('Ip.ReasmFails', 0)} (Ip ReasmFails/ReasmTimeout); "
-            "a fragment was lost, overlapped or arrived too late"
-        )
-    if get("Ip.InAddrErrors", 0):
-        found.append(
-            f"wrong destination address: {get('Ip.InAddrErrors')} datagram(s) not for this host (Ip InAddrErrors)"
-        )
-    if not found and not rx and not ip_in:
-        found.append("nothing arrived: no interface in the reader namespace received a frame")
-    return found
-
-
-def explain(before: Counters, after: Counters) -> str:
-    """Why frames were lost between ``before`` and ``after``, as one or more sentences."""
-    found = findings(before, after)
-    return "; ".join(found) if found else "no drop counter moved: every datagram that arrived was delivered"
