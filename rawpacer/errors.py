@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class RawpacerError(Exception):
     """Base of every error rawpacer raises on purpose (message is meant for the user)."""
@@ -31,6 +33,24 @@ class DeliveryError(RawpacerError):
 
 class ReaderDied(RawpacerError):
     """The reader process ended while a run still needed it."""
+
+
+class Unavailable(RawpacerError):
+    """The kernel here cannot run this (no AF_XDP, IPv6 disabled, a missing qdisc...): the message is
+    the kernel's reason. A run over several writers reports it in that writer's row and goes on."""
+
+
+UNAVAILABLE_ERRNOS = frozenset({errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT, errno.ENOPROTOOPT})
+"""What the kernel answers when it lacks an address family, protocol or socket option altogether."""
+
+
+def unavailable(exc: BaseException) -> Unavailable | None:
+    """``exc`` as an Unavailable when it says the kernel lacks a feature (None otherwise)."""
+    if isinstance(exc, Unavailable):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in UNAVAILABLE_ERRNOS:
+        return Unavailable(f"the kernel here does not support it ({exc.strerror})")
+    return None
 
 
 def require(condition: bool, message: str) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import signal
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rawpacer.bench.oploop import OpLoop
+from rawpacer.cli import main
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Topology
@@ -61,3 +66,22 @@ def fanouts(
             outcomes = loop.fanouts(ops)
         assert all(o.sent == count for o in outcomes)
         return writer.delivered_size, sum(o.result.intact for o in outcomes)
+
+
+def run_cli(argv: Sequence[str]) -> tuple[int, str]:
+    """``rawpacer ARGV`` in this process, as ``rawpacer.cli.main`` runs it: (exit code, stderr).
+
+    The CLI's process-wide settings (the SIGTERM handler, how warnings print) are put back after.
+    """
+    err = io.StringIO()
+    handler, showwarning = signal.getsignal(signal.SIGTERM), warnings.showwarning
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main(list(argv))
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        warnings.showwarning = showwarning
+    return code, err.getvalue()

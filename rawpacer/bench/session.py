@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rawpacer import diagnose, outputs
 from rawpacer.bench import gobench
 from rawpacer.bench.calibrate import Benchtime, parse_benchtime
 from rawpacer.bench.oploop import OpLoop
 from rawpacer.bench.result import Report, WriterResult
 from rawpacer.bench.runner import Pass
-from rawpacer.errors import ReaderDied, UsageError, require
+from rawpacer.errors import ReaderDied, UsageError, require, unavailable
+from rawpacer.kernel import caps
 from rawpacer.limits import MAX_MESSAGE_SIZE, MAX_MTU, MAX_PORT, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
 from rawpacer.messages import KINDS as PAYLOADS
 from rawpacer.messages import MessageSource
@@ -50,6 +52,9 @@ class Config:
     count: int = 1
     with_go: bool = False
     pcap: str | None = None
+    named: tuple[str, ...] = ()
+    """Rows the user asked for by name (``--writers``, the Go seed with ``--with-go``): one that does
+    not run makes the exit code say so; a default writer the kernel cannot run only says so in its row."""
 
     def params(self) -> dict[str, Any]:
         """The parameters as JSON records them."""
@@ -97,12 +102,6 @@ def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(w.strip() for w in value.split(",")) if isinstance(value, str) else tuple(value)
 
 
-def _pcap_stem(path: str) -> str:
-    parent = os.path.dirname(os.path.abspath(path))
-    require(os.path.isdir(parent), f"--pcap {path!r}: directory {parent!r} does not exist")
-    return path
-
-
 def pcap_path(stem: str, writer: str, readers: int) -> str:
     """Where one raw writer's frames go: ``run.pcap`` -> ``run-packet-ring-100.pcap``."""
     root, ext = os.path.splitext(stem)
@@ -141,8 +140,14 @@ def make_config(
         benchtime=parse_benchtime(str(benchtime)),
         count=parse_int("count", count, 1, 1000),
         with_go=bool(with_go),
-        pcap=None if pcap is None else _pcap_stem(pcap),
+        pcap=pcap,
+        named=(chosen if writers is not None else ()) + (tuple(gobench.ROWS.values()) if with_go else ()),
     )
+    if config.pcap is not None:
+        require(not os.path.isdir(config.pcap), f"--pcap {config.pcap!r} is a directory; give a file name")
+        for name in (n for n in chosen if registry.get(n).raw):
+            for readers_count in config.readers:
+                outputs.check("--pcap", pcap_path(config.pcap, name, readers_count))
     if config.with_go:
         gobench.require_go()
     return config
@@ -181,7 +186,7 @@ class Session:
         config: Config,
         report: Report,
         listener: Listener | None = None,
-        on_interrupt: Callable[[Report], None] | None = None,
+        on_interrupt: Callable[[Report], object] | None = None,
     ) -> None:
         self.config = config
         self.report = report
@@ -191,6 +196,8 @@ class Session:
     def run(self) -> Report:
         """Every readers count, every round, every writer; the Report (partial on Ctrl-C)."""
         config = self.config
+        needed = caps.EVERYTHING if any(registry.get(n).raw for n in config.writers) else caps.SANDBOX
+        caps.require("a comparison", needed, "compare")
         go_binary = gobench.build() if config.with_go else None
         for name in config.writers:
             cap = registry.get(name).benchtime_cap_s
@@ -243,6 +250,7 @@ class Session:
         if row.error:
             return
         writer = None
+        before = diagnose.snapshot_of(topo)
         try:
             with topo.enter("writer"):
                 cls = registry.get(row.writer)
@@ -254,10 +262,14 @@ class Session:
                 sample, notes = Pass(OpLoop(writer, readers, source), config.mode).measure(benchtime)
             row.samples.append(sample)
             row.notes.extend(n for n in notes if n not in row.notes)
+            if sample.lost or sample.corrupt:
+                row.notes.append(f"why datagrams were lost: {diagnose.explain(before, diagnose.snapshot_of(topo))}")
         except ReaderDied:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken writer must not end the comparison: its row says why
-            row.error = (f"{type(exc).__name__}: {exc}".splitlines() or ["error"])[0][:200]
+            missing = unavailable(exc)
+            text = f"unavailable: {missing}" if missing else f"{type(exc).__name__}: {exc}"
+            row.error = (text.splitlines() or ["error"])[0][:200]
             _settle(readers)
         finally:
             if writer is not None:

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rawpacer import outputs
 from rawpacer.bench import machine
 from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
 from rawpacer.bench.session import Config, Listener, Session, make_config
 from rawpacer.errors import require
+from rawpacer.kernel import caps
 from rawpacer.limits import MAX_MESSAGE_SIZE, MAX_MTU, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
 from rawpacer.report.gofmt import report_lines
-from rawpacer.report.jsonout import write_json
+from rawpacer.report.jsonout import to_json
 from rawpacer.report.table import duration, print_report
 
 FORMATS = ("table", "go")
@@ -54,14 +56,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run)
 
 
-def _output_path(option: str, path: str | None) -> str | None:
-    if path is None:
-        return None
-    parent = Path(path).resolve().parent
-    require(parent.is_dir(), f"{option} {path!r}: directory {str(parent)!r} does not exist")
-    return path
-
-
 def config_from_args(args: argparse.Namespace) -> Config:
     """Every option checked (UsageError, one line) before any namespace or process exists."""
     config = make_config(
@@ -79,8 +73,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         pcap=args.pcap,
     )
     require(args.format in FORMATS, f"format {args.format!r} is not allowed; use one of: {', '.join(FORMATS)}")
-    _output_path("--json", args.json_path)
-    _output_path("--plot", args.plot_path)
+    for option, path in (("--json", args.json_path), ("--plot", args.plot_path)):
+        if path is not None:
+            outputs.check(option, path)
     return config
 
 
@@ -91,8 +86,9 @@ class Output:
         self.args = args
         self.console = Console(width=None if sys.stdout.isatty() else 200)
 
-    def emit(self, report: Report) -> None:
-        """Print the table or Go lines, then write the JSON and PNG asked for."""
+    def emit(self, report: Report) -> bool:
+        """Print the table or Go lines, then write the JSON and PNG asked for; False when a file
+        had to go to a fallback place (or nowhere), which the exit code then says."""
         if self.args.format == "go":
             for line in report_lines(report):
                 print(line, flush=True)
@@ -100,15 +96,26 @@ class Output:
                 print(f"# {note}", file=sys.stderr)
         else:
             print_report(report, self.console)
+        sys.stdout.flush()
+        ok = True
         if self.args.json_path:
-            write_json(report, self.args.json_path)
-            print(f"wrote {self.args.json_path}", file=sys.stderr)
+            text = to_json(report) + "\n"
+            ok &= self._save("the JSON", self.args.json_path, ".json", lambda p: p.write_text(text))
         if self.args.plot_path and any(r.samples for r in report.results):
             from rawpacer.report.plot import plot  # matplotlib is slow to import: only when asked
 
-            plot(report, self.args.plot_path)
-            print(f"wrote {self.args.plot_path}", file=sys.stderr)
-        sys.stdout.flush()
+            ok &= self._save("the plot", self.args.plot_path, ".png", lambda p: plot(report, p))
+        return ok
+
+    @staticmethod
+    def _save(what: str, path: str, suffix: str, write_to: Callable[[Path], object]) -> bool:
+        try:
+            written = outputs.write(path, write_to, suffix=suffix)
+        except OSError as exc:
+            print(f"rawpacer: could not write {what} anywhere: {exc.strerror or exc}", file=sys.stderr)
+            return False
+        print(("" if written.ok else "rawpacer: ") + written.message(what), file=sys.stderr)
+        return written.ok
 
 
 class _Progress(Listener):
@@ -134,7 +141,7 @@ class _Progress(Listener):
 def run(args: argparse.Namespace) -> int:
     """Validate, run every writer (and the Go seed) in a fresh sandbox, print, write files."""
     config = config_from_args(args)
-    require(os.geteuid() == 0, "compare needs root (network namespaces, raw sockets): run `sudo ./sudo-run.sh compare`")
+    caps.require("compare", caps.EVERYTHING, "compare")
     report = Report(machine.describe(), config.params())
     output = Output(args)
     errors = Console(stderr=True)
@@ -149,5 +156,8 @@ def run(args: argparse.Namespace) -> int:
     )
     with progress:
         Session(config, report, _Progress(progress, config.steps()), on_interrupt=output.emit).run()
-    output.emit(report)
-    return 0
+    saved = output.emit(report)
+    failed = [row.writer for row in report.results if row.error and row.writer in config.named]
+    if failed:
+        print(f"rawpacer: {', '.join(dict.fromkeys(failed))} did not run (see the table)", file=sys.stderr)
+    return 0 if saved and not failed else 1

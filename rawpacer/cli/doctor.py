@@ -14,21 +14,13 @@ import socket
 from dataclasses import dataclass
 
 from rawpacer import diagnose
-from rawpacer.errors import PrivilegeError, RawpacerError
+from rawpacer.errors import RawpacerError
+from rawpacer.kernel import caps
 from rawpacer.sandbox import Sandbox, Topology
 from rawpacer.writers import base
 
-CAP_NET_ADMIN, CAP_NET_RAW = 12, 13
 PROBE_SIZE = 1500
 PROBE_TIMEOUT = 1.0
-
-
-def capabilities() -> dict[str, bool]:
-    """CAP_NET_RAW / CAP_NET_ADMIN in this process's effective set (``CapEff`` of /proc/self/status)."""
-    with open("/proc/self/status") as handle:
-        line = next(row for row in handle if row.startswith("CapEff:"))
-    eff = int(line.split()[1], 16)
-    return {"CAP_NET_RAW": bool(eff >> CAP_NET_RAW & 1), "CAP_NET_ADMIN": bool(eff >> CAP_NET_ADMIN & 1)}
 
 
 @dataclass(frozen=True)
@@ -96,10 +88,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Print the checks; 0 when every probe passed, 1 otherwise."""
-    caps = capabilities()
-    print("capabilities: " + ", ".join(f"{cap} {'yes' if have else 'NO'}" for cap, have in caps.items()))
-    if os.geteuid() != 0 or not all(caps.values()):
-        raise PrivilegeError("doctor needs root with CAP_NET_RAW and CAP_NET_ADMIN: run `sudo ./sudo-run.sh doctor`")
+    print("capabilities: " + ", ".join(f"{caps.NAMES[c]} {'yes' if caps.have(c) else 'NO'}" for c in caps.EVERYTHING))
+    caps.require("doctor", caps.EVERYTHING, "doctor")
     names = [base.get(n).name for n in args.writer] if getattr(args, "writer", None) else base.names()
     failed = total = 0
     for kind, mtu in (("lo", None), ("veth", 1500)):

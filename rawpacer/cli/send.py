@@ -15,6 +15,7 @@ from rawpacer.bench.oploop import ASAP, OpLoop, depart
 from rawpacer.bench.session import Config, make_config, parse_int
 from rawpacer.errors import require
 from rawpacer.headers.addresses import parse_ipv4, parse_mac
+from rawpacer.kernel import caps
 from rawpacer.limits import FIRST_PORT, MAX_MESSAGE_SIZE, MAX_MTU, MAX_PORT, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
@@ -67,11 +68,13 @@ def run(args: argparse.Namespace) -> int:
     ops = parse_int("ops", args.ops, 1, OPS_MAX)
     options = WriterOptions(message_size=config.size, fit=config.fit, pcap=args.pcap, allow_iface=args.iface)
     if args.iface is not None:
+        caps.require("send --iface", caps.RAW, "send")
         return _send_outside(args, config.writers[0], config.readers[0], ops, options, config.payload)
     require(
         all(a is None for a in (args.src_ip, args.dst_ip, args.dst_mac)),
         "--src-ip, --dst-ip and --dst-mac go with --iface; in the sandbox they come from the kernel",
     )
+    caps.require("send", caps.EVERYTHING, "send")
     return _send_in_sandbox(config.writers[0], config.readers[0], ops, options, config)
 
 

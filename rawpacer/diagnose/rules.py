@@ -146,7 +146,7 @@ NONE_MOVED = "no drop counter moved: every datagram that arrived was delivered"
 def findings(evidence: Evidence) -> list[str]:
     """One sentence per cause the evidence shows, in the table's order (empty when none)."""
     off = ", ".join(k.replace("/", ".") for k in evidence.sysctls_off) or "none"
-    found = []
+    found: list[str] = []
     for rule in RULES:
         n = rule.count(evidence)
         if n > 0 and (rule.cause != "nothing-arrived" or not found):

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rawpacer import outputs
 from rawpacer.bench.result import Report
 
 SCHEMA_VERSION = 2
@@ -32,7 +33,6 @@ def to_json(report: Report) -> str:
 def write_json(report: Report, path: str | os.PathLike[str]) -> Path:
     """Write ``to_json(report)`` to ``path`` (via a temporary file, so no half-written JSON)."""
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(to_json(report) + "\n")
-    os.replace(tmp, target)
+    text = to_json(report) + "\n"
+    outputs.replace(target, lambda tmp: tmp.write_text(text))
     return target

@@ -45,7 +45,7 @@ def _count(value: int | None) -> str:
 def status(result: WriterResult) -> str:
     """``ok``, or what went wrong: error, lost, corrupt, duplicated datagrams."""
     if result.error:
-        return f"error: {result.error}"
+        return result.error if result.error.startswith("unavailable") else f"error: {result.error}"
     problems = []
     for name in ("lost", "corrupt", "duplicate"):
         value = result.total(name)

@@ -23,6 +23,7 @@ from rawpacer.headers import ETH_HLEN, IPV4_HLEN, MAX_UDP_PAYLOAD, MIN_MTU, UDP_
 from rawpacer.headers.checksum import BytesLike
 from rawpacer.headers.fit import check_mtu
 from rawpacer.headers.fragment import fragment_spans
+from rawpacer.kernel import caps
 from rawpacer.pcap import PcapRecorder
 from rawpacer.sandbox.netns import current_is_owned
 from rawpacer.target import Link, Target
@@ -107,6 +108,7 @@ class RawWriter(Writer):
 
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
         super().__init__(target, options, knobs)
+        caps.require(f"the {self.name} writer", caps.RAW, "compare")
         self.fit = Fit.parse(options.fit)
         check_raw_allowed(target.link, options)
         check_link(target.link)

@@ -61,54 +61,6 @@ def _gone(pid: int) -> bool:
         return True
 
 
-# --- privileges -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def as_nobody():
-    """Skip (saying why) only where nobody cannot even import rawpacer from this checkout."""
-    probe = subprocess.run(
-        [*NOBODY, sys.executable, "-c", "import rawpacer.cli"],
-        capture_output=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        cwd="/",
-        timeout=60,
-        check=False,
-    )
-    if probe.returncode != 0:
-        pytest.skip("this checkout or its interpreter is not readable by the user nobody")
-
-
-def test_not_root_gets_one_line_saying_how_to_run(as_nobody):
-    done = _cli("compare", "--readers", "2", "--writers", "udp-sendto", prefix=NOBODY)
-    assert done.returncode == 2, done.stderr
-    assert "sudo ./sudo-run.sh" in done.stderr and "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
-
-
-def test_not_root_doctor_says_how_to_run(as_nobody):
-    done = _cli("doctor", prefix=NOBODY)
-    assert done.returncode == 2 and "sudo ./sudo-run.sh doctor" in done.stderr and "Traceback" not in done.stderr
-
-
-def test_headers_build_and_parse_without_privileges(as_nobody):
-    code = (
-        "import os; from rawpacer import headers; assert os.geteuid() == 65534; "
-        "f = headers.build_frame(5001, b'x' * 100, src_ip='198.18.0.1', dst_ip='198.18.0.2'); "
-        "p = headers.parse_frame(f); assert p.payload == b'x' * 100 and p.udp_checksum_ok; print('ok')"
-    )
-    done = subprocess.run(
-        [*NOBODY, sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        cwd="/",
-        timeout=60,
-        check=False,
-    )
-    assert done.stdout.strip() == "ok", done.stderr
-
-
 # --- CLI bad input ----------------------------------------------------------------------------
 
 
