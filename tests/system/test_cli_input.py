@@ -1,0 +1,102 @@
+"""Every option of every subcommand, given a bad value: exit 2, one line naming the value and what is
+allowed, no traceback, nothing created. The table must cover every option the parser knows."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT, run_cli
+
+from rawpacer.cli import build_parser
+from rawpacer.sandbox import pid_namespaces
+
+BAD: dict[str, list[tuple[list[str], str]]] = {
+    "compare": [
+        (["--readers", "0"], "readers 0 is out of range; use 1-10000"),
+        (["--readers", "100,x"], "readers 'x' is not an integer"),
+        (["--size", "65508"], "size 65508 is out of range; use 1-65507"),
+        (["--writers", "warp"], "writer 'warp' is unknown; use one of:"),
+        (["--writers", "udp-sendto,udp-sendto"], "names a writer twice"),
+        (["--topology", "ring"], "topology 'ring' is not allowed; use one of: lo, veth"),
+        (["--mtu", "67"], "mtu 67 is out of range; use 68-65536"),
+        (["--fit", "squeeze"], "fit 'squeeze' is not allowed; use one of: trim, fragment, strict"),
+        (["--payload", "zeros"], "payload 'zeros' is not allowed; use one of: crypto, fast, fixed"),
+        (["--mode", "burst"], "mode 'burst' is not allowed; use one of: fanout, stream"),
+        (["--benchtime=-1s"], "benchtime '-1s' is not allowed"),
+        (["--count", "0"], "count 0 is out of range; use 1-1000"),
+        (["--json", "/nonexistent-dir/r.json"], "--json '/nonexistent-dir/r.json': directory '/nonexistent-dir'"),
+        (["--plot", "/"], "--plot '/' is a directory"),
+        (["--format", "csv"], "format 'csv' is not allowed; use one of: table, go"),
+        (["--pcap", "/nonexistent-dir/x.pcap"], "--pcap '/nonexistent-dir/x"),
+    ],
+    "send": [
+        (["--writer", "warp"], "writer 'warp' is unknown"),
+        (["--readers", "10001"], "readers 10001 is out of range; use 1-10000"),
+        (["--size", "0"], "size 0 is out of range; use 1-65507"),
+        (["--payload", "zeros"], "payload 'zeros' is not allowed"),
+        (["--fit", "squeeze"], "fit 'squeeze' is not allowed"),
+        (["--topology", "ring"], "topology 'ring' is not allowed"),
+        (["--mtu", "65537"], "mtu 65537 is out of range; use 68-65536"),
+        (["--ops", "0"], "ops 0 is out of range; use 1-100000"),
+        (["--pcap", "/nonexistent-dir/x.pcap"], "--pcap '/nonexistent-dir/x"),
+        (["--iface", "lo", "--writer", "udp-sendto"], "--iface is for raw writers"),
+        (["--iface", "lo", "--src-ip", "1.2.3"], "--iface needs --dst-ip"),
+        (["--src-ip", "198.18.0.1"], "--src-ip, --dst-ip and --dst-mac go with --iface"),
+        (["--dst-ip", "198.18.0.9"], "--src-ip, --dst-ip and --dst-mac go with --iface"),
+        (["--dst-mac", "02:00:00:00:00:01"], "--src-ip, --dst-ip and --dst-mac go with --iface"),
+        (
+            ["--iface", "lo", "--src-ip", "1.2.3", "--dst-ip", "1.2.3.4", "--dst-mac", "02:00:00:00:00:01"],
+            "src_ip '1.2.3' is not an IPv4 address",
+        ),
+        (
+            ["--iface", "lo", "--src-ip", "1.2.3.4", "--dst-ip", "1.2.3.4", "--dst-mac", "02:00:00:00:00:01"]
+            + ["--first-port", "65535", "--readers", "2"],
+            "first port 65535 with 2 readers does not fit in 1-65535",
+        ),
+    ],
+    "doctor": [
+        (["--writer", "warp"], "writer 'warp' is unknown"),
+    ],
+}
+FLAGS = {"-h", "--help", "--with-go", "--debug"}
+"""Options that take no value: nothing to get wrong."""
+
+CASES = [(command, args, named) for command, cases in BAD.items() for args, named in cases]
+
+
+def options_of(parser: argparse.ArgumentParser) -> set[str]:
+    """The long option strings a parser accepts, flags without a value excluded."""
+    found = set()
+    for action in parser._actions:
+        found.update(s for s in action.option_strings if s.startswith("--") and s not in FLAGS)
+    return found
+
+
+def test_the_table_covers_every_option_of_every_subcommand():
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command, parser in subparsers.choices.items():
+        covered = {arg.split("=")[0] for args, _ in BAD.get(command, []) for arg in args if arg.startswith("--")}
+        assert options_of(parser) <= covered, f"{command}: no bad-input case for {options_of(parser) - covered}"
+
+
+@pytest.mark.parametrize(("command", "args", "named"), CASES, ids=[f"{c} {' '.join(a)}" for c, a, _ in CASES])
+def test_bad_value_is_one_line_exit_2_and_creates_nothing(command, args, named):
+    code, err = run_cli([command, *args])
+    assert code == 2, err
+    assert named in err and err.count("\n") == 1 and err.startswith("rawpacer: ")
+    assert pid_namespaces() == []
+
+
+def test_one_subprocess_smoke_run_says_the_same():
+    done = subprocess.run(
+        [sys.executable, "-m", "rawpacer.cli", "compare", "--mtu", "67"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr, done.stdout) == (2, "rawpacer: mtu 67 is out of range; use 68-65536\n", "")
