@@ -41,7 +41,7 @@ def device(**extra) -> SyntheticDevice:
 
 
 def quick(**extra):
-    return make_settings(sizes="64,1518", trial="10ms", b2b_repeats=2, resolution="1%", **extra)
+    return make_settings(**({"sizes": "64,1518", "trial": "10ms", "b2b_repeats": 2, "resolution": "1%"} | extra))
 
 
 @pytest.fixture
@@ -188,3 +188,14 @@ def test_plot_draws_a_run_read_back_from_json(finished, tmp_path):
     _, path = finished
     target = plot(load_run(path), tmp_path / "graphs.png")
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(("kernel", "readers", "bound"), [(1e6, 300_000.0, True), (300_000.0, 2e6, False)])
+def test_readers_slower_than_the_kernel_make_the_figure_reader_bound(kernel, readers, bound):
+    conf = quick(tests="throughput", sizes="64")
+    found = SyntheticDevice(capacity_pps=kernel, writer_max_pps=2e6, reader_capacity_pps=readers, buffer_frames=0)
+    (entry,) = run_suite([found], conf, Recorder(new_run(conf, MACHINE))).results
+    assert entry.throughput_pps == pytest.approx(min(kernel, readers), rel=0.02)
+    assert entry.reader_capacity_pps == readers and entry.reader_bound is bound
+    assert all(t.reader_capacity_pps == readers for t in entry.trials)
+    assert throughput_grid(Run(MACHINE, {}, [entry])).rows[0][1].endswith(" R") is bound

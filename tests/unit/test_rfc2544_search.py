@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rawpacer.bench.rfc2544 import SyntheticDevice, make_settings
+from rawpacer.bench.rfc2544 import Recorder, SyntheticDevice, make_settings, new_run, run_suite
 from rawpacer.bench.rfc2544.search import (
     back_to_back,
     burst_trials,
@@ -17,6 +18,7 @@ from rawpacer.bench.rfc2544.search import (
     loss_curve,
     throughput,
     throughput_trials,
+    trial_budget,
 )
 from rawpacer.bench.rfc2544.sizes import FrameSize
 from rawpacer.bench.rfc2544.trial import Outcome, Trial, TrialResult
@@ -158,6 +160,28 @@ def test_latency_pools_every_trial_at_the_throughput_rate():
     assert stats.cdf[0] >= device.base_latency_ns and stats.cdf[-1] == p["max"]
 
 
+@dataclass
+class Timestamped(Scripted):
+    """Reports the latencies 1..100 µs as a numpy array, as a live reader would hand them over."""
+
+    source: str | None = "kernel-tx"
+
+    def run(self, trial: Trial) -> TrialResult:
+        done = super().run(trial)
+        return replace(done, latencies_ns=np.arange(1, 101, dtype=np.int64) * 1000, latency_source=self.source)
+
+
+def test_latency_percentiles_of_known_samples():
+    found = latency(Timestamped(limit=TOP), FRAME, 1000, make_settings(trial="10ms", latency_trials=2))
+    assert found.stats is not None and found.stats.count == 200
+    expected = {"p50": 50_500.0, "p99": 99_010.0, "p999": 100_000.0, "max": 100_000.0}  # 1..100 µs, twice
+    assert found.stats.to_dict() == pytest.approx(expected)
+    mixed = Timestamped(limit=TOP, source=None)
+    found = latency(mixed, FRAME, 1000, make_settings(trial="10ms"))
+    assert found.stats is not None and found.stats.source is None
+    assert found.notes == ["the latency trials did not name one departure-time source"]
+
+
 def test_latency_without_samples_says_so():
     found = latency(Scripted(limit=TOP), FRAME, 1000, make_settings(trial="10ms"))
     assert found.stats is None and found.notes == ["the device reported no latencies"]
@@ -224,3 +248,17 @@ def test_a_back_to_back_repeat_stays_within_its_trial_bound(buffer, drain, top, 
     found = back_to_back(device, FRAME, top, conf)
     assert len(device.trials) <= burst_trials(found.longest, resolution)
     assert 0 <= found.runs[0] <= found.longest
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    capacity=st.floats(min_value=0.0, max_value=1.5),
+    buffer=st.integers(0, 100_000),
+    step=st.floats(min_value=0.001, max_value=0.1),
+    resolution=st.floats(min_value=1e-3, max_value=0.1),
+)
+def test_an_entry_never_takes_more_trials_than_its_budget(capacity, buffer, step, resolution):
+    conf = make_settings(sizes="64", trial="1ms", loss_step=step, resolution=resolution, b2b_repeats=2)
+    device = SyntheticDevice(capacity_pps=capacity * TOP, writer_max_pps=TOP, buffer_frames=buffer)
+    run_suite([device], conf, Recorder(new_run(conf, {})))
+    assert len(device.trials) <= trial_budget(conf, TOP)

@@ -6,10 +6,10 @@ the JSON model written as the run goes, ``options`` the checked settings. ``Synt
 in for the live runner in tests and docs. See docs/rfc2544.md.
 """
 
-from rawpacer.bench.rfc2544.latency import LatencyStats, pool
+from rawpacer.bench.rfc2544.latency import LatencyStats
 from rawpacer.bench.rfc2544.options import Settings, make_settings
 from rawpacer.bench.rfc2544.result import Entry, Recorder, Run, load_run
-from rawpacer.bench.rfc2544.search import back_to_back, latency, loss_curve, throughput
+from rawpacer.bench.rfc2544.search import back_to_back, latency, loss_curve, throughput, trial_budget
 from rawpacer.bench.rfc2544.sizes import FrameSize, payload_for, size_for
 from rawpacer.bench.rfc2544.suite import new_run, run_entry, run_suite
 from rawpacer.bench.rfc2544.synthetic import SyntheticDevice
@@ -34,9 +34,9 @@ __all__ = [
     "make_settings",
     "new_run",
     "payload_for",
-    "pool",
     "run_entry",
     "run_suite",
     "size_for",
     "throughput",
+    "trial_budget",
 ]

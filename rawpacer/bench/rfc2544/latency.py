@@ -7,7 +7,7 @@ the tail points every latency-like figure in rawpacer reports (``bench.stats``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,9 +30,9 @@ class LatencyStats:
         return dict(self.percentiles)
 
 
-def pool(samples: Iterable[Iterable[int]], sources: Iterable[str | None]) -> LatencyStats | None:
+def pool(samples: Iterable[Sequence[int] | np.ndarray], sources: Iterable[str | None]) -> LatencyStats | None:
     """Merge per-trial latencies (ns) and sources into one summary; None when no trial reported any."""
-    values = np.fromiter((int(v) for trial in samples for v in trial), dtype=np.int64)
+    values = np.concatenate([np.asarray(trial, dtype=np.int64) for trial in samples] or [np.zeros(0, np.int64)])
     found = stats.percentiles(values)
     if found is None:
         return None

@@ -149,7 +149,7 @@ def latency(
         if not step.passed:
             found.notes.append(f"a latency trial at {rate_pps:.6g} pps was not clean ({step.outcome.value})")
     results = [s.result for s in trials.steps]
-    found.stats = pool((r.latencies_ns or () for r in results), (r.latency_source for r in results))
+    found.stats = pool((r.latencies_ns for r in results if r.latencies_ns is not None), (r.latency_source for r in results))
     if found.stats is None:
         found.notes.append("the device reported no latencies")
     elif found.stats.source is None:

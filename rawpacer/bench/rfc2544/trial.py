@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+import numpy as np
+
 from rawpacer.bench.rfc2544.sizes import FrameSize
 from rawpacer.errors import require
 
@@ -99,7 +101,7 @@ class TrialResult:
     lost: int
     not_sent: int = 0
     achieved_pps: float | None = None
-    latencies_ns: Sequence[int] | None = None
+    latencies_ns: Sequence[int] | np.ndarray | None = None
     latency_source: str | None = None
     reader_capacity_pps: float | None = None
     warmup_s: float = 0.0
