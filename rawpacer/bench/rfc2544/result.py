@@ -177,16 +177,19 @@ class Run:
         """The entry of ``writer`` at ``frame_size``, if any."""
         return next((e for e in self.results if e.writer == writer and e.frame_size == frame_size), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document: schema, machine, params, notes, interrupted and results."""
+    def header(self) -> dict[str, Any]:
+        """The JSON document without its results: schema, machine, params, interrupted, notes."""
         return {
             "schema": SCHEMA,
             "machine": self.machine,
             "params": self.params,
             "interrupted": self.interrupted,
             "notes": list(self.notes),
-            "results": [e.to_dict() for e in self.results],
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document: the header and every entry under ``results``."""
+        return dict(self.header(), results=[e.to_dict() for e in self.results])
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
@@ -217,14 +220,26 @@ class Recorder:
         self.run = run
         self.path = None if path is None else Path(path)
         self.on_trial = on_trial
+        self._finished: dict[int, str] = {}
         self.save()
+
+    def _entry_json(self, index: int, entry: Entry) -> str:
+        """An entry's JSON text; a finished entry's is made once (it no longer changes)."""
+        if index in self._finished:
+            return self._finished[index]
+        text = json.dumps(entry.to_dict(), allow_nan=False)
+        if entry.finished:
+            self._finished[index] = text
+        return text
 
     def save(self) -> None:
         """Rewrite the file from the Run, via a temporary file and a rename: never half written."""
         if self.path is None:
             return
+        entries = ", ".join(self._entry_json(i, e) for i, e in enumerate(self.run.results))
+        head = json.dumps(self.run.header(), allow_nan=False)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.run.to_dict(), allow_nan=False) + "\n")
+        tmp.write_text(f'{head[:-1]}, "results": [{entries}]}}\n')
         os.replace(tmp, self.path)
 
     def start(self, writer: str, frame: FrameSize) -> Entry:

@@ -96,7 +96,7 @@ def throughput_trials(resolution: float) -> int:
 def throughput(
     device: Device, frame: FrameSize, max_pps: float, settings: Settings, on_trial: OnTrial | None = None
 ) -> ThroughputResult:
-    """Binary search over the paced rate in (0, max_pps], then confirm the figure by repeating it.
+    """Binary search over the paced rate in (0, max_pps), then confirm the figure by repeating it.
 
     ⌈log2(1/resolution)⌉ halvings leave the passing rate within ``resolution`` of max below the first
     failing one; one more trial repeats it. Should that fail, the next lower rate that passed is tried
@@ -149,7 +149,9 @@ def latency(
         if not step.passed:
             found.notes.append(f"a latency trial at {rate_pps:.6g} pps was not clean ({step.outcome.value})")
     results = [s.result for s in trials.steps]
-    found.stats = pool((r.latencies_ns for r in results if r.latencies_ns is not None), (r.latency_source for r in results))
+    found.stats = pool(
+        (r.latencies_ns for r in results if r.latencies_ns is not None), (r.latency_source for r in results)
+    )
     if found.stats is None:
         found.notes.append("the device reported no latencies")
     elif found.stats.source is None:
