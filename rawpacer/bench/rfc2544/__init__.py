@@ -1,0 +1,42 @@
+"""RFC 2544 (section 26) on kernel paths: throughput, latency, frame loss rate and back-to-back.
+
+The methodology is pure: ``sizes`` maps RFC frame sizes to UDP payloads, ``trial`` holds the Trial,
+TrialResult and the ``Device`` protocol, ``search`` the four searches, ``suite`` a whole run, ``result``
+the JSON model written as the run goes, ``options`` the checked settings. ``SyntheticDevice`` stands
+in for the live runner in tests and docs. See docs/rfc2544.md.
+"""
+
+from rawpacer.bench.rfc2544.latency import LatencyStats
+from rawpacer.bench.rfc2544.options import Settings, make_settings
+from rawpacer.bench.rfc2544.result import Entry, Recorder, Run, load_run
+from rawpacer.bench.rfc2544.search import back_to_back, latency, loss_curve, throughput, trial_budget
+from rawpacer.bench.rfc2544.sizes import FrameSize, payload_for, size_for
+from rawpacer.bench.rfc2544.suite import new_run, run_entry, run_suite
+from rawpacer.bench.rfc2544.synthetic import SyntheticDevice
+from rawpacer.bench.rfc2544.trial import Device, Outcome, Trial, TrialResult
+
+__all__ = [
+    "Device",
+    "Entry",
+    "FrameSize",
+    "LatencyStats",
+    "Outcome",
+    "Recorder",
+    "Run",
+    "Settings",
+    "SyntheticDevice",
+    "Trial",
+    "TrialResult",
+    "back_to_back",
+    "latency",
+    "load_run",
+    "loss_curve",
+    "make_settings",
+    "new_run",
+    "payload_for",
+    "run_entry",
+    "run_suite",
+    "size_for",
+    "throughput",
+    "trial_budget",
+]

@@ -1,0 +1,269 @@
+"""What an RFC 2544 run found, as the JSON file records it, written as the run goes.
+
+One ``Entry`` per (writer, frame size) with every trial; ``Recorder`` appends each trial as it finishes
+and rewrites the file atomically each time, so a run cut short (Ctrl-C) keeps what finished.
+Mbit/s count the frame as RFC 2544 does (FCS included, preamble and inter-frame gap not).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rawpacer.bench.rfc2544.sizes import FrameSize
+from rawpacer.bench.rfc2544.trial import Outcome, TrialResult
+
+SCHEMA = "rawpacer-rfc2544/1"
+
+READER_BOUND_FRACTION = 0.8
+"""A figure at or above 80 % of the readers' measured capacity may be the readers' limit, not the kernel's."""
+
+
+def mbit(pps: float | None, frame_size: int) -> float | None:
+    """Megabits per second of ``pps`` frames of ``frame_size`` bytes as RFC 2544 counts them (FCS in)."""
+    return None if pps is None else pps * frame_size * 8 / 1e6
+
+
+def finite(value: float | None) -> float | None:
+    """``value``, or None when it is missing, infinite or NaN (JSON has neither)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def reader_bound(pps: float | None, capacity_pps: float | None) -> bool:
+    """True when ``pps`` reaches READER_BOUND_FRACTION of the readers' capacity (unknown capacity: False)."""
+    return pps is not None and capacity_pps is not None and pps >= READER_BOUND_FRACTION * capacity_pps
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the JSON lists it: target ``rate`` (None for a burst) and what came of it."""
+
+    test: str
+    rate: float | None
+    frames: int
+    duration_s: float | None
+    achieved_pps: float | None
+    sent: int
+    delivered: int
+    intact: int
+    lost: int
+    not_sent: int
+    loss_fraction: float
+    outcome: str
+    reader_capacity_pps: float | None
+    reader_bound: bool
+    latency_source: str | None
+    warmup_s: float
+    drain_s: float
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: TrialResult, outcome: Outcome) -> TrialRecord:
+        """The record of a device's result and the search's verdict on it."""
+        trial = result.trial
+        return cls(
+            test=trial.test,
+            rate=trial.rate_pps,
+            frames=trial.planned,
+            duration_s=trial.duration_s,
+            achieved_pps=finite(result.achieved_pps),
+            sent=result.sent,
+            delivered=result.delivered,
+            intact=result.intact,
+            lost=result.lost,
+            not_sent=result.not_sent,
+            loss_fraction=result.loss_fraction,
+            outcome=outcome.value,
+            reader_capacity_pps=finite(result.reader_capacity_pps),
+            reader_bound=reader_bound(result.delivered_pps, result.reader_capacity_pps),
+            latency_source=result.latency_source,
+            warmup_s=result.warmup_s,
+            drain_s=result.drain_s,
+            notes=list(result.notes),
+        )
+
+
+@dataclass
+class Entry:
+    """Every figure of one writer at one frame size (None: that test was not run or found nothing)."""
+
+    writer: str
+    frame_size: int
+    payload_bytes: int
+    ipv6: bool = False
+    writer_max_pps: float | None = None
+    throughput_pps: float | None = None
+    throughput_confirmed: bool = False
+    throughput_candidate_pps: float | None = None
+    limited_by: str | None = None
+    trials: list[TrialRecord] = field(default_factory=list)
+    latency_ns: dict[str, float] | None = None
+    latency_source: str | None = None
+    latency_rate_pps: float | None = None
+    latency_cdf: list[float] = field(default_factory=list)
+    loss_curve: list[list[float]] = field(default_factory=list)
+    loss_reader_bound: list[float] = field(default_factory=list)
+    back_to_back_frames: float | None = None
+    back_to_back_runs: list[int] = field(default_factory=list)
+    back_to_back_capped: bool = False
+    finished: bool = False
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def throughput_mbit(self) -> float | None:
+        """The throughput in Mbit/s (frame size with FCS, as RFC 2544 counts it)."""
+        return mbit(self.throughput_pps, self.frame_size)
+
+    @property
+    def reader_capacity_pps(self) -> float | None:
+        """The readers' capacity: the median of what the trials measured (None: not measured)."""
+        values = [t.reader_capacity_pps for t in self.trials if t.reader_capacity_pps is not None]
+        return statistics.median(values) if values else None
+
+    @property
+    def reader_bound(self) -> bool:
+        """The throughput reaches 80 % of the readers' capacity (no throughput: a lossy loss point did)."""
+        if self.throughput_pps is not None:
+            return reader_bound(self.throughput_pps, self.reader_capacity_pps)
+        return bool(self.loss_reader_bound)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: the issue's keys (``throughput_mbit``, ``reader_bound``...) and the rest."""
+        out = asdict(self)
+        out.update(
+            throughput_mbit=self.throughput_mbit,
+            reader_capacity_pps=self.reader_capacity_pps,
+            reader_bound=self.reader_bound,
+        )
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        """An Entry from its JSON object (derived keys are recomputed, not read)."""
+        names = {f.name for f in fields(cls)}
+        entry = cls(**{k: v for k, v in data.items() if k in names and k != "trials"})
+        entry.trials = [TrialRecord(**t) for t in data.get("trials", [])]
+        return entry
+
+
+@dataclass
+class Run:
+    """A whole run: where, with what parameters, every entry so far, and whether it was cut short."""
+
+    machine: dict[str, Any]
+    params: dict[str, Any]
+    results: list[Entry] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def writers(self) -> list[str]:
+        """The writers in the order they ran."""
+        return list(dict.fromkeys(e.writer for e in self.results))
+
+    @property
+    def sizes(self) -> list[int]:
+        """The frame sizes measured, smallest first."""
+        return sorted({e.frame_size for e in self.results})
+
+    def find(self, writer: str, frame_size: int) -> Entry | None:
+        """The entry of ``writer`` at ``frame_size``, if any."""
+        return next((e for e in self.results if e.writer == writer and e.frame_size == frame_size), None)
+
+    def header(self) -> dict[str, Any]:
+        """The JSON document without its results: schema, machine, params, interrupted, notes."""
+        return {
+            "schema": SCHEMA,
+            "machine": self.machine,
+            "params": self.params,
+            "interrupted": self.interrupted,
+            "notes": list(self.notes),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document: the header and every entry under ``results``."""
+        return dict(self.header(), results=[e.to_dict() for e in self.results])
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Run:
+        """A Run from its JSON document (as ``load_run`` reads it)."""
+        return cls(
+            data["machine"],
+            data["params"],
+            [Entry.from_dict(e) for e in data.get("results", [])],
+            list(data.get("notes", [])),
+            bool(data.get("interrupted", False)),
+        )
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Read a run's JSON file back (to redraw its tables, plot or report)."""
+    return Run.from_dict(json.loads(Path(path).read_text()))
+
+
+class Recorder:
+    """Keeps a Run and, with a path, its JSON file up to date after every trial (atomic rewrite)."""
+
+    def __init__(
+        self,
+        run: Run,
+        path: str | os.PathLike[str] | None = None,
+        on_trial: Callable[[Entry, TrialRecord], None] | None = None,
+    ) -> None:
+        self.run = run
+        self.path = None if path is None else Path(path)
+        self.on_trial = on_trial
+        self._finished: dict[int, str] = {}
+        self.save()
+
+    def _entry_json(self, index: int, entry: Entry) -> str:
+        """An entry's JSON text; a finished entry's is made once (it no longer changes)."""
+        if index in self._finished:
+            return self._finished[index]
+        text = json.dumps(entry.to_dict(), allow_nan=False)
+        if entry.finished:
+            self._finished[index] = text
+        return text
+
+    def save(self) -> None:
+        """Rewrite the file from the Run, via a temporary file and a rename: never half written."""
+        if self.path is None:
+            return
+        entries = ", ".join(self._entry_json(i, e) for i, e in enumerate(self.run.results))
+        head = json.dumps(self.run.header(), allow_nan=False)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(f'{head[:-1]}, "results": [{entries}]}}\n')
+        os.replace(tmp, self.path)
+
+    def start(self, writer: str, frame: FrameSize) -> Entry:
+        """A new, unfinished entry for ``writer`` at ``frame``."""
+        entry = Entry(writer, frame.size, frame.payload_bytes, frame.ipv6)
+        self.run.results.append(entry)
+        self.save()
+        return entry
+
+    def add_trial(self, entry: Entry, result: TrialResult, outcome: Outcome) -> TrialRecord:
+        """Append one finished trial to ``entry`` and write the file."""
+        record = TrialRecord.of(result, outcome)
+        entry.trials.append(record)
+        self.save()
+        if self.on_trial is not None:
+            self.on_trial(entry, record)
+        return record
+
+    def finish(self, entry: Entry) -> None:
+        """Mark ``entry`` complete and write the file."""
+        entry.finished = True
+        self.save()
+
+    def interrupt(self) -> None:
+        """Mark the run as cut short and write the file: what finished stays."""
+        self.run.interrupted = True
+        self.save()

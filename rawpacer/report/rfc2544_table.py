@@ -1,0 +1,179 @@
+"""The RFC 2544 tables, one per test (writer × frame size), as plain grids: rich renders them on a
+terminal and ``rfc2544_markdown`` in the report, so both show the same cells and marks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.table import Table
+
+from rawpacer.bench.rfc2544.result import Entry, Run, mbit
+from rawpacer.report.table import duration, human
+
+MARKS = {
+    "R": "reader-bound: within 80 % of the readers' measured capacity, so possibly the readers' limit",
+    "W": "writer-limited: the writer could not offer a higher rate (or reached its unpaced maximum)",
+    "?": "not confirmed: the search's figure, but no rate held twice",
+    "≥": "a lower bound: the longest burst tried lost nothing",
+    "!": "the entry did not finish (error or interrupted)",
+}
+
+
+@dataclass
+class Grid:
+    """A titled table of text cells; ``flagged`` rows are the ones to notice (loss, errors)."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    flagged: list[bool] = field(default_factory=list)
+    marks: set[str] = field(default_factory=set)
+
+    def add(self, cells: list[str], marks: str = "", flagged: bool = False) -> None:
+        """Append a row; ``marks`` are the MARKS its cells use, for the legend."""
+        self.rows.append(cells)
+        self.flagged.append(flagged)
+        self.marks.update(marks)
+
+    def legend(self) -> list[str]:
+        """One line per mark used in the grid."""
+        return [f"{mark} {MARKS[mark]}" for mark in MARKS if mark in self.marks]
+
+
+def bits(mbit: float | None) -> str:
+    """Mbit/s as readable text: ``1.23Gbit/s``, ``314Mbit/s``."""
+    return "-" if mbit is None else human(mbit * 1e6, "bit/s")
+
+
+def _marks(entry: Entry) -> str:
+    """The marks of an entry's throughput figure (see MARKS)."""
+    marks = ""
+    if entry.reader_bound:
+        marks += "R"
+    if entry.limited_by == "writer":
+        marks += "W"
+    if entry.throughput_pps is None and entry.throughput_candidate_pps is not None:
+        marks += "?"
+    if not entry.finished:
+        marks += "!"
+    return marks
+
+
+def _size_columns(run: Run) -> list[str]:
+    return ["writer"] + [f"{size} B" for size in run.sizes]
+
+
+def throughput_grid(run: Run) -> Grid:
+    """Throughput (26.1): pps and Mbit/s, writer rows × frame size columns, marks beside."""
+    grid = Grid("throughput (RFC 2544 26.1): zero-loss rate, pps and Mbit/s (frame with FCS)", _size_columns(run))
+    for writer in run.writers:
+        cells, used = [writer], ""
+        for size in run.sizes:
+            entry = run.find(writer, size)
+            marks = "" if entry is None else _marks(entry)
+            used += marks
+            pps = None if entry is None else entry.throughput_pps or entry.throughput_candidate_pps
+            if entry is None or pps is None:
+                cells.append("-" if entry is None or entry.error is None else "error !")
+                continue
+            text = f"{human(pps)} pps, {bits(mbit(pps, size))}"
+            cells.append(f"{text} {marks}" if marks else text)
+        grid.add(cells, used, flagged="!" in used)
+    return grid
+
+
+def latency_grid(run: Run) -> Grid:
+    """Latency (26.2) at the throughput rate: p50, p99, p99.9, max and the departure-time source."""
+    grid = Grid(
+        "latency (RFC 2544 26.2) at the throughput rate, per datagram",
+        ["writer", "frame", "rate", "p50", "p99", "p99.9", "max", "departure time"],
+    )
+    for entry in run.results:
+        stats = entry.latency_ns
+        if stats is None:
+            continue
+        cells = [entry.writer, f"{entry.frame_size} B", f"{human(entry.latency_rate_pps)} pps"]
+        cells += [duration(stats[key]) for key in ("p50", "p99", "p999", "max")]
+        grid.add(cells + [entry.latency_source or "-"])
+    return grid
+
+
+def loss_grid(run: Run) -> Grid:
+    """Frame loss rate (26.3): loss % at each percent of the writer's unpaced maximum tried."""
+    percents = sorted({p for e in run.results for p, _ in e.loss_curve}, reverse=True)
+    grid = Grid(
+        "frame loss rate (RFC 2544 26.3): % lost at each % of the writer's unpaced maximum",
+        ["writer", "frame", "max"] + [f"{p:g} %" for p in percents],
+    )
+    for entry in run.results:
+        if not entry.loss_curve:
+            continue
+        points = {p: loss for p, loss in entry.loss_curve}
+        cells = [entry.writer, f"{entry.frame_size} B", f"{human(entry.writer_max_pps)} pps"]
+        for percent in percents:
+            loss = points.get(percent)
+            mark = " R" if percent in entry.loss_reader_bound else ""
+            cells.append("" if loss is None else f"{loss * 100:.3g}{mark}")
+        grid.add(cells, "R" if entry.loss_reader_bound else "")
+    return grid
+
+
+def back_to_back_grid(run: Run) -> Grid:
+    """Back-to-back (26.4): mean longest lossless burst (frames) over the repeats, and their spread."""
+    grid = Grid(
+        "back-to-back (RFC 2544 26.4): longest burst without loss, frames (mean of repeats)", _size_columns(run)
+    )
+    for writer in run.writers:
+        cells, used = [writer], ""
+        for size in run.sizes:
+            entry = run.find(writer, size)
+            if entry is None or entry.back_to_back_frames is None:
+                cells.append("-")
+                continue
+            runs = entry.back_to_back_runs
+            spread = f" ({min(runs):,}–{max(runs):,})" if min(runs) != max(runs) else ""
+            mark = "≥" if entry.back_to_back_capped else ""
+            used += mark
+            cells.append(f"{entry.back_to_back_frames:,.0f}{spread}" + (f" {mark}" if mark else ""))
+        grid.add(cells, used)
+    return grid
+
+
+def grids(run: Run) -> list[Grid]:
+    """The tables of the tests the run made, in the RFC's order (empty ones left out)."""
+    tests = run.params.get("tests") or []
+    builders = (
+        ("throughput", throughput_grid),
+        ("latency", latency_grid),
+        ("loss", loss_grid),
+        ("back-to-back", back_to_back_grid),
+    )
+    made = [build(run) for test, build in builders if test in tests]
+    return [grid for grid in made if grid.rows]
+
+
+def to_rich(grid: Grid) -> Table:
+    """A rich Table of the grid: numbers right-aligned, flagged rows in bold red."""
+    table = Table(title=grid.title, title_justify="left", caption="\n".join(grid.legend()) or None)
+    for index, name in enumerate(grid.columns):
+        table.add_column(name, justify="left" if index == 0 else "right", overflow="fold")
+    for cells, flagged in zip(grid.rows, grid.flagged):
+        table.add_row(*cells, style="bold red" if flagged else None)
+    return table
+
+
+def print_run(run: Run, console: Console) -> None:
+    """The machine and trial settings in a line, then each test's table and the run's notes."""
+    machine, params = run.machine, run.params
+    console.print(
+        f"{machine.get('cpu')}, {machine.get('cores')} cores, kernel {machine.get('kernel')}; "
+        f"trials {params.get('trial_s')} s (RFC: {params.get('rfc_trial_s')} s), "
+        f"resolution {params.get('resolution', 0) * 100:g} %, loss tolerance {params.get('loss_tolerance', 0) * 100:g} %"
+    )
+    for grid in grids(run):
+        console.print(to_rich(grid))
+    for note in run.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    if run.interrupted:
+        console.print("interrupted: the tables show the trials finished before the interruption", style="yellow")
