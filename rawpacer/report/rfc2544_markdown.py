@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rawpacer.bench.rfc2544.result import Run
-from rawpacer.bench.rfc2544.sizes import FCS_LEN
+from rawpacer.bench.methodology.result import Run
+from rawpacer.bench.methodology.sizes import FCS_LEN
 from rawpacer.report.rfc2544_plot import plot
 from rawpacer.report.rfc2544_table import Grid, bits, grids
 from rawpacer.report.table import human

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-from rawpacer.bench.rfc2544.result import Entry, Run, mbit
+from rawpacer.bench.methodology.result import Entry, Run, mbit
 from rawpacer.report.table import duration, human
 
 MARKS = {

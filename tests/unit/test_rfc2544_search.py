@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rawpacer.bench.rfc2544 import Recorder, SyntheticDevice, make_settings, new_run, run_suite
-from rawpacer.bench.rfc2544.search import (
+from rawpacer.bench.methodology import Recorder, SyntheticDevice, make_settings, new_run, run_suite
+from rawpacer.bench.methodology.search import (
     back_to_back,
     burst_trials,
     latency,
@@ -20,8 +20,8 @@ from rawpacer.bench.rfc2544.search import (
     throughput_trials,
     trial_budget,
 )
-from rawpacer.bench.rfc2544.sizes import FrameSize
-from rawpacer.bench.rfc2544.trial import Outcome, Trial, TrialResult
+from rawpacer.bench.methodology.sizes import FrameSize
+from rawpacer.bench.methodology.trial import Outcome, Trial, TrialResult
 
 FRAME = FrameSize.of(64)
 TOP = 1_000_000.0

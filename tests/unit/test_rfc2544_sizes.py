@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rawpacer.bench.rfc2544 import options
-from rawpacer.bench.rfc2544.sizes import (
+from rawpacer.bench.methodology import options
+from rawpacer.bench.methodology.sizes import (
     RFC2544_SIZES,
     RFC5180_SIZES,
     FrameSize,

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawpacer.bench.calibrate import MAX_BENCHTIME_S, parse_benchtime
-from rawpacer.bench.rfc2544.sizes import FrameSize, default_sizes, frame_sizes
-from rawpacer.bench.rfc2544.trial import TESTS, WRITER_SHORTFALL, Trial
+from rawpacer.bench.methodology.sizes import FrameSize, default_sizes, frame_sizes
+from rawpacer.bench.methodology.trial import TESTS, WRITER_SHORTFALL, Trial
 from rawpacer.errors import UsageError, require
 
 DEFAULT_TRIAL_S = 2.0

@@ -11,10 +11,10 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rawpacer.bench.rfc2544.latency import LatencyStats, pool
-from rawpacer.bench.rfc2544.options import Settings, bisection_steps
-from rawpacer.bench.rfc2544.sizes import FrameSize
-from rawpacer.bench.rfc2544.trial import Device, Outcome, Trial, TrialResult
+from rawpacer.bench.methodology.latency import LatencyStats, pool
+from rawpacer.bench.methodology.options import Settings, bisection_steps
+from rawpacer.bench.methodology.sizes import FrameSize
+from rawpacer.bench.methodology.trial import Device, Outcome, Trial, TrialResult
 
 LOSS_FREE_STEPS = 2
 """RFC 2544 26.3: the frame loss rate steps down until two successive trials lose nothing."""

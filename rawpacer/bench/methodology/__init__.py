@@ -6,14 +6,14 @@ the JSON model written as the run goes, ``options`` the checked settings. ``Synt
 in for the live runner in tests and docs. See docs/rfc2544.md.
 """
 
-from rawpacer.bench.rfc2544.latency import LatencyStats
-from rawpacer.bench.rfc2544.options import Settings, make_settings
-from rawpacer.bench.rfc2544.result import Entry, Recorder, Run, load_run
-from rawpacer.bench.rfc2544.search import back_to_back, latency, loss_curve, throughput, trial_budget
-from rawpacer.bench.rfc2544.sizes import FrameSize, payload_for, size_for
-from rawpacer.bench.rfc2544.suite import new_run, run_entry, run_suite
-from rawpacer.bench.rfc2544.synthetic import SyntheticDevice
-from rawpacer.bench.rfc2544.trial import Device, Outcome, Trial, TrialResult
+from rawpacer.bench.methodology.latency import LatencyStats
+from rawpacer.bench.methodology.options import Settings, make_settings
+from rawpacer.bench.methodology.result import Entry, Recorder, Run, load_run
+from rawpacer.bench.methodology.search import back_to_back, latency, loss_curve, throughput, trial_budget
+from rawpacer.bench.methodology.sizes import FrameSize, payload_for, size_for
+from rawpacer.bench.methodology.suite import new_run, run_entry, run_suite
+from rawpacer.bench.methodology.synthetic import SyntheticDevice
+from rawpacer.bench.methodology.trial import Device, Outcome, Trial, TrialResult
 
 __all__ = [
     "Device",

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from rawpacer.bench.rfc2544.options import Settings
-from rawpacer.bench.rfc2544.result import Entry, Recorder, Run, reader_bound
-from rawpacer.bench.rfc2544.search import (
+from rawpacer.bench.methodology.options import Settings
+from rawpacer.bench.methodology.result import Entry, Recorder, Run, reader_bound
+from rawpacer.bench.methodology.search import (
     BackToBackResult,
     LatencyResult,
     LossCurveResult,
@@ -21,8 +21,8 @@ from rawpacer.bench.rfc2544.search import (
     loss_curve,
     throughput,
 )
-from rawpacer.bench.rfc2544.sizes import FrameSize
-from rawpacer.bench.rfc2544.trial import Device, Outcome, TrialResult
+from rawpacer.bench.methodology.sizes import FrameSize
+from rawpacer.bench.methodology.trial import Device, Outcome, TrialResult
 from rawpacer.errors import RawpacerError
 
 

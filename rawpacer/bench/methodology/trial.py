@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from rawpacer.bench.rfc2544.sizes import FrameSize
+from rawpacer.bench.methodology.sizes import FrameSize
 from rawpacer.errors import require
 
 TESTS = ("throughput", "latency", "loss", "back-to-back")

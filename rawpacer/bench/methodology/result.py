@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rawpacer.bench.rfc2544.sizes import FrameSize
-from rawpacer.bench.rfc2544.trial import Outcome, TrialResult
+from rawpacer.bench.methodology.sizes import FrameSize
+from rawpacer.bench.methodology.trial import Outcome, TrialResult
 
 SCHEMA = "rawpacer-rfc2544/1"
 
