@@ -3,7 +3,7 @@
 #   sudo ./sudo-run.sh compare [options]   the side-by-side benchmark of every writer
 #   sudo ./sudo-run.sh test [pytest args]  the whole test suite
 #   sudo ./sudo-run.sh notebook            JupyterLab in the project's environment
-#   sudo ./sudo-run.sh WORD ...            any other rawpacer subcommand (doctor, cleanup, ...)
+#   sudo ./sudo-run.sh WORD ...            any other rawpacer subcommand (send, rfc2544, doctor, cleanup)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,15 +20,17 @@ venv="$here/.venv"
 stamp="$venv/.rawpacer-installed"
 say() { printf 'sudo-run.sh: %s\n' "$*" >&2; }
 
-# Debian packages: python3-venv for .venv, gcc and python3-dev for the two small C extensions
-# (checksum, allocation counter), iproute2 for ip(8), tcpdump to read pcaps back, golang-go for
-# `compare --with-go`, netsniff-ng for the trafgen benchmark.
+# Debian packages: python3-venv for .venv, gcc and python3-dev for the small C extensions,
+# iproute2 for ip(8), tcpdump to read pcaps back, golang-go for `compare --with-go`, and the
+# peers the benchmarks measure rawpacer against: netsniff-ng (trafgen), iperf3 and sockperf.
 apt_packages() {
     local missing=()
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
     command -v go >/dev/null 2>&1 || [ -x /usr/lib/go/bin/go ] || missing+=(golang-go)
     command -v trafgen >/dev/null 2>&1 || missing+=(netsniff-ng)
+    command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
+    command -v sockperf >/dev/null 2>&1 || missing+=(sockperf)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
     command -v cc >/dev/null 2>&1 || missing+=(gcc)
     python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
@@ -84,7 +86,7 @@ case "$cmd" in
         exec "$venv/bin/jupyter" lab --allow-root --no-browser --notebook-dir "$here/notebooks" "$@"
         ;;
     "")
-        echo "usage: sudo ./sudo-run.sh compare|test|notebook|doctor|cleanup [options]" >&2
+        echo "usage: sudo ./sudo-run.sh compare|test|notebook|send|rfc2544|doctor|cleanup [options]" >&2
         exit 2
         ;;
     *)
