@@ -49,7 +49,15 @@ def udp_roundtrip(topo, size: int, port: int = 5001) -> bytes:
 
 
 def ipv6_udp_frame(
-    link, src_ip: str, dst_ip: str, dport: int, payload: bytes, *, sport: int = 40101, checksum: int | None = None
+    link,
+    src_ip: str,
+    dst_ip: str,
+    dport: int,
+    payload: bytes,
+    *,
+    sport: int = 40101,
+    checksum: int | None = None,
+    hop_limit: int = 64,
 ) -> bytes:
     """Ethernet + IPv6 + UDP built with dpkt (which computes the UDP checksum), or with ``checksum`` forced."""
     import socket
@@ -62,7 +70,7 @@ def ipv6_udp_frame(
         src=socket.inet_pton(socket.AF_INET6, src_ip),
         dst=socket.inet_pton(socket.AF_INET6, dst_ip),
         nxt=dpkt.ip.IP_PROTO_UDP,
-        hlim=64,
+        hlim=hop_limit,
         plen=len(udp),
         data=udp,
     )
