@@ -2,6 +2,7 @@
 
 from rawpacer.sandbox.netns import current_is_owned, enter_namespace, owned, remove_stale
 from rawpacer.sandbox.topology import (
+    IP_VERSIONS,
     KINDS,
     READER_IP,
     READER_IP6,
@@ -16,6 +17,7 @@ from rawpacer.sandbox.topology import (
 from rawpacer.sandbox.vlan import VlanCounts, VlanFilter
 
 __all__ = [
+    "IP_VERSIONS",
     "KINDS",
     "READER_IP",
     "READER_IP6",

@@ -26,7 +26,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 from rawpacer.errors import RawpacerError, SandboxError, require
 from rawpacer.limits import DEFAULT_SPORT, MAX_MTU, MAX_VLAN_ID, MIN_MTU, MIN_MTU_V6, MIN_VLAN_ID
 from rawpacer.sandbox import netns
-from rawpacer.sandbox.vlan import VlanFilter, jit_enabled
+from rawpacer.sandbox.vlan import VlanFilter, jit_state
 from rawpacer.target import Link, Target
 
 KINDS = ("lo", "veth")
@@ -352,8 +352,7 @@ def vlan_filter_support() -> tuple[bool, str]:
             instructions = topo.vlan_filter.instructions if topo.vlan_filter else 0
     except RawpacerError as exc:
         return False, str(exc)
-    jit = "JIT on" if jit_enabled() else "JIT off: interpreted"
-    return True, f"tc clsact ingress + bpf filter ({instructions} instructions, {jit}) attached to a veth end"
+    return True, f"tc clsact ingress + bpf filter ({instructions} instructions, {jit_state()}) attached to a veth end"
 
 
 def live_namespaces() -> list[str]:

@@ -100,7 +100,7 @@ class VlanCounts:
 MISSING = (errno.ENOSYS, errno.ENOENT, errno.EOPNOTSUPP)
 STEP_CONFIG = {
     "BPF_MAP_CREATE": "CONFIG_BPF_SYSCALL",
-    "BPF_PROG_LOAD": "CONFIG_BPF_SYSCALL, CONFIG_NET_CLS_ACT",
+    "BPF_PROG_LOAD": "CONFIG_BPF_SYSCALL",
     "qdisc": "CONFIG_NET_SCH_INGRESS",
     "filter": "CONFIG_NET_CLS_BPF",
 }
@@ -135,7 +135,7 @@ class VlanFilter:
         self.vlan_id = vlan_id
         self.ifname = ""
         self._final: VlanCounts | None = None
-        self._prog_fd = -1
+        self._prog_fd = self._map_fd = -1
         try:
             self._map_fd = bpf.array_map(NAME, COUNTER_SIZE, len(COUNTERS))
         except OSError as exc:
@@ -178,24 +178,29 @@ class VlanFilter:
         """The counters now (after ``close``: as they were when it closed)."""
         if self._final is not None:
             return self._final
+        if self._map_fd < 0:
+            raise SandboxError("the VLAN filter's counters could not be read before it closed")
         values = [struct.unpack("=Q", bpf.lookup(self._map_fd, slot, COUNTER_SIZE))[0] for slot in range(len(COUNTERS))]
         return VlanCounts(*values)
 
     def close(self) -> None:
         """Keep the last counts and release the map (and the program, if it was never attached)."""
-        if self._final is not None:
-            return
         if self._prog_fd >= 0:
             os.close(self._prog_fd)
             self._prog_fd = -1
-        self._final = self.counts()
-        os.close(self._map_fd)
+        if self._map_fd < 0:
+            return
+        try:
+            self._final = self.counts()
+        finally:
+            os.close(self._map_fd)
+            self._map_fd = -1
 
 
-def jit_enabled() -> bool:
-    """Whether the kernel compiles BPF programs to machine code (``net.core.bpf_jit_enable``)."""
+def jit_state() -> str:
+    """Whether the kernel compiles BPF to machine code (``net.core.bpf_jit_enable``, host namespace only)."""
     try:
         with open(BPF_JIT_SYSCTL) as handle:
-            return handle.read().strip() != "0"
+            return "JIT off: interpreted" if handle.read().strip() == "0" else "JIT on"
     except OSError:
-        return False
+        return "JIT state unknown"
