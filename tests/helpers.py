@@ -6,13 +6,18 @@ import contextlib
 import io
 import os
 import signal
+import socket
+import struct
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import dpkt
+
 from rawpacer.bench.oploop import OpLoop
 from rawpacer.cli import main
+from rawpacer.headers import FrameTemplate
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Topology
@@ -85,3 +90,82 @@ def run_cli(argv: Sequence[str]) -> tuple[int, str]:
         signal.signal(signal.SIGTERM, handler)
         warnings.showwarning = showwarning
     return code, err.getvalue()
+
+
+def udp_family(topo) -> int:
+    """AF_INET or AF_INET6: the socket family of a sandbox's addresses."""
+
+    return socket.AF_INET if topo.ip_version == 4 else socket.AF_INET6
+
+
+def udp_roundtrip(topo, size: int, port: int = 5001) -> bytes:
+    """Send ``size`` bytes from a kernel UDP socket in the writer namespace to one in the reader's; what arrived."""
+
+    with topo.enter("reader"):
+        reader = socket.socket(udp_family(topo), socket.SOCK_DGRAM)
+        reader.bind((topo.reader_ip, port))
+        reader.settimeout(2)
+    with topo.enter("writer"):
+        writer = socket.socket(udp_family(topo), socket.SOCK_DGRAM)
+        writer.bind((topo.writer_ip, 40101))
+    with reader, writer:
+        writer.sendto(b"r" * size, (topo.reader_ip, port))
+        return reader.recv(65535)
+
+
+def ipv6_udp_frame(
+    link,
+    src_ip: str,
+    dst_ip: str,
+    dport: int,
+    payload: bytes,
+    *,
+    sport: int = 40101,
+    checksum: int | None = None,
+    hop_limit: int = 64,
+) -> bytes:
+    """Ethernet + IPv6 + UDP built with dpkt (which computes the UDP checksum), or with ``checksum`` forced."""
+
+    udp = dpkt.udp.UDP(sport=sport, dport=dport, data=payload, ulen=8 + len(payload))
+    ip6 = dpkt.ip6.IP6(
+        src=socket.inet_pton(socket.AF_INET6, src_ip),
+        dst=socket.inet_pton(socket.AF_INET6, dst_ip),
+        nxt=dpkt.ip.IP_PROTO_UDP,
+        hlim=hop_limit,
+        plen=len(udp),
+        data=udp,
+    )
+    packet = bytes(ip6)
+    if checksum is not None:
+        packet = packet[:46] + struct.pack("!H", checksum) + packet[48:]  # 40-byte IPv6 header, then UDP's sum at 6
+    macs = bytes.fromhex((link.dst_mac + link.src_mac).replace(":", ""))
+    return macs + struct.pack("!H", dpkt.ethernet.ETH_TYPE_IP6) + packet
+
+
+def vlan_tagged(frame: bytes, vlan_id: int, priority: int = 0, tpid: int = 0x8100) -> bytes:
+    """``frame`` with a VLAN tag (TPID, then priority, DEI 0 and id: IEEE 802.1Q, 9.6) after its two MACs."""
+
+    return frame[:12] + struct.pack("!HH", tpid, priority << 13 | vlan_id) + frame[12:]
+
+
+def sandbox_frame(topo, dport: int, payload: bytes) -> bytes:
+    """A UDP frame from the sandbox's writer to its reader, for its IP version (FrameTemplate or dpkt)."""
+
+    link = topo.link()
+    if topo.ip_version == 6:
+        return ipv6_udp_frame(link, topo.writer_ip, topo.reader_ip, dport, payload)
+    template = FrameTemplate(
+        dport, src_ip=topo.writer_ip, dst_ip=topo.reader_ip, src_mac=link.src_mac, dst_mac=link.dst_mac
+    )
+    return template.stamp(payload)
+
+
+def inject(topo, frames) -> None:
+    """Send raw ``frames`` with an AF_PACKET socket bound to the writer's link, inside the writer namespace."""
+
+    with topo.enter("writer"):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    with sock:
+        sock.bind((topo.writer_if, 0))
+        for frame in frames:
+            sock.send(frame)

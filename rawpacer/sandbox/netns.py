@@ -40,9 +40,9 @@ def deferred_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[int] = []
+    caught: list[signal.Signals] = []
     signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in signals}
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signal.Signals(signum))) for sig in signals}
     try:
         yield
     finally:
@@ -145,7 +145,7 @@ def _alive(pid: int) -> bool:
 
 def remove_stale() -> list[str]:
     """Remove namespaces left by rawpacer processes that no longer run; return their names."""
-    stale = [n for n in owned() if not _alive(int(_NAME.match(n).group(1)))]
+    stale = [n for n in owned() if (match := _NAME.match(n)) and not _alive(int(match.group(1)))]
     for name in stale:
         remove(name)
     return stale

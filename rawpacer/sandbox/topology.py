@@ -3,6 +3,9 @@
 - ``lo``: one private namespace; writer and readers share its loopback, addressed 198.18.0.1.
 - ``veth``: a writer namespace and a reader namespace joined by a veth pair (rpw0 <-> rpr0),
   198.18.0.1 <-> 198.18.0.2 (RFC 2544's benchmarking range), MTU configurable.
+
+With ``ip_version=6`` the addresses come from 2001:2::/48 (RFC 5180's benchmarking range) instead;
+with ``vlan=ID`` (veth only) the readers' end accepts frames tagged with that 802.1Q id (vlan.py).
 """
 
 from __future__ import annotations
@@ -18,16 +21,38 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
-from rawpacer.errors import SandboxError, require
-from rawpacer.limits import DEFAULT_SPORT, MAX_MTU, MIN_MTU
+from rawpacer.errors import RawpacerError, SandboxError, require
+from rawpacer.limits import DEFAULT_SPORT, MAX_MTU, MAX_VLAN_ID, MIN_MTU, MIN_MTU_V6, MIN_VLAN_ID
 from rawpacer.sandbox import netns
+from rawpacer.sandbox.vlan import VlanFilter, jit_state
 from rawpacer.target import Link, Target
 
 KINDS = ("lo", "veth")
+IP_VERSIONS = (4, 6)
 WRITER_IP = "198.18.0.1"
 READER_IP = "198.18.0.2"
 PREFIXLEN = 24
+WRITER_IP6 = "2001:2::1"
+READER_IP6 = "2001:2::2"
+PREFIXLEN6 = 64
+
+
+@dataclass(frozen=True)
+class Addressing:
+    """One IP version's sandbox addresses: writer, reader, the veth prefix and lo's host prefix."""
+
+    writer: str
+    reader: str
+    veth_prefixlen: int
+    host_prefixlen: int
+
+
+ADDRESSING = {
+    4: Addressing(WRITER_IP, READER_IP, PREFIXLEN, 32),
+    6: Addressing(WRITER_IP6, READER_IP6, PREFIXLEN6, 128),
+}
 
 # Frames injected with AF_PACKET on lo carry a local source address and arrive on lo as if from
 # outside: the kernel drops them as martians (counted in rt_cache in_martian_*) unless the
@@ -38,6 +63,23 @@ RAW_PATH_SYSCTLS = {
 }
 # IPv6 is not used; disabling it keeps router solicitations and DAD out of the counters.
 QUIET_SYSCTLS = {"net/ipv6/conf/all/disable_ipv6": "1", "net/ipv6/conf/default/disable_ipv6": "1"}
+# IPv6 runs: IPv6 on, but quiet. No router solicitations or advertisements, no stateless
+# autoconfiguration (RFC 4861, RFC 4862), no duplicate address detection on the addresses the kernel
+# makes itself (link-local; RFC 4862 section 5.4); rawpacer's own addresses carry IFA_F_NODAD.
+# "default" reaches the veth ends made later, "lo" the loopback that exists from the namespace's birth.
+# disable_ipv6 comes last, so IPv6 starts on an already quiet configuration.
+QUIET_IPV6_SYSCTLS = {
+    f"net/ipv6/conf/{dev}/{key}": value
+    for key, value in (
+        ("accept_ra", "0"),
+        ("autoconf", "0"),
+        ("router_solicitations", "0"),
+        ("accept_dad", "0"),
+        ("dad_transmits", "0"),
+        ("disable_ipv6", "0"),
+    )
+    for dev in ("all", "default", "lo")
+}
 
 _live: set[str] = set()
 T = TypeVar("T")
@@ -109,6 +151,13 @@ class Topology:
     mtu: int
     run_id: str = ""
     namespaces: tuple[str, ...] = field(default=())
+    ip_version: int = 4
+    vlan_filter: VlanFilter | None = None
+
+    @property
+    def vlan(self) -> int | None:
+        """The 802.1Q VLAN id the readers' end accepts, or None when frames go untagged."""
+        return None if self.vlan_filter is None else self.vlan_filter.vlan_id
 
     def enter(self, side: str) -> contextlib.AbstractContextManager[None]:
         """Run the body in the ``"writer"`` or ``"reader"`` namespace (this thread)."""
@@ -137,15 +186,33 @@ class Topology:
 class Sandbox:
     """Context manager: build a topology in fresh namespaces; remove them on exit, error or Ctrl-C."""
 
-    def __init__(self, kind: str = "lo", *, mtu: int | None = None) -> None:
+    def __init__(
+        self, kind: str = "lo", *, mtu: int | None = None, ip_version: int = 4, vlan: int | None = None
+    ) -> None:
         require(kind in KINDS, f"topology {kind!r} is not allowed; use one of: {', '.join(KINDS)}")
+        require(
+            ip_version in IP_VERSIONS and not isinstance(ip_version, bool),
+            f"ip_version {ip_version!r} is not allowed; use 4 or 6",
+        )
         if mtu is not None:
             require(
                 isinstance(mtu, int) and MIN_MTU <= mtu <= MAX_MTU,
                 f"mtu {mtu!r} is out of range {MIN_MTU}-{MAX_MTU}",
             )
+            require(
+                ip_version == 4 or mtu >= MIN_MTU_V6,
+                f"mtu {mtu} is below IPv6's minimum link MTU {MIN_MTU_V6} (RFC 8200); use {MIN_MTU_V6}-{MAX_MTU}",
+            )
+        if vlan is not None:
+            require(
+                isinstance(vlan, int) and not isinstance(vlan, bool) and MIN_VLAN_ID <= vlan <= MAX_VLAN_ID,
+                f"vlan {vlan!r} is out of range {MIN_VLAN_ID}-{MAX_VLAN_ID}",
+            )
+            require(kind == "veth", f"vlan {vlan} needs the veth topology; lo has no readers' end to filter tags on")
         self.kind = kind
         self.mtu = mtu
+        self.ip_version = ip_version
+        self.vlan = vlan
         self.topology: Topology | None = None
 
     def __enter__(self) -> Topology:
@@ -156,7 +223,6 @@ class Sandbox:
                 self.topology = self._build(run_id, created)
         except BaseException:  # a failed build, or a signal held during it: undo all of it
             self._remove(created)
-            self.topology = None
             raise
         return self.topology
 
@@ -164,21 +230,24 @@ class Sandbox:
         if self.topology is not None:
             with netns.deferred_signals():
                 self._remove(list(self.topology.namespaces))
+
+    def _remove(self, names: list[str]) -> None:
+        """Remove the namespaces (the VLAN filter goes with the readers' veth end), then its counter map."""
+        try:
+            for name in names:
+                netns.remove(name)
+                _live.discard(name)
+        finally:
+            if self.topology is not None and self.topology.vlan_filter is not None:
+                self.topology.vlan_filter.close()
             self.topology = None
 
-    @staticmethod
-    def _remove(names: list[str]) -> None:
-        for name in names:
-            netns.remove(name)
-            _live.discard(name)
-
-    @staticmethod
-    def _new_ns(name: str, created: list[str]) -> None:
+    def _new_ns(self, name: str, created: list[str]) -> None:
         created.append(name)  # recorded first: removal of a name never created is a no-op
         _live.add(name)
         netns.create(name)
         with netns.entered(name):
-            write_sysctls(QUIET_SYSCTLS)
+            write_sysctls(QUIET_SYSCTLS if self.ip_version == 4 else QUIET_IPV6_SYSCTLS)
             with IPRoute() as ipr:
                 ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 
@@ -188,21 +257,30 @@ class Sandbox:
             return self._build_lo(run_id, created)
         return self._build_veth(run_id, created)
 
+    def _add_address(self, ipr: IPRoute, index: int, address: str, prefixlen: int) -> None:
+        """Add ``address``; an IPv6 one without duplicate address detection (IFA_F_NODAD), usable at once."""
+        if self.ip_version == 4:
+            ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+        else:
+            ipr.addr("add", index=index, address=address, prefixlen=prefixlen, flags=IFA_F_NODAD)
+
     def _build_lo(self, run_id: str, created: list[str]) -> Topology:
         name = f"{run_id}-lo"
+        plan = ADDRESSING[self.ip_version]
         self._new_ns(name, created)
         with netns.entered(name):
             write_sysctls(RAW_PATH_SYSCTLS)
             with IPRoute() as ipr:
                 index = ipr.link_lookup(ifname="lo")[0]
-                ipr.addr("add", index=index, address=WRITER_IP, prefixlen=32)
+                self._add_address(ipr, index, plan.writer, plan.host_prefixlen)
                 if self.mtu is not None:
                     ipr.link("set", index=index, mtu=self.mtu)
             mtu = link_info("lo")[1]
-        return Topology("lo", name, name, "lo", "lo", WRITER_IP, WRITER_IP, mtu, run_id, (name,))
+        return Topology("lo", name, name, "lo", "lo", plan.writer, plan.writer, mtu, run_id, (name,), self.ip_version)
 
     def _build_veth(self, run_id: str, created: list[str]) -> Topology:
         writer, reader = f"{run_id}-w", f"{run_id}-r"
+        plan = ADDRESSING[self.ip_version]
         self._new_ns(writer, created)
         self._new_ns(reader, created)
         mtu = self.mtu or 1500
@@ -214,22 +292,48 @@ class Sandbox:
                 ipr.link("set", index=peer, net_ns_fd=reader)
                 index = ipr.link_lookup(ifname="rpw0")[0]
                 ipr.link("set", index=index, mtu=mtu)
-                ipr.addr("add", index=index, address=WRITER_IP, prefixlen=PREFIXLEN)
+                self._add_address(ipr, index, plan.writer, plan.veth_prefixlen)
                 ipr.link("set", index=index, state="up")
         with netns.entered(reader):
             write_sysctls(RAW_PATH_SYSCTLS)
             with IPRoute() as ipr:
                 index = ipr.link_lookup(ifname="rpr0")[0]
                 ipr.link("set", index=index, mtu=mtu)
-                ipr.addr("add", index=index, address=READER_IP, prefixlen=PREFIXLEN)
+                self._add_address(ipr, index, plan.reader, plan.veth_prefixlen)
                 ipr.link("set", index=index, state="up")
-        topo = Topology("veth", writer, reader, "rpw0", "rpr0", WRITER_IP, READER_IP, mtu, run_id, (writer, reader))
+        topo = Topology(
+            "veth",
+            writer,
+            reader,
+            "rpw0",
+            "rpr0",
+            plan.writer,
+            plan.reader,
+            mtu,
+            run_id,
+            (writer, reader),
+            self.ip_version,
+        )
         self._pin_neighbours(topo)
+        if self.vlan is not None:
+            topo.vlan_filter = self._vlan_filter(topo, self.vlan)
         return topo
 
     @staticmethod
+    def _vlan_filter(topo: Topology, vlan: int) -> VlanFilter:
+        """Load the VLAN filter and attach it to the readers' veth end (vlan.py)."""
+        vlan_filter = VlanFilter(vlan)
+        try:
+            with topo.enter("reader"):
+                vlan_filter.attach(topo.reader_if)
+        except BaseException:
+            vlan_filter.close()
+            raise
+        return vlan_filter
+
+    @staticmethod
     def _pin_neighbours(topo: Topology) -> None:
-        """Permanent ARP entries both ways, so no op waits for ARP and the MACs are fixed."""
+        """Permanent neighbour entries both ways (ARP for IPv4, ND for IPv6), so no op waits and the MACs are fixed."""
         link = topo.link()
         pairs = (
             ("writer", topo.writer_if, topo.reader_ip, link.dst_mac),
@@ -239,6 +343,16 @@ class Sandbox:
             with topo.enter(side), IPRoute() as ipr:
                 index = ipr.link_lookup(ifname=ifname)[0]
                 ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=index, state="permanent")
+
+
+def vlan_filter_support() -> tuple[bool, str]:
+    """Can this kernel load the VLAN filter and attach it to a veth end here? (ok, why) for doctor."""
+    try:
+        with Sandbox("veth", vlan=MAX_VLAN_ID) as topo:
+            instructions = topo.vlan_filter.instructions if topo.vlan_filter else 0
+    except RawpacerError as exc:
+        return False, str(exc)
+    return True, f"tc clsact ingress + bpf filter ({instructions} instructions, {jit_state()}) attached to a veth end"
 
 
 def live_namespaces() -> list[str]:

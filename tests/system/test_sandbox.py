@@ -4,37 +4,25 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import udp_roundtrip
 
 from rawpacer.errors import SandboxError, UsageError
 from rawpacer.sandbox import READER_IP, WRITER_IP, Sandbox, owned, pid_namespaces, remove_stale
 from rawpacer.sandbox.topology import RAW_PATH_SYSCTLS, read_sysctl
 
 
-def _udp_roundtrip(topo, size: int) -> bytes:
-    with topo.enter("reader"):
-        reader = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        reader.bind((topo.reader_ip, 5001))
-        reader.settimeout(2)
-    with topo.enter("writer"):
-        writer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        writer.bind((topo.writer_ip, 40101))
-    with reader, writer:
-        writer.sendto(b"r" * size, (topo.reader_ip, 5001))
-        return reader.recv(65535)
-
-
 @pytest.mark.parametrize("kind", ["lo", "veth"])
 def test_udp_crosses_the_sandbox_and_it_is_removed(kind):
     with Sandbox(kind) as topo:
-        assert _udp_roundtrip(topo, 1500) == b"r" * 1500
+        assert udp_roundtrip(topo, 1500) == b"r" * 1500
         assert set(topo.namespaces) <= set(pid_namespaces())
+        assert (topo.ip_version, topo.vlan, topo.vlan_filter) == (4, None, None)
     assert not set(topo.namespaces) & set(owned())
 
 
@@ -161,6 +149,6 @@ def test_sandbox_works_inside_a_running_event_loop_like_a_notebook_cell():
 
     async def cell():
         with Sandbox("veth") as topo:
-            return _udp_roundtrip(topo, 100), topo.link().mtu
+            return udp_roundtrip(topo, 100), topo.link().mtu
 
     assert asyncio.run(cell()) == (b"r" * 100, 1500)
