@@ -17,7 +17,8 @@ from collections.abc import Iterator
 
 from pyroute2 import netns as _pyroute2_netns
 
-from rawpacer.errors import PrivilegeError, SandboxError
+from rawpacer.errors import SandboxError
+from rawpacer.kernel import caps
 
 PREFIX = "rawpacer-"
 RUN_DIR = "/run/netns"
@@ -58,8 +59,7 @@ def deferred_signals() -> Iterator[None]:
 
 def create(name: str) -> None:
     """Create the named namespace (like ``ip netns add``)."""
-    if os.geteuid() != 0:
-        raise PrivilegeError("creating network namespaces needs root: run `sudo ./sudo-run.sh ...`")
+    caps.require("creating network namespaces", caps.SANDBOX)
     try:
         _pyroute2_netns.create(name)
     except OSError as exc:

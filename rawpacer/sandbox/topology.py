@@ -24,6 +24,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
 from rawpacer.errors import RawpacerError, SandboxError, require
+from rawpacer.kernel import caps
 from rawpacer.limits import DEFAULT_SPORT, MAX_MTU, MAX_VLAN_ID, MIN_MTU, MIN_MTU_V6, MIN_VLAN_ID
 from rawpacer.sandbox import netns
 from rawpacer.sandbox.vlan import VlanFilter, jit_state
@@ -216,6 +217,7 @@ class Sandbox:
         self.topology: Topology | None = None
 
     def __enter__(self) -> Topology:
+        caps.require("a sandbox", caps.SANDBOX)
         run_id = netns.new_run_id()
         created: list[str] = []
         try:

@@ -94,11 +94,17 @@ def test_dropped_network_capabilities_are_named_in_one_line(args):
     assert set(owned()) == before
 
 
-def test_the_python_entry_points_check_capabilities_too():
+@pytest.mark.parametrize(
+    ("call", "what"),
+    [
+        ("from rawpacer.bench import compare; compare(writers='udp-sendto', readers=2)", "a comparison"),
+        ("from rawpacer.sandbox import Sandbox; Sandbox('veth').__enter__()", "a sandbox"),
+    ],
+)
+def test_the_python_entry_points_check_capabilities_too(call, what):
     code = (
-        "from rawpacer.bench import compare\n"
         "from rawpacer.errors import PrivilegeError\n"
-        "try:\n    compare(writers='udp-sendto', readers=2)\n"
+        f"try:\n    {call}\n"
         "except PrivilegeError as exc:\n    print('refused:', exc)\n"
     )
     done = subprocess.run(
@@ -110,4 +116,4 @@ def test_the_python_entry_points_check_capabilities_too():
         timeout=120,
         check=False,
     )
-    assert done.stdout.startswith("refused: a comparison needs CAP_NET_ADMIN"), done.stderr
+    assert done.stdout.startswith(f"refused: {what} needs CAP_NET_ADMIN"), done.stderr
