@@ -14,6 +14,7 @@ from rawpacer.headers.ipv6 import FRAGMENT_HLEN, IP_PROTO_FRAGMENT, IPV6, IPV6_F
 from rawpacer.headers.udp import IP_PROTO_UDP, UDP, UDP_HLEN
 from rawpacer.headers.vlan import ETH_TYPE_8021Q, VLAN
 
+
 def _int(raw: bytes) -> int:
     return int.from_bytes(raw, "big")
 
@@ -86,7 +87,9 @@ class IPv6Header:
             return [self._whole(spans[0][1])]
         return [
             self._fragment(FRAGMENT_HLEN + end - start)
-            + self._fragment_header(IPV6_FRAGMENT["offset"].place(start >> 3) | IPV6_FRAGMENT["more"].place(more), ident)
+            + self._fragment_header(
+                IPV6_FRAGMENT["offset"].place(start >> 3) | IPV6_FRAGMENT["more"].place(more), ident
+            )
             for start, end, more in spans
         ]
 
