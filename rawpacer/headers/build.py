@@ -61,9 +61,6 @@ def dpkt_ip6(
             dpkt.ip6.IP6FragmentHeader(nxt=IP_PROTO_UDP, frag_off=offset, m_flag=int(more), id=ident)
         ]
         ip6.nxt, ip6.plen = IP_PROTO_FRAGMENT, ip6.plen + len(ip6.all_extension_headers[0])
-    elif isinstance(data, dpkt.udp.UDP):
-        bytes(ip6)  # dpkt fills the UDP checksum in here, but leaves a computed 0 as 0
-        data.sum = data.sum or 0xFFFF  # RFC 8200 section 8.1: 0 is invalid over IPv6, sent as 0xFFFF
     return ip6
 
 
@@ -72,32 +69,46 @@ def dpkt_udp(fields: HeaderFields, payload: BytesLike) -> dpkt.udp.UDP:
     return dpkt.udp.UDP(sport=fields.sport, dport=fields.dport, ulen=UDP_HLEN + len(payload), data=bytes(payload))
 
 
-def dpkt_ethernet(fields: HeaderFields, ip: dpkt.ip.IP | dpkt.ip6.IP6) -> bytes:
-    """``ip`` wrapped in an Ethernet II header (with the 802.1Q tag when ``fields.vlan`` is set), packed."""
+def dpkt_ethernet(fields: HeaderFields, ip: dpkt.ip.IP | dpkt.ip6.IP6) -> dpkt.ethernet.Ethernet:
+    """``ip`` wrapped in an Ethernet II header (with the 802.1Q tag when ``fields.vlan`` is set)."""
     ethernet = dpkt.ethernet.Ethernet(
         src=fields.src_mac, dst=fields.dst_mac, type=family_of(fields.src_ip).ethertype, data=ip
     )
     if fields.vlan is not None:
         tag = dpkt.ethernet.VLANtag8021Q(pri=fields.vlan_priority, cfi=int(fields.vlan_dei), id=fields.vlan)
         ethernet.vlan_tags = [tag]
-    return bytes(ethernet)
+    return ethernet
 
 
-def dpkt_datagram(fields: HeaderFields, payload: object) -> dpkt.ip.IP | dpkt.ip6.IP6:
-    """The whole UDP datagram carrying ``payload`` in an IPv4 or IPv6 header, as the fields say."""
+def dpkt_datagram(fields: HeaderFields, payload: object) -> tuple[dpkt.ip.IP | dpkt.ip6.IP6, dpkt.udp.UDP]:
+    """The whole UDP datagram carrying ``payload`` in an IPv4 or IPv6 header, as the fields say, and its UDP part."""
     fam = family_of(fields.src_ip)
     udp = dpkt_udp(fields, check_payload(payload, fam.max_udp_payload))
     if fam is V4:
-        return dpkt_ip(fields, udp, ip_id=fields.ip_id, df=fields.df)
-    return dpkt_ip6(fields, udp)
+        return dpkt_ip(fields, udp, ip_id=fields.ip_id, df=fields.df), udp
+    return dpkt_ip6(fields, udp), udp
+
+
+def packed(top: dpkt.Packet, udp: dpkt.udp.UDP) -> bytes:
+    """``top`` (an IP header or the Ethernet header around it) packed, with the UDP checksum dpkt fills in.
+
+    A computed 0 is sent as 0xFFFF: dpkt does so over IPv4 (RFC 768) but not over IPv6, where 0 is
+    invalid (RFC 8200, section 8.1), so the rare IPv6 datagram whose checksum is 0 is packed again.
+    """
+    raw = bytes(top)
+    if udp.sum == 0:
+        udp.sum = 0xFFFF
+        raw = bytes(top)
+    return raw
 
 
 def build_frame(dport: int, payload: BytesLike, **fields: Unpack[FieldArgs]) -> bytes:
     """One Ethernet II [+ 802.1Q] + IPv4/IPv6 + UDP frame carrying ``payload`` to ``dport``, built with dpkt."""
     checked = header_fields(dport, **fields)
-    return dpkt_ethernet(checked, dpkt_datagram(checked, payload))
+    ip, udp = dpkt_datagram(checked, payload)
+    return packed(dpkt_ethernet(checked, ip), udp)
 
 
 def build_packet(dport: int, payload: BytesLike, **fields: Unpack[FieldArgs]) -> bytes:
     """One IPv4/IPv6 + UDP packet (no Ethernet header, for SOCK_RAW + IP_HDRINCL), built with dpkt."""
-    return bytes(dpkt_datagram(header_fields(dport, ethernet=False, **fields), payload))
+    return packed(*dpkt_datagram(header_fields(dport, ethernet=False, **fields), payload))

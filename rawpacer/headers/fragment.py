@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from rawpacer.errors import require
-from rawpacer.headers.addresses import DEFAULT_MAC, HeaderFields, check_payload, header_fields, parse_mac
-from rawpacer.headers.build import dpkt_datagram, dpkt_ethernet, dpkt_ip, dpkt_ip6
+from rawpacer.headers.addresses import DEFAULT_MAC, HeaderFields, header_fields, parse_mac
+from rawpacer.headers.build import dpkt_datagram, dpkt_ethernet, dpkt_ip, dpkt_ip6, packed
 from rawpacer.headers.checksum import BytesLike
 from rawpacer.headers.compose import FrameHeaders
 from rawpacer.headers.family import V4, family
@@ -53,8 +53,8 @@ def build_fragments(
     require("df" not in fields, f"df {fields.get('df')!r} is not taken by build_fragments: fragments have DF clear")
     checked = header_fields(dport, ethernet=ethernet, fragments=True, **fields)
     fam = family(checked.ip_version)
-    whole = dpkt_datagram(checked, check_payload(payload, fam.max_udp_payload))
-    datagram = bytes(whole)[fam.header_len :]
+    whole, udp = dpkt_datagram(checked, payload)
+    datagram = packed(whole, udp)[fam.header_len :]
     spans = fragment_spans(len(datagram), mtu, fam.version)
     if fam is V4:
         ips = [dpkt_ip(checked, datagram[s:e], ip_id=checked.ip_id, df=False, mf=m, offset=s // 8) for s, e, m in spans]
@@ -62,7 +62,7 @@ def build_fragments(
         ips = [whole]
     else:
         ips = [dpkt_ip6(checked, datagram[s:e], fragment=(s // 8, m, checked.ip_id)) for s, e, m in spans]
-    return [dpkt_ethernet(checked, ip) if ethernet else bytes(ip) for ip in ips]
+    return [bytes(dpkt_ethernet(checked, ip) if ethernet else ip) for ip in ips]
 
 
 def _one_datagram(parts: list[Fragment]) -> bytes:
