@@ -48,11 +48,6 @@ class Field(NamedTuple):
         """``value`` moved to its bits within the word (no range check: callers pass checked values)."""
         return value << self.shift
 
-    def read(self, data: BytesLike, base: int = 0) -> int:
-        """The field's value in the header that starts at ``base`` of ``data`` (which must hold it)."""
-        word = int.from_bytes(data[base + self.offset : base + self.offset + self.width], "big")
-        return (word >> self.shift) & self.max
-
     def raw(self, data: BytesLike, base: int = 0) -> bytes:
         """The bytes of the field's word (for address fields: the packed address)."""
         return bytes(data[base + self.offset : base + self.offset + self.width])
