@@ -9,7 +9,7 @@ from __future__ import annotations
 from rawpacer.headers.layout import Field, Layout
 
 ETHERNET = Layout(
-    "Ethernet",
+    "Ethernet header",
     Field("dst", 0, 6),
     Field("src", 6, 6),
     Field("type", 12, 2),

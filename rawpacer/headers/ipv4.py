@@ -13,7 +13,7 @@ ETH_TYPE_IPV4 = 0x0800
 """The ethertype of an IPv4 datagram."""
 
 IPV4 = Layout(
-    "IPv4",
+    "IPv4 header",
     Field("version", 0, 1, 4, bits=4, shift=4),
     Field("ihl", 0, 1, 5, bits=4),
     Field("tos", 1, 1),

@@ -17,7 +17,7 @@ IP_PROTO_FRAGMENT = 44
 """The next-header number of the Fragment extension header."""
 
 IPV6 = Layout(
-    "IPv6",
+    "IPv6 header",
     Field("version", 0, 4, 6, bits=4, shift=28),
     Field("traffic_class", 0, 4, bits=8, shift=20),
     Field("flow_label", 0, 4, bits=20),

@@ -16,6 +16,7 @@ from rawpacer.headers.checksum import BytesLike, ones_sum
 from rawpacer.headers.ethernet import ETH_HLEN, ETHERNET
 from rawpacer.headers.ipv4 import ETH_TYPE_IPV4, IPV4, IPV4_HLEN
 from rawpacer.headers.ipv6 import ETH_TYPE_IPV6, FRAGMENT_HLEN, IP_PROTO_FRAGMENT, IPV6, IPV6_FRAGMENT, IPV6_HLEN
+from rawpacer.headers.layout import Layout
 from rawpacer.headers.udp import IP_PROTO_UDP, UDP, UDP_HLEN, pseudo_header_sum
 from rawpacer.headers.vlan import ETH_TYPE_8021Q, VLAN, VLAN_HLEN
 
@@ -97,17 +98,21 @@ class _Link(NamedTuple):
     vlan_dei: bool | None = None
 
 
+def _read(layout: Layout, data: BytesLike, start: int, end: int | None = None) -> dict[str, int]:
+    """The fields of the ``layout`` header at ``start``; ValueError when fewer bytes than it needs
+    are there (before ``end``, by default the end of ``data``)."""
+    avail = (len(data) if end is None else end) - start
+    if avail < layout.size:
+        raise ValueError(f"{layout.name} truncated: {avail} bytes, need {layout.size}")
+    return layout.unpack_from(data, start)
+
+
 def _ethernet(data: BytesLike) -> tuple[int, int, _Link]:
     """The Ethernet header (and one 802.1Q tag): where the IP header starts, its ethertype, the link fields."""
-    if len(data) < ETH_HLEN:
-        raise ValueError(f"Ethernet header truncated: {len(data)} bytes, need {ETH_HLEN}")
-    eth = ETHERNET.unpack_from(data)
-    ethertype, start = eth["type"], ETH_HLEN
+    ethertype, start = _read(ETHERNET, data, 0)["type"], ETH_HLEN
     link = _Link(ETHERNET["src"].raw(data).hex(":"), ETHERNET["dst"].raw(data).hex(":"))
     if ethertype == ETH_TYPE_8021Q:
-        if len(data) < ETH_HLEN + VLAN_HLEN:
-            raise ValueError(f"802.1Q tag truncated: {len(data)} bytes, need {ETH_HLEN + VLAN_HLEN}")
-        tag = VLAN.unpack_from(data, ETH_HLEN)
+        tag = _read(VLAN, data, ETH_HLEN)
         ethertype, start = tag["type"], start + VLAN_HLEN
         link = link._replace(vlan=tag["vid"], vlan_priority=tag["priority"], vlan_dei=bool(tag["dei"]))
     return start, ethertype, link
@@ -119,10 +124,7 @@ def _address(version: int, data: BytesLike, base: int, field: str) -> str:
 
 
 def _ipv4(data: BytesLike, start: int, link: _Link) -> Fragment:
-    avail = len(data) - start
-    if avail < IPV4_HLEN:
-        raise ValueError(f"IPv4 header truncated: {avail} bytes, need {IPV4_HLEN}")
-    ip = IPV4.unpack_from(data, start)
+    ip, avail = _read(IPV4, data, start), len(data) - start
     if ip["version"] != 4:
         raise ValueError(f"IP version {ip['version']} is not 4")
     ihl, ip_len = ip["ihl"] * 4, ip["total_length"]
@@ -148,20 +150,15 @@ def _ipv4(data: BytesLike, start: int, link: _Link) -> Fragment:
 
 
 def _ipv6(data: BytesLike, start: int, link: _Link) -> Fragment:
-    avail = len(data) - start
-    if avail < IPV6_HLEN:
-        raise ValueError(f"IPv6 header truncated: {avail} bytes, need {IPV6_HLEN}")
-    ip = IPV6.unpack_from(data, start)
+    ip = _read(IPV6, data, start)
     if ip["version"] != 6:
         raise ValueError(f"IP version {ip['version']} is not 6")
     body, end = start + IPV6_HLEN, start + IPV6_HLEN + ip["payload_length"]
     if end > len(data):
-        raise ValueError(f"IPv6 payload length {ip['payload_length']} does not fit {avail - IPV6_HLEN} captured bytes")
+        raise ValueError(f"IPv6 payload length {ip['payload_length']} does not fit {len(data) - body} captured bytes")
     following, fragment = ip["next_header"], {"more": 0, "offset": 0, "id": 0}
     if following == IP_PROTO_FRAGMENT:
-        if end - body < FRAGMENT_HLEN:
-            raise ValueError(f"IPv6 Fragment header truncated: {end - body} bytes, need {FRAGMENT_HLEN}")
-        fragment = IPV6_FRAGMENT.unpack_from(data, body)
+        fragment = _read(IPV6_FRAGMENT, data, body, end)
         following, body = fragment["next_header"], body + FRAGMENT_HLEN
     if following != IP_PROTO_UDP:
         raise ValueError(f"IPv6 next header {following} is not UDP ({IP_PROTO_UDP}) or Fragment ({IP_PROTO_FRAGMENT})")
@@ -189,9 +186,7 @@ def _whole(frag: Fragment) -> ParsedFrame:
             f"IPv{frag.ip_version} fragment (mf={frag.mf}, offset={frag.frag_offset}): reassemble() it first"
         )
     seg = frag.data
-    if len(seg) < UDP_HLEN:
-        raise ValueError(f"UDP header truncated: {len(seg)} bytes, need {UDP_HLEN}")
-    udp = UDP.unpack_from(seg)
+    udp = _read(UDP, seg, 0)
     udp_len, udp_sum = udp["length"], udp["checksum"]
     if not UDP_HLEN <= udp_len <= len(seg):
         raise ValueError(f"UDP length {udp_len} does not fit the {len(seg)}-byte IP payload")

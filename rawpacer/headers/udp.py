@@ -16,7 +16,7 @@ IP_PROTO_UDP = 17
 """The IPv4 protocol / IPv6 next-header number of UDP."""
 
 UDP = Layout(
-    "UDP",
+    "UDP header",
     Field("sport", 0, 2, DEFAULT_SPORT),
     Field("dport", 2, 2),
     Field("length", 4, 2),

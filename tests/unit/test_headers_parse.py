@@ -144,7 +144,7 @@ def _edit(offset: int, raw: bytes, sample: bytes = FRAME) -> bytes:
         (_edit(58, b"\x00\x07", FRAME_V6), "UDP length 7 does not fit the 13-byte IP payload"),
         (FRAGMENT_V6, "IPv6 fragment (mf=False, offset=1232)"),
         (_edit(54, b"\x3a", FRAGMENT_V6), "IPv6 next header 58 is not UDP (17)"),
-        (TAGGED[:16], "802.1Q tag truncated: 16 bytes, need 18"),
+        (TAGGED[:16], "802.1Q tag truncated: 2 bytes, need 4"),
         (_edit(16, b"\x81\x00", TAGGED), "ethertype 0x8100 is not IPv4"),
         ("text", "data of type str is not bytes-like"),
     ],

@@ -84,9 +84,9 @@ def test_bad_tables_refused(fields: tuple[Field, ...], message: str) -> None:
 
 
 def test_pack_refuses_bad_values() -> None:
-    with pytest.raises(ValueError, match="IPv4 ttl 256 is out of range 0-255"):
+    with pytest.raises(ValueError, match="IPv4 header ttl 256 is out of range 0-255"):
         IPV4.pack(ttl=256)
-    with pytest.raises(ValueError, match="IPv4 has no field 'hop_limit'"):
+    with pytest.raises(ValueError, match="IPv4 header has no field 'hop_limit'"):
         IPV4.pack(hop_limit=1)
 
 
