@@ -199,7 +199,7 @@ def _vlan(vlan: object, priority: object, dei: object, ethernet: bool) -> tuple[
         return None, 0, False
     require(ethernet, f"vlan {vlan!r} needs the Ethernet header (ethernet=True): the tag is part of it")
     return (
-        check_int("vlan", vlan, 0, MAX_VLAN_ID, ", 0 a priority tag only"),
+        check_int("vlan", vlan, 0, MAX_VLAN_ID, " (0: a priority tag)"),
         check_int("vlan_priority", 0 if priority is None else priority, 0, VLAN["priority"].max),
         check_bool("vlan_dei", False if dei is None else dei),
     )
@@ -228,10 +228,11 @@ def header_fields(
     """Check every field at once; UsageError for the first one that is not allowed.
 
     The IP version follows the addresses (both default to the loopback of the other's family, or
-    127.0.0.1). IPv4 defaults: ttl 64, ip_id 0, df True. IPv6 defaults: hop_limit 64, flow_label 0,
-    traffic_class 0; an ``ip_id`` is taken only when ``fragments`` (it lives in IPv6's Fragment
-    header). ``vlan`` (0-4094, 0 meaning a priority tag) adds an 802.1Q tag with ``vlan_priority``
-    (0-7) and ``vlan_dei``; MACs are ignored without the Ethernet header (``ethernet=False``).
+    127.0.0.1). IPv4 defaults: ttl 64, ip_id 0, df True (False when ``fragments``). IPv6 defaults:
+    hop_limit 64, flow_label 0, traffic_class 0; an ``ip_id`` is taken only when ``fragments`` (it
+    lives in IPv6's Fragment header). ``vlan`` (0-4094, 0 meaning a priority tag) adds an 802.1Q
+    tag with ``vlan_priority`` (0-7) and ``vlan_dei``; MACs are checked but unused without the
+    Ethernet header (``ethernet=False``).
     """
     src, dst, fam = _addresses(src_ip, dst_ip)
     because = next((f"{n} {v!r}" for n, v in (("src_ip", src_ip), ("dst_ip", dst_ip)) if v is not None), "by default")

@@ -80,7 +80,7 @@ def test_fragments_keep_the_tag(args: dict, mtu: int) -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"vlan": 4095}, "vlan 4095 is out of range 0-4094, 0 a priority tag only"),
+        ({"vlan": 4095}, "vlan 4095 is out of range 0-4094 (0: a priority tag)"),
         ({"vlan": -1}, "vlan -1 is out of range 0-4094"),
         ({"vlan": "5"}, "vlan '5' is not an integer"),
         ({"vlan": True}, "vlan True is not an integer"),
