@@ -45,7 +45,8 @@ def check_int(field: str, value: object, low: int, high: int, note: str = "") ->
     """
     if not isinstance(value, int) or isinstance(value, bool):
         raise UsageError(f"{field} {value!r} is not an integer (allowed: {low}-{high}{note})")
-    require(low <= value <= high, f"{field} {value} is out of range {low}-{high}{note}")
+    if not low <= value <= high:  # on hot paths: the message is only built on failure
+        raise UsageError(f"{field} {value} is out of range {low}-{high}{note}")
     return int(value)
 
 

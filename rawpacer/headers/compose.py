@@ -6,7 +6,7 @@ tests hold these bytes to.
 from __future__ import annotations
 
 from rawpacer.headers.addresses import HeaderFields
-from rawpacer.headers.checksum import add, ones_sum
+from rawpacer.headers.checksum import fold, ones_sum
 from rawpacer.headers.ethernet import ETHERNET
 from rawpacer.headers.family import V4, Family, family_of
 from rawpacer.headers.ipv4 import IPV4, IPV4_HLEN
@@ -47,18 +47,19 @@ class IPv4Header:
     def whole(self, payload_len: int) -> bytes:
         """The header of an unfragmented datagram carrying ``payload_len`` bytes (the template's id and DF)."""
         total = IPV4_HLEN + payload_len
-        return self._whole(total, add(self._whole_sum, total) ^ 0xFFFF)
+        return self._whole(total, fold(self._whole_sum + total) ^ 0xFFFF)
 
-    def fragments(self, spans: list[tuple[int, int, bool]], ident: int) -> list[bytes]:
-        """One header per span of the IP payload (DF clear, MF on all but the last, offset in 8-byte
-        units); a single span gets the header of the whole datagram with DF clear and this id."""
-        heads = []
+    def fragments(self, link: bytes, data: bytes, spans: list[tuple[int, int, bool]], ident: int) -> list[bytes]:
+        """``link`` + an IPv4 header + the span of ``data`` (the IP payload), one per span: DF clear,
+        MF on all but the last, offset in 8-byte units. A single span is the whole datagram with
+        DF clear and this id."""
+        out, pack, base = [], self._fragment, self._fragment_sum + ident
+        mf, offset = IPV4["mf"], IPV4["frag_offset"]
         for start, end, more in spans:
             total = IPV4_HLEN + end - start
-            flags = IPV4["mf"].place(more) | IPV4["frag_offset"].place(start >> 3)
-            ip_checksum = add(add(add(self._fragment_sum, total), ident), flags) ^ 0xFFFF
-            heads.append(self._fragment(total, ident, flags, ip_checksum))
-        return heads
+            flags = mf.place(more) | offset.place(start >> 3)
+            out.append(link + pack(total, ident, flags, fold(base + total + flags) ^ 0xFFFF) + data[start:end])
+        return out
 
 
 class IPv6Header:
@@ -80,16 +81,18 @@ class IPv6Header:
         """The header of an unfragmented packet carrying ``payload_len`` bytes."""
         return self._whole(payload_len)
 
-    def fragments(self, spans: list[tuple[int, int, bool]], ident: int) -> list[bytes]:
-        """One IPv6 header and Fragment header per span of the payload (RFC 8200, section 4.5); a
-        single span gets the header of the whole packet, with no Fragment header."""
+    def fragments(self, link: bytes, data: bytes, spans: list[tuple[int, int, bool]], ident: int) -> list[bytes]:
+        """``link`` + an IPv6 header and Fragment header + the span of ``data`` (the fragmentable
+        part), one per span (RFC 8200, section 4.5). A single span is the whole packet, with no
+        Fragment header."""
         if len(spans) == 1:
-            return [self._whole(spans[0][1])]
+            return [link + self._whole(len(data)) + data]
+        offset, more_flag = IPV6_FRAGMENT["offset"], IPV6_FRAGMENT["more"]
         return [
-            self._fragment(FRAGMENT_HLEN + end - start)
-            + self._fragment_header(
-                IPV6_FRAGMENT["offset"].place(start >> 3) | IPV6_FRAGMENT["more"].place(more), ident
-            )
+            link
+            + self._fragment(FRAGMENT_HLEN + end - start)
+            + self._fragment_header(offset.place(start >> 3) | more_flag.place(more), ident)
+            + data[start:end]
             for start, end, more in spans
         ]
 

@@ -128,5 +128,4 @@ class FrameTemplate:
         udp_start = self.header_len - UDP_HLEN
         datagram = head[udp_start:] + udp_checksum.to_bytes(2, "big") + payload
         spans = fragment_spans(len(datagram), mtu, self.ip_version)
-        link, heads = self._headers.link, self._headers.ip.fragments(spans, ip_id)
-        return [link + head + datagram[start:end] for head, (start, end, _) in zip(heads, spans)]
+        return self._headers.ip.fragments(self._headers.link, datagram, spans, ip_id)
