@@ -1,37 +1,43 @@
-"""Ethernet II / IPv4 / UDP header builders, parser, MTU fitting and fragmentation.
+"""Ethernet II [+ 802.1Q] / IPv4 or IPv6 / UDP header builders, parser, MTU fitting and fragmentation.
 
-``build_frame`` / ``build_packet`` build with dpkt (reference, slow); ``FrameTemplate`` stamps
-the same bytes onto each new payload fast (C checksum when built: see ``checksum.IMPLEMENTATION``);
-``parse_frame`` / ``parse_packet`` dissect; ``fit_payload`` / ``max_payload`` / ``trimmed_bytes``
-do the MTU arithmetic; ``build_fragments`` / ``FrameTemplate.fragments`` / ``reassemble`` fragment.
+Each protocol is one module with one field table (``ethernet``, ``vlan``, ``ipv4``, ``ipv6``,
+``udp``; the machinery in ``layout``). ``build_frame`` / ``build_packet`` build with dpkt
+(reference, slow); ``FrameTemplate`` stamps the same bytes onto each new payload fast, from the
+tables (C checksum when built: see ``checksum.IMPLEMENTATION``); ``parse_frame`` /
+``parse_packet`` dissect; ``fit_payload`` / ``max_payload`` / ``trimmed_bytes`` do the MTU
+arithmetic; ``build_fragments`` / ``FrameTemplate.fragments`` / ``reassemble`` fragment. The IP
+version follows the addresses given.
 """
 
-from rawpacer.headers.addresses import MAX_UDP_PAYLOAD, HeaderFields, header_fields
+from rawpacer.headers.addresses import MAX_UDP_PAYLOAD, FieldArgs, HeaderFields, header_fields
 from rawpacer.headers.build import build_frame, build_packet
 from rawpacer.headers.checksum import IMPLEMENTATION, ones_sum
-from rawpacer.headers.fit import (
-    ETH_HLEN,
-    IPV4_HLEN,
-    MAX_MTU,
-    MIN_MTU,
-    UDP_HLEN,
-    fit_payload,
-    frame_size,
-    max_payload,
-    trimmed_bytes,
-)
+from rawpacer.headers.ethernet import ETH_HLEN
+from rawpacer.headers.fit import fit_payload, frame_size, max_payload, trimmed_bytes
 from rawpacer.headers.fragment import build_fragments, fragment_spans, reassemble
+from rawpacer.headers.ipv4 import IPV4_HLEN
+from rawpacer.headers.ipv6 import FRAGMENT_HLEN, IPV6_HLEN
 from rawpacer.headers.parse import Fragment, ParsedFrame, parse_fragment, parse_frame, parse_packet
 from rawpacer.headers.template import FrameTemplate
+from rawpacer.headers.udp import UDP_HLEN
+from rawpacer.headers.vlan import MAX_VLAN_ID, VLAN_HLEN
+from rawpacer.limits import MAX_MTU, MAX_UDP_PAYLOAD_V6, MIN_MTU, MIN_MTU_V6
 
 __all__ = [
     "ETH_HLEN",
+    "FRAGMENT_HLEN",
     "IMPLEMENTATION",
     "IPV4_HLEN",
+    "IPV6_HLEN",
     "MAX_MTU",
     "MAX_UDP_PAYLOAD",
+    "MAX_UDP_PAYLOAD_V6",
+    "MAX_VLAN_ID",
     "MIN_MTU",
+    "MIN_MTU_V6",
     "UDP_HLEN",
+    "VLAN_HLEN",
+    "FieldArgs",
     "Fragment",
     "FrameTemplate",
     "HeaderFields",

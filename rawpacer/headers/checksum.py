@@ -43,9 +43,3 @@ ones_sum, IMPLEMENTATION = _pick()
 def checksum(data: BytesLike, initial: int = 0) -> int:
     """The Internet checksum of ``data`` with ``initial`` (e.g. a pseudo-header sum) folded in."""
     return ~ones_sum(data, initial) & 0xFFFF
-
-
-def add(a: int, b: int) -> int:
-    """Ones'-complement addition of two folded sums (end-around carry)."""
-    s = a + b
-    return (s & 0xFFFF) + (s >> 16)

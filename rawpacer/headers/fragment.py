@@ -1,77 +1,68 @@
-"""RFC 791 fragmentation of one IPv4/UDP datagram, and the reassembly that undoes it.
+"""Source fragmentation of one UDP datagram (IPv4: RFC 791; IPv6: RFC 8200 section 4.5), and the
+reassembly that undoes it.
 
 The UDP header (with the checksum over the whole payload) goes in the first fragment; every
-fragment but the last carries a multiple of 8 bytes and has MF set; all share one ip_id; DF is
-clear; each fragment's IP datagram is at most ``mtu`` bytes.
+fragment but the last carries a multiple of 8 bytes; all share one identification. IPv4 fragments
+have DF clear and MF set on all but the last; IPv6 fragments carry a Fragment header (next header
+44, 32-bit identification, offset in 8-byte units, M flag). Each fragment's IP packet is at most
+``mtu`` bytes, so it carries ``(mtu - IP header - Fragment header) // 8 * 8`` bytes: 1480 for IPv4
+and 1448 for IPv6 at MTU 1500.
 """
 
 from __future__ import annotations
 
 import socket
-import struct
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from rawpacer.headers.addresses import (
-    DEFAULT_IP,
-    DEFAULT_MAC,
-    DEFAULT_SPORT,
-    DEFAULT_TTL,
-    check_payload,
-    header_fields,
-)
-from rawpacer.headers.build import dpkt_ethernet, dpkt_ip, dpkt_udp
-from rawpacer.headers.checksum import BytesLike, checksum
-from rawpacer.headers.fit import IPV4_HLEN, check_mtu
-from rawpacer.headers.parse import ETH_TYPE_IPV4, IP_PROTO_UDP, Fragment, parse_fragment
+from rawpacer.errors import require
+from rawpacer.headers.addresses import DEFAULT_MAC, HeaderFields, header_fields, parse_mac
+from rawpacer.headers.build import dpkt_datagram, dpkt_ethernet, dpkt_ip, dpkt_ip6, packed
+from rawpacer.headers.checksum import BytesLike
+from rawpacer.headers.compose import FrameHeaders
+from rawpacer.headers.family import V4, family
+from rawpacer.headers.fit import check_mtu
+from rawpacer.headers.parse import Fragment, parse_fragment
+from rawpacer.headers.udp import UDP_HLEN
 
-_IP = struct.Struct("!BBHHHBBH4s4s")
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack for **kwargs needs Python 3.12
+
+    from rawpacer.headers.addresses import FieldArgs
 
 
-def fragment_spans(ip_payload_len: int, mtu: int) -> list[tuple[int, int, bool]]:
+def fragment_spans(ip_payload_len: int, mtu: int, ip_version: int = 4) -> list[tuple[int, int, bool]]:
     """``(start, end, more_fragments)`` byte ranges of the IP payload, one per fragment at this MTU."""
-    if IPV4_HLEN + ip_payload_len <= check_mtu(mtu):
+    fam = family(ip_version)
+    if fam.header_len + ip_payload_len <= check_mtu(mtu, ip_version):
         return [(0, ip_payload_len, False)]
-    step = (mtu - IPV4_HLEN) // 8 * 8
+    step = (mtu - fam.header_len - fam.fragment_header_len) // 8 * 8
     starts = range(0, ip_payload_len, step)
     return [(s, min(s + step, ip_payload_len), s + step < ip_payload_len) for s in starts]
 
 
 def build_fragments(
-    dport: int,
-    payload: BytesLike,
-    mtu: int,
-    *,
-    sport: int = DEFAULT_SPORT,
-    src_ip: str = DEFAULT_IP,
-    dst_ip: str = DEFAULT_IP,
-    src_mac: str = DEFAULT_MAC,
-    dst_mac: str = DEFAULT_MAC,
-    ttl: int = DEFAULT_TTL,
-    ip_id: int = 0,
-    ethernet: bool = True,
+    dport: int, payload: BytesLike, mtu: int, *, ethernet: bool = True, **fields: Unpack[FieldArgs]
 ) -> list[bytes]:
     """The fragments (frames, or IP packets when ``ethernet=False``) of one UDP datagram, built with dpkt.
 
-    A datagram that fits the MTU comes back as a one-item list (DF clear).
+    A datagram that fits the MTU comes back as a one-item list: over IPv4 with DF clear and this
+    ``ip_id``, over IPv6 a whole packet with no Fragment header. ``ip_id`` is 0-65535 for IPv4 and
+    0-4294967295 for IPv6; ``df`` is refused (fragments always have it clear).
     """
-    fields = header_fields(
-        dport,
-        sport=sport,
-        src_ip=src_ip,
-        dst_ip=dst_ip,
-        src_mac=src_mac,
-        dst_mac=dst_mac,
-        ttl=ttl,
-        ip_id=ip_id,
-        df=False,
-    )
-    whole = bytes(dpkt_ip(fields, dpkt_udp(fields, check_payload(payload)), ip_id=fields.ip_id, df=False))
-    datagram = whole[IPV4_HLEN:]
-    out = []
-    for start, end, more in fragment_spans(len(datagram), mtu):
-        ip = dpkt_ip(fields, datagram[start:end], ip_id=fields.ip_id, df=False, mf=more, offset=start // 8)
-        out.append(dpkt_ethernet(fields, ip) if ethernet else bytes(ip))
-    return out
+    require("df" not in fields, f"df {fields.get('df')!r} is not taken by build_fragments: fragments have DF clear")
+    checked = header_fields(dport, ethernet=ethernet, fragments=True, **fields)
+    fam = family(checked.ip_version)
+    whole, udp = dpkt_datagram(checked, payload)
+    datagram = packed(whole, udp)[fam.header_len :]
+    spans = fragment_spans(len(datagram), mtu, fam.version)
+    if fam is V4:
+        ips = [dpkt_ip(checked, datagram[s:e], ip_id=checked.ip_id, df=False, mf=m, offset=s // 8) for s, e, m in spans]
+    elif len(spans) == 1:
+        ips = [whole]
+    else:
+        ips = [dpkt_ip6(checked, datagram[s:e], fragment=(s // 8, m, checked.ip_id)) for s, e, m in spans]
+    return [bytes(dpkt_ethernet(checked, ip) if ethernet else ip) for ip in ips]
 
 
 def _one_datagram(parts: list[Fragment]) -> bytes:
@@ -89,37 +80,44 @@ def _one_datagram(parts: list[Fragment]) -> bytes:
     return data
 
 
+def _fields(first: Fragment) -> HeaderFields:
+    """The header fields of the whole datagram the fragments came from (its first fragment's)."""
+    address_family = socket.AF_INET if first.ip_version == 4 else socket.AF_INET6
+    return HeaderFields(
+        dport=0,
+        sport=0,
+        src_ip=socket.inet_pton(address_family, first.src_ip),
+        dst_ip=socket.inet_pton(address_family, first.dst_ip),
+        src_mac=parse_mac("src_mac", first.src_mac or DEFAULT_MAC),
+        dst_mac=parse_mac("dst_mac", first.dst_mac or DEFAULT_MAC),
+        ttl=first.ttl,
+        ip_id=first.ip_id,
+        df=False,
+        traffic_class=first.traffic_class,
+        flow_label=first.flow_label,
+        vlan=first.vlan,
+        vlan_priority=first.vlan_priority or 0,
+        vlan_dei=bool(first.vlan_dei),
+    )
+
+
 def reassemble(frames: Iterable[BytesLike], *, ethernet: bool = True) -> bytes:
     """Rebuild one whole frame (or IP packet) from all fragments of one datagram, in any order.
 
-    The result has DF, MF and offset clear and a fresh IPv4 checksum, so ``parse_frame`` reads it;
-    ValueError if a fragment is missing, overlaps, or belongs to another datagram.
+    The result is what ``build_frame`` makes of the datagram: for IPv4 DF, MF and offset clear and
+    a fresh header checksum, for IPv6 no Fragment header; so ``parse_frame`` reads it. ValueError
+    if a fragment is missing, overlaps, or belongs to another datagram.
     """
     parts = sorted((parse_fragment(f, ethernet=ethernet) for f in frames), key=lambda p: p.frag_offset)
     if not parts:
         raise ValueError("no fragments to reassemble")
+    if len({p.ip_version for p in parts}) > 1:
+        raise ValueError("fragments of IPv4 and IPv6 datagrams mixed")
     data = _one_datagram(parts)
-    total = IPV4_HLEN + len(data)
-    if total > 0xFFFF:
-        raise ValueError(f"reassembled datagram of {total} bytes exceeds 65535")
-    return _header(parts[0], total, ethernet) + data
-
-
-def _header(first: Fragment, total: int, ethernet: bool) -> bytes:
-    ip = _IP.pack(
-        0x45,
-        0,
-        total,
-        first.ip_id,
-        0,
-        first.ttl,
-        IP_PROTO_UDP,
-        0,
-        socket.inet_aton(first.src_ip),
-        socket.inet_aton(first.dst_ip),
-    )
-    ip = ip[:10] + checksum(ip).to_bytes(2, "big") + ip[12:]
-    if not ethernet:
-        return ip
-    macs = bytes.fromhex(f"{first.dst_mac}{first.src_mac}".replace(":", ""))
-    return macs + ETH_TYPE_IPV4.to_bytes(2, "big") + ip
+    fam = family(parts[0].ip_version)
+    if len(data) > UDP_HLEN + fam.max_udp_payload:
+        raise ValueError(
+            f"reassembled {fam.name} payload of {len(data)} bytes exceeds {UDP_HLEN + fam.max_udp_payload}"
+        )
+    headers = FrameHeaders(_fields(parts[0]), ethernet)
+    return headers.link + headers.ip.whole(len(data)) + data

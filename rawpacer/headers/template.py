@@ -1,152 +1,131 @@
-"""FrameTemplate: the headers for one destination built once (with dpkt), stamped onto each payload.
+"""FrameTemplate: the headers for one destination written once from the tables, stamped onto each payload.
 
-Per call only the lengths and the two checksums change. The IPv4 checksum is the precomputed sum of
-the fixed header words plus the total length; the UDP checksum is the precomputed pseudo-header and
-port sum plus twice the UDP length (it is in the pseudo-header and in the UDP header) plus the
-payload's sum, which is the one pass over the data (the C extension when built). The bytes equal
+For a payload length the header bytes are fixed except the UDP checksum: the lengths (and IPv4's
+header checksum) depend on the length only, so they are computed once per length and kept. The UDP
+checksum is the precomputed sum of the pseudo-header and the UDP header for that length plus the
+payload's sum, the one pass over the data (the C extension when built). The bytes equal
 ``build_frame``'s (``build_packet``'s when ``ethernet=False``) for every input.
 """
 
 from __future__ import annotations
 
+import mmap
 import struct
+from typing import TYPE_CHECKING
 
 from rawpacer.errors import UsageError
-from rawpacer.headers.addresses import (
-    DEFAULT_IP,
-    DEFAULT_MAC,
-    DEFAULT_SPORT,
-    DEFAULT_TTL,
-    MAX_UDP_PAYLOAD,
-    check_int,
-    check_payload,
-    header_fields,
-)
-from rawpacer.headers.build import build_frame, build_packet
-from rawpacer.headers.checksum import BytesLike, add, ones_sum
-from rawpacer.headers.fit import ETH_HLEN, IPV4_HLEN, UDP_HLEN
+from rawpacer.headers.addresses import check_int, check_payload, header_fields
+from rawpacer.headers.checksum import BytesLike, ones_sum
+from rawpacer.headers.compose import FrameHeaders
 from rawpacer.headers.fragment import fragment_spans
-from rawpacer.headers.parse import IP_MF, IP_PROTO_UDP
+from rawpacer.headers.udp import UDP_CHECKSUM_OFFSET, UDP_HLEN, pseudo_header_sum
 
-_HEADERS = IPV4_HLEN + UDP_HLEN
-_FRAGMENT_IP = struct.Struct("!HHHHBBH4s4s")
-_UDP = struct.Struct("!HHHH")
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack for **kwargs needs Python 3.12
+
+    from rawpacer.headers.addresses import FieldArgs
+
+_KEPT_LENGTHS = 64
+"""Payload lengths whose headers a template keeps (a fan-out sends one length over and over)."""
 
 
 class FrameTemplate:
-    """Frames (or IP packets, ``ethernet=False``) to one destination, re-stamped per payload."""
+    """Frames (or IP packets, ``ethernet=False``) to one destination, re-stamped per payload.
 
-    def __init__(
-        self,
-        dport: int,
-        *,
-        sport: int = DEFAULT_SPORT,
-        src_ip: str = DEFAULT_IP,
-        dst_ip: str = DEFAULT_IP,
-        src_mac: str = DEFAULT_MAC,
-        dst_mac: str = DEFAULT_MAC,
-        ttl: int = DEFAULT_TTL,
-        ip_id: int = 0,
-        df: bool = True,
-        ethernet: bool = True,
-    ) -> None:
-        self.fields = header_fields(
-            dport,
-            sport=sport,
-            src_ip=src_ip,
-            dst_ip=dst_ip,
-            src_mac=src_mac,
-            dst_mac=dst_mac,
-            ttl=ttl,
-            ip_id=ip_id,
-            df=df,
-        )
+    Takes ``build_frame``'s keyword fields. What a writer lays frames out with: ``ip_version``,
+    ``header_len`` (bytes before the payload), ``link_len`` (where the IP header starts),
+    ``udp_checksum_offset``, ``max_udp_payload``, and per payload length ``frame_len(n)``,
+    ``headers(n)`` and ``udp_sum_base(n)``.
+    """
+
+    def __init__(self, dport: int, *, ethernet: bool = True, **fields: Unpack[FieldArgs]) -> None:
         self.ethernet = bool(ethernet)
-        if self.ethernet:
-            proto = build_frame(
-                dport,
-                b"",
-                sport=sport,
-                src_ip=src_ip,
-                dst_ip=dst_ip,
-                src_mac=src_mac,
-                dst_mac=dst_mac,
-                ttl=ttl,
-                ip_id=ip_id,
-                df=df,
-            )
-        else:
-            proto = build_packet(dport, b"", sport=sport, src_ip=src_ip, dst_ip=dst_ip, ttl=ttl, ip_id=ip_id, df=df)
-        ip = ETH_HLEN if self.ethernet else 0
-        self.header_len = ip + _HEADERS
-        self._link = proto[:ip]
-        fixed_ip = proto[ip : ip + 2] + b"\0\0" + proto[ip + 4 : ip + 10] + b"\0\0" + proto[ip + 12 : ip + 20]
-        self._ip_sum = ones_sum(fixed_ip)
-        self._ip_base_sum = ones_sum(proto[ip : ip + 2] + proto[ip + 8 : ip + 10] + proto[ip + 12 : ip + 20])
-        self._udp_sum = ones_sum(proto[ip + 12 : ip + 24], IP_PROTO_UDP)
-        layout = struct.Struct(f"!{ip + 2}sH6sH12sHH")
+        self.fields = header_fields(dport, ethernet=self.ethernet, **fields)
+        self._headers = FrameHeaders(self.fields, self.ethernet)
+        family = self._headers.family
+        self.ip_version: int = family.version
+        """4 or 6, from the addresses."""
+        self.link_len = len(self._headers.link)
+        """Bytes of Ethernet header and VLAN tag (0, 14 or 18): where the IP header starts."""
+        self.header_len = self._headers.size
+        """Bytes before the payload of an unfragmented datagram."""
+        self.udp_checksum_offset = self.header_len - UDP_HLEN + UDP_CHECKSUM_OFFSET
+        """Where the UDP checksum sits in the frame (the headers' last two bytes)."""
+        self.max_udp_payload = family.max_udp_payload
+        """The longest payload one datagram carries (65507 over IPv4, 65527 over IPv6)."""
+        self._max_ip_id = family.max_ip_id
+        self._addresses = (self.fields.src_ip, self.fields.dst_ip)
+        layout = struct.Struct(f"!{self.udp_checksum_offset}sH")
         self._pack, self._pack_into = layout.pack, layout.pack_into
-        self._head, self._mid1, self._mid2 = proto[: ip + 2], proto[ip + 4 : ip + 10], proto[ip + 12 : ip + 24]
+        self._kept: dict[int, tuple[bytes, int]] = {}
 
-    def _sums(self, n: int, payload: BytesLike) -> tuple[int, int, int, int]:
-        if n > MAX_UDP_PAYLOAD:
-            check_payload(payload)
-        ulen = n + UDP_HLEN
-        s = self._ip_sum + ulen + IPV4_HLEN
-        ip_ck = ((s & 0xFFFF) + (s >> 16)) ^ 0xFFFF
-        udp_ck = (ones_sum(payload, self._udp_sum + ulen + ulen) ^ 0xFFFF) or 0xFFFF
-        return ulen + IPV4_HLEN, ip_ck, ulen, udp_ck
+    def _for_length(self, payload_len: int) -> tuple[bytes, int]:
+        """The headers before the UDP checksum and the checksum's base sum, for this payload length."""
+        kept = self._kept.get(payload_len)
+        if kept is None:
+            check_int("payload_len", payload_len, 0, self.max_udp_payload)
+            if len(self._kept) >= _KEPT_LENGTHS:
+                self._kept.clear()
+            headers = self._headers.whole(payload_len)
+            udp_len = UDP_HLEN + payload_len
+            base = ones_sum(headers[self.header_len - UDP_HLEN :], pseudo_header_sum(*self._addresses, udp_len))
+            kept = self._kept[payload_len] = (headers[: self.udp_checksum_offset], base)
+        return kept
+
+    def frame_len(self, payload_len: int) -> int:
+        """Bytes of the frame carrying ``payload_len`` bytes in one datagram."""
+        return self.header_len + check_int("payload_len", payload_len, 0, self.max_udp_payload)
+
+    def headers(self, payload_len: int) -> bytes:
+        """The ``header_len`` header bytes for this payload length: lengths and the IPv4 checksum
+        filled in, the UDP checksum field 0 (it depends on the payload; see ``udp_sum_base``)."""
+        return self._for_length(payload_len)[0] + b"\0\0"
+
+    def udp_sum_base(self, payload_len: int) -> int:
+        """The folded ones'-complement sum of all the UDP checksum covers but the payload (pseudo-header
+        and UDP header): the checksum is ``(ones_sum(payload, base) ^ 0xFFFF) or 0xFFFF``."""
+        return self._for_length(payload_len)[1]
+
+    def _checked(self, payload: BytesLike) -> tuple[BytesLike, bytes, int]:
+        """The payload as a flat byte buffer, its headers before the checksum, and the UDP checksum."""
+        if type(payload) is not bytes or len(payload) > self.max_udp_payload:
+            payload = check_payload(payload, self.max_udp_payload)
+        head, base = self._for_length(len(payload))
+        return payload, head, (ones_sum(payload, base) ^ 0xFFFF) or 0xFFFF  # RFC 768: a computed 0 is sent as 0xFFFF
 
     def stamp(self, payload: BytesLike) -> bytes:
         """The frame carrying ``payload``: fixed headers with new lengths and checksums, no dpkt."""
-        if type(payload) is not bytes:
-            payload = check_payload(payload)
-        total, ip_ck, ulen, udp_ck = self._sums(len(payload), payload)
-        return self._pack(self._head, total, self._mid1, ip_ck, self._mid2, ulen, udp_ck) + payload
+        payload, head, udp_checksum = self._checked(payload)
+        return self._pack(head, udp_checksum) + payload
 
-    def stamp_into(self, buffer: bytearray | memoryview, offset: int, payload: BytesLike) -> int:
+    def stamp_into(self, buffer: bytearray | memoryview | mmap.mmap, offset: int, payload: BytesLike) -> int:
         """Write the frame for ``payload`` into writable ``buffer`` at ``offset``; return its length."""
-        if type(payload) is not bytes:
-            payload = check_payload(payload)
+        payload, head, udp_checksum = self._checked(payload)
         n = len(payload)
         end = offset + self.header_len + n
         if offset < 0 or end > len(buffer):
             raise UsageError(
                 f"frame of {end - offset} bytes at offset {offset} does not fit a {len(buffer)}-byte buffer"
             )
-        total, ip_ck, ulen, udp_ck = self._sums(n, payload)
-        self._pack_into(buffer, offset, self._head, total, self._mid1, ip_ck, self._mid2, ulen, udp_ck)
+        self._pack_into(buffer, offset, head, udp_checksum)
         buffer[end - n : end] = payload
         return end - offset
 
-    def fragments(self, payload: BytesLike, mtu: int, ip_id: int) -> list[bytes]:
-        """RFC 791 fragments of one datagram carrying ``payload`` (DF clear, one list item when it fits).
+    def fragment_count(self, payload_len: int, mtu: int) -> int:
+        """How many frames ``fragments`` makes of a ``payload_len``-byte payload at this MTU."""
+        payload_len = check_int("payload_len", payload_len, 0, self.max_udp_payload)
+        return len(fragment_spans(UDP_HLEN + payload_len, mtu, self.ip_version))
 
-        Same bytes as ``build_fragments`` with this template's fields.
+    def fragments(self, payload: BytesLike, mtu: int, ip_id: int) -> list[bytes]:
+        """The fragments of one datagram carrying ``payload`` (one list item when it fits).
+
+        IPv4: DF clear, ``ip_id`` 0-65535. IPv6: a Fragment header with identification ``ip_id``
+        (0-4294967295) on each fragment, none when the packet fits. Same bytes as
+        ``build_fragments`` with this template's fields.
         """
-        payload = check_payload(payload)
-        ip_id = check_int("ip_id", ip_id, 0, 65535)
-        _, _, ulen, udp_ck = self._sums(len(payload), payload)
-        datagram = _UDP.pack(self.fields.sport, self.fields.dport, ulen, udp_ck) + payload
-        base = add(self._ip_base_sum, ip_id)
-        out = []
-        for start, end, more in fragment_spans(ulen, mtu):
-            total = IPV4_HLEN + end - start
-            flags = (IP_MF if more else 0) | start >> 3
-            ip_ck = add(add(base, total), flags) ^ 0xFFFF
-            out.append(
-                self._link
-                + _FRAGMENT_IP.pack(
-                    0x4500,
-                    total,
-                    ip_id,
-                    flags,
-                    self.fields.ttl,
-                    IP_PROTO_UDP,
-                    ip_ck,
-                    self.fields.src_ip,
-                    self.fields.dst_ip,
-                )
-                + datagram[start:end]
-            )
-        return out
+        payload, head, udp_checksum = self._checked(payload)
+        ip_id = check_int("ip_id", ip_id, 0, self._max_ip_id)
+        udp_start = self.header_len - UDP_HLEN
+        datagram = head[udp_start:] + udp_checksum.to_bytes(2, "big") + payload
+        spans = fragment_spans(len(datagram), mtu, self.ip_version)
+        return self._headers.ip.fragments(self._headers.link, datagram, spans, ip_id)
