@@ -36,9 +36,3 @@ MIN_MESSAGE_SIZE = 1
 
 MAX_MESSAGE_SIZE = MAX_UDP_PAYLOAD
 """Largest message: what one IPv4 UDP datagram carries (the standard writers' kernel limit)."""
-
-MIN_VLAN_ID = 1
-"""Smallest 802.1Q VLAN id a run may use: 0 means "priority tag, no VLAN" (IEEE 802.1Q, 9.6)."""
-
-MAX_VLAN_ID = 4094
-"""Largest 802.1Q VLAN id a run may use: 4095 (0xFFF) is reserved (IEEE 802.1Q, 9.6)."""

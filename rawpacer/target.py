@@ -24,10 +24,18 @@ class Link:
 
 @dataclass(frozen=True)
 class Target:
-    """Where one fan-out goes: the readers' address and ports, seen from the writer's side."""
+    """Where one fan-out goes: the readers' address and ports, seen from the writer's side, and the
+    802.1Q tag writers that build the link header put on every frame (none when ``vlan`` is None)."""
 
     src_ip: str
     dst_ip: str
     ports: tuple[int, ...]
     link: Link
     sport: int = DEFAULT_SPORT
+    vlan: int | None = None
+    vlan_priority: int = 0
+
+    @property
+    def ip_version(self) -> int:
+        """4 or 6, from the readers' address."""
+        return 6 if ":" in self.dst_ip else 4

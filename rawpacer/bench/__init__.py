@@ -13,8 +13,9 @@ from rawpacer.bench.result import Report, Sample, WriterResult
 
 def compare(**options: Any) -> Report:
     """Run a comparison in a fresh sandbox and return its Report (options as ``make_config``'s)."""
+    from rawpacer.bench.config import make_config
     from rawpacer.bench.machine import describe
-    from rawpacer.bench.session import Session, make_config
+    from rawpacer.bench.session import Session
 
     config = make_config(**options)
     return Session(config, Report(describe(), config.params())).run()

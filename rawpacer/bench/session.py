@@ -7,150 +7,27 @@ Every writer (and the Go seed) meets the same reader set, rounds are interleaved
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from rawpacer import diagnose, outputs
+from rawpacer import diagnose
 from rawpacer.bench import gobench
-from rawpacer.bench.calibrate import Benchtime, parse_benchtime
+from rawpacer.bench.config import Config, pcap_path
 from rawpacer.bench.oploop import OpLoop
 from rawpacer.bench.result import Report, WriterResult
 from rawpacer.bench.runner import Pass
-from rawpacer.errors import ReaderDied, UsageError, require, unavailable
+from rawpacer.errors import ReaderDied, UsageError, unavailable
 from rawpacer.kernel import caps
-from rawpacer.limits import MAX_MESSAGE_SIZE, MAX_MTU, MAX_PORT, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
-from rawpacer.messages import KINDS as PAYLOADS
+from rawpacer.limits import MAX_PORT
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
-from rawpacer.sandbox import KINDS, Sandbox, Topology
+from rawpacer.sandbox import Sandbox, Topology
 from rawpacer.target import Target
 from rawpacer.writers import base as registry
-from rawpacer.writers.base import Fit, WriterOptions
+from rawpacer.writers.base import WriterOptions
 
 GO_MAX_READERS = 5000
 """Above this the Go seed's goroutine-per-reader blocking recvfrom hits Go's 10,000-thread limit."""
-
-MODES = ("fanout", "stream")
-
-
-@dataclass(frozen=True)
-class Config:
-    """What to compare, validated by the CLI before any namespace exists."""
-
-    writers: tuple[str, ...]
-    readers: tuple[int, ...] = (100,)
-    size: int = 1500
-    payload: str = "crypto"
-    fit: Fit = Fit.TRIM
-    mode: str = "fanout"
-    topology: str = "lo"
-    mtu: int | None = None
-    benchtime: Benchtime = field(default_factory=Benchtime)
-    count: int = 1
-    with_go: bool = False
-    pcap: str | None = None
-    named: tuple[str, ...] = ()
-    """Rows the user asked for by name (``--writers``, the Go seed with ``--with-go``): one that does
-    not run makes the exit code say so; a default writer the kernel cannot run only says so in its row."""
-
-    def params(self) -> dict[str, Any]:
-        """The parameters as JSON records them."""
-        return {
-            "writers": list(self.writers),
-            "readers": list(self.readers),
-            "size": self.size,
-            "payload": self.payload,
-            "fit": self.fit.value,
-            "mode": self.mode,
-            "topology": self.topology,
-            "mtu": self.mtu,
-            "benchtime": str(self.benchtime),
-            "count": self.count,
-            "with_go": self.with_go,
-            "pcap": self.pcap,
-            "slow_writer_caps_s": {
-                n: cap for n in self.writers if (cap := registry.get(n).benchtime_cap_s) is not None
-            },
-        }
-
-    def steps(self) -> int:
-        """Progress steps: one per writer pass and one per Go run."""
-        return len(self.readers) * self.count * (len(self.writers) + (1 if self.with_go else 0))
-
-
-def parse_int(name: str, value: int | str, low: int, high: int) -> int:
-    """An integer option given as text or number, in low..high; UsageError naming it otherwise."""
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise UsageError(f"{name} {value!r} is not an integer; use {low}-{high}") from None
-    require(low <= number <= high, f"{name} {number} is out of range; use {low}-{high}")
-    return number
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    require(value in allowed, f"{name} {value!r} is not allowed; use one of: {', '.join(allowed)}")
-    return value
-
-
-def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    if value is None:
-        return tuple(registry.names())
-    return tuple(w.strip() for w in value.split(",")) if isinstance(value, str) else tuple(value)
-
-
-def pcap_path(stem: str, writer: str, readers: int) -> str:
-    """Where one raw writer's frames go: ``run.pcap`` -> ``run-packet-ring-100.pcap``."""
-    root, ext = os.path.splitext(stem)
-    return f"{root}-{writer}-{readers}{ext or '.pcap'}"
-
-
-def make_config(
-    writers: str | Sequence[str] | None = None,
-    readers: int | str | Sequence[int] = 100,
-    size: int | str = 1500,
-    payload: str = "crypto",
-    fit: str | Fit = "trim",
-    mode: str = "fanout",
-    topology: str = "lo",
-    mtu: int | str | None = None,
-    benchtime: str | float = "1s",
-    count: int | str = 1,
-    with_go: bool = False,
-    pcap: str | None = None,
-) -> Config:
-    """A Config from CLI-style values (strings or numbers), every one checked: UsageError, one line."""
-    counts = str(readers).split(",") if isinstance(readers, (int, str)) else list(readers)
-    chosen = _names(writers)
-    for name in chosen:
-        registry.get(name)
-    require(len(set(chosen)) == len(chosen), f"writers {writers!r} names a writer twice")
-    config = Config(
-        writers=chosen,
-        readers=tuple(parse_int("readers", part, 1, MAX_READERS) for part in counts),
-        size=parse_int("size", size, MIN_MESSAGE_SIZE, MAX_MESSAGE_SIZE),
-        payload=_choice("payload", payload, PAYLOADS),
-        fit=Fit.parse(fit),
-        mode=_choice("mode", mode, MODES),
-        topology=_choice("topology", topology, KINDS),
-        mtu=None if mtu is None else parse_int("mtu", mtu, MIN_MTU, MAX_MTU),
-        benchtime=parse_benchtime(str(benchtime)),
-        count=parse_int("count", count, 1, 1000),
-        with_go=bool(with_go),
-        pcap=pcap,
-        named=(chosen if writers is not None else ()) + (tuple(gobench.ROWS.values()) if with_go else ()),
-    )
-    if config.pcap is not None:
-        require(not os.path.isdir(config.pcap), f"--pcap {config.pcap!r} is a directory; give a file name")
-        for name in (n for n in chosen if registry.get(n).raw):
-            for readers_count in config.readers:
-                outputs.check("--pcap", pcap_path(config.pcap, name, readers_count))
-    if config.with_go:
-        gobench.require_go()
-    return config
 
 
 class Listener:
@@ -203,7 +80,7 @@ class Session:
             cap = registry.get(name).benchtime_cap_s
             if cap is not None and config.benchtime.ops is None and config.benchtime.seconds > cap:
                 self.report.notes.append(f"{name}: benchtime capped at {cap:g}s (slow writer)")
-        with Sandbox(config.topology, mtu=config.mtu) as topo:
+        with Sandbox(config.topology, mtu=config.mtu, ip_version=config.ip_version, vlan=config.vlan) as topo:
             try:
                 for count in config.readers:
                     self._one_count(topo, count, go_binary)
@@ -211,12 +88,21 @@ class Session:
                 self.report.interrupted = True
                 self.on_interrupt(self.report)
                 raise
+            finally:
+                self._note_vlan_drops(topo)
         return self.report
+
+    def _note_vlan_drops(self, topo: Topology) -> None:
+        """Frames the readers' end dropped for carrying another VLAN id: counted, and said."""
+        if topo.vlan_filter is not None:
+            counts = topo.vlan_filter.counts()
+            if counts.other_vlan:
+                self.report.notes.append(f"VLAN {topo.vlan}: {counts.describe()}")
 
     def _one_count(self, topo: Topology, count: int, go_binary: Path | None) -> None:
         config = self.config
         with ReaderSet(topo, count, config.size, timeout=1.0) as readers:
-            target = topo.target(readers.ports)
+            target = topo.target(readers.ports, vlan_priority=config.vlan_priority)
             source = MessageSource.make(config.payload, config.size)
             rows = {name: self._row(name, count) for name in config.writers}
             go_rows: dict[str, WriterResult] = {}

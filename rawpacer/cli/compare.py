@@ -12,11 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rawpacer import outputs
 from rawpacer.bench import machine
+from rawpacer.bench.config import Config, make_config
 from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
-from rawpacer.bench.session import Config, Listener, Session, make_config
+from rawpacer.bench.session import Listener, Session
+from rawpacer.cli._options import add_messages, add_sandbox, config_kwargs
 from rawpacer.errors import require
 from rawpacer.kernel import caps
-from rawpacer.limits import MAX_MESSAGE_SIZE, MAX_MTU, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
 from rawpacer.report.gofmt import report_lines
 from rawpacer.report.jsonout import to_json
 from rawpacer.report.table import duration, print_report
@@ -27,31 +28,15 @@ FORMATS = ("table", "go")
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the subcommand and its options."""
     p = sub.add_parser("compare", help="benchmark every writer side by side (ns/op, B/op, allocs/op, delivery)")
-    p.add_argument(
-        "--readers", default="100", help=f"readers, or a list like 100,1000,10000 for a sweep (1-{MAX_READERS})"
-    )
-    p.add_argument(
-        "--size", default="1500", help=f"message bytes ({MIN_MESSAGE_SIZE}-{MAX_MESSAGE_SIZE}; default 1500)"
-    )
+    add_messages(p, "100", "readers, or a list like 100,1000,10000 for a sweep")
     p.add_argument("--writers", default=None, help="comma-separated writer names (default: all)")
-    p.add_argument("--topology", default="lo", help="lo or veth (default lo)")
-    p.add_argument("--mtu", default=None, help=f"MTU of the veth pair, or of lo ({MIN_MTU}-{MAX_MTU})")
-    p.add_argument(
-        "--fit", default="trim", help="what raw writers do with messages over the MTU: trim, fragment, strict"
-    )
-    p.add_argument("--payload", default="crypto", help="message bytes: crypto (as the seed), fast, fixed")
+    add_sandbox(p)
     p.add_argument("--mode", default="fanout", help="fanout (wait for every reader each op, as the seed) or stream")
     p.add_argument("--benchtime", default="1s", help="target time per writer: 1s, 0.5, 200ms, or an op count like 50x")
     p.add_argument("--count", default="1", help="repeat each writer N times, interleaved; report median (min-max)")
     p.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="write every figure as JSON")
     p.add_argument("--plot", dest="plot_path", default=None, metavar="PATH", help="write a PNG bar chart of ns/op")
     p.add_argument("--format", default="table", help="table (default) or go (benchmark lines for benchstat)")
-    p.add_argument(
-        "--pcap",
-        default=None,
-        metavar="PATH",
-        help="raw writers write every frame they send to PATH-<writer>-<readers>.pcap (slows them)",
-    )
     p.add_argument("--with-go", action="store_true", help="also build and run the Go port of the seed's benchmark")
     p.set_defaults(func=run)
 
@@ -60,17 +45,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
     """Every option checked (UsageError, one line) before any namespace or process exists."""
     config = make_config(
         writers=args.writers,
-        readers=args.readers,
-        size=args.size,
-        payload=args.payload,
-        fit=args.fit,
         mode=args.mode,
-        topology=args.topology,
-        mtu=args.mtu,
         benchtime=args.benchtime,
         count=args.count,
         with_go=bool(args.with_go),
-        pcap=args.pcap,
+        **config_kwargs(args),
     )
     require(args.format in FORMATS, f"format {args.format!r} is not allowed; use one of: {', '.join(FORMATS)}")
     for option, path in (("--json", args.json_path), ("--plot", args.plot_path)):

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 
 from rawpacer import diagnose
+from rawpacer.bench.config import Config, make_config, parse_int
 from rawpacer.bench.oploop import ASAP, OpLoop, depart
-from rawpacer.bench.session import Config, make_config, parse_int
+from rawpacer.cli._options import add_messages, add_sandbox, config_kwargs
 from rawpacer.errors import require
-from rawpacer.headers.addresses import parse_ipv4, parse_mac
+from rawpacer.headers.addresses import parse_ip, parse_mac
 from rawpacer.kernel import caps
-from rawpacer.limits import FIRST_PORT, MAX_MESSAGE_SIZE, MAX_MTU, MAX_PORT, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
+from rawpacer.limits import FIRST_PORT, MAX_PORT
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox
@@ -30,22 +31,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register the subcommand and its options."""
     p = sub.add_parser("send", help="send fan-outs with one writer; show and check what each reader got")
     p.add_argument("--writer", default="packet-ring", help="writer name (default packet-ring)")
-    p.add_argument("--readers", default="10", help=f"readers / destination ports (1-{MAX_READERS}; default 10)")
-    p.add_argument(
-        "--size", default="1500", help=f"message bytes ({MIN_MESSAGE_SIZE}-{MAX_MESSAGE_SIZE}; default 1500)"
-    )
-    p.add_argument("--payload", default="crypto", help="crypto, fast or fixed (default crypto)")
-    p.add_argument("--fit", default="trim", help="raw writers over the MTU: trim, fragment or strict")
-    p.add_argument("--topology", default="lo", help="sandbox: lo or veth (default lo)")
-    p.add_argument("--mtu", default=None, help=f"MTU of the sandbox link ({MIN_MTU}-{MAX_MTU})")
+    add_messages(p, "10", "readers / destination ports")
+    add_sandbox(p)
     p.add_argument("--ops", default="1", help=f"fan-outs to send (1-{OPS_MAX}; default 1)")
-    p.add_argument("--pcap", default=None, metavar="PATH", help="raw writers: write every frame sent to PATH")
     explicit = p.add_argument_group("outside the sandbox (raw writers only; warned, delivery not checked)")
     explicit.add_argument(
         "--iface", default=None, metavar="NAME", help="send on this interface of the current namespace"
     )
-    explicit.add_argument("--src-ip", default=None, help="source IPv4 address (with --iface)")
-    explicit.add_argument("--dst-ip", default=None, help="destination IPv4 address (with --iface)")
+    explicit.add_argument("--src-ip", default=None, help="source IPv4 or IPv6 address (with --iface)")
+    explicit.add_argument("--dst-ip", default=None, help="destination IPv4 or IPv6 address (with --iface)")
     explicit.add_argument("--dst-mac", default=None, help="destination MAC (with --iface)")
     explicit.add_argument(
         "--first-port", default=str(FIRST_PORT), help=f"first destination port (with --iface; default {FIRST_PORT})"
@@ -55,16 +49,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Check every option, then send in a sandbox (or, with --iface, on the named interface)."""
-    config = make_config(
-        writers=args.writer,
-        readers=args.readers,
-        size=args.size,
-        payload=args.payload,
-        fit=args.fit,
-        topology=args.topology,
-        mtu=args.mtu,
-        pcap=args.pcap,
-    )
+    config = make_config(writers=args.writer, **config_kwargs(args))
     ops = parse_int("ops", args.ops, 1, OPS_MAX)
     options = WriterOptions(message_size=config.size, fit=config.fit, pcap=args.pcap, allow_iface=args.iface)
     if args.iface is not None:
@@ -79,13 +64,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, config: Config) -> int:
-    with Sandbox(config.topology, mtu=config.mtu) as topo, ReaderSet(topo, count, config.size) as readers:
-        target = topo.target(readers.ports)
+    sandbox = Sandbox(config.topology, mtu=config.mtu, ip_version=config.ip_version, vlan=config.vlan)
+    with sandbox as topo, ReaderSet(topo, count, config.size) as readers:
+        target = topo.target(readers.ports, vlan_priority=config.vlan_priority)
         source = MessageSource.make(config.payload, config.size)
         print(
             f"send: {name}, {count} readers on {topo.kind} ({target.src_ip} -> {target.dst_ip}, ports "
             f"{readers.ports[0]}-{readers.ports[-1]}), MTU {target.link.mtu}, {config.size}-byte "
             f"{source.name} messages, fit {options.fit.value}"
+            + ("" if topo.vlan is None else f", VLAN {topo.vlan} priority {config.vlan_priority}")
         )
         before = diagnose.snapshot_of(topo)
         with topo.enter("writer"):
@@ -103,6 +90,8 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
             f"{tally.delivered} of {tally.sent} datagrams delivered, {tally.intact} intact "
             f"({writer.delivered_size} bytes each, {writer.trimmed_bytes} cut per message)"
         )
+        if topo.vlan_filter is not None and topo.vlan_filter.counts().other_vlan:
+            print(f"VLAN {topo.vlan}: {topo.vlan_filter.counts().describe()}")
         if lost:
             print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo))}")
             return 1
@@ -116,8 +105,8 @@ def _send_outside(
     require(cls.raw, f"--iface is for raw writers; {name!r} goes through the kernel's routing")
     for option, value in (("--src-ip", args.src_ip), ("--dst-ip", args.dst_ip), ("--dst-mac", args.dst_mac)):
         require(value is not None, f"--iface needs {option}: nothing is assumed outside the sandbox")
-    parse_ipv4("src_ip", args.src_ip)
-    parse_ipv4("dst_ip", args.dst_ip)
+    parse_ip("src_ip", args.src_ip)
+    parse_ip("dst_ip", args.dst_ip)
     parse_mac("dst_mac", args.dst_mac)
     first = parse_int("first port", args.first_port, 1, MAX_PORT)
     require(first + count - 1 <= MAX_PORT, f"first port {first} with {count} readers does not fit in 1-{MAX_PORT}")

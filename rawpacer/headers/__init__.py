@@ -20,7 +20,7 @@ from rawpacer.headers.ipv6 import FRAGMENT_HLEN, IPV6_HLEN
 from rawpacer.headers.parse import Fragment, ParsedFrame, parse_fragment, parse_frame, parse_packet
 from rawpacer.headers.template import FrameTemplate
 from rawpacer.headers.udp import UDP_HLEN
-from rawpacer.headers.vlan import MAX_VLAN_ID, VLAN_HLEN
+from rawpacer.headers.vlan import MAX_VLAN_ID, MIN_VLAN_ID, VLAN_HLEN
 from rawpacer.limits import MAX_MTU, MAX_UDP_PAYLOAD_V6, MIN_MTU, MIN_MTU_V6
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "MAX_VLAN_ID",
     "MIN_MTU",
     "MIN_MTU_V6",
+    "MIN_VLAN_ID",
     "UDP_HLEN",
     "VLAN_HLEN",
     "FieldArgs",

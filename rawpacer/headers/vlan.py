@@ -26,5 +26,7 @@ VLAN = Layout(
 VLAN_HLEN = VLAN.size
 """4: what a tag adds to the Ethernet header."""
 
+MIN_VLAN_ID = 1
+"""The smallest id that names a VLAN: 0 means "priority tag, no VLAN" (IEEE 802.1Q, 9.6)."""
 MAX_VLAN_ID = VLAN["vid"].max - 1
 """4094: the largest VLAN id (0xFFF is reserved)."""

@@ -34,6 +34,33 @@ class SockaddrIn(ctypes.Structure):
     ]
 
 
+class SockaddrIn6(ctypes.Structure):
+    """``struct sockaddr_in6``; port and address in network byte order."""
+
+    _fields_ = [
+        ("sin6_family", ctypes.c_ushort),
+        ("sin6_port", ctypes.c_uint8 * 2),
+        ("sin6_flowinfo", ctypes.c_uint32),
+        ("sin6_addr", ctypes.c_uint8 * 16),
+        ("sin6_scope_id", ctypes.c_uint32),
+    ]
+
+
+def sockaddrs(dst_ip: str, ports: Sequence[int]) -> ctypes.Array[SockaddrIn] | ctypes.Array[SockaddrIn6]:
+    """One socket address per port on ``dst_ip``, of the address's family (IPv4 or IPv6)."""
+    family = socket.AF_INET6 if ":" in dst_ip else socket.AF_INET
+    packed = socket.inet_pton(family, dst_ip)
+    if family == socket.AF_INET6:
+        table6 = (SockaddrIn6 * len(ports))()
+        for entry6, port in zip(table6, ports):
+            entry6.sin6_family, entry6.sin6_port[:], entry6.sin6_addr[:] = family, port.to_bytes(2, "big"), packed
+        return table6
+    table = (SockaddrIn * len(ports))()
+    for entry, port in zip(table, ports):
+        entry.sin_family, entry.sin_port[:], entry.sin_addr[:] = family, port.to_bytes(2, "big"), packed
+    return table
+
+
 class Iovec(ctypes.Structure):
     """``struct iovec``."""
 
@@ -75,23 +102,19 @@ def buffer_address(buffer: bytes | bytearray | memoryview) -> tuple[int, object]
 
 
 class SendBatch:
-    """Prebuilt sendmmsg arrays for one fan-out: datagram i goes to ``ports[i]`` on ``dst_ip``."""
+    """Prebuilt sendmmsg arrays for one fan-out: datagram i goes to ``ports[i]`` on ``dst_ip`` (IPv4 or IPv6)."""
 
     def __init__(self, dst_ip: str, ports: Sequence[int]) -> None:
         count = len(ports)
         self.count = count
-        self._addrs = (SockaddrIn * count)()
+        self._addrs = sockaddrs(dst_ip, ports)
         self._iovs = (Iovec * count)()
         self._msgs = (MMsgHdr * count)()
-        packed_ip = socket.inet_aton(dst_ip)
-        for i, port in enumerate(ports):
-            addr = self._addrs[i]
-            addr.sin_family = socket.AF_INET
-            addr.sin_port[:] = port.to_bytes(2, "big")
-            addr.sin_addr[:] = packed_ip
+        size = ctypes.sizeof(self._addrs._type_)
+        for i in range(count):
             hdr = self._msgs[i].msg_hdr
-            hdr.msg_name = ctypes.addressof(addr)
-            hdr.msg_namelen = ctypes.sizeof(SockaddrIn)
+            hdr.msg_name = ctypes.addressof(self._addrs) + i * size
+            hdr.msg_namelen = size
             hdr.msg_iov = ctypes.addressof(self._iovs[i])
             hdr.msg_iovlen = 1
         self._iov_table = np.frombuffer(memoryview(self._iovs).cast("B"), dtype=np.uint64).reshape(count, 2)

@@ -24,8 +24,9 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
 from rawpacer.errors import RawpacerError, SandboxError, require
+from rawpacer.headers import MAX_VLAN_ID, MIN_VLAN_ID
 from rawpacer.kernel import caps
-from rawpacer.limits import DEFAULT_SPORT, MAX_MTU, MAX_VLAN_ID, MIN_MTU, MIN_MTU_V6, MIN_VLAN_ID
+from rawpacer.limits import DEFAULT_SPORT, MAX_MTU, MIN_MTU, MIN_MTU_V6
 from rawpacer.sandbox import netns
 from rawpacer.sandbox.vlan import VlanFilter, jit_state
 from rawpacer.target import Link, Target
@@ -174,9 +175,10 @@ class Topology:
             dst_mac = link_info(self.reader_if)[2]
         return Link(self.writer_if, ifindex, mtu, src_mac, dst_mac)
 
-    def target(self, ports: Sequence[int], sport: int = DEFAULT_SPORT) -> Target:
-        """Where a fan-out to ``ports`` on the readers goes, seen from the writer."""
-        return Target(self.writer_ip, self.reader_ip, tuple(ports), self.link(), sport)
+    def target(self, ports: Sequence[int], sport: int = DEFAULT_SPORT, vlan_priority: int = 0) -> Target:
+        """Where a fan-out to ``ports`` on the readers goes, seen from the writer; frames are tagged
+        with the sandbox's VLAN id (and ``vlan_priority``) when it has one."""
+        return Target(self.writer_ip, self.reader_ip, tuple(ports), self.link(), sport, self.vlan, vlan_priority)
 
     def sysctls(self, side: str = "reader") -> dict[str, str]:
         """The raw-path sysctls as set in one side's namespace (for doctor and diagnosis)."""

@@ -104,6 +104,7 @@ class RawWriter(Writer):
     """
 
     raw = True
+    tags_vlan = True
     ethernet: ClassVar[bool] = True
 
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:

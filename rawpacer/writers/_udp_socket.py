@@ -12,8 +12,10 @@ SNDBUF = 4 << 20
 
 
 def open_udp_socket(target: Target, sndbuf: int = SNDBUF) -> socket.socket:
-    """A blocking UDP socket bound to (src_ip, sport) with a large send buffer, in this thread's namespace."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    """A blocking UDP socket of the target's family bound to (src_ip, sport) with a large send buffer, in
+    this thread's namespace."""
+    family = socket.AF_INET6 if target.ip_version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         set_buffer_size(sock, "snd", sndbuf)

@@ -89,6 +89,8 @@ class Writer(ABC):
     raw: ClassVar[bool] = False
     order: ClassVar[int] = 50
     """Place in listings and tables: the seed's baseline first, the reference peer last."""
+    tags_vlan: ClassVar[bool] = False
+    """True when the writer builds the link header, so it can put an 802.1Q tag on every frame."""
     benchtime_cap_s: ClassVar[float | None] = None
     """Slow writers (the scapy reference) are timed for at most this long per pass."""
     knobs_type: ClassVar[type[Knobs]] = Knobs

@@ -22,6 +22,7 @@ class IpRawWriter(RawWriter):
     order = 12
     summary = "AF_INET raw socket with IP_HDRINCL, hand-built IPv4/UDP, kernel adds the link header"
     ethernet = False
+    tags_vlan = False
 
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
         super().__init__(target, options, knobs)

@@ -12,15 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rawpacer.errors import require
-from rawpacer.headers import ETH_HLEN, IPV4_HLEN, UDP_HLEN
+from rawpacer.headers import ETH_HLEN, IPV4_HLEN, IPV6_HLEN, UDP_HLEN
 from rawpacer.headers.fit import check_mtu
 from rawpacer.limits import MAX_UDP_PAYLOAD, MAX_UDP_PAYLOAD_V6, MIN_MESSAGE_SIZE
 
 FCS_LEN = 4
 """The Ethernet frame check sequence: counted in RFC 2544's sizes, absent on lo and veth."""
 
-IPV6_HLEN = 40
-"""The fixed IPv6 header (RFC 8200, section 3); the IPv6 builders do not exist yet to own it."""
 
 RFC2544_SIZES = (64, 128, 256, 512, 1024, 1280, 1518)
 """RFC 2544, section 9.1: the frame sizes to use on Ethernet (FCS included)."""

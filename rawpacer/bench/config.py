@@ -1,0 +1,184 @@
+"""What a benchmark run is asked to do, every value checked before any namespace or process exists.
+
+``make_config`` takes CLI-style values (text or numbers) for ``compare``, ``send`` and
+``compare()`` alike and returns a frozen ``Config``, or raises a one-line UsageError naming the
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawpacer import outputs
+from rawpacer.bench import gobench
+from rawpacer.bench.calibrate import Benchtime, parse_benchtime
+from rawpacer.errors import UsageError, require
+from rawpacer.headers import MAX_VLAN_ID, MIN_VLAN_ID
+from rawpacer.headers.fit import check_mtu
+from rawpacer.limits import MAX_MESSAGE_SIZE, MAX_MTU, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
+from rawpacer.messages import KINDS as PAYLOADS
+from rawpacer.sandbox import IP_VERSIONS, KINDS
+from rawpacer.writers import base as registry
+from rawpacer.writers.base import Fit
+
+MAX_VLAN_PRIORITY = 7
+"""802.1Q's priority code point is 3 bits (IEEE 802.1Q, 6.9.3)."""
+
+MODES = ("fanout", "stream")
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to compare, validated by the CLI before any namespace exists."""
+
+    writers: tuple[str, ...]
+    readers: tuple[int, ...] = (100,)
+    size: int = 1500
+    payload: str = "crypto"
+    fit: Fit = Fit.TRIM
+    mode: str = "fanout"
+    topology: str = "lo"
+    mtu: int | None = None
+    benchtime: Benchtime = field(default_factory=Benchtime)
+    count: int = 1
+    with_go: bool = False
+    pcap: str | None = None
+    ip_version: int = 4
+    vlan: int | None = None
+    vlan_priority: int = 0
+    named: tuple[str, ...] = ()
+    """Rows the user asked for by name (``--writers``, the Go seed with ``--with-go``): one that does
+    not run makes the exit code say so; a default writer the kernel cannot run only says so in its row."""
+
+    def params(self) -> dict[str, Any]:
+        """The parameters as JSON records them."""
+        return {
+            "writers": list(self.writers),
+            "readers": list(self.readers),
+            "size": self.size,
+            "payload": self.payload,
+            "fit": self.fit.value,
+            "mode": self.mode,
+            "topology": self.topology,
+            "mtu": self.mtu,
+            "benchtime": str(self.benchtime),
+            "count": self.count,
+            "with_go": self.with_go,
+            "pcap": self.pcap,
+            "ip_version": self.ip_version,
+            "vlan": self.vlan,
+            "vlan_priority": self.vlan_priority if self.vlan is not None else None,
+            "slow_writer_caps_s": {
+                n: cap for n in self.writers if (cap := registry.get(n).benchtime_cap_s) is not None
+            },
+        }
+
+    def steps(self) -> int:
+        """Progress steps: one per writer pass and one per Go run."""
+        return len(self.readers) * self.count * (len(self.writers) + (1 if self.with_go else 0))
+
+
+def parse_int(name: str, value: int | str, low: int, high: int) -> int:
+    """An integer option given as text or number, in low..high; UsageError naming it otherwise."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise UsageError(f"{name} {value!r} is not an integer; use {low}-{high}") from None
+    require(low <= number <= high, f"{name} {number} is out of range; use {low}-{high}")
+    return number
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    require(value in allowed, f"{name} {value!r} is not allowed; use one of: {', '.join(allowed)}")
+    return value
+
+
+def _names(value: str | Sequence[str] | None, tagging: bool) -> tuple[str, ...]:
+    """The writers named, or by default every writer (every one that can tag frames, with a VLAN)."""
+    if value is None:
+        return tuple(n for n in registry.names() if not tagging or registry.get(n).tags_vlan)
+    return tuple(w.strip() for w in value.split(",")) if isinstance(value, str) else tuple(value)
+
+
+def check_vlan(
+    vlan: int | str | None, priority: int | str, topology: str, writers: Sequence[str]
+) -> tuple[int | None, int]:
+    """(VLAN id, priority) for a run, refusing a tag on ``lo`` or with a writer that does not build
+    the link header (the kernel does: the standard writers, ip-raw) before anything is created."""
+    pcp = parse_int("vlan priority", priority, 0, MAX_VLAN_PRIORITY)
+    if vlan is None:
+        return None, pcp
+    vid = parse_int("vlan", vlan, MIN_VLAN_ID, MAX_VLAN_ID)
+    require(topology == "veth", f"--vlan {vid} needs --topology veth: the readers' end of the veth pair strips the tag")
+    plain = [name for name in writers if not registry.get(name).tags_vlan]
+    require(
+        not plain,
+        f"--vlan {vid}: {', '.join(plain)} cannot tag frames (the kernel builds their link header); "
+        "use packet-raw, packet-ring, xdp or scapy",
+    )
+    return vid, pcp
+
+
+def pcap_path(stem: str, writer: str, readers: int) -> str:
+    """Where one raw writer's frames go: ``run.pcap`` -> ``run-packet-ring-100.pcap``."""
+    root, ext = os.path.splitext(stem)
+    return f"{root}-{writer}-{readers}{ext or '.pcap'}"
+
+
+def make_config(
+    writers: str | Sequence[str] | None = None,
+    readers: int | str | Sequence[int] = 100,
+    size: int | str = 1500,
+    payload: str = "crypto",
+    fit: str | Fit = "trim",
+    mode: str = "fanout",
+    topology: str = "lo",
+    mtu: int | str | None = None,
+    benchtime: str | float = "1s",
+    count: int | str = 1,
+    with_go: bool = False,
+    pcap: str | None = None,
+    ip_version: int | str = 4,
+    vlan: int | str | None = None,
+    vlan_priority: int | str = 0,
+) -> Config:
+    """A Config from CLI-style values (strings or numbers), every one checked: UsageError, one line."""
+    counts = str(readers).split(",") if isinstance(readers, (int, str)) else list(readers)
+    chosen = _names(writers, vlan is not None)
+    for name in chosen:
+        registry.get(name)
+    require(len(set(chosen)) == len(chosen), f"writers {writers!r} names a writer twice")
+    version = parse_int("ip version", ip_version, 4, 6)
+    require(version in IP_VERSIONS, f"ip version {version} is not allowed; use 4 or 6")
+    topology = _choice("topology", topology, KINDS)
+    vid, pcp = check_vlan(vlan, vlan_priority, topology, chosen)
+    require(not (with_go and version == 6), "--with-go runs the seed's own IPv4 job; drop -6 to run it")
+    config = Config(
+        writers=chosen,
+        readers=tuple(parse_int("readers", part, 1, MAX_READERS) for part in counts),
+        size=parse_int("size", size, MIN_MESSAGE_SIZE, MAX_MESSAGE_SIZE),
+        payload=_choice("payload", payload, PAYLOADS),
+        fit=Fit.parse(fit),
+        mode=_choice("mode", mode, MODES),
+        topology=topology,
+        mtu=None if mtu is None else check_mtu(parse_int("mtu", mtu, MIN_MTU, MAX_MTU), version),
+        benchtime=parse_benchtime(str(benchtime)),
+        count=parse_int("count", count, 1, 1000),
+        with_go=bool(with_go),
+        pcap=pcap,
+        ip_version=version,
+        vlan=vid,
+        vlan_priority=pcp,
+        named=(chosen if writers is not None else ()) + (tuple(gobench.ROWS.values()) if with_go else ()),
+    )
+    if config.pcap is not None:
+        require(not os.path.isdir(config.pcap), f"--pcap {config.pcap!r} is a directory; give a file name")
+        for name in (n for n in chosen if registry.get(n).raw):
+            for readers_count in config.readers:
+                outputs.check("--pcap", pcap_path(config.pcap, name, readers_count))
+    if config.with_go:
+        gobench.require_go()
+    return config

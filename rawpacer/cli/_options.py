@@ -1,0 +1,56 @@
+"""The options several subcommands share (messages, sandbox, IP version, VLAN), declared once, and
+the keyword arguments of ``make_config`` they become."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rawpacer.limits import MAX_MESSAGE_SIZE, MAX_MTU, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
+
+
+def add_messages(p: argparse.ArgumentParser, readers_default: str, readers_help: str) -> None:
+    """--readers, --size, --payload, --fit, --pcap."""
+    p.add_argument("--readers", default=readers_default, help=f"{readers_help} (1-{MAX_READERS})")
+    p.add_argument(
+        "--size", default="1500", help=f"message bytes ({MIN_MESSAGE_SIZE}-{MAX_MESSAGE_SIZE}; default 1500)"
+    )
+    p.add_argument("--payload", default="crypto", help="message bytes: crypto (as the seed), fast, fixed")
+    p.add_argument(
+        "--fit", default="trim", help="what raw writers do with messages over the MTU: trim, fragment, strict"
+    )
+    p.add_argument(
+        "--pcap", default=None, metavar="PATH", help="raw writers write every frame they send to a pcap file"
+    )
+
+
+def add_sandbox(p: argparse.ArgumentParser) -> None:
+    """--topology, --mtu, -6/--ipv6, --vlan, --vlan-priority."""
+    p.add_argument("--topology", default="lo", help="lo or veth (default lo)")
+    p.add_argument("--mtu", default=None, help=f"MTU of the veth pair, or of lo ({MIN_MTU}-{MAX_MTU}; IPv6 1280 up)")
+    p.add_argument(
+        "-6", "--ipv6", dest="ip_version", action="store_const", const=6, default=4, help="IPv6 from 2001:2::/48"
+    )
+    p.add_argument(
+        "--vlan",
+        default=None,
+        metavar="ID",
+        help="tag every frame with 802.1Q VLAN ID (1-4094; veth, link-header writers)",
+    )
+    p.add_argument("--vlan-priority", default="0", metavar="PCP", help="the tag's priority code point (0-7)")
+
+
+def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The shared options as ``make_config`` keywords."""
+    return {
+        "readers": args.readers,
+        "size": args.size,
+        "payload": args.payload,
+        "fit": args.fit,
+        "pcap": args.pcap,
+        "topology": args.topology,
+        "mtu": args.mtu,
+        "ip_version": args.ip_version,
+        "vlan": args.vlan,
+        "vlan_priority": args.vlan_priority,
+    }
