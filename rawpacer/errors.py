@@ -29,6 +29,11 @@ class DeliveryError(RawpacerError):
     """Readers did not get what the writer sent (time-out, loss, corruption); says which and why."""
 
 
+class UnavailableError(RawpacerError):
+    """A kernel feature a writer needs is missing, refused or held by someone else (AF_XDP, zero-copy,
+    a queue another socket is bound to); the message names it and the kernel's reason."""
+
+
 class ReaderDied(RawpacerError):
     """The reader process ended while a run still needed it."""
 
