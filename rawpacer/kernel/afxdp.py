@@ -263,6 +263,12 @@ def _whole_packets(descs: np.ndarray, *, first: bool = False) -> int:
     return int(ends[0 if first else -1]) + 1
 
 
+def _unmap(area: mmap.mmap) -> None:
+    """Unmap now, or, while a caller still holds a numpy view of it, when the last view goes."""
+    with contextlib.suppress(BufferError):
+        area.close()
+
+
 class _Ring:
     """One mapped ring: its producer, consumer and flags words and its entries, as numpy sees them."""
 
@@ -280,6 +286,8 @@ class _Ring:
         self.consumer = view[consumer : consumer + 4].cast("I")
         self.flags = view[flags : flags + 4].cast("I")
         self.entries = np.frombuffer(self.map, dtype, count=entries, offset=desc)
+        self.words = self.entries.view(np.uint64).reshape(entries, -1)
+        """The entries as rows of u64 words (one for an address, two for a descriptor)."""
         self.size = entries
         self.mask = entries - 1
 
@@ -288,8 +296,8 @@ class _Ring:
         if not self.map.closed:
             for view in (self.producer, self.consumer, self.flags):
                 view.release()
-            del self.entries
-            self.map.close()
+            del self.entries, self.words
+            _unmap(self.map)
 
 
 class XdpSocket:
@@ -328,7 +336,7 @@ class XdpSocket:
         with stack:
             self.sock = stack.enter_context(_open_socket())
             self.umem = mmap.mmap(-1, chunks * chunk_size, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
-            stack.callback(self.umem.close)
+            stack.callback(_unmap, self.umem)
             self.view = memoryview(self.umem)
             stack.callback(self.view.release)
             self.frames = np.frombuffer(self.umem, np.uint8)
@@ -367,6 +375,8 @@ class XdpSocket:
         self._poll.register(self.sock.fileno(), select.POLLOUT)
         self._send = self.sock.send
         self.published = self.completed = self.reclaimed = 0
+        self.claimed = 0
+        """Chunks claimed and not yet published."""
         self.kicks = 0
         """sendto() calls made: one per span when the budget covers it, one per 32 descriptors when not."""
         self.dropped = 0
@@ -462,13 +472,18 @@ class XdpSocket:
         """Claim up to ``count`` consecutive chunks from chunk ``first`` for writing, in whole ``unit``s,
         at least one unit, waiting for the kernel to complete them; return how many were claimed."""
         state = self.state
-        if state[first : first + unit].any():
-            self._wait(lambda: not state[first : first + unit].any(), f"chunks {first}-{first + unit - 1} to complete")
         window = state[first : first + count]
-        busy = window != FREE
-        run = int(busy.argmax()) if busy.any() else count
+        if window.any():
+            if window[:unit].any():
+                what = f"chunks {first}-{first + unit - 1} to complete"
+                self._wait(lambda: not state[first : first + unit].any(), what)
+            busy = window != FREE
+            run = int(busy.argmax()) if busy.any() else len(window)
+        else:  # the usual case: everything from there on is free
+            run = len(window)
         run -= run % unit
         window[:run] = CLAIMED
+        self.claimed += run
         return run
 
     # --- the TX ring ----------------------------------------------------------------------
@@ -489,9 +504,10 @@ class XdpSocket:
             self._pending.clear()
             self.publish(descs)
 
-    def publish(self, descs: np.ndarray) -> None:
+    def publish(self, descs: np.ndarray, first_chunk: int | None = None) -> None:
         """Write descriptors into the TX ring and move its producer index (no kick): whole packets at
-        a time, waiting for room when the ring is full."""
+        a time, waiting for room when the ring is full. ``first_chunk``: the descriptors are chunks
+        ``first_chunk``, ``first_chunk + 1``, ... in order (their state is then set as a slice)."""
         tx, total, done = self.tx, len(descs), 0
         while done < total:
             take = min(self._tx_room(), total - done)
@@ -503,12 +519,18 @@ class XdpSocket:
             head = self._tx_head & tx.mask
             first = min(take, tx.size - head)
             chosen = descs[done : done + take]
-            tx.entries[head : head + first] = chosen[:first]
-            tx.entries[: take - first] = chosen[first:]
-            self.state[chosen["addr"] >> self.shift] = IN_FLIGHT
+            words = chosen.view(np.uint64).reshape(take, 2)  # plain copies: ~6x faster than structured ones
+            tx.words[head : head + first] = words[:first]
+            if take > first:  # wrapped past the ring's end
+                tx.words[: take - first] = words[first:]
+            if first_chunk is None:
+                self.state[chosen["addr"] >> self.shift] = IN_FLIGHT
+            else:
+                self.state[first_chunk + done : first_chunk + done + take] = IN_FLIGHT
             self._tx_head = (self._tx_head + take) & _MASK32
             tx.producer[0] = self._tx_head  # after the descriptors: the release store (module doc)
             self.published += take
+            self.claimed -= take
             done += take
 
     def _tx_room(self) -> int:
@@ -545,14 +567,17 @@ class XdpSocket:
         produced = cq.producer[0]  # then the addresses: the acquire load (module doc)
         count = (produced - self._cq_tail) & _MASK32
         if count:
-            tail = self._cq_tail & cq.mask
-            first = min(count, cq.size - tail)
-            state, shift = self.state, self.shift
-            state[cq.entries[tail : tail + first] >> shift] = FREE
-            state[cq.entries[: count - first] >> shift] = FREE
+            self.completed += count
+            if self.in_flight or self.claimed:
+                tail = self._cq_tail & cq.mask
+                first = min(count, cq.size - tail)
+                state, shift = self.state, self.shift
+                state[cq.entries[tail : tail + first] >> shift] = FREE
+                state[cq.entries[: count - first] >> shift] = FREE
+            else:  # the usual case: nothing in flight or claimed is left, so every chunk is free
+                self.state[:] = FREE
             self._cq_tail = produced
             cq.consumer[0] = produced  # after reading the addresses: the release store
-            self.completed += count
         return count
 
     def flush(self) -> None:
@@ -565,8 +590,11 @@ class XdpSocket:
         self.submit()
         tx = self.tx
         if tx.consumer[0] != self._tx_head:
-            self._wait(lambda: tx.consumer[0] == self._tx_head, "the kernel to take the TX ring's descriptors")
-        self.reap()
+            self.kick()  # the usual case: one kick takes them all
+            self.reap()
+            if tx.consumer[0] != self._tx_head:
+                self._wait(lambda: tx.consumer[0] == self._tx_head, "the kernel to take the TX ring's descriptors")
+                self.reap()
         self._check_invalid()
 
     def _progress(self) -> bool:
@@ -616,6 +644,7 @@ class XdpSocket:
                 self._poll.poll(POLL_MS)
         self._invalid_seen += invalid
         self.reclaimed += self.in_flight
+        self.claimed = 0
         self.state[:] = FREE
         self._pending.clear()
         rule = f", and a packet at most {COPY_MAX_DESCS} descriptors" if self.multi_buffer else ""
@@ -634,5 +663,5 @@ class XdpSocket:
 
     def close(self) -> None:
         """Close the socket (the kernel unbinds it and unpins the UMEM), then unmap the rings and the
-        UMEM. Safe to call twice; views of ``frames`` taken by the caller must be dropped first."""
+        UMEM (when the last view of ``frames`` a caller holds goes, if one does). Safe to call twice."""
         self._stack.close()

@@ -229,7 +229,7 @@ class XdpWriter(RawWriter):
             if batch is not None:
                 batch.compose(rows, messages, index, index + run)
                 self._composed[index : index + run] = layout.resident
-            xsk.publish(layout.descs[row * per_frame : (row + run) * per_frame])
+            xsk.publish(layout.descs[row * per_frame : (row + run) * per_frame], row * per_frame)
             if self.pcap is not None:
                 for frame in rows:
                     self.pcap.record(frame[: layout.frame_len])
