@@ -108,7 +108,7 @@ class XdpWriter(RawWriter):
     """
 
     name = "xdp"
-    order = 12
+    order = 13
     summary = "AF_XDP socket (TX only): frames stamped into UMEM chunks, one descriptor batch and kick per fan-out"
     knobs_type = XdpKnobs
 
@@ -271,6 +271,17 @@ class XdpWriter(RawWriter):
         rx_fill_ring_empty_descs, tx_ring_empty_descs), plus ``dropped`` (frames the driver dropped:
         sendto EBUSY) and ``kicks`` (sendto calls)."""
         return {**self.xsk.statistics(), "dropped": self.xsk.dropped, "kicks": self.xsk.kicks}
+
+    def problems(self) -> list[str]:
+        """One sentence per counter that means frames were lost (empty when none): invalid
+        descriptors and frames the driver dropped. tx_ring_empty_descs is not one: the copy path
+        counts one each time a kick empties the TX ring, once per span."""
+        stats, found = self.statistics(), []
+        if stats["tx_invalid_descs"]:
+            found.append(f"xdp: {stats['tx_invalid_descs']} TX descriptor(s) refused as invalid (tx_invalid_descs)")
+        if stats["dropped"]:
+            found.append(f"xdp: {stats['dropped']} frame(s) dropped by the driver after the kernel took them (EBUSY)")
+        return found
 
     def _drop_views(self) -> None:
         """Forget the arrays that view the UMEM, so the socket can unmap it."""

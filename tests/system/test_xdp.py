@@ -211,7 +211,8 @@ def test_copy_mode_is_what_lo_and_veth_offer(kind: str) -> None:
     with Sandbox(kind, mtu=1500 if kind == "veth" else None) as topo:
         with make_writer(topo, "xdp", [5001]) as writer:
             assert writer.mode == "copy"
-            assert writer.statistics()["tx_invalid_descs"] == 0
+            writer.send([b"x"])
+            assert writer.statistics()["tx_ring_empty_descs"] == 1 and writer.problems() == []
         with pytest.raises(UnavailableError, match=r"no AF_XDP zero-copy \(bind with XDP_ZEROCOPY: EOPNOTSUPP\)"):
             make_writer(topo, "xdp", [5001], XdpKnobs(mode="zerocopy"))
 
@@ -237,6 +238,7 @@ def test_an_invalid_descriptor_is_counted_reclaimed_and_named(lost: bool) -> Non
             with pytest.raises(DeliveryError, match="refused 2 TX descriptor.*tx_invalid_descs"):
                 xsk.flush()
             assert writer.statistics()["tx_invalid_descs"] == 2
+            assert writer.problems() == ["xdp: 2 TX descriptor(s) refused as invalid (tx_invalid_descs)"]
             assert (xsk.in_flight, xsk.reclaimed, xsk.state.any()) == (0, int(lost), False)
             messages = [os.urandom(100) for _ in ports]
             assert writer.send(messages) == 3
@@ -259,6 +261,7 @@ def test_frames_the_driver_drops_are_counted_not_sent() -> None:
             ipr.link("set", index=ipr.link_lookup(ifname=topo.reader_if)[0], state="down")
         assert writer.send([os.urandom(100)] * 3) == 0
         assert writer.statistics()["dropped"] == 3
+        assert writer.problems() == ["xdp: 3 frame(s) dropped by the driver after the kernel took them (EBUSY)"]
 
 
 def test_the_kick_strategies_both_drain_the_ring() -> None:
@@ -289,3 +292,12 @@ def test_a_bare_socket_refuses_bad_sizes_in_one_line() -> None:
             XdpSocket(link.ifname, link.ifindex, chunks=4, tx_ring=32, completion_ring=4, tx_budget=64)
         with pytest.raises(UsageError, match="chunks 2 is not allowed: a 60042-byte frame takes 15 chunks"):
             make_writer(topo, "xdp", [5001], XdpKnobs(chunks=2), message_size=60000)
+
+
+def test_doctor_says_what_af_xdp_offers_and_probes_xdp(capsys) -> None:
+    from rawpacer.cli import main
+
+    assert main(["doctor", "--writer", "xdp"]) == 0
+    out = capsys.readouterr().out
+    assert "  xdp: AF_XDP sockets: yes; multi-buffer (XDP_USE_SG, Linux 6.6+): yes" in out
+    assert out.count("probe xdp") == 2 and "2/2 probes passed" in out
