@@ -269,6 +269,12 @@ def _unmap(area: mmap.mmap) -> None:
         area.close()
 
 
+def _release(view: memoryview) -> None:
+    """Release now, or, while a caller still holds a slice of it, when the last slice goes."""
+    with contextlib.suppress(BufferError):
+        view.release()
+
+
 class _Ring:
     """One mapped ring: its producer, consumer and flags words and its entries, as numpy sees them."""
 
@@ -303,7 +309,8 @@ class _Ring:
 class XdpSocket:
     """A TX-only AF_XDP socket bound to one queue of one interface, with its UMEM and rings.
 
-    The caller claims chunks (``claim``), writes frames into ``umem``, and hands their descriptors
+    The caller claims chunks (``claim``), writes frames into them (``frames`` as numpy, ``view`` as a
+    memoryview of the UMEM), and hands their descriptors
     over (``publish`` for a numpy batch, ``queue`` for one frame); ``flush`` kicks the kernel until
     the TX ring is empty and reaps completions. A chunk is written only once its last transmission
     has completed; waits never last longer than STALL_S without progress.
@@ -328,6 +335,10 @@ class XdpSocket:
         if not found.sockets:
             raise UnavailableError(f"xdp unavailable: {found.reason}")
         require(mode in MODES, f"xdp mode {mode!r} is not allowed; use one of: {', '.join(MODES)}")
+        require(
+            isinstance(chunks, int) and chunks >= 1,
+            f"xdp chunks {chunks!r} is not allowed; use 1 or more",
+        )
         self.ifname, self.queue_id = ifname, queue
         self.chunk_size = check_chunk_size(chunk_size)
         self.chunk_count = chunks
@@ -338,7 +349,7 @@ class XdpSocket:
             self.umem = mmap.mmap(-1, chunks * chunk_size, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
             stack.callback(_unmap, self.umem)
             self.view = memoryview(self.umem)
-            stack.callback(self.view.release)
+            stack.callback(_release, self.view)
             self.frames = np.frombuffer(self.umem, np.uint8)
             """The UMEM as bytes; chunk i is ``frames[i * chunk_size : (i + 1) * chunk_size]``."""
             stack.callback(delattr, self, "frames")
