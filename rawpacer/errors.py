@@ -36,8 +36,9 @@ class ReaderDied(RawpacerError):
 
 
 class Unavailable(RawpacerError):
-    """The kernel here cannot run this (no AF_XDP, IPv6 disabled, a missing qdisc...): the message is
-    the kernel's reason. A run over several writers reports it in that writer's row and goes on."""
+    """The kernel here cannot run this (no AF_XDP, IPv6 disabled, no zero-copy driver, a queue another
+    socket holds...): the message names it and the kernel's reason. A run over several writers
+    reports it in that writer's row and goes on."""
 
 
 UNAVAILABLE_ERRNOS = frozenset({errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT, errno.ENOPROTOOPT})

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from rawpacer import diagnose
 from rawpacer.errors import RawpacerError
 from rawpacer.kernel import caps
+from rawpacer.kernel.afxdp import xdp_support
 from rawpacer.sandbox import Sandbox, Topology
 from rawpacer.writers import base
 
@@ -75,6 +76,9 @@ def check_sandbox(kind: str, mtu: int | None, names: list[str]) -> tuple[list[st
     """Describe a fresh sandbox of ``kind`` and probe every writer in it."""
     with Sandbox(kind, mtu=mtu) as topo:
         lines = _describe(topo)
+        if kind == "lo":
+            with topo.enter("writer"):
+                lines.append(f"  xdp: {xdp_support()[1]}")
         probes = [probe(topo, name) for name in names]
     return lines, probes
 

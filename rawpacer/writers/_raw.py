@@ -70,11 +70,12 @@ def check_link(link: Link) -> None:
         )
 
 
-def plan_fit(message_size: int, mtu: int, fit: Fit | str) -> int:
+def plan_fit(message_size: int, mtu: int, fit: Fit | str, why: str | None = None) -> int:
     """The payload each reader receives for ``message_size``-byte messages on a link of ``mtu``.
 
-    UsageError when ``fit`` is strict and the message does not fit one datagram, naming the MTU,
-    the message size and the largest size that fits.
+    UsageError when ``fit`` is strict and the message does not fit one datagram, naming the MTU
+    (and ``why`` it is what it is, when that is not simply the link's), the message size and the
+    largest size that fits.
     """
     fit = Fit.parse(fit)
     require(
@@ -90,7 +91,7 @@ def plan_fit(message_size: int, mtu: int, fit: Fit | str) -> int:
         return message_size
     raise UsageError(
         f"message too long: {message_size}-byte messages need {message_size + IPV4_HLEN + UDP_HLEN}-byte "
-        f"IP datagrams but the link MTU is {mtu}; the largest message that fits is {limit} bytes "
+        f"IP datagrams but {why or f'the link MTU is {mtu}'}; the largest message that fits is {limit} bytes "
         f"(or use fit trim / fragment)"
     )
 
@@ -114,14 +115,27 @@ class RawWriter(Writer):
         check_raw_allowed(target.link, options)
         check_link(target.link)
         self.mtu = target.link.mtu
-        self._delivered = plan_fit(options.message_size, self.mtu, self.fit)
+        self.mtu_reason: str | None = None
+        """Why ``mtu`` is below the link's, when a writer's own frame limit made it so."""
+        limit = self.frame_limit()
+        link_header = ETH_HLEN if self.ethernet else 0
+        if limit is not None and limit[0] - link_header < self.mtu:
+            self.mtu = limit[0] - link_header
+            self.mtu_reason = f"{limit[1]}: frames of at most {limit[0]} bytes, an MTU of {self.mtu}"
+        self._delivered = plan_fit(options.message_size, self.mtu, self.fit, self.mtu_reason)
         self.limit = max_payload(self.mtu)
         self.templates = [self.template(port) for port in target.ports]
-        self.max_frame = (ETH_HLEN if self.ethernet else 0) + min(self.mtu, IPV4_HLEN + UDP_HLEN + self._delivered)
+        self.max_frame = link_header + min(self.mtu, IPV4_HLEN + UDP_HLEN + self._delivered)
         self._ip_id = secrets.randbelow(1 << 16)
         self.pcap = PcapRecorder(options.pcap, ethernet=self.ethernet) if options.pcap else None
         if self.pcap is not None:
             self.own(self.pcap.close)
+
+    def frame_limit(self) -> tuple[int, str] | None:
+        """The largest frame (link header included) this writer can put on the link and why, when
+        that is less than the link MTU allows; None when the link MTU is the only limit. The fit
+        policy then plans against the smaller MTU (``self.mtu``; the link's stays in ``target.link``)."""
+        return None
 
     def template(self, port: int) -> FrameTemplate:
         """The FrameTemplate for one reader port, addressed from ``target`` and its link."""

@@ -7,33 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rawpacer.headers import ETH_HLEN, IPV4_HLEN, UDP_HLEN
-from rawpacer.headers.checksum import BytesLike, ones_sum
+from rawpacer.headers.checksum import BytesLike
 from rawpacer.kernel.tpacket import DATA_OFFSET, TxRing, fanout_frames
 from rawpacer.target import Target
+from rawpacer.writers._batch import HEADERS, Batches
 from rawpacer.writers._packet_socket import open_packet_socket
 from rawpacer.writers._raw import RawWriter
 from rawpacer.writers.base import Fit, Knobs, Message, WriterOptions, check_count, register
-
-HEADERS = ETH_HLEN + IPV4_HLEN + UDP_HLEN
-UDP_CSUM = ETH_HLEN + IPV4_HLEN + 6
-
-
-class _Batch:
-    """Every port's 42 header bytes for one payload length, and each UDP checksum's fixed part.
-
-    With the length fixed, only the UDP checksum changes from one fan-out to the next: it is the
-    fixed part (pseudo-header + UDP header) plus the payload's sum, one C call per message.
-    """
-
-    def __init__(self, writer: RawWriter, payload_len: int) -> None:
-        frames = [t.stamp(bytes(payload_len)) for t in writer.templates]
-        self.headers = np.frombuffer(b"".join(f[:HEADERS] for f in frames), np.uint8).reshape(-1, HEADERS)
-        ip = ETH_HLEN
-        pseudo_and_udp = (
-            f[ip + 12 : ip + 20] + b"\0\x11" + f[ip + 24 : ip + 26] + f[ip + 20 : ip + 26] for f in frames
-        )
-        self.bases = [ones_sum(part) for part in pseudo_and_udp]
 
 
 @dataclass(frozen=True)
@@ -73,7 +53,7 @@ class PacketRingWriter(RawWriter):
             frames = self.knobs.frames or fanout_frames(self.max_frame, wanted)
             self.ring = TxRing(self.sock, self.max_frame, frames, qdisc_bypass=self.knobs.qdisc_bypass)
             self.own(self.ring.close)
-        self._batches: dict[int, _Batch] = {}
+        self._batches = Batches(self.templates)
         self._frames = np.empty((0, 0), np.uint8)
         """The last fan-out's frames, one per row; reused from op to op (no per-op allocation)."""
         self._composed = np.zeros(0, bool)
@@ -96,23 +76,12 @@ class PacketRingWriter(RawWriter):
     def _compose(self, messages: Sequence[BytesLike], size: int, start: int, stop: int) -> None:
         """Messages ``start .. stop-1``, all ``size`` bytes long: their frames as rows of ``_frames``
         (headers and checksums as arrays)."""
-        count, span = len(messages), stop - start
+        count = len(messages)
         payload_len = min(size, self.limit)
-        batch = self._batches.get(payload_len) or self._batches.setdefault(payload_len, _Batch(self, payload_len))
         if self._frames.shape != (count, HEADERS + payload_len):
             self._frames = np.empty((count, HEADERS + payload_len), np.uint8)
             self._composed = np.zeros(count, bool)
-        chosen = messages[start:stop]
-        payloads = np.frombuffer(b"".join(chosen), np.uint8).reshape(span, size)[:, :payload_len]
-        bases = batch.bases[start:stop]
-        if payload_len == size:
-            sums = [ones_sum(m, b) ^ 0xFFFF or 0xFFFF for m, b in zip(chosen, bases)]
-        else:
-            sums = [ones_sum(p, b) ^ 0xFFFF or 0xFFFF for p, b in zip(payloads, bases)]
-        frames = self._frames[start:stop]
-        frames[:, :HEADERS] = batch.headers[start:stop]
-        frames[:, UDP_CSUM : UDP_CSUM + 2] = np.array(sums, ">u2").view(np.uint8).reshape(span, 2)
-        frames[:, HEADERS:] = payloads
+        self._batches[payload_len].compose(self._frames[start:stop], messages, start, stop)
         self._composed[start:stop] = True
 
     def _put(self, frames: np.ndarray) -> None:
