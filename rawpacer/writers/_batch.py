@@ -1,9 +1,9 @@
 """Equal-length fan-outs stamped as arrays: one frame per row of any 2-D byte array (TX ring slots,
 UMEM chunks, a staging array), headers and checksums written a column range at a time.
 
-With the payload length fixed, every port's 42 header bytes are fixed too and only the UDP checksum
-changes from one fan-out to the next: it is a fixed part (pseudo-header + UDP header, summed once)
-plus the payload's sum, one C call per message.
+With the payload length fixed, every port's header bytes are fixed too and only the UDP checksum
+changes from one fan-out to the next: it is a fixed part (pseudo-header + UDP header, summed once
+by the template) plus the payload's sum, one C call per message.
 """
 
 from __future__ import annotations
@@ -12,37 +12,33 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rawpacer.headers import ETH_HLEN, IPV4_HLEN, UDP_HLEN, FrameTemplate
+from rawpacer.headers import FrameTemplate
 from rawpacer.headers.checksum import BytesLike, ones_sum
-
-HEADERS = ETH_HLEN + IPV4_HLEN + UDP_HLEN
-"""Bytes before the payload of an Ethernet/IPv4/UDP frame."""
-UDP_CSUM = ETH_HLEN + IPV4_HLEN + 6
-"""Offset of the UDP checksum in the frame."""
 
 
 class Batch:
-    """Every port's 42 header bytes for one payload length, and each UDP checksum's fixed part."""
+    """Every port's header bytes for one payload length, and each UDP checksum's fixed part, as the
+    templates give them (``headers(n)``, ``udp_sum_base(n)``, ``udp_checksum_offset``): any IP
+    version, tagged or not."""
 
     def __init__(self, templates: Sequence[FrameTemplate], payload_len: int) -> None:
-        frames = [t.stamp(bytes(payload_len)) for t in templates]
+        first = templates[0]
         self.payload_len = payload_len
-        self.headers = np.frombuffer(b"".join(f[:HEADERS] for f in frames), np.uint8).reshape(-1, HEADERS)
-        ip = ETH_HLEN
-        pseudo_and_udp = (
-            f[ip + 12 : ip + 20] + b"\0\x11" + f[ip + 24 : ip + 26] + f[ip + 20 : ip + 26] for f in frames
-        )
-        self.bases = [ones_sum(part) for part in pseudo_and_udp]
+        self.header_len = first.header_len
+        self.checksum_at = first.udp_checksum_offset
+        joined = b"".join(t.headers(payload_len) for t in templates)
+        self.headers = np.frombuffer(joined, np.uint8).reshape(-1, self.header_len)
+        self.bases = [t.udp_sum_base(payload_len) for t in templates]
 
     @property
     def frame_len(self) -> int:
         """Bytes of each frame: the headers and the (possibly trimmed) payload."""
-        return HEADERS + self.payload_len
+        return self.header_len + self.payload_len
 
     def compose(self, rows: np.ndarray, messages: Sequence[BytesLike], start: int, stop: int) -> None:
         """The frames of ``messages[start:stop]`` (all the same length, trimmed to ``payload_len``)
         into the first ``frame_len`` bytes of ``rows``, one frame per row."""
-        span, payload_len = stop - start, self.payload_len
+        span, payload_len, head, at = stop - start, self.payload_len, self.header_len, self.checksum_at
         chosen = messages[start:stop]
         size = len(chosen[0])
         payloads = np.frombuffer(b"".join(chosen), np.uint8).reshape(span, size)[:, :payload_len]
@@ -51,9 +47,9 @@ class Batch:
             sums = [ones_sum(m, b) ^ 0xFFFF or 0xFFFF for m, b in zip(chosen, bases)]
         else:
             sums = [ones_sum(p, b) ^ 0xFFFF or 0xFFFF for p, b in zip(payloads, bases)]
-        rows[:, :HEADERS] = self.headers[start:stop]
-        rows[:, UDP_CSUM : UDP_CSUM + 2] = np.array(sums, ">u2").view(np.uint8).reshape(span, 2)
-        rows[:, HEADERS : HEADERS + payload_len] = payloads
+        rows[:, :head] = self.headers[start:stop]
+        rows[:, at : at + 2] = np.array(sums, ">u2").view(np.uint8).reshape(span, 2)
+        rows[:, head : head + payload_len] = payloads
 
 
 class Batches(dict[int, Batch]):

@@ -3,9 +3,9 @@ for fragmented datagrams, pcap recording and the send loop, so each raw writer m
 how one frame leaves (``_emit``) or, for batching writers, overrides ``_send``.
 
 Fitting (``options.fit``): ``trim`` cuts each message to the largest payload one datagram carries
-on the link; ``fragment`` sends messages that do not fit as IPv4 fragments rawpacer builds (the
-readers' kernel reassembles them); ``strict`` refuses at construction, as the seed's
-"message too long" did.
+on the link; ``fragment`` sends messages that do not fit as fragments rawpacer builds (IPv4's, or
+IPv6's Fragment header: only the source fragments in IPv6), and the readers' kernel reassembles
+them; ``strict`` refuses at construction, as the seed's "message too long" did.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from rawpacer.errors import SandboxError, UsageError, require
-from rawpacer.headers import ETH_HLEN, IPV4_HLEN, MAX_UDP_PAYLOAD, MIN_MTU, UDP_HLEN, FrameTemplate, max_payload
+from rawpacer.headers import UDP_HLEN, FrameTemplate, max_payload
 from rawpacer.headers.checksum import BytesLike
+from rawpacer.headers.family import Family, family
 from rawpacer.headers.fit import check_mtu
 from rawpacer.headers.fragment import fragment_spans
 from rawpacer.kernel import caps
@@ -51,9 +52,9 @@ SIOCGIFFLAGS = 0x8913
 IFF_UP = 0x1
 
 
-def check_link(link: Link) -> None:
+def check_link(link: Link, ip_version: int = 4) -> None:
     """Clear errors before anything is sent: ``link`` exists in this namespace, is up, and its MTU
-    carries IPv4 + UDP headers (RFC 791's 68 bytes at least)."""
+    carries the IP version's headers (RFC 791's 68 bytes at least; IPv6's 1280, RFC 8200)."""
     try:
         socket.if_nametoindex(link.ifname)
     except OSError:
@@ -63,26 +64,27 @@ def check_link(link: Link) -> None:
         flags = struct.unpack_from("16sH", fcntl.ioctl(probe.fileno(), SIOCGIFFLAGS, request))[1]
     if not flags & IFF_UP:
         raise SandboxError(f"interface {link.ifname!r} is down: nothing was sent (bring it up first)")
-    if not isinstance(link.mtu, int) or link.mtu < MIN_MTU:
+    fam = family(ip_version)
+    if not isinstance(link.mtu, int) or link.mtu < fam.min_mtu:
         raise UsageError(
-            f"interface {link.ifname!r} has MTU {link.mtu}, which cannot carry IPv4 + UDP headers "
-            f"(allowed: {MIN_MTU} or more)"
+            f"interface {link.ifname!r} has MTU {link.mtu}, which cannot carry {fam.name} + UDP "
+            f"(allowed: {fam.min_mtu} or more)"
         )
 
 
-def plan_fit(message_size: int, mtu: int, fit: Fit | str, why: str | None = None) -> int:
+def plan_fit(message_size: int, mtu: int, fit: Fit | str, why: str | None = None, ip_version: int = 4) -> int:
     """The payload each reader receives for ``message_size``-byte messages on a link of ``mtu``.
 
     UsageError when ``fit`` is strict and the message does not fit one datagram, naming the MTU
     (and ``why`` it is what it is, when that is not simply the link's), the message size and the
     largest size that fits.
     """
-    fit = Fit.parse(fit)
+    fit, fam = Fit.parse(fit), family(ip_version)
     require(
-        isinstance(message_size, int) and 0 <= message_size <= MAX_UDP_PAYLOAD,
-        f"message size {message_size!r} is out of range 0-{MAX_UDP_PAYLOAD}",
+        isinstance(message_size, int) and 0 <= message_size <= fam.max_udp_payload,
+        f"message size {message_size!r} is out of range 0-{fam.max_udp_payload}",
     )
-    limit = max_payload(check_mtu(mtu))
+    limit = max_payload(check_mtu(mtu, ip_version), ip_version)
     if message_size <= limit:
         return message_size
     if fit is Fit.TRIM:
@@ -90,8 +92,8 @@ def plan_fit(message_size: int, mtu: int, fit: Fit | str, why: str | None = None
     if fit is Fit.FRAGMENT:
         return message_size
     raise UsageError(
-        f"message too long: {message_size}-byte messages need {message_size + IPV4_HLEN + UDP_HLEN}-byte "
-        f"IP datagrams but {why or f'the link MTU is {mtu}'}; the largest message that fits is {limit} bytes "
+        f"message too long: {message_size}-byte messages need {message_size + fam.header_len + UDP_HLEN}-byte "
+        f"{fam.name} datagrams but {why or f'the link MTU is {mtu}'}; the largest message that fits is {limit} bytes "
         f"(or use fit trim / fragment)"
     )
 
@@ -113,20 +115,23 @@ class RawWriter(Writer):
         caps.require(f"the {self.name} writer", caps.RAW, "compare")
         self.fit = Fit.parse(options.fit)
         check_raw_allowed(target.link, options)
-        check_link(target.link)
+        self.family: Family = family(target.ip_version)
+        check_link(target.link, self.family.version)
+        self.templates = [self.template(port) for port in target.ports]
+        link_header = self.templates[0].link_len
+        """Ethernet header and VLAN tag: the bytes a frame carries beyond the IP datagram the MTU counts."""
         self.mtu = target.link.mtu
         self.mtu_reason: str | None = None
         """Why ``mtu`` is below the link's, when a writer's own frame limit made it so."""
         limit = self.frame_limit()
-        link_header = ETH_HLEN if self.ethernet else 0
         if limit is not None and limit[0] - link_header < self.mtu:
             self.mtu = limit[0] - link_header
             self.mtu_reason = f"{limit[1]}: frames of at most {limit[0]} bytes, an MTU of {self.mtu}"
-        self._delivered = plan_fit(options.message_size, self.mtu, self.fit, self.mtu_reason)
-        self.limit = max_payload(self.mtu)
-        self.templates = [self.template(port) for port in target.ports]
-        self.max_frame = link_header + min(self.mtu, IPV4_HLEN + UDP_HLEN + self._delivered)
-        self._ip_id = secrets.randbelow(1 << 16)
+        version = self.family.version
+        self._delivered = plan_fit(options.message_size, self.mtu, self.fit, self.mtu_reason, version)
+        self.limit = max_payload(self.mtu, version)
+        self.max_frame = link_header + min(self.mtu, self.family.header_len + UDP_HLEN + self._delivered)
+        self._ip_id = secrets.randbelow(self.family.max_ip_id) + 1
         self.pcap = PcapRecorder(options.pcap, ethernet=self.ethernet) if options.pcap else None
         if self.pcap is not None:
             self.own(self.pcap.close)
@@ -148,6 +153,8 @@ class RawWriter(Writer):
             src_mac=link.src_mac,
             dst_mac=link.dst_mac,
             ethernet=self.ethernet,
+            vlan=target.vlan,
+            vlan_priority=None if target.vlan is None else target.vlan_priority,
         )
 
     @property
@@ -159,13 +166,14 @@ class RawWriter(Writer):
     def frames_per_message(self) -> int:
         """Frames one message takes on this link: 1, or its fragment count under ``fragment``."""
         if self.fit is Fit.FRAGMENT and self._delivered > self.limit:
-            return len(fragment_spans(UDP_HLEN + self._delivered, self.mtu))
+            return len(fragment_spans(UDP_HLEN + self._delivered, self.mtu, self.family.version))
         return 1
 
     def next_ip_id(self) -> int:
-        """A fresh IPv4 id for one fragmented datagram; never 0, which an IP_HDRINCL socket replaces
-        with one of its own per packet (raw(7)), so fragments would no longer share it."""
-        self._ip_id = self._ip_id % 0xFFFF + 1
+        """A fresh identification for one fragmented datagram (16 bits in IPv4, 32 in IPv6's Fragment
+        header); never 0, which an IP_HDRINCL socket replaces with one of its own per packet
+        (raw(7)), so fragments would no longer share it."""
+        self._ip_id = self._ip_id % self.family.max_ip_id + 1
         return self._ip_id
 
     def fits(self, message: BytesLike) -> bool:

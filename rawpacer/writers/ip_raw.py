@@ -1,4 +1,5 @@
-"""``ip-raw``: hand-built IPv4/UDP packets on AF_INET/SOCK_RAW with IP_HDRINCL; the kernel adds the link header."""
+"""``ip-raw``: hand-built IP/UDP packets on a raw socket with IP_HDRINCL (IPv6: IPV6_HDRINCL); the
+kernel adds the link header."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections.abc import Callable
 from rawpacer.target import Target
 from rawpacer.writers._raw import RawWriter
 from rawpacer.writers.base import Knobs, WriterOptions, register
+
+IPV6_HDRINCL = getattr(socket, "IPV6_HDRINCL", 36)
+"""The IPv6 counterpart of IP_HDRINCL (linux/in6.h, Linux 4.5 and later); Python names it from 3.12."""
 
 
 @register
@@ -20,16 +24,20 @@ class IpRawWriter(RawWriter):
 
     name = "ip-raw"
     order = 12
-    summary = "AF_INET raw socket with IP_HDRINCL, hand-built IPv4/UDP, kernel adds the link header"
+    summary = "raw IP socket with IP_HDRINCL / IPV6_HDRINCL, hand-built IP/UDP, kernel adds the link header"
     ethernet = False
     tags_vlan = False
 
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
         super().__init__(target, options, knobs)
+        ipv6 = self.family.version == 6
         with self.opening():
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            self.sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
             self.own(self.sock.close)
-            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+            if ipv6:
+                self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_HDRINCL, 1)
+            else:
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
         self.address = (target.dst_ip, 0)
 
     def emitter(self) -> Callable[[bytes], object]:

@@ -10,7 +10,7 @@ import numpy as np
 from rawpacer.headers.checksum import BytesLike
 from rawpacer.kernel.tpacket import DATA_OFFSET, TxRing, fanout_frames
 from rawpacer.target import Target
-from rawpacer.writers._batch import HEADERS, Batches
+from rawpacer.writers._batch import Batches
 from rawpacer.writers._packet_socket import open_packet_socket
 from rawpacer.writers._raw import RawWriter
 from rawpacer.writers.base import Fit, Knobs, Message, WriterOptions, check_count, register
@@ -77,11 +77,11 @@ class PacketRingWriter(RawWriter):
         """Messages ``start .. stop-1``, all ``size`` bytes long: their frames as rows of ``_frames``
         (headers and checksums as arrays)."""
         count = len(messages)
-        payload_len = min(size, self.limit)
-        if self._frames.shape != (count, HEADERS + payload_len):
-            self._frames = np.empty((count, HEADERS + payload_len), np.uint8)
+        batch = self._batches[min(size, self.limit)]
+        if self._frames.shape != (count, batch.frame_len):
+            self._frames = np.empty((count, batch.frame_len), np.uint8)
             self._composed = np.zeros(count, bool)
-        self._batches[payload_len].compose(self._frames[start:stop], messages, start, stop)
+        batch.compose(self._frames[start:stop], messages, start, stop)
         self._composed[start:stop] = True
 
     def _put(self, frames: np.ndarray) -> None:

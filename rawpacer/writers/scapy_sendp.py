@@ -22,7 +22,7 @@ ETH_P_NONE = 0
 
 @register
 class ScapyWriter(RawWriter):
-    """scapy ``Ether()/IP()/UDP()/Raw()`` built per message; ``fragment()`` when fit is fragment."""
+    """scapy ``Ether()/[Dot1Q()/]IP()|IPv6()/UDP()/Raw()`` built per message; scapy's fragmenting when fit is fragment."""
 
     name = "scapy"
     order = 90
@@ -33,38 +33,37 @@ class ScapyWriter(RawWriter):
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
         super().__init__(target, options, knobs)
         from scapy.config import conf
-        from scapy.layers.inet import IP, UDP, fragment
-        from scapy.layers.l2 import Ether
-        from scapy.packet import Raw
+        from scapy.layers import l2  # noqa: F401 - loading the link layers is what sets conf.L2socket
 
-        self._layers = (Ether, IP, UDP, Raw, fragment)
         with self.opening():
             self.sock = conf.L2socket(iface=target.link.ifname, type=ETH_P_NONE, promisc=False)
             self.own(self.sock.close)
 
     def build(self, index: int, message: BytesLike) -> list[bytes]:
-        """scapy's frames for ``message`` to port ``index`` under the fit policy."""
-        ether_cls, ip_cls, udp_cls, raw_cls, fragment = self._layers
-        link, target = self.target.link, self.target
+        """scapy's frames for ``message`` to port ``index`` under the fit policy: Ether (and Dot1Q)
+        over IP or IPv6 over UDP, fragmented by scapy's own ``fragment``/``fragment6``."""
+        from scapy.layers.inet import IP, UDP, fragment
+        from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
+        from scapy.layers.l2 import Dot1Q, Ether
+        from scapy.packet import Raw
+
+        target = self.target
         whole = self.fit is Fit.FRAGMENT and not self.fits(message)
         payload = bytes(message if whole else self.fitted(message))
-        ip = ip_cls(
-            src=target.src_ip,
-            dst=target.dst_ip,
-            ttl=64,
-            id=self.next_ip_id() if whole else 0,
-            flags=0 if whole else "DF",
-        )
-        packet = (
-            ether_cls(src=link.src_mac, dst=link.dst_mac)
-            / ip
-            / udp_cls(sport=target.sport, dport=target.ports[index])
-            / raw_cls(load=payload)
-        )
-        if whole:
-            pieces = fragment(packet, fragsize=self.mtu - 20)  # type: ignore[no-untyped-call]  # scapy's fragment() is unannotated
-            return [bytes(p) for p in pieces]
-        return [bytes(packet)]
+        link = Ether(src=target.link.src_mac, dst=target.link.dst_mac)
+        if target.vlan is not None:
+            link = link / Dot1Q(vlan=target.vlan, prio=target.vlan_priority)
+        udp = UDP(sport=target.sport, dport=target.ports[index]) / Raw(load=payload)
+        if self.family.version == 6:
+            ip6 = IPv6(src=target.src_ip, dst=target.dst_ip, hlim=64)
+            if not whole:
+                return [bytes(link / ip6 / udp)]
+            marked = ip6 / IPv6ExtHdrFragment(id=self.next_ip_id()) / udp
+            return [bytes(link / piece) for piece in fragment6(marked, self.mtu)]  # type: ignore[no-untyped-call]  # scapy's fragment6() is unannotated
+        if not whole:
+            return [bytes(link / IP(src=target.src_ip, dst=target.dst_ip, ttl=64, id=0, flags="DF") / udp)]
+        datagram = IP(src=target.src_ip, dst=target.dst_ip, ttl=64, id=self.next_ip_id(), flags=0) / udp
+        return [bytes(link / piece) for piece in fragment(datagram, fragsize=self.mtu - 20)]  # type: ignore[no-untyped-call]  # scapy's fragment() is unannotated
 
     def frames_for(self, index: int, message: BytesLike) -> list[bytes]:
         """scapy's own frames for ``message`` (not rawpacer's templates): the cross-check."""
