@@ -31,6 +31,14 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--plot", "/"], "--plot '/' is a directory"),
         (["--format", "csv"], "format 'csv' is not allowed; use one of: table, go"),
         (["--pcap", "/nonexistent-dir/x.pcap"], "--pcap '/nonexistent-dir/x"),
+        (["--ipv6", "--mtu", "1279"], "mtu 1279 is out of range 1280-65536 for IPv6"),
+        (["-6", "--with-go"], "--with-go runs the seed's own IPv4 job; drop -6"),
+        (["--vlan", "4095", "--topology", "veth"], "vlan 4095 is out of range; use 1-4094"),
+        (["--vlan", "0", "--topology", "veth"], "vlan 0 is out of range; use 1-4094"),
+        (["--vlan", "5"], "--vlan 5 needs --topology veth"),
+        (["--vlan", "5", "--topology", "veth", "--writers", "udp-sendto,packet-raw"], "udp-sendto cannot tag frames"),
+        (["--vlan", "5", "--topology", "veth", "--writers", "ip-raw"], "ip-raw cannot tag frames"),
+        (["--vlan-priority", "8"], "vlan priority 8 is out of range; use 0-7"),
     ],
     "send": [
         (["--writer", "warp"], "writer 'warp' is unknown"),
@@ -41,6 +49,9 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--topology", "ring"], "topology 'ring' is not allowed"),
         (["--mtu", "65537"], "mtu 65537 is out of range; use 68-65536"),
         (["--ops", "0"], "ops 0 is out of range; use 1-100000"),
+        (["-6", "--topology", "veth", "--mtu", "576"], "mtu 576 is out of range 1280-65536 for IPv6"),
+        (["--vlan", "1", "--writer", "udp-sendmmsg", "--topology", "veth"], "udp-sendmmsg cannot tag frames"),
+        (["--vlan-priority=-1"], "vlan priority -1 is out of range; use 0-7"),
         (["--pcap", "/nonexistent-dir/x.pcap"], "--pcap '/nonexistent-dir/x"),
         (["--iface", "lo", "--writer", "udp-sendto"], "--iface is for raw writers"),
         (["--iface", "lo", "--src-ip", "1.2.3"], "--iface needs --dst-ip"),
@@ -61,7 +72,7 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--writer", "warp"], "writer 'warp' is unknown"),
     ],
 }
-FLAGS = {"-h", "--help", "--with-go", "--debug"}
+FLAGS = {"-h", "--help", "--with-go", "--debug", "--ipv6"}
 """Options that take no value: nothing to get wrong."""
 
 CASES = [(command, args, named) for command, cases in BAD.items() for args, named in cases]
