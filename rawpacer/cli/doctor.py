@@ -17,7 +17,7 @@ from rawpacer import diagnose
 from rawpacer.errors import RawpacerError
 from rawpacer.kernel import caps
 from rawpacer.kernel.afxdp import xdp_support
-from rawpacer.sandbox import Sandbox, Topology
+from rawpacer.sandbox import Sandbox, Topology, vlan_filter_support
 from rawpacer.writers import base
 
 PROBE_SIZE = 1500
@@ -36,7 +36,7 @@ class Probe:
 def probe(topo: Topology, name: str, size: int = PROBE_SIZE) -> Probe:
     """Send one ``size``-byte message with writer ``name`` to one fresh reader socket; check it arrived."""
     with topo.enter("reader"):
-        reader = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        reader = socket.socket(socket.AF_INET6 if topo.ip_version == 6 else socket.AF_INET, socket.SOCK_DGRAM)
     with reader:
         with topo.enter("reader"):
             reader.bind((topo.reader_ip, 0))
@@ -72,9 +72,9 @@ def _describe(topo: Topology) -> list[str]:
     return lines
 
 
-def check_sandbox(kind: str, mtu: int | None, names: list[str]) -> tuple[list[str], list[Probe]]:
+def check_sandbox(kind: str, mtu: int | None, names: list[str], ip_version: int = 4) -> tuple[list[str], list[Probe]]:
     """Describe a fresh sandbox of ``kind`` and probe every writer in it."""
-    with Sandbox(kind, mtu=mtu) as topo:
+    with Sandbox(kind, mtu=mtu, ip_version=ip_version) as topo:
         lines = _describe(topo)
         if kind == "lo":
             with topo.enter("writer"):
@@ -87,6 +87,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register the subcommand."""
     parser = sub.add_parser("doctor", help="check capabilities, sandbox setup and one delivery per writer")
     parser.add_argument("--writer", action="append", metavar="NAME", help="probe only this writer (repeatable)")
+    parser.add_argument(
+        "-6",
+        "--ipv6",
+        dest="ip_version",
+        action="store_const",
+        const=6,
+        default=4,
+        help="probe over IPv6 (2001:2::/48)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -95,9 +104,11 @@ def run(args: argparse.Namespace) -> int:
     print("capabilities: " + ", ".join(f"{caps.NAMES[c]} {'yes' if caps.have(c) else 'NO'}" for c in caps.EVERYTHING))
     caps.require("doctor", caps.EVERYTHING, "doctor")
     names = [base.get(n).name for n in args.writer] if getattr(args, "writer", None) else base.names()
+    ok, why = vlan_filter_support()
+    print(f"vlan filter: {'yes' if ok else 'NO'}: {why}")
     failed = total = 0
     for kind, mtu in (("lo", None), ("veth", 1500)):
-        lines, probes = check_sandbox(kind, mtu, names)
+        lines, probes = check_sandbox(kind, mtu, names, args.ip_version)
         print("\n".join(lines))
         for result in probes:
             print(f"  probe {result.writer:<16} {'OK' if result.ok else 'FAIL'}  {result.detail}")
