@@ -51,7 +51,7 @@ typedef struct {
     char *bufs;
     char *cmsgs;
     struct epoll_event events[MAX_EVENTS];
-    int64_t busy_ns, checked, last_arrival_ns;
+    int64_t busy_ns, checked, first_take_ns, last_arrival_ns;
 } Counter;
 
 static int64_t clock_ns(clockid_t clock) {
@@ -177,6 +177,7 @@ static PyObject *Counter_begin(Counter *self, PyObject *args) {
     self->arrivals = 0;
     self->busy_ns = 0;
     self->checked = 0;
+    self->first_take_ns = 0;
     self->last_arrival_ns = 0;
     for (unsigned int i = 0; i < self->batch; i++) self->iov[i].iov_len = (size_t)size + 1; /* +1: longer is seen */
     self->active = 1;
@@ -408,6 +409,7 @@ static PyObject *Counter_run(Counter *self, PyObject *args) {
             if (self->events[i].data.u32 == CTL_TAG) return PyLong_FromLong(COMMAND);
         }
         int64_t t1 = n > 0 && self->active ? cpu_ns() : 0, got = 0;
+        int64_t taking = n > 0 && self->active && !self->first_take_ns ? now_ns() : 0;
         for (int i = 0; i < n; i++) {
             int64_t one = drain(self, (Py_ssize_t)self->events[i].data.u32);
             if (one < 0) return PyErr_SetFromErrno(PyExc_OSError);
@@ -417,6 +419,7 @@ static PyObject *Counter_run(Counter *self, PyObject *args) {
             self->busy_ns += cpu_ns() - t1;
             self->checked += got;
             self->last_arrival_ns = now_ns();
+            if (!self->first_take_ns) self->first_take_ns = taking;
         }
         if (finishing) {
             if (got) {
@@ -456,12 +459,24 @@ static PyObject *Counter_get_checked(Counter *self, void *closure) {
     return PyLong_FromLongLong(self->checked);
 }
 
+static PyObject *Counter_get_first_take_ns(Counter *self, void *closure) {
+    return PyLong_FromLongLong(self->first_take_ns);
+}
+
+static PyObject *Counter_get_last_take_ns(Counter *self, void *closure) {
+    return PyLong_FromLongLong(self->last_arrival_ns);
+}
+
 static PyGetSetDef Counter_getset[] = {
     {"complete", (getter)Counter_get_complete, NULL, "every slot has had at least per_port datagrams", NULL},
     {"per_port", (getter)Counter_get_per_port, NULL, "datagrams each slot expects in the open op", NULL},
     {"active", (getter)Counter_get_active, NULL, "an op is open", NULL},
     {"busy_ns", (getter)Counter_get_busy_ns, NULL, "ns spent receiving and checking in this op", NULL},
     {"checked", (getter)Counter_get_checked, NULL, "datagrams received and checked by run() in this op", NULL},
+    {"first_take_ns", (getter)Counter_get_first_take_ns, NULL,
+     "CLOCK_MONOTONIC ns when run() began taking the op's first datagrams (0: none yet)", NULL},
+    {"last_take_ns", (getter)Counter_get_last_take_ns, NULL,
+     "CLOCK_MONOTONIC ns when run() had checked the op's latest datagrams (0: none yet)", NULL},
     {NULL},
 };
 

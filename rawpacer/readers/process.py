@@ -146,6 +146,8 @@ class ReaderProcess:
             reader_busy_s=self.loop.busy_ns / 1e9,
             reader_checked=self.loop.checked,
             socket_drops=drops,
+            reader_first_ns=self.loop.first_take_ns,
+            reader_last_ns=self.loop.last_take_ns,
             arrivals=count,
         )
         message = protocol.encode(outcome)

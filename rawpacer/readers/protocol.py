@@ -35,6 +35,8 @@ class Outcome(NamedTuple):
     reader_busy_s: float
     reader_checked: int
     socket_drops: int
+    reader_first_ns: int
+    reader_last_ns: int
     arrivals: int
     """Entries in the memfd sent with the message (0: none, and no fd is sent)."""
 

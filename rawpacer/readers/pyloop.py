@@ -36,7 +36,8 @@ class PyLoop(Counter):
         super().__init__(expected, slot_size, slots)
         self.busy_ns = 0
         self.checked = 0
-        self._last_arrival_ns = 0
+        self.first_take_ns = 0
+        self.last_take_ns = 0
 
     def attach(self, socks: list[socket.socket], ctl_fd: int, batch: int, spin: bool, linger_ns: int) -> None:
         """Watch ``socks[i]`` for slot i and the control socket ``ctl_fd``."""
@@ -64,7 +65,8 @@ class PyLoop(Counter):
         super().begin(expected_size, stream, timestamps)
         self.busy_ns = 0
         self.checked = 0
-        self._last_arrival_ns = 0
+        self.first_take_ns = 0
+        self.last_take_ns = 0
 
     def _drain(self, slot: int) -> int:
         sock = self._socks.get(slot)
@@ -100,7 +102,7 @@ class PyLoop(Counter):
                 if deadline_ns >= 0:
                     end = deadline_ns
                 if silence_ns >= 0:
-                    end = min(end, max(self._last_arrival_ns, since_ns) + silence_ns)
+                    end = min(end, max(self.last_take_ns, since_ns) + silence_ns)
             if (self.active and self._spin) or draining:
                 timeout = 0.0
             elif not finishing:
@@ -111,13 +113,15 @@ class PyLoop(Counter):
             if any(fd == self._ctl_fd for fd, _ in events):
                 return COMMAND  # before the datagrams beside it: after a BEGIN they belong to the op
             t1 = time.thread_time_ns()  # busy time is CPU time: preemption is not charged
+            taking = time.monotonic_ns() if events and self.active and not self.first_take_ns else 0
             got = 0
             for fd, _ in events:
                 got += self._drain(self._slot_of_fd.get(fd, -1))
             if got and self.active:
                 self.busy_ns += time.thread_time_ns() - t1
                 self.checked += got
-                self._last_arrival_ns = time.monotonic_ns()
+                self.last_take_ns = time.monotonic_ns()
+                self.first_take_ns = self.first_take_ns or taking
             if finishing:
                 if got:
                     draining = True  # drain until a poll finds nothing more, then decide

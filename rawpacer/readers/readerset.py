@@ -268,6 +268,8 @@ class ReaderSet:
             socket_drops=outcome.socket_drops,
             reader_busy_s=outcome.reader_busy_s,
             reader_checked=outcome.reader_checked,
+            reader_first_ns=outcome.reader_first_ns,
+            reader_last_ns=outcome.reader_last_ns,
             arrivals=got,
         )
         self.tally.add(result)

@@ -78,8 +78,10 @@ class OpResult:
     ``deviations`` holds a ``PortTally`` only for ports that did not get exactly their expected
     intact datagrams (lost, corrupt, duplicate or late ones); every other port was perfect.
     ``socket_drops`` is what the kernel dropped at the reader sockets that lost datagrams (their
-    receive buffers were full). ``reader_busy_s`` is the reader's time spent receiving and checking
-    (idle polling excluded) and ``reader_checked`` the datagrams it took in that time.
+    receive buffers were full). ``reader_busy_s`` is the reader's CPU time spent receiving and
+    checking (idle polling excluded) and ``reader_checked`` the datagrams it took in that time;
+    ``reader_first_ns``/``reader_last_ns`` (``time.monotonic_ns()`` clock, 0 when nothing came) are
+    when it began taking the op's first datagrams and when it had checked its last.
     ``arrivals`` holds every datagram's kernel RX timestamp when the op began with ``timestamps``.
     """
 
@@ -102,6 +104,8 @@ class OpResult:
     socket_drops: int = 0
     reader_busy_s: float = 0.0
     reader_checked: int = 0
+    reader_first_ns: int = 0
+    reader_last_ns: int = 0
     arrivals: Arrivals | None = None
 
     @property

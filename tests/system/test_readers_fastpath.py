@@ -115,13 +115,14 @@ def test_python_and_c_loops_agree_on_mixed_traffic(topo, sender):
 def test_kernel_timestamps_come_with_every_datagram(Readers, topo, sender):
     with Readers(topo, 5, 200) as rs:
         fresh(rs)
-        before = time.time_ns()
+        before, started = time.time_ns(), time.monotonic_ns()
         rs.begin(timestamps=True)
         fan_out(rs, sender, skip={5002})
         sender(b"wrong", 5002)
         sender(rs.messages[3], 5004)
         result = rs.wait()
-        after = time.time_ns()
+        after, ended = time.time_ns(), time.monotonic_ns()
+        assert started <= result.reader_first_ns <= result.reader_last_ns <= ended
         arrivals = result.arrivals
         assert arrivals is not None and len(arrivals) == result.delivered == 6
         assert ((arrivals.rx_ns >= before) & (arrivals.rx_ns <= after)).all()

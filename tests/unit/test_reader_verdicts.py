@@ -288,6 +288,8 @@ def test_outcome_survives_the_wire():
         reader_busy_s=0.25,
         reader_checked=3,
         socket_drops=1,
+        reader_first_ns=10,
+        reader_last_ns=20,
         arrivals=0,
     )
     assert protocol.decode(marshal.loads(protocol.encode(outcome))) == outcome
