@@ -3,7 +3,7 @@
  * Counter(expected, slot_size, slots) is the C twin of rawpacer.readers.core.Counter: the same
  * begin / datagram / set_per_port / tallies / arrival_buffers / complete, the same rules, so the
  * two are tested against each other on synthetic events (tests/unit/test_reader_verdicts.py).
- * attach(socks, ctl_fd, batch, spin, linger_ns) and run(...) add the socket loop: one epoll over
+ * attach(socks, ctl_fd, batch, spin, linger_ns, idle_spin_ns) and run(...) add the socket loop: one epoll over
  * every reader socket and the control socket, recvmmsg(2) batches per ready socket, every byte of
  * every datagram compared with its slot in the shared expected buffer (memcmp, no Python object
  * per datagram), the kernel RX timestamp (SO_TIMESTAMPNS, socket(7)) kept when asked for. run()
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -45,7 +46,7 @@ typedef struct {
     int epfd, ctl_fd, spin;
     int *fds;
     unsigned int batch;
-    int64_t linger_ns;
+    int64_t linger_ns, idle_spin_ns, spin_until;
     struct mmsghdr *msgs;
     struct iovec *iov;
     char *bufs;
@@ -230,6 +231,7 @@ static PyObject *Counter_tallies(Counter *self, PyObject *unused) {
         }
     }
     self->active = 0;
+    self->spin_until = now_ns() + self->idle_spin_ns;
     return Py_BuildValue("(LLLLN)", (long long)per_port, (long long)delivered, (long long)mismatched,
                          (long long)late, rows);
 }
@@ -247,12 +249,13 @@ static PyObject *Counter_arrival_buffers(Counter *self, PyObject *unused) {
 /* ---- the socket loop ------------------------------------------------------------------------ */
 
 static PyObject *Counter_attach(Counter *self, PyObject *args, PyObject *kwds) {
-    static char *names[] = {"socks", "ctl_fd", "batch", "spin", "linger_ns", NULL};
+    static char *names[] = {"socks", "ctl_fd", "batch", "spin", "linger_ns", "idle_spin_ns", NULL};
     PyObject *fds;
     int ctl_fd, spin;
     unsigned int batch;
-    long long linger_ns;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OiIpL", names, &fds, &ctl_fd, &batch, &spin, &linger_ns))
+    long long linger_ns, idle_spin_ns;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OiIpLL", names, &fds, &ctl_fd, &batch, &spin, &linger_ns,
+                                     &idle_spin_ns))
         return NULL;
     if (self->epfd >= 0) return PyErr_Format(PyExc_RuntimeError, "this Counter is already attached to sockets");
     if (batch < 1 || batch > 1024) return PyErr_Format(PyExc_ValueError, "batch %u is out of range 1-1024", batch);
@@ -281,6 +284,7 @@ static PyObject *Counter_attach(Counter *self, PyObject *args, PyObject *kwds) {
     self->batch = batch;
     self->spin = spin;
     self->linger_ns = linger_ns;
+    self->idle_spin_ns = idle_spin_ns;
     self->ctl_fd = ctl_fd;
     self->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (self->epfd < 0) {
@@ -392,7 +396,8 @@ static PyObject *Counter_run(Counter *self, PyObject *args) {
         if ((self->active && self->spin) || draining) {
             timeout_ms = 0;
         } else if (!finishing) {
-            timeout_ms = -1;
+            /* between ops, keep spinning a little: back-to-back ops then never wait for a wake-up */
+            timeout_ms = self->spin && now_ns() < self->spin_until ? 0 : -1;
         } else {
             int64_t left = end - now_ns();
             timeout_ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
@@ -403,6 +408,7 @@ static PyObject *Counter_run(Counter *self, PyObject *args) {
             if (PyErr_CheckSignals() < 0) return NULL;
             continue;
         }
+        if (n == 0 && timeout_ms == 0 && !draining) sched_yield(); /* spinning: let a waiting task have the CPU */
         /* A command first: datagrams sent after begin() must not be counted as late because
          * the BEGIN waiting beside them was read last. Level-triggered epoll reports them again. */
         for (int i = 0; i < n; i++) {
@@ -489,7 +495,8 @@ static PyMethodDef Counter_methods[] = {
     {"arrival_buffers", (PyCFunction)Counter_arrival_buffers, METH_NOARGS,
      "arrival_buffers() -> (rx_ns, slot, match) memoryviews, valid until the next begin()"},
     {"attach", (PyCFunction)(void (*)(void))Counter_attach, METH_VARARGS | METH_KEYWORDS,
-     "attach(socks, ctl_fd, batch, spin, linger_ns): watch slot i's socket socks[i] and the control socket"},
+     "attach(socks, ctl_fd, batch, spin, linger_ns, idle_spin_ns): watch slot i's socket socks[i] and the "
+     "control socket"},
     {"detach", (PyCFunction)Counter_detach, METH_O, "detach(slot): stop watching a slot's socket"},
     {"run", (PyCFunction)Counter_run, METH_VARARGS,
      "run(finishing, deadline_ns, silence_ns, since_ns) -> 0 command, 1 complete, 2 deadline, 3 silence"},

@@ -106,8 +106,9 @@ def verdict(tallies: Tallies, ports: Sequence[int]) -> Verdict:
 class Counter:
     """The reference counter: per-slot counts for one op at a time, in plain Python.
 
-    ``expected`` holds every slot's message, ``slot_size`` bytes apart; it is read when a
-    datagram arrives, so the caller may refill it between ops.
+    ``expected`` holds every slot's message, ``slot_size`` bytes apart. A slot's expected bytes
+    are read when its first datagram of an op arrives, so the caller may refill the buffer between
+    ops (and between ``begin`` and sending), but not while datagrams of an op are arriving.
     """
 
     def __init__(self, expected: Buffer, slot_size: int, slots: int) -> None:
@@ -125,6 +126,7 @@ class Counter:
         self._late: dict[int, int] = {}
         self._received: list[int] = []
         self._mismatched: dict[int, int] = {}
+        self._wanted: dict[int, bytes] = {}
         self._over: set[int] = set()
         self._reached = 0
         self._rx_ns = array("q")
@@ -146,6 +148,7 @@ class Counter:
         self._late, self._late_next = self._late_next, {}
         self._received = [0] * self.slots
         self._mismatched = {}
+        self._wanted = {}
         self._over = set()
         self._reached = 0
         self._rx_ns, self._slot, self._match = array("q"), array("i"), array("B")
@@ -158,10 +161,11 @@ class Counter:
         if not self.active:
             self._late_next[slot] = self._late_next.get(slot, 0) + 1
             return
-        size = self.expected_size
-        start = slot * self.slot_size
-        body = memoryview(data).cast("B")
-        match = len(body) == size and body == self.expected[start : start + size]
+        wanted = self._wanted.get(slot)
+        if wanted is None:
+            start = slot * self.slot_size
+            wanted = self._wanted[slot] = bytes(self.expected[start : start + self.expected_size])
+        match = (data if type(data) is bytes else bytes(data)) == wanted
         received = self._received[slot] = self._received[slot] + 1
         if received == self.per_port:
             self._reached += 1

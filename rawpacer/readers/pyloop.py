@@ -5,12 +5,13 @@ C twin; both follow the same rules (see ``PyLoop.run``).
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import struct
 import time
 
-from rawpacer.readers.core import Buffer, Counter
+from rawpacer.readers.core import Buffer, Counter, Tallies
 from rawpacer.readers.sockets import SCM_TIMESTAMPNS
 
 # Why run() returned (the C loop exports the same numbers).
@@ -39,7 +40,9 @@ class PyLoop(Counter):
         self.first_take_ns = 0
         self.last_take_ns = 0
 
-    def attach(self, socks: list[socket.socket], ctl_fd: int, batch: int, spin: bool, linger_ns: int) -> None:
+    def attach(
+        self, socks: list[socket.socket], ctl_fd: int, batch: int, spin: bool, linger_ns: int, idle_spin_ns: int
+    ) -> None:
         """Watch ``socks[i]`` for slot i and the control socket ``ctl_fd``."""
         self._epoll = select.epoll()
         self._epoll.register(ctl_fd, select.EPOLLIN)
@@ -53,6 +56,8 @@ class PyLoop(Counter):
         self._batch = batch
         self._spin = spin
         self._linger_s = linger_ns / 1e9
+        self._idle_spin_ns = idle_spin_ns
+        self._spin_until = 0
 
     def detach(self, slot: int) -> None:
         """Stop watching ``slot``'s socket (the caller closes it)."""
@@ -67,6 +72,11 @@ class PyLoop(Counter):
         self.checked = 0
         self.first_take_ns = 0
         self.last_take_ns = 0
+
+    def tallies(self) -> Tallies:
+        """Close the op (``Counter.tallies``); spin ``idle_spin_ns`` before sleeping between ops."""
+        self._spin_until = time.monotonic_ns() + self._idle_spin_ns
+        return super().tallies()
 
     def _drain(self, slot: int) -> int:
         sock = self._socks.get(slot)
@@ -105,11 +115,13 @@ class PyLoop(Counter):
                     end = min(end, max(self.last_take_ns, since_ns) + silence_ns)
             if (self.active and self._spin) or draining:
                 timeout = 0.0
-            elif not finishing:
-                timeout = -1.0
+            elif not finishing:  # between ops, keep spinning a little: the next op finds the reader awake
+                timeout = 0.0 if self._spin and time.monotonic_ns() < self._spin_until else -1.0
             else:
                 timeout = max(0.0, (end - time.monotonic_ns()) / 1e9)
             events = self._epoll.poll(timeout, maxevents)
+            if not events and timeout == 0 and not draining:
+                os.sched_yield()  # spinning: let a waiting task have the CPU
             if any(fd == self._ctl_fd for fd, _ in events):
                 return COMMAND  # before the datagrams beside it: after a BEGIN they belong to the op
             t1 = time.thread_time_ns()  # busy time is CPU time: preemption is not charged

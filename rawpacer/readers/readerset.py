@@ -148,6 +148,7 @@ class ReaderSet:
         child_ctl.close()
         self.pid = pid
         self.rcvbuf = rcvbuf
+        self._spin_s = tuning.idle_spin_us / 1e6 if tuning.resolved_spin else 0.0
         self._ctl = ctl
         self._inbox = bytearray(protocol.CONTROL_BUFFER)
         self._finalizer = weakref.finalize(self, _stop_child, pid, ctl)
@@ -176,11 +177,29 @@ class ReaderSet:
         except (BrokenPipeError, ConnectionResetError):
             raise self._died() from None
 
-    def _receive(self, kind: str, timeout: float) -> tuple[tuple[Any, ...], list[int]]:
+    def _poll_answer(self) -> tuple[int, list[tuple[int, int, bytes]]] | None:
+        """Spin up to ``_spin_s`` for the reader's answer (a sleeping parent pays a wake-up); None if none came."""
+        self._ctl.settimeout(0.0)
+        end = time.monotonic() + self._spin_s
+        while True:
+            try:
+                size, ancdata, _flags, _addr = self._ctl.recvmsg_into([self._inbox], socket.CMSG_SPACE(4))
+            except BlockingIOError:
+                if time.monotonic() >= end:
+                    return None
+                os.sched_yield()  # spinning: let a waiting task (the reader, on a busy machine) have the CPU
+                continue
+            return size, ancdata
+
+    def _receive(self, kind: str, timeout: float, spin: bool = False) -> tuple[tuple[Any, ...], list[int]]:
         """The next message (it must be ``kind``) and any file descriptors passed with it."""
-        self._ctl.settimeout(timeout)
         try:
-            size, ancdata, _flags, _addr = self._ctl.recvmsg_into([self._inbox], socket.CMSG_SPACE(4))
+            answer = self._poll_answer() if spin and self._spin_s else None
+            if answer is None:
+                self._ctl.settimeout(timeout)
+                size, ancdata, _flags, _addr = self._ctl.recvmsg_into([self._inbox], socket.CMSG_SPACE(4))
+            else:
+                size, ancdata = answer
         except TimeoutError:
             status = _reap(self.pid, 0)
             raise ReaderDied(
@@ -238,7 +257,7 @@ class ReaderSet:
         _, size, started, timestamps = self._pending
         called = time.perf_counter()
         self._send(*command)
-        msg, fds = self._receive(protocol.RESULT, answer_within + ANSWER_MARGIN_S)
+        msg, fds = self._receive(protocol.RESULT, answer_within + ANSWER_MARGIN_S, spin=True)
         done = time.perf_counter()
         self._pending = None
         outcome = protocol.decode(msg)

@@ -16,6 +16,8 @@ LOOPS = ("auto", "c", "python")
 DEFAULT_BATCH = 64
 MAX_BATCH = 1024  # recvmmsg's vlen is capped at UIO_MAXIOV
 MAX_LINGER_US = 10_000
+DEFAULT_IDLE_SPIN_US = 1000  # covers the gap between back-to-back fan-out ops (fill + begin)
+MAX_IDLE_SPIN_US = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,15 @@ class ReaderTuning:
     built). ``spin``: poll without sleeping while an op is open (None: when the process may run
     on two or more CPUs). ``batch``: datagrams per ``recvmmsg`` call. ``linger_us``: after a pass
     that received something, pause this long so more datagrams queue for the next batch.
+    ``idle_spin_us``: when spinning, go on spinning this long after an op ends before sleeping
+    (the reader, and the parent waiting for its verdict), so back-to-back ops pay no wake-ups.
     """
 
     loop: str = "auto"
     spin: bool | None = None
     batch: int = DEFAULT_BATCH
     linger_us: int = 0
+    idle_spin_us: int = DEFAULT_IDLE_SPIN_US
 
     def __post_init__(self) -> None:
         """Every knob checked where tuning is made."""
@@ -44,6 +49,10 @@ class ReaderTuning:
         require(
             isinstance(self.linger_us, int) and 0 <= self.linger_us <= MAX_LINGER_US,
             f"linger_us {self.linger_us!r} is out of range 0-{MAX_LINGER_US}",
+        )
+        require(
+            isinstance(self.idle_spin_us, int) and 0 <= self.idle_spin_us <= MAX_IDLE_SPIN_US,
+            f"idle_spin_us {self.idle_spin_us!r} is out of range 0-{MAX_IDLE_SPIN_US}",
         )
         if self.loop == "c" and not fastloop.available():
             raise UsageError("reader loop 'c' is not allowed: rawpacer._readloop is not built; use auto or python")
