@@ -8,9 +8,9 @@ crypto messages: the seed's job.
 
 Clocks: the parent's ``time.monotonic_ns()`` and the reader's ``reader_first_ns``/``reader_last_ns``
 are the same CLOCK_MONOTONIC; the kernel's RX timestamps are CLOCK_REALTIME, moved onto the
-monotonic clock by the offset sampled beside each op. Ops that take kernel timestamps (needed
-for the delivery and wake-up rows) alternate with ops that do not, so the memfd carrying the
-timestamps never shows in the other rows.
+monotonic clock by the offset sampled beside each op. In each round, a block of ops takes kernel
+timestamps (needed for the delivery and wake-up rows) and a block does not, so neither the memfd
+carrying the timestamps nor switching them on shows in the other rows.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, writer in writers.items():
                     for i in range(per_round):
-                        for key, value in one_op(rs, writer, source, stamped=i % 2 == 1).items():
+                        for key, value in one_op(rs, writer, source, stamped=i >= per_round // 2).items():
                             samples[name][key].append(value)
                 for _ in range(per_round // 2):
                     source.fill(rs.buffer)
