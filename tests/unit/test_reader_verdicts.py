@@ -345,3 +345,9 @@ def test_drops_and_capacity_add_up_over_a_run():
     assert tally.socket_drops == 1 and tally.port(5002) == PortTally(5002, 1, 1, 0, 0, 1, 0, 1)
     assert tally.reader_capacity_pps == 7.0 and tally.to_dict()["reader_capacity_pps"] == 7.0
     assert op_result().reader_capacity_pps is None and op_result().to_dict()["arrivals"] is None
+
+
+def test_receive_buffers_are_shared_out_by_reader_count():
+    from rawpacer.readers.readerset import auto_rcvbuf
+
+    assert [auto_rcvbuf(n) for n in (1, 8, 100, 256, 10_000)] == [32 << 20, 32 << 20, 2684354, 1 << 20, 1 << 20]
