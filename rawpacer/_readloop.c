@@ -398,9 +398,11 @@ static PyObject *Counter_run(Counter *self, PyObject *args) {
         } else if (!finishing) {
             /* between ops, keep spinning a little: back-to-back ops then never wait for a wake-up */
             timeout_ms = self->spin && now_ns() < self->spin_until ? 0 : -1;
+        } else if (end == INT64_MAX) {
+            timeout_ms = -1; /* finishing with neither deadline nor silence: until complete */
         } else {
             int64_t left = end - now_ns();
-            timeout_ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+            timeout_ms = left <= 0 ? 0 : left >= (int64_t)INT32_MAX * 1000000 ? INT32_MAX : (int)((left + 999999) / 1000000);
         }
         int n = epoll_wait(self->epfd, self->events, maxevents, timeout_ms);
         if (n < 0) {

@@ -11,7 +11,7 @@ import socket
 import struct
 import time
 
-from rawpacer.readers.core import Buffer, Counter, Tallies
+from rawpacer.readers.core import NEVER, Buffer, Counter, Tallies
 from rawpacer.readers.sockets import SCM_TIMESTAMPNS
 
 # Why run() returned (the C loop exports the same numbers).
@@ -107,7 +107,7 @@ class PyLoop(Counter):
         draining = finishing
         maxevents = min(self.slots + 1, MAX_EVENTS)
         while True:
-            end = 1 << 63
+            end = NEVER
             if finishing:
                 if deadline_ns >= 0:
                     end = deadline_ns
@@ -117,6 +117,8 @@ class PyLoop(Counter):
                 timeout = 0.0
             elif not finishing:  # between ops, keep spinning a little: the next op finds the reader awake
                 timeout = 0.0 if self._spin and time.monotonic_ns() < self._spin_until else -1.0
+            elif end == NEVER:
+                timeout = -1.0  # finishing with neither deadline nor silence: until complete
             else:
                 timeout = max(0.0, (end - time.monotonic_ns()) / 1e9)
             events = self._epoll.poll(timeout, maxevents)
