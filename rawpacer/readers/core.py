@@ -17,7 +17,7 @@ from __future__ import annotations
 import mmap
 from array import array
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from rawpacer.readers.tally import PortTally
 
@@ -47,29 +47,6 @@ class Verdict(NamedTuple):
     lost: int
     late: int
     deviations: tuple[PortTally, ...]
-
-
-class CounterLike(Protocol):
-    """What the pure ``Counter`` and the C ``rawpacer._readloop.Counter`` both offer."""
-
-    @property
-    def complete(self) -> bool:
-        """Every slot has had at least ``per_port`` datagrams."""
-
-    def begin(self, expected_size: int, stream: bool, timestamps: bool) -> None:
-        """Open an op (``stream``: expect an unknown number per slot until ``set_per_port``)."""
-
-    def datagram(self, slot: int, data: Buffer, rx_ns: int = 0) -> None:
-        """Count one datagram received on ``slot`` (late when no op is open)."""
-
-    def set_per_port(self, per_port: int) -> None:
-        """Fix how many datagrams each slot expects (a stream's count, known at its end)."""
-
-    def tallies(self) -> Tallies:
-        """Close the op and return its totals and deviating slots."""
-
-    def arrival_buffers(self) -> tuple[memoryview, memoryview, memoryview]:
-        """The op's arrivals (rx_ns int64, slot int32, match uint8), valid until the next ``begin``."""
 
 
 def port_tally(port: int, expected: int, received: int, mismatched: int, late: int) -> PortTally:
