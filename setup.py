@@ -1,7 +1,8 @@
-"""Declares rawpacer's two optional C extensions; all other metadata lives in pyproject.toml.
+"""Declares rawpacer's optional C extensions; all other metadata lives in pyproject.toml.
 
 ``_checksum`` makes FrameTemplate.stamp 70x dpkt (pure-Python fallback otherwise); ``_alloccount``
-counts allocations for compare's allocs/op (tracemalloc's bytes-only fallback otherwise).
+counts allocations for compare's allocs/op (tracemalloc's bytes-only fallback otherwise);
+``_readloop`` is the readers' receive-and-check loop (the pure-Python loop otherwise).
 """
 
 from setuptools import Extension, setup
@@ -15,5 +16,11 @@ setup(
             extra_compile_args=["-O2"],
         ),
         Extension("rawpacer._alloccount", sources=["rawpacer/_alloccount.c"], optional=True),
+        Extension(
+            "rawpacer._readloop",
+            sources=["rawpacer/_readloop.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+        ),
     ]
 )

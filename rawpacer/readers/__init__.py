@@ -1,6 +1,8 @@
 """Readers: N kernel UDP sockets in one process that check every datagram the writer delivers."""
 
-from rawpacer.readers.readerset import FIRST_PORT, MAX_READERS, ReaderSet
-from rawpacer.readers.tally import OpResult, PortTally, RunTally
+from rawpacer.limits import FIRST_PORT, MAX_READERS
+from rawpacer.readers.readerset import ReaderSet
+from rawpacer.readers.tally import Arrivals, OpResult, PortTally, RunTally
+from rawpacer.readers.tuning import ReaderTuning
 
-__all__ = ["FIRST_PORT", "MAX_READERS", "OpResult", "PortTally", "ReaderSet", "RunTally"]
+__all__ = ["FIRST_PORT", "MAX_READERS", "Arrivals", "OpResult", "PortTally", "ReaderSet", "ReaderTuning", "RunTally"]

@@ -1,260 +1,179 @@
-"""The reader process: every reader socket on one epoll, each datagram checked against shared memory.
+"""The reader process: the reader sockets, a receive loop around the counting core, the control channel.
 
-It is forked by ``ReaderSet``, enters the readers' namespace, binds the sockets and then serves
-commands from its control socket (``protocol`` below) while receiving, so it runs on the other
-core while the writer sends. It never returns into the caller's code: it ends with ``os._exit``.
+It is forked by ``ReaderSet``, enters the readers' namespace, binds the sockets and then runs
+its loop (``FastLoop`` in C, or ``PyLoop``) until a command arrives on the control socket or an
+op ends; it answers each op with the core's verdict plus what it measured (``protocol.Outcome``).
+It runs on the other core while the writer sends. It never returns into the caller's code: it
+ends with ``os._exit``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import marshal
 import mmap
 import os
-import select
 import signal
 import socket
 import time
 import traceback
 from typing import NoReturn
 
-from rawpacer.kernel.sockbuf import set_buffer_size
-from rawpacer.limits import MAX_PORT
-from rawpacer.readers.nofile import ensure_nofile
+from rawpacer.errors import RawpacerError
+from rawpacer.readers import arrivals, core, protocol, sockets
+from rawpacer.readers.fastloop import FastLoop
+from rawpacer.readers.pyloop import COMMAND, DEADLINE, SILENCE, PyLoop
+from rawpacer.readers.tuning import ReaderTuning
 from rawpacer.sandbox import enter_namespace
 
-# Commands (parent -> child), each a marshalled tuple whose first item is one of these.
-BEGIN, WAIT, END_STREAM, CLOSE_PORT, STOP = "begin", "wait", "end", "close", "stop"
-# Replies (child -> parent).
-READY, RESULT, DONE, ERROR = "ready", "result", "done", "error"
-
-CONTROL_BUFFER = 16 << 20  # a result naming 10,000 deviating ports must fit in one message
-COMMAND_BUFFER = 4096  # commands are a few small numbers
 STREAM_CAP_S = 60.0  # a stream never waits longer than this after end_stream, whatever arrives
-NEVER = 1 << 62
+NONE = -1  # no deadline / no silence rule, for the loops' run()
 
 
-class ReaderLoop:
-    """The state of the reader process: sockets, the shared expected messages, per-op counters."""
+class ReaderProcess:
+    """The state of the reader process: sockets, the loop and its counter, what the open op asked for."""
 
     def __init__(
-        self, ctl: socket.socket, shared: mmap.mmap, slot: int, ip: str, count: int, first_port: int, rcvbuf: int
+        self,
+        ctl: socket.socket,
+        shared: mmap.mmap,
+        slot_size: int,
+        ip: str,
+        count: int,
+        first_port: int,
+        rcvbuf: int,
+        tuning: ReaderTuning,
     ) -> None:
         self.ctl = ctl
-        self.shared = shared
-        self.slot = slot
-        self.count = count
-        self.epoll = select.epoll()
-        self.epoll.register(ctl.fileno(), select.EPOLLIN)
-        self.socks: list[socket.socket | None] = []
-        self.ports: list[int] = []
-        self.slot_of_fd: dict[int, int] = {}
-        self._bind(ip, first_port, rcvbuf)
-        self.late: dict[int, int] = {}
-        self.inbox = bytearray(COMMAND_BUFFER)
-        self.active = False
-        self.finishing = False
+        socks, self.ports = sockets.bind(ip, count, first_port, rcvbuf)
+        self.socks: list[socket.socket | None] = list(socks)
+        self.slot_of_port = {port: slot for slot, port in enumerate(self.ports)}
+        self.loop_name = tuning.resolved_loop
+        self.loop: PyLoop | FastLoop = (FastLoop if self.loop_name == "c" else PyLoop)(shared, slot_size, count)
+        spin = tuning.resolved_spin
+        self.loop.attach(socks, ctl.fileno(), tuning.batch, spin, tuning.linger_us * 1000, tuning.idle_spin_us * 1000)
+        self.drops_seen = [0] * count
+        self.timestamps = False
+        self.stream = False
+        self.inbox = bytearray(protocol.COMMAND_BUFFER)
         self.running = True
-        # While an op is open, poll without sleeping when a core of our own is there to spin on:
-        # every datagram then finds the reader awake, so neither side pays a wake-up per datagram.
-        self.spin = len(os.sched_getaffinity(0)) >= 2
+        self.finishing = False
+        self.deadline_ns = self.silence_ns = self.since_ns = NONE
+        self.cpu0 = 0.0
 
-    def _bind(self, ip: str, port: int, rcvbuf: int) -> None:
-        ensure_nofile(self.count)
-        while len(self.socks) < self.count:
-            if port > MAX_PORT:
-                raise OSError(f"only {len(self.socks)} of {self.count} reader ports could be bound on {ip}")
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((ip, port))
-            except OSError:
-                sock.close()
-                port += 1
-                continue
-            set_buffer_size(sock, "rcv", rcvbuf)
-            sock.setblocking(False)
-            self.slot_of_fd[sock.fileno()] = len(self.socks)
-            self.epoll.register(sock.fileno(), select.EPOLLIN)
-            self.socks.append(sock)
-            self.ports.append(port)
-            port += 1
-
-    # --- commands -------------------------------------------------------------------------
+    def serve(self) -> None:
+        """Run the loop; handle each command it stops for, report each op it ends."""
+        while self.running:
+            reason = self.loop.run(self.finishing, self.deadline_ns, self.silence_ns, self.since_ns)
+            if reason == COMMAND:
+                self.command()
+            else:  # a stream that falls silent has ended; an op that does has given up on what is missing
+                self.report(timed_out=reason == DEADLINE or (reason == SILENCE and not self.stream))
 
     def command(self) -> None:
-        """Handle one command from the parent (begin, wait, end, close, stop)."""
+        """Handle one command from the parent (protocol: begin, wait, end, close, stop)."""
         size = self.ctl.recv_into(self.inbox)
         if not size:
             self.running = False
             return
         msg = marshal.loads(self.inbox[:size])
         kind = msg[0]
-        if kind == BEGIN:
-            self._begin(msg[1], msg[2])
-        elif kind == WAIT:
-            self.per_port_set(1)
-            self._finish_after(msg[1], silence=False)
-        elif kind == END_STREAM:
-            self.per_port_set(msg[1])
-            self._finish_after(msg[2], silence=True)
-        elif kind == CLOSE_PORT:
-            self._close_slot(msg[1])
-            self.ctl.send(marshal.dumps((DONE,)))
-        elif kind == STOP:
+        if kind == protocol.BEGIN:
+            self.begin(msg[1], msg[2], msg[3])
+        elif kind == protocol.WAIT:
+            self.finish_after(msg[1], msg[2])
+        elif kind == protocol.END_STREAM:
+            self.loop.set_per_port(msg[1])
+            self.finish_after(STREAM_CAP_S, msg[2])
+        elif kind == protocol.CLOSE_PORT:
+            self.close_slot(msg[1])
+            self.ctl.send(marshal.dumps((protocol.DONE,)))
+        elif kind == protocol.STOP:
             self.running = False
 
-    def _begin(self, expected_size: int, stream: bool) -> None:
-        n = self.count
-        self.expected_size = expected_size
-        self.received = [0] * n
-        self.bad = [0] * n
-        self.expected: list[bytes | None] = [None] * n
-        self.corrupt_slots: set[int] = set()
-        self.over_slots: set[int] = set()
-        self.reached = 0
-        self.per_port = NEVER if stream else 1
+    def begin(self, expected_size: int, stream: bool, timestamps: bool) -> None:
+        """Open an op or stream; kernel timestamps are switched on or off on every socket first."""
+        if timestamps != self.timestamps:
+            sockets.set_timestamps(self.socks, timestamps)
+            self.timestamps = timestamps
         self.stream = stream
-        self.op_late = self.late
-        self.late = {}
         self.cpu0 = time.process_time()
-        self.active = True
-        self.finishing = False
+        self.loop.begin(expected_size, stream, timestamps)
 
-    def per_port_set(self, per_port: int) -> None:
-        """Fix how many datagrams each port expects (known only at the end of a stream)."""
-        if self.per_port == per_port:
-            return
-        self.per_port = per_port
-        received = self.received
-        self.reached = sum(1 for r in received if r >= per_port)
-        self.over_slots = {i for i, r in enumerate(received) if r > per_port}
-
-    def _finish_after(self, seconds: float, silence: bool) -> None:
+    def finish_after(self, timeout_s: float, silence_s: float) -> None:
+        """End the open op at the latest ``timeout_s`` from now, earlier after ``silence_s`` without datagrams."""
+        now = time.monotonic_ns()
         self.finishing = True
-        self.silence = silence
-        self.wait_s = seconds
-        self.draining = True
-        now = time.monotonic()
-        self.deadline = now + seconds
-        self.last_arrival = now
-        self.hard_deadline = now + (STREAM_CAP_S if silence else seconds)
+        self.deadline_ns = now + int(timeout_s * 1e9)
+        self.silence_ns = int(silence_s * 1e9) if silence_s >= 0 else NONE
+        self.since_ns = now
 
-    def _close_slot(self, slot: int) -> None:
+    def close_slot(self, slot: int) -> None:
+        """Close one reader socket for good (a test hook: its port then loses every datagram)."""
         sock = self.socks[slot]
         if sock is not None:
-            self.epoll.unregister(sock.fileno())
-            del self.slot_of_fd[sock.fileno()]
+            self.loop.detach(slot)
             sock.close()
             self.socks[slot] = None
 
-    # --- receiving ------------------------------------------------------------------------
-
-    def receive(self, fd: int) -> None:
-        """Take one datagram from ``fd`` (level-triggered epoll reports it again if more wait)."""
-        i = self.slot_of_fd.get(fd)
-        if i is None:
-            return  # closed by a command handled earlier in the same batch of events
-        if not self.active:
-            try:
-                self.socks[i].recv(1)
-            except BlockingIOError:
-                return
-            self.late[i] = self.late.get(i, 0) + 1
-            return
-        try:
-            data = self.socks[i].recv(self.expected_size + 1)
-        except BlockingIOError:
-            return
-        expected = self.expected[i]
-        if expected is None:
-            start = i * self.slot
-            expected = self.expected[i] = self.shared[start : start + self.expected_size]
-        received = self.received[i] = self.received[i] + 1
-        if received == self.per_port:
-            self.reached += 1
-        elif received > self.per_port:
-            self.over_slots.add(i)
-        if data != expected:
-            self.bad[i] += 1
-            self.corrupt_slots.add(i)
-
-    def poll_timeout(self) -> float:
-        """How long the next epoll may block: 0 while spinning or draining, the deadline otherwise."""
-        if self.active and self.spin:
-            return 0
-        if not self.finishing:
-            return -1
-        if self.draining:
-            return 0
-        end = self.last_arrival + self.wait_s if self.silence else self.deadline
-        return max(0.0, min(end, self.hard_deadline) - time.monotonic())
-
-    def run(self) -> None:
-        """Serve commands and receive datagrams until told to stop or the parent goes away."""
-        ctl_fd = self.ctl.fileno()
-        poll = self.epoll.poll
-        maxevents = min(self.count + 1, 1024)
-        while self.running:
-            events = poll(self.poll_timeout(), maxevents)
-            arrived = False
-            for fd, _ in events:
-                if fd == ctl_fd:
-                    self.command()
-                else:
-                    arrived = True
-                    self.receive(fd)
-            if self.finishing:
-                self._maybe_finish(arrived)
-
-    def _maybe_finish(self, arrived: bool) -> None:
-        now = time.monotonic()
-        if arrived:
-            self.last_arrival = now
-            self.draining = True
-            return  # drain until a poll finds nothing more, then decide
-        self.draining = False
-        if self.reached == self.count:
-            self._report(timed_out=False)
-            return
-        end = self.last_arrival + self.wait_s if self.silence else self.deadline
-        if now >= min(end, self.hard_deadline):
-            self._report(timed_out=not self.silence)
-
-    def _report(self, timed_out: bool) -> None:
-        per_port = self.per_port
-        received, bad = self.received, self.bad
-        slots = self.corrupt_slots | self.over_slots | set(self.op_late)
-        lost = 0
-        if self.reached < self.count:
-            short = [i for i, r in enumerate(received) if r < per_port]
-            lost = sum(per_port - received[i] for i in short)
-            slots.update(short)
+    def socket_drops(self, verdict: core.Verdict) -> tuple[core.Verdict, int]:
+        """Kernel drops at the sockets of ports that lost datagrams, since the last time they were read."""
+        total = 0
         deviations = []
-        duplicate = 0
-        for i in sorted(slots):
-            r, c = received[i], bad[i]
-            m = r - c
-            dup = max(0, m - per_port)
-            duplicate += dup
-            deviations.append(
-                (self.ports[i], r, min(m, per_port), c, dup, max(0, per_port - r), self.op_late.get(i, 0))
-            )
-        total = sum(received)
-        corrupt = sum(bad)
-        intact = total - corrupt - duplicate
+        for tally in verdict.deviations:
+            sock = self.socks[self.slot_of_port[tally.port]] if tally.lost else None
+            if sock is not None:
+                slot = self.slot_of_port[tally.port]
+                seen = sockets.drops(sock)
+                dropped, self.drops_seen[slot] = seen - self.drops_seen[slot], seen
+                if dropped:
+                    tally = dataclasses.replace(tally, socket_drops=dropped)
+                    total += dropped
+            deviations.append(tally)
+        return verdict._replace(deviations=tuple(deviations)), total
+
+    def report(self, timed_out: bool) -> None:
+        """Send the op's outcome (with its arrivals in a memfd when timestamps were on) and close it."""
         cpu = time.process_time() - self.cpu0
-        late = sum(self.op_late.values())
-        self.ctl.send(
-            marshal.dumps((RESULT, per_port, total, intact, corrupt, duplicate, lost, late, timed_out, cpu, deviations))
+        verdict = core.verdict(self.loop.tallies(), self.ports)
+        verdict, drops = self.socket_drops(verdict)
+        buffers = self.loop.arrival_buffers()
+        count = buffers[2].nbytes if self.timestamps else 0
+        outcome = protocol.Outcome(
+            verdict=verdict,
+            timed_out=timed_out,
+            reader_cpu_s=cpu,
+            reader_busy_s=self.loop.busy_ns / 1e9,
+            reader_checked=self.loop.checked,
+            socket_drops=drops,
+            reader_first_ns=self.loop.first_take_ns,
+            reader_last_ns=self.loop.last_take_ns,
+            arrivals=count,
         )
-        self.active = False
+        message = protocol.encode(outcome)
+        if count:
+            fd = arrivals.write(buffers)
+            try:
+                socket.send_fds(self.ctl, [message], [fd])
+            finally:
+                os.close(fd)
+        else:
+            self.ctl.send(message)
         self.finishing = False
-        self.expected = []
+        self.deadline_ns = self.silence_ns = self.since_ns = NONE
 
 
 def child_main(
-    ctl: socket.socket, shared: mmap.mmap, slot: int, namespace: str, ip: str, count: int, first_port: int, rcvbuf: int
+    ctl: socket.socket,
+    shared: mmap.mmap,
+    slot_size: int,
+    namespace: str,
+    ip: str,
+    count: int,
+    first_port: int,
+    rcvbuf: int,
+    tuning: ReaderTuning,
 ) -> NoReturn:
     """Entry of the forked reader process; reports READY (with the ports) or ERROR, then serves."""
     code = 1
@@ -265,14 +184,15 @@ def child_main(
         os.closerange(3, keep)
         os.closerange(keep + 1, 1 << 20)
         enter_namespace(namespace)
-        loop = ReaderLoop(ctl, shared, slot, ip, count, first_port, rcvbuf)
-        ctl.send(marshal.dumps((READY, loop.ports)))
-        loop.run()
+        reader = ReaderProcess(ctl, shared, slot_size, ip, count, first_port, rcvbuf, tuning)
+        ctl.send(marshal.dumps((protocol.READY, reader.ports, reader.loop_name)))
+        reader.serve()
         code = 0
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        ours = isinstance(exc, RawpacerError)  # already a one-line message for the user
+        detail = str(exc) if ours else "".join(traceback.format_exception_only(type(exc), exc)).strip()
         try:
-            ctl.send(marshal.dumps((ERROR, detail)))
+            ctl.send(marshal.dumps((protocol.ERROR, detail, ours)))
         except OSError:
             pass
     finally:

@@ -2,11 +2,13 @@
 
 The seed's ``testInit`` + ``waitForReaders``, made fast and strict: the expected messages live in
 shared memory the writer side fills; the reader process compares every datagram with its port's
-slot and reports per op what was delivered, intact, corrupt, duplicate, lost or late.
+slot and reports per op what was delivered, intact, corrupt, duplicate, lost or late, what its
+sockets dropped, how busy it was and, when asked, every datagram's kernel receive timestamp.
 """
 
 from __future__ import annotations
 
+import array
 import marshal
 import mmap
 import os
@@ -20,10 +22,13 @@ from rawpacer.errors import RawpacerError, ReaderDied, UsageError, require
 from rawpacer.kernel.sockbuf import set_buffer_size
 from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
 from rawpacer.messages import check_size
-from rawpacer.readers import process
-from rawpacer.readers.tally import OpResult, PortTally, RunTally
+from rawpacer.readers import arrivals, process, protocol
+from rawpacer.readers.tally import OpResult, RunTally
+from rawpacer.readers.tuning import ReaderTuning
 
-DEFAULT_RCVBUF = 1 << 20
+RCVBUF_BUDGET = 256 << 20  # receive buffer shared out over the readers by default (memory only used when queued)
+MIN_RCVBUF = 1 << 20
+MAX_RCVBUF = 32 << 20
 ANSWER_MARGIN_S = 10.0  # the reader process answers within its own deadline plus this, or is dead
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 1.0
@@ -52,11 +57,29 @@ def _reap(pid: int, grace: float) -> int | None:
 def _stop_child(pid: int, ctl: socket.socket) -> None:
     """Ask the reader process to stop, reap it (killing it if it lingers), close the control socket."""
     try:
-        ctl.send(marshal.dumps((process.STOP,)))
+        ctl.send(marshal.dumps((protocol.STOP,)))
     except OSError:
         pass
     _reap(pid, STOP_GRACE_S)
     ctl.close()
+
+
+def auto_rcvbuf(count: int) -> int:
+    """Default receive buffer per reader socket: a share of RCVBUF_BUDGET, 1-32 MiB.
+
+    Few readers each take a whole stream, so they get deep buffers to ride out a preempted
+    reader; 10,000 readers share the load and keep 1 MiB each.
+    """
+    return max(MIN_RCVBUF, min(MAX_RCVBUF, RCVBUF_BUDGET // count))
+
+
+def _passed_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    """File descriptors received with SCM_RIGHTS."""
+    fds = array.array("i")
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return list(fds)
 
 
 def _describe_status(status: int | None) -> str:
@@ -72,6 +95,8 @@ class ReaderSet:
 
     Per op: ``fill`` ``buffer`` (or ``messages``), ``begin()``, send, ``wait()``. Per stream:
     ``begin_stream()``, send many fan-outs of the same messages, ``end_stream(sent_per_port)``.
+    ``rcvbuf`` is each socket's receive buffer in bytes (default ``auto_rcvbuf(count)``);
+    ``tuning`` picks the receive loop (``ReaderTuning``; default: the C loop when built).
     """
 
     def __init__(
@@ -82,7 +107,8 @@ class ReaderSet:
         *,
         timeout: float = 1.0,
         first_port: int = FIRST_PORT,
-        rcvbuf: int = DEFAULT_RCVBUF,
+        rcvbuf: int | None = None,
+        tuning: ReaderTuning | None = None,
     ) -> None:
         require(
             isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= MAX_READERS,
@@ -97,6 +123,13 @@ class ReaderSet:
             isinstance(first_port, int) and 1 <= first_port <= MAX_PORT,
             f"first port {first_port!r} is out of range 1-{MAX_PORT}",
         )
+        rcvbuf = auto_rcvbuf(count) if rcvbuf is None else rcvbuf
+        require(
+            isinstance(rcvbuf, int) and not isinstance(rcvbuf, bool) and rcvbuf > 0,
+            f"rcvbuf {rcvbuf!r} is not allowed; use a positive number of bytes",
+        )
+        tuning = ReaderTuning() if tuning is None else tuning
+        require(isinstance(tuning, ReaderTuning), f"tuning {tuning!r} is not allowed; use a ReaderTuning")
         self.count = count
         self.message_size = message_size
         self.timeout = float(timeout)
@@ -104,26 +137,31 @@ class ReaderSet:
         self._shared = mmap.mmap(-1, count * message_size)
         ctl, child_ctl = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for end in (ctl, child_ctl):
-            set_buffer_size(end, "snd", process.CONTROL_BUFFER)
-            set_buffer_size(end, "rcv", process.CONTROL_BUFFER)
+            set_buffer_size(end, "snd", protocol.CONTROL_BUFFER)
+            set_buffer_size(end, "rcv", protocol.CONTROL_BUFFER)
         pid = os.fork()
         if pid == 0:
             ctl.close()
             process.child_main(
-                child_ctl, self._shared, message_size, topo.reader_ns, topo.reader_ip, count, first_port, rcvbuf
+                child_ctl, self._shared, message_size, topo.reader_ns, topo.reader_ip, count, first_port, rcvbuf, tuning
             )
         child_ctl.close()
         self.pid = pid
+        self.rcvbuf = rcvbuf
+        self._spin_s = tuning.idle_spin_us / 1e6 if tuning.resolved_spin else 0.0
         self._ctl = ctl
-        self._inbox = bytearray(process.CONTROL_BUFFER)
+        self._inbox = bytearray(protocol.CONTROL_BUFFER)
         self._finalizer = weakref.finalize(self, _stop_child, pid, ctl)
         self._closed = False
-        self._pending: tuple[str, int, float] | None = None
+        self._pending: tuple[str, int, float, bool] | None = None
         try:
-            self.ports: tuple[int, ...] = tuple(self._receive(process.READY, READY_TIMEOUT_S)[1])
+            ready, _ = self._receive(protocol.READY, READY_TIMEOUT_S)
         except BaseException:
             self.close()
             raise
+        self.ports: tuple[int, ...] = tuple(ready[1])
+        self.loop: str = ready[2]
+        """The receive loop the reader process runs: ``"c"`` or ``"python"``."""
         self._slot_of_port = {port: i for i, port in enumerate(self.ports)}
         self.buffer = memoryview(self._shared)
         self.messages = [self.buffer[i * message_size : (i + 1) * message_size] for i in range(count)]
@@ -131,7 +169,7 @@ class ReaderSet:
 
     # --- control channel ------------------------------------------------------------------
 
-    def _send(self, *msg: object) -> None:
+    def _send(self, *msg: Any) -> None:
         if self._closed:
             raise UsageError("this ReaderSet is closed")
         try:
@@ -139,10 +177,29 @@ class ReaderSet:
         except (BrokenPipeError, ConnectionResetError):
             raise self._died() from None
 
-    def _receive(self, kind: str, timeout: float) -> tuple:
-        self._ctl.settimeout(timeout)
+    def _poll_answer(self) -> tuple[int, list[tuple[int, int, bytes]]] | None:
+        """Spin up to ``_spin_s`` for the reader's answer (a sleeping parent pays a wake-up); None if none came."""
+        self._ctl.settimeout(0.0)
+        end = time.monotonic() + self._spin_s
+        while True:
+            try:
+                size, ancdata, _flags, _addr = self._ctl.recvmsg_into([self._inbox], socket.CMSG_SPACE(4))
+            except BlockingIOError:
+                if time.monotonic() >= end:
+                    return None
+                os.sched_yield()  # spinning: let a waiting task (the reader, on a busy machine) have the CPU
+                continue
+            return size, ancdata
+
+    def _receive(self, kind: str, timeout: float, spin: bool = False) -> tuple[tuple[Any, ...], list[int]]:
+        """The next message (it must be ``kind``) and any file descriptors passed with it."""
         try:
-            size = self._ctl.recv_into(self._inbox)
+            answer = self._poll_answer() if spin and self._spin_s else None
+            if answer is None:
+                self._ctl.settimeout(timeout)
+                size, ancdata, _flags, _addr = self._ctl.recvmsg_into([self._inbox], socket.CMSG_SPACE(4))
+            else:
+                size, ancdata = answer
         except TimeoutError:
             status = _reap(self.pid, 0)
             raise ReaderDied(
@@ -152,13 +209,16 @@ class ReaderSet:
             size = 0
         if size == 0:
             raise self._died()
-        msg = marshal.loads(memoryview(self._inbox)[:size])
-        if msg[0] == process.ERROR:
+        fds = _passed_fds(ancdata)
+        msg: tuple[Any, ...] = marshal.loads(memoryview(self._inbox)[:size])
+        if msg[0] == protocol.ERROR:
             _reap(self.pid, STOP_GRACE_S)
-            raise RawpacerError(f"reader process failed: {msg[1]}")
+            raise RawpacerError(msg[1] if msg[2] else f"reader process failed: {msg[1]}")
         if msg[0] != kind:
+            for fd in fds:
+                os.close(fd)
             raise RawpacerError(f"reader process answered {msg[0]!r} where {kind!r} was expected")
-        return msg
+        return msg, fds
 
     def _died(self) -> ReaderDied:
         status = _reap(self.pid, STOP_GRACE_S)
@@ -168,65 +228,87 @@ class ReaderSet:
 
     # --- ops and streams ------------------------------------------------------------------
 
-    def _start(self, mode: str, expected_size: int | None) -> None:
+    def _start(self, mode: str, expected_size: int | None, timestamps: bool) -> None:
         size = self.message_size if expected_size is None else expected_size
         require(
             isinstance(size, int) and 1 <= size <= self.message_size,
             f"expected size {size!r} is out of range 1-{self.message_size} (the message size)",
         )
+        require(timestamps in (True, False), f"timestamps {timestamps!r} is not allowed; use True or False")
         if self._pending is not None:
             raise UsageError(f"a {self._pending[0]} is already running: call wait()/end_stream() first")
-        self._send(process.BEGIN, size, mode == "stream")
-        self._pending = (mode, size, time.perf_counter())
+        self._send(protocol.BEGIN, size, mode == "stream", bool(timestamps))
+        self._pending = (mode, size, time.perf_counter(), bool(timestamps))
 
-    def begin(self, expected_size: int | None = None) -> None:
+    def begin(self, expected_size: int | None = None, *, timestamps: bool = False) -> None:
         """Start one op: the readers expect one datagram each, equal to (the first ``expected_size``
-        bytes of) their slot in ``messages``. Call before sending; the readers start at once."""
-        self._start("op", expected_size)
+        bytes of) their slot in ``messages``. Call before sending; the readers start at once.
+        ``timestamps``: keep every datagram's kernel RX timestamp (``OpResult.arrivals``)."""
+        self._start("op", expected_size, timestamps)
 
-    def begin_stream(self, expected_size: int | None = None) -> None:
-        """Start a stream: many fan-outs of the same ``messages`` until ``end_stream``."""
-        self._start("stream", expected_size)
+    def begin_stream(self, expected_size: int | None = None, *, timestamps: bool = False) -> None:
+        """Start a stream: many fan-outs of the same ``messages`` until ``end_stream``.
+        ``timestamps``: keep every datagram's kernel RX timestamp (``OpResult.arrivals``)."""
+        self._start("stream", expected_size, timestamps)
 
-    def _finish(self, mode: str, sent: int, command: tuple, answer_within: float, strict: bool) -> OpResult:
+    def _finish(self, mode: str, sent: int, command: tuple[Any, ...], answer_within: float, strict: bool) -> OpResult:
         if self._pending is None or self._pending[0] != mode:
             raise UsageError(f"no {mode} is running: call {'begin' if mode == 'op' else 'begin_stream'}() first")
-        _, size, started = self._pending
+        _, size, started, timestamps = self._pending
         called = time.perf_counter()
         self._send(*command)
-        msg = self._receive(process.RESULT, answer_within + ANSWER_MARGIN_S)
+        msg, fds = self._receive(protocol.RESULT, answer_within + ANSWER_MARGIN_S, spin=True)
         done = time.perf_counter()
         self._pending = None
-        per_port, delivered, intact, corrupt, duplicate, lost, late, timed_out, cpu, deviations = msg[1:]
+        outcome = protocol.decode(msg)
+        verdict = outcome.verdict
+        got = None
+        if fds:
+            got = arrivals.read(fds[0], outcome.arrivals)
+        elif timestamps:
+            got = arrivals.empty()
         result = OpResult(
             mode=mode,
             readers=self.count,
             expected_size=size,
-            per_port=per_port,
+            per_port=verdict.per_port,
             sent=sent,
-            delivered=delivered,
-            intact=intact,
-            corrupt=corrupt,
-            duplicate=duplicate,
-            lost=lost,
-            late=late,
-            timed_out=timed_out,
-            reader_cpu_s=cpu,
+            delivered=verdict.delivered,
+            intact=verdict.intact,
+            corrupt=verdict.corrupt,
+            duplicate=verdict.duplicate,
+            lost=verdict.lost,
+            late=verdict.late,
+            timed_out=outcome.timed_out,
+            reader_cpu_s=outcome.reader_cpu_s,
             wait_s=done - called,
             op_s=done - started,
-            deviations={d[0]: PortTally(*d) for d in deviations},
+            deviations={t.port: t for t in verdict.deviations},
+            socket_drops=outcome.socket_drops,
+            reader_busy_s=outcome.reader_busy_s,
+            reader_checked=outcome.reader_checked,
+            reader_first_ns=outcome.reader_first_ns,
+            reader_last_ns=outcome.reader_last_ns,
+            arrivals=got,
         )
         self.tally.add(result)
         return result.raise_for_loss() if strict else result
 
-    def wait(self, sent: int | None = None, *, strict: bool = False) -> OpResult:
+    def wait(self, sent: int | None = None, *, strict: bool = False, silence: float | None = None) -> OpResult:
         """End the op: return when every reader has a datagram or ``timeout`` s after this call.
 
         ``sent`` is what the writer reports (default: one per reader). ``strict`` raises
-        DeliveryError naming the ports when anything was lost or corrupt.
+        DeliveryError naming the ports when anything was lost or corrupt. ``silence``: give up
+        earlier, once no datagram has arrived for ``silence`` s (counted from the later of this
+        call and the last arrival); the result then says ``timed_out`` as after ``timeout``.
         """
         sent = self.count if sent is None else sent
-        return self._finish("op", sent, (process.WAIT, self.timeout), self.timeout, strict)
+        require(
+            silence is None or (isinstance(silence, (int, float)) and not isinstance(silence, bool) and silence > 0),
+            f"silence {silence!r} is not allowed; use a positive number of seconds or None",
+        )
+        command = (protocol.WAIT, self.timeout, -1.0 if silence is None else float(silence))
+        return self._finish("op", sent, command, self.timeout, strict)
 
     def end_stream(self, sent_per_port: int, settle: float = 0.2, *, strict: bool = False) -> OpResult:
         """End a stream of ``sent_per_port`` fan-outs: return once all arrived, or once no datagram
@@ -239,7 +321,7 @@ class ReaderSet:
             isinstance(settle, (int, float)) and settle > 0,
             f"settle {settle!r} is not allowed; use a positive number of seconds",
         )
-        command = (process.END_STREAM, sent_per_port, float(settle))
+        command = (protocol.END_STREAM, sent_per_port, float(settle))
         return self._finish("stream", sent_per_port * self.count, command, process.STREAM_CAP_S, strict)
 
     def close_port(self, port: int) -> None:
@@ -247,8 +329,8 @@ class ReaderSet:
         require(port in self._slot_of_port, f"port {port!r} is not one of this ReaderSet's reader ports")
         if self._pending is not None:
             raise UsageError("close_port() is only allowed between ops")
-        self._send(process.CLOSE_PORT, self._slot_of_port[port])
-        self._receive(process.DONE, ANSWER_MARGIN_S)
+        self._send(protocol.CLOSE_PORT, self._slot_of_port[port])
+        self._receive(protocol.DONE, ANSWER_MARGIN_S)
 
     # --- life cycle -----------------------------------------------------------------------
 

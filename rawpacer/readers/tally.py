@@ -1,14 +1,17 @@
 """What the readers saw: per op (``OpResult``), per run (``RunTally``) and per port (``PortTally``).
 
-Counting rules, per port and op, with ``e`` datagrams expected (1 per op, ``sent_per_port`` in a
-stream), ``m`` of them matching the expected bytes and ``c`` not matching:
-intact = min(m, e), duplicate = max(0, m - e), corrupt = c, delivered = m + c,
-lost = max(0, e - delivered). Datagrams arriving between ops are ``late``, never ``delivered``.
+The counting rules live in ``rawpacer.readers.core`` (the pure counting core); these are the
+records it fills, with what the reader process measured around it: socket drops, its CPU and
+busy time, and (when asked for) every datagram's kernel receive timestamp (``Arrivals``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from rawpacer.errors import DeliveryError
 
@@ -26,10 +29,40 @@ class PortTally:
     duplicate: int = 0
     lost: int = 0
     late: int = 0
+    socket_drops: int = 0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, int]:
         """The JSON form."""
         return asdict(self)
+
+    def as_row(self) -> tuple[int, ...]:
+        """The fields in declaration order (the wire form between reader process and parent)."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """Every datagram one op or stream received, with its kernel receive timestamp; arrays, no object each.
+
+    One entry per datagram the readers took while the op was open (intact, duplicate and corrupt
+    alike; late ones between ops are not included), in the order the reader took them off its
+    sockets: socket by socket in batches, so ``in_arrival_order()`` sorts them by ``rx_ns``.
+    """
+
+    rx_ns: npt.NDArray[np.int64]
+    """Kernel software RX timestamp (SO_TIMESTAMPNS), ns since the epoch on CLOCK_REALTIME."""
+    slot: npt.NDArray[np.int32]
+    """Index into ``ReaderSet.ports`` of the socket it arrived on."""
+    match: npt.NDArray[np.bool_]
+    """True when its bytes were its slot's expected message; False for corrupt ones."""
+
+    def __len__(self) -> int:
+        return len(self.rx_ns)
+
+    def in_arrival_order(self) -> Arrivals:
+        """The same entries sorted by kernel timestamp (stable: ties keep the reader's order)."""
+        order = np.argsort(self.rx_ns, kind="stable")
+        return Arrivals(self.rx_ns[order], self.slot[order], self.match[order])
 
 
 def _port_list(ports: list[int]) -> str:
@@ -44,6 +77,12 @@ class OpResult:
 
     ``deviations`` holds a ``PortTally`` only for ports that did not get exactly their expected
     intact datagrams (lost, corrupt, duplicate or late ones); every other port was perfect.
+    ``socket_drops`` is what the kernel dropped at the reader sockets that lost datagrams (their
+    receive buffers were full). ``reader_busy_s`` is the reader's CPU time spent receiving and
+    checking (idle polling excluded) and ``reader_checked`` the datagrams it took in that time;
+    ``reader_first_ns``/``reader_last_ns`` (``time.monotonic_ns()`` clock, 0 when nothing came) are
+    when it began taking the op's first datagrams and when it had checked its last.
+    ``arrivals`` holds every datagram's kernel RX timestamp when the op began with ``timestamps``.
     """
 
     mode: str
@@ -62,6 +101,17 @@ class OpResult:
     wait_s: float
     op_s: float
     deviations: dict[int, PortTally] = field(default_factory=dict)
+    socket_drops: int = 0
+    reader_busy_s: float = 0.0
+    reader_checked: int = 0
+    reader_first_ns: int = 0
+    reader_last_ns: int = 0
+    arrivals: Arrivals | None = None
+
+    @property
+    def reader_capacity_pps(self) -> float | None:
+        """Datagrams the reader received and checked per busy second (None when it took none)."""
+        return capacity(self.reader_checked, self.reader_busy_s)
 
     @property
     def expected(self) -> int:
@@ -101,6 +151,8 @@ class OpResult:
             parts.append(f"{self.corrupt} corrupt datagrams on ports {_port_list(self.corrupt_ports)}")
         if self.duplicate:
             parts.append(f"{self.duplicate} duplicates on ports {_port_list(self.duplicate_ports)}")
+        if self.socket_drops:
+            parts.append(f"{self.socket_drops} dropped by full reader socket buffers")
         return "; ".join(parts) or f"all {self.expected} datagrams intact"
 
     def raise_for_loss(self) -> OpResult:
@@ -109,20 +161,28 @@ class OpResult:
             raise DeliveryError(self.describe())
         return self
 
-    def to_dict(self) -> dict:
-        """The JSON form, deviating ports included."""
-        out = {k: v for k, v in asdict(self).items() if k != "deviations"}
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, deviating ports included (arrivals as their count only)."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "deviations"}
         out.update(
             expected=self.expected,
             ok=self.ok,
             lost_ports=self.lost_ports,
             corrupt_ports=self.corrupt_ports,
             duplicate_ports=self.duplicate_ports,
+            reader_capacity_pps=self.reader_capacity_pps,
+            arrivals=None if self.arrivals is None else len(self.arrivals),
         )
         return out
 
 
-_COUNTS = ("delivered", "intact", "corrupt", "duplicate", "lost", "late")
+def capacity(checked: int, busy_s: float) -> float | None:
+    """Datagrams per busy second, or None when nothing was measured."""
+    return checked / busy_s if busy_s > 0 and checked else None
+
+
+_COUNTS = ("delivered", "intact", "corrupt", "duplicate", "lost", "late", "socket_drops")
+_PORT_EXTRAS = ("corrupt", "duplicate", "lost", "late", "socket_drops")
 
 
 @dataclass
@@ -141,6 +201,9 @@ class RunTally:
     late: int = 0
     timeouts: int = 0
     reader_cpu_s: float = 0.0
+    socket_drops: int = 0
+    reader_busy_s: float = 0.0
+    reader_checked: int = 0
     _per_port_expected: int = 0
     _deviations: dict[int, PortTally] = field(default_factory=dict)
 
@@ -149,6 +212,8 @@ class RunTally:
         self.ops += 1
         self.timeouts += op.timed_out
         self.reader_cpu_s += op.reader_cpu_s
+        self.reader_busy_s += op.reader_busy_s
+        self.reader_checked += op.reader_checked
         self.sent += op.sent
         self.expected += op.expected
         for name in _COUNTS:
@@ -158,24 +223,39 @@ class RunTally:
             acc = self._deviations.setdefault(port, PortTally(port))
             acc.delivered += dev.delivered - op.per_port
             acc.intact += dev.intact - op.per_port
-            for name in ("corrupt", "duplicate", "lost", "late"):
+            for name in _PORT_EXTRAS:
                 setattr(acc, name, getattr(acc, name) + getattr(dev, name))
 
     def port(self, port: int) -> PortTally:
         """The run's counts for one port."""
         base = self._per_port_expected
         dev = self._deviations.get(port, PortTally(port))
-        return PortTally(port, base + dev.delivered, base + dev.intact, dev.corrupt, dev.duplicate, dev.lost, dev.late)
+        return PortTally(
+            port,
+            base + dev.delivered,
+            base + dev.intact,
+            dev.corrupt,
+            dev.duplicate,
+            dev.lost,
+            dev.late,
+            dev.socket_drops,
+        )
 
     def per_port(self) -> list[PortTally]:
         """Every port's counts, in port order."""
         return [self.port(p) for p in self.ports]
 
-    def to_dict(self, *, ports: bool = False) -> dict:
+    @property
+    def reader_capacity_pps(self) -> float | None:
+        """Datagrams the reader received and checked per busy second over the run."""
+        return capacity(self.reader_checked, self.reader_busy_s)
+
+    def to_dict(self, *, ports: bool = False) -> dict[str, Any]:
         """The JSON form (per-port counts only when ``ports``)."""
-        out = {k: v for k, v in asdict(self).items() if not k.startswith("_") and k != "ports"}
+        out: dict[str, Any] = {k: v for k, v in asdict(self).items() if not k.startswith("_") and k != "ports"}
         out["readers"] = len(self.ports)
         out["reader_cpu_us_per_op"] = 1e6 * self.reader_cpu_s / self.ops if self.ops else 0.0
+        out["reader_capacity_pps"] = self.reader_capacity_pps
         out["deviating_ports"] = sorted(self._deviations)
         if ports:
             out["per_port"] = [t.to_dict() for t in self.per_port()]

@@ -1,0 +1,542 @@
+/* rawpacer._readloop: the readers' fast path, one C loop that receives, checks and counts.
+ *
+ * Counter(expected, slot_size, slots) is the C twin of rawpacer.readers.core.Counter: the same
+ * begin / datagram / set_per_port / tallies / arrival_buffers / complete, the same rules, so the
+ * two are tested against each other on synthetic events (tests/unit/test_reader_verdicts.py).
+ * attach(socks, ctl_fd, batch, spin, linger_ns, idle_spin_ns) and run(...) add the socket loop: one epoll over
+ * every reader socket and the control socket, recvmmsg(2) batches per ready socket, every byte of
+ * every datagram compared with its slot in the shared expected buffer (memcmp, no Python object
+ * per datagram), the kernel RX timestamp (SO_TIMESTAMPNS, socket(7)) kept when asked for. run()
+ * returns to Python only for a command on the control socket or when an op ends.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sched.h>
+#include <time.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#define NEVER ((int64_t)1 << 62)
+#define CTL_TAG UINT32_MAX
+#define MAX_EVENTS 1024
+#define DRAIN_ROUNDS 16 /* recvmmsg batches taken from one socket per wake-up before serving the others */
+#define CMSG_ROOM 64    /* one SCM_TIMESTAMPNS (16-byte timespec) with its header, and slack */
+
+enum { COMMAND = 0, COMPLETE = 1, DEADLINE = 2, SILENCE = 3 };
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer expected;
+    Py_ssize_t slot_size;
+    Py_ssize_t slots;
+    /* the open op */
+    int active, timestamps;
+    Py_ssize_t expected_size;
+    int64_t per_port, reached;
+    int64_t *received, *mismatched, *late, *late_next;
+    /* arrivals of the open op (kept when timestamps are on) */
+    int64_t *rx_ns;
+    int32_t *arr_slot;
+    uint8_t *arr_match;
+    Py_ssize_t arrivals, arrivals_room;
+    /* the socket loop */
+    int epfd, ctl_fd, spin;
+    int *fds;
+    unsigned int batch;
+    int64_t linger_ns, idle_spin_ns, spin_until;
+    struct mmsghdr *msgs;
+    struct iovec *iov;
+    char *bufs;
+    char *cmsgs;
+    struct epoll_event events[MAX_EVENTS];
+    int64_t busy_ns, checked, first_take_ns, last_arrival_ns;
+} Counter;
+
+static int64_t clock_ns(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+/* Busy time is CPU time, so a reader preempted by other work on a shared machine is not charged for it. */
+static int64_t cpu_ns(void) { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
+
+/* ---- counting (the twin of core.Counter) ------------------------------------------------- */
+
+static int grow_arrivals(Counter *self) {
+    Py_ssize_t room = self->arrivals_room ? self->arrivals_room * 2 : 65536;
+    int64_t *rx = PyMem_RawRealloc(self->rx_ns, (size_t)room * sizeof(int64_t));
+    if (rx == NULL) return -1;
+    self->rx_ns = rx;
+    int32_t *slot = PyMem_RawRealloc(self->arr_slot, (size_t)room * sizeof(int32_t));
+    if (slot == NULL) return -1;
+    self->arr_slot = slot;
+    uint8_t *match = PyMem_RawRealloc(self->arr_match, (size_t)room);
+    if (match == NULL) return -1;
+    self->arr_match = match;
+    self->arrivals_room = room;
+    return 0;
+}
+
+/* Count one datagram on a valid slot; -1 only when the arrival arrays cannot grow. */
+static inline int count_one(Counter *self, Py_ssize_t slot, const char *data, Py_ssize_t len, int64_t rx_ns) {
+    if (!self->active) {
+        self->late_next[slot]++;
+        return 0;
+    }
+    Py_ssize_t size = self->expected_size;
+    const char *want = (const char *)self->expected.buf + slot * self->slot_size;
+    int match = len == size && memcmp(data, want, (size_t)size) == 0;
+    int64_t received = ++self->received[slot];
+    if (received == self->per_port) self->reached++;
+    if (!match) self->mismatched[slot]++;
+    if (self->timestamps) {
+        if (self->arrivals == self->arrivals_room && grow_arrivals(self) < 0) return -1;
+        self->rx_ns[self->arrivals] = rx_ns;
+        self->arr_slot[self->arrivals] = (int32_t)slot;
+        self->arr_match[self->arrivals] = (uint8_t)match;
+        self->arrivals++;
+    }
+    return 0;
+}
+
+static void Counter_dealloc(Counter *self) {
+    if (self->epfd >= 0) close(self->epfd);
+    PyMem_RawFree(self->received);
+    PyMem_RawFree(self->mismatched);
+    PyMem_RawFree(self->late);
+    PyMem_RawFree(self->late_next);
+    PyMem_RawFree(self->rx_ns);
+    PyMem_RawFree(self->arr_slot);
+    PyMem_RawFree(self->arr_match);
+    PyMem_RawFree(self->fds);
+    PyMem_RawFree(self->msgs);
+    PyMem_RawFree(self->iov);
+    PyMem_RawFree(self->bufs);
+    PyMem_RawFree(self->cmsgs);
+    if (self->expected.obj != NULL) PyBuffer_Release(&self->expected);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Counter_init(Counter *self, PyObject *args, PyObject *kwds) {
+    static char *names[] = {"expected", "slot_size", "slots", NULL};
+    Py_buffer expected;
+    Py_ssize_t slot_size, slots;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*nn", names, &expected, &slot_size, &slots)) return -1;
+    if (self->expected.obj != NULL) {
+        PyBuffer_Release(&expected);
+        PyErr_SetString(PyExc_TypeError, "Counter is already initialised");
+        return -1;
+    }
+    if (slot_size < 1 || slots < 1 || slots > INT32_MAX || expected.len / slot_size < slots) {
+        PyErr_Format(PyExc_ValueError, "%zd slots of %zd bytes do not fit an expected buffer of %zd bytes", slots,
+                     slot_size, expected.len);
+        PyBuffer_Release(&expected);
+        return -1;
+    }
+    self->expected = expected;
+    self->slot_size = slot_size;
+    self->slots = slots;
+    self->per_port = NEVER;
+    self->expected_size = slot_size;
+    self->epfd = -1;
+    self->ctl_fd = -1;
+    self->received = PyMem_RawCalloc((size_t)slots, sizeof(int64_t));
+    self->mismatched = PyMem_RawCalloc((size_t)slots, sizeof(int64_t));
+    self->late = PyMem_RawCalloc((size_t)slots, sizeof(int64_t));
+    self->late_next = PyMem_RawCalloc((size_t)slots, sizeof(int64_t));
+    if (!self->received || !self->mismatched || !self->late || !self->late_next) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Counter_begin(Counter *self, PyObject *args) {
+    Py_ssize_t size;
+    int stream, timestamps;
+    if (!PyArg_ParseTuple(args, "npp", &size, &stream, &timestamps)) return NULL;
+    if (size < 1 || size > self->slot_size) {
+        return PyErr_Format(PyExc_ValueError, "expected size %zd is out of range 1-%zd", size, self->slot_size);
+    }
+    size_t bytes = (size_t)self->slots * sizeof(int64_t);
+    int64_t *late = self->late;
+    self->late = self->late_next;
+    self->late_next = late;
+    memset(self->late_next, 0, bytes);
+    memset(self->received, 0, bytes);
+    memset(self->mismatched, 0, bytes);
+    self->expected_size = size;
+    self->per_port = stream ? NEVER : 1;
+    self->timestamps = timestamps;
+    self->reached = 0;
+    self->arrivals = 0;
+    self->busy_ns = 0;
+    self->checked = 0;
+    self->first_take_ns = 0;
+    self->last_arrival_ns = 0;
+    for (unsigned int i = 0; i < self->batch; i++) self->iov[i].iov_len = (size_t)size + 1; /* +1: longer is seen */
+    self->active = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Counter_datagram(Counter *self, PyObject *args) {
+    Py_ssize_t slot;
+    Py_buffer data;
+    long long rx_ns = 0;
+    if (!PyArg_ParseTuple(args, "ny*|L", &slot, &data, &rx_ns)) return NULL;
+    if (slot < 0 || slot >= self->slots) {
+        PyBuffer_Release(&data);
+        return PyErr_Format(PyExc_ValueError, "slot %zd is out of range 0-%zd", slot, self->slots - 1);
+    }
+    int failed = count_one(self, slot, data.buf, data.len, (int64_t)rx_ns);
+    PyBuffer_Release(&data);
+    if (failed) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *Counter_set_per_port(Counter *self, PyObject *arg) {
+    long long per_port = PyLong_AsLongLong(arg);
+    if (per_port == -1 && PyErr_Occurred()) return NULL;
+    if (per_port < 1) return PyErr_Format(PyExc_ValueError, "per_port %lld is not allowed; use 1 or more", per_port);
+    self->per_port = per_port;
+    int64_t reached = 0;
+    for (Py_ssize_t i = 0; i < self->slots; i++) reached += self->received[i] >= per_port;
+    self->reached = reached;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Counter_tallies(Counter *self, PyObject *unused) {
+    int64_t delivered = 0, mismatched = 0, late = 0, per_port = self->per_port;
+    PyObject *rows = PyList_New(0);
+    if (rows == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->slots; i++) {
+        int64_t r = self->received[i], m = self->mismatched[i], l = self->late[i];
+        delivered += r;
+        mismatched += m;
+        late += l;
+        if (r != per_port || m || l) {
+            PyObject *row = Py_BuildValue("(nLLL)", i, (long long)r, (long long)m, (long long)l);
+            if (row == NULL || PyList_Append(rows, row) < 0) {
+                Py_XDECREF(row);
+                Py_DECREF(rows);
+                return NULL;
+            }
+            Py_DECREF(row);
+        }
+    }
+    self->active = 0;
+    self->spin_until = now_ns() + self->idle_spin_ns;
+    return Py_BuildValue("(LLLLN)", (long long)per_port, (long long)delivered, (long long)mismatched,
+                         (long long)late, rows);
+}
+
+static PyObject *Counter_arrival_buffers(Counter *self, PyObject *unused) {
+    Py_ssize_t n = self->arrivals;
+    static char empty[8];
+    return Py_BuildValue(
+        "(NNN)",
+        PyMemoryView_FromMemory(n ? (char *)self->rx_ns : empty, n * (Py_ssize_t)sizeof(int64_t), PyBUF_READ),
+        PyMemoryView_FromMemory(n ? (char *)self->arr_slot : empty, n * (Py_ssize_t)sizeof(int32_t), PyBUF_READ),
+        PyMemoryView_FromMemory(n ? (char *)self->arr_match : empty, n, PyBUF_READ));
+}
+
+/* ---- the socket loop ------------------------------------------------------------------------ */
+
+static PyObject *Counter_attach(Counter *self, PyObject *args, PyObject *kwds) {
+    static char *names[] = {"socks", "ctl_fd", "batch", "spin", "linger_ns", "idle_spin_ns", NULL};
+    PyObject *fds;
+    int ctl_fd, spin;
+    unsigned int batch;
+    long long linger_ns, idle_spin_ns;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OiIpLL", names, &fds, &ctl_fd, &batch, &spin, &linger_ns,
+                                     &idle_spin_ns))
+        return NULL;
+    if (self->epfd >= 0) return PyErr_Format(PyExc_RuntimeError, "this Counter is already attached to sockets");
+    if (batch < 1 || batch > 1024) return PyErr_Format(PyExc_ValueError, "batch %u is out of range 1-1024", batch);
+    PyObject *seq = PySequence_Fast(fds, "socks must be a sequence of sockets or file descriptors");
+    if (seq == NULL) return NULL;
+    if (PySequence_Fast_GET_SIZE(seq) != self->slots) {
+        Py_DECREF(seq);
+        return PyErr_Format(PyExc_ValueError, "%zd sockets for %zd slots", PySequence_Fast_GET_SIZE(seq), self->slots);
+    }
+    size_t room = (size_t)self->slot_size + 1;
+    self->fds = PyMem_RawMalloc((size_t)self->slots * sizeof(int));
+    self->msgs = PyMem_RawCalloc(batch, sizeof(struct mmsghdr));
+    self->iov = PyMem_RawCalloc(batch, sizeof(struct iovec));
+    self->bufs = PyMem_RawMalloc(batch * room);
+    self->cmsgs = PyMem_RawMalloc((size_t)batch * CMSG_ROOM);
+    if (!self->fds || !self->msgs || !self->iov || !self->bufs || !self->cmsgs) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (unsigned int i = 0; i < batch; i++) {
+        self->iov[i].iov_base = self->bufs + i * room;
+        self->iov[i].iov_len = room;
+        self->msgs[i].msg_hdr.msg_iov = &self->iov[i];
+        self->msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    self->batch = batch;
+    self->spin = spin;
+    self->linger_ns = linger_ns;
+    self->idle_spin_ns = idle_spin_ns;
+    self->ctl_fd = ctl_fd;
+    self->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (self->epfd < 0) {
+        Py_DECREF(seq);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = CTL_TAG};
+    if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, ctl_fd, &ev) < 0) {
+        Py_DECREF(seq);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    for (Py_ssize_t i = 0; i < self->slots; i++) {
+        int fd = PyObject_AsFileDescriptor(PySequence_Fast_GET_ITEM(seq, i));
+        if (fd < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        self->fds[i] = fd;
+        ev.data.u32 = (uint32_t)i;
+        if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            Py_DECREF(seq);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+    }
+    Py_DECREF(seq);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Counter_detach(Counter *self, PyObject *arg) {
+    Py_ssize_t slot = PyLong_AsSsize_t(arg);
+    if (slot == -1 && PyErr_Occurred()) return NULL;
+    if (self->epfd < 0 || slot < 0 || slot >= self->slots || self->fds[slot] < 0)
+        return PyErr_Format(PyExc_ValueError, "slot %zd has no attached socket", slot);
+    if (epoll_ctl(self->epfd, EPOLL_CTL_DEL, self->fds[slot], NULL) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    self->fds[slot] = -1;
+    Py_RETURN_NONE;
+}
+
+static int64_t timestamp_of(struct msghdr *hdr) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(hdr); c != NULL; c = CMSG_NXTHDR(hdr, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        }
+    }
+    return 0;
+}
+
+/* Take what waits on one slot's socket, in recvmmsg batches; datagrams counted, or -1 on error. */
+static int64_t drain(Counter *self, Py_ssize_t slot) {
+    int fd = self->fds[slot];
+    int64_t got = 0;
+    if (fd < 0) return 0; /* detached while its event was pending */
+    for (int round = 0; round < DRAIN_ROUNDS; round++) {
+        if (self->timestamps && self->active) {
+            for (unsigned int i = 0; i < self->batch; i++) {
+                self->msgs[i].msg_hdr.msg_control = self->cmsgs + (size_t)i * CMSG_ROOM;
+                self->msgs[i].msg_hdr.msg_controllen = CMSG_ROOM;
+            }
+        } else {
+            for (unsigned int i = 0; i < self->batch; i++) {
+                self->msgs[i].msg_hdr.msg_control = NULL;
+                self->msgs[i].msg_hdr.msg_controllen = 0;
+            }
+        }
+        int n = recvmmsg(fd, self->msgs, self->batch, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            struct msghdr *hdr = &self->msgs[i].msg_hdr;
+            int64_t rx = self->timestamps && self->active ? timestamp_of(hdr) : 0;
+            if (count_one(self, slot, hdr->msg_iov->iov_base, (Py_ssize_t)self->msgs[i].msg_len, rx) < 0) {
+                errno = ENOMEM;
+                return -1;
+            }
+        }
+        got += n;
+        if ((unsigned int)n < self->batch) break; /* the queue is empty: save the call that says EAGAIN */
+    }
+    return got;
+}
+
+/* run(finishing, deadline_ns, silence_ns, since_ns) -> reason.
+ * Not finishing: receive (and count, or count as late) until a command arrives. Finishing: drain
+ * what is ready, then end with COMPLETE once every slot has per_port datagrams, or DEADLINE at
+ * deadline_ns, or SILENCE once nothing arrived for silence_ns since max(since_ns, last arrival).
+ * Negative deadline_ns / silence_ns mean none. Times are CLOCK_MONOTONIC ns (time.monotonic_ns). */
+static PyObject *Counter_run(Counter *self, PyObject *args) {
+    int finishing;
+    long long deadline_ns, silence_ns, since_ns;
+    if (!PyArg_ParseTuple(args, "pLLL", &finishing, &deadline_ns, &silence_ns, &since_ns)) return NULL;
+    if (self->epfd < 0) return PyErr_Format(PyExc_RuntimeError, "run() needs attach() first");
+    int maxevents = self->slots + 1 < MAX_EVENTS ? (int)self->slots + 1 : MAX_EVENTS;
+    int draining = finishing;
+    for (;;) {
+        int timeout_ms;
+        int64_t end = INT64_MAX;
+        if (finishing) {
+            if (deadline_ns >= 0) end = deadline_ns;
+            if (silence_ns >= 0) {
+                int64_t from = self->last_arrival_ns > since_ns ? self->last_arrival_ns : since_ns;
+                if (from + silence_ns < end) end = from + silence_ns;
+            }
+        }
+        if ((self->active && self->spin) || draining) {
+            timeout_ms = 0;
+        } else if (!finishing) {
+            /* between ops, keep spinning a little: back-to-back ops then never wait for a wake-up */
+            timeout_ms = self->spin && now_ns() < self->spin_until ? 0 : -1;
+        } else if (end == INT64_MAX) {
+            timeout_ms = -1; /* finishing with neither deadline nor silence: until complete */
+        } else {
+            int64_t left = end - now_ns();
+            timeout_ms = left <= 0 ? 0 : left >= (int64_t)INT32_MAX * 1000000 ? INT32_MAX : (int)((left + 999999) / 1000000);
+        }
+        int n = epoll_wait(self->epfd, self->events, maxevents, timeout_ms);
+        if (n < 0) {
+            if (errno != EINTR) return PyErr_SetFromErrno(PyExc_OSError);
+            if (PyErr_CheckSignals() < 0) return NULL;
+            continue;
+        }
+        if (n == 0 && timeout_ms == 0 && !draining) sched_yield(); /* spinning: let a waiting task have the CPU */
+        /* A command first: datagrams sent after begin() must not be counted as late because
+         * the BEGIN waiting beside them was read last. Level-triggered epoll reports them again. */
+        for (int i = 0; i < n; i++) {
+            if (self->events[i].data.u32 == CTL_TAG) return PyLong_FromLong(COMMAND);
+        }
+        int64_t t1 = n > 0 && self->active ? cpu_ns() : 0, got = 0;
+        int64_t taking = n > 0 && self->active && !self->first_take_ns ? now_ns() : 0;
+        for (int i = 0; i < n; i++) {
+            int64_t one = drain(self, (Py_ssize_t)self->events[i].data.u32);
+            if (one < 0) return PyErr_SetFromErrno(PyExc_OSError);
+            got += one;
+        }
+        if (got && self->active) {
+            self->busy_ns += cpu_ns() - t1;
+            self->checked += got;
+            self->last_arrival_ns = now_ns();
+            if (!self->first_take_ns) self->first_take_ns = taking;
+        }
+        if (finishing) {
+            if (got) {
+                draining = 1; /* drain until a poll finds nothing more, then decide */
+                continue;
+            }
+            draining = 0;
+            if (self->reached >= self->slots) return PyLong_FromLong(COMPLETE);
+            int64_t now = now_ns();
+            if (deadline_ns >= 0 && now >= deadline_ns) return PyLong_FromLong(DEADLINE);
+            if (now >= end) return PyLong_FromLong(SILENCE);
+        } else if (got && self->active && self->linger_ns > 0) {
+            /* let datagrams queue a little so the next recvmmsg batches are bigger */
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = self->linger_ns};
+            nanosleep(&pause, NULL);
+        }
+    }
+}
+
+static PyObject *Counter_get_complete(Counter *self, void *closure) {
+    return PyBool_FromLong(self->reached >= self->slots);
+}
+
+static PyObject *Counter_get_per_port(Counter *self, void *closure) {
+    return PyLong_FromLongLong(self->per_port);
+}
+
+static PyObject *Counter_get_active(Counter *self, void *closure) {
+    return PyBool_FromLong(self->active);
+}
+
+static PyObject *Counter_get_busy_ns(Counter *self, void *closure) {
+    return PyLong_FromLongLong(self->busy_ns);
+}
+
+static PyObject *Counter_get_checked(Counter *self, void *closure) {
+    return PyLong_FromLongLong(self->checked);
+}
+
+static PyObject *Counter_get_first_take_ns(Counter *self, void *closure) {
+    return PyLong_FromLongLong(self->first_take_ns);
+}
+
+static PyObject *Counter_get_last_take_ns(Counter *self, void *closure) {
+    return PyLong_FromLongLong(self->last_arrival_ns);
+}
+
+static PyGetSetDef Counter_getset[] = {
+    {"complete", (getter)Counter_get_complete, NULL, "every slot has had at least per_port datagrams", NULL},
+    {"per_port", (getter)Counter_get_per_port, NULL, "datagrams each slot expects in the open op", NULL},
+    {"active", (getter)Counter_get_active, NULL, "an op is open", NULL},
+    {"busy_ns", (getter)Counter_get_busy_ns, NULL, "ns spent receiving and checking in this op", NULL},
+    {"checked", (getter)Counter_get_checked, NULL, "datagrams received and checked by run() in this op", NULL},
+    {"first_take_ns", (getter)Counter_get_first_take_ns, NULL,
+     "CLOCK_MONOTONIC ns when run() began taking the op's first datagrams (0: none yet)", NULL},
+    {"last_take_ns", (getter)Counter_get_last_take_ns, NULL,
+     "CLOCK_MONOTONIC ns when run() had checked the op's latest datagrams (0: none yet)", NULL},
+    {NULL},
+};
+
+static PyMethodDef Counter_methods[] = {
+    {"begin", (PyCFunction)Counter_begin, METH_VARARGS, "begin(expected_size, stream, timestamps): open an op"},
+    {"datagram", (PyCFunction)Counter_datagram, METH_VARARGS, "datagram(slot, data, rx_ns=0): count one datagram"},
+    {"set_per_port", (PyCFunction)Counter_set_per_port, METH_O, "set_per_port(n): datagrams each slot expects"},
+    {"tallies", (PyCFunction)Counter_tallies, METH_NOARGS,
+     "tallies() -> (per_port, delivered, mismatched, late, rows): close the op"},
+    {"arrival_buffers", (PyCFunction)Counter_arrival_buffers, METH_NOARGS,
+     "arrival_buffers() -> (rx_ns, slot, match) memoryviews, valid until the next begin()"},
+    {"attach", (PyCFunction)(void (*)(void))Counter_attach, METH_VARARGS | METH_KEYWORDS,
+     "attach(socks, ctl_fd, batch, spin, linger_ns, idle_spin_ns): watch slot i's socket socks[i] and the "
+     "control socket"},
+    {"detach", (PyCFunction)Counter_detach, METH_O, "detach(slot): stop watching a slot's socket"},
+    {"run", (PyCFunction)Counter_run, METH_VARARGS,
+     "run(finishing, deadline_ns, silence_ns, since_ns) -> 0 command, 1 complete, 2 deadline, 3 silence"},
+    {NULL},
+};
+
+static PyTypeObject CounterType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer._readloop.Counter",
+    .tp_doc = "Counter(expected, slot_size, slots): the readers' counting core and socket loop in C",
+    .tp_basicsize = sizeof(Counter),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Counter_init,
+    .tp_dealloc = (destructor)Counter_dealloc,
+    .tp_methods = Counter_methods,
+    .tp_getset = Counter_getset,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "rawpacer._readloop",
+    "The readers' fast path: recvmmsg, check every byte and count in one C loop (rawpacer.readers.fastloop).",
+    -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__readloop(void) {
+    if (PyType_Ready(&CounterType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddIntConstant(m, "COMMAND", COMMAND) < 0 || PyModule_AddIntConstant(m, "COMPLETE", COMPLETE) < 0 ||
+        PyModule_AddIntConstant(m, "DEADLINE", DEADLINE) < 0 || PyModule_AddIntConstant(m, "SILENCE", SILENCE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&CounterType);
+    if (PyModule_AddObject(m, "Counter", (PyObject *)&CounterType) < 0) {
+        Py_DECREF(&CounterType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
