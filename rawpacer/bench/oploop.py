@@ -24,6 +24,17 @@ from rawpacer.writers.base import Message, Writer
 STREAM_SETTLE_S = 0.2
 """A stream is over once no datagram arrived for this long after the last send."""
 
+SILENCE_OPS = 20
+"""A fan-out op gives up on a missing datagram after this many typical ops' time without one..."""
+SILENCE_RANGE_S = (0.005, 1.0)
+"""...but never sooner than 5 ms (a scheduler hiccup is not a loss) nor later than the readers' 1 s."""
+
+
+def silence_for(op_ns: float) -> float:
+    """How long an op waits with nothing arriving before it counts what is missing as lost."""
+    low, high = SILENCE_RANGE_S
+    return min(high, max(low, SILENCE_OPS * op_ns / 1e9))
+
 
 class Departures(Protocol):
     """When datagrams leave: the seam where a pacer decides the next departure time."""
@@ -105,6 +116,8 @@ class OpLoop:
     readers: ReaderSet
     source: MessageSource
     departures: Departures = ASAP
+    typical_ns: float | None = None
+    """A typical complete op's time, learnt as ops complete; sets how long an op waits in silence."""
 
     @property
     def expected_size(self) -> int:
@@ -112,14 +125,20 @@ class OpLoop:
         return self.writer.delivered_size
 
     def fanout(self) -> Outcome:
-        """The seed's op: fresh messages, arm the readers, send to all, wait for all."""
+        """The seed's op: fresh messages, arm the readers, send to all, wait for all. A missing
+        datagram ends the op after ``silence_for`` the typical op's time with nothing arriving
+        (the readers' whole time-out before any op has completed), so a loss costs a bounded wait."""
         readers, ports = self.readers, len(self.readers.ports)
         start = time.perf_counter_ns()
         self.source.fill(readers.buffer)
         readers.begin(self.expected_size)
         sent = depart(self.writer, readers.messages, self.departures, ports, fresh=ports)
-        result = readers.wait(sent)
-        return Outcome(sent, result, time.perf_counter_ns() - start)
+        typical = self.typical_ns
+        result = readers.wait(sent, silence=None if typical is None else silence_for(typical))
+        elapsed = time.perf_counter_ns() - start
+        if not result.timed_out:
+            self.typical_ns = elapsed if typical is None else 0.9 * typical + 0.1 * elapsed
+        return Outcome(sent, result, elapsed)
 
     def fanouts(self, n: int) -> list[Outcome]:
         """``n`` fan-out ops back to back."""

@@ -31,6 +31,10 @@ class Sample:
     allocs_per_op: float | None = None
     reader_cpu_ns_per_op: float | None = None
     alloc_method: str | None = None
+    socket_drops: int = 0
+    """Datagrams the kernel dropped at the readers' sockets (full receive buffers): the readers' loss."""
+    reader_capacity_pps: float | None = None
+    """Datagrams the reader process can receive and check per second of its busy time."""
     ops_incomplete: int = 0
     """Fan-out ops that gave up waiting for a missing datagram: counted here, kept out of the timing."""
     op_ns_percentiles: dict[str, float] | None = None
@@ -155,6 +159,7 @@ class WriterResult:
             "bytes_per_op",
             "allocs_per_op",
             "reader_cpu_ns_per_op",
+            "reader_capacity_pps",
         ):
             found = self.spread(name)
             row[name] = None if found is None else found.median
@@ -168,6 +173,7 @@ class WriterResult:
             "corrupt",
             "duplicate",
             "lost",
+            "socket_drops",
             "payload_bytes",
         )
         for name in counts:

@@ -35,6 +35,9 @@ class Tally:
     duplicate: int = 0
     lost: int = 0
     reader_cpu_ns: float = 0.0
+    reader_busy_s: float = 0.0
+    reader_checked: int = 0
+    socket_drops: int = 0
     incomplete: int = 0
     incomplete_ns: int = 0
     op_ns: list[int] = field(default_factory=list)
@@ -47,6 +50,9 @@ class Tally:
         for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(result, name))
         self.reader_cpu_ns += result.reader_cpu_s * 1e9
+        self.reader_busy_s += result.reader_busy_s
+        self.reader_checked += result.reader_checked
+        self.socket_drops += result.socket_drops
         if result.timed_out:
             self.incomplete += 1
             self.incomplete_ns += outcome.elapsed_ns
@@ -101,6 +107,8 @@ class Pass:
             duplicate=tally.duplicate,
             lost=tally.lost,
             reader_cpu_ns_per_op=tally.reader_cpu_ns / final.n,
+            socket_drops=tally.socket_drops,
+            reader_capacity_pps=tally.reader_checked / tally.reader_busy_s if tally.reader_busy_s else None,
             ops_incomplete=tally.incomplete,
             op_ns_percentiles=percentiles(tally.op_ns) if self.mode == "fanout" else None,
         )

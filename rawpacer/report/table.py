@@ -51,6 +51,12 @@ def status(result: WriterResult) -> str:
         value = result.total(name)
         if value:
             problems.append(f"{value:,} {name}")
+    drops = result.total("socket_drops")
+    if drops:
+        problems.append(f"{drops:,} dropped at the readers' sockets (receive buffers full)")
+    incomplete = result.total("ops_incomplete")
+    if incomplete:
+        problems.append(f"{incomplete:,} op(s) incomplete")
     sent, delivered, intact = result.total("sent"), result.total("delivered"), result.total("intact")
     if not problems and sent is not None and delivered is not None and delivered < sent:
         problems.append(f"{sent - delivered:,} not delivered")

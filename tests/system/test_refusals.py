@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import errno
 import json
+from collections.abc import Sequence
 
 import pytest
 from helpers import RAW_WRITERS, make_writer, run_cli
 
+from rawpacer.bench.calibrate import parse_benchtime
 from rawpacer.bench.oploop import OpLoop
+from rawpacer.bench.runner import Pass
 from rawpacer.messages import MessageSource
 from rawpacer.pcap import read_pcap
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox
 from rawpacer.writers import packet_raw
-from rawpacer.writers.base import Fit
+from rawpacer.writers.base import Fit, Message, WriterOptions
+from rawpacer.writers.udp_sendto import UdpSendto
 
 QUICK = ["compare", "--readers", "2", "--benchtime", "3x"]
 
@@ -66,3 +70,27 @@ def test_fragment_ids_wrap_past_zero_and_every_datagram_reassembles(name, tmp_pa
     offset = 14 if ethernet else 0
     ids = {int.from_bytes(frame[offset + 4 : offset + 6], "big") for frame in read_pcap(pcap)[1]}
     assert {0xFFFE, 0xFFFF, 1, 2} <= ids and 0 not in ids
+
+
+class SkipsOneEveryThird(UdpSendto):
+    """udp-sendto that leaves the first reader out of every third fan-out: a loss on purpose."""
+
+    calls = 0
+
+    def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
+        self.calls += 1
+        return super()._send(messages, start + (self.calls % 3 == 0), stop, replay)
+
+
+def test_ops_that_wait_for_a_missing_datagram_are_counted_and_kept_out_of_the_timing():
+    with Sandbox("lo") as topo, ReaderSet(topo, 10, 200) as readers:
+        with topo.enter("writer"):
+            writer = SkipsOneEveryThird(topo.target(readers.ports), WriterOptions(message_size=200))
+        with writer:
+            loop = OpLoop(writer, readers, MessageSource.make("fast", 200))
+            sample, notes = Pass(loop).measure(parse_benchtime("30x"))
+            waits = [o.result.wait_s for o in loop.fanouts(6) if o.result.timed_out]
+    assert (sample.ops_incomplete, sample.ops, sample.lost) == (10, 20, 10)
+    assert sample.ns_per_op is not None and sample.ns_per_op < 50e6  # a 1 s wait in the mean would be > 300 ms
+    assert any("ops_incomplete" in note for note in notes)
+    assert len(waits) == 2 and max(waits) < 0.5  # the silence is a multiple of the typical op, not a second
