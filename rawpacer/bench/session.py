@@ -154,7 +154,8 @@ class Session:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken writer must not end the comparison: its row says why
             missing = unavailable(exc)
-            text = f"unavailable: {missing}" if missing else f"{type(exc).__name__}: {exc}"
+            reason = str(missing).removeprefix(f"{row.writer} unavailable: ")
+            text = f"unavailable: {reason}" if missing else f"{type(exc).__name__}: {exc}"
             row.error = (text.splitlines() or ["error"])[0][:200]
             _settle(readers)
         finally:
