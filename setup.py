@@ -1,7 +1,9 @@
-"""Declares rawpacer's two optional C extensions; all other metadata lives in pyproject.toml.
+"""Declares rawpacer's three optional C extensions; all other metadata lives in pyproject.toml.
 
 ``_checksum`` makes FrameTemplate.stamp 70x dpkt (pure-Python fallback otherwise); ``_alloccount``
-counts allocations for compare's allocs/op (tracemalloc's bytes-only fallback otherwise).
+counts allocations for compare's allocs/op (tracemalloc's bytes-only fallback otherwise); ``_pace``
+waits for the pacer's deadlines with the GIL released and runs whole paced send loops in C
+(pure-Python waits and the Python loop otherwise).
 """
 
 from setuptools import Extension, setup
@@ -15,5 +17,6 @@ setup(
             extra_compile_args=["-O2"],
         ),
         Extension("rawpacer._alloccount", sources=["rawpacer/_alloccount.c"], optional=True),
+        Extension("rawpacer._pace", sources=["rawpacer/_pace.c"], optional=True, extra_compile_args=["-O2"]),
     ]
 )

@@ -1,0 +1,319 @@
+"""The one pacer every writer's stream loop uses: ``wait(i)`` returns when departure i is due.
+
+Departure i is due at ``anchor + schedule.offset_ns(i)`` on the monotonic clock, computed from i,
+so no error accumulates. The pacer sleeps while the deadline is more than ``spin_ns`` away and
+spins for the last stretch. Two rules keep a late pacer honest:
+
+- catch up without bursts: a departure leaves at its time but never sooner than ``min_gap_ns``
+  after the previous one (half the gap for a constant schedule; 0 for Poisson, whose own gaps may
+  be that short), so a pacer that fell a little behind (an interrupt, a vCPU exit) catches up at
+  up to twice the rate and the stream keeps its rate;
+- a stall is not caught up: a departure found ``stall_ns`` or more past its time (1 ms, or one
+  whole gap if that is longer: the scheduler took the CPU away) leaves at once, the schedule is
+  re-anchored so that it is due now (later departures keep their spacing), and the stall is
+  counted with its lateness.
+
+Every departure's lateness and the time the pacer spent awake in its waits (spinning: its CPU
+time) are recorded for ``report()``.
+
+    pacer = Pacer(ConstantSchedule(10_000))
+    for i in range(n):
+        pacer.wait(i)
+        writer.send_part(...)
+
+``PacedSender`` runs the same loop, sends included, in C with the GIL released, for sockets that
+send prebuilt frames (``sendto`` to prebuilt addresses, or ``send`` on a connected or bound one).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from rawpacer.errors import require
+from rawpacer.pacing.clock import DEFAULT_SPIN_NS, IMPLEMENTATION, Clock, MonotonicClock
+from rawpacer.pacing.schedule import Schedule
+from rawpacer.pacing.stats import percentiles
+
+LATENESS_SAMPLES = 1 << 24
+"""Departures whose lateness is kept for the percentiles (128 MiB); later ones count for the max only."""
+
+DEFAULT_STALL_NS = 1_000_000
+"""Lateness from which a departure is a stall rather than a hiccup (1 ms; a 250 Hz scheduler tick is 4 ms)."""
+
+CATCH_UP_GAP = 0.5
+"""A late departure of a constant schedule leaves at least this many gaps after the previous one."""
+
+NEVER = -(1 << 62)
+"""The previous departure's time before the first one."""
+
+CHUNK_NS = 100_000_000
+"""Schedule time one call into the C loop covers at most (100 ms), so Ctrl-C is seen that often."""
+
+CHUNK_DEPARTURES = 65_536
+"""Departures one call into the C loop makes at most."""
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True)
+class PacerReport:
+    """What a pacer did: departures, stalls, its own CPU time, and how late departures left (ns)."""
+
+    departures: int
+    stalls: int
+    stalled_ns: int
+    cpu_ns: int
+    lateness_ns: dict[str, int]
+    spin_ns: int
+    stall_ns: int
+    min_gap_ns: int
+    implementation: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready fields (the stream result's ``pacer`` entry)."""
+        return {
+            "departures": self.departures,
+            "stalls": self.stalls,
+            "stalled_ns": self.stalled_ns,
+            "cpu_ns": self.cpu_ns,
+            "lateness_ns": dict(self.lateness_ns),
+            "spin_ns": self.spin_ns,
+            "stall_ns": self.stall_ns,
+            "min_gap_ns": self.min_gap_ns,
+            "implementation": self.implementation,
+            **self.extra,
+        }
+
+
+class Pacer:
+    """Holds a stream to ``schedule``; ``wait(i)`` for i = 0, 1, ... returns when departure i is due."""
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        *,
+        spin_ns: int = DEFAULT_SPIN_NS,
+        stall_ns: int | None = None,
+        min_gap_ns: int | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        require(
+            isinstance(spin_ns, int) and not isinstance(spin_ns, bool) and spin_ns >= 0,
+            f"spin_ns {spin_ns!r} is not allowed; use 0 or more nanoseconds",
+        )
+        if stall_ns is None:
+            stall_ns = max(DEFAULT_STALL_NS, math.ceil(schedule.period_ns))
+        if min_gap_ns is None:
+            min_gap_ns = (
+                math.floor(schedule.period_ns * Fraction(CATCH_UP_GAP)) if schedule.pattern == "constant" else 0
+            )
+        for name, value, low in (("stall_ns", stall_ns, 1), ("min_gap_ns", min_gap_ns, 0)):
+            require(
+                isinstance(value, int) and not isinstance(value, bool) and value >= low,
+                f"{name} {value!r} is not allowed; use {low} or more nanoseconds",
+            )
+        self.schedule = schedule
+        self.spin_ns = spin_ns
+        self.stall_ns = stall_ns
+        """Lateness from which a departure is a stall and re-anchors the schedule."""
+        self.min_gap_ns = min_gap_ns
+        """Shortest gap a late departure leaves after the previous one (catching up without bursts)."""
+        self.clock: Clock = clock if clock is not None else MonotonicClock()
+        self.implementation = getattr(self.clock, "implementation", "custom")
+        self._now = self.clock.now
+        self._wait_until = self.clock.wait_until
+        self._offset = schedule.offset_ns
+        self.anchor_ns: int | None = None
+        """When departure 0 is (or would have been) due, after any re-anchoring; None before the start."""
+        self.last_ns = NEVER
+        """When the previous departure left."""
+        self.next_departure = 0
+        self.departures = 0
+        self.stalls = 0
+        self.stalled_ns = 0
+        self.busy_ns = 0
+        self._late = array("q")
+        self._late_overflow_max = 0
+
+    def start(self, t0_ns: int | None = None) -> int:
+        """Anchor departure 0 at ``t0_ns`` (default: now) and return it; ``wait`` calls this if needed."""
+        self.anchor_ns = self._now() if t0_ns is None else int(t0_ns)
+        return self.anchor_ns
+
+    def wait(self, i: int) -> int:
+        """Return (the clock's time, ns) when departure ``i`` is due; i must not go back.
+
+        Late: no sooner than ``min_gap_ns`` after the previous departure. Late by ``stall_ns`` or
+        more: at once, re-anchoring the schedule and counting a stall.
+        """
+        if self.anchor_ns is None:
+            self.anchor_ns = self._now() - self._offset(i)
+        due = self.anchor_ns + self._offset(i)
+        entry = self._now()
+        late = entry - due
+        if late >= self.stall_ns:
+            self.stalls += 1
+            self.stalled_ns += late
+            self.anchor_ns += late
+            now = entry
+        else:
+            now, slept = self._wait_until(max(due, self.last_ns + self.min_gap_ns), self.spin_ns)
+            self.busy_ns += now - entry - slept
+            late = now - due
+        self.last_ns = now
+        self._record(late)
+        self.next_departure = i + 1
+        return now
+
+    def _record(self, late: int) -> None:
+        self.departures += 1
+        if len(self._late) < LATENESS_SAMPLES:
+            self._late.append(late)
+        elif late > self._late_overflow_max:
+            self._late_overflow_max = late
+
+    def _record_many(self, late: np.ndarray) -> None:
+        room = max(0, LATENESS_SAMPLES - len(self._late))
+        self._late.frombytes(late[:room].astype(np.int64).tobytes())
+        if late.size > room:
+            self._late_overflow_max = max(self._late_overflow_max, int(late[room:].max()))
+        self.departures += int(late.size)
+
+    def lateness(self) -> np.ndarray:
+        """How late each recorded departure left, in ns (the first LATENESS_SAMPLES departures)."""
+        return np.frombuffer(self._late, dtype=np.int64) if self._late else np.zeros(0, dtype=np.int64)
+
+    def report(self) -> PacerReport:
+        """Departures, stalls, the pacer's CPU time (awake in its waits) and lateness p50/p99/max."""
+        late = self.lateness()
+        lateness = {key: int(value) for key, value in percentiles(late, ("p50", "p99", "max")).items()}
+        if late.size:
+            lateness["max"] = max(lateness["max"], self._late_overflow_max)
+        return PacerReport(
+            departures=self.departures,
+            stalls=self.stalls,
+            stalled_ns=self.stalled_ns,
+            cpu_ns=self.busy_ns,
+            lateness_ns=lateness,
+            spin_ns=self.spin_ns,
+            stall_ns=self.stall_ns,
+            min_gap_ns=self.min_gap_ns,
+            implementation=self.implementation,
+        )
+
+
+def sockaddr_in(ip: str, port: int) -> bytes:
+    """``struct sockaddr_in`` for ``ip``:``port`` (family in host order, port and address in network order)."""
+    return AF_INET_NATIVE + port.to_bytes(2, "big") + socket.inet_aton(ip) + bytes(8)
+
+
+AF_INET_NATIVE = int(socket.AF_INET).to_bytes(2, "little" if np.little_endian else "big")
+
+
+class PacedSender:
+    """A whole paced stream of prebuilt frames from one socket, the departure loop in C.
+
+    Datagram k is ``frames[k % len(frames)]``, sent to ``addresses[same index]`` (``(ip, port)``
+    pairs, IPv4) or, with no addresses, on the connected or bound socket (UDP, AF_PACKET). Each
+    departure of ``pacer`` sends ``pacer.schedule.burst`` of them (one ``sendmmsg`` for more than
+    one). Without the C extension (or with ``implementation="python"``) the same loop runs in Python
+    on ``pacer.wait``. ``sent`` counts what left, also after a Ctrl-C.
+    """
+
+    def __init__(
+        self,
+        pacer: Pacer,
+        sock: socket.socket,
+        frames: Sequence[Buffer],
+        addresses: Sequence[tuple[str, int]] | None = None,
+        *,
+        implementation: str | None = None,
+    ) -> None:
+        require(len(frames) > 0, "frames is empty; give at least one frame")
+        require(
+            addresses is None or len(addresses) == len(frames),
+            f"{len(addresses or ())} addresses for {len(frames)} frames; give one address per frame or none",
+        )
+        self.pacer = pacer
+        self.sock = sock
+        self.frames = list(frames)
+        self.addresses = list(addresses) if addresses is not None else None
+        self.implementation = implementation or IMPLEMENTATION
+        self._sockaddrs = [sockaddr_in(ip, port) for ip, port in self.addresses] if self.addresses else None
+        self.sent = 0
+        if self.implementation == "c":
+            pacer.implementation = "c-loop"
+
+    def send(self, count: int) -> int:
+        """Send ``count`` more datagrams on the pacer's schedule; return how many left (all of them)."""
+        require(isinstance(count, int) and count >= 0, f"count {count!r} is not allowed; use 0 or more")
+        if self.implementation == "c":
+            return self._send_c(count)
+        return self._send_python(count)
+
+    def _send_python(self, count: int) -> int:
+        pacer, burst, frames, n = self.pacer, self.pacer.schedule.burst, self.frames, len(self.frames)
+        send, sendto, addresses = self.sock.send, self.sock.sendto, self.addresses
+        goal = self.sent + count
+        i = pacer.next_departure
+        while self.sent < goal:
+            pacer.wait(i)
+            for _ in range(min(burst, goal - self.sent)):
+                k = self.sent % n
+                if addresses is None:
+                    send(frames[k])
+                else:
+                    sendto(frames[k], addresses[k])
+                self.sent += 1
+            i += 1
+        return count
+
+    def _send_c(self, count: int) -> int:
+        from rawpacer._pace import send_paced
+
+        pacer, schedule = self.pacer, self.pacer.schedule
+        if pacer.anchor_ns is None:
+            pacer.anchor_ns = pacer.clock.now() - schedule.offset_ns(pacer.next_departure)
+        per_chunk = int(min(CHUNK_DEPARTURES, max(1, CHUNK_NS // max(1, int(schedule.period_ns)))))
+        late = np.empty(per_chunk, dtype=np.int64)
+        fd = self.sock.fileno()
+        goal = self.sent + count
+        while self.sent < goal:
+            left = goal - self.sent
+            offsets = schedule.offsets(pacer.next_departure, min(per_chunk, schedule.departures(left)))
+            state = np.array(
+                [
+                    pacer.anchor_ns,
+                    pacer.last_ns,
+                    pacer.spin_ns,
+                    pacer.stall_ns,
+                    pacer.min_gap_ns,
+                    schedule.burst,
+                    0,
+                    0,
+                    0,
+                ],
+                dtype=np.int64,
+            )
+            sent, made, err, _ = send_paced(fd, self.frames, self._sockaddrs, offsets, late, state, self.sent, left)
+            self.sent += sent
+            pacer.anchor_ns, pacer.last_ns = int(state[0]), int(state[1])
+            pacer.stalls += int(state[6])
+            pacer.stalled_ns += int(state[7])
+            pacer.busy_ns += int(state[8])
+            pacer.next_departure += made
+            pacer._record_many(late[:made])
+            if err:
+                raise OSError(err, f"paced send failed after {self.sent} datagrams: {os.strerror(err)}")
+            # A signal cut a sleep short (made < offsets.size): going round lets Python run its handler.
+        return count

@@ -1,0 +1,189 @@
+"""The pacer's rules on a fake clock: on time, no drift, catching up without bursts, stalls re-anchor.
+
+The fake clock's ``wait_until`` returns exactly at the deadline; a test moves time forward itself
+to stand for the sends (``clock.t += ...``) or a stall. The real clock's waits are checked for
+what they promise (never early; a signal still gets through), not for how precise they are:
+that is the benchmark's job (bench/pacing_bench.py).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from rawpacer.errors import UsageError
+from rawpacer.pacing import ConstantSchedule, MonotonicClock, Pacer, PoissonSchedule
+from rawpacer.pacing.clock import IMPLEMENTATION, python_wait_until
+from rawpacer.pacing.pacer import DEFAULT_STALL_NS
+
+GAP = 100_000  # 10k pps
+
+
+class FakeClock:
+    """Time stands still until a wait (to its deadline) or the test (``t += ...``) moves it."""
+
+    def __init__(self, t: int = 10**12) -> None:
+        self.t = t
+        self.slept = 0
+
+    def now(self) -> int:
+        return self.t
+
+    def wait_until(self, deadline_ns: int, spin_ns: int) -> tuple[int, int]:
+        slept = max(0, deadline_ns - spin_ns - self.t)
+        self.slept += slept
+        self.t = max(self.t, deadline_ns)
+        return self.t, slept
+
+
+def run(pacer: Pacer, clock: FakeClock, n: int, send_ns: int = 0, delays: dict[int, int] | None = None) -> list[int]:
+    """Departure times of n departures, each followed by a send of send_ns; delays[i] before wait(i)."""
+    times = []
+    for i in range(n):
+        clock.t += (delays or {}).get(i, 0)
+        times.append(pacer.wait(i))
+        clock.t += send_ns
+    return times
+
+
+def test_on_time_departures_follow_the_schedule_exactly():
+    clock = FakeClock()
+    pacer = Pacer(ConstantSchedule(10_000), clock=clock)
+    t0 = clock.t
+    times = run(pacer, clock, 1000, send_ns=3_000)
+    assert times == [t0 + i * GAP for i in range(1000)], "absolute deadlines: the sends' time never accumulates"
+    report = pacer.report()
+    assert (report.departures, report.stalls, report.stalled_ns) == (1000, 0, 0)
+    assert report.lateness_ns == {"p50": 0, "p99": 0, "max": 0}
+
+
+def test_start_anchors_departure_zero_and_a_late_first_wait_anchors_itself():
+    clock = FakeClock()
+    pacer = Pacer(ConstantSchedule(1000), clock=clock)
+    t0 = pacer.start(clock.t + 5_000_000)
+    assert pacer.wait(0) == t0 and pacer.wait(3) == t0 + 3_000_000
+    fresh = Pacer(ConstantSchedule(1000), clock=clock)
+    now = clock.t
+    assert fresh.wait(7) == now, "the first wait is due at once, whatever its index"
+    assert fresh.wait(8) == now + 1_000_000
+
+
+def test_a_hiccup_is_caught_up_without_bursts():
+    clock = FakeClock()
+    pacer = Pacer(ConstantSchedule(10_000), clock=clock)
+    t0 = clock.t
+    hiccup = 5 * GAP // 2  # after departure 9: departure 10 leaves 152 µs late, below the stall threshold
+    times = run(pacer, clock, 40, send_ns=2_000, delays={10: hiccup})
+    gaps = np.diff(times)
+    assert gaps.min() >= pacer.min_gap_ns == GAP // 2, "late departures leave at least half a gap apart"
+    assert times[10] == t0 + 9 * GAP + 2_000 + hiccup
+    caught_up = [i for i in range(11, 40) if times[i] == t0 + i * GAP]
+    assert caught_up and caught_up == list(range(caught_up[0], 40)), "back on the original grid, and staying there"
+    assert times[-1] == t0 + 39 * GAP, "the hiccup cost the stream's rate nothing"
+    assert pacer.stalls == 0
+
+
+def test_a_stall_re_anchors_and_is_counted_never_caught_up():
+    clock = FakeClock()
+    pacer = Pacer(ConstantSchedule(10_000), clock=clock)
+    assert pacer.stall_ns == DEFAULT_STALL_NS
+    t0 = clock.t
+    stall = 4_000_000 + 123  # a 250 Hz scheduler tick: 40 departures' worth
+    times = run(pacer, clock, 30, send_ns=1_000, delays={10: stall})
+    late = stall + 1_000 - GAP  # departure 10 was due GAP after 9 left; 9's send took 1 µs
+    assert times[10] == t0 + 10 * GAP + late
+    assert np.all(np.diff(times[10:]) == GAP), "after the stall, the old spacing from the new anchor: no burst"
+    report = pacer.report()
+    assert (report.stalls, report.stalled_ns, report.lateness_ns["max"]) == (1, late, late)
+
+
+def test_stall_threshold_is_a_whole_gap_for_slow_rates():
+    pacer = Pacer(ConstantSchedule(10), clock=FakeClock())
+    assert pacer.stall_ns == 100_000_000
+    assert Pacer(ConstantSchedule(10), stall_ns=5, clock=FakeClock()).stall_ns == 5
+
+
+def test_poisson_departures_keep_their_own_short_gaps():
+    clock = FakeClock()
+    schedule = PoissonSchedule(10_000, seed=5)
+    pacer = Pacer(schedule, clock=clock)
+    assert pacer.min_gap_ns == 0
+    t0 = clock.t
+    times = run(pacer, clock, 3000)
+    assert times == [t0 + schedule.offset_ns(i) for i in range(3000)]
+
+
+def test_bursts_leave_every_burst_gaps():
+    clock = FakeClock()
+    pacer = Pacer(ConstantSchedule(8000, 8), clock=clock)
+    times = run(pacer, clock, 100, send_ns=20_000)
+    assert set(np.diff(times).tolist()) == {1_000_000}
+
+
+def test_cpu_time_is_the_time_awake_in_waits():
+    clock = FakeClock()
+    pacer = Pacer(ConstantSchedule(1000), spin_ns=50_000, clock=clock)
+    run(pacer, clock, 101, send_ns=10_000)
+    # Each wait after the first sleeps to 50 µs before its deadline and spins the rest.
+    assert pacer.report().cpu_ns == 100 * 50_000
+    assert clock.slept == 100 * (1_000_000 - 10_000 - 50_000)
+
+
+def test_report_as_dict_is_json_ready():
+    clock = FakeClock()
+    pacer = Pacer(ConstantSchedule(1000), clock=clock)
+    run(pacer, clock, 10, delays={5: 1_300_000})  # departure 5 leaves 300 µs late
+    fields = pacer.report().as_dict()
+    assert fields["lateness_ns"] == {"p50": 0, "p99": 300_000, "max": 300_000}
+    assert set(fields) >= {"departures", "stalls", "stalled_ns", "cpu_ns", "spin_ns", "stall_ns", "min_gap_ns"}
+    assert fields["implementation"] == "custom"
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"), [("spin_ns", -1), ("spin_ns", 1.5), ("stall_ns", 0), ("min_gap_ns", -1), ("stall_ns", True)]
+)
+def test_bad_pacer_settings(keyword, value):
+    with pytest.raises(UsageError, match=f"^{keyword} {value!r} is not allowed"):
+        Pacer(ConstantSchedule(1000), **{keyword: value})
+
+
+@pytest.mark.parametrize("implementation", sorted({"python", IMPLEMENTATION}))
+def test_real_waits_are_never_early(implementation):
+    clock = MonotonicClock(implementation)
+    for spin in (0, 200_000, 10_000_000):
+        deadline = clock.now() + 1_000_000
+        now, slept = clock.wait_until(deadline, spin)
+        assert now >= deadline and clock.now() >= now
+        assert slept == 0 if spin >= 1_000_000 else slept > 0
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("implementation", sorted({"python", IMPLEMENTATION}))
+def test_a_signal_interrupts_a_long_wait(implementation):
+    clock = MonotonicClock(implementation)
+
+    def handler(signum, frame):
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        start = time.monotonic()
+        with pytest.raises(Interrupted):
+            clock.wait_until(clock.now() + 30 * 10**9, 0)
+        assert time.monotonic() - start < 10, "Ctrl-C must not wait for the deadline"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_python_wait_until_is_the_fallback_twin():
+    deadline = time.monotonic_ns() + 2_000_000
+    now, slept = python_wait_until(deadline, 1_000_000)
+    assert now >= deadline and slept > 0
