@@ -64,9 +64,7 @@ class Bench:
         self.tmp = tmp
         self.payload = os.urandom(size)
         with topo.enter("reader"):
-            self.reader = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            rxstamp.enable(self.reader)
-            self.reader.bind((topo.reader_ip, PORT))
+            self.reader = rxstamp.open_reader(topo.reader_ip, PORT)
         link = topo.link()
         self.frame = FrameTemplate(
             PORT, src_ip=topo.writer_ip, dst_ip=topo.reader_ip, src_mac=link.src_mac, dst_mac=link.dst_mac
@@ -154,9 +152,7 @@ class Bench:
             finally:
                 server.wait(timeout=10)
             with self.topo.enter("reader"):
-                self.reader = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                rxstamp.enable(self.reader)
-                self.reader.bind((self.topo.reader_ip, PORT))
+                self.reader = rxstamp.open_reader(self.topo.reader_ip, PORT)
             return rxstamp.collect(sniffer, count * 2, idle_s=0.5, keep=self.iperf3_datagram)
 
     def iperf3_datagram(self, data: bytes, address: object) -> bool:

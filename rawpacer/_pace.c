@@ -10,11 +10,11 @@
  *     ends the sleep early; its Python handler runs (KeyboardInterrupt propagates) and the wait
  *     resumes if the handler returns.
  *
- * send_paced(fd, frames, addresses, offsets, late, state, first, count, /)
- *     -> (sent, departures, errno, interrupted)
- *     The Pacer's departure loop with the sends in it. `state` is the pacer's, an int64 array
- *     read and updated in place: [anchor_ns, last_ns, spin_ns, stall_ns, min_gap_ns, burst,
- *     stalls, stalled_ns, busy_ns]. Departure j (j = 0 .. len(offsets)-1) is due at anchor_ns +
+ * send_paced(fd, frames, addresses, offsets, late, state, first, count, /) -> (errno, interrupted)
+ *     The Pacer's departure loop with the sends in it. `state` is an int64 array read and
+ *     updated in place: [anchor_ns, last_ns, spin_ns, stall_ns, min_gap_ns, burst, stalls,
+ *     stalled_ns, busy_ns, sent, departures] (the last five are added to), so that what left is
+ *     on record even when a signal's exception is raised the moment the call returns. Departure j (j = 0 .. len(offsets)-1) is due at anchor_ns +
  *     offsets[j] and sends `burst` datagrams (fewer in the last one when count runs out):
  *     datagram k is frames[(first + k) % len(frames)], sent with sendto() to addresses[same
  *     index] (sockaddr bytes) or, when addresses is None, with send() on a connected or bound
@@ -23,9 +23,9 @@
  *     leaves now, the schedule is re-anchored, the stall counted); a later one leaves at its time
  *     but no sooner than min_gap_ns after the previous departure (last_ns), so a pacer that fell
  *     a little behind catches up without bursts. late[j] receives how late departure j left (ns),
- *     busy_ns grows by the time spent awake waiting (the pacer's CPU time). Returns the datagrams
- *     sent, the departures made, the errno of a failed send (0 if none) and whether a signal cut a
- *     sleep short (the caller returns to Python so that its handler runs).
+ *     busy_ns grows by the time spent awake waiting (the pacer's CPU time). Returns the errno of a
+ *     failed send (0 if none) and whether a signal cut a sleep short (the caller returns to Python
+ *     so that its handler runs).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -219,7 +219,7 @@ static int int64_array(PyObject *obj, Py_buffer *view, int writable)
     return 0;
 }
 
-enum { ANCHOR, LAST, SPIN, STALL, MIN_GAP, BURST, STALLS, STALLED, BUSY, STATE_LEN };
+enum { ANCHOR, LAST, SPIN, STALL, MIN_GAP, BURST, STALLS, STALLED, BUSY, SENT, DEPARTURES, STATE_LEN };
 
 static PyObject *send_paced(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -254,7 +254,7 @@ static PyObject *send_paced(PyObject *module, PyObject *const *args, Py_ssize_t 
     int64_t *state = st.buf;
     Py_ssize_t departures = off.len / 8;
     if (late.len / 8 < departures || st.len / 8 != STATE_LEN) {
-        PyErr_SetString(PyExc_ValueError, "late needs one entry per offset, state exactly 9");
+        PyErr_SetString(PyExc_ValueError, "late needs one entry per offset, state exactly 11");
         goto release;
     }
     int64_t anchor = state[ANCHOR], last = state[LAST], spin = state[SPIN], stall = state[STALL];
@@ -307,7 +307,9 @@ static PyObject *send_paced(PyObject *module, PyObject *const *args, Py_ssize_t 
     state[STALLS] += stalls;
     state[STALLED] += stalled;
     state[BUSY] += busy;
-    result = Py_BuildValue("(nnii)", sent, j, err, interrupted);
+    state[SENT] += sent;
+    state[DEPARTURES] += j;
+    result = Py_BuildValue("(ii)", err, interrupted);
     unpin(&p);
 release:
     PyBuffer_Release(&off);
@@ -320,8 +322,8 @@ static PyMethodDef methods[] = {
     {"wait_until", (PyCFunction)(void (*)(void))wait_until, METH_FASTCALL,
      "wait_until(deadline_ns, spin_ns, /) -> (now_ns, slept_ns): sleep, then spin to a monotonic deadline."},
     {"send_paced", (PyCFunction)(void (*)(void))send_paced, METH_FASTCALL,
-     "send_paced(fd, frames, addresses, offsets, late, state, first, count, /) -> (sent, departures, errno, "
-     "interrupted): the Pacer's departure loop, sends included."},
+     "send_paced(fd, frames, addresses, offsets, late, state, first, count, /) -> (errno, interrupted): "
+     "the Pacer's departure loop, sends included."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -270,11 +270,16 @@ class PacedSender:
             pacer.wait(i)
             for _ in range(min(burst, goal - self.sent)):
                 k = self.sent % n
-                if addresses is None:
-                    send(frames[k])
-                else:
-                    sendto(frames[k], addresses[k])
+                # Counted first: a signal's exception is raised as a call returns, so after the send.
                 self.sent += 1
+                try:
+                    if addresses is None:
+                        send(frames[k])
+                    else:
+                        sendto(frames[k], addresses[k])
+                except OSError:
+                    self.sent -= 1
+                    raise
             i += 1
         return count
 
@@ -292,28 +297,27 @@ class PacedSender:
             left = goal - self.sent
             offsets = schedule.offsets(pacer.next_departure, min(per_chunk, schedule.departures(left)))
             state = np.array(
-                [
-                    pacer.anchor_ns,
-                    pacer.last_ns,
-                    pacer.spin_ns,
-                    pacer.stall_ns,
-                    pacer.min_gap_ns,
-                    schedule.burst,
-                    0,
-                    0,
-                    0,
-                ],
+                [pacer.anchor_ns, pacer.last_ns, pacer.spin_ns, pacer.stall_ns, pacer.min_gap_ns, schedule.burst]
+                + [0] * 5,
                 dtype=np.int64,
             )
-            sent, made, err, _ = send_paced(fd, self.frames, self._sockaddrs, offsets, late, state, self.sent, left)
-            self.sent += sent
-            pacer.anchor_ns, pacer.last_ns = int(state[0]), int(state[1])
-            pacer.stalls += int(state[6])
-            pacer.stalled_ns += int(state[7])
-            pacer.busy_ns += int(state[8])
-            pacer.next_departure += made
-            pacer._record_many(late[:made])
+            try:
+                err, _ = send_paced(fd, self.frames, self._sockaddrs, offsets, late, state, self.sent, left)
+            finally:  # also when Ctrl-C's KeyboardInterrupt is raised as the call returns
+                self._absorb(state, late)
             if err:
                 raise OSError(err, f"paced send failed after {self.sent} datagrams: {os.strerror(err)}")
-            # A signal cut a sleep short (made < offsets.size): going round lets Python run its handler.
+            # A signal cut a sleep short: going round lets Python run its handler.
         return count
+
+    def _absorb(self, state: np.ndarray, late: np.ndarray) -> None:
+        """Take what one C call did (its state array, see _pace.c) into the pacer's record."""
+        pacer = self.pacer
+        anchor, last, _, _, _, _, stalls, stalled, busy, sent, made = (int(v) for v in state)
+        self.sent += sent
+        pacer.anchor_ns, pacer.last_ns = anchor, last
+        pacer.stalls += stalls
+        pacer.stalled_ns += stalled
+        pacer.busy_ns += busy
+        pacer.next_departure += made
+        pacer._record_many(late[:made])

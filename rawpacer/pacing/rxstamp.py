@@ -4,6 +4,11 @@ and tests until the readers record them themselves.
 The kernel stamps a packet as it enters the receive path (on lo and veth: as the sender hands it
 over, in the sender's context), so the stamps show when datagrams left the writer, undisturbed by
 when the reader gets to read them. They are CLOCK_REALTIME: only differences are meaningful.
+
+One trap: the first socket to ask for timestamps switches stamping on for the whole kernel
+through a workqueue (net_enable_timestamp defers the static key), and a datagram that arrives
+before the switch is stamped when it is *read* instead (``__sock_recv_timestamp`` fills in the
+current time). ``open_reader`` waits until a probe datagram is stamped on arrival.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import select
 import socket
 import struct
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -24,6 +30,7 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux: tv_sec, tv_nsec
+PROBE_PAUSE_S = 0.02
 
 RCVBUF = 256 << 20
 """Receive buffer asked for (SO_RCVBUFFORCE as root): a whole stream waits in it, read afterwards."""
@@ -38,6 +45,33 @@ def enable(sock: socket.socket, rcvbuf: int = RCVBUF) -> None:
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
     except PermissionError:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+
+
+def open_reader(ip: str, port: int, *, timeout_s: float = 5.0) -> socket.socket:
+    """A UDP socket bound to ip:port (in this thread's namespace) whose datagrams are stamped on arrival.
+
+    Sends itself probe datagrams until one's stamp is earlier than a pause between its send and
+    its read; RawpacerError if stamping is still off after ``timeout_s``.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        enable(sock)
+        sock.bind((ip, port))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                probe.sendto(b"probe", sock.getsockname())
+                sent_ns = time.time_ns()
+                time.sleep(PROBE_PAUSE_S)
+                _, ancdata, _, _ = sock.recvmsg(16, socket.CMSG_SPACE(_TIMESPEC.size))
+                stamp = timestamp_ns(ancdata)
+                if stamp is not None and stamp - sent_ns < PROBE_PAUSE_S * 1e9 / 2:
+                    return sock
+                if time.monotonic() > deadline:
+                    raise RawpacerError(f"datagrams to {ip}:{port} are still stamped when read, not on arrival")
+    except BaseException:
+        sock.close()
+        raise
 
 
 def timestamp_ns(ancdata: list[tuple[int, int, bytes]]) -> int | None:
