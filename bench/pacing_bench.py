@@ -45,7 +45,7 @@ from rawpacer.errors import RawpacerError
 from rawpacer.headers import FrameTemplate
 from rawpacer.pacing import ConstantSchedule, MonotonicClock, PacedSender, Pacer, rxstamp, stream_stats
 from rawpacer.sandbox import Sandbox, Topology
-from rawpacer.writers.packet_raw import open_packet_socket
+from rawpacer.writers._packet_socket import open_packet_socket
 
 PORT = 5201
 ETH_P_ALL = 0x0003

@@ -18,7 +18,7 @@ time) are recorded for ``report()``.
 
     pacer = Pacer(ConstantSchedule(10_000))
     for i in range(n):
-        pacer.wait(i)
+        pacer.wait(i)              # pacer.last_ns: when it returned
         writer.send_part(...)
 
 ``PacedSender`` runs the same loop, sends included, in C with the GIL released, for sockets that
@@ -96,7 +96,10 @@ class PacerReport:
 
 
 class Pacer:
-    """Holds a stream to ``schedule``; ``wait(i)`` for i = 0, 1, ... returns when departure i is due."""
+    """Holds a stream to ``schedule``; ``wait(i)`` for i = 0, 1, ... returns when departure i is due.
+
+    It is the op loop's ``Departures`` (rawpacer.bench.oploop): ``burst``, ``start()``, ``wait(i)``.
+    """
 
     def __init__(
         self,
@@ -145,20 +148,24 @@ class Pacer:
         self._late = array("q")
         self._late_overflow_max = 0
 
-    def start(self, t0_ns: int | None = None) -> int:
-        """Anchor departure 0 at ``t0_ns`` (default: now) and return it; ``wait`` calls this if needed."""
-        self.anchor_ns = self._now() if t0_ns is None else int(t0_ns)
-        return self.anchor_ns
+    @property
+    def burst(self) -> int:
+        """Datagrams that leave together at each departure (the schedule's)."""
+        return self.schedule.burst
 
-    def wait(self, i: int) -> int:
-        """Return (the clock's time, ns) when departure ``i`` is due; i must not go back.
+    def start(self, t0_ns: int | None = None) -> None:
+        """Anchor departure 0 at ``t0_ns`` (default: now; ``anchor_ns`` keeps it); else the first ``wait`` does."""
+        self.anchor_ns = self._now() if t0_ns is None else int(t0_ns)
+
+    def wait(self, departure: int) -> None:
+        """Return when departure number ``departure`` is due (``last_ns``: the time it returned); never back.
 
         Late: no sooner than ``min_gap_ns`` after the previous departure. Late by ``stall_ns`` or
         more: at once, re-anchoring the schedule and counting a stall.
         """
         if self.anchor_ns is None:
-            self.anchor_ns = self._now() - self._offset(i)
-        due = self.anchor_ns + self._offset(i)
+            self.anchor_ns = self._now() - self._offset(departure)
+        due = self.anchor_ns + self._offset(departure)
         entry = self._now()
         late = entry - due
         if late >= self.stall_ns:
@@ -172,8 +179,7 @@ class Pacer:
             late = now - due
         self.last_ns = now
         self._record(late)
-        self.next_departure = i + 1
-        return now
+        self.next_departure = departure + 1
 
     def _record(self, late: int) -> None:
         self.departures += 1

@@ -29,7 +29,7 @@ from rawpacer.pacing import (
     stream_stats,
 )
 from rawpacer.sandbox import Sandbox, Topology
-from rawpacer.writers.packet_raw import open_packet_socket
+from rawpacer.writers._packet_socket import open_packet_socket
 
 PORT = 5001
 IMPLEMENTATIONS = sorted({"python", IMPLEMENTATION})

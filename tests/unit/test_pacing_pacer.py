@@ -44,7 +44,8 @@ def run(pacer: Pacer, clock: FakeClock, n: int, send_ns: int = 0, delays: dict[i
     times = []
     for i in range(n):
         clock.t += (delays or {}).get(i, 0)
-        times.append(pacer.wait(i))
+        pacer.wait(i)
+        times.append(pacer.last_ns)
         clock.t += send_ns
     return times
 
@@ -63,12 +64,16 @@ def test_on_time_departures_follow_the_schedule_exactly():
 def test_start_anchors_departure_zero_and_a_late_first_wait_anchors_itself():
     clock = FakeClock()
     pacer = Pacer(ConstantSchedule(1000), clock=clock)
-    t0 = pacer.start(clock.t + 5_000_000)
-    assert pacer.wait(0) == t0 and pacer.wait(3) == t0 + 3_000_000
+    pacer.start(clock.t + 5_000_000)
+    t0 = pacer.anchor_ns
+    assert run(pacer, clock, 4)[::3] == [t0, t0 + 3_000_000]
     fresh = Pacer(ConstantSchedule(1000), clock=clock)
     now = clock.t
-    assert fresh.wait(7) == now, "the first wait is due at once, whatever its index"
-    assert fresh.wait(8) == now + 1_000_000
+    fresh.wait(7)
+    assert fresh.last_ns == now, "the first wait is due at once, whatever its index"
+    fresh.wait(8)
+    assert fresh.last_ns == now + 1_000_000
+    assert fresh.burst == 1 and Pacer(ConstantSchedule(1000, 8)).burst == 8
 
 
 def test_a_hiccup_is_caught_up_without_bursts():
