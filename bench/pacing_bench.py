@@ -1,7 +1,7 @@
 """How precisely rawpacer's pacer spaces datagrams, next to sockperf, iperf3 and trafgen, by kernel RX timestamps.
 
 Run (root): .venv/bin/python bench/pacing_bench.py [--rates 1000,10000,100000] [--count 20000]
-            [--rounds 3] [--size 1500] [--tools udp-sendto/c-loop,sockperf,...]
+            [--rounds 3] [--size 1500] [--tools udp-sendto/c-loop,sockperf,...] [--save runs.npz]
 
 One lo sandbox. Every tool sends datagrams with ``--size`` bytes of payload to one UDP reader
 socket that asks the kernel for each datagram's receive time (SO_TIMESTAMPNS) and a buffer large
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--size", type=int, default=1500, help="UDP payload bytes (default 1500)")
     parser.add_argument("--tools", default=",".join(RAWPACER + PEERS), help="tools to run, comma-separated")
+    parser.add_argument("--save", metavar="FILE.npz", help="keep every run's receive timestamps (for gap histograms)")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",")]
     tools = [t for t in args.tools.split(",") if t in RAWPACER or shutil.which(PEER_BINARY.get(t, t))]
@@ -223,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"left out (not installed or unknown): {', '.join(missing)}", file=sys.stderr)
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    saved: dict[str, np.ndarray] = {}
     with bench(args.size) as b:
         for round_no in range(args.rounds):
             shift = round_no % len(tools)
@@ -232,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
                     stamps, extra = b.run(tool, rate, args.count)
                     summary = stream_stats(stamps, rate_pps=rate, pacer=extra.get("pacer"))
                     results.setdefault((tool, rate), []).append(summary)
+                    saved[f"{tool}|{rate}|{round_no + 1}"] = stamps
                     print(f"round {round_no + 1}  {line(tool, rate, summary)}", flush=True)
+    if args.save:
+        np.savez_compressed(args.save, **saved)
     machine = describe()
     print(
         f"\nmachine: {machine['cpu']}, {machine['cores']} cores, kernel {machine['kernel']}, Python {machine['python']}"

@@ -163,9 +163,10 @@ class Pacer:
         Late: no sooner than ``min_gap_ns`` after the previous departure. Late by ``stall_ns`` or
         more: at once, re-anchoring the schedule and counting a stall.
         """
+        offset = self._offset(departure)
         if self.anchor_ns is None:
-            self.anchor_ns = self._now() - self._offset(departure)
-        due = self.anchor_ns + self._offset(departure)
+            self.anchor_ns = self._now() - offset
+        due = self.anchor_ns + offset
         entry = self._now()
         late = entry - due
         if late >= self.stall_ns:
@@ -178,12 +179,9 @@ class Pacer:
             self.busy_ns += now - entry - slept
             late = now - due
         self.last_ns = now
-        self._record(late)
         self.next_departure = departure + 1
-
-    def _record(self, late: int) -> None:
         self.departures += 1
-        if len(self._late) < LATENESS_SAMPLES:
+        if self.departures <= LATENESS_SAMPLES:
             self._late.append(late)
         elif late > self._late_overflow_max:
             self._late_overflow_max = late
