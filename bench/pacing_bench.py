@@ -12,7 +12,8 @@ in an order that rotates each round:
 - rawpacer's pacer driving a plain UDP socket (``udp-sendto``) and an AF_PACKET socket sending
   FrameTemplate frames (``packet-raw``), three ways each: ``py-spin`` (the Python loop, waits in
   pure Python), ``c-wait`` (the Python loop, waits in C with the GIL released) and ``c-loop``
-  (the whole departure loop, sends included, in C: PacedSender);
+  (the whole departure loop, sends included, in C: PacedSender); each socket sends one
+  unmeasured datagram first, as sockperf warms up before its test;
 - ``sockperf throughput --mps`` (C, spins on the TSC to absolute deadlines);
 - ``iperf3 -u -b`` (UDP at the equivalent payload bit rate; its server must receive the datagrams
   itself, so they are stamped by an AF_PACKET socket on lo instead, which gets the very same
@@ -113,6 +114,9 @@ class Bench:
                 sock = open_packet_socket(self.topo.writer_if)
                 frames, addresses = [self.frame], None
         with sock:
+            # One unmeasured datagram first: a fresh socket's first send is tens of µs slower.
+            PacedSender(Pacer(ConstantSchedule(rate)), sock, frames, addresses).send(1)
+            self.drain()
             sender = PacedSender(pacer, sock, frames, addresses, implementation="c" if way == "c-loop" else "python")
             sender.send(count)
         report = pacer.report()

@@ -52,6 +52,10 @@ DEFAULT_STALL_NS = 1_000_000
 CATCH_UP_GAP = 0.5
 """A late departure of a constant schedule leaves at least this many gaps after the previous one."""
 
+START_LEAD_NS = 100_000
+"""How far ahead of the start the first departure is due (100 µs): it is then waited for like
+every other, instead of leaving late by the time it takes to get going."""
+
 NEVER = -(1 << 62)
 """The previous departure's time before the first one."""
 
@@ -154,8 +158,13 @@ class Pacer:
         return self.schedule.burst
 
     def start(self, t0_ns: int | None = None) -> None:
-        """Anchor departure 0 at ``t0_ns`` (default: now; ``anchor_ns`` keeps it); else the first ``wait`` does."""
-        self.anchor_ns = self._now() if t0_ns is None else int(t0_ns)
+        """Anchor departure 0 at ``t0_ns`` (default: START_LEAD_NS from now); else the first ``wait`` does."""
+        self.anchor_ns = self._now() + START_LEAD_NS if t0_ns is None else int(t0_ns)
+
+    def _anchor_at(self, departure: int) -> int:
+        """Anchor the schedule so that ``departure`` is due START_LEAD_NS from now (a first wait)."""
+        self.anchor_ns = self._now() + START_LEAD_NS - self._offset(departure)
+        return self.anchor_ns
 
     def wait(self, departure: int) -> None:
         """Return when departure number ``departure`` is due (``last_ns``: the time it returned); never back.
@@ -164,15 +173,14 @@ class Pacer:
         more: at once, re-anchoring the schedule and counting a stall.
         """
         offset = self._offset(departure)
-        if self.anchor_ns is None:
-            self.anchor_ns = self._now() - offset
-        due = self.anchor_ns + offset
+        anchor = self.anchor_ns if self.anchor_ns is not None else self._anchor_at(departure)
+        due = anchor + offset
         entry = self._now()
         late = entry - due
         if late >= self.stall_ns:
             self.stalls += 1
             self.stalled_ns += late
-            self.anchor_ns += late
+            self.anchor_ns = anchor + late
             now = entry
         else:
             now, slept = self._wait_until(max(due, self.last_ns + self.min_gap_ns), self.spin_ns)
@@ -292,7 +300,7 @@ class PacedSender:
 
         pacer, schedule = self.pacer, self.pacer.schedule
         if pacer.anchor_ns is None:
-            pacer.anchor_ns = pacer.clock.now() - schedule.offset_ns(pacer.next_departure)
+            pacer._anchor_at(pacer.next_departure)
         per_chunk = int(min(CHUNK_DEPARTURES, max(1, CHUNK_NS // max(1, int(schedule.period_ns)))))
         late = np.empty(per_chunk, dtype=np.int64)
         fd = self.sock.fileno()

@@ -17,7 +17,7 @@ import pytest
 from rawpacer.errors import UsageError
 from rawpacer.pacing import ConstantSchedule, MonotonicClock, Pacer, PoissonSchedule
 from rawpacer.pacing.clock import IMPLEMENTATION, python_wait_until
-from rawpacer.pacing.pacer import DEFAULT_STALL_NS
+from rawpacer.pacing.pacer import DEFAULT_STALL_NS, START_LEAD_NS
 
 GAP = 100_000  # 10k pps
 
@@ -53,7 +53,7 @@ def run(pacer: Pacer, clock: FakeClock, n: int, send_ns: int = 0, delays: dict[i
 def test_on_time_departures_follow_the_schedule_exactly():
     clock = FakeClock()
     pacer = Pacer(ConstantSchedule(10_000), clock=clock)
-    t0 = clock.t
+    t0 = clock.t + START_LEAD_NS
     times = run(pacer, clock, 1000, send_ns=3_000)
     assert times == [t0 + i * GAP for i in range(1000)], "absolute deadlines: the sends' time never accumulates"
     report = pacer.report()
@@ -70,16 +70,18 @@ def test_start_anchors_departure_zero_and_a_late_first_wait_anchors_itself():
     fresh = Pacer(ConstantSchedule(1000), clock=clock)
     now = clock.t
     fresh.wait(7)
-    assert fresh.last_ns == now, "the first wait is due at once, whatever its index"
+    assert fresh.last_ns == now + START_LEAD_NS, "the first wait is due just ahead, whatever its index"
     fresh.wait(8)
-    assert fresh.last_ns == now + 1_000_000
+    assert fresh.last_ns == now + START_LEAD_NS + 1_000_000
+    fresh.start()
+    assert fresh.anchor_ns == clock.t + START_LEAD_NS
     assert fresh.burst == 1 and Pacer(ConstantSchedule(1000, 8)).burst == 8
 
 
 def test_a_hiccup_is_caught_up_without_bursts():
     clock = FakeClock()
     pacer = Pacer(ConstantSchedule(10_000), clock=clock)
-    t0 = clock.t
+    t0 = clock.t + START_LEAD_NS
     hiccup = 5 * GAP // 2  # after departure 9: departure 10 leaves 152 µs late, below the stall threshold
     times = run(pacer, clock, 40, send_ns=2_000, delays={10: hiccup})
     gaps = np.diff(times)
@@ -95,7 +97,7 @@ def test_a_stall_re_anchors_and_is_counted_never_caught_up():
     clock = FakeClock()
     pacer = Pacer(ConstantSchedule(10_000), clock=clock)
     assert pacer.stall_ns == DEFAULT_STALL_NS
-    t0 = clock.t
+    t0 = clock.t + START_LEAD_NS
     stall = 4_000_000 + 123  # a 250 Hz scheduler tick: 40 departures' worth
     times = run(pacer, clock, 30, send_ns=1_000, delays={10: stall})
     late = stall + 1_000 - GAP  # departure 10 was due GAP after 9 left; 9's send took 1 µs
@@ -116,7 +118,7 @@ def test_poisson_departures_keep_their_own_short_gaps():
     schedule = PoissonSchedule(10_000, seed=5)
     pacer = Pacer(schedule, clock=clock)
     assert pacer.min_gap_ns == 0
-    t0 = clock.t
+    t0 = clock.t + START_LEAD_NS
     times = run(pacer, clock, 3000)
     assert times == [t0 + schedule.offset_ns(i) for i in range(3000)]
 
@@ -132,9 +134,9 @@ def test_cpu_time_is_the_time_awake_in_waits():
     clock = FakeClock()
     pacer = Pacer(ConstantSchedule(1000), spin_ns=50_000, clock=clock)
     run(pacer, clock, 101, send_ns=10_000)
-    # Each wait after the first sleeps to 50 µs before its deadline and spins the rest.
-    assert pacer.report().cpu_ns == 100 * 50_000
-    assert clock.slept == 100 * (1_000_000 - 10_000 - 50_000)
+    # Each wait sleeps to 50 µs before its deadline and spins the rest (the first one: of the lead).
+    assert pacer.report().cpu_ns == 101 * 50_000
+    assert clock.slept == 100 * (1_000_000 - 10_000 - 50_000) + START_LEAD_NS - 50_000
 
 
 def test_report_as_dict_is_json_ready():
