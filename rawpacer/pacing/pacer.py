@@ -14,7 +14,7 @@ spins for the last stretch. Two rules keep a late pacer honest:
   counted with its lateness.
 
 Every departure's lateness and the time the pacer spent awake in its waits (spinning: its CPU
-time) are recorded for ``report()``.
+time, or an upper bound of it when the kernel preempted the thread) are recorded for ``report()``.
 
     pacer = Pacer(ConstantSchedule(10_000))
     for i in range(n):
@@ -32,7 +32,7 @@ import os
 import socket
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -76,12 +76,11 @@ class PacerReport:
     stalls: int
     stalled_ns: int
     cpu_ns: int
-    lateness_ns: dict[str, int]
+    lateness_ns: dict[str, int | None]
     spin_ns: int
     stall_ns: int
     min_gap_ns: int
     implementation: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready fields (the stream result's ``pacer`` entry)."""
@@ -95,7 +94,6 @@ class PacerReport:
             "stall_ns": self.stall_ns,
             "min_gap_ns": self.min_gap_ns,
             "implementation": self.implementation,
-            **self.extra,
         }
 
 
@@ -114,17 +112,13 @@ class Pacer:
         min_gap_ns: int | None = None,
         clock: Clock | None = None,
     ) -> None:
-        require(
-            isinstance(spin_ns, int) and not isinstance(spin_ns, bool) and spin_ns >= 0,
-            f"spin_ns {spin_ns!r} is not allowed; use 0 or more nanoseconds",
-        )
         if stall_ns is None:
             stall_ns = max(DEFAULT_STALL_NS, math.ceil(schedule.period_ns))
         if min_gap_ns is None:
             min_gap_ns = (
                 math.floor(schedule.period_ns * Fraction(CATCH_UP_GAP)) if schedule.pattern == "constant" else 0
             )
-        for name, value, low in (("stall_ns", stall_ns, 1), ("min_gap_ns", min_gap_ns, 0)):
+        for name, value, low in (("spin_ns", spin_ns, 0), ("stall_ns", stall_ns, 1), ("min_gap_ns", min_gap_ns, 0)):
             require(
                 isinstance(value, int) and not isinstance(value, bool) and value >= low,
                 f"{name} {value!r} is not allowed; use {low} or more nanoseconds",
@@ -207,10 +201,9 @@ class Pacer:
 
     def report(self) -> PacerReport:
         """Departures, stalls, the pacer's CPU time (awake in its waits) and lateness p50/p99/max."""
-        late = self.lateness()
-        lateness = {key: int(value) for key, value in percentiles(late, ("p50", "p99", "max")).items()}
-        if late.size:
-            lateness["max"] = max(lateness["max"], self._late_overflow_max)
+        lateness: dict[str, int | None] = percentiles(self.lateness(), ("p50", "p99", "max"))
+        if self.departures > LATENESS_SAMPLES:
+            lateness["max"] = max(int(lateness["max"] or 0), self._late_overflow_max)
         return PacerReport(
             departures=self.departures,
             stalls=self.stalls,
@@ -224,12 +217,13 @@ class Pacer:
         )
 
 
+AF_INET_NATIVE = int(socket.AF_INET).to_bytes(2, "little" if np.little_endian else "big")
+"""``sin_family`` as ``struct sockaddr_in`` holds it: host byte order."""
+
+
 def sockaddr_in(ip: str, port: int) -> bytes:
     """``struct sockaddr_in`` for ``ip``:``port`` (family in host order, port and address in network order)."""
     return AF_INET_NATIVE + port.to_bytes(2, "big") + socket.inet_aton(ip) + bytes(8)
-
-
-AF_INET_NATIVE = int(socket.AF_INET).to_bytes(2, "little" if np.little_endian else "big")
 
 
 class PacedSender:

@@ -9,13 +9,15 @@ that is the benchmark's job (bench/pacing_bench.py).
 from __future__ import annotations
 
 import signal
+import socket
+import struct
 import time
 
 import numpy as np
 import pytest
 
 from rawpacer.errors import UsageError
-from rawpacer.pacing import ConstantSchedule, MonotonicClock, Pacer, PoissonSchedule
+from rawpacer.pacing import ConstantSchedule, MonotonicClock, Pacer, PoissonSchedule, sockaddr_in
 from rawpacer.pacing.clock import IMPLEMENTATION, python_wait_until
 from rawpacer.pacing.pacer import DEFAULT_STALL_NS, START_LEAD_NS
 
@@ -147,6 +149,17 @@ def test_report_as_dict_is_json_ready():
     assert fields["lateness_ns"] == {"p50": 0, "p99": 300_000, "max": 300_000}
     assert set(fields) >= {"departures", "stalls", "stalled_ns", "cpu_ns", "spin_ns", "stall_ns", "min_gap_ns"}
     assert fields["implementation"] == "custom"
+
+
+def test_a_pacer_that_never_waited_reports_no_lateness():
+    report = Pacer(ConstantSchedule(1000), clock=FakeClock()).report()
+    assert report.departures == 0 and report.lateness_ns == {"p50": None, "p99": None, "max": None}
+
+
+def test_sockaddr_in_is_what_the_kernel_reads():
+    family, port, address = struct.unpack_from("=H2s4s", sockaddr_in("198.18.0.2", 5001))
+    assert (family, port, address) == (socket.AF_INET, (5001).to_bytes(2, "big"), socket.inet_aton("198.18.0.2"))
+    assert len(sockaddr_in("198.18.0.2", 5001)) == 16
 
 
 @pytest.mark.parametrize(
