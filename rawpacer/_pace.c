@@ -12,20 +12,22 @@
  *
  * send_paced(fd, frames, addresses, offsets, late, state, first, count, /) -> (errno, interrupted)
  *     The Pacer's departure loop with the sends in it. `state` is an int64 array read and
- *     updated in place: [anchor_ns, last_ns, spin_ns, stall_ns, min_gap_ns, burst, stalls,
- *     stalled_ns, busy_ns, sent, departures] (the last five are added to), so that what left is
- *     on record even when a signal's exception is raised the moment the call returns. Departure j (j = 0 .. len(offsets)-1) is due at anchor_ns +
- *     offsets[j] and sends `burst` datagrams (fewer in the last one when count runs out):
- *     datagram k is frames[(first + k) % len(frames)], sent with sendto() to addresses[same
- *     index] (sockaddr bytes) or, when addresses is None, with send() on a connected or bound
- *     socket; a burst of more than one is one sendmmsg() call. The rules are the Pacer's
- *     (rawpacer/pacing/pacer.py): a departure found stall_ns or more past its time is a stall (it
- *     leaves now, the schedule is re-anchored, the stall counted); a later one leaves at its time
- *     but no sooner than min_gap_ns after the previous departure (last_ns), so a pacer that fell
- *     a little behind catches up without bursts. late[j] receives how late departure j left (ns),
- *     busy_ns grows by the time spent awake waiting (the pacer's CPU time). Returns the errno of a
- *     failed send (0 if none) and whether a signal cut a sleep short (the caller returns to Python
- *     so that its handler runs).
+ *     updated in place: [anchor_ns, last_ns, prev_offset_ns, spin_ns, stall_ns, gap_ppm, burst,
+ *     stalls, stalled_ns, busy_ns, sent, departures] (the last five are added to), so that what
+ *     left is on record even when a signal's exception is raised the moment the call returns.
+ *     Departure j (j = 0 .. len(offsets)-1) is due at anchor_ns + offsets[j] and sends `burst`
+ *     datagrams (fewer in the last one when count runs out): datagram k is frames[(first + k) %
+ *     len(frames)], sent with sendto() to addresses[same index] (sockaddr bytes) or, when
+ *     addresses is None, with send() on a connected or bound socket; a burst of more than one is
+ *     one sendmmsg() call. The rules are the Pacer's (rawpacer/pacing/pacer.py): a departure
+ *     found stall_ns or more past its time is a stall (it leaves now, the schedule is re-anchored,
+ *     the stall counted); a less late one leaves at its time but no sooner than gap_ppm millionths
+ *     of its scheduled gap (offsets[j] - prev_offset_ns; none before the first departure,
+ *     prev_offset_ns = INT64_MIN) after the previous departure (last_ns), so that a pacer that fell
+ *     behind catches up without bursts. late[j] receives how late departure j left (ns), busy_ns
+ *     grows by the time spent awake waiting (the pacer's CPU time). Returns the errno of a failed
+ *     send (0 if none) and whether a signal cut a sleep short (the caller returns to Python so
+ *     that its handler runs).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -229,7 +231,7 @@ static int int64_array(PyObject *obj, Py_buffer *view, int writable)
     return 0;
 }
 
-enum { ANCHOR, LAST, SPIN, STALL, MIN_GAP, BURST, STALLS, STALLED, BUSY, SENT, DEPARTURES, STATE_LEN };
+enum { ANCHOR, LAST, PREV_OFFSET, SPIN, STALL, GAP_PPM, BURST, STALLS, STALLED, BUSY, SENT, DEPARTURES, STATE_LEN };
 
 static PyObject *send_paced(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -264,14 +266,14 @@ static PyObject *send_paced(PyObject *module, PyObject *const *args, Py_ssize_t 
     int64_t *state = st.buf;
     Py_ssize_t departures = off.len / 8;
     if (late.len / 8 < departures || st.len / 8 != STATE_LEN) {
-        PyErr_SetString(PyExc_ValueError, "late needs one entry per offset, state exactly 11");
+        PyErr_SetString(PyExc_ValueError, "late needs one entry per offset, state exactly 12");
         goto release;
     }
-    int64_t anchor = state[ANCHOR], last = state[LAST], spin = state[SPIN], stall = state[STALL];
-    int64_t min_gap = state[MIN_GAP], burst = state[BURST];
-    if (burst < 1 || burst > MAX_BURST || spin < 0 || stall < 1 || min_gap < 0) {
-        PyErr_SetString(PyExc_ValueError, "state: burst must be 1-1024, spin_ns and min_gap_ns 0 or more, "
-                                          "stall_ns 1 or more");
+    int64_t anchor = state[ANCHOR], last = state[LAST], prev = state[PREV_OFFSET], spin = state[SPIN];
+    int64_t stall = state[STALL], gap_ppm = state[GAP_PPM], burst = state[BURST];
+    if (burst < 1 || burst > MAX_BURST || spin < 0 || stall < 1 || gap_ppm < 0 || gap_ppm > 1000000) {
+        PyErr_SetString(PyExc_ValueError, "state: burst must be 1-1024, spin_ns 0 or more, stall_ns 1 or more, "
+                                          "gap_ppm 0-1000000");
         goto release;
     }
     if (pin(&p, args[1], args[2]) < 0)
@@ -293,7 +295,12 @@ static PyObject *send_paced(PyObject *module, PyObject *const *args, Py_ssize_t 
             stalled += entry - due;
             anchor += entry - due;
         } else {
-            int64_t target = last + min_gap > due ? last + min_gap : due;
+            int64_t target = due;
+            if (prev != INT64_MIN) {
+                int64_t soonest = last + (offsets[j] - prev) * gap_ppm / 1000000;
+                if (soonest > target)
+                    target = soonest;
+            }
             now = wait_nogil(target, spin, &slept);
             if (now < 0) {
                 busy += now_ns() - entry - slept;
@@ -304,6 +311,7 @@ static PyObject *send_paced(PyObject *module, PyObject *const *args, Py_ssize_t 
         }
         lateness[j] = now - due;
         last = now;
+        prev = offsets[j];
         int n = (int)(count - sent < burst ? count - sent : burst);
         sent += send_burst((int)fd, &p, first + sent, n, msgs, iov, &err);
         if (err) {
@@ -314,6 +322,7 @@ static PyObject *send_paced(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_END_ALLOW_THREADS
     state[ANCHOR] = anchor;
     state[LAST] = last;
+    state[PREV_OFFSET] = prev;
     state[STALLS] += stalls;
     state[STALLED] += stalled;
     state[BUSY] += busy;

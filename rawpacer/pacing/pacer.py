@@ -4,14 +4,14 @@ Departure i is due at ``anchor + schedule.offset_ns(i)`` on the monotonic clock,
 so no error accumulates. The pacer sleeps while the deadline is more than ``spin_ns`` away and
 spins for the last stretch. Two rules keep a late pacer honest:
 
-- catch up without bursts: a departure leaves at its time but never sooner than ``min_gap_ns``
-  after the previous one (half the gap for a constant schedule; 0 for Poisson, whose own gaps may
-  be that short), so a pacer that fell a little behind (an interrupt, a vCPU exit) catches up at
-  up to twice the rate and the stream keeps its rate;
-- a stall is not caught up: a departure found ``stall_ns`` or more past its time (1 ms, or one
-  whole gap if that is longer: the scheduler took the CPU away) leaves at once, the schedule is
-  re-anchored so that it is due now (later departures keep their spacing), and the stall is
-  counted with its lateness.
+- catch up without bursts: a departure leaves no sooner after the previous one than its
+  scheduled gap divided by ``catch_up`` (1.25 by default, the headroom the issue asks of a writer),
+  so a pacer that fell behind (an interrupt, a vCPU exit, a scheduler slice) runs at most 1.25x
+  the rate until it is back on schedule, never in a burst, and the stream keeps its rate;
+- a stall is not caught up: a departure found ``stall_ns`` or more past its time (20 ms, or one
+  whole gap if that is longer: more than a few 4 ms scheduler slices) leaves at once, the
+  schedule is re-anchored so that it is due now (later departures keep their spacing), and the
+  stall is counted with its lateness.
 
 Every departure's lateness and the time the pacer spent awake in its waits (spinning: its CPU
 time, or an upper bound of it when the kernel preempted the thread) are recorded for ``report()``.
@@ -33,7 +33,6 @@ import socket
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -46,11 +45,12 @@ from rawpacer.pacing.stats import percentiles
 LATENESS_SAMPLES = 1 << 24
 """Departures whose lateness is kept for the percentiles (128 MiB); later ones count for the max only."""
 
-DEFAULT_STALL_NS = 1_000_000
-"""Lateness from which a departure is a stall rather than a hiccup (1 ms; a 250 Hz scheduler tick is 4 ms)."""
+DEFAULT_STALL_NS = 20_000_000
+"""Lateness from which a departure is a stall, not caught up (20 ms: five 4 ms scheduler slices at 250 Hz)."""
 
-CATCH_UP_GAP = 0.5
-"""A late departure of a constant schedule leaves at least this many gaps after the previous one."""
+DEFAULT_CATCH_UP = 1.25
+"""How much faster than the schedule a late pacer may run (gaps no shorter than 1/1.25 of theirs):
+the headroom issue 12 asks of a writer (an unpaced rate of at least 1.25x the target)."""
 
 START_LEAD_NS = 100_000
 """How far ahead of the start the first departure is due (100 µs): it is then waited for like
@@ -58,6 +58,9 @@ every other, instead of leaving late by the time it takes to get going."""
 
 NEVER = -(1 << 62)
 """The previous departure's time before the first one."""
+
+NO_OFFSET = -(1 << 63)
+"""The previous departure's offset before the first one (INT64_MIN, as _pace.c reads it)."""
 
 CHUNK_NS = 100_000_000
 """Schedule time one call into the C loop covers at most (100 ms), so Ctrl-C is seen that often."""
@@ -79,7 +82,7 @@ class PacerReport:
     lateness_ns: dict[str, int | None]
     spin_ns: int
     stall_ns: int
-    min_gap_ns: int
+    catch_up: float
     implementation: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,7 +95,7 @@ class PacerReport:
             "lateness_ns": dict(self.lateness_ns),
             "spin_ns": self.spin_ns,
             "stall_ns": self.stall_ns,
-            "min_gap_ns": self.min_gap_ns,
+            "catch_up": self.catch_up,
             "implementation": self.implementation,
         }
 
@@ -109,26 +112,28 @@ class Pacer:
         *,
         spin_ns: int = DEFAULT_SPIN_NS,
         stall_ns: int | None = None,
-        min_gap_ns: int | None = None,
+        catch_up: float = DEFAULT_CATCH_UP,
         clock: Clock | None = None,
     ) -> None:
         if stall_ns is None:
             stall_ns = max(DEFAULT_STALL_NS, math.ceil(schedule.period_ns))
-        if min_gap_ns is None:
-            min_gap_ns = (
-                math.floor(schedule.period_ns * Fraction(CATCH_UP_GAP)) if schedule.pattern == "constant" else 0
-            )
-        for name, value, low in (("spin_ns", spin_ns, 0), ("stall_ns", stall_ns, 1), ("min_gap_ns", min_gap_ns, 0)):
+        for name, value, low in (("spin_ns", spin_ns, 0), ("stall_ns", stall_ns, 1)):
             require(
                 isinstance(value, int) and not isinstance(value, bool) and value >= low,
                 f"{name} {value!r} is not allowed; use {low} or more nanoseconds",
             )
+        require(
+            isinstance(catch_up, (int, float)) and not isinstance(catch_up, bool) and catch_up >= 1,
+            f"catch_up {catch_up!r} is not allowed; use 1 (never faster) or more, inf for bursts",
+        )
         self.schedule = schedule
         self.spin_ns = spin_ns
         self.stall_ns = stall_ns
         """Lateness from which a departure is a stall and re-anchors the schedule."""
-        self.min_gap_ns = min_gap_ns
-        """Shortest gap a late departure leaves after the previous one (catching up without bursts)."""
+        self.catch_up = float(catch_up)
+        """How much faster than the schedule a late pacer may run."""
+        self.gap_ppm = round(1_000_000 / self.catch_up)
+        """A late departure's shortest gap, in millionths of its scheduled one (1/catch_up)."""
         self.clock: Clock = clock if clock is not None else MonotonicClock()
         self.implementation = getattr(self.clock, "implementation", "custom")
         self._now = self.clock.now
@@ -138,6 +143,8 @@ class Pacer:
         """When departure 0 is (or would have been) due, after any re-anchoring; None before the start."""
         self.last_ns = NEVER
         """When the previous departure left."""
+        self.prev_offset_ns = NO_OFFSET
+        """The previous departure's offset in the schedule."""
         self.next_departure = 0
         self.departures = 0
         self.stalls = 0
@@ -163,8 +170,8 @@ class Pacer:
     def wait(self, departure: int) -> None:
         """Return when departure number ``departure`` is due (``last_ns``: the time it returned); never back.
 
-        Late: no sooner than ``min_gap_ns`` after the previous departure. Late by ``stall_ns`` or
-        more: at once, re-anchoring the schedule and counting a stall.
+        Never sooner after the previous departure than its scheduled gap / ``catch_up``. Late by
+        ``stall_ns`` or more: at once, re-anchoring the schedule and counting a stall.
         """
         offset = self._offset(departure)
         anchor = self.anchor_ns if self.anchor_ns is not None else self._anchor_at(departure)
@@ -177,10 +184,14 @@ class Pacer:
             self.anchor_ns = anchor + late
             now = entry
         else:
-            now, slept = self._wait_until(max(due, self.last_ns + self.min_gap_ns), self.spin_ns)
+            target = due
+            if self.prev_offset_ns != NO_OFFSET:
+                target = max(due, self.last_ns + (offset - self.prev_offset_ns) * self.gap_ppm // 1_000_000)
+            now, slept = self._wait_until(target, self.spin_ns)
             self.busy_ns += now - entry - slept
             late = now - due
         self.last_ns = now
+        self.prev_offset_ns = offset
         self.next_departure = departure + 1
         self.departures += 1
         if self.departures <= LATENESS_SAMPLES:
@@ -212,7 +223,7 @@ class Pacer:
             lateness_ns=lateness,
             spin_ns=self.spin_ns,
             stall_ns=self.stall_ns,
-            min_gap_ns=self.min_gap_ns,
+            catch_up=self.catch_up,
             implementation=self.implementation,
         )
 
@@ -302,11 +313,8 @@ class PacedSender:
         while self.sent < goal:
             left = goal - self.sent
             offsets = schedule.offsets(pacer.next_departure, min(per_chunk, schedule.departures(left)))
-            state = np.array(
-                [pacer.anchor_ns, pacer.last_ns, pacer.spin_ns, pacer.stall_ns, pacer.min_gap_ns, schedule.burst]
-                + [0] * 5,
-                dtype=np.int64,
-            )
+            head = [pacer.anchor_ns, pacer.last_ns, pacer.prev_offset_ns, pacer.spin_ns, pacer.stall_ns, pacer.gap_ppm]
+            state = np.array([*head, schedule.burst, 0, 0, 0, 0, 0], dtype=np.int64)
             try:
                 err, _ = send_paced(fd, self.frames, self._sockaddrs, offsets, late, state, self.sent, left)
             finally:  # also when Ctrl-C's KeyboardInterrupt is raised as the call returns
@@ -319,9 +327,9 @@ class PacedSender:
     def _absorb(self, state: np.ndarray, late: np.ndarray) -> None:
         """Take what one C call did (its state array, see _pace.c) into the pacer's record."""
         pacer = self.pacer
-        anchor, last, _, _, _, _, stalls, stalled, busy, sent, made = (int(v) for v in state)
+        anchor, last, prev_offset, _, _, _, _, stalls, stalled, busy, sent, made = (int(v) for v in state)
         self.sent += sent
-        pacer.anchor_ns, pacer.last_ns = anchor, last
+        pacer.anchor_ns, pacer.last_ns, pacer.prev_offset_ns = anchor, last, prev_offset
         pacer.stalls += stalls
         pacer.stalled_ns += stalled
         pacer.busy_ns += busy

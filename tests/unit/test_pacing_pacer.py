@@ -8,6 +8,7 @@ that is the benchmark's job (bench/pacing_bench.py).
 
 from __future__ import annotations
 
+import math
 import signal
 import socket
 import struct
@@ -80,19 +81,28 @@ def test_start_anchors_departure_zero_and_a_late_first_wait_anchors_itself():
     assert fresh.burst == 1 and Pacer(ConstantSchedule(1000, 8)).burst == 8
 
 
-def test_a_hiccup_is_caught_up_without_bursts():
+@pytest.mark.parametrize("delay", [5 * GAP // 2, 4_000_000])  # an interrupt; a 250 Hz scheduler slice
+def test_lateness_is_caught_up_at_most_1_25_times_faster(delay):
     clock = FakeClock()
     pacer = Pacer(ConstantSchedule(10_000), clock=clock)
     t0 = clock.t + START_LEAD_NS
-    hiccup = 5 * GAP // 2  # after departure 9: departure 10 leaves 152 µs late, below the stall threshold
-    times = run(pacer, clock, 40, send_ns=2_000, delays={10: hiccup})
+    n = 10 + 6 * delay // GAP
+    times = run(pacer, clock, n, send_ns=2_000, delays={10: delay})
+    assert times[10] == t0 + 9 * GAP + 2_000 + delay, "the late departure leaves at once"
     gaps = np.diff(times)
-    assert gaps.min() >= pacer.min_gap_ns == GAP // 2, "late departures leave at least half a gap apart"
-    assert times[10] == t0 + 9 * GAP + 2_000 + hiccup
-    caught_up = [i for i in range(11, 40) if times[i] == t0 + i * GAP]
-    assert caught_up and caught_up == list(range(caught_up[0], 40)), "back on the original grid, and staying there"
-    assert times[-1] == t0 + 39 * GAP, "the hiccup cost the stream's rate nothing"
-    assert pacer.stalls == 0
+    assert gaps.min() >= GAP * 4 // 5, "no gap shorter than 1/1.25 of the schedule's: no burst"
+    caught_up = [i for i in range(11, n) if times[i] == t0 + i * GAP]
+    assert caught_up and caught_up == list(range(caught_up[0], n)), "back on the original grid, and staying there"
+    assert times[-1] == t0 + (n - 1) * GAP, "the delay cost the stream's rate nothing"
+    assert pacer.stalls == 0 and pacer.report().lateness_ns["max"] == delay + 2_000 - GAP
+
+
+def test_catch_up_inf_catches_up_in_a_burst_and_1_never():
+    for catch_up, shortest in ((math.inf, 0), (1, GAP)):
+        clock = FakeClock()
+        pacer = Pacer(ConstantSchedule(10_000), catch_up=catch_up, clock=clock)
+        times = run(pacer, clock, 40, delays={10: 10 * GAP})
+        assert np.diff(times)[10:].min() == shortest
 
 
 def test_a_stall_re_anchors_and_is_counted_never_caught_up():
@@ -100,7 +110,7 @@ def test_a_stall_re_anchors_and_is_counted_never_caught_up():
     pacer = Pacer(ConstantSchedule(10_000), clock=clock)
     assert pacer.stall_ns == DEFAULT_STALL_NS
     t0 = clock.t + START_LEAD_NS
-    stall = 4_000_000 + 123  # a 250 Hz scheduler tick: 40 departures' worth
+    stall = DEFAULT_STALL_NS + GAP
     times = run(pacer, clock, 30, send_ns=1_000, delays={10: stall})
     late = stall + 1_000 - GAP  # departure 10 was due GAP after 9 left; 9's send took 1 µs
     assert times[10] == t0 + 10 * GAP + late
@@ -115,14 +125,19 @@ def test_stall_threshold_is_a_whole_gap_for_slow_rates():
     assert Pacer(ConstantSchedule(10), stall_ns=5, clock=FakeClock()).stall_ns == 5
 
 
-def test_poisson_departures_keep_their_own_short_gaps():
+def test_poisson_departures_keep_their_own_short_gaps_and_catch_up_in_proportion():
     clock = FakeClock()
     schedule = PoissonSchedule(10_000, seed=5)
     pacer = Pacer(schedule, clock=clock)
-    assert pacer.min_gap_ns == 0
     t0 = clock.t + START_LEAD_NS
-    times = run(pacer, clock, 3000)
-    assert times == [t0 + schedule.offset_ns(i) for i in range(3000)]
+    assert run(pacer, clock, 3000) == [t0 + schedule.offset_ns(i) for i in range(3000)]
+    clock = FakeClock()
+    pacer = Pacer(schedule, clock=clock)
+    times = run(pacer, clock, 3000, send_ns=500, delays={100: 3_000_000})
+    scheduled = np.diff(schedule.offsets(0, 3000))
+    assert np.all(np.diff(times)[100:] * 5 >= scheduled[100:] * 4 - 5), "each gap at least 1/1.25 of its own"
+    t0 = times[0]
+    assert times[-1] == t0 + schedule.offset_ns(2999), "caught up"
 
 
 def test_bursts_leave_every_burst_gaps():
@@ -147,7 +162,7 @@ def test_report_as_dict_is_json_ready():
     run(pacer, clock, 10, delays={5: 1_300_000})  # departure 5 leaves 300 µs late
     fields = pacer.report().as_dict()
     assert fields["lateness_ns"] == {"p50": 0, "p99": 300_000, "max": 300_000}
-    assert set(fields) >= {"departures", "stalls", "stalled_ns", "cpu_ns", "spin_ns", "stall_ns", "min_gap_ns"}
+    assert set(fields) >= {"departures", "stalls", "stalled_ns", "cpu_ns", "spin_ns", "stall_ns", "catch_up"}
     assert fields["implementation"] == "custom"
 
 
@@ -163,7 +178,8 @@ def test_sockaddr_in_is_what_the_kernel_reads():
 
 
 @pytest.mark.parametrize(
-    ("keyword", "value"), [("spin_ns", -1), ("spin_ns", 1.5), ("stall_ns", 0), ("min_gap_ns", -1), ("stall_ns", True)]
+    ("keyword", "value"),
+    [("spin_ns", -1), ("spin_ns", 1.5), ("stall_ns", 0), ("stall_ns", True), ("catch_up", 0.5), ("catch_up", True)],
 )
 def test_bad_pacer_settings(keyword, value):
     with pytest.raises(UsageError, match=f"^{keyword} {value!r} is not allowed"):
