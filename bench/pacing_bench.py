@@ -10,10 +10,11 @@ datagram as the sender hands it over, so the stamps show departures. Tools, each
 in an order that rotates each round:
 
 - rawpacer's pacer driving a plain UDP socket (``udp-sendto``) and an AF_PACKET socket sending
-  FrameTemplate frames (``packet-raw``), three ways each: ``py-spin`` (the Python loop, waits in
-  pure Python), ``c-wait`` (the Python loop, waits in C with the GIL released) and ``c-loop``
-  (the whole departure loop, sends included, in C: PacedSender); each socket sends one
-  unmeasured datagram first, as sockperf warms up before its test;
+  FrameTemplate frames (``packet-raw``), three ways each: ``py-spin`` (the Python loop on the
+  pure-Python pacer, spinning in Python), ``c-wait`` (the Python loop on the C pacer: one C call
+  per departure, waits with the GIL released) and ``c-loop`` (the whole departure loop, sends
+  included, in C: PacedSender); each socket sends one unmeasured datagram first, as sockperf
+  warms up before its test;
 - ``sockperf throughput --mps`` (C, spins on the TSC to absolute deadlines);
 - ``iperf3 -u -b`` (UDP at the equivalent payload bit rate; its server must receive the datagrams
   itself, so they are stamped by an AF_PACKET socket on lo instead, which gets the very same
@@ -44,7 +45,7 @@ import numpy as np
 from rawpacer.bench.machine import describe
 from rawpacer.errors import RawpacerError
 from rawpacer.headers import FrameTemplate
-from rawpacer.pacing import ConstantSchedule, MonotonicClock, PacedSender, Pacer, rxstamp, stream_stats
+from rawpacer.pacing import ConstantSchedule, PacedSender, Pacer, rxstamp, stream_stats
 from rawpacer.sandbox import Sandbox, Topology
 from rawpacer.writers._packet_socket import open_packet_socket
 
@@ -104,8 +105,10 @@ class Bench:
 
     def run_rawpacer(self, tool: str, rate: int, count: int) -> dict[str, Any]:
         writer, way = tool.split("/")
-        clock = MonotonicClock("python" if way == "py-spin" else "c")
-        pacer = Pacer(ConstantSchedule(rate), clock=clock)
+        if way == "py-spin":
+            pacer = Pacer(ConstantSchedule(rate), implementation="python")
+        else:
+            pacer = Pacer(ConstantSchedule(rate), implementation="c")
         with self.topo.enter("writer"):
             if writer == "udp-sendto":
                 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -117,10 +120,8 @@ class Bench:
             # One unmeasured datagram first: a fresh socket's first send is tens of µs slower.
             PacedSender(Pacer(ConstantSchedule(rate)), sock, frames, addresses).send(1)
             self.drain()
-            sender = PacedSender(pacer, sock, frames, addresses, implementation="c" if way == "c-loop" else "python")
-            sender.send(count)
-        report = pacer.report()
-        return {"pacer": report}
+            PacedSender(pacer, sock, frames, addresses, loop="c" if way == "c-loop" else "python").send(count)
+        return {"pacer": pacer.report()}
 
     def run_sockperf(self, rate: int, count: int) -> None:
         seconds = max(1, -(-count // rate))

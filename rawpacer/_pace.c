@@ -1,8 +1,6 @@
-/* rawpacer._pace: the pacer's clock primitives, and a whole paced departure loop, in C with the
- * GIL released. rawpacer/pacing/clock.py holds the pure-Python twin of wait_until; the departure
- * loop's Python twin is PacedSender's fallback loop (rawpacer/pacing/pacer.py).
- *
- * Times are CLOCK_MONOTONIC nanoseconds, the clock of Python's time.monotonic_ns().
+/* rawpacer._pace: the pacer in C, its waits with the GIL released, and a whole paced send loop.
+ * rawpacer/pacing/pacer.py holds the pure-Python twin (PyCore) and documents the rules; the
+ * two must agree. Times are CLOCK_MONOTONIC nanoseconds, the clock of time.monotonic_ns().
  *
  * wait_until(deadline_ns, spin_ns, /) -> (now_ns, slept_ns)
  *     Sleep (clock_nanosleep, TIMER_ABSTIME) until spin_ns before the deadline, then spin on the
@@ -10,24 +8,23 @@
  *     Returns the time it returned at and how long it slept. A signal ends the sleep early; its
  *     Python handler runs (KeyboardInterrupt propagates) and the wait resumes if it returns.
  *
- * send_paced(fd, frames, addresses, offsets, late, state, first, count, /) -> (errno, interrupted)
- *     The Pacer's departure loop with the sends in it. `state` is an int64 array read and
- *     updated in place: [anchor_ns, last_ns, prev_offset_ns, spin_ns, stall_ns, gap_ppm, burst,
- *     stalls, stalled_ns, busy_ns, sent, departures] (the last five are added to), so that what
- *     left is on record even when a signal's exception is raised the moment the call returns.
- *     Departure j (j = 0 .. len(offsets)-1) is due at anchor_ns + offsets[j] and sends `burst`
- *     datagrams (fewer in the last one when count runs out): datagram k is frames[(first + k) %
- *     len(frames)], sent with sendto() to addresses[same index] (sockaddr bytes) or, when
- *     addresses is None, with send() on a connected or bound socket; a burst of more than one is
- *     one sendmmsg() call. The rules are the Pacer's (rawpacer/pacing/pacer.py): a departure
- *     found stall_ns or more past its time is a stall (it leaves now, the schedule is re-anchored,
- *     the stall counted); a less late one leaves at its time but no sooner than gap_ppm millionths
- *     of its scheduled gap (offsets[j] - prev_offset_ns; none before the first departure,
- *     prev_offset_ns = INT64_MIN) after the previous departure (last_ns), so that a pacer that fell
- *     behind catches up without bursts. late[j] receives how late departure j left (ns), busy_ns
- *     grows by the time spent awake waiting (the pacer's CPU time). Returns the errno of a failed
- *     send (0 if none) and whether a signal cut a sleep short (the caller returns to Python so
- *     that its handler runs).
+ * Core(spin_ns, stall_ns, gap_ppm, lead_ns, burst, late_cap, q, r, den, schedule, /)
+ *     A pacer's state and rules. Departure i is due at anchor + offset(i): offset(i) = i*q +
+ *     floor(i*r/den) when den > 0 (a constant schedule), else read from schedule.offsets(start,
+ *     count) a window at a time (Poisson). wait(i) returns when departure i is due: the first
+ *     wait anchors the schedule lead_ns ahead; a departure lateness_ns >= stall_ns late is a stall
+ *     (it leaves at once, the anchor moves by its lateness, the stall is counted); otherwise it
+ *     leaves at its time but no sooner after the previous departure than gap_ppm millionths of its
+ *     scheduled gap (catching up without bursts). start(t0_ns=None) anchors departure 0 at t0_ns
+ *     (default lead_ns from now). send(fd, frames, addresses, count) runs count datagrams of
+ *     departures through the same rules with the sends in C: datagram k (counted over every
+ *     send) is frames[k % len(frames)], sent with sendto() to addresses[same index] (sockaddr
+ *     bytes) or, when addresses is None, with send() on a connected or bound socket; a departure
+ *     carries `burst` datagrams, a burst of more than one in one sendmmsg(). It releases the GIL
+ *     and takes it back every 10 ms to let signal handlers run, so Ctrl-C stops it with the
+ *     record up to date. lateness() -> bytes: the int64 lateness of the first late_cap
+ *     departures. Read-only attributes: anchor_ns, last_ns, next_departure, departures, stalls,
+ *     stalled_ns, busy_ns (time awake in waits: the pacer's CPU time), sent, late_overflow_max.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,6 +32,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <structmember.h>
 #include <time.h>
 
 #define MAX_BURST 1024 /* UIO_MAXIOV: the most messages one sendmmsg() takes */
@@ -112,7 +110,7 @@ static PyObject *wait_until(PyObject *module, PyObject *const *args, Py_ssize_t 
     }
 }
 
-/* The buffers and addresses of one send_paced call, pinned while the GIL is released. */
+/* The buffers and addresses of one send call, pinned while the GIL is released. */
 typedef struct {
     Py_ssize_t n;
     Py_buffer *frames;
@@ -218,131 +216,333 @@ static int send_burst(int fd, const Pinned *p, Py_ssize_t first, int n, struct m
     return done;
 }
 
-static int int64_array(PyObject *obj, Py_buffer *view, int writable)
+
+/* How often a long send loop takes the GIL back to let signal handlers (Ctrl-C) run. */
+#define SIGNAL_CHECK_NS 10000000
+/* Departures a Poisson window holds. */
+#define WINDOW 8192
+
+typedef struct {
+    PyObject_HEAD
+    int64_t spin, stall, gap_ppm, lead, burst, late_cap;
+    int64_t q, r, den;
+    PyObject *schedule;
+    PyObject *window_obj;
+    Py_buffer window;
+    int64_t win_start, win_len;
+    int64_t anchor, last, prev_offset;
+    int has_anchor, has_prev;
+    int64_t next, departures, stalls, stalled, busy, sent, overflow_max;
+    int64_t *late;
+    int64_t late_len, late_alloc;
+} Core;
+
+static void core_drop_window(Core *c)
 {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, view, flags) < 0)
+    if (c->window_obj) {
+        PyBuffer_Release(&c->window);
+        Py_CLEAR(c->window_obj);
+    }
+    c->win_len = 0;
+}
+
+static void core_dealloc(Core *c)
+{
+    core_drop_window(c);
+    Py_XDECREF(c->schedule);
+    PyMem_RawFree(c->late);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static int core_init(Core *c, PyObject *args, PyObject *kwds)
+{
+    long long v[9];
+    PyObject *schedule;
+    if (!PyArg_ParseTuple(args, "LLLLLLLLLO:Core", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
+                          &schedule))
         return -1;
-    if (view->itemsize != 8 || !view->format || (strcmp(view->format, "q") && strcmp(view->format, "l"))) {
-        PyErr_SetString(PyExc_ValueError, "offsets and late must be contiguous int64 arrays");
-        PyBuffer_Release(view);
+    if (v[0] < 0 || v[1] < 1 || v[2] < 0 || v[2] > 1000000 || v[3] < 0 || v[4] < 1 || v[4] > MAX_BURST ||
+        v[5] < 0 || v[6] < 0 || v[7] < 0 || v[8] < 0 || (v[8] > 0 && v[7] >= v[8])) {
+        PyErr_SetString(PyExc_ValueError, "Core: spin_ns >= 0, stall_ns >= 1, gap_ppm 0-1000000, lead_ns >= 0, "
+                                          "burst 1-1024, late_cap >= 0, 0 <= r < den or den == 0");
         return -1;
+    }
+    c->spin = v[0], c->stall = v[1], c->gap_ppm = v[2], c->lead = v[3], c->burst = v[4], c->late_cap = v[5];
+    c->q = v[6], c->r = v[7], c->den = v[8];
+    Py_INCREF(schedule);
+    Py_XSETREF(c->schedule, schedule);
+    return 0;
+}
+
+/* Make departure i's offset readable from the window (GIL held). */
+static int core_fill_window(Core *c, int64_t i)
+{
+    core_drop_window(c);
+    PyObject *arr = PyObject_CallMethod(c->schedule, "offsets", "LL", (long long)i, (long long)WINDOW);
+    if (!arr)
+        return -1;
+    if (PyObject_GetBuffer(arr, &c->window, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        Py_DECREF(arr);
+        return -1;
+    }
+    if (c->window.itemsize != 8 || c->window.len < 8) {
+        PyBuffer_Release(&c->window);
+        Py_DECREF(arr);
+        PyErr_SetString(PyExc_ValueError, "schedule.offsets() must return a non-empty int64 array");
+        return -1;
+    }
+    c->window_obj = arr;
+    c->win_start = i;
+    c->win_len = c->window.len / 8;
+    return 0;
+}
+
+static inline int in_window(const Core *c, int64_t i)
+{
+    return c->den > 0 || (c->win_len && i >= c->win_start && i < c->win_start + c->win_len);
+}
+
+/* Departure i's offset; for a windowed schedule, in_window(c, i) must hold. */
+static inline int64_t core_offset(const Core *c, int64_t i)
+{
+    if (c->den > 0)
+        return i * c->q + (int64_t)(((__int128)i * c->r) / c->den);
+    return ((const int64_t *)c->window.buf)[i - c->win_start];
+}
+
+/* Keep departure k's lateness (GIL not needed: raw allocator). */
+static void core_record(Core *c, int64_t late)
+{
+    c->departures++;
+    if (c->late_len >= c->late_cap) {
+        if (late > c->overflow_max)
+            c->overflow_max = late;
+        return;
+    }
+    if (c->late_len == c->late_alloc) {
+        int64_t grow = c->late_alloc ? c->late_alloc * 2 : 4096;
+        if (grow > c->late_cap)
+            grow = c->late_cap;
+        int64_t *more = PyMem_RawRealloc(c->late, (size_t)grow * sizeof(int64_t));
+        if (!more) {
+            c->late_cap = c->late_len; /* out of memory: keep the max from here on */
+            if (late > c->overflow_max)
+                c->overflow_max = late;
+            return;
+        }
+        c->late = more;
+        c->late_alloc = grow;
+    }
+    c->late[c->late_len++] = late;
+}
+
+/* Decide departure i (offset off) at time entry: *due is when it was due; a stall returns 1
+ * (re-anchored, it leaves now), otherwise *target is the time to wait for. */
+static inline int core_decide(Core *c, int64_t off, int64_t entry, int64_t *target, int64_t *due_out)
+{
+    if (!c->has_anchor) {
+        c->anchor = entry + c->lead - off;
+        c->has_anchor = 1;
+    }
+    int64_t due = c->anchor + off;
+    *due_out = due;
+    if (entry - due >= c->stall) {
+        c->stalls++;
+        c->stalled += entry - due;
+        c->anchor += entry - due;
+        *target = entry;
+        return 1;
+    }
+    *target = due;
+    if (c->has_prev) {
+        int64_t soonest = c->last + (int64_t)(((__int128)(off - c->prev_offset) * c->gap_ppm) / 1000000);
+        if (soonest > *target)
+            *target = soonest;
     }
     return 0;
 }
 
-enum { ANCHOR, LAST, PREV_OFFSET, SPIN, STALL, GAP_PPM, BURST, STALLS, STALLED, BUSY, SENT, DEPARTURES, STATE_LEN };
-
-static PyObject *send_paced(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* Departure i (offset off), due at `due`, left at `now`. */
+static inline void core_depart(Core *c, int64_t i, int64_t off, int64_t due, int64_t now)
 {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError,
-                        "send_paced(fd, frames, addresses, offsets, late, state, first, count) takes 8 arguments");
+    core_record(c, now - due);
+    c->last = now;
+    c->prev_offset = off;
+    c->has_prev = 1;
+    c->next = i + 1;
+}
+
+static PyObject *core_wait(Core *c, PyObject *arg)
+{
+    long long i = PyLong_AsLongLong(arg);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (!in_window(c, i) && core_fill_window(c, i) < 0)
+        return NULL;
+    int64_t off = core_offset(c, i), entry = now_ns(), target, due, now = entry, slept = 0;
+    if (!core_decide(c, off, entry, &target, &due)) {
+        if (target - entry < GIL_RELEASE_NS) {
+            while (now < target) {
+                cpu_relax();
+                now = now_ns();
+            }
+        } else {
+            for (;;) {
+                int64_t s;
+                Py_BEGIN_ALLOW_THREADS
+                now = wait_nogil(target, c->spin, &s);
+                Py_END_ALLOW_THREADS
+                slept += s;
+                if (now >= 0)
+                    break;
+                if (PyErr_CheckSignals() < 0) {
+                    c->busy += now_ns() - entry - slept;
+                    return NULL;
+                }
+            }
+        }
+        c->busy += now - entry - slept;
+    }
+    core_depart(c, i, off, due, now);
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_start(Core *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "start(t0_ns=None) takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 0 || args[0] == Py_None) {
+        c->anchor = now_ns() + c->lead;
+    } else {
+        long long t0 = PyLong_AsLongLong(args[0]);
+        if (t0 == -1 && PyErr_Occurred())
+            return NULL;
+        c->anchor = t0;
+    }
+    c->has_anchor = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_send(Core *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "send(fd, frames, addresses, count) takes 4 arguments");
         return NULL;
     }
     long fd = PyLong_AsLong(args[0]);
-    Py_ssize_t first = PyLong_AsSsize_t(args[6]);
-    Py_ssize_t count = PyLong_AsSsize_t(args[7]);
+    long long count = PyLong_AsLongLong(args[3]);
     if (PyErr_Occurred())
         return NULL;
-    if (fd < 0 || fd > INT32_MAX || first < 0 || count < 0) {
-        PyErr_SetString(PyExc_ValueError, "send_paced: fd must be a descriptor, first and count 0 or more");
+    if (fd < 0 || fd > INT32_MAX || count < 0) {
+        PyErr_SetString(PyExc_ValueError, "send: fd must be a descriptor and count 0 or more");
         return NULL;
     }
-    Py_buffer off, late, st;
-    if (int64_array(args[3], &off, 0) < 0)
-        return NULL;
-    if (int64_array(args[4], &late, 1) < 0) {
-        PyBuffer_Release(&off);
-        return NULL;
-    }
-    if (int64_array(args[5], &st, 1) < 0) {
-        PyBuffer_Release(&off);
-        PyBuffer_Release(&late);
-        return NULL;
-    }
-    PyObject *result = NULL;
     Pinned p;
-    int64_t *state = st.buf;
-    Py_ssize_t departures = off.len / 8;
-    if (late.len / 8 < departures || st.len / 8 != STATE_LEN) {
-        PyErr_SetString(PyExc_ValueError, "late needs one entry per offset, state exactly 12");
-        goto release;
-    }
-    int64_t anchor = state[ANCHOR], last = state[LAST], prev = state[PREV_OFFSET], spin = state[SPIN];
-    int64_t stall = state[STALL], gap_ppm = state[GAP_PPM], burst = state[BURST];
-    if (burst < 1 || burst > MAX_BURST || spin < 0 || stall < 1 || gap_ppm < 0 || gap_ppm > 1000000) {
-        PyErr_SetString(PyExc_ValueError, "state: burst must be 1-1024, spin_ns 0 or more, stall_ns 1 or more, "
-                                          "gap_ppm 0-1000000");
-        goto release;
-    }
     if (pin(&p, args[1], args[2]) < 0)
-        goto release;
-    const int64_t *offsets = off.buf;
-    int64_t *lateness = late.buf;
+        return NULL;
     struct mmsghdr msgs[MAX_BURST];
     struct iovec iov[MAX_BURST];
-    Py_ssize_t sent = 0, j = 0;
-    int64_t stalls = 0, stalled = 0, busy = 0;
-    int err = 0, interrupted = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (; j < departures && sent < count; j++) {
-        int64_t entry = now_ns();
-        int64_t due = anchor + offsets[j];
-        int64_t now = entry, slept = 0;
-        if (entry - due >= stall) {
-            stalls++;
-            stalled += entry - due;
-            anchor += entry - due;
-        } else {
-            int64_t target = due;
-            if (prev != INT64_MIN) {
-                int64_t soonest = last + (offsets[j] - prev) * gap_ppm / 1000000;
-                if (soonest > target)
-                    target = soonest;
-            }
-            now = wait_nogil(target, spin, &slept);
-            if (now < 0) {
-                busy += now_ns() - entry - slept;
-                interrupted = 1;
+    int64_t goal = c->sent + count, checked = now_ns();
+    int err = 0, failed = 0;
+    PyThreadState *ts = PyEval_SaveThread();
+    while (c->sent < goal) {
+        int64_t i = c->next;
+        if (!in_window(c, i)) {
+            PyEval_RestoreThread(ts);
+            failed = core_fill_window(c, i) < 0;
+            ts = PyEval_SaveThread();
+            if (failed)
                 break;
-            }
-            busy += now - entry - slept;
         }
-        lateness[j] = now - due;
-        last = now;
-        prev = offsets[j];
-        int n = (int)(count - sent < burst ? count - sent : burst);
-        sent += send_burst((int)fd, &p, first + sent, n, msgs, iov, &err);
-        if (err) {
-            j++;
+        int64_t off = core_offset(c, i), entry = now_ns(), target, due, now = entry, slept = 0;
+        if (!core_decide(c, off, entry, &target, &due)) {
+            now = wait_nogil(target, c->spin, &slept);
+            if (now < 0) { /* a signal: let Python handle it, then wait again */
+                c->busy += now_ns() - entry - slept;
+                PyEval_RestoreThread(ts);
+                failed = PyErr_CheckSignals() < 0;
+                ts = PyEval_SaveThread();
+                checked = now_ns();
+                if (failed)
+                    break;
+                continue;
+            }
+            c->busy += now - entry - slept;
+        }
+        core_depart(c, i, off, due, now);
+        int n = (int)(goal - c->sent < c->burst ? goal - c->sent : c->burst);
+        c->sent += send_burst((int)fd, &p, (Py_ssize_t)c->sent, n, msgs, iov, &err);
+        if (err)
             break;
+        if (now - checked >= SIGNAL_CHECK_NS) {
+            PyEval_RestoreThread(ts);
+            failed = PyErr_CheckSignals() < 0;
+            ts = PyEval_SaveThread();
+            checked = now_ns();
+            if (failed)
+                break;
         }
     }
-    Py_END_ALLOW_THREADS
-    state[ANCHOR] = anchor;
-    state[LAST] = last;
-    state[PREV_OFFSET] = prev;
-    state[STALLS] += stalls;
-    state[STALLED] += stalled;
-    state[BUSY] += busy;
-    state[SENT] += sent;
-    state[DEPARTURES] += j;
-    result = Py_BuildValue("(ii)", err, interrupted);
+    PyEval_RestoreThread(ts);
     unpin(&p);
-release:
-    PyBuffer_Release(&off);
-    PyBuffer_Release(&late);
-    PyBuffer_Release(&st);
-    return result;
+    if (failed)
+        return NULL;
+    if (err) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
 }
+
+static PyObject *core_lateness(Core *c, PyObject *unused)
+{
+    return PyBytes_FromStringAndSize((const char *)c->late, (Py_ssize_t)(c->late_len * (int64_t)sizeof(int64_t)));
+}
+
+static PyMethodDef core_methods[] = {
+    {"wait", (PyCFunction)core_wait, METH_O, "wait(departure, /): return when it is due."},
+    {"start", (PyCFunction)(void (*)(void))core_start, METH_FASTCALL, "start(t0_ns=None, /): anchor departure 0."},
+    {"send", (PyCFunction)(void (*)(void))core_send, METH_FASTCALL,
+     "send(fd, frames, addresses, count, /): count more datagrams, paced, the loop in C."},
+    {"lateness", (PyCFunction)core_lateness, METH_NOARGS, "lateness() -> bytes: int64 lateness per departure."},
+    {NULL, NULL, 0, NULL},
+};
+
+#define RO(name, field) {name, T_LONGLONG, offsetof(Core, field), READONLY, NULL}
+static PyMemberDef core_members[] = {
+    RO("anchor_ns", anchor), RO("last_ns", last), RO("next_departure", next), RO("departures", departures),
+    RO("stalls", stalls), RO("stalled_ns", stalled), RO("busy_ns", busy), RO("sent", sent),
+    RO("late_overflow_max", overflow_max), {NULL, 0, 0, 0, NULL},
+};
+
+static PyObject *core_started(Core *c, void *closure)
+{
+    return PyBool_FromLong(c->has_anchor);
+}
+
+static PyGetSetDef core_getset[] = {
+    {"started", (getter)core_started, NULL, "Whether departure 0 is anchored.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer._pace.Core",
+    .tp_basicsize = sizeof(Core),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A pacer's state and rules (see the module comment).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)core_init,
+    .tp_dealloc = (destructor)core_dealloc,
+    .tp_methods = core_methods,
+    .tp_members = core_members,
+    .tp_getset = core_getset,
+};
 
 static PyMethodDef methods[] = {
     {"wait_until", (PyCFunction)(void (*)(void))wait_until, METH_FASTCALL,
      "wait_until(deadline_ns, spin_ns, /) -> (now_ns, slept_ns): sleep, then spin to a monotonic deadline."},
-    {"send_paced", (PyCFunction)(void (*)(void))send_paced, METH_FASTCALL,
-     "send_paced(fd, frames, addresses, offsets, late, state, first, count, /) -> (errno, interrupted): "
-     "the Pacer's departure loop, sends included."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -350,5 +550,16 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "rawpacer._pace", NUL
 
 PyMODINIT_FUNC PyInit__pace(void)
 {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&CoreType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    Py_INCREF(&CoreType);
+    if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0) {
+        Py_DECREF(&CoreType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

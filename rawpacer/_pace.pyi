@@ -2,19 +2,40 @@
 
 from collections.abc import Sequence
 
-import numpy as np
 from _typeshed import ReadableBuffer
-from numpy.typing import NDArray
+
+from rawpacer.pacing.schedule import Schedule
 
 def wait_until(deadline_ns: int, spin_ns: int, /) -> tuple[int, int]: ...
-def send_paced(
-    fd: int,
-    frames: Sequence[ReadableBuffer],
-    addresses: Sequence[ReadableBuffer] | None,
-    offsets: NDArray[np.int64],
-    late: NDArray[np.int64],
-    state: NDArray[np.int64],
-    first: int,
-    count: int,
-    /,
-) -> tuple[int, int]: ...
+
+class Core:
+    anchor_ns: int
+    last_ns: int
+    next_departure: int
+    departures: int
+    stalls: int
+    stalled_ns: int
+    busy_ns: int
+    sent: int
+    late_overflow_max: int
+    started: bool
+    def __init__(
+        self,
+        spin_ns: int,
+        stall_ns: int,
+        gap_ppm: int,
+        lead_ns: int,
+        burst: int,
+        late_cap: int,
+        q: int,
+        r: int,
+        den: int,
+        schedule: Schedule,
+        /,
+    ) -> None: ...
+    def wait(self, departure: int, /) -> None: ...
+    def start(self, t0_ns: int | None = None, /) -> None: ...
+    def send(
+        self, fd: int, frames: Sequence[ReadableBuffer], addresses: Sequence[ReadableBuffer] | None, count: int, /
+    ) -> None: ...
+    def lateness(self) -> bytes: ...

@@ -223,3 +223,36 @@ def test_python_wait_until_is_the_fallback_twin():
     deadline = time.monotonic_ns() + 2_000_000
     now, slept = python_wait_until(deadline, 1_000_000)
     assert now >= deadline and slept > 0
+
+
+@pytest.mark.skipif(IMPLEMENTATION != "c", reason="the C core is not built (no compiler): PyCore runs instead")
+def test_the_c_core_follows_the_same_rules_on_the_real_clock():
+    """Loose on purpose (a loaded machine adds lateness): never early, never faster than 1.25x,
+    a 5 ms delay caught up, a 30 ms one a stall that re-anchors."""
+    schedule = ConstantSchedule(1000)
+    pacer = Pacer(schedule)
+    assert pacer.implementation == "c" and pacer.anchor_ns is None
+    times = []
+    for i in range(120):
+        if i in (10, 80):
+            time.sleep(0.005 if i == 10 else 0.030)
+        pacer.wait(i)
+        times.append(pacer.last_ns)
+        assert pacer.last_ns >= pacer.anchor_ns + schedule.offset_ns(i), "never before its time"
+    assert np.diff(times).min() >= 800_000, "no gap shorter than 1/1.25 of the schedule's"
+    late = pacer.lateness()
+    assert late.size == 120 and late.min() >= 0
+    assert late[10] >= 4_000_000 and late[11:80].min() < late[10] / 2, "the 5 ms delay was caught up"
+    report = pacer.report()
+    assert report.stalls >= 1 and report.stalled_ns >= 20_000_000, "the 30 ms one was a stall"
+    assert report.lateness_ns["max"] >= 29_000_000 and report.implementation == "c"
+
+
+@pytest.mark.skipif(IMPLEMENTATION != "c", reason="the C core is not built (no compiler): PyCore runs instead")
+def test_the_c_core_reads_a_poisson_schedule_across_its_windows():
+    schedule = PoissonSchedule(2_000_000, seed=3)
+    pacer = Pacer(schedule)
+    for i in range(20_000):  # > two 8192-departure windows
+        pacer.wait(i)
+        assert pacer.last_ns >= pacer.anchor_ns + schedule.offset_ns(i)
+    assert pacer.departures == 20_000 and pacer.next_departure == 20_000
