@@ -425,6 +425,16 @@ static PyObject *core_start(Core *c, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* Take the GIL back to let signal handlers run, then release it again; -1 if one raised. */
+static int check_signals(PyThreadState **ts, int64_t *checked)
+{
+    PyEval_RestoreThread(*ts);
+    int rc = PyErr_CheckSignals();
+    *ts = PyEval_SaveThread();
+    *checked = now_ns();
+    return rc;
+}
+
 static PyObject *core_send(Core *c, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4) {
@@ -461,11 +471,7 @@ static PyObject *core_send(Core *c, PyObject *const *args, Py_ssize_t nargs)
             now = wait_nogil(target, c->spin, &slept);
             if (now < 0) { /* a signal: let Python handle it, then wait again */
                 c->busy += now_ns() - entry - slept;
-                PyEval_RestoreThread(ts);
-                failed = PyErr_CheckSignals() < 0;
-                ts = PyEval_SaveThread();
-                checked = now_ns();
-                if (failed)
+                if ((failed = check_signals(&ts, &checked) < 0))
                     break;
                 continue;
             }
@@ -476,14 +482,8 @@ static PyObject *core_send(Core *c, PyObject *const *args, Py_ssize_t nargs)
         c->sent += send_burst((int)fd, &p, (Py_ssize_t)c->sent, n, msgs, iov, &err);
         if (err)
             break;
-        if (now - checked >= SIGNAL_CHECK_NS) {
-            PyEval_RestoreThread(ts);
-            failed = PyErr_CheckSignals() < 0;
-            ts = PyEval_SaveThread();
-            checked = now_ns();
-            if (failed)
-                break;
-        }
+        if (now - checked >= SIGNAL_CHECK_NS && (failed = check_signals(&ts, &checked) < 0))
+            break;
     }
     PyEval_RestoreThread(ts);
     unpin(&p);

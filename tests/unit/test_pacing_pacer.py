@@ -94,7 +94,7 @@ def test_lateness_is_caught_up_at_most_1_25_times_faster(delay):
     caught_up = [i for i in range(11, n) if times[i] == t0 + i * GAP]
     assert caught_up and caught_up == list(range(caught_up[0], n)), "back on the original grid, and staying there"
     assert times[-1] == t0 + (n - 1) * GAP, "the delay cost the stream's rate nothing"
-    assert pacer.stalls == 0 and pacer.report().lateness_ns["max"] == delay + 2_000 - GAP
+    assert pacer.report().stalls == 0 and pacer.report().lateness_ns["max"] == delay + 2_000 - GAP
 
 
 def test_catch_up_inf_catches_up_in_a_burst_and_1_never():
@@ -255,4 +255,4 @@ def test_the_c_core_reads_a_poisson_schedule_across_its_windows():
     for i in range(20_000):  # > two 8192-departure windows
         pacer.wait(i)
         assert pacer.last_ns >= pacer.anchor_ns + schedule.offset_ns(i)
-    assert pacer.departures == 20_000 and pacer.next_departure == 20_000
+    assert pacer.report().departures == 20_000 and pacer.next_departure == 20_000
