@@ -13,8 +13,8 @@ in an order that rotates each round:
   FrameTemplate frames (``packet-raw``), three ways each: ``py-spin`` (the Python loop on the
   pure-Python pacer, spinning in Python), ``c-wait`` (the Python loop on the C pacer: one C call
   per departure, waits with the GIL released) and ``c-loop`` (the whole departure loop, sends
-  included, in C: PacedSender); each socket sends one unmeasured datagram first, as sockperf
-  warms up before its test;
+  included, in C: PacedSender); each socket sends two unmeasured datagrams first, the same way,
+  as sockperf warms up before its test;
 - ``sockperf throughput --mps`` (C, spins on the TSC to absolute deadlines);
 - ``iperf3 -u -b`` (UDP at the equivalent payload bit rate; its server must receive the datagrams
   itself, so they are stamped by an AF_PACKET socket on lo instead, which gets the very same
@@ -38,7 +38,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -105,10 +105,8 @@ class Bench:
 
     def run_rawpacer(self, tool: str, rate: int, count: int) -> dict[str, Any]:
         writer, way = tool.split("/")
-        if way == "py-spin":
-            pacer = Pacer(ConstantSchedule(rate), implementation="python")
-        else:
-            pacer = Pacer(ConstantSchedule(rate), implementation="c")
+        core: Literal["c", "python"] = "python" if way == "py-spin" else "c"
+        loop: Literal["c", "python"] = "c" if way == "c-loop" else "python"
         with self.topo.enter("writer"):
             if writer == "udp-sendto":
                 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -117,10 +115,11 @@ class Bench:
                 sock = open_packet_socket(self.topo.writer_if)
                 frames, addresses = [self.frame], None
         with sock:
-            # One unmeasured datagram first: a fresh socket's first send is tens of µs slower.
-            PacedSender(Pacer(ConstantSchedule(rate)), sock, frames, addresses).send(1)
+            # Two unmeasured datagrams first, the same way: a fresh socket's first sends are slower.
+            PacedSender(Pacer(ConstantSchedule(rate), implementation=core), sock, frames, addresses, loop=loop).send(2)
             self.drain()
-            PacedSender(pacer, sock, frames, addresses, loop="c" if way == "c-loop" else "python").send(count)
+            pacer = Pacer(ConstantSchedule(rate), implementation=core)
+            PacedSender(pacer, sock, frames, addresses, loop=loop).send(count)
         return {"pacer": pacer.report()}
 
     def run_sockperf(self, rate: int, count: int) -> None:
