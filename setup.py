@@ -2,25 +2,20 @@
 
 ``_checksum`` makes FrameTemplate.stamp 70x dpkt (pure-Python fallback otherwise); ``_alloccount``
 counts allocations for compare's allocs/op (tracemalloc's bytes-only fallback otherwise);
-``_readloop`` is the readers' receive-and-check loop (the pure-Python loop otherwise).
+``_readloop`` is the readers' receive-and-check loop (the pure-Python loop otherwise); ``_pace``
+waits for the pacer's deadlines and runs whole paced send loops in C (pure-Python waits and the
+Python loop otherwise).
 """
 
 from setuptools import Extension, setup
 
+STRICT = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+
 setup(
     ext_modules=[
-        Extension(
-            "rawpacer._checksum",
-            sources=["rawpacer/_checksum.c"],
-            optional=True,
-            extra_compile_args=["-O2"],
-        ),
+        Extension("rawpacer._checksum", sources=["rawpacer/_checksum.c"], optional=True, extra_compile_args=["-O2"]),
         Extension("rawpacer._alloccount", sources=["rawpacer/_alloccount.c"], optional=True),
-        Extension(
-            "rawpacer._readloop",
-            sources=["rawpacer/_readloop.c"],
-            optional=True,
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
-        ),
+        Extension("rawpacer._readloop", sources=["rawpacer/_readloop.c"], optional=True, extra_compile_args=STRICT),
+        Extension("rawpacer._pace", sources=["rawpacer/_pace.c"], optional=True, extra_compile_args=STRICT),
     ]
 )

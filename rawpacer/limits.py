@@ -36,3 +36,15 @@ MIN_MESSAGE_SIZE = 1
 
 MAX_MESSAGE_SIZE = MAX_UDP_PAYLOAD
 """Largest message: what one IPv4 UDP datagram carries (the standard writers' kernel limit)."""
+
+MIN_RATE_PPS = 1.0
+"""Slowest paced stream (--rate): one datagram a second; anything slower is not a stream to measure."""
+
+MAX_RATE_PPS = 100_000_000.0
+"""Fastest paced stream (--rate): a 10 ns gap, below which reading the clock costs more than the gap."""
+
+MAX_BURST = 1024
+"""Most datagrams per departure (--burst): UIO_MAXIOV, the most messages one sendmmsg(2) call takes."""
+
+MAX_SEED = 2**63 - 1
+"""Largest --seed: seeds are recorded in the JSON and fit a signed 64-bit integer."""

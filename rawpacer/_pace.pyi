@@ -1,0 +1,41 @@
+"""Types of the rawpacer._pace C extension (rawpacer/_pace.c documents what each does)."""
+
+from collections.abc import Sequence
+
+from _typeshed import ReadableBuffer
+
+from rawpacer.pacing.schedule import Schedule
+
+def wait_until(deadline_ns: int, spin_ns: int, /) -> tuple[int, int]: ...
+
+class Core:
+    anchor_ns: int
+    last_ns: int
+    next_departure: int
+    departures: int
+    stalls: int
+    stalled_ns: int
+    busy_ns: int
+    sent: int
+    late_overflow_max: int
+    started: bool
+    def __init__(
+        self,
+        spin_ns: int,
+        stall_ns: int,
+        gap_ppm: int,
+        lead_ns: int,
+        burst: int,
+        late_cap: int,
+        q: int,
+        r: int,
+        den: int,
+        schedule: Schedule,
+        /,
+    ) -> None: ...
+    def wait(self, departure: int, /) -> None: ...
+    def start(self, t0_ns: int | None = None, /) -> None: ...
+    def send(
+        self, fd: int, frames: Sequence[ReadableBuffer], addresses: Sequence[ReadableBuffer] | None, count: int, /
+    ) -> None: ...
+    def lateness(self) -> bytes: ...

@@ -1,0 +1,184 @@
+"""What a paced stream is asked for: --rate (packets/s, or a bit rate over each datagram's link bytes),
+--burst, --pattern and --seed, each parsed and checked into one ``PaceSpec``.
+
+A bit rate counts the bytes a datagram occupies on the link as the writer hands it over: every
+frame of it (each fragment when it is fragmented), Ethernet header + IPv4 header + the UDP header
+and payload it carries. ``lo`` and veth frame every writer's datagrams this way and add no FCS,
+preamble or inter-frame gap; a physical Ethernet link adds 24 bytes per frame (IEEE 802.3: 7
+preamble + 1 start delimiter + 4 FCS + 12 inter-frame gap) after padding it to 60 bytes:
+``link_bytes(..., physical=True)``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+from rawpacer.errors import UsageError, require
+from rawpacer.headers.fit import ETH_HLEN, IPV4_HLEN, UDP_HLEN
+from rawpacer.headers.fragment import fragment_spans
+from rawpacer.limits import MAX_BURST, MAX_RATE_PPS, MAX_SEED, MIN_RATE_PPS
+
+PATTERNS = ("constant", "poisson")
+
+PHYSICAL_ETHERNET_OVERHEAD = 24
+"""Bytes a physical Ethernet link adds to each frame: preamble 7, SFD 1, FCS 4, inter-frame gap 12."""
+
+MIN_ETHERNET_FRAME = 60
+"""Shortest Ethernet frame without its FCS (IEEE 802.3 pads shorter ones on a physical link)."""
+
+_PREFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+_SYNTAX = re.compile(
+    r"^\s*(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*(?P<prefix>[kmg]?)(?P<unit>pps|bit/s|bit|)\s*$",
+    re.IGNORECASE,
+)
+_ALLOWED = "use packets/s like 250000, 10k, 10kpps, 1.5Mpps, or a bit rate like 500kbit, 200Mbit, 1Gbit"
+_RANGE = f"{MIN_RATE_PPS:g}-{MAX_RATE_PPS:,.0f} packets/s"
+
+
+def link_bytes(payload_len: int, *, mtu: int | None = None, physical: bool = False) -> int:
+    """Bytes one UDP datagram with ``payload_len`` bytes occupies on the link, summed over its frames.
+
+    Fragmented at ``mtu`` when it does not fit (RFC 791; no ``mtu``: one frame). ``physical``
+    adds what a physical Ethernet link adds per frame (padding to 60, then 24 bytes).
+    """
+    require(
+        isinstance(payload_len, int) and not isinstance(payload_len, bool) and payload_len >= 0,
+        f"payload_len {payload_len!r} is not allowed; use a byte count of 0 or more",
+    )
+    ip_payload = UDP_HLEN + payload_len
+    spans = fragment_spans(ip_payload, mtu) if mtu is not None else [(0, ip_payload, False)]
+    total = 0
+    for start, end, _ in spans:
+        frame = ETH_HLEN + IPV4_HLEN + end - start
+        total += max(frame, MIN_ETHERNET_FRAME) + PHYSICAL_ETHERNET_OVERHEAD if physical else frame
+    return total
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A --rate as given: ``exact`` packets/s (``unit="pps"``) or bits/s (``unit="bit/s"``)."""
+
+    exact: Fraction
+    unit: Literal["pps", "bit/s"]
+    text: str
+
+    @property
+    def value(self) -> float:
+        """The rate in its unit (packets/s or bits/s)."""
+        return float(self.exact)
+
+    def pps(self, frame_bytes: int | None = None) -> float:
+        """Datagrams per second: the rate itself, or a bit rate over ``frame_bytes`` link bytes each."""
+        return float(self.exact_pps(frame_bytes))
+
+    def exact_pps(self, frame_bytes: int | None = None) -> Fraction:
+        """``pps`` as an exact fraction, so a bit rate's schedule period is exact (200Mbit, 1542 B: 61680 ns)."""
+        if self.unit == "pps":
+            return self.exact
+        require(
+            isinstance(frame_bytes, int) and not isinstance(frame_bytes, bool) and frame_bytes > 0,
+            f"rate {self.text!r} is a bit rate; it needs each datagram's link bytes (got {frame_bytes!r})",
+        )
+        assert isinstance(frame_bytes, int)  # for mypy: checked just above
+        pps = self.exact / (8 * frame_bytes)
+        require(
+            MIN_RATE_PPS <= pps <= MAX_RATE_PPS,
+            f"rate {self.text!r} is {float(pps):,.6g} packets/s with {frame_bytes}-byte frames; allowed: {_RANGE}",
+        )
+        return pps
+
+    def __str__(self) -> str:
+        if self.unit == "pps":
+            return f"{self.value:,.6g} pps"
+        return f"{self.value / 1e6:,.6g} Mbit/s"
+
+
+def parse_rate(text: str | float) -> Rate:
+    """``10k``, ``10kpps``, ``1.5Mpps``, ``250000``, ``500kbit``, ``200Mbit``, ``1Gbit`` -> Rate.
+
+    Prefixes are SI and case-blind (k 10^3, M 10^6, G 10^9); a number alone is packets/s.
+    UsageError with one line naming the value otherwise (zero, negative, NaN, inf, unknown units).
+    """
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise UsageError(f"rate {text!r} is not allowed; {_ALLOWED}")
+    if not isinstance(text, str):
+        require(
+            math.isfinite(text) and MIN_RATE_PPS <= text <= MAX_RATE_PPS,
+            f"rate {text!r} is out of range; allowed: {_RANGE}",
+        )
+        return Rate(Fraction(repr(float(text))), "pps", f"{text:g}")
+    match = _SYNTAX.match(text)
+    if not match:
+        raise UsageError(f"rate {text!r} is not allowed; {_ALLOWED}")
+    number = match["number"]
+    require(math.isfinite(float(number)), f"rate {text!r} is out of range; allowed: {_RANGE}")
+    value = Fraction(number) * _PREFIX[match["prefix"].lower()]
+    unit: Literal["pps", "bit/s"] = "bit/s" if match["unit"].lower().startswith("bit") else "pps"
+    require(value > 0, f"rate {text!r} is out of range; allowed: {_RANGE}")
+    if unit == "pps":
+        require(MIN_RATE_PPS <= value <= MAX_RATE_PPS, f"rate {text!r} is out of range; allowed: {_RANGE}")
+    return Rate(value, unit, text.strip())
+
+
+def parse_burst(value: int | str) -> int:
+    """--burst: datagrams per departure, 1..MAX_BURST (1024, sendmmsg's most); UsageError otherwise."""
+    allowed = f"use an integer 1-{MAX_BURST}"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UsageError(f"burst {value!r} is not allowed; {allowed}")
+    text = str(value).strip()
+    require(text.isdigit(), f"burst {value!r} is not allowed; {allowed}")
+    require(1 <= int(text) <= MAX_BURST, f"burst {value!r} is out of range; {allowed}")
+    return int(text)
+
+
+def parse_pattern(value: str) -> str:
+    """--pattern: ``constant`` (even gaps) or ``poisson`` (exponential gaps); UsageError otherwise."""
+    require(value in PATTERNS, f"pattern {value!r} is not allowed; use one of: {', '.join(PATTERNS)}")
+    return value
+
+
+def parse_seed(value: int | str | None) -> int:
+    """--seed: 0..2**63-1; None draws a fresh one (to be recorded). UsageError otherwise."""
+    if value is None:
+        return secrets.randbelow(MAX_SEED + 1)
+    allowed = f"use an integer 0-{MAX_SEED}"
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    require(text.isdigit(), f"seed {value!r} is not allowed; {allowed}")
+    require(int(text) <= MAX_SEED, f"seed {value!r} is out of range; {allowed}")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class PaceSpec:
+    """Everything a paced stream is asked for, checked: rate, burst, pattern and (Poisson) seed."""
+
+    rate: Rate
+    burst: int = 1
+    pattern: str = "constant"
+    seed: int | None = None
+
+    @classmethod
+    def parse(
+        cls, rate: str | float | Rate, burst: int | str = 1, pattern: str = "constant", seed: int | str | None = None
+    ) -> PaceSpec:
+        """The options as the CLI gets them; a Poisson stream without a seed gets a fresh one."""
+        pattern = parse_pattern(pattern)
+        require(
+            seed is None or pattern == "poisson",
+            f"seed {seed!r} applies to --pattern poisson only; drop it or use --pattern poisson",
+        )
+        return cls(
+            rate if isinstance(rate, Rate) else parse_rate(rate),
+            parse_burst(burst),
+            pattern,
+            parse_seed(seed) if pattern == "poisson" else None,
+        )
+
+    def pps(self, frame_bytes: int | None = None) -> float:
+        """Target datagrams per second (a bit rate needs each datagram's link bytes)."""
+        return self.rate.pps(frame_bytes)
