@@ -1,4 +1,8 @@
-"""Order statistics of per-op times: the tail a mean (Go's ns/op) hides."""
+"""Order statistics of per-op times and latencies: the tail a mean (Go's ns/op) hides.
+
+The percentiles are pacing's (``rawpacer.pacing.stats``: order statistics at p50, p99, p99.9 and
+max), so every tail figure rawpacer reports is computed one way.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-PERCENTILES = {"p50": 50.0, "p99": 99.0, "p999": 99.9, "max": 100.0}
+from rawpacer.pacing.stats import QUANTILES, percentiles
+
+__all__ = ["CDF_POINTS", "PERCENTILES", "cdf", "percentiles"]
+
+PERCENTILES = tuple(QUANTILES)
 """The tail points every latency-like figure reports, by their JSON names."""
 
 CDF_POINTS = 201
 """Quantiles kept per sample for a CDF plot: enough for a smooth curve, few enough for JSON."""
-
-
-def percentiles(values: Sequence[int] | np.ndarray) -> dict[str, float] | None:
-    """``{"p50", "p99", "p999", "max"}`` of ``values`` (None when there are none)."""
-    if len(values) == 0:
-        return None
-    points = np.percentile(np.asarray(values, dtype=np.float64), list(PERCENTILES.values()))
-    return {name: float(value) for name, value in zip(PERCENTILES, points)}
 
 
 def cdf(values: Sequence[int] | np.ndarray, points: int = CDF_POINTS) -> list[float]:

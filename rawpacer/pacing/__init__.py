@@ -26,7 +26,6 @@ from rawpacer.pacing.stats import (
     ks_exponential,
     ks_pvalue,
     merge_timestamps,
-    op_time_percentiles,
     percentiles,
     stream_stats,
 )
@@ -53,7 +52,6 @@ __all__ = [
     "link_bytes",
     "make_schedule",
     "merge_timestamps",
-    "op_time_percentiles",
     "pacing_qdiscs",
     "parse_burst",
     "parse_pattern",

@@ -123,8 +123,3 @@ def stream_stats(
         out["pacer"] = pacer.as_dict()
         out["pacer_cpu_ns"] = pacer.cpu_ns
     return out
-
-
-def op_time_percentiles(durations_ns: npt.ArrayLike) -> dict[str, Any]:
-    """Fan-out op times (ns) as ``ns_per_op_p50``, ``_p99``, ``_p999`` and ``_max``."""
-    return {f"ns_per_op_{key}": value for key, value in percentiles(durations_ns).items()}

@@ -21,6 +21,7 @@ import traceback
 from typing import NoReturn
 
 from rawpacer.errors import RawpacerError
+from rawpacer.pacing import rxstamp
 from rawpacer.readers import arrivals, core, protocol, sockets
 from rawpacer.readers.fastloop import FastLoop
 from rawpacer.readers.pyloop import COMMAND, DEADLINE, SILENCE, PyLoop
@@ -29,6 +30,8 @@ from rawpacer.sandbox import enter_namespace
 
 STREAM_CAP_S = 60.0  # a stream never waits longer than this after end_stream, whatever arrives
 NONE = -1  # no deadline / no silence rule, for the loops' run()
+STAMP_KEEPER_IP = "127.0.0.1"
+"""Where the timestamp keeper binds: the namespace's own loopback (the kernel's switch is global)."""
 
 
 class ReaderProcess:
@@ -55,6 +58,8 @@ class ReaderProcess:
         self.loop.attach(socks, ctl.fileno(), tuning.batch, spin, tuning.linger_us * 1000, tuning.idle_spin_us * 1000)
         self.drops_seen = [0] * count
         self.timestamps = False
+        self.stamp_keeper: socket.socket | None = None
+        """Holds the kernel's timestamping switched on for the process's life, once asked for."""
         self.stream = False
         self.inbox = bytearray(protocol.COMMAND_BUFFER)
         self.running = True
@@ -93,7 +98,15 @@ class ReaderProcess:
             self.running = False
 
     def begin(self, expected_size: int, stream: bool, timestamps: bool) -> None:
-        """Open an op or stream; kernel timestamps are switched on or off on every socket first."""
+        """Open an op or stream; kernel timestamps are switched on or off on every socket first.
+
+        The first time, a socket of our own turns timestamping on kernel-wide and waits until it
+        takes effect (the kernel switches it through a workqueue, and datagrams arriving before that
+        are stamped when read, not when they arrive: rxstamp.open_reader), then stays open so that
+        it never goes off again between streams.
+        """
+        if timestamps and self.stamp_keeper is None:
+            self.stamp_keeper = rxstamp.open_reader(STAMP_KEEPER_IP, 0)
         if timestamps != self.timestamps:
             sockets.set_timestamps(self.socks, timestamps)
             self.timestamps = timestamps

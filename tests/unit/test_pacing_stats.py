@@ -18,7 +18,6 @@ from rawpacer.pacing import (
     ks_exponential,
     ks_pvalue,
     merge_timestamps,
-    op_time_percentiles,
     pacing_qdiscs,
     percentiles,
     stream_stats,
@@ -159,14 +158,6 @@ def test_stats_carry_the_pacer_record_and_serialise():
     assert stats["pacer"] == report.as_dict() and stats["pacer"]["departures"] == 5
     assert stats["pacer_cpu_ns"] == report.cpu_ns == 4_100_000, "this clock spins through every wait and the lead"
     assert json.loads(json.dumps(stats)) == stats
-
-
-def test_op_time_percentiles():
-    durations = np.random.default_rng(3).integers(100_000, 900_000, 5000)
-    found = op_time_percentiles(durations)
-    assert list(found) == ["ns_per_op_p50", "ns_per_op_p99", "ns_per_op_p999", "ns_per_op_max"]
-    assert found["ns_per_op_p99"] == order_statistic(durations, 0.99)
-    assert found["ns_per_op_max"] == durations.max()
 
 
 def test_receive_timestamp_from_ancillary_data():

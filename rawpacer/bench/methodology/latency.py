@@ -33,8 +33,8 @@ class LatencyStats:
 def pool(samples: Iterable[Sequence[int] | np.ndarray], sources: Iterable[str | None]) -> LatencyStats | None:
     """Merge per-trial latencies (ns) and sources into one summary; None when no trial reported any."""
     values = np.concatenate([np.asarray(trial, dtype=np.int64) for trial in samples] or [np.zeros(0, np.int64)])
-    found = stats.percentiles(values)
-    if found is None:
+    if values.size == 0:
         return None
+    found = stats.percentiles(values)
     named = {s for s in sources if s is not None}
     return LatencyStats(found, int(values.size), named.pop() if len(named) == 1 else None, stats.cdf(values))
