@@ -20,6 +20,7 @@ from rawpacer.headers import MAX_VLAN_ID, MIN_VLAN_ID
 from rawpacer.headers.fit import check_mtu
 from rawpacer.limits import MAX_MESSAGE_SIZE, MAX_MTU, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
 from rawpacer.messages import KINDS as PAYLOADS
+from rawpacer.pacing import PaceSpec
 from rawpacer.sandbox import IP_VERSIONS, KINDS
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import Fit
@@ -49,6 +50,8 @@ class Config:
     ip_version: int = 4
     vlan: int | None = None
     vlan_priority: int = 0
+    pace: PaceSpec | None = None
+    """When datagrams leave: None for as fast as each writer goes, else rate, burst, pattern, seed."""
     named: tuple[str, ...] = ()
     """Rows the user asked for by name (``--writers``, the Go seed with ``--with-go``): one that does
     not run makes the exit code say so; a default writer the kernel cannot run only says so in its row."""
@@ -71,6 +74,10 @@ class Config:
             "ip_version": self.ip_version,
             "vlan": self.vlan,
             "vlan_priority": self.vlan_priority if self.vlan is not None else None,
+            "rate": None if self.pace is None else self.pace.rate.text,
+            "burst": None if self.pace is None else self.pace.burst,
+            "pattern": None if self.pace is None else self.pace.pattern,
+            "seed": None if self.pace is None else self.pace.seed,
             "slow_writer_caps_s": {
                 n: cap for n in self.writers if (cap := registry.get(n).benchtime_cap_s) is not None
             },
@@ -128,6 +135,21 @@ def pcap_path(stem: str, writer: str, readers: int) -> str:
     return f"{root}-{writer}-{readers}{ext or '.pcap'}"
 
 
+def check_pace(
+    rate: str | float | None, burst: int | str, pattern: str, seed: int | str | None, mode: str, per_op: bool
+) -> PaceSpec | None:
+    """The pacing asked for, if any: --rate paces a stream (compare, ``--mode stream``) or, with
+    ``per_op``, every fan-out datagram by datagram (send); --burst, --pattern and --seed need it."""
+    if rate is None:
+        require(
+            str(burst).strip() == "1" and pattern == "constant" and seed is None,
+            "--burst, --pattern and --seed shape a paced stream; give --rate too",
+        )
+        return None
+    require(per_op or mode == "stream", f"--rate {rate} paces a stream; use it with --mode stream")
+    return PaceSpec.parse(rate, burst, pattern, seed)
+
+
 def make_config(
     writers: str | Sequence[str] | None = None,
     readers: int | str | Sequence[int] = 100,
@@ -144,6 +166,11 @@ def make_config(
     ip_version: int | str = 4,
     vlan: int | str | None = None,
     vlan_priority: int | str = 0,
+    rate: str | float | None = None,
+    burst: int | str = 1,
+    pattern: str = "constant",
+    seed: int | str | None = None,
+    per_op_pacing: bool = False,
 ) -> Config:
     """A Config from CLI-style values (strings or numbers), every one checked: UsageError, one line."""
     counts = str(readers).split(",") if isinstance(readers, (int, str)) else list(readers)
@@ -156,13 +183,16 @@ def make_config(
     topology = _choice("topology", topology, KINDS)
     vid, pcp = check_vlan(vlan, vlan_priority, topology, chosen)
     require(not (with_go and version == 6), "--with-go runs the seed's own IPv4 job; drop -6 to run it")
+    mode = _choice("mode", mode, MODES)
+    pace = check_pace(rate, burst, pattern, seed, mode, per_op_pacing)
+    require(not (with_go and pace is not None), "--with-go runs the seed's unpaced job; drop --rate to run it")
     config = Config(
         writers=chosen,
         readers=tuple(parse_int("readers", part, 1, MAX_READERS) for part in counts),
         size=parse_int("size", size, MIN_MESSAGE_SIZE, MAX_MESSAGE_SIZE),
         payload=_choice("payload", payload, PAYLOADS),
         fit=Fit.parse(fit),
-        mode=_choice("mode", mode, MODES),
+        mode=mode,
         topology=topology,
         mtu=None if mtu is None else check_mtu(parse_int("mtu", mtu, MIN_MTU, MAX_MTU), version),
         benchtime=parse_benchtime(str(benchtime)),
@@ -172,6 +202,7 @@ def make_config(
         ip_version=version,
         vlan=vid,
         vlan_priority=pcp,
+        pace=pace,
         named=(chosen if writers is not None else ()) + (tuple(gobench.ROWS.values()) if with_go else ()),
     )
     if config.pcap is not None:

@@ -116,6 +116,8 @@ class OpLoop:
     readers: ReaderSet
     source: MessageSource
     departures: Departures = ASAP
+    timestamps: bool = False
+    """Keep every fan-out datagram's kernel receive time (``Outcome.result.arrivals``): paced ops."""
     typical_ns: float | None = None
     """A typical complete op's time, learnt as ops complete; sets how long an op waits in silence."""
 
@@ -131,7 +133,7 @@ class OpLoop:
         readers, ports = self.readers, len(self.readers.ports)
         start = time.perf_counter_ns()
         self.source.fill(readers.buffer)
-        readers.begin(self.expected_size)
+        readers.begin(self.expected_size, timestamps=self.timestamps)
         sent = depart(self.writer, readers.messages, self.departures, ports, fresh=ports)
         typical = self.typical_ns
         result = readers.wait(sent, silence=None if typical is None else silence_for(typical))
@@ -145,16 +147,17 @@ class OpLoop:
         op = self.fanout
         return [op() for _ in range(n)]
 
-    def begin_stream(self) -> None:
-        """Fresh messages for the whole stream (they cannot change mid-stream), then arm the readers."""
+    def begin_stream(self, timestamps: bool = False) -> None:
+        """Fresh messages for the whole stream (they cannot change mid-stream), then arm the readers
+        (keeping every datagram's kernel receive timestamp when ``timestamps``)."""
         self.source.fill(self.readers.buffer)
-        self.readers.begin_stream(self.expected_size)
+        self.readers.begin_stream(self.expected_size, timestamps=timestamps)
 
-    def stream(self, fanouts: int) -> Outcome:
+    def stream(self, fanouts: int, *, timestamps: bool = False) -> Outcome:
         """One stream of ``fanouts`` fan-outs, timed from the first send to the last; delivery counted
-        at its end."""
+        at its end (with the arrivals' kernel timestamps when ``timestamps``)."""
         readers, ports = self.readers, len(self.readers.ports)
-        self.begin_stream()
+        self.begin_stream(timestamps)
         start = time.perf_counter_ns()
         sent = depart(self.writer, readers.messages, self.departures, fanouts * ports, fresh=ports)
         elapsed = time.perf_counter_ns() - start

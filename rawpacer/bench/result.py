@@ -41,6 +41,10 @@ class Sample:
     """Fan-out op times' p50/p99/p999/max (complete ops only)."""
     op_ns_cdf: list[float] = field(default_factory=list)
     """Quantiles of the complete ops' times, for the CDF in ``--plot``."""
+    pacing: dict[str, Any] | None = None
+    """A paced stream's figures from kernel receive timestamps (``rawpacer.pacing.stream_stats``)."""
+    gap_dev_cdf: list[float] = field(default_factory=list)
+    """Quantiles of a paced stream's |gap - ideal gap|, ns, for the gap distribution in ``--plot``."""
 
     @property
     def ns_per_op(self) -> float | None:
@@ -133,6 +137,14 @@ class WriterResult:
         values = [getattr(s, name) for s in self.samples]
         return None if not values or any(v is None for v in values) else sum(values)
 
+    def pacing(self) -> dict[str, Any] | None:
+        """A paced row's pacing figures: those of its sample with the median achieved rate."""
+        paced = sorted(
+            (s for s in self.samples if s.pacing is not None),
+            key=lambda s: (s.pacing or {}).get("rate_achieved_pps") or 0.0,
+        )
+        return paced[(len(paced) - 1) // 2].pacing if paced else None
+
     @property
     def all_intact(self) -> bool:
         """True when every sample delivered every datagram intact."""
@@ -179,6 +191,7 @@ class WriterResult:
         for name in counts:
             row[name] = self.total(name)
         row["all_intact"] = self.all_intact
+        row.update(self.pacing() or {})
         row["samples"] = [s.to_dict() for s in self.samples]
         return row
 

@@ -9,15 +9,23 @@ time-out, not the writer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from rawpacer.bench import allocs
 from rawpacer.bench.calibrate import Benchtime, Timed, calibrate
 from rawpacer.bench.oploop import STREAM_SETTLE_S, OpLoop, Outcome
 from rawpacer.bench.result import Sample
-from rawpacer.bench.stats import percentiles
+from rawpacer.bench.stats import cdf, percentiles
+from rawpacer.pacing import Pacer, PaceSpec, link_bytes, make_schedule, stream_stats
+from rawpacer.writers._raw import RawWriter
+from rawpacer.writers.base import Writer
 
+SHORTFALL = 0.01
+"""A paced stream that achieved more than 1 % less than its rate fell short: the writer's limit."""
 ALLOC_PASS_S = 0.1
 ALLOC_OPS = (1, 50)
 COUNTS = ("delivered", "intact", "corrupt", "duplicate", "lost")
@@ -60,12 +68,33 @@ class Tally:
             self.op_ns.append(outcome.elapsed_ns)
 
 
+@dataclass(frozen=True)
+class Paced:
+    """A paced stream's settings: what was asked, the rate in datagrams/s it came to for this writer's
+    frames, and the pacer (the op loop's departures) whose own record goes into the results."""
+
+    spec: PaceSpec
+    rate_pps: float
+    pacer: Pacer
+
+
+def paced(spec: PaceSpec, writer: Writer) -> Paced:
+    """The pacing of one writer's stream: a bit rate is counted on the bytes its datagrams occupy on
+    the link (``rawpacer.pacing.link_bytes``: Ethernet, VLAN tag, IP, UDP, payload, per fragment)."""
+    mtu = writer.mtu if isinstance(writer, RawWriter) else writer.target.link.mtu
+    target = writer.target
+    frame = link_bytes(writer.delivered_size, mtu=mtu, ip_version=target.ip_version, vlan=target.vlan is not None)
+    return Paced(spec, spec.pps(frame), Pacer(make_schedule(spec, frame)))
+
+
 @dataclass
 class Pass:
-    """One writer's pass: its op loop and the mode it runs in (``fanout`` or ``stream``)."""
+    """One writer's pass: its op loop, the mode it runs in (``fanout`` or ``stream``) and, for a
+    paced stream, its pacing (the loop's departures must then be ``paced.pacer``)."""
 
     loop: OpLoop
     mode: str = "fanout"
+    paced: Paced | None = None
 
     def run_fanout(self, n: int) -> Timed[Tally]:
         """``n`` fan-out ops back to back, timed as one run."""
@@ -86,19 +115,41 @@ class Pass:
         """The calibration step: ``n`` ops in this pass's mode."""
         return self.run_stream(n) if self.mode == "stream" else self.run_fanout(n)
 
-    def measure(self, benchtime: Benchtime) -> tuple[Sample, list[str]]:
-        """Calibrate like Go, keep the last run as the sample, then count its allocations per op."""
-        runs = calibrate(self.timed, benchtime)
-        final = runs[-1]
+    def measure_paced(self, benchtime: Benchtime, pace: Paced) -> tuple[Sample, list[str]]:
+        """A paced stream of known length (``benchtime``: a duration at the rate, or ``Nx`` fan-outs),
+        no calibration; after one unmeasured fan-out leaves the same way (cold caches make the
+        first datagram late), every datagram's kernel receive time gives the pacing figures."""
+        ports = len(self.loop.readers.ports)
+        fanouts = benchtime.ops or max(1, math.ceil(pace.rate_pps * benchtime.seconds / ports))
+        self.loop.stream(1)
+        outcome = self.loop.stream(fanouts, timestamps=True)
+        tally = Tally()
+        tally.add(outcome)
+        arrivals = outcome.result.arrivals
+        rx = arrivals.in_arrival_order().rx_ns if arrivals is not None else np.zeros(0, np.int64)
+        spec = pace.spec
+        figures = stream_stats(
+            rx,
+            rate_pps=pace.rate_pps,
+            burst=spec.burst,
+            pattern=spec.pattern,
+            seed=spec.seed,
+            pacer=pace.pacer.report(),
+        )
+        sample = self.sample(fanouts, outcome.elapsed_ns, tally)
+        sample.pacing = figures
+        sample.gap_dev_cdf = cdf(np.abs(np.diff(rx[:: spec.burst]) - figures["gap_ideal_ns"]))
         notes = []
-        earlier_lost = sum(r.value.sent - r.value.delivered for r in runs[:-1])
-        if earlier_lost > 0:
-            notes.append(f"{earlier_lost} datagram(s) also lost during calibration runs")
-        tally = final.value
-        timed_ops = final.n - tally.incomplete
-        sample = Sample(
-            ops=timed_ops,
-            elapsed_ns=final.elapsed_ns - tally.incomplete_ns,
+        achieved = figures["rate_achieved_pps"]
+        if achieved is not None and achieved < pace.rate_pps * (1 - SHORTFALL):
+            notes.append(f"fell short: {achieved:,.0f} of the {pace.rate_pps:,.0f} datagrams/s asked for")
+        return sample, notes
+
+    def sample(self, ops: int, elapsed_ns: int, tally: Tally) -> Sample:
+        """A Sample of ``ops`` ops in ``elapsed_ns`` (incomplete ops taken out of both) from ``tally``."""
+        return Sample(
+            ops=ops - tally.incomplete,
+            elapsed_ns=elapsed_ns - tally.incomplete_ns,
             sent=tally.sent,
             delivered=tally.delivered,
             intact=tally.intact,
@@ -106,12 +157,27 @@ class Pass:
             corrupt=tally.corrupt,
             duplicate=tally.duplicate,
             lost=tally.lost,
-            reader_cpu_ns_per_op=tally.reader_cpu_ns / final.n,
+            reader_cpu_ns_per_op=tally.reader_cpu_ns / ops,
             socket_drops=tally.socket_drops,
             reader_capacity_pps=tally.reader_checked / tally.reader_busy_s if tally.reader_busy_s else None,
             ops_incomplete=tally.incomplete,
             op_ns_percentiles=percentiles(tally.op_ns) if self.mode == "fanout" else None,
+            op_ns_cdf=cdf(tally.op_ns) if self.mode == "fanout" else [],
         )
+
+    def measure(self, benchtime: Benchtime) -> tuple[Sample, list[str]]:
+        """Calibrate like Go, keep the last run as the sample, then count its allocations per op
+        (a paced stream has a known length instead: ``measure_paced``)."""
+        if self.paced is not None:
+            return self.measure_paced(benchtime, self.paced)
+        runs = calibrate(self.timed, benchtime)
+        final = runs[-1]
+        notes = []
+        earlier_lost = sum(r.value.sent - r.value.delivered for r in runs[:-1])
+        if earlier_lost > 0:
+            notes.append(f"{earlier_lost} datagram(s) also lost during calibration runs")
+        tally = final.value
+        sample = self.sample(final.n, final.elapsed_ns, tally)
         if tally.incomplete:
             notes.append(
                 f"{tally.incomplete} op(s) gave up waiting for a missing datagram; "

@@ -13,9 +13,9 @@ from pathlib import Path
 from rawpacer import diagnose
 from rawpacer.bench import gobench
 from rawpacer.bench.config import Config, pcap_path
-from rawpacer.bench.oploop import OpLoop
+from rawpacer.bench.oploop import ASAP, OpLoop
 from rawpacer.bench.result import Report, WriterResult
-from rawpacer.bench.runner import Pass
+from rawpacer.bench.runner import Pass, paced
 from rawpacer.errors import ReaderDied, UsageError, unavailable
 from rawpacer.kernel import caps
 from rawpacer.limits import MAX_PORT
@@ -145,7 +145,9 @@ class Session:
                     row.notes.append(f"frames written to {pcap} (timing includes the pcap writes)")
                 writer = cls(target, WriterOptions(message_size=config.size, fit=config.fit, pcap=pcap))
                 row.delivered_size = writer.delivered_size
-                sample, notes = Pass(OpLoop(writer, readers, source), config.mode).measure(benchtime)
+                pace = None if config.pace is None else paced(config.pace, writer)
+                loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer)
+                sample, notes = Pass(loop, config.mode, pace).measure(config.benchtime if pace else benchtime)
             row.samples.append(sample)
             row.notes.extend(n for n in notes if n not in row.notes)
             if sample.lost or sample.corrupt:

@@ -40,6 +40,18 @@ def add_sandbox(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vlan-priority", default="0", metavar="PCP", help="the tag's priority code point (0-7)")
 
 
+def add_pacing(p: argparse.ArgumentParser, what: str) -> None:
+    """--rate, --burst, --pattern, --seed."""
+    p.add_argument(
+        "--rate",
+        default=None,
+        help=f"pace {what}: packets/s (10k, 10kpps, 1.5Mpps) or a bit rate on the link bytes (200Mbit, 1Gbit)",
+    )
+    p.add_argument("--burst", default="1", help="datagrams that leave together at each departure (1-1024; default 1)")
+    p.add_argument("--pattern", default="constant", help="departures: constant (even gaps) or poisson (exponential)")
+    p.add_argument("--seed", default=None, help="seed of the poisson departures (recorded in the JSON)")
+
+
 def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The shared options as ``make_config`` keywords."""
     return {
@@ -53,4 +65,8 @@ def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "ip_version": args.ip_version,
         "vlan": args.vlan,
         "vlan_priority": args.vlan_priority,
+        "rate": args.rate,
+        "burst": args.burst,
+        "pattern": args.pattern,
+        "seed": args.seed,
     }

@@ -15,7 +15,7 @@ from rawpacer.bench import machine
 from rawpacer.bench.config import Config, make_config
 from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
 from rawpacer.bench.session import Listener, Session
-from rawpacer.cli._options import add_messages, add_sandbox, config_kwargs
+from rawpacer.cli._options import add_messages, add_pacing, add_sandbox, config_kwargs
 from rawpacer.errors import require
 from rawpacer.kernel import caps
 from rawpacer.report.gofmt import report_lines
@@ -31,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_messages(p, "100", "readers, or a list like 100,1000,10000 for a sweep")
     p.add_argument("--writers", default=None, help="comma-separated writer names (default: all)")
     add_sandbox(p)
+    add_pacing(p, "the stream (with --mode stream; it then lasts --benchtime, a duration or Nx fan-outs)")
     p.add_argument("--mode", default="fanout", help="fanout (wait for every reader each op, as the seed) or stream")
     p.add_argument("--benchtime", default="1s", help="target time per writer: 1s, 0.5, 200ms, or an op count like 50x")
     p.add_argument("--count", default="1", help="repeat each writer N times, interleaved; report median (min-max)")

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from rawpacer import diagnose
 from rawpacer.bench.config import Config, make_config, parse_int
 from rawpacer.bench.oploop import ASAP, OpLoop, depart
-from rawpacer.cli._options import add_messages, add_sandbox, config_kwargs
+from rawpacer.bench.runner import Paced, paced
+from rawpacer.cli._options import add_messages, add_pacing, add_sandbox, config_kwargs
 from rawpacer.errors import require
 from rawpacer.headers.addresses import parse_ip, parse_mac
 from rawpacer.kernel import caps
 from rawpacer.limits import FIRST_PORT, MAX_PORT
 from rawpacer.messages import MessageSource
-from rawpacer.readers import ReaderSet
+from rawpacer.pacing import stream_stats
+from rawpacer.readers import OpResult, ReaderSet
 from rawpacer.sandbox import Sandbox
 from rawpacer.sandbox.topology import link_info
 from rawpacer.writers import Link, Target, WriterOptions, get
@@ -33,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--writer", default="packet-ring", help="writer name (default packet-ring)")
     add_messages(p, "10", "readers / destination ports")
     add_sandbox(p)
+    add_pacing(p, "each fan-out's datagrams")
     p.add_argument("--ops", default="1", help=f"fan-outs to send (1-{OPS_MAX}; default 1)")
     explicit = p.add_argument_group("outside the sandbox (raw writers only; warned, delivery not checked)")
     explicit.add_argument(
@@ -49,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Check every option, then send in a sandbox (or, with --iface, on the named interface)."""
-    config = make_config(writers=args.writer, **config_kwargs(args))
+    config = make_config(writers=args.writer, per_op_pacing=True, **config_kwargs(args))
     ops = parse_int("ops", args.ops, 1, OPS_MAX)
     options = WriterOptions(message_size=config.size, fit=config.fit, pcap=args.pcap, allow_iface=args.iface)
     if args.iface is not None:
@@ -79,12 +84,14 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
             writer = get(name)(target, options)
         lost = 0
         with writer:
-            loop = OpLoop(writer, readers, source)
+            pace = None if config.pace is None else paced(config.pace, writer)
+            loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer, timestamps=pace is not None)
             for op in range(1, ops + 1):
                 result = loop.fanout().result
                 lost += result.lost + result.corrupt
+                pacing = "" if pace is None else f"; {_pacing_line(pace, result)}"
                 if ops <= 10 or not result.ok:
-                    print(f"op {op}: {result.describe()}")
+                    print(f"op {op}: {result.describe()}{pacing}")
         tally = readers.tally
         print(
             f"{tally.delivered} of {tally.sent} datagrams delivered, {tally.intact} intact "
@@ -96,6 +103,17 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
             print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo))}")
             return 1
     return 0
+
+
+def _pacing_line(pace: Paced, result: OpResult) -> str:
+    """How one paced fan-out left, from its kernel receive timestamps: rate achieved, gap p99."""
+    rx = result.arrivals.in_arrival_order().rx_ns if result.arrivals is not None else np.zeros(0, np.int64)
+    spec = pace.spec
+    figures = stream_stats(rx, rate_pps=pace.rate_pps, burst=spec.burst, pattern=spec.pattern, seed=spec.seed)
+    achieved, p99 = figures["rate_achieved_pps"], figures["gap_dev_ns"]["p99"]
+    if achieved is None:
+        return f"paced at {pace.rate_pps:,.0f}/s (too few datagrams to measure)"
+    return f"paced at {achieved:,.0f} of {pace.rate_pps:,.0f} datagrams/s, gap deviation p99 {p99 / 1e3:.1f} µs"
 
 
 def _send_outside(

@@ -19,7 +19,8 @@ from fractions import Fraction
 from typing import Literal
 
 from rawpacer.errors import UsageError, require
-from rawpacer.headers.fit import ETH_HLEN, IPV4_HLEN, UDP_HLEN
+from rawpacer.headers import ETH_HLEN, UDP_HLEN, VLAN_HLEN
+from rawpacer.headers.family import family
 from rawpacer.headers.fragment import fragment_spans
 from rawpacer.limits import MAX_BURST, MAX_RATE_PPS, MAX_SEED, MIN_RATE_PPS
 
@@ -40,21 +41,27 @@ _ALLOWED = "use packets/s like 250000, 10k, 10kpps, 1.5Mpps, or a bit rate like 
 _RANGE = f"{MIN_RATE_PPS:g}-{MAX_RATE_PPS:,.0f} packets/s"
 
 
-def link_bytes(payload_len: int, *, mtu: int | None = None, physical: bool = False) -> int:
-    """Bytes one UDP datagram with ``payload_len`` bytes occupies on the link, summed over its frames.
+def link_bytes(
+    payload_len: int, *, mtu: int | None = None, ip_version: int = 4, vlan: bool = False, physical: bool = False
+) -> int:
+    """Bytes one UDP datagram with ``payload_len`` bytes occupies on the link, summed over its frames:
+    Ethernet header (and 802.1Q tag), IP header (and IPv6 Fragment header), UDP header, payload.
 
-    Fragmented at ``mtu`` when it does not fit (RFC 791; no ``mtu``: one frame). ``physical``
-    adds what a physical Ethernet link adds per frame (padding to 60, then 24 bytes).
+    Fragmented at ``mtu`` when it does not fit (no ``mtu``: one frame). ``physical`` adds what a
+    physical Ethernet link adds per frame (padding to 60, then 24 bytes).
     """
     require(
         isinstance(payload_len, int) and not isinstance(payload_len, bool) and payload_len >= 0,
         f"payload_len {payload_len!r} is not allowed; use a byte count of 0 or more",
     )
+    fam = family(ip_version)
     ip_payload = UDP_HLEN + payload_len
-    spans = fragment_spans(ip_payload, mtu) if mtu is not None else [(0, ip_payload, False)]
+    spans = fragment_spans(ip_payload, mtu, ip_version) if mtu is not None else [(0, ip_payload, False)]
+    headers = ETH_HLEN + (VLAN_HLEN if vlan else 0) + fam.header_len
+    headers += fam.fragment_header_len if len(spans) > 1 else 0
     total = 0
     for start, end, _ in spans:
-        frame = ETH_HLEN + IPV4_HLEN + end - start
+        frame = headers + end - start
         total += max(frame, MIN_ETHERNET_FRAME) + PHYSICAL_ETHERNET_OVERHEAD if physical else frame
     return total
 

@@ -94,25 +94,30 @@ class ReaderProcess:
         elif kind == protocol.CLOSE_PORT:
             self.close_slot(msg[1])
             self.ctl.send(marshal.dumps((protocol.DONE,)))
+        elif kind == protocol.STAMP:
+            self.keep_stamping()
+            self.ctl.send(marshal.dumps((protocol.DONE,)))
         elif kind == protocol.STOP:
             self.running = False
 
     def begin(self, expected_size: int, stream: bool, timestamps: bool) -> None:
-        """Open an op or stream; kernel timestamps are switched on or off on every socket first.
-
-        The first time, a socket of our own turns timestamping on kernel-wide and waits until it
-        takes effect (the kernel switches it through a workqueue, and datagrams arriving before that
-        are stamped when read, not when they arrive: rxstamp.open_reader), then stays open so that
-        it never goes off again between streams.
-        """
-        if timestamps and self.stamp_keeper is None:
-            self.stamp_keeper = rxstamp.open_reader(STAMP_KEEPER_IP, 0)
+        """Open an op or stream; kernel timestamps are switched on or off on every socket first."""
+        if timestamps:
+            self.keep_stamping()
         if timestamps != self.timestamps:
             sockets.set_timestamps(self.socks, timestamps)
             self.timestamps = timestamps
         self.stream = stream
         self.cpu0 = time.process_time()
         self.loop.begin(expected_size, stream, timestamps)
+
+    def keep_stamping(self) -> None:
+        """Turn the kernel's receive timestamping on for good: a socket of our own asks for it and
+        waits until it takes effect (the kernel switches it through a workqueue, and datagrams that
+        arrive before that are stamped when read, not when they arrive: rxstamp.open_reader), then
+        stays open so that it never goes off between streams."""
+        if self.stamp_keeper is None:
+            self.stamp_keeper = rxstamp.open_reader(STAMP_KEEPER_IP, 0)
 
     def finish_after(self, timeout_s: float, silence_s: float) -> None:
         """End the open op at the latest ``timeout_s`` from now, earlier after ``silence_s`` without datagrams."""

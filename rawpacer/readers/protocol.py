@@ -16,8 +16,8 @@ from rawpacer.readers.tally import PortTally
 
 # Commands (parent -> child), each a marshalled tuple whose first item is one of these:
 # (BEGIN, expected_size, stream, timestamps), (WAIT, timeout_s, silence_s or -1.0),
-# (END_STREAM, sent_per_port, settle_s), (CLOSE_PORT, slot), (STOP,).
-BEGIN, WAIT, END_STREAM, CLOSE_PORT, STOP = "begin", "wait", "end", "close", "stop"
+# (END_STREAM, sent_per_port, settle_s), (CLOSE_PORT, slot), (STAMP,), (STOP,).
+BEGIN, WAIT, END_STREAM, CLOSE_PORT, STAMP, STOP = "begin", "wait", "end", "close", "stamp", "stop"
 # Replies (child -> parent): (READY, ports, loop), (RESULT, *Outcome), (DONE,),
 # (ERROR, detail, detail_is_a_rawpacer_error_message).
 READY, RESULT, DONE, ERROR = "ready", "result", "done", "error"

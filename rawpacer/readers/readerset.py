@@ -154,6 +154,8 @@ class ReaderSet:
         self._finalizer = weakref.finalize(self, _stop_child, pid, ctl)
         self._closed = False
         self._pending: tuple[str, int, float, bool] | None = None
+        self._stamping = False
+        """True once the reader process has the kernel stamping datagrams on arrival (see STAMP)."""
         try:
             ready, _ = self._receive(protocol.READY, READY_TIMEOUT_S)
         except BaseException:
@@ -237,6 +239,10 @@ class ReaderSet:
         require(timestamps in (True, False), f"timestamps {timestamps!r} is not allowed; use True or False")
         if self._pending is not None:
             raise UsageError(f"a {self._pending[0]} is already running: call wait()/end_stream() first")
+        if timestamps and not self._stamping:
+            self._send(protocol.STAMP)  # the first time, wait until the kernel stamps on arrival
+            self._receive(protocol.DONE, ANSWER_MARGIN_S)
+            self._stamping = True
         self._send(protocol.BEGIN, size, mode == "stream", bool(timestamps))
         self._pending = (mode, size, time.perf_counter(), bool(timestamps))
 
