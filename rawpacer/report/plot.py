@@ -64,7 +64,7 @@ def _bars(ax: Axes, report: Report, rows: list[WriterResult]) -> None:
     ax.set_yticks(positions, [_label(r, sweep) for r in rows])
     ax.set_xlabel(f"ns/op in {unit}: wall time to send to every reader and see all delivered (lower is better)")
     ax.set_title(
-        f"{title(report)}, {report.machine.get('cores')} cores | grey = Go seed, red = loss or error", fontsize=10
+        f"{title(report)}, {report.machine.get('cores')} cores\ngrey = Go seed, red = loss or error", fontsize=9
     )
     if log:
         ax.set_xscale("log")
