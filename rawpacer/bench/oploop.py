@@ -83,6 +83,15 @@ def pieces(ports: int, burst: int | None, total: int) -> Iterator[tuple[int, int
         departure += 1
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) in the middle of ``depart``: still a KeyboardInterrupt, now saying how far it got."""
+
+    def __init__(self, sent: int, total: int) -> None:
+        super().__init__(f"interrupted after {sent:,} of {total:,} datagrams had been sent")
+        self.sent = sent
+        self.total = total
+
+
 def depart(writer: Writer, messages: Sequence[Message], departures: Departures, total: int, *, fresh: int) -> int:
     """Send ``total`` datagrams of ``messages`` (one per reader, round after round) when
     ``departures`` lets them go; the first ``fresh`` datagrams are new messages (``send``), the
@@ -90,11 +99,14 @@ def depart(writer: Writer, messages: Sequence[Message], departures: Departures, 
     send, resend, wait = writer.send, writer.resend, departures.wait
     sent, last = 0, -1
     departures.start()
-    for departure, datagram, first, count in pieces(len(messages), departures.burst, total):
-        if departure != last:
-            wait(departure)
-            last = departure
-        sent += (resend if datagram >= fresh else send)(messages, first, count)
+    try:
+        for departure, datagram, first, count in pieces(len(messages), departures.burst, total):
+            if departure != last:
+                wait(departure)
+                last = departure
+            sent += (resend if datagram >= fresh else send)(messages, first, count)
+    except KeyboardInterrupt:
+        raise Interrupted(sent, total) from None
     return sent
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from rawpacer import diagnose
 from rawpacer.bench import gobench
 from rawpacer.bench.config import Config, pcap_path
-from rawpacer.bench.oploop import ASAP, OpLoop
+from rawpacer.bench.oploop import ASAP, Interrupted, OpLoop
 from rawpacer.bench.result import Report, WriterResult
 from rawpacer.bench.runner import Pass, paced
 from rawpacer.errors import ReaderDied, UsageError, unavailable
@@ -152,6 +152,9 @@ class Session:
             row.notes.extend(n for n in notes if n not in row.notes)
             if sample.lost or sample.corrupt:
                 row.notes.append(f"why datagrams were lost: {diagnose.explain(before, diagnose.snapshot_of(topo))}")
+        except Interrupted as exc:
+            self.report.notes.append(f"{row.writer}: {exc}")
+            raise
         except ReaderDied:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken writer must not end the comparison: its row says why

@@ -204,7 +204,8 @@ def print_report(report: Report, console: Console) -> None:
     sweep = build_sweep_table(report)
     if sweep is not None:
         console.print(sweep)
-    for note in report.notes:
+    row_notes = [f"{row.writer} ({row.readers} readers): {note}" for row in report.results for note in row.notes]
+    for note in [*report.notes, *dict.fromkeys(row_notes)]:
         console.print(f"note: {note}", markup=False, highlight=False)
     if report.interrupted:
         console.print("interrupted: the results above are those finished before the interruption", style="yellow")

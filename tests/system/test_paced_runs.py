@@ -1,0 +1,146 @@
+"""Paced runs end to end: compare --mode stream --rate and send --rate in real sandboxes, measured by
+the readers' kernel receive timestamps. The machine is shared and loaded: these assert the machinery
+and gross errors (a generous tolerance on the rate); precision is bench/pacing_bench.py's job."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import ROOT, run_cli
+
+from rawpacer.pacing import link_bytes
+from rawpacer.sandbox import pid_namespaces
+
+TOLERANCE = 0.2
+"""Achieved rate within ±20 % of the target: catches a pacer that bursts or ignores the rate."""
+
+
+def paced(tmp_path, *args: str) -> list[dict]:
+    path = tmp_path / "paced.json"
+    code, err = run_cli(["compare", "--mode", "stream", "--readers", "20", *args, "--json", str(path)])
+    assert code == 0, err
+    return json.loads(path.read_text())["results"]
+
+
+@pytest.mark.parametrize("topology", ["lo", "veth"])
+def test_a_paced_stream_delivers_intact_at_about_its_rate(topology, tmp_path):
+    rows = paced(
+        tmp_path, "--rate", "5k", "--benchtime", "0.4s", "--topology", topology, "--writers", "udp-sendto,packet-ring"
+    )
+    for row in rows:
+        assert row["all_intact"] and row["sent"] == row["delivered"] == 2000, row["writer"]
+        assert row["timestamps"] == "kernel-rx" and row["rate_target_pps"] == 5000.0 and row["burst"] == 1
+        assert abs(row["rate_error"]) < TOLERANCE, (row["writer"], row["rate_achieved_pps"])
+        assert set(row["gap_dev_ns"]) == {"p50", "p99", "p999", "max"} and row["gap_ideal_ns"] == 200_000.0
+        assert 0 <= row["gap_dev_ns"]["p50"] <= row["gap_dev_ns"]["max"]
+        assert row["pacer"]["departures"] == 2000 + 20  # one unmeasured fan-out leaves first
+
+
+def test_bursts_poisson_and_a_seed_are_recorded(tmp_path):
+    (row,) = paced(
+        tmp_path,
+        "--rate",
+        "20k",
+        "--burst",
+        "10",
+        "--pattern",
+        "poisson",
+        "--seed",
+        "7",
+        "--benchtime",
+        "60x",
+        "--writers",
+        "udp-sendmmsg",
+    )
+    assert (row["pattern"], row["seed"], row["burst"], row["sent"]) == ("poisson", 7, 10, 1200)
+    assert row["all_intact"] and row["cv"] is not None and row["ks"] is not None
+    assert abs(row["rate_error"]) < 2 * TOLERANCE  # 120 departures: a Poisson stream's own spread
+
+
+def test_a_bit_rate_counts_the_link_bytes(tmp_path):
+    (row,) = paced(tmp_path, "--rate", "20Mbit", "--benchtime", "0.2s", "--writers", "packet-raw", "--size", "1000")
+    assert row["rate_target_pps"] == pytest.approx(20e6 / 8 / link_bytes(1000))
+    assert row["all_intact"]
+
+
+def test_a_rate_beyond_the_writer_runs_and_says_it_fell_short(tmp_path):
+    (row,) = paced(tmp_path, "--rate", "5Mpps", "--benchtime", "0.2s", "--writers", "udp-sendto")
+    assert row["all_intact"] and row["rate_achieved_pps"] < 5e6 * 0.99
+    assert any(note.startswith("fell short:") for note in row["notes"])
+
+
+def test_send_paces_each_fan_out():
+    code, err = run_cli(["send", "--writer", "udp-sendto", "--readers", "20", "--ops", "2", "--rate", "5k"])
+    assert code == 0, err
+
+
+def test_send_prints_how_each_paced_fan_out_left():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rawpacer.cli",
+            "send",
+            "--writer",
+            "packet-raw",
+            "--readers",
+            "30",
+            "--ops",
+            "2",
+            "--rate",
+            "5k",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("op ")]
+    assert len(lines) == 2 and all("paced at" in line and "of 5,000 datagrams/s" in line for line in lines)
+
+
+def test_ctrl_c_mid_stream_says_how_far_it_got_and_leaves_nothing_behind():
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rawpacer.cli",
+            "compare",
+            "--mode",
+            "stream",
+            "--rate",
+            "2k",
+            "--benchtime",
+            "60s",
+            "--writers",
+            "udp-sendto",
+            "--readers",
+            "10",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_namespaces(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # the stream is under way
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert "udp-sendto: interrupted after" in out and "of 120,000 datagrams had been sent" in out
+    assert not pid_namespaces(process.pid)
