@@ -165,15 +165,16 @@ class OpLoop:
         self.source.fill(self.readers.buffer)
         self.readers.begin_stream(self.expected_size, timestamps=timestamps)
 
-    def stream(self, fanouts: int, *, timestamps: bool = False) -> Outcome:
+    def stream(self, fanouts: int, *, timestamps: bool = False, settle: float = STREAM_SETTLE_S) -> Outcome:
         """One stream of ``fanouts`` fan-outs, timed from the first send to the last; delivery counted
-        at its end (with the arrivals' kernel timestamps when ``timestamps``)."""
+        once no datagram came for ``settle`` seconds (with the arrivals' kernel timestamps when
+        ``timestamps``)."""
         readers, ports = self.readers, len(self.readers.ports)
         self.begin_stream(timestamps)
         start = time.perf_counter_ns()
         sent = depart(self.writer, readers.messages, self.departures, fanouts * ports, fresh=ports)
         elapsed = time.perf_counter_ns() - start
-        return Outcome(sent, readers.end_stream(fanouts, settle=STREAM_SETTLE_S), elapsed, fanouts)
+        return Outcome(sent, readers.end_stream(fanouts, settle=settle), elapsed, fanouts)
 
     def replay(self) -> int:
         """One more fan-out of an open stream's messages, nothing awaited (the allocation pass's op)."""

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from rawpacer import outputs
 from rawpacer.bench.methodology.sizes import FrameSize
 from rawpacer.bench.methodology.trial import Outcome, TrialResult
 
@@ -220,6 +221,8 @@ class Recorder:
         self.run = run
         self.path = None if path is None else Path(path)
         self.on_trial = on_trial
+        self.moved: str | None = None
+        """Why the file had to move to a fallback place (``path`` then names it), if it did."""
         self._finished: dict[int, str] = {}
         self.save()
 
@@ -238,9 +241,13 @@ class Recorder:
             return
         entries = ", ".join(self._entry_json(i, e) for i, e in enumerate(self.run.results))
         head = json.dumps(self.run.header(), allow_nan=False)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(f'{head[:-1]}, "results": [{entries}]}}\n')
-        os.replace(tmp, self.path)
+        text = f'{head[:-1]}, "results": [{entries}]}}\n'
+        if self.moved is not None:
+            outputs.replace(self.path, lambda tmp: tmp.write_text(text))
+            return
+        written = outputs.write(self.path, lambda tmp: tmp.write_text(text), suffix=".json")
+        if not written.ok:
+            self.moved, self.path = written.failed, written.path
 
     def start(self, writer: str, frame: FrameSize) -> Entry:
         """A new, unfinished entry for ``writer`` at ``frame``."""

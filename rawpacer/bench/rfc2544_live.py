@@ -1,0 +1,273 @@
+"""RFC 2544 on a live kernel path: each writer, in a sandbox, as the ``Device`` the searches drive.
+
+A trial is a stream (``OpLoop.stream``): paced at the trial's rate by the pacer, or a back-to-back
+burst with nothing paced; datagram j goes to reader j % P, so a trial is rounded up to whole fan-outs.
+Trial hygiene (RFC 2544 section 23; what TRex and CSIT users learned): a warm-up at the same rate
+goes first and is not counted; the stream ends only after waiting ``drain_s`` for late datagrams;
+the readers' counters are read after that, never mid-run. Latency (26.2) is the kernel receive
+timestamp less the writer's clock read just before the send ("writer-clock").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rawpacer import diagnose
+from rawpacer.bench.config import Config, make_config
+from rawpacer.bench.machine import describe
+from rawpacer.bench.methodology import Device, FrameSize, Recorder, Run, Settings, Trial, TrialResult, make_settings
+from rawpacer.bench.methodology.suite import new_run, run_suite
+from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
+from rawpacer.errors import require
+from rawpacer.kernel import caps
+from rawpacer.messages import MessageSource
+from rawpacer.pacing import ConstantSchedule, Pacer
+from rawpacer.readers import ReaderSet
+from rawpacer.sandbox import Sandbox, Topology
+from rawpacer.writers import base as registry
+from rawpacer.writers.base import Fit, Writer, WriterOptions
+
+DEPARTURES_PER_S = 10_000
+"""Paced trials above this many datagrams/s leave in bursts of ⌈rate / 10,000⌉, one every 100 µs:
+one send call per datagram costs a batching writer (sendmmsg, the TX ring, AF_XDP) the rate it is
+being asked for (measured: at 300k/s, bursts of 8 left xdp 15 % and packet-ring 29 % short, bursts
+of 20-50 held the rate), and the RFC's question is the kernel's receive path, not the call rate."""
+
+MAX_RATE_S = 0.5
+"""How long the unpaced stream that measures a writer's maximum lasts (after a short probe)."""
+PROBE_FANOUTS = 20
+"""The probe that sizes the maximum-rate stream."""
+
+
+class RecordedDepartures:
+    """Departures that note when each one left (the writer's clock, just before its send)."""
+
+    def __init__(self, inner: Departures, departures: int) -> None:
+        self.inner = inner
+        self.left_ns: npt.NDArray[np.int64] = np.zeros(departures, np.int64)
+
+    @property
+    def burst(self) -> int | None:
+        """The inner departures' burst."""
+        return self.inner.burst
+
+    def start(self) -> None:
+        """Anchor the inner departures."""
+        self.inner.start()
+
+    def wait(self, departure: int) -> None:
+        """Wait as the inner departures do, then note the time."""
+        self.inner.wait(departure)
+        self.left_ns[departure] = time.monotonic_ns()
+
+
+def latencies(
+    slot: npt.NDArray[np.int32],
+    rx_ns: npt.NDArray[np.int64],
+    left_ns: npt.NDArray[np.int64],
+    ports: int,
+    offset: int,
+    burst: int = 1,
+) -> npt.NDArray[np.int64]:
+    """One-way latency per datagram: the k-th arrival on reader p is datagram k*P + p (a socket keeps
+    order), which left with departure (k*P + p) // burst at ``left_ns[...]`` (monotonic); ``offset``
+    turns the kernel's realtime receive stamps into the monotonic clock. Datagrams beyond the
+    recorded departures are left out."""
+    order = np.lexsort((rx_ns, slot))
+    sorted_slot = slot[order]
+    first = np.searchsorted(sorted_slot, sorted_slot, side="left")
+    departure = ((np.arange(order.size) - first) * ports + sorted_slot) // burst
+    keep = departure < left_ns.size
+    found: npt.NDArray[np.int64] = (rx_ns[order][keep] - offset) - left_ns[departure[keep]]
+    return found
+
+
+@dataclass
+class _Frame:
+    """What one frame size needs open: its readers, writer and op loop."""
+
+    frame: FrameSize
+    readers: ReaderSet
+    writer: Writer
+    loop: OpLoop
+
+    def close(self) -> None:
+        self.writer.close()
+        self.readers.close()
+
+
+@dataclass
+class LiveDevice:
+    """One writer sending into ``readers`` kernel UDP readers of a sandbox, per RFC 2544 frame size."""
+
+    name: str
+    topo: Topology
+    readers_count: int
+    payload: str = "crypto"
+    _open: _Frame | None = None
+    _max: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def writer(self) -> str:
+        """The writer's name."""
+        return self.name
+
+    def _frame(self, frame: FrameSize) -> _Frame:
+        """The readers, writer and loop for ``frame`` (the previous frame size's are closed)."""
+        if self._open is not None and self._open.frame == frame:
+            return self._open
+        self.close()
+        size = frame.payload_bytes
+        readers = ReaderSet(self.topo, self.readers_count, size)
+        try:
+            with self.topo.enter("writer"):
+                options = WriterOptions(message_size=size, fit=Fit.STRICT)
+                writer = registry.get(self.name)(self.topo.target(readers.ports), options)
+        except BaseException:
+            readers.close()
+            raise
+        loop = OpLoop(writer, readers, MessageSource.make(self.payload, size))
+        self._open = _Frame(frame, readers, writer, loop)
+        return self._open
+
+    def max_rate(self, frame: FrameSize) -> float:
+        """The writer's unpaced stream rate for this frame size (a probe sizes a ~0.5 s stream)."""
+        if frame.size not in self._max:
+            loop = self._frame(frame).loop
+            loop.departures = ASAP
+            probe = loop.stream(PROBE_FANOUTS)
+            rate = probe.sent * 1e9 / max(probe.elapsed_ns, 1)
+            ports = len(loop.readers.ports)
+            fanouts = max(PROBE_FANOUTS, math.ceil(rate * MAX_RATE_S / ports))
+            measured = loop.stream(fanouts)
+            self._max[frame.size] = measured.sent * 1e9 / max(measured.elapsed_ns, 1)
+        return self._max[frame.size]
+
+    def run(self, trial: Trial) -> TrialResult:
+        """Warm up (not counted), offer the trial, wait ``drain_s`` for late datagrams, then count."""
+        opened = self._frame(trial.frame)
+        loop, ports = opened.loop, len(opened.readers.ports)
+        if trial.warmup_s > 0:
+            self._stream(loop, trial, math.ceil(self._rate(trial) * trial.warmup_s / ports), settle=0.05)
+        fanouts = math.ceil(trial.planned / ports)
+        before = diagnose.snapshot_of(self.topo)
+        offset = time.time_ns() - time.monotonic_ns()
+        outcome, departures = self._stream(loop, trial, fanouts, settle=trial.drain_s)
+        result = outcome.result
+        notes: tuple[str, ...] = ()
+        if result.lost or result.corrupt:
+            notes = (f"why datagrams were lost: {diagnose.explain(before, diagnose.snapshot_of(self.topo))}",)
+        latency = None
+        if trial.latency and trial.rate_pps is not None and result.arrivals is not None:
+            arrivals = result.arrivals
+            latency = latencies(
+                arrivals.slot, arrivals.rx_ns, departures.left_ns, ports, offset, departures.burst or ports
+            )
+        return TrialResult(
+            trial,
+            sent=outcome.sent,
+            delivered=result.delivered,
+            intact=result.intact,
+            lost=result.lost,
+            achieved_pps=outcome.sent * 1e9 / max(outcome.elapsed_ns, 1),
+            latencies_ns=latency,
+            latency_source="writer-clock" if latency is not None else None,
+            reader_capacity_pps=result.reader_capacity_pps,
+            warmup_s=trial.warmup_s,
+            drain_s=trial.drain_s,
+            notes=notes,
+        )
+
+    def _rate(self, trial: Trial) -> float:
+        return trial.rate_pps if trial.rate_pps is not None else self._max.get(trial.frame.size, 1e6)
+
+    @staticmethod
+    def _stream(loop: OpLoop, trial: Trial, fanouts: int, settle: float) -> tuple[Outcome, RecordedDepartures]:
+        """One stream of ``fanouts`` fan-outs as the trial asks: paced, or back to back."""
+        ports = len(loop.readers.ports)
+        inner: Departures = ASAP
+        if trial.rate_pps is not None:
+            burst = min(ports, max(1, math.ceil(trial.rate_pps / DEPARTURES_PER_S)))
+            inner = Pacer(ConstantSchedule(trial.rate_pps, burst))
+        steps = fanouts if inner.burst is None else math.ceil(fanouts * ports / inner.burst)
+        departures = RecordedDepartures(inner, steps)
+        loop.departures = departures
+        return loop.stream(max(1, fanouts), timestamps=trial.latency, settle=settle), departures
+
+    def close(self) -> None:
+        """Close the open frame size's writer and readers."""
+        if self._open is not None:
+            opened, self._open = self._open, None
+            opened.close()
+
+
+@dataclass(frozen=True)
+class Rfc2544Config:
+    """An RFC 2544 run: where (the shared options) and what (the methodology's settings)."""
+
+    config: Config
+    settings: Settings
+
+
+def make_rfc2544_config(
+    *,
+    writers: str | Sequence[str] | None = None,
+    readers: int | str = 100,
+    topology: str = "lo",
+    mtu: int | str | None = None,
+    payload: str = "crypto",
+    ip_version: int | str = 4,
+    **methodology: Any,
+) -> Rfc2544Config:
+    """Every option checked (UsageError, one line) before anything is created. ``writers`` defaults to
+    every writer that can be paced (the scapy reference only when named)."""
+    chosen = writers if writers is not None else registry.names(slow=False)
+    config = make_config(
+        writers=chosen, readers=readers, topology=topology, mtu=mtu, payload=payload, ip_version=ip_version
+    )
+    require(len(config.readers) == 1, f"readers {readers!r}: give one count (a sweep is compare's)")
+    settings = make_settings(ipv6=config.ip_version == 6, mtu=config.mtu, **methodology)
+    return Rfc2544Config(dataclasses.replace(config, named=config.writers if writers is not None else ()), settings)
+
+
+def devices(topo: Topology, run: Rfc2544Config) -> Iterator[Device]:
+    """One LiveDevice per writer, opened as the suite reaches it and closed after."""
+    for name in run.config.writers:
+        device = LiveDevice(name, topo, run.config.readers[0], run.config.payload)
+        try:
+            yield device
+        finally:
+            device.close()
+
+
+def run_rfc2544(run: Rfc2544Config, recorder: Recorder | None = None) -> Run:
+    """The whole suite in one fresh sandbox; ``recorder`` (with a path) keeps the JSON as trials end."""
+    config = run.config
+    caps.require("an RFC 2544 run", caps.EVERYTHING, "rfc2544")
+    if recorder is None:
+        recorder = Recorder(new_run_for(run))
+    with Sandbox(config.topology, mtu=config.mtu, ip_version=config.ip_version) as topo:
+        return run_suite(devices(topo, run), run.settings, recorder)
+
+
+def new_run_for(run: Rfc2544Config) -> Run:
+    """The empty Run of an RFC 2544 run: the machine and every parameter."""
+    config = run.config
+    return new_run(
+        run.settings,
+        describe(),
+        writers=list(config.writers),
+        readers=config.readers[0],
+        topology=config.topology,
+        mtu=config.mtu,
+        payload=config.payload,
+        ip_version=config.ip_version,
+    )

@@ -1,0 +1,134 @@
+"""``rawpacer rfc2544``: RFC 2544's throughput, latency, frame loss and back-to-back tests (section 26)
+per writer and frame size, the device under test being the kernel's receive path into N readers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rawpacer import outputs
+from rawpacer.bench.methodology import Entry, Recorder, Run, trial_budget
+from rawpacer.bench.methodology.result import TrialRecord
+from rawpacer.bench.rfc2544_live import Rfc2544Config, make_rfc2544_config, new_run_for, run_rfc2544
+from rawpacer.report.rfc2544_table import print_run
+
+METHODOLOGY_OPTIONS = {
+    "sizes": ("--sizes", "frame sizes as RFC 2544 counts them, FCS included (default 64,...,1518; -6: 78,...)"),
+    "tests": ("--tests", "throughput,latency,loss,back-to-back (default all)"),
+    "trial": ("--trial", "each trial's length (default 2s; RFC 2544 asks for 60s)"),
+    "resolution": ("--resolution", "throughput search resolution, of the unpaced maximum (default 0.5%)"),
+    "loss_tolerance": ("--loss-tolerance", "loss a throughput trial may have (default 0, the RFC's; e.g. 0.1%)"),
+    "loss_step": ("--loss-step", "frame loss rate step (default 10%)"),
+    "b2b_repeats": ("--b2b-repeats", "back-to-back searches per size, averaged (default 3; the RFC: 50)"),
+    "latency_trials": ("--latency-trials", "latency trials at the throughput rate (default 1)"),
+    "warmup": ("--warmup", "uncounted warm-up before each trial (default 0.25s)"),
+    "drain": ("--drain", "wait for late datagrams after each trial (default: 2s per 60s of trial, 0.25s at least)"),
+}
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the subcommand and its options."""
+    p = sub.add_parser("rfc2544", help="RFC 2544 throughput, latency, frame loss and back-to-back per writer and size")
+    p.add_argument("--writers", default=None, help="comma-separated writers (default: every pacable writer)")
+    p.add_argument("--readers", default="100", help="kernel UDP readers the datagrams fan out to (1-10000)")
+    p.add_argument("--topology", default="lo", help="lo or veth (default lo)")
+    p.add_argument("--mtu", default=None, help="MTU of the sandbox link (the sizes must fit it)")
+    p.add_argument("--payload", default="crypto", help="message bytes: crypto, fast, fixed")
+    p.add_argument(
+        "-6", "--ipv6", dest="ip_version", action="store_const", const=6, default=4, help="IPv6 and RFC 5180's sizes"
+    )
+    for dest, (flag, text) in METHODOLOGY_OPTIONS.items():
+        p.add_argument(flag, dest=dest, default=None, help=text)
+    p.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="every trial, written as it ends")
+    p.add_argument("--plot", dest="plot_path", default=None, metavar="PATH", help="the RFC's graphs as one PNG")
+    p.add_argument("--report", dest="report_path", default=None, metavar="PATH.md", help="a Markdown report")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> Rfc2544Config:
+    """Every option checked (one line, exit 2) before anything is created, output paths included."""
+    given = {dest: value for dest in METHODOLOGY_OPTIONS if (value := getattr(args, dest)) is not None}
+    config = make_rfc2544_config(
+        writers=args.writers,
+        readers=args.readers,
+        topology=args.topology,
+        mtu=args.mtu,
+        payload=args.payload,
+        ip_version=args.ip_version,
+        **given,
+    )
+    for option, path in (("--json", args.json_path), ("--plot", args.plot_path), ("--report", args.report_path)):
+        if path is not None:
+            outputs.check(option, path)
+    return config
+
+
+def _save(what: str, path: str, suffix: str, write_to: Callable[[Path], object]) -> bool:
+    try:
+        written = outputs.write(path, write_to, suffix=suffix)
+    except OSError as exc:
+        print(f"rawpacer: could not write {what} anywhere: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    print(("" if written.ok else "rawpacer: ") + written.message(what), file=sys.stderr)
+    return written.ok
+
+
+def emit(run_: Run, args: argparse.Namespace, recorder: Recorder) -> bool:
+    """Print the tables, then write the plot and report asked for; False when a file went elsewhere."""
+    print_run(run_, Console(width=None if sys.stdout.isatty() else 200))
+    sys.stdout.flush()
+    ok = True
+    if args.json_path:
+        ok &= recorder.moved is None
+        print(
+            ("" if recorder.moved is None else "rawpacer: ")
+            + outputs.Written(recorder.path or Path(args.json_path), recorder.moved).message("the JSON"),
+            file=sys.stderr,
+        )
+    if args.plot_path and run_.results:
+        from rawpacer.report.rfc2544_plot import plot  # matplotlib is slow to import: only when asked
+
+        ok &= _save("the plot", args.plot_path, ".png", lambda p: plot(run_, p))
+    if args.report_path:
+        from rawpacer.report.rfc2544_markdown import write_report
+
+        ok &= _save("the report", args.report_path, ".md", lambda p: write_report(run_, p))
+    return ok
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the suite in a fresh sandbox with a progress bar over trials; print and write the results."""
+    config = config_from_args(args)
+    errors = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        disable=not errors.is_terminal,
+        transient=True,
+    )
+    budget = trial_budget(config.settings, 1.0) * len(config.settings.sizes) * len(config.config.writers)
+    task = progress.add_task("starting", total=budget)
+
+    def on_trial(entry: Entry, record: TrialRecord) -> None:
+        progress.update(task, advance=1, description=f"{entry.writer} {entry.frame_size} B")
+
+    recorder = Recorder(new_run_for(config), args.json_path, on_trial)
+    try:
+        with progress:
+            finished = run_rfc2544(config, recorder)
+    except KeyboardInterrupt:
+        emit(recorder.run, args, recorder)
+        raise
+    saved = emit(finished, args, recorder)
+    failed = [e.writer for e in finished.results if e.error and e.writer in config.config.named]
+    if failed:
+        print(f"rawpacer: {', '.join(dict.fromkeys(failed))} did not run (see the tables)", file=sys.stderr)
+    return 0 if saved and not failed else 1
