@@ -11,7 +11,7 @@ import pytest
 from helpers import ROOT, run_cli
 
 from rawpacer.cli import build_parser
-from rawpacer.sandbox import pid_namespaces
+from rawpacer.sandbox import Sandbox, pid_namespaces
 
 BAD: dict[str, list[tuple[list[str], str]]] = {
     "compare": [
@@ -83,6 +83,28 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
             "first port 65535 with 2 readers does not fit in 1-65535",
         ),
     ],
+    "rfc2544": [
+        (["--writers", "warp"], "writer 'warp' is unknown"),
+        (["--readers", "1,2"], "readers '1,2': give one count"),
+        (["--topology", "ring"], "topology 'ring' is not allowed"),
+        (["--mtu", "100"], "frame size"),
+        (["--payload", "zeros"], "payload 'zeros' is not allowed"),
+        (["-6", "--mtu", "1279"], "mtu 1279 is out of range 1280-65536 for IPv6"),
+        (["--sizes", "64,46"], "frame size 46 cannot hold FCS+Ethernet+IPv4+UDP"),
+        (["--sizes", "64,x"], "frame size 'x' is not an integer"),
+        (["--tests", "speed"], "test 'speed' is not allowed"),
+        (["--trial", "0s"], "trial '0s'"),
+        (["--resolution", "50%"], "resolution '50%'"),
+        (["--loss-tolerance", "0.5"], "loss tolerance '0.5'"),
+        (["--loss-step", "90%"], "loss step '90%'"),
+        (["--b2b-repeats", "0"], "back-to-back repeats '0'"),
+        (["--latency-trials", "x"], "latency trials 'x'"),
+        (["--warmup=-1s"], "warm-up '-1s'"),
+        (["--drain", "soon"], "drain 'soon'"),
+        (["--json", "/"], "--json '/' is a directory"),
+        (["--plot", "/nonexistent-dir/p.png"], "--plot '/nonexistent-dir/p.png': directory"),
+        (["--report", "/"], "--report '/' is a directory"),
+    ],
     "doctor": [
         (["--writer", "warp"], "writer 'warp' is unknown"),
     ],
@@ -109,7 +131,11 @@ def test_the_table_covers_every_option_of_every_subcommand():
 
 
 @pytest.mark.parametrize(("command", "args", "named"), CASES, ids=[f"{c} {' '.join(a)}" for c, a, _ in CASES])
-def test_bad_value_is_one_line_exit_2_and_creates_nothing(command, args, named):
+def test_bad_value_is_one_line_exit_2_and_creates_nothing(command, args, named, monkeypatch):
+    def started(self: Sandbox) -> None:
+        raise AssertionError(f"{command} {args} passed its checks: a run would start")
+
+    monkeypatch.setattr(Sandbox, "__enter__", started)
     code, err = run_cli([command, *args])
     assert code == 2, err
     assert named in err and err.count("\n") == 1 and err.startswith("rawpacer: ")
