@@ -8,8 +8,11 @@ import os
 import signal
 import socket
 import struct
+import subprocess
+import sys
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +172,88 @@ def inject(topo, frames) -> None:
         sock.bind((topo.writer_if, 0))
         for frame in frames:
             sock.send(frame)
+
+
+# --- rawpacer as a separate process, as a user runs it -------------------------------------------
+
+JSON_ROW_KEYS = frozenset(
+    {
+        "writer",
+        "readers",
+        "ns_per_op",
+        "packets_per_s",
+        "bytes_per_op",
+        "allocs_per_op",
+        "sent",
+        "delivered",
+        "intact",
+        "payload_bytes",
+    }
+)
+"""Keys every row of compare's JSON has."""
+
+
+def rawpacer_command(*args: str) -> list[str]:
+    """``python -m rawpacer.cli ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "rawpacer.cli", *args]
+
+
+def cli(
+    *args: str,
+    prefix: Sequence[str] = (),
+    cwd: Path = ROOT,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``rawpacer ARGS`` to the end (after ``prefix``, e.g. setpriv), the checkout importable;
+    ``env`` replaces the whole environment when given."""
+    return subprocess.run(
+        [*prefix, *rawpacer_command(*args)],
+        cwd=cwd,
+        env=dict(env if env is not None else os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def cli_process(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """``rawpacer ARGS`` started in the background (stdout, stderr piped); killed if still alive after."""
+    process = subprocess.Popen(
+        rawpacer_command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def interrupt(process: subprocess.Popen[str], sig: int = signal.SIGINT, timeout: float = 60) -> tuple[str, str]:
+    """Send ``sig`` and wait for the process to finish; its stdout and stderr."""
+    process.send_signal(sig)
+    return process.communicate(timeout=timeout)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30, step: float = 0.05) -> bool:
+    """Poll ``condition`` until it is true or ``timeout`` seconds passed; whether it became true."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+@contextlib.contextmanager
+def udp_sender(topo: Topology) -> Iterator[Callable[[bytes, int], int]]:
+    """A plain UDP socket in the writer namespace, as ``send(data, port)`` to the readers' address."""
+    family = socket.AF_INET6 if ":" in topo.reader_ip else socket.AF_INET
+    with topo.enter("writer"):
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+    with sock:
+        sock.bind((topo.writer_ip, 0))
+        yield lambda data, port: sock.sendto(data, (topo.reader_ip, port))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,6 +13,7 @@ from rawpacer.bench import machine
 from rawpacer.bench.config import Config, make_config
 from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
 from rawpacer.bench.session import Listener, Session
+from rawpacer.cli._files import did_not_run, save
 from rawpacer.cli._options import add_messages, add_pacing, add_sandbox, config_kwargs
 from rawpacer.errors import require
 from rawpacer.kernel import caps
@@ -80,22 +79,12 @@ class Output:
         ok = True
         if self.args.json_path:
             text = to_json(report) + "\n"
-            ok &= self._save("the JSON", self.args.json_path, ".json", lambda p: p.write_text(text))
+            ok &= save("the JSON", self.args.json_path, ".json", lambda p: p.write_text(text))
         if self.args.plot_path and any(r.samples for r in report.results):
             from rawpacer.report.plot import plot  # matplotlib is slow to import: only when asked
 
-            ok &= self._save("the plot", self.args.plot_path, ".png", lambda p: plot(report, p))
+            ok &= save("the plot", self.args.plot_path, ".png", lambda p: plot(report, p))
         return ok
-
-    @staticmethod
-    def _save(what: str, path: str, suffix: str, write_to: Callable[[Path], object]) -> bool:
-        try:
-            written = outputs.write(path, write_to, suffix=suffix)
-        except OSError as exc:
-            print(f"rawpacer: could not write {what} anywhere: {exc.strerror or exc}", file=sys.stderr)
-            return False
-        print(("" if written.ok else "rawpacer: ") + written.message(what), file=sys.stderr)
-        return written.ok
 
 
 class _Progress(Listener):
@@ -137,7 +126,5 @@ def run(args: argparse.Namespace) -> int:
     with progress:
         Session(config, report, _Progress(progress, config.steps()), on_interrupt=output.emit).run()
     saved = output.emit(report)
-    failed = [row.writer for row in report.results if row.error and row.writer in config.named]
-    if failed:
-        print(f"rawpacer: {', '.join(dict.fromkeys(failed))} did not run (see the table)", file=sys.stderr)
+    failed = did_not_run((row.writer for row in report.results if row.error), config.named)
     return 0 if saved and not failed else 1

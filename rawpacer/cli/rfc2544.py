@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +14,7 @@ from rawpacer import outputs
 from rawpacer.bench.methodology import Entry, Recorder, Run, trial_budget
 from rawpacer.bench.methodology.result import TrialRecord
 from rawpacer.bench.rfc2544_live import Rfc2544Config, make_rfc2544_config, new_run_for, run_rfc2544
+from rawpacer.cli._files import did_not_run, save
 from rawpacer.report.rfc2544_table import print_run
 
 METHODOLOGY_OPTIONS = {
@@ -68,16 +68,6 @@ def config_from_args(args: argparse.Namespace) -> Rfc2544Config:
     return config
 
 
-def _save(what: str, path: str, suffix: str, write_to: Callable[[Path], object]) -> bool:
-    try:
-        written = outputs.write(path, write_to, suffix=suffix)
-    except OSError as exc:
-        print(f"rawpacer: could not write {what} anywhere: {exc.strerror or exc}", file=sys.stderr)
-        return False
-    print(("" if written.ok else "rawpacer: ") + written.message(what), file=sys.stderr)
-    return written.ok
-
-
 def emit(run_: Run, args: argparse.Namespace, recorder: Recorder) -> bool:
     """Print the tables, then write the plot and report asked for; False when a file went elsewhere."""
     print_run(run_, Console(width=None if sys.stdout.isatty() else 200))
@@ -93,11 +83,11 @@ def emit(run_: Run, args: argparse.Namespace, recorder: Recorder) -> bool:
     if args.plot_path and run_.results:
         from rawpacer.report.rfc2544_plot import plot  # matplotlib is slow to import: only when asked
 
-        ok &= _save("the plot", args.plot_path, ".png", lambda p: plot(run_, p))
+        ok &= save("the plot", args.plot_path, ".png", lambda p: plot(run_, p))
     if args.report_path:
         from rawpacer.report.rfc2544_markdown import write_report
 
-        ok &= _save("the report", args.report_path, ".md", lambda p: write_report(run_, p))
+        ok &= save("the report", args.report_path, ".md", lambda p: write_report(run_, p))
     return ok
 
 
@@ -128,7 +118,5 @@ def run(args: argparse.Namespace) -> int:
         emit(recorder.run, args, recorder)
         raise
     saved = emit(finished, args, recorder)
-    failed = [e.writer for e in finished.results if e.error and e.writer in config.config.named]
-    if failed:
-        print(f"rawpacer: {', '.join(dict.fromkeys(failed))} did not run (see the tables)", file=sys.stderr)
+    failed = did_not_run((e.writer for e in finished.results if e.error), config.config.named)
     return 0 if saved and not failed else 1

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 
 import pytest
-from helpers import ROOT
+from helpers import JSON_ROW_KEYS, cli, cli_process, interrupt
 
 from rawpacer.bench.calibrate import MAX_GROWTH, Benchtime, Timed, calibrate, parse_benchtime, predict_n
 from rawpacer.bench.golines import parse_lines
@@ -17,30 +15,11 @@ from rawpacer.errors import UsageError
 from rawpacer.sandbox import pid_namespaces
 
 TINY = ["--writers", "udp-sendto,udp-sendmmsg", "--benchtime", "50ms", "--readers", "10"]
-KEYS = {
-    "writer",
-    "readers",
-    "ns_per_op",
-    "packets_per_s",
-    "bytes_per_op",
-    "allocs_per_op",
-    "sent",
-    "delivered",
-    "intact",
-    "payload_bytes",
-}
+KEYS = JSON_ROW_KEYS
 
 
-def compare(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rawpacer.cli", "compare", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def compare(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return cli("compare", *args, timeout=120, env=env)
 
 
 @pytest.mark.parametrize(
@@ -167,38 +146,13 @@ def test_count_reports_median_min_max(tmp_path):
 
 
 def test_sigint_prints_partial_results_and_cleans_up():
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rawpacer.cli",
-            "compare",
-            "--writers",
-            "udp-sendto,udp-sendmmsg",
-            "--readers",
-            "10",
-            "--benchtime",
-            "1s",
-            "--format",
-            "go",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        names: list[str] = []
+    args = ("compare", "--writers", "udp-sendto,udp-sendmmsg", "--readers", "10", "--benchtime", "1s", "--format", "go")
+    with cli_process(*args) as process:
         first = process.stderr.readline()  # without a terminal: one line per finished writer
         names = pid_namespaces(process.pid)
         assert first.startswith("done udp-sendto"), first
         assert names, "the sandbox should still exist while the second writer runs"
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        out, err = interrupt(process)
     assert process.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     benchmarks = [line.name for line in parse_lines(out)]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
-from helpers import ROOT
+from helpers import cli
 
 from rawpacer.bench import gobench
 from rawpacer.bench.calibrate import parse_benchtime
@@ -37,27 +35,8 @@ def test_seed_runs_in_the_sandbox(binary, kind):
 
 def test_compare_with_go_puts_seed_rows_beside_writers(tmp_path):
     path = tmp_path / "go.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rawpacer.cli",
-            "compare",
-            "--writers",
-            "udp-sendto",
-            "--readers",
-            "10",
-            "--benchtime",
-            "10x",
-            "--with-go",
-            "--json",
-            str(path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = cli(
+        "compare", "--writers", "udp-sendto", "--readers", "10", "--benchtime", "10x", "--with-go", "--json", str(path)
     )
     assert done.returncode == 0, done.stderr
     assert "go-net-baseline" in done.stdout and "go-seed-goroutines" in done.stdout

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
+from pathlib import Path
 
 import pytest
-from helpers import RAW_WRITERS, ROOT, make_writer
+from helpers import RAW_WRITERS, cli, cli_process, interrupt, make_writer, wait_until
 from pyroute2 import IPRoute
 
 from rawpacer.errors import SandboxError, UsageError
@@ -18,31 +16,6 @@ from rawpacer.sandbox import Sandbox, owned, pid_namespaces
 from rawpacer.writers import Link, WriterOptions, get
 from rawpacer.writers.packet_ring import RingKnobs
 from rawpacer.writers.udp_concurrent import PoolKnobs
-
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-
-
-def _cli(*args: str, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [*(prefix or []), sys.executable, "-m", "rawpacer.cli", *args],
-        cwd="/",
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-
-
-def _start_compare(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "rawpacer.cli", "compare", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _children(pid: int) -> list[int]:
@@ -78,14 +51,14 @@ def _gone(pid: int) -> bool:
     ],
 )
 def test_every_bad_value_is_one_line_exit_2(args, named):
-    done = _cli(*args)
+    done = cli(*args)
     assert done.returncode == 2, done.stderr
     assert named in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_debug_flag_shows_the_traceback():
-    done = _cli("--debug", "compare", "--mode", "burst")
+    done = cli("--debug", "compare", "--mode", "burst")
     assert done.returncode == 2 and "Traceback" in done.stderr and "mode 'burst'" in done.stderr
 
 
@@ -129,23 +102,15 @@ def test_an_mtu_that_cannot_carry_the_headers_is_refused():
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("when", ["setting-up", "mid-run"])
 def test_signal_at_any_point_leaves_nothing_behind(sig, when):
-    process = _start_compare("--writers", "udp-sendto,packet-ring,udp-sendmmsg", "--readers", "50", "--benchtime", "1s")
-    children: list[int] = []
-    try:
+    args = ("compare", "--writers", "udp-sendto,packet-ring,udp-sendmmsg", "--readers", "50", "--benchtime", "1s")
+    with cli_process(*args) as process:
         if when == "mid-run":
             line = process.stderr.readline()
             assert line.startswith("done udp-sendto"), line
         else:
-            deadline = time.monotonic() + 10
-            while not pid_namespaces(process.pid) and time.monotonic() < deadline:
-                time.sleep(0.005)
+            wait_until(lambda: pid_namespaces(process.pid), timeout=10, step=0.005)
         children = _children(process.pid)
-        process.send_signal(sig)
-        _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _, err = interrupt(process, sig)
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert pid_namespaces(process.pid) == []
@@ -153,8 +118,9 @@ def test_signal_at_any_point_leaves_nothing_behind(sig, when):
 
 
 def test_a_reader_process_killed_mid_run_stops_the_run_with_an_error():
-    process = _start_compare("--writers", "udp-sendto,udp-sendmmsg", "--readers", "20", "--benchtime", "2s")
-    try:
+    with cli_process(
+        "compare", "--writers", "udp-sendto,udp-sendmmsg", "--readers", "20", "--benchtime", "2s"
+    ) as process:
         line = process.stderr.readline()
         assert line.startswith("done udp-sendto"), line
         readers = _children(process.pid)
@@ -162,32 +128,21 @@ def test_a_reader_process_killed_mid_run_stops_the_run_with_an_error():
         for pid in readers:
             os.kill(pid, signal.SIGKILL)
         _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode not in (0, 2), err
     assert "reader process" in err and "Traceback" not in err
     assert pid_namespaces(process.pid) == []
 
 
 def test_two_compare_runs_at_once_do_not_collide(tmp_path):
-    runs = [
-        _start_compare(
-            "--writers",
-            "udp-sendmmsg,packet-ring",
-            "--readers",
-            "30",
-            "--benchtime",
-            "300ms",
-            "--json",
-            str(tmp_path / f"run{i}.json"),
-        )
-        for i in range(2)
-    ]
-    for run in runs:
-        _, err = run.communicate(timeout=120)
-        assert run.returncode == 0, err
+    args = ("compare", "--writers", "udp-sendmmsg,packet-ring", "--readers", "30", "--benchtime", "300ms", "--json")
+    with (
+        cli_process(*args, str(tmp_path / "run0.json")) as first,
+        cli_process(*args, str(tmp_path / "run1.json")) as second,
+    ):
+        runs = [first, second]
+        for run in runs:
+            _, err = run.communicate(timeout=120)
+            assert run.returncode == 0, err
     for i in range(2):
         results = json.loads((tmp_path / f"run{i}.json").read_text())["results"]
         assert {r["writer"] for r in results} == {"udp-sendmmsg", "packet-ring"}
@@ -226,13 +181,13 @@ def test_writer_options_accept_a_fit_by_name():
 
 
 def test_send_checks_every_datagram_in_a_sandbox():
-    done = _cli("send", "--writer", "packet-raw", "--readers", "5", "--ops", "3")
+    done = cli("send", "--writer", "packet-raw", "--readers", "5", "--ops", "3")
     assert done.returncode == 0, done.stderr
     assert "15 of 15 datagrams delivered, 15 intact" in done.stdout
 
 
 def test_send_across_a_small_mtu_fragments_and_delivers():
-    done = _cli("send", "--topology", "veth", "--mtu", "576", "--fit", "fragment", "--readers", "3")
+    done = cli("send", "--topology", "veth", "--mtu", "576", "--fit", "fragment", "--readers", "3")
     assert done.returncode == 0, done.stderr
     assert "3 of 3 datagrams delivered, 3 intact (1500 bytes each" in done.stdout
 
@@ -251,7 +206,7 @@ def test_send_across_a_small_mtu_fragments_and_delivers():
     ],
 )
 def test_send_bad_input_is_one_line_exit_2(args, named):
-    done = _cli(*args)
+    done = cli(*args)
     assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr
 
 
@@ -267,31 +222,18 @@ def test_send_outside_rawpacer_namespaces_warns_naming_the_interface_and_sends_n
         with entered(name), IPRoute() as ipr:
             ipr.link("add", ifname="dummy7", kind="veth", peer="dummy8")  # both ends start down
             index = ipr.link_lookup(ifname="dummy7")[0]
-        done = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                name,
-                sys.executable,
-                "-m",
-                "rawpacer.cli",
-                "send",
-                "--iface",
-                "dummy7",
-                "--src-ip",
-                "198.18.0.1",
-                "--dst-ip",
-                "198.18.0.2",
-                "--dst-mac",
-                "02:00:00:00:00:02",
-            ],
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-            cwd="/",
-            timeout=60,
-            check=False,
+        done = cli(
+            "send",
+            "--iface",
+            "dummy7",
+            "--src-ip",
+            "198.18.0.1",
+            "--dst-ip",
+            "198.18.0.2",
+            "--dst-mac",
+            "02:00:00:00:00:02",
+            prefix=["ip", "netns", "exec", name],
+            cwd=Path("/"),
         )
         with entered(name), IPRoute() as ipr:
             sent = ipr.get_links(index)[0].get_attr("IFLA_STATS64")["tx_packets"]

@@ -5,13 +5,10 @@ and gross errors (a generous tolerance on the rate); precision is bench/pacing_b
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from helpers import ROOT, run_cli
+from helpers import cli, cli_process, interrupt, run_cli, wait_until
 
 from rawpacer.pacing import link_bytes
 from rawpacer.sandbox import pid_namespaces
@@ -80,66 +77,18 @@ def test_send_paces_each_fan_out():
 
 
 def test_send_prints_how_each_paced_fan_out_left():
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rawpacer.cli",
-            "send",
-            "--writer",
-            "packet-raw",
-            "--readers",
-            "30",
-            "--ops",
-            "2",
-            "--rate",
-            "5k",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = cli("send", "--writer", "packet-raw", "--readers", "30", "--ops", "2", "--rate", "5k", timeout=60)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("op ")]
     assert len(lines) == 2 and all("paced at" in line and "of 5,000 datagrams/s" in line for line in lines)
 
 
 def test_ctrl_c_mid_stream_says_how_far_it_got_and_leaves_nothing_behind():
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rawpacer.cli",
-            "compare",
-            "--mode",
-            "stream",
-            "--rate",
-            "2k",
-            "--benchtime",
-            "60s",
-            "--writers",
-            "udp-sendto",
-            "--readers",
-            "10",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not pid_namespaces(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    args = ("compare", "--mode", "stream", "--rate", "2k", "--benchtime", "60s", "--writers", "udp-sendto")
+    with cli_process(*args, "--readers", "10") as process:
+        wait_until(lambda: pid_namespaces(process.pid))
         time.sleep(1.5)  # the stream is under way
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        out, err = interrupt(process)
     assert process.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     assert "udp-sendto: interrupted after" in out and "of 120,000 datagrams had been sent" in out

@@ -6,27 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, cli
 
 from rawpacer.sandbox import owned
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 NO_NET_CAPS = ["setpriv", "--bounding-set=-net_raw,-net_admin", "--inh-caps=-net_raw,-net_admin"]
-
-
-def _cli(*args: str, prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [*(prefix or []), sys.executable, "-m", "rawpacer.cli", *args],
-        cwd="/",
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +33,14 @@ def as_nobody():
 
 
 def test_not_root_gets_one_line_saying_how_to_run(as_nobody):
-    done = _cli("compare", "--readers", "2", "--writers", "udp-sendto", prefix=NOBODY)
+    done = cli("compare", "--readers", "2", "--writers", "udp-sendto", prefix=NOBODY, cwd=Path("/"))
     assert done.returncode == 2, done.stderr
     assert "sudo ./sudo-run.sh" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_not_root_doctor_says_how_to_run(as_nobody):
-    done = _cli("doctor", prefix=NOBODY)
+    done = cli("doctor", prefix=NOBODY, cwd=Path("/"))
     assert done.returncode == 2 and "sudo ./sudo-run.sh doctor" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -86,7 +74,7 @@ def test_headers_build_and_parse_without_privileges(as_nobody):
 )
 def test_dropped_network_capabilities_are_named_in_one_line(args):
     before = set(owned())
-    done = _cli(*args, prefix=NO_NET_CAPS)
+    done = cli(*args, prefix=NO_NET_CAPS)
     lines = [line for line in done.stderr.strip().splitlines()]
     assert done.returncode == 2, done.stderr
     assert lines[-1].startswith("rawpacer: ") and "CAP_NET_ADMIN" in lines[-1] and "--cap-add" in lines[-1]

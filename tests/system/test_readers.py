@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
-from helpers import ROOT, child_pids
+from helpers import ROOT, child_pids, udp_sender
 
 from rawpacer.errors import DeliveryError, ReaderDied, UsageError
 from rawpacer.messages import MessageSource
@@ -39,11 +38,8 @@ def Readers(request):
 
 @pytest.fixture
 def sender(topo):
-    with topo.enter("writer"):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((topo.writer_ip, 0))
-    yield lambda data, port: sock.sendto(data, (topo.reader_ip, port))
-    sock.close()
+    with udp_sender(topo) as send:
+        yield send
 
 
 def fan_out(rs, send, skip=()):

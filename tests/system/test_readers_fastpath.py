@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import udp_sender
 from pyroute2 import IPRoute
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
@@ -31,11 +32,8 @@ def topo():
 
 @pytest.fixture
 def sender(topo):
-    with topo.enter("writer"):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((topo.writer_ip, 0))
-    yield lambda data, port: sock.sendto(data, (topo.reader_ip, port))
-    sock.close()
+    with udp_sender(topo) as send:
+        yield send
 
 
 @pytest.fixture(params=["c", "python"])
@@ -78,7 +76,7 @@ def mixed_ops(rs, sender, seed):
     for _ in range(3):
         fresh(rs, "fixed")
         sender(b"late", rs.ports[rng.randrange(len(rs.ports))])
-        time.sleep(0.05)
+        time.sleep(0.3)  # the reader takes it between ops (as late) well before the next begin()
         rs.begin()
         for port, message in zip(rs.ports, rs.messages):
             body = bytes(message)

@@ -5,12 +5,8 @@ benchmark's (docs/rfc2544.md)."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
-from helpers import ROOT, make_writer
+from helpers import cli_process, interrupt, make_writer, wait_until
 
 from rawpacer.bench import rfc2544
 from rawpacer.bench.oploop import OpLoop
@@ -51,42 +47,15 @@ def test_a_search_finds_a_rate_that_a_separate_stream_delivers_whole(tmp_path):
 
 def test_ctrl_c_keeps_the_finished_trials_and_leaves_nothing_behind(tmp_path):
     path = tmp_path / "cut.json"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rawpacer.cli",
-            "rfc2544",
-            "--writers",
-            "udp-sendto",
-            "--readers",
-            "10",
-            "--trial",
-            "0.3s",
-            "--json",
-            str(path),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if (
-                path.exists()
-                and json.loads(path.read_text())["results"]
-                and len(json.loads(path.read_text())["results"][0]["trials"]) >= 2
-            ):
-                break
-            time.sleep(0.1)
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    args = ("rfc2544", "--writers", "udp-sendto", "--readers", "10", "--trial", "0.3s", "--json", str(path))
+
+    def two_trials() -> bool:
+        results = json.loads(path.read_text())["results"] if path.exists() else []
+        return bool(results) and len(results[0]["trials"]) >= 2
+
+    with cli_process(*args) as process:
+        wait_until(two_trials, timeout=60, step=0.1)
+        out, err = interrupt(process)
     assert process.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     saved = json.loads(path.read_text())

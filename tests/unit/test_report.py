@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+from helpers import JSON_ROW_KEYS
 from rich.console import Console
 
 from rawpacer.bench.golines import parse_lines
@@ -13,19 +14,6 @@ from rawpacer.report.gofmt import report_lines
 from rawpacer.report.jsonout import to_json, write_json
 from rawpacer.report.plot import plot
 from rawpacer.report.table import build_table, duration, human, print_report, status
-
-JSON_KEYS = {
-    "writer",
-    "readers",
-    "ns_per_op",
-    "packets_per_s",
-    "bytes_per_op",
-    "allocs_per_op",
-    "sent",
-    "delivered",
-    "intact",
-    "payload_bytes",
-}
 
 
 def sample(ns_per_op: float, ops: int = 10, readers: int = 100, lost: int = 0, corrupt: int = 0) -> Sample:
@@ -129,7 +117,7 @@ def test_json_has_schema_keys_and_speedups(tmp_path):
     data = json.loads(path.read_text())
     assert data["machine"]["cores"] == 2
     for row in data["results"]:
-        assert JSON_KEYS <= row.keys()
+        assert JSON_ROW_KEYS <= row.keys()
     ring = next(r for r in data["results"] if r["writer"] == "packet-ring")
     assert ring["speedup_vs_udp_sendto"] == 4.0
     assert ring["all_intact"] is True
