@@ -257,3 +257,15 @@ def udp_sender(topo: Topology) -> Iterator[Callable[[bytes, int], int]]:
     with sock:
         sock.bind((topo.writer_ip, 0))
         yield lambda data, port: sock.sendto(data, (topo.reader_ip, port))
+
+
+def udp_rx_queue(topo: Topology, port: int) -> int:
+    """Bytes waiting in the readers' UDP socket on ``port`` (``rx_queue`` of /proc/net/udp[6])."""
+    with topo.enter("reader"):
+        for name in ("udp", "udp6"):
+            with open(f"/proc/thread-self/net/{name}") as handle:
+                for line in handle.readlines()[1:]:
+                    fields = line.split()
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        return int(fields[4].split(":")[1], 16)
+    raise AssertionError(f"no UDP socket on port {port} in the reader namespace")

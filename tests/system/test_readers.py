@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from helpers import ROOT, child_pids, udp_sender
+from helpers import ROOT, child_pids, udp_rx_queue, udp_sender, wait_until
 
 from rawpacer.errors import DeliveryError, ReaderDied, UsageError
 from rawpacer.messages import MessageSource
@@ -123,7 +123,7 @@ def test_datagrams_between_ops_are_late(Readers, topo, sender):
         fan_out(rs, sender)
         rs.wait(strict=True)
         sender(rs.messages[1], 5002)
-        time.sleep(0.05)
+        assert wait_until(lambda: udp_rx_queue(topo, 5002) == 0), "the reader never took the late datagram"
         rs.begin()
         fan_out(rs, sender)
         result = rs.wait(strict=True)
@@ -251,12 +251,17 @@ def test_rlimit_that_cannot_be_raised_is_one_clear_line():
 
 
 def test_soft_rlimit_is_raised_for_the_readers(topo):
-    _soft, _hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
-    with ReaderSet(topo, 1500, 10) as rs:
-        assert len(rs.ports) == 1500
-        with open(f"/proc/{rs.pid}/limits") as handle:
-            line = next(line for line in handle if line.startswith("Max open files"))
-        assert int(line.split()[3]) >= 1500
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # the reader process inherits 256
+    try:
+        with ReaderSet(topo, 1500, 10) as rs:
+            assert len(rs.ports) == 1500
+            with open(f"/proc/{rs.pid}/limits") as handle:
+                line = next(line for line in handle if line.startswith("Max open files"))
+            assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 256  # raised in the reader, not here
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert int(line.split()[3]) >= 1500
 
 
 def test_tallies_are_json(Readers, topo, sender):

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import udp_sender
+from helpers import udp_rx_queue, udp_sender, wait_until
 from pyroute2 import IPRoute
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
@@ -69,14 +69,15 @@ def test_a_corrupted_byte_anywhere_is_caught(topo):
     assert (result.corrupt, result.intact, result.lost, result.delivered) == (1500, 0, 0, 1500)
 
 
-def mixed_ops(rs, sender, seed):
+def mixed_ops(rs, topo, sender, seed):
     """Three ops of a seeded mix of intact, corrupt, short, long, duplicate, missing and late datagrams."""
     rng = random.Random(seed)
     outcomes = []
     for _ in range(3):
         fresh(rs, "fixed")
-        sender(b"late", rs.ports[rng.randrange(len(rs.ports))])
-        time.sleep(0.3)  # the reader takes it between ops (as late) well before the next begin()
+        late = rs.ports[rng.randrange(len(rs.ports))]
+        sender(b"late", late)
+        assert wait_until(lambda: udp_rx_queue(topo, late) == 0)  # taken between ops, as late
         rs.begin()
         for port, message in zip(rs.ports, rs.messages):
             body = bytes(message)
@@ -104,7 +105,7 @@ def test_python_and_c_loops_agree_on_mixed_traffic(topo, sender):
     runs = []
     for loop in ("c", "python"):
         with ReaderSet(topo, 20, 300, timeout=0.3, tuning=ReaderTuning(loop=loop)) as rs:
-            runs.append(mixed_ops(rs, sender, seed=7))
+            runs.append(mixed_ops(rs, topo, sender, seed=7))
     assert runs[0] == runs[1]
     totals = [counts for counts, _ in runs[0]]
     assert all(any(c[k] for c in totals) for k in ("corrupt", "duplicate", "lost", "late"))
