@@ -77,7 +77,7 @@ def mixed_ops(rs, topo, sender, seed):
         fresh(rs, "fixed")
         late = rs.ports[rng.randrange(len(rs.ports))]
         sender(b"late", late)
-        assert wait_until(lambda: udp_rx_queue(topo, late) == 0)  # taken between ops, as late
+        assert wait_until(lambda port=late: udp_rx_queue(topo, port) == 0)  # taken between ops, as late
         rs.begin()
         for port, message in zip(rs.ports, rs.messages):
             body = bytes(message)
