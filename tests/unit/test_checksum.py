@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -10,9 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rawpacer import _checksum as c_ext  # built by sudo-run.sh: test_every_c_extension_is_built says if not
 from rawpacer.headers import checksum as ck
-
-c_ext = pytest.importorskip("rawpacer._checksum")
 
 datas = st.one_of(
     st.binary(max_size=300),
@@ -93,12 +93,19 @@ def test_python_fallback_picked_without_extension() -> None:
     assert out.stdout.strip() == "python"
 
 
-def test_both_c_extensions_are_built_in_this_environment():
+@pytest.mark.parametrize("name", ["_checksum", "_alloccount", "_readloop", "_pace"])
+def test_every_c_extension_is_built(name):
     """sudo-run.sh installs gcc and the Python headers, so a silent optional-build failure is a bug."""
-    from rawpacer import _alloccount, _checksum  # noqa: F401
-    from rawpacer.headers.checksum import IMPLEMENTATION
+    importlib.import_module(f"rawpacer.{name}")
 
-    assert IMPLEMENTATION == "c"
+
+def test_the_c_paths_are_the_ones_in_use():
+    from rawpacer import _alloccount
+    from rawpacer.headers.checksum import IMPLEMENTATION
+    from rawpacer.pacing import IMPLEMENTATION as PACER
+    from rawpacer.readers import ReaderTuning
+
+    assert (IMPLEMENTATION, PACER, ReaderTuning().resolved_loop) == ("c", "c", "c")
     _alloccount.install()
     try:
         before = _alloccount.read()

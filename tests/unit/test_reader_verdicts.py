@@ -17,12 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rawpacer import _readloop as readloop  # built by sudo-run.sh (tests/unit/test_checksum.py checks)
 from rawpacer.errors import UsageError
 from rawpacer.readers import arrivals, core, protocol, pyloop
 from rawpacer.readers.tally import OpResult, PortTally, RunTally
 from rawpacer.readers.tuning import ReaderTuning
-
-readloop = pytest.importorskip("rawpacer._readloop")
 
 PORTS = (5001, 5002, 5003, 5004)
 SIZE = 16
