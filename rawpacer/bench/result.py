@@ -114,6 +114,8 @@ class WriterResult:
     samples: list[Sample] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    """What the writer said about how it ran (``Writer.facts``), merged into the JSON row."""
 
     @property
     def trimmed_bytes(self) -> int:
@@ -161,6 +163,7 @@ class WriterResult:
             "trimmed_bytes": self.trimmed_bytes,
             "error": self.error,
             "notes": list(self.notes),
+            **self.facts,
         }
         for name in (
             "ns_per_op",

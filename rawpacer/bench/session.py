@@ -149,6 +149,9 @@ class Session:
                 loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer)
                 sample, notes = Pass(loop, config.mode, pace).measure(config.benchtime if pace else benchtime)
             row.samples.append(sample)
+            row.facts.update(writer.facts())
+            notes += [f"AF_XDP {mode} mode" for mode in [writer.facts().get("xdp_mode")] if mode]
+            notes += writer.problems()
             row.notes.extend(n for n in notes if n not in row.notes)
             if sample.lost or sample.corrupt:
                 row.notes.append(f"why datagrams were lost: {diagnose.explain(before, diagnose.snapshot_of(topo))}")

@@ -17,6 +17,7 @@ from rawpacer import diagnose
 from rawpacer.errors import RawpacerError
 from rawpacer.kernel import caps
 from rawpacer.kernel.afxdp import xdp_support
+from rawpacer.pacing import pacing_qdiscs
 from rawpacer.sandbox import Sandbox, Topology, vlan_filter_support
 from rawpacer.writers import base
 
@@ -106,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     names = [base.get(n).name for n in args.writer] if getattr(args, "writer", None) else base.names()
     ok, why = vlan_filter_support()
     print(f"vlan filter: {'yes' if ok else 'NO'}: {why}")
+    qdiscs = ", ".join(f"{name} {state}" for name, state in pacing_qdiscs().items())
+    print(f"kernel pacing (SO_TXTIME needs fq or etf): {qdiscs}; rawpacer paces in user space either way")
     failed = total = 0
     for kind, mtu in (("lo", None), ("veth", 1500)):
         lines, probes = check_sandbox(kind, mtu, names, args.ip_version)

@@ -73,10 +73,23 @@ def _bars(ax: Axes, report: Report, rows: list[WriterResult]) -> None:
     ax.set_xlim(left=low_edge if log else 0.0)
 
 
+def _poisson_fit(result: WriterResult) -> str:
+    """For Poisson departures, how exponential the gaps were: their coefficient of variation (1 for
+    exponential gaps) and the Kolmogorov-Smirnov statistic against the exponential."""
+    figures = result.pacing() or {}
+    if figures.get("pattern") != "poisson" or figures.get("cv") is None or figures.get("ks") is None:
+        return ""
+    return f" (gaps: cv {figures['cv']:.2f}, KS {figures['ks']:.3f})"
+
+
 def _distribution(report: Report, rows: list[WriterResult]) -> tuple[str, str, list[tuple[str, list[float]]]] | None:
     """What the second panel shows: paced streams' gap deviations, or fan-out op times (as CDFs)."""
     sweep = len(report.readers_counts) > 1
-    paced = [(_label(r, sweep), r.samples[-1].gap_dev_cdf) for r in rows if r.samples and r.samples[-1].gap_dev_cdf]
+    paced = [
+        (_label(r, sweep) + _poisson_fit(r), r.samples[-1].gap_dev_cdf)
+        for r in rows
+        if r.samples and r.samples[-1].gap_dev_cdf
+    ]
     if paced:
         return "|gap - ideal gap| between departures, µs (kernel RX timestamps)", "gaps", paced
     ops = [(_label(r, sweep), r.samples[-1].op_ns_cdf) for r in rows if r.samples and r.samples[-1].op_ns_cdf]

@@ -154,6 +154,16 @@ class Writer(ABC):
         """Bytes cut from each message to fit the link (0 for writers that never trim)."""
         return self.options.message_size - self.delivered_size
 
+    # --- what a run reports about the writer ---------------------------------------------
+
+    def facts(self) -> dict[str, object]:
+        """Facts about how this writer ran, for the JSON row (e.g. AF_XDP's copy or zero-copy mode)."""
+        return {}
+
+    def problems(self) -> list[str]:
+        """One sentence per thing the writer's own counters say went wrong (empty when nothing)."""
+        return []
+
     # --- life cycle ---------------------------------------------------------------------
 
     def own(self, close: Callable[[], object]) -> None:

@@ -272,6 +272,10 @@ class XdpWriter(RawWriter):
         sendto EBUSY) and ``kicks`` (sendto calls)."""
         return {**self.xsk.statistics(), "dropped": self.xsk.dropped, "kicks": self.xsk.kicks}
 
+    def facts(self) -> dict[str, object]:
+        """Which AF_XDP mode ran (``xdp_mode``: copy or zerocopy), and whether frames span descriptors."""
+        return {"xdp_mode": self.mode, "xdp_multi_buffer": self.multi_buffer}
+
     def problems(self) -> list[str]:
         """One sentence per counter that means frames were lost (empty when none): invalid
         descriptors and frames the driver dropped. tx_ring_empty_descs is not one: the copy path
