@@ -98,6 +98,11 @@ class Writer(ABC):
 
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
         require(bool(target.ports), "target has no reader ports; give at least one")
+        require(
+            target.vlan is None or self.tags_vlan,
+            f"{self.name} cannot tag frames with VLAN {target.vlan} (the kernel builds its link header); "
+            "use packet-raw, packet-ring, xdp or scapy",
+        )
         knobs = self.knobs_type() if knobs is None else knobs
         require(
             isinstance(knobs, self.knobs_type),
