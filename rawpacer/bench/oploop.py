@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rawpacer.messages import MessageSource
+from rawpacer.pacing import PacedSender, Pacer
 from rawpacer.readers import OpResult, ReaderSet
 from rawpacer.writers.base import Message, Writer
 
@@ -92,21 +93,38 @@ class Interrupted(KeyboardInterrupt):
         self.total = total
 
 
+def replay_in_c(writer: Writer, messages: Sequence[Message], departures: Departures) -> PacedSender | None:
+    """A paced replay's departure loop, sends included, in C with the GIL released: when the pacer
+    has its C core, each departure is one datagram, and the writer hands over the frames it would
+    replay (``Writer.prebuilt``). Python's own per-datagram cost then no longer sets the rate."""
+    if not isinstance(departures, Pacer) or departures.burst != 1:
+        return None
+    built = writer.prebuilt(messages)
+    if built is None:
+        return None
+    sender = PacedSender(departures, *built)
+    return sender if sender.loop == "c" else None
+
+
 def depart(writer: Writer, messages: Sequence[Message], departures: Departures, total: int, *, fresh: int) -> int:
     """Send ``total`` datagrams of ``messages`` (one per reader, round after round) when
     ``departures`` lets them go; the first ``fresh`` datagrams are new messages (``send``), the
-    rest replay them (``resend``). Return the datagrams the writer sent."""
+    rest replay them (``resend``, or the C loop of ``replay_in_c``). Return the datagrams sent."""
     send, resend, wait = writer.send, writer.resend, departures.wait
     sent, last = 0, -1
     departures.start()
+    in_c = replay_in_c(writer, messages, departures) if total > fresh else None
+    python_total = fresh if in_c is not None else total
     try:
-        for departure, datagram, first, count in pieces(len(messages), departures.burst, total):
+        for departure, datagram, first, count in pieces(len(messages), departures.burst, python_total):
             if departure != last:
                 wait(departure)
                 last = departure
             sent += (resend if datagram >= fresh else send)(messages, first, count)
+        if in_c is not None:
+            sent += in_c.send(total - fresh)
     except KeyboardInterrupt:
-        raise Interrupted(sent, total) from None
+        raise Interrupted(sent + (in_c.sent if in_c is not None else 0), total) from None
     return sent
 
 

@@ -191,6 +191,13 @@ class RawWriter(Writer):
             return template.fragments(message, self.mtu, self.next_ip_id())
         return [template.stamp(self.fitted(message))]
 
+    def frames_built_once(self, messages: Sequence[Message]) -> list[Message] | None:
+        """Each reader's one frame for ``messages``, or None when they cannot be replayed as single
+        prebuilt frames (a message to fragment, frames to record in a pcap)."""
+        if self.pcap is not None or (self.fit is Fit.FRAGMENT and not all(self.fits(m) for m in messages)):
+            return None
+        return [t.stamp(self.fitted(m)) for t, m in zip(self.templates, messages)]
+
     def record(self, frame: BytesLike) -> None:
         """Append a frame just sent to the pcap file, when one was asked for."""
         if self.pcap is not None:

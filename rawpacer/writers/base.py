@@ -12,6 +12,7 @@ import contextlib
 import enum
 import importlib
 import pkgutil
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from rawpacer.target import Target
 
 Message = bytes | bytearray | memoryview
 """One message: a reader's slot of the shared buffer, or any bytes-like object."""
+
+Prebuilt = tuple[socket.socket, list[Message], list[tuple[str, int]] | None]
+"""A socket, one ready datagram per reader, and each one's IPv4 address (None: the socket's own)."""
 
 
 class Fit(str, enum.Enum):
@@ -146,6 +150,12 @@ class Writer(ABC):
     def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
         """Send ``messages[start:stop]`` to ``ports[start:stop]``; ``replay`` when they are unchanged
         since the last call that covered them. Return the datagrams sent."""
+
+    def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
+        """What a paced replay's C loop sends for this writer: its socket, one ready datagram (or
+        frame) per reader, and each one's address (None on a bound socket); None when the writer's
+        datagrams cannot leave that way (batches, fragments, pcap recording, IPv6 addresses)."""
+        return None
 
     # --- what the readers should see ----------------------------------------------------
 

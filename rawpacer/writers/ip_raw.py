@@ -4,11 +4,11 @@ kernel adds the link header."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rawpacer.target import Target
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Knobs, WriterOptions, register
+from rawpacer.writers.base import Knobs, Message, Prebuilt, WriterOptions, register
 
 IPV6_HDRINCL = getattr(socket, "IPV6_HDRINCL", 36)
 """The IPv6 counterpart of IP_HDRINCL (linux/in6.h, Linux 4.5 and later); Python names it from 3.12."""
@@ -39,6 +39,11 @@ class IpRawWriter(RawWriter):
             else:
                 self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
         self.address = (target.dst_ip, 0)
+
+    def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
+        """Each reader's IPv4 packet, to the readers' address (the C loop speaks sockaddr_in only)."""
+        frames = None if self.family.version == 6 else self.frames_built_once(messages)
+        return None if frames is None else (self.sock, frames, [self.address] * len(frames))
 
     def emitter(self) -> Callable[[bytes], object]:
         """One ``sendto`` per IPv4 packet (each fragment its own) on the IP_HDRINCL socket."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rawpacer.target import Target
 from rawpacer.writers._packet_socket import open_packet_socket
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Knobs, WriterOptions, register
+from rawpacer.writers.base import Knobs, Message, Prebuilt, WriterOptions, register
 
 
 @register
@@ -23,6 +23,11 @@ class PacketRawWriter(RawWriter):
         with self.opening():
             self.sock = open_packet_socket(target.link.ifname)
             self.own(self.sock.close)
+
+    def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
+        """Each reader's stamped frame, sent on the bound AF_PACKET socket."""
+        frames = self.frames_built_once(messages)
+        return None if frames is None else (self.sock, frames, None)
 
     def emitter(self) -> Callable[[bytes], object]:
         """The AF_PACKET socket's ``send``: one call per frame."""

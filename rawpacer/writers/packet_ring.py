@@ -58,17 +58,20 @@ class PacketRingWriter(RawWriter):
         """The last fan-out's frames, one per row; reused from op to op (no per-op allocation)."""
         self._composed = np.zeros(0, bool)
         """Which rows of ``_frames`` hold the current messages' frames (replayable as they are)."""
+        self._whole = False
+        """All of them do: a whole fan-out's replay needs no further check."""
 
     def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
         """Frames for the span stamped (or, replaying, copied) into the ring; one ``send`` flushes them."""
-        size = len(messages[start])
-        uniform = all(len(messages[i]) == size for i in range(start, stop))
-        if not uniform or (self.fit is Fit.FRAGMENT and size > self.limit):
-            self._composed[:] = False
+        if replay and (self._whole if stop - start == len(messages) else self._composed[start:stop].all()):
+            self._put(self._frames[start:stop])  # a stream's replay: the frames are there already
+        elif len(set(map(len, messages[start:stop]))) != 1 or (
+            self.fit is Fit.FRAGMENT and len(messages[start]) > self.limit
+        ):
+            self._composed[:] = self._whole = False
             self._send_each(messages, start, stop)
         else:
-            if not (replay and self._composed[start:stop].all()):
-                self._compose(messages, size, start, stop)
+            self._compose(messages, len(messages[start]), start, stop)
             self._put(self._frames[start:stop])
         self.ring.flush()
         return stop - start
@@ -83,6 +86,7 @@ class PacketRingWriter(RawWriter):
             self._composed = np.zeros(count, bool)
         batch.compose(self._frames[start:stop], messages, start, stop)
         self._composed[start:stop] = True
+        self._whole = bool(self._composed.all())
 
     def _put(self, frames: np.ndarray) -> None:
         """Copy the frames into runs of consecutive free slots and hand them to the kernel."""

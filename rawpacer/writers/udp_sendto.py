@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rawpacer.writers._udp_socket import UdpWriter
-from rawpacer.writers.base import Message, register
+from rawpacer.writers.base import Message, Prebuilt, register
 
 
 @register
@@ -15,6 +15,10 @@ class UdpSendto(UdpWriter):
     name = "udp-sendto"
     order = 0
     summary = "kernel UDP socket, one sendto(2) per reader in a loop (the seed's baseline)"
+
+    def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
+        """The messages themselves, to each reader's address (IPv4: the C loop's sockaddr_in)."""
+        return None if self.target.ip_version == 6 else (self.sock, list(messages), self.destinations)
 
     def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
         """One ``sendto`` per reader, in order."""
