@@ -9,7 +9,7 @@ open a fresh socket in whatever namespace the call happens to run in).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import Any, NamedTuple, cast
 
 from rawpacer.headers.checksum import BytesLike
 from rawpacer.target import Target
@@ -18,6 +18,18 @@ from rawpacer.writers.base import Fit, Knobs, WriterOptions, register
 
 ETH_P_NONE = 0
 """Protocol 0: the socket sends but is handed no received frames."""
+
+
+class Layers(NamedTuple):
+    """The scapy layers a frame is built from."""
+
+    ether: Any
+    dot1q: Any
+    ip: Any
+    ipv6: Any
+    fragment_header: Any
+    udp: Any
+    raw: Any
 
 
 @register
@@ -32,8 +44,12 @@ class ScapyWriter(RawWriter):
 
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
         super().__init__(target, options, knobs)
+        from scapy import packet
         from scapy.config import conf
-        from scapy.layers import l2  # noqa: F401 - loading the link layers is what sets conf.L2socket
+        from scapy.layers import inet, inet6, l2
+
+        self.scapy = Layers(l2.Ether, l2.Dot1Q, inet.IP, inet6.IPv6, inet6.IPv6ExtHdrFragment, inet.UDP, packet.Raw)
+        """scapy's layer classes, imported once (importing scapy's layers is also what sets conf.L2socket)."""
 
         with self.opening():
             self.sock = conf.L2socket(iface=target.link.ifname, type=ETH_P_NONE, promisc=False)
@@ -42,11 +58,10 @@ class ScapyWriter(RawWriter):
     def build(self, index: int, message: BytesLike) -> list[bytes]:
         """scapy's frames for ``message`` to port ``index`` under the fit policy: Ether (and Dot1Q)
         over IP or IPv6 over UDP, fragmented by scapy's own ``fragment``/``fragment6``."""
-        from scapy.layers.inet import IP, UDP, fragment
-        from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
-        from scapy.layers.l2 import Dot1Q, Ether
-        from scapy.packet import Raw
+        from scapy.layers.inet import fragment
+        from scapy.layers.inet6 import fragment6
 
+        Ether, Dot1Q, IP, IPv6, IPv6ExtHdrFragment, UDP, Raw = self.scapy
         target = self.target
         whole = self.fit is Fit.FRAGMENT and not self.fits(message)
         payload = bytes(message if whole else self.fitted(message))
