@@ -37,7 +37,10 @@ def test_a_paced_stream_delivers_intact_at_about_its_rate(topology, tmp_path):
         assert 0 <= row["gap_dev_ns"]["p50"] <= row["gap_dev_ns"]["max"]
         assert row["pacer"]["departures"] == 2000 + 20  # one unmeasured fan-out leaves first
     # udp-sendto's replay leaves from the C loop (Writer.prebuilt); packet-ring replays its ring
-    assert [(r["writer"], r["pacer"]["implementation"]) for r in rows] == [("udp-sendto", "c-loop"), ("packet-ring", "c")]
+    assert [(r["writer"], r["pacer"]["implementation"]) for r in rows] == [
+        ("udp-sendto", "c-loop"),
+        ("packet-ring", "c"),
+    ]
 
 
 def test_bursts_poisson_and_a_seed_are_recorded(tmp_path):
