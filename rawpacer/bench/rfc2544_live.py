@@ -5,7 +5,9 @@ burst with nothing paced; datagram j goes to reader j % P, so a trial is rounded
 Trial hygiene (RFC 2544 section 23; what TRex and CSIT users learned): a warm-up at the same rate
 goes first and is not counted; the stream ends only after waiting ``drain_s`` for late datagrams;
 the readers' counters are read after that, never mid-run. Latency (26.2) is the kernel receive
-timestamp less the writer's clock read just before the send ("writer-clock").
+timestamp less the departure: the kernel's software TX timestamp of a sample of the datagrams
+("kernel-tx") on writers that send every datagram in order on one socket (``Writer.stamping_socket``),
+else the writer's clock read just before each send ("writer-clock").
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rawpacer.bench.methodology.suite import new_run, run_suite
 from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
 from rawpacer.errors import require
 from rawpacer.kernel import caps
+from rawpacer.kernel.txstamp import STAMPS_PER_TRIAL, TxStamps
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import ConstantSchedule, Pacer
 from rawpacer.readers import ReaderSet
@@ -52,11 +55,15 @@ PROBE_FANOUTS = 20
 
 
 class RecordedDepartures:
-    """Departures that note when each one left (the writer's clock, just before its send)."""
+    """Departures that note when each one left (the writer's clock, just before its send) and, given
+    ``stamps``, have the kernel stamp every ``every``-th departure's datagrams as they leave."""
 
-    def __init__(self, inner: Departures, departures: int) -> None:
+    def __init__(self, inner: Departures, departures: int, stamps: TxStamps | None = None, every: int = 1) -> None:
         self.inner = inner
         self.left_ns: npt.NDArray[np.int64] = np.zeros(departures, np.int64)
+        self.stamps = stamps
+        self.every = every
+        self.stamped: list[int] = []
 
     @property
     def burst(self) -> int | None:
@@ -68,29 +75,57 @@ class RecordedDepartures:
         self.inner.start()
 
     def wait(self, departure: int) -> None:
-        """Wait as the inner departures do, then note the time."""
+        """Wait as the inner departures do, switch the kernel's stamping on or off, then note the time."""
         self.inner.wait(departure)
+        if self.stamps is not None:
+            chosen = departure % self.every == 0
+            self.stamps.record(chosen)
+            if chosen:
+                self.stamped.append(departure)
         self.left_ns[departure] = time.monotonic_ns()
+
+    def kernel_tx_ns(self, datagrams: int, burst: int) -> npt.NDArray[np.int64] | None:
+        """Each datagram's kernel TX stamp (0 where none was asked for), or None (see ``stamps_by_datagram``)."""
+        if self.stamps is None:
+            return None
+        keys, times = self.stamps.collect()
+        return stamps_by_datagram(self.stamped, burst, datagrams, keys, times)
+
+
+def stamps_by_datagram(
+    stamped: Sequence[int], burst: int, datagrams: int, keys: npt.NDArray[np.int64], times: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64] | None:
+    """Place the kernel's TX stamps: stamp ``keys[i]`` is the keys[i]-th datagram sent while stamping
+    was on, i.e. of the ``stamped`` departures' bursts in order (the last one may be short of
+    ``burst``). Return each of the ``datagrams``' stamp (0: not stamped), or None when the stamps do
+    not match those datagrams one for one (the error queue overflowed, a send was refused)."""
+    chosen = [np.arange(d * burst, min((d + 1) * burst, datagrams)) for d in stamped]
+    sent = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+    if sent.size == 0 or keys.size != sent.size or not np.array_equal(np.sort(keys), np.arange(sent.size)):
+        return None
+    found = np.zeros(datagrams, np.int64)
+    found[sent[keys]] = times
+    return found
 
 
 def latencies(
     slot: npt.NDArray[np.int32],
     rx_ns: npt.NDArray[np.int64],
-    left_ns: npt.NDArray[np.int64],
+    sent_ns: npt.NDArray[np.int64],
     ports: int,
-    offset: int,
-    burst: int = 1,
+    per: int = 1,
 ) -> npt.NDArray[np.int64]:
     """One-way latency per datagram: the k-th arrival on reader p is datagram k*P + p (a socket keeps
-    order), which left with departure (k*P + p) // burst at ``left_ns[...]`` (monotonic); ``offset``
-    turns the kernel's realtime receive stamps into the monotonic clock. Datagrams beyond the
-    recorded departures are left out."""
+    order), which left at ``sent_ns[(k*P + p) // per]`` (``per``: datagrams per entry, a departure's
+    burst or 1), on the receive stamps' clock. Datagrams without an entry, or whose entry is 0 (not
+    stamped), are left out."""
     order = np.lexsort((rx_ns, slot))
     sorted_slot = slot[order]
     first = np.searchsorted(sorted_slot, sorted_slot, side="left")
-    departure = ((np.arange(order.size) - first) * ports + sorted_slot) // burst
-    keep = departure < left_ns.size
-    found: npt.NDArray[np.int64] = (rx_ns[order][keep] - offset) - left_ns[departure[keep]]
+    entry = ((np.arange(order.size) - first) * ports + sorted_slot) // per
+    keep = entry < sent_ns.size
+    keep[keep] = sent_ns[entry[keep]] > 0
+    found: npt.NDArray[np.int64] = rx_ns[order][keep] - sent_ns[entry[keep]]
     return found
 
 
@@ -166,17 +201,22 @@ class LiveDevice:
         fanouts = math.ceil(trial.planned / ports)
         before = diagnose.snapshot_of(self.topo)
         offset = time.time_ns() - time.monotonic_ns()
-        outcome, departures = self._stream(loop, trial, fanouts, settle=trial.drain_s)
+        outcome, departures = self._stream(loop, trial, fanouts, settle=trial.drain_s, stamp=True)
         result = outcome.result
         notes: tuple[str, ...] = ()
         if result.lost or result.corrupt:
             notes = (f"why datagrams were lost: {diagnose.explain(before, diagnose.snapshot_of(self.topo))}",)
-        latency = None
+        latency, source = None, None
         if trial.latency and trial.rate_pps is not None and result.arrivals is not None:
-            arrivals = result.arrivals
-            latency = latencies(
-                arrivals.slot, arrivals.rx_ns, departures.left_ns, ports, offset, departures.burst or ports
-            )
+            arrivals, burst = result.arrivals, departures.burst or ports
+            kernel_tx = departures.kernel_tx_ns(fanouts * ports, burst)
+            if kernel_tx is not None:
+                latency, source = latencies(arrivals.slot, arrivals.rx_ns, kernel_tx, ports), "kernel-tx"
+            else:
+                if departures.stamps is not None:
+                    notes += ("the kernel's TX stamps did not match the stamped sends: the writer's clock was used",)
+                left = departures.left_ns + offset
+                latency, source = latencies(arrivals.slot, arrivals.rx_ns, left, ports, burst), "writer-clock"
         return TrialResult(
             trial,
             sent=outcome.sent,
@@ -185,7 +225,7 @@ class LiveDevice:
             lost=result.lost,
             achieved_pps=outcome.sent * 1e9 / max(outcome.elapsed_ns, 1),
             latencies_ns=latency,
-            latency_source="writer-clock" if latency is not None else None,
+            latency_source=source,
             reader_capacity_pps=result.reader_capacity_pps,
             warmup_s=trial.warmup_s,
             drain_s=trial.drain_s,
@@ -196,15 +236,21 @@ class LiveDevice:
         return trial.rate_pps if trial.rate_pps is not None else self._max.get(trial.frame.size, 1e6)
 
     @staticmethod
-    def _stream(loop: OpLoop, trial: Trial, fanouts: int, settle: float) -> tuple[Outcome, RecordedDepartures]:
-        """One stream of ``fanouts`` fan-outs as the trial asks: paced, or back to back."""
+    def _stream(
+        loop: OpLoop, trial: Trial, fanouts: int, settle: float, *, stamp: bool = False
+    ) -> tuple[Outcome, RecordedDepartures]:
+        """One stream of ``fanouts`` fan-outs as the trial asks: paced, or back to back; with ``stamp``,
+        a paced latency trial on a writer that has one socket has the kernel stamp a sample of its sends."""
         ports = len(loop.readers.ports)
         inner: Departures = ASAP
         if trial.rate_pps is not None:
             burst = min(ports, max(1, math.ceil(trial.rate_pps / DEPARTURES_PER_S)))
             inner = Pacer(ConstantSchedule(trial.rate_pps, burst))
         steps = fanouts if inner.burst is None else math.ceil(fanouts * ports / inner.burst)
-        departures = RecordedDepartures(inner, steps)
+        sock = loop.writer.stamping_socket() if stamp and trial.latency and inner.burst is not None else None
+        stamps = None if sock is None else TxStamps(sock)
+        every = max(1, math.ceil(fanouts * ports / STAMPS_PER_TRIAL / (inner.burst or ports)))
+        departures = RecordedDepartures(inner, steps, stamps, every)
         loop.departures = departures
         return loop.stream(max(1, fanouts), timestamps=trial.latency, settle=settle), departures
 

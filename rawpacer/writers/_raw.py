@@ -212,6 +212,10 @@ class RawWriter(Writer):
                 record(frame)
         return stop - start
 
+    def unless_fragmenting(self, sock: socket.socket) -> socket.socket | None:
+        """``sock`` as the writer's stamping socket, unless a message may leave as several fragments."""
+        return None if self.fit is Fit.FRAGMENT else sock
+
     def emitter(self) -> Callable[[bytes], object]:
         """What puts one built frame (or IP packet) on its way: the per-frame writer's one hook,
         fetched once per send so the loop calls the socket's own method directly."""

@@ -34,3 +34,8 @@ class UdpWriter(Writer):
         self.sock = open_udp_socket(target)
         self.own(self.sock.close)
         self.destinations = [(target.dst_ip, port) for port in target.ports]
+
+    def stamping_socket(self) -> socket.socket | None:
+        """The writer's UDP socket: one datagram per send, in order (the kernel fragments whole
+        datagrams, one stamp each)."""
+        return self.sock

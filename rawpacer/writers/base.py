@@ -157,6 +157,12 @@ class Writer(ABC):
         datagrams cannot leave that way (batches, fragments, pcap recording, IPv6 addresses)."""
         return None
 
+    def stamping_socket(self) -> socket.socket | None:
+        """The one socket every datagram leaves on, one send each and in order, so the kernel's TX
+        timestamps of its sends can be matched to datagrams (RFC 2544 latency); None when sends are
+        spread over threads, batched through a ring or UMEM, or may be split into fragments."""
+        return None
+
     # --- what the readers should see ----------------------------------------------------
 
     @property

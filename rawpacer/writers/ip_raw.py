@@ -40,6 +40,10 @@ class IpRawWriter(RawWriter):
                 self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
         self.address = (target.dst_ip, 0)
 
+    def stamping_socket(self) -> socket.socket | None:
+        """The IP_HDRINCL socket: one send per frame, in order."""
+        return self.unless_fragmenting(self.sock)
+
     def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
         """Each reader's IPv4 packet, to the readers' address (the C loop speaks sockaddr_in only)."""
         frames = None if self.family.version == 6 else self.frames_built_once(messages)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
 
 from rawpacer.target import Target
@@ -23,6 +24,10 @@ class PacketRawWriter(RawWriter):
         with self.opening():
             self.sock = open_packet_socket(target.link.ifname)
             self.own(self.sock.close)
+
+    def stamping_socket(self) -> socket.socket | None:
+        """The AF_PACKET socket: one send per frame, in order."""
+        return self.unless_fragmenting(self.sock)
 
     def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
         """Each reader's stamped frame, sent on the bound AF_PACKET socket."""

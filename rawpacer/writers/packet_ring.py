@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,6 +61,10 @@ class PacketRingWriter(RawWriter):
         """Which rows of ``_frames`` hold the current messages' frames (replayable as they are)."""
         self._whole = False
         """All of them do: a whole fan-out's replay needs no further check."""
+
+    def stamping_socket(self) -> socket.socket | None:
+        """The ring's AF_PACKET socket: one send per frame, in order."""
+        return self.unless_fragmenting(self.sock)
 
     def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
         """Frames for the span stamped (or, replaying, copied) into the ring; one ``send`` flushes them."""

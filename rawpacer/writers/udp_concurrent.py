@@ -7,6 +7,7 @@ A thread pool kept open across ops stands in for the goroutines; the fan-out is 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +46,11 @@ class UdpConcurrent(UdpWriter):
         self.threads = self.knobs.threads or min(MAX_DEFAULT_THREADS, len(target.ports), cpus)
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="udp-concurrent")
         self.own(self._pool.shutdown)
+
+    def stamping_socket(self) -> socket.socket | None:
+        """None: the pool's threads send in whatever order they run, so a stamp's place among the
+        sends does not say which datagram it was."""
+        return None
 
     def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
         """One ``sendto`` per reader submitted to the pool, all joined before returning."""

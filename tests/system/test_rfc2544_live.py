@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import json
 
-from helpers import cli_process, interrupt, make_writer, wait_until
+import numpy as np
+import pytest
+from helpers import FAST_RAW_WRITERS, STANDARD_WRITERS, cli_process, interrupt, make_writer, wait_until
 
 from rawpacer.bench import rfc2544
+from rawpacer.bench.methodology import FrameSize, Trial, TrialResult
 from rawpacer.bench.oploop import OpLoop
+from rawpacer.bench.rfc2544_live import LiveDevice
+from rawpacer.kernel import txstamp
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import ConstantSchedule, Pacer
 from rawpacer.readers import ReaderSet
-from rawpacer.sandbox import Sandbox, pid_namespaces
+from rawpacer.sandbox import Sandbox, Topology, pid_namespaces
 
 SMALL = {"readers": 10, "sizes": "64,512", "trial": "0.15s", "resolution": "10%", "warmup": "0.05s"}
 
@@ -31,7 +36,7 @@ def test_a_search_finds_a_rate_that_a_separate_stream_delivers_whole(tmp_path):
         assert entry.loss_curve and entry.loss_curve[0][0] == 100.0
         assert entry.reader_capacity_pps is not None and entry.reader_capacity_pps > 0
         if entry.throughput_pps is not None:
-            assert entry.latency_source == "writer-clock" and entry.latency_ns is not None
+            assert entry.latency_source == "kernel-tx" and entry.latency_ns is not None
             assert 0 < entry.latency_ns["p50"] < 50e6
     rate = run.results[1].throughput_pps or run.results[1].throughput_candidate_pps
     assert rate is not None
@@ -62,3 +67,39 @@ def test_ctrl_c_keeps_the_finished_trials_and_leaves_nothing_behind(tmp_path):
     assert saved["interrupted"] is True and len(saved["results"][0]["trials"]) >= 2
     assert "throughput" in out  # the tables of what finished are printed on the way out
     assert not pid_namespaces(process.pid)
+
+
+KERNEL_TX = {"udp-sendto", "udp-sendmmsg", "packet-raw", "packet-ring", "ip-raw"}
+"""Writers that send every datagram by itself, in order, on one socket: the kernel stamps their sends."""
+
+
+def latency_trial(topo: Topology, writer: str) -> TrialResult:
+    device = LiveDevice(writer, topo, 4)
+    try:
+        return device.run(
+            Trial("latency", FrameSize.of(128), rate_pps=4000, duration_s=0.1, latency=True, drain_s=0.05)
+        )
+    finally:
+        device.close()
+
+
+@pytest.mark.parametrize("topology", ["lo", "veth"])
+def test_latency_departs_from_the_kernels_tx_stamp_where_the_writer_has_one_socket(topology):
+    with Sandbox(topology) as topo:
+        for writer in STANDARD_WRITERS + FAST_RAW_WRITERS:
+            result = latency_trial(topo, writer)
+            assert result.lost == 0 and result.latencies_ns is not None, writer
+            latency = np.asarray(result.latencies_ns)
+            assert result.latency_source == ("kernel-tx" if writer in KERNEL_TX else "writer-clock"), writer
+            assert latency.size == result.delivered and latency.min() > 0, writer
+            # Both kernel stamps are taken in one call chain (the driver's xmit, then netif_rx):
+            # far below the writer-clock figure, which adds the send system call.
+            assert np.median(latency) < (50_000 if writer in KERNEL_TX else 50_000_000), writer
+
+
+def test_a_full_error_queue_falls_back_to_the_writers_clock_and_says_so(monkeypatch):
+    monkeypatch.setattr(txstamp, "ERRQUEUE_BYTES", 1)  # the kernel's minimum: a few stamps fit
+    with Sandbox("lo") as topo:
+        result = latency_trial(topo, "udp-sendto")
+    assert result.latency_source == "writer-clock" and result.latencies_ns is not None
+    assert any("TX stamps did not match" in note for note in result.notes)
