@@ -30,8 +30,8 @@ from rawpacer.bench.methodology import Device, FrameSize, Recorder, Run, Setting
 from rawpacer.bench.methodology.suite import new_run, run_suite
 from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
 from rawpacer.errors import require
-from rawpacer.kernel import caps
-from rawpacer.kernel.txstamp import STAMPS_PER_TRIAL, TxStamps
+from rawpacer.kernel import caps, txstamp
+from rawpacer.kernel.txstamp import TxStamps
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import ConstantSchedule, Pacer
 from rawpacer.readers import ReaderSet
@@ -249,7 +249,7 @@ class LiveDevice:
         steps = fanouts if inner.burst is None else math.ceil(fanouts * ports / inner.burst)
         sock = loop.writer.stamping_socket() if stamp and trial.latency and inner.burst is not None else None
         stamps = None if sock is None else TxStamps(sock)
-        every = max(1, math.ceil(fanouts * ports / STAMPS_PER_TRIAL / (inner.burst or ports)))
+        every = max(1, math.ceil(fanouts * ports / txstamp.STAMPS_PER_TRIAL))  # departures per stamped one
         departures = RecordedDepartures(inner, steps, stamps, every)
         loop.departures = departures
         return loop.stream(max(1, fanouts), timestamps=trial.latency, settle=settle), departures

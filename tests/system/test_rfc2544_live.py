@@ -97,6 +97,14 @@ def test_latency_departs_from_the_kernels_tx_stamp_where_the_writer_has_one_sock
             assert np.median(latency) < (50_000 if writer in KERNEL_TX else 50_000_000), writer
 
 
+def test_a_long_trial_has_a_sample_of_its_datagrams_stamped(monkeypatch):
+    monkeypatch.setattr(txstamp, "STAMPS_PER_TRIAL", 50)  # 400 datagrams: every 8th departure stamped
+    with Sandbox("lo") as topo:
+        result = latency_trial(topo, "udp-sendmmsg")
+    assert result.latency_source == "kernel-tx" and result.latencies_ns is not None
+    assert 40 <= len(result.latencies_ns) <= 60 and result.delivered == 400
+
+
 def test_a_full_error_queue_falls_back_to_the_writers_clock_and_says_so(monkeypatch):
     monkeypatch.setattr(txstamp, "ERRQUEUE_BYTES", 1)  # the kernel's minimum: a few stamps fit
     with Sandbox("lo") as topo:
