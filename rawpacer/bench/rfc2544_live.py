@@ -28,6 +28,7 @@ from rawpacer.bench.config import Config, make_config
 from rawpacer.bench.machine import describe
 from rawpacer.bench.methodology import Device, FrameSize, Recorder, Run, Settings, Trial, TrialResult, make_settings
 from rawpacer.bench.methodology.suite import new_run, run_suite
+from rawpacer.bench.methodology.trial import ONE_PAUSE
 from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
 from rawpacer.errors import require
 from rawpacer.kernel import caps, txstamp
@@ -217,8 +218,11 @@ class LiveDevice:
                     notes += ("the kernel's TX stamps did not match the stamped sends: the writer's clock was used",)
                 left = departures.left_ns + offset
                 latency, source = latencies(arrivals.slot, arrivals.rx_ns, left, ports, burst), "writer-clock"
+        pacer = departures.inner.report() if isinstance(departures.inner, Pacer) else None
+        pause_ns = pacer.stalled_ns if pacer is not None and pacer.stalls <= ONE_PAUSE else 0
         return TrialResult(
             trial,
+            pause_ns=pause_ns,
             sent=outcome.sent,
             delivered=result.delivered,
             intact=result.intact,

@@ -262,3 +262,22 @@ def test_an_entry_never_takes_more_trials_than_its_budget(capacity, buffer, step
     device = SyntheticDevice(capacity_pps=capacity * TOP, writer_max_pps=TOP, buffer_frames=buffer)
     run_suite([device], conf, Recorder(new_run(conf, {})))
     assert len(device.trials) <= trial_budget(conf, TOP)
+
+
+@pytest.mark.parametrize(
+    ("achieved", "pause_ns", "verdict"),
+    [
+        (193_800, 0, Outcome.WRITER),  # 3.1 % short over 2 s: the writer did not offer the rate
+        (193_800, 62_000_000, Outcome.PASS),  # the same, all of it one 62 ms pause of the host
+        (190_000, 20_000_000, Outcome.WRITER),  # 5 % short with a 20 ms pause: still short without it
+        (199_000, 0, Outcome.PASS),  # within the 2 % shortfall allowed
+    ],
+)
+def test_one_pause_of_the_host_is_left_out_of_the_offered_rate(achieved, pause_ns, verdict):
+    trial = Trial("throughput", FrameSize.of(64), rate_pps=200_000, duration_s=2.0)
+    sent = 400_000
+    result = TrialResult(
+        trial, sent=sent, delivered=sent, intact=sent, lost=0, achieved_pps=achieved, pause_ns=pause_ns
+    )
+    assert result.outcome() is verdict
+    assert result.offered_pps is not None and result.offered_pps >= achieved

@@ -50,6 +50,7 @@ class TrialRecord:
     frames: int
     duration_s: float | None
     achieved_pps: float | None
+    pause_ns: int
     sent: int
     delivered: int
     intact: int
@@ -74,6 +75,7 @@ class TrialRecord:
             frames=trial.planned,
             duration_s=trial.duration_s,
             achieved_pps=finite(result.achieved_pps),
+            pause_ns=result.pause_ns,
             sent=result.sent,
             delivered=result.delivered,
             intact=result.intact,
