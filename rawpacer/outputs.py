@@ -91,9 +91,23 @@ class Written:
         return f"could not write {what} ({self.failed}); it was saved to {self.path} instead"
 
 
+def temporary(path: Path) -> Path:
+    """The temporary file ``replace`` writes before renaming it to ``path``."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def final_path(tmp: Path) -> Path:
+    """The file a ``temporary`` name becomes (the name itself when it is not one): how a writer that
+    is handed the temporary file names what it links to, e.g. a report's graph."""
+    suffix = f".{os.getpid()}.tmp"
+    if tmp.name.startswith(".") and tmp.name.endswith(suffix):
+        return tmp.with_name(tmp.name[1 : -len(suffix)])
+    return tmp
+
+
 def replace(path: Path, write: Callable[[Path], object]) -> None:
     """Write through a temporary file beside ``path`` and rename it over, so no half-written file remains."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary(path)
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -87,7 +87,7 @@ def emit(run_: Run, args: argparse.Namespace, recorder: Recorder) -> bool:
     if args.report_path:
         from rawpacer.report.rfc2544_markdown import write_report
 
-        ok &= save("the report", args.report_path, ".md", lambda p: write_report(run_, p))
+        ok &= save("the report", args.report_path, ".md", lambda p: write_report(run_, p, named=outputs.final_path(p)))
     return ok
 
 

@@ -118,11 +118,15 @@ def markdown_report(run: Run, graph: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_report(run: Run, path: str | os.PathLike[str], *, graphs: bool = True) -> Path:
-    """Write the report to ``path`` and, with ``graphs``, its PNG beside it (same name, ``.png``)."""
+def write_report(
+    run: Run, path: str | os.PathLike[str], *, graphs: bool = True, named: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write the report to ``path`` and, with ``graphs``, its PNG beside the report's final name
+    ``named`` (default ``path``; a caller writing through a temporary file gives the real one), same
+    name with ``.png``, which the report links to."""
     target = Path(path)
     graph = None
     if graphs and run.results:
-        graph = plot(run, target.with_suffix(".png")).name
+        graph = plot(run, Path(named or target).with_suffix(".png")).name
     target.write_text(markdown_report(run, graph))
     return target

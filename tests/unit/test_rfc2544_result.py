@@ -8,6 +8,7 @@ import json
 import pytest
 from rich.console import Console
 
+from rawpacer import outputs
 from rawpacer.bench.methodology import Recorder, SyntheticDevice, load_run, make_settings, new_run, run_suite
 from rawpacer.bench.methodology.result import Entry, Run, mbit
 from rawpacer.bench.methodology.sizes import FrameSize
@@ -182,6 +183,17 @@ def test_markdown_report_has_the_rfc_sections_tables_and_graphs(finished, tmp_pa
     assert to_markdown(throughput_grid(run)) in text
     assert "64 B (18 B UDP payload)" in text and "at least 50" in text
     assert "interrupted" not in markdown_report(run).lower()
+
+
+def test_a_report_written_through_a_temporary_file_links_the_graph_by_its_final_name(finished, tmp_path):
+    run, _ = finished  # as `rawpacer rfc2544 --report` writes it: outputs.write hands over a temporary file
+    written = outputs.write(
+        tmp_path / "r.md", lambda p: write_report(run, p, named=outputs.final_path(p)), suffix=".md"
+    )
+    assert written.ok and written.path == tmp_path / "r.md"
+    assert "![RFC 2544 graphs](r.png)" in written.path.read_text()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no hidden leftovers
+    assert outputs.final_path(outputs.temporary(tmp_path / "x.json")) == tmp_path / "x.json"
 
 
 def test_plot_draws_a_run_read_back_from_json(finished, tmp_path):
