@@ -40,7 +40,7 @@ from typing import Any
 
 from rawpacer.bench.machine import describe
 from rawpacer.messages import MessageSource
-from rawpacer.readers import ReaderSet
+from rawpacer.readers import OpResult, ReaderSet
 from rawpacer.sandbox import Sandbox
 from rawpacer.writers import base
 from rawpacer.writers.packet_ring import PacketRingWriter
@@ -125,6 +125,19 @@ def instrument(writer: base.Writer, timers: Timers) -> tuple[str, float]:
     return "kick", cost
 
 
+def timed_stream(
+    writer: base.Writer, readers: ReaderSet, messages: list[Any], call: str, fanouts: int
+) -> tuple[int, OpResult]:
+    """``fanouts`` back-to-back sends (or resends) of ``messages`` into a stream: ns taken, readers' result."""
+    send = writer.send if call == "send" else writer.resend
+    readers.begin_stream(PAYLOAD)
+    start = time.perf_counter_ns()
+    for _ in range(fanouts):
+        send(messages)
+    elapsed = time.perf_counter_ns() - start
+    return elapsed, readers.end_stream(fanouts)
+
+
 def measure(
     writer: base.Writer, timers: Timers, cost: float, readers: ReaderSet, call: str, fanouts: int
 ) -> dict[str, float]:
@@ -134,13 +147,7 @@ def measure(
     timers.reset()
     if isinstance(writer, XdpWriter):
         writer.xsk.kicks = 0
-    send = writer.send if call == "send" else writer.resend
-    readers.begin_stream(PAYLOAD)
-    start = time.perf_counter_ns()
-    for _ in range(fanouts):
-        send(messages)
-    total = time.perf_counter_ns() - start
-    result = readers.end_stream(fanouts)
+    total, result = timed_stream(writer, readers, messages, call, fanouts)
     assert result.delivered == frames, result.describe()
     kicks = writer.xsk.kicks if isinstance(writer, XdpWriter) else timers.calls["kick"]
     steps = {"stamp": timers.ns["stamp"], "descriptor": timers.ns["descriptor"], "kick": kicks * cost}
@@ -206,13 +213,7 @@ def run_kick(args: argparse.Namespace) -> None:
                         for call in ("resend", "send"):
                             warm_up(writer, readers)
                             writer.xsk.kicks = 0
-                            send = writer.send if call == "send" else writer.resend
-                            readers.begin_stream(PAYLOAD)
-                            start = time.perf_counter_ns()
-                            for _ in range(fanouts):
-                                send(messages)
-                            elapsed = time.perf_counter_ns() - start
-                            result = readers.end_stream(fanouts)
+                            elapsed, result = timed_stream(writer, readers, messages, call, fanouts)
                             rates[label, call].append(fanouts * count / elapsed * 1e9)
                             lost[label, call] += fanouts * count - result.delivered
                             kicks[label, call] = writer.xsk.kicks / fanouts

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from rawpacer import outputs
 from rawpacer.bench import machine
@@ -15,6 +15,7 @@ from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
 from rawpacer.bench.session import Listener, Session
 from rawpacer.cli._files import did_not_run, save
 from rawpacer.cli._options import add_messages, add_pacing, add_sandbox, config_kwargs
+from rawpacer.cli._progress import progress_bar
 from rawpacer.errors import require
 from rawpacer.kernel import caps
 from rawpacer.report.gofmt import report_lines
@@ -113,16 +114,7 @@ def run(args: argparse.Namespace) -> int:
     caps.require("compare", caps.EVERYTHING, "compare")
     report = Report(machine.describe(), config.params())
     output = Output(args)
-    errors = Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        disable=not errors.is_terminal,
-        transient=True,
-    )
+    progress = progress_bar()
     with progress:
         Session(config, report, _Progress(progress, config.steps()), on_interrupt=output.emit).run()
     saved = output.emit(report)

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rawpacer import outputs
 from rawpacer.bench.methodology import Entry, Recorder, Run, trial_budget
 from rawpacer.bench.methodology.result import TrialRecord
 from rawpacer.bench.rfc2544_live import Rfc2544Config, make_rfc2544_config, new_run_for, run_rfc2544
 from rawpacer.cli._files import did_not_run, save
+from rawpacer.cli._progress import progress_bar
 from rawpacer.report.rfc2544_table import print_run
 
 METHODOLOGY_OPTIONS = {
@@ -94,16 +94,7 @@ def emit(run_: Run, args: argparse.Namespace, recorder: Recorder) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Run the suite in a fresh sandbox with a progress bar over trials; print and write the results."""
     config = config_from_args(args)
-    errors = Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        disable=not errors.is_terminal,
-        transient=True,
-    )
+    progress = progress_bar()
     budget = trial_budget(config.settings, 1.0) * len(config.settings.sizes) * len(config.config.writers)
     task = progress.add_task("starting", total=budget)
 
