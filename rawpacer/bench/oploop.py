@@ -112,8 +112,10 @@ def depart(writer: Writer, messages: Sequence[Message], departures: Departures, 
     rest replay them (``resend``, or the C loop of ``replay_in_c``). Return the datagrams sent."""
     send, resend, wait = writer.send, writer.resend, departures.wait
     sent, last = 0, -1
-    departures.start()
+    # The C loop's frames are built before the schedule is anchored: building them after would make
+    # departure 0 late and the catch-up that follows would shorten the stream (+0.1 % at 100k/s).
     in_c = replay_in_c(writer, messages, departures) if total > fresh else None
+    departures.start()
     python_total = fresh if in_c is not None else total
     try:
         for departure, datagram, first, count in pieces(len(messages), departures.burst, python_total):

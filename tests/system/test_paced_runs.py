@@ -8,10 +8,13 @@ import json
 import time
 
 import pytest
-from helpers import cli, cli_process, interrupt, run_cli, wait_until
+from helpers import cli, cli_process, interrupt, make_writer, run_cli, wait_until
 
-from rawpacer.pacing import link_bytes
-from rawpacer.sandbox import pid_namespaces
+from rawpacer.bench.oploop import OpLoop
+from rawpacer.messages import MessageSource
+from rawpacer.pacing import ConstantSchedule, Pacer, link_bytes
+from rawpacer.readers import ReaderSet
+from rawpacer.sandbox import Sandbox, pid_namespaces
 
 TOLERANCE = 0.2
 """Achieved rate within ±20 % of the target: catches a pacer that bursts or ignores the rate."""
@@ -98,3 +101,22 @@ def test_ctrl_c_mid_stream_says_how_far_it_got_and_leaves_nothing_behind():
     assert "Traceback" not in err and "interrupted" in err
     assert "udp-sendto: interrupted after" in out and "of 120,000 datagrams had been sent" in out
     assert not pid_namespaces(process.pid)
+
+
+def test_the_schedule_is_anchored_after_the_c_loop_has_its_frames():
+    """Building the C loop's frames after anchoring made departure 0 late, and the catch-up after it
+    shortened the stream: +0.1 % at 100k/s."""
+    calls: list[str] = []
+    with (
+        Sandbox("lo") as topo,
+        ReaderSet(topo, 4, 200) as readers,
+        make_writer(topo, "packet-raw", readers.ports, message_size=200) as writer,
+    ):
+        pacer = Pacer(ConstantSchedule(20_000, 1))
+        built, start = writer.prebuilt, pacer.start
+        # The real methods, noting when they run.
+        writer.prebuilt = lambda messages: calls.append("prebuilt") or built(messages)  # type: ignore[method-assign]  # on purpose
+        pacer.start = lambda *t0: calls.append("start") or start(*t0)  # type: ignore[method-assign]  # on purpose
+        outcome = OpLoop(writer, readers, MessageSource.make("fast", 200), pacer).stream(50)
+    assert calls == ["prebuilt", "start"]
+    assert pacer.implementation == "c-loop" and outcome.result.intact == 200
