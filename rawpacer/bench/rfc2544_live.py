@@ -31,8 +31,8 @@ from rawpacer.bench.methodology.suite import new_run, run_suite
 from rawpacer.bench.methodology.trial import ONE_PAUSE
 from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
 from rawpacer.errors import require
-from rawpacer.kernel import caps, txstamp
-from rawpacer.kernel.txstamp import TxStamps
+from rawpacer.kernel import caps, timestamping
+from rawpacer.kernel.timestamping import TxStamps
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import ConstantSchedule, Pacer
 from rawpacer.readers import ReaderSet
@@ -253,7 +253,7 @@ class LiveDevice:
         steps = fanouts if inner.burst is None else math.ceil(fanouts * ports / inner.burst)
         sock = loop.writer.stamping_socket() if stamp and trial.latency and inner.burst is not None else None
         stamps = None if sock is None else TxStamps(sock)
-        every = max(1, math.ceil(fanouts * ports / txstamp.STAMPS_PER_TRIAL))  # departures per stamped one
+        every = max(1, math.ceil(fanouts * ports / timestamping.STAMPS_PER_TRIAL))  # departures per stamped one
         departures = RecordedDepartures(inner, steps, stamps, every)
         loop.departures = departures
         return loop.stream(max(1, fanouts), timestamps=trial.latency, settle=settle), departures

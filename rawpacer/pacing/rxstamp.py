@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import select
 import socket
-import struct
 import time
 from collections.abc import Callable
 
@@ -23,13 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from rawpacer.errors import RawpacerError
+from rawpacer.kernel.sockbuf import set_buffer_size
+from rawpacer.kernel.timestamping import SO_TIMESTAMPNS, TIMESPEC, timestamp_ns
 
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-"""Ask for a ``struct timespec`` receive time with every datagram (socket(7))."""
-
-SCM_TIMESTAMPNS = SO_TIMESTAMPNS
-SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
-_TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux: tv_sec, tv_nsec
 PROBE_PAUSE_S = 0.02
 
 RCVBUF = 256 << 20
@@ -41,10 +36,7 @@ Keep = Callable[[bytes, object], bool]
 def enable(sock: socket.socket, rcvbuf: int = RCVBUF) -> None:
     """Turn on receive timestamps and a buffer big enough to hold a whole stream unread."""
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
-    except PermissionError:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    set_buffer_size(sock, "rcv", rcvbuf)
 
 
 def open_reader(ip: str, port: int, *, timeout_s: float = 5.0) -> socket.socket:
@@ -63,7 +55,7 @@ def open_reader(ip: str, port: int, *, timeout_s: float = 5.0) -> socket.socket:
                 probe.sendto(b"probe", sock.getsockname())
                 sent_ns = time.time_ns()
                 time.sleep(PROBE_PAUSE_S)
-                _, ancdata, _, _ = sock.recvmsg(16, socket.CMSG_SPACE(_TIMESPEC.size))
+                _, ancdata, _, _ = sock.recvmsg(16, socket.CMSG_SPACE(TIMESPEC.size))
                 stamp = timestamp_ns(ancdata)
                 if stamp is not None and stamp - sent_ns < PROBE_PAUSE_S * 1e9 / 2:
                     return sock
@@ -72,15 +64,6 @@ def open_reader(ip: str, port: int, *, timeout_s: float = 5.0) -> socket.socket:
     except BaseException:
         sock.close()
         raise
-
-
-def timestamp_ns(ancdata: list[tuple[int, int, bytes]]) -> int | None:
-    """The SCM_TIMESTAMPNS receive time in ``recvmsg`` ancillary data, in ns (None if absent)."""
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
-            sec, nsec = _TIMESPEC.unpack_from(data)
-            return int(sec * 1_000_000_000 + nsec)
-    return None
 
 
 def collect(
@@ -92,7 +75,7 @@ def collect(
     """
     stamps = np.empty(count, dtype=np.int64)
     got = 0
-    space = socket.CMSG_SPACE(_TIMESPEC.size)
+    space = socket.CMSG_SPACE(TIMESPEC.size)
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     while got < count:

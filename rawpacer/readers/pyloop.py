@@ -8,26 +8,15 @@ from __future__ import annotations
 import os
 import select
 import socket
-import struct
 import time
 
+from rawpacer.kernel.timestamping import TIMESPEC, timestamp_ns
 from rawpacer.readers.core import NEVER, Buffer, Counter, Tallies
-from rawpacer.readers.sockets import SCM_TIMESTAMPNS
 
 # Why run() returned (the C loop exports the same numbers).
 COMMAND, COMPLETE, DEADLINE, SILENCE = 0, 1, 2, 3
 MAX_EVENTS = 1024
-_TIMESPEC = struct.Struct("=qq")
-_CMSG_ROOM = socket.CMSG_SPACE(_TIMESPEC.size)
-
-
-def rx_timestamp(ancdata: list[tuple[int, int, bytes]]) -> int:
-    """The SCM_TIMESTAMPNS timestamp (ns since the epoch) among a datagram's cmsgs; 0 without one."""
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS:
-            sec, nsec = _TIMESPEC.unpack(data[: _TIMESPEC.size])
-            return int(sec * 1_000_000_000 + nsec)
-    return 0
+_CMSG_ROOM = socket.CMSG_SPACE(TIMESPEC.size)
 
 
 class PyLoop(Counter):
@@ -89,7 +78,7 @@ class PyLoop(Counter):
             try:
                 if stamped:
                     data, ancdata, _flags, _addr = sock.recvmsg(size, _CMSG_ROOM)
-                    self.datagram(slot, data, rx_timestamp(ancdata))
+                    self.datagram(slot, data, timestamp_ns(ancdata) or 0)
                 else:
                     self.datagram(slot, sock.recv(size))
             except BlockingIOError:

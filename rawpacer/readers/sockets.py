@@ -10,6 +10,7 @@ import socket
 import struct
 
 from rawpacer.kernel.sockbuf import set_buffer_size
+from rawpacer.kernel.timestamping import SO_TIMESTAMPNS
 from rawpacer.limits import MAX_PORT
 from rawpacer.readers.nofile import ensure_nofile
 
@@ -20,10 +21,6 @@ SO_MEMINFO = 55
 SK_MEMINFO_VARS = 9
 SK_MEMINFO_DROPS = 8
 _MEMINFO = struct.Struct(f"={SK_MEMINFO_VARS}I")
-
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-"""Ask the kernel for each datagram's software RX timestamp as a timespec cmsg (socket(7))."""
-SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 
 
 def family_of(ip: str) -> socket.AddressFamily:

@@ -14,7 +14,7 @@ from rawpacer.bench import rfc2544
 from rawpacer.bench.methodology import FrameSize, Trial, TrialResult
 from rawpacer.bench.oploop import OpLoop
 from rawpacer.bench.rfc2544_live import LiveDevice
-from rawpacer.kernel import txstamp
+from rawpacer.kernel import timestamping
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import ConstantSchedule, Pacer
 from rawpacer.readers import ReaderSet
@@ -98,7 +98,7 @@ def test_latency_departs_from_the_kernels_tx_stamp_where_the_writer_has_one_sock
 
 
 def test_a_long_trial_has_a_sample_of_its_datagrams_stamped(monkeypatch):
-    monkeypatch.setattr(txstamp, "STAMPS_PER_TRIAL", 50)  # 400 datagrams: every 8th departure stamped
+    monkeypatch.setattr(timestamping, "STAMPS_PER_TRIAL", 50)  # 400 datagrams: every 8th departure stamped
     with Sandbox("lo") as topo:
         result = latency_trial(topo, "udp-sendmmsg")
     assert result.latency_source == "kernel-tx" and result.latencies_ns is not None
@@ -106,7 +106,7 @@ def test_a_long_trial_has_a_sample_of_its_datagrams_stamped(monkeypatch):
 
 
 def test_a_full_error_queue_falls_back_to_the_writers_clock_and_says_so(monkeypatch):
-    monkeypatch.setattr(txstamp, "ERRQUEUE_BYTES", 1)  # the kernel's minimum: a few stamps fit
+    monkeypatch.setattr(timestamping, "ERRQUEUE_BYTES", 1)  # the kernel's minimum: a few stamps fit
     with Sandbox("lo") as topo:
         result = latency_trial(topo, "udp-sendto")
     assert result.latency_source == "writer-clock" and result.latencies_ns is not None

@@ -10,6 +10,7 @@ import struct
 import numpy as np
 import pytest
 
+from rawpacer.kernel.timestamping import SCM_TIMESTAMPNS, timestamp_ns
 from rawpacer.pacing import (
     ConstantSchedule,
     Pacer,
@@ -22,7 +23,6 @@ from rawpacer.pacing import (
     percentiles,
     stream_stats,
 )
-from rawpacer.pacing.rxstamp import SCM_TIMESTAMPNS, timestamp_ns
 
 T0 = 1_700_000_000 * 10**9  # receive timestamps are CLOCK_REALTIME
 

@@ -1,10 +1,11 @@
-"""The kernel's software TX timestamps of chosen sends on one socket (``SO_TIMESTAMPING``).
+"""The kernel's socket timestamps: receive stamps (``SO_TIMESTAMPNS``, socket(7)) and the software
+TX timestamps of chosen sends on one socket (``SO_TIMESTAMPING``).
 
 Documentation/networking/timestamping.rst: with ``SOF_TIMESTAMPING_TX_SOFTWARE`` on, the device
 driver stamps each datagram as it leaves (``skb_tx_timestamp``; on ``lo`` in ``loopback_xmit``)
 and queues the stamp on the sender's error queue; ``OPT_ID`` numbers the stamped sends 0, 1, 2 ...
 (the counter restarts when the option is switched on again) and ``OPT_TSONLY`` queues the stamp
-alone, not a copy of the packet. The stamps are CLOCK_REALTIME, the clock of the receive stamps.
+alone, not a copy of the packet. Both kinds of stamp are CLOCK_REALTIME timespecs.
 The error queue is charged to the socket's receive buffer: stamps beyond it are dropped.
 """
 
@@ -18,6 +19,29 @@ import numpy.typing as npt
 
 from rawpacer.kernel.sockbuf import set_buffer_size
 
+TIMESPEC = struct.Struct("=qq")
+"""``struct timespec`` on 64-bit Linux: tv_sec, tv_nsec. A receive stamp is one; ``struct
+scm_timestamping`` is three, the software stamp first."""
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+"""Ask for each datagram's software receive time as a timespec cmsg (socket(7))."""
+SCM_TIMESTAMPNS = SO_TIMESTAMPNS
+
+
+def timespec_ns(data: bytes) -> int:
+    """A timespec's time in ns since the epoch."""
+    seconds, nanoseconds = TIMESPEC.unpack_from(data)
+    return int(seconds * 1_000_000_000 + nanoseconds)
+
+
+def timestamp_ns(ancdata: list[tuple[int, int, bytes]]) -> int | None:
+    """The SCM_TIMESTAMPNS receive time in ``recvmsg`` ancillary data, in ns (None if absent)."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(data) >= TIMESPEC.size:
+            return timespec_ns(data)
+    return None
+
+
 SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)
 SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1
 SOF_TIMESTAMPING_SOFTWARE = 1 << 4
@@ -30,8 +54,6 @@ MSG_ERRQUEUE = 0x2000
 SO_EE_ORIGIN_TIMESTAMPING = 4
 SOCK_EXTENDED_ERR = struct.Struct("=IBBBBII")
 """struct sock_extended_err (linux/errqueue.h): errno, origin, type, code, pad, info, data (the id)."""
-SCM_TIMESTAMPING = struct.Struct("=qq")
-"""The first of struct scm_timestamping's three timespecs: the software stamp."""
 
 ERRQUEUE_BYTES = 32 << 20
 """Receive buffer given to the sending socket for its error queue: a TSONLY stamp costs about 1 KiB
@@ -80,8 +102,7 @@ class TxStamps:
             stamp = key = None
             for level, kind, data in ancillary:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
-                    seconds, nanoseconds = SCM_TIMESTAMPING.unpack_from(data)
-                    stamp = seconds * 1_000_000_000 + nanoseconds
+                    stamp = timespec_ns(data)  # scm_timestamping's first timespec: the software stamp
                 elif len(data) >= SOCK_EXTENDED_ERR.size:
                     _, origin, _, _, _, _, ident = SOCK_EXTENDED_ERR.unpack_from(data)
                     key = ident if origin == SO_EE_ORIGIN_TIMESTAMPING else None
