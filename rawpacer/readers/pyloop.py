@@ -24,10 +24,7 @@ class PyLoop(Counter):
 
     def __init__(self, expected: Buffer, slot_size: int, slots: int) -> None:
         super().__init__(expected, slot_size, slots)
-        self.busy_ns = 0
-        self.checked = 0
-        self.first_take_ns = 0
-        self.last_take_ns = 0
+        self._restart_counts()
 
     def attach(
         self, socks: list[socket.socket], ctl_fd: int, batch: int, spin: bool, linger_ns: int, idle_spin_ns: int
@@ -57,6 +54,10 @@ class PyLoop(Counter):
     def begin(self, expected_size: int, stream: bool, timestamps: bool) -> None:
         """Open an op (``Counter.begin``) and restart the busy-time count."""
         super().begin(expected_size, stream, timestamps)
+        self._restart_counts()
+
+    def _restart_counts(self) -> None:
+        """Zero what the loop counts per op: busy time, datagrams checked, first and last take."""
         self.busy_ns = 0
         self.checked = 0
         self.first_take_ns = 0
