@@ -22,6 +22,9 @@ MIN_MTU_V6 = 1280
 MAX_MTU = 65536
 """Largest MTU Linux gives a link: lo's default."""
 
+DEFAULT_LINK_MTU = 1500
+"""The MTU of the sandbox's veth links unless ``--mtu`` says otherwise: Ethernet's (RFC 894)."""
+
 DEFAULT_SPORT = 40101
 """The writer's source port: the seed's ``testPort``."""
 

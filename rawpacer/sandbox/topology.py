@@ -1,11 +1,16 @@
-"""The two topologies every rawpacer run lives in, built in namespaces it creates and removes.
+"""The three topologies every rawpacer run lives in, built in namespaces it creates and removes.
 
 - ``lo``: one private namespace; writer and readers share its loopback, addressed 198.18.0.1.
 - ``veth``: a writer namespace and a reader namespace joined by a veth pair (rpw0 <-> rpr0),
   198.18.0.1 <-> 198.18.0.2 (RFC 2544's benchmarking range), MTU configurable.
+- ``router``: writer, device under test (DUT) and readers, each in its own namespace, joined by two
+  veth pairs (rpw0 <-> rpd0, rpd1 <-> rpr0) on two subnets, 198.18.0.0/24 and 198.19.0.0/24 as RFC 2544
+  appendix C.2.2 lays out a tester's two ports; IPv4 and IPv6 forwarding on in the DUT's namespace only.
+  ``egress_mtu`` gives the DUT's egress link a smaller MTU than its ingress.
 
 With ``ip_version=6`` the addresses come from 2001:2::/48 (RFC 5180's benchmarking range) instead;
-with ``vlan=ID`` (veth only) the readers' end accepts frames tagged with that 802.1Q id (vlan.py).
+with ``vlan=ID`` (veth and router) the first receiving end (the readers', or the DUT's ingress)
+accepts frames tagged with that 802.1Q id (vlan.py).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import functools
+import ipaddress
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,15 +29,16 @@ from typing import TypeVar
 from pyroute2 import IPRoute
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
-from rawpacer.errors import RawpacerError, SandboxError, require
+from rawpacer.errors import RawpacerError, SandboxError, UsageError, require
 from rawpacer.headers import MAX_VLAN_ID, MIN_VLAN_ID
 from rawpacer.kernel import caps
-from rawpacer.limits import DEFAULT_SPORT, MAX_MTU, MIN_MTU, MIN_MTU_V6
+from rawpacer.limits import DEFAULT_LINK_MTU, DEFAULT_SPORT, MAX_MTU, MIN_MTU, MIN_MTU_V6
 from rawpacer.sandbox import netns
 from rawpacer.sandbox.vlan import VlanFilter, jit_state
 from rawpacer.target import Link, Target
 
-KINDS = ("lo", "veth")
+KINDS = ("lo", "veth", "router")
+SIDES = ("writer", "dut", "reader")
 IP_VERSIONS = (4, 6)
 WRITER_IP = "198.18.0.1"
 READER_IP = "198.18.0.2"
@@ -55,6 +62,26 @@ ADDRESSING = {
     4: Addressing(WRITER_IP, READER_IP, PREFIXLEN, 32),
     6: Addressing(WRITER_IP6, READER_IP6, PREFIXLEN6, 128),
 }
+
+
+@dataclass(frozen=True)
+class RouterAddressing:
+    """One IP version's router addresses: the writer's subnet (writer, DUT ingress) and the readers'
+    (DUT egress, reader); each subnet has the prefix length ``prefixlen``."""
+
+    writer: str
+    dut_in: str
+    dut_out: str
+    reader: str
+    prefixlen: int
+
+
+ROUTER_ADDRESSING = {
+    4: RouterAddressing("198.18.0.1", "198.18.0.254", "198.19.0.254", "198.19.0.2", PREFIXLEN),
+    6: RouterAddressing("2001:2:0:1::1", "2001:2:0:1::fe", "2001:2:0:2::fe", "2001:2:0:2::2", PREFIXLEN6),
+}
+ROUTER_SYSCTLS = {"net/ipv4/ip_forward": "1", "net/ipv6/conf/all/forwarding": "1"}
+"""Forwarding, switched on in the DUT's namespace only (never on the host)."""
 
 # Frames injected with AF_PACKET on lo carry a local source address and arrive on lo as if from
 # outside: the kernel drops them as martians (counted in rt_cache in_martian_*) unless the
@@ -155,6 +182,13 @@ class Topology:
     namespaces: tuple[str, ...] = field(default=())
     ip_version: int = 4
     vlan_filter: VlanFilter | None = None
+    dut_ns: str | None = None
+    """The device under test's namespace (router only), with ``dut_in`` facing the writer and
+    ``dut_out`` facing the readers; None on lo and veth."""
+    dut_in: str | None = None
+    dut_out: str | None = None
+    egress_mtu: int | None = None
+    """The MTU of the DUT's egress link (router only): ``mtu`` unless a smaller one was asked for."""
 
     @property
     def vlan(self) -> int | None:
@@ -162,17 +196,27 @@ class Topology:
         return None if self.vlan_filter is None else self.vlan_filter.vlan_id
 
     def enter(self, side: str) -> contextlib.AbstractContextManager[None]:
-        """Run the body in the ``"writer"`` or ``"reader"`` namespace (this thread)."""
-        require(side in ("writer", "reader"), f"side {side!r} is not allowed; use writer or reader")
-        return netns.entered(self.writer_ns if side == "writer" else self.reader_ns)
+        """Run the body in the ``"writer"``, ``"reader"`` or (router) ``"dut"`` namespace (this thread)."""
+        names = {"writer": self.writer_ns, "reader": self.reader_ns, "dut": self.dut_ns}
+        name = names.get(side)
+        if name is None:
+            allowed = ", ".join(k for k, v in names.items() if v is not None)
+            raise UsageError(f"side {side!r} is not allowed in the {self.kind} topology; use one of: {allowed}")
+        return netns.entered(name)
+
+    @property
+    def next_hop(self) -> tuple[str, str]:
+        """(side, interface) whose MAC raw frames are addressed to: the DUT's ingress, or the readers' end."""
+        return ("dut", self.dut_in) if self.dut_in is not None else ("reader", self.reader_if)
 
     @off_event_loop
     def link(self) -> Link:
-        """The writer-side link as the kernel reports it; dst_mac is the reader side's MAC."""
+        """The writer-side link as the kernel reports it; dst_mac is the next hop's MAC (``next_hop``)."""
         with self.enter("writer"):
             ifindex, mtu, src_mac = link_info(self.writer_if)
-        with self.enter("reader"):
-            dst_mac = link_info(self.reader_if)[2]
+        side, ifname = self.next_hop
+        with self.enter(side):
+            dst_mac = link_info(ifname)[2]
         return Link(self.writer_if, ifindex, mtu, src_mac, dst_mac)
 
     def target(self, ports: Sequence[int], sport: int = DEFAULT_SPORT, vlan_priority: int = 0) -> Target:
@@ -190,30 +234,48 @@ class Sandbox:
     """Context manager: build a topology in fresh namespaces; remove them on exit, error or Ctrl-C."""
 
     def __init__(
-        self, kind: str = "lo", *, mtu: int | None = None, ip_version: int = 4, vlan: int | None = None
+        self,
+        kind: str = "lo",
+        *,
+        mtu: int | None = None,
+        ip_version: int = 4,
+        vlan: int | None = None,
+        egress_mtu: int | None = None,
     ) -> None:
         require(kind in KINDS, f"topology {kind!r} is not allowed; use one of: {', '.join(KINDS)}")
         require(
             ip_version in IP_VERSIONS and not isinstance(ip_version, bool),
             f"ip_version {ip_version!r} is not allowed; use 4 or 6",
         )
-        if mtu is not None:
+        for name, value in (("mtu", mtu), ("egress mtu", egress_mtu)):
+            if value is not None:
+                require(
+                    isinstance(value, int) and MIN_MTU <= value <= MAX_MTU,
+                    f"{name} {value!r} is out of range {MIN_MTU}-{MAX_MTU}",
+                )
+                require(
+                    ip_version == 4 or value >= MIN_MTU_V6,
+                    f"{name} {value} is below IPv6's minimum link MTU {MIN_MTU_V6} (RFC 8200); "
+                    f"use {MIN_MTU_V6}-{MAX_MTU}",
+                )
+        if egress_mtu is not None:
+            require(kind == "router", f"egress mtu {egress_mtu} needs the router topology (the DUT's egress link)")
             require(
-                isinstance(mtu, int) and MIN_MTU <= mtu <= MAX_MTU,
-                f"mtu {mtu!r} is out of range {MIN_MTU}-{MAX_MTU}",
-            )
-            require(
-                ip_version == 4 or mtu >= MIN_MTU_V6,
-                f"mtu {mtu} is below IPv6's minimum link MTU {MIN_MTU_V6} (RFC 8200); use {MIN_MTU_V6}-{MAX_MTU}",
+                egress_mtu <= (mtu or DEFAULT_LINK_MTU),
+                f"egress mtu {egress_mtu} is above the links' mtu {mtu or DEFAULT_LINK_MTU}; use at most that",
             )
         if vlan is not None:
             require(
                 isinstance(vlan, int) and not isinstance(vlan, bool) and MIN_VLAN_ID <= vlan <= MAX_VLAN_ID,
                 f"vlan {vlan!r} is out of range {MIN_VLAN_ID}-{MAX_VLAN_ID}",
             )
-            require(kind == "veth", f"vlan {vlan} needs the veth topology; lo has no readers' end to filter tags on")
+            require(
+                kind != "lo",
+                f"vlan {vlan} needs the veth or router topology; lo has no receiving end to filter tags on",
+            )
         self.kind = kind
         self.mtu = mtu
+        self.egress_mtu = egress_mtu
         self.ip_version = ip_version
         self.vlan = vlan
         self.topology: Topology | None = None
@@ -259,6 +321,8 @@ class Sandbox:
     def _build(self, run_id: str, created: list[str]) -> Topology:
         if self.kind == "lo":
             return self._build_lo(run_id, created)
+        if self.kind == "router":
+            return self._build_router(run_id, created)
         return self._build_veth(run_id, created)
 
     def _add_address(self, ipr: IPRoute, index: int, address: str, prefixlen: int) -> None:
@@ -287,7 +351,7 @@ class Sandbox:
         plan = ADDRESSING[self.ip_version]
         self._new_ns(writer, created)
         self._new_ns(reader, created)
-        mtu = self.mtu or 1500
+        mtu = self.mtu or DEFAULT_LINK_MTU
         with netns.entered(writer):
             write_sysctls(RAW_PATH_SYSCTLS)
             with IPRoute() as ipr:
@@ -318,35 +382,116 @@ class Sandbox:
             (writer, reader),
             self.ip_version,
         )
-        self._pin_neighbours(topo)
+        link = topo.link()
+        _pin_neighbours(
+            topo,
+            (
+                ("writer", topo.writer_if, topo.reader_ip, link.dst_mac),
+                ("reader", topo.reader_if, topo.writer_ip, link.src_mac),
+            ),
+        )
+        if self.vlan is not None:
+            topo.vlan_filter = self._vlan_filter(topo, self.vlan)
+        return topo
+
+    def _veth_pair(self, name: str, peer: str, peer_ns: str) -> None:
+        """A veth pair ``name`` <-> ``peer`` made in this thread's namespace, ``peer`` moved to ``peer_ns``."""
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=name, kind="veth", peer=peer)
+            ipr.link("set", index=ipr.link_lookup(ifname=peer)[0], net_ns_fd=peer_ns)
+
+    def _configure(self, ifname: str, mtu: int, address: str, prefixlen: int) -> None:
+        """Set ``ifname``'s MTU and address, then bring it up (this thread's namespace)."""
+        with IPRoute() as ipr:
+            index = ipr.link_lookup(ifname=ifname)[0]
+            ipr.link("set", index=index, mtu=mtu)
+            self._add_address(ipr, index, address, prefixlen)
+            ipr.link("set", index=index, state="up")
+
+    def _build_router(self, run_id: str, created: list[str]) -> Topology:
+        """writer (rpw0) <-> (rpd0) DUT (rpd1) <-> (rpr0) readers: two subnets, forwarding in the DUT only."""
+        writer, dut, reader = f"{run_id}-w", f"{run_id}-d", f"{run_id}-r"
+        plan = ROUTER_ADDRESSING[self.ip_version]
+        for name in (writer, dut, reader):
+            self._new_ns(name, created)
+        mtu = self.mtu or DEFAULT_LINK_MTU
+        egress = self.egress_mtu or mtu
+        with netns.entered(writer):
+            write_sysctls(RAW_PATH_SYSCTLS)
+            self._veth_pair("rpw0", "rpd0", dut)
+            self._configure("rpw0", mtu, plan.writer, plan.prefixlen)
+        with netns.entered(reader):
+            write_sysctls(RAW_PATH_SYSCTLS)
+            self._veth_pair("rpr0", "rpd1", dut)
+            self._configure("rpr0", egress, plan.reader, plan.prefixlen)
+        with netns.entered(dut):
+            write_sysctls(ROUTER_SYSCTLS)
+            self._configure("rpd0", mtu, plan.dut_in, plan.prefixlen)
+            self._configure("rpd1", egress, plan.dut_out, plan.prefixlen)
+        # Each end host reaches the other subnet through the DUT (a route per subnet, no default route).
+        for side_ns, ifname, other, gateway in (
+            (writer, "rpw0", plan.reader, plan.dut_in),
+            (reader, "rpr0", plan.writer, plan.dut_out),
+        ):
+            with netns.entered(side_ns), IPRoute() as ipr:
+                subnet = str(ipaddress.ip_network(f"{other}/{plan.prefixlen}", strict=False))
+                ipr.route("add", dst=subnet, gateway=gateway, oif=ipr.link_lookup(ifname=ifname)[0])
+        topo = Topology(
+            "router",
+            writer,
+            reader,
+            "rpw0",
+            "rpr0",
+            plan.writer,
+            plan.reader,
+            mtu,
+            run_id,
+            (writer, dut, reader),
+            self.ip_version,
+            dut_ns=dut,
+            dut_in="rpd0",
+            dut_out="rpd1",
+            egress_mtu=egress,
+        )
+        macs = {}
+        for side, ifname in (("writer", "rpw0"), ("dut", "rpd0"), ("dut", "rpd1"), ("reader", "rpr0")):
+            with topo.enter(side):
+                macs[ifname] = link_info(ifname)[2]
+        _pin_neighbours(
+            topo,
+            (
+                ("writer", "rpw0", plan.dut_in, macs["rpd0"]),
+                ("dut", "rpd0", plan.writer, macs["rpw0"]),
+                ("dut", "rpd1", plan.reader, macs["rpr0"]),
+                ("reader", "rpr0", plan.dut_out, macs["rpd1"]),
+            ),
+        )
         if self.vlan is not None:
             topo.vlan_filter = self._vlan_filter(topo, self.vlan)
         return topo
 
     @staticmethod
     def _vlan_filter(topo: Topology, vlan: int) -> VlanFilter:
-        """Load the VLAN filter and attach it to the readers' veth end (vlan.py)."""
+        """Load the VLAN filter and attach it to the first receiving end: the DUT's ingress on a router,
+        else the readers' veth end (vlan.py)."""
         vlan_filter = VlanFilter(vlan)
         try:
-            with topo.enter("reader"):
-                vlan_filter.attach(topo.reader_if)
+            side, ifname = topo.next_hop
+            with topo.enter(side):
+                vlan_filter.attach(ifname)
         except BaseException:
             vlan_filter.close()
             raise
         return vlan_filter
 
-    @staticmethod
-    def _pin_neighbours(topo: Topology) -> None:
-        """Permanent neighbour entries both ways (ARP for IPv4, ND for IPv6), so no op waits and the MACs are fixed."""
-        link = topo.link()
-        pairs = (
-            ("writer", topo.writer_if, topo.reader_ip, link.dst_mac),
-            ("reader", topo.reader_if, topo.writer_ip, link.src_mac),
-        )
-        for side, ifname, ip, mac in pairs:
-            with topo.enter(side), IPRoute() as ipr:
-                index = ipr.link_lookup(ifname=ifname)[0]
-                ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=index, state="permanent")
+
+def _pin_neighbours(topo: Topology, entries: Sequence[tuple[str, str, str, str]]) -> None:
+    """Permanent neighbour entries (ARP for IPv4, ND for IPv6), each (side, interface, IP, MAC), so no op
+    waits for resolution and the MACs are fixed."""
+    for side, ifname, ip, mac in entries:
+        with topo.enter(side), IPRoute() as ipr:
+            index = ipr.link_lookup(ifname=ifname)[0]
+            ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=index, state="permanent")
 
 
 def vlan_filter_support() -> tuple[bool, str]:

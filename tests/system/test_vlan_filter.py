@@ -171,7 +171,7 @@ def test_a_kernel_without_clsact_is_one_line(monkeypatch):
         ({"kind": "veth", "vlan": 4095}, "vlan 4095 is out of range 1-4094"),
         ({"kind": "veth", "vlan": True}, "vlan True is out of range"),
         ({"kind": "veth", "vlan": "5"}, "vlan '5' is out of range"),
-        ({"kind": "lo", "vlan": 5}, "vlan 5 needs the veth topology"),
+        ({"kind": "lo", "vlan": 5}, "vlan 5 needs the veth or router topology"),
     ],
 )
 def test_bad_vlan_input_is_one_clear_error(kwargs, words):
