@@ -17,6 +17,11 @@ class UsageError(RawpacerError, ValueError):
     exit_code = 2
 
 
+class DutSetupError(UsageError):
+    """A line setting up the device under test failed (a --dut profile's command or a --dut-setup line):
+    the message names the line's number, the line, and the first line it wrote to stderr."""
+
+
 class PrivilegeError(RawpacerError, PermissionError):
     """Root / CAP_NET_RAW / CAP_NET_ADMIN is missing for an operation that needs it."""
 

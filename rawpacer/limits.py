@@ -51,3 +51,48 @@ MAX_BURST = 1024
 
 MAX_SEED = 2**63 - 1
 """Largest --seed: seeds are recorded in the JSON and fit a signed 64-bit integer."""
+
+# --- the device under test (--dut profiles, rawpacer/dut/) ---------------------------------------
+
+MIN_DUT_BIT_RATE = 1_000
+"""Slowest shaper or policer bit rate a --dut profile takes: 1 kbit/s."""
+
+MAX_DUT_BIT_RATE = 100_000_000_000
+"""Fastest: 100 Gbit/s (nft's byte limit overflows its token bucket near 17 GB/s: net/netfilter/nft_limit.c)."""
+
+MIN_DUT_PPS = 1
+"""Slowest packet-rate policer: one packet a second (nft's packet limits count whole packets per second)."""
+
+MAX_DUT_PPS = 100_000_000
+"""Fastest packet-rate policer, as --rate's top (MAX_RATE_PPS)."""
+
+DEFAULT_TBF_BURST = 32 * 1024
+"""tbf's bucket when none is given: 32 KiB ("32kb" to tc), as in the measurement of issue #20."""
+
+DEFAULT_TBF_LATENCY_US = 20_000
+"""tbf's queue when neither limit nor latency is given: as long as 20 ms of the rate (issue #20)."""
+
+MIN_TBF_BURST = 1_600
+"""Smallest tbf bucket: a full 1500-byte-MTU frame with its Ethernet and VLAN headers (1518) must fit,
+or tbf drops every such frame (sch_tbf.c: a packet longer than the bucket is never sent)."""
+
+MAX_TBF_SIZE = 1 << 30
+"""Largest tbf bucket or queue limit: 1 GiB."""
+
+MIN_TBF_LIMIT = 1_600
+"""Smallest tbf queue limit: one full 1500-byte-MTU frame."""
+
+MIN_TBF_LATENCY_US = 100
+"""Shortest tbf queue (latency): 100 µs."""
+
+MAX_TBF_LATENCY_US = 60_000_000
+"""Longest tbf queue (latency): 60 s."""
+
+MAX_DROP_DECIMALS = 9
+"""Most decimals a --dut drop:FRACTION takes: nft's numgen modulus is 32 bits, and 10**9 fits."""
+
+MAX_DUT_RULES = 100_000
+"""Most filler rules rules:N adds ahead of the accept."""
+
+DUT_COMMAND_TIMEOUT_S = 120.0
+"""Longest one DUT setup line may run (a 100,000-rule ruleset loads in well under it)."""

@@ -1,9 +1,13 @@
 """Why datagrams were lost, as a table of rules over the counters that moved: pure, no kernel needed.
 
 Each rule names one cause, counts how many datagrams the counter deltas attribute to it (0: not
-seen) and says it in one sentence. ``findings`` applies the table in order, most specific first.
+seen) and says it in one sentence. ``findings`` applies the table in order: the device under test's
+causes first (upstream of the readers), then the readers' namespace's, most specific first.
 Counter names are ``Section.Name`` as /proc/net/snmp, netstat and snmp6 spell them (``Udp.NoPorts``,
-``Udp6.RcvbufErrors``), ``rt_cache.in_martian_*``, ``link.IF.rx_*`` and ``Softnet.Dropped``.
+``Udp6.RcvbufErrors``), ``rt_cache.in_martian_*``, ``link.IF.rx_*`` and ``Softnet.Dropped``; the
+DUT's carry ``dut.`` (``dut.Ip.FragFails``, ``dut.qdisc.rpd1.tbf.drops``, ``dut.nft.COMMENT.drops``:
+rawpacer.dut.counters). ``explain_evidence(..., lost)`` also says how many lost datagrams no counter
+accounts for.
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ class Evidence:
     def links(self, stat: str) -> int:
         """One rtnl_link_stats64 field's change, summed over every interface."""
         return sum(v for k, v in self.moved.items() if k.startswith("link.") and k.endswith("." + stat))
+
+    def each(self, prefix: str, suffix: str) -> dict[str, int]:
+        """The changes of counters named ``prefix + X + suffix``, by X (``each("dut.nft.", ".drops")``)."""
+        return {
+            k[len(prefix) : len(k) - len(suffix)]: v
+            for k, v in self.moved.items()
+            if k.startswith(prefix) and k.endswith(suffix) and v > 0
+        }
 
 
 def _wrong_mac(e: Evidence) -> int:
@@ -57,6 +69,26 @@ def _nothing_arrived(e: Evidence) -> int:
     return int(not e.links("rx_packets") and not e.get("Ip.InReceives", "Ip6.InReceives"))
 
 
+def _listed(parts: Mapping[str, int], name: Callable[[str], str]) -> str:
+    """``tbf on rpd1`` for one part, ``tbf on rpd1 (14,000) and pfifo on rpd0 (69)`` for several."""
+    if len(parts) == 1:
+        return name(next(iter(parts)))
+    return " and ".join(f"{name(key)} ({value:,})" for key, value in sorted(parts.items()))
+
+
+def _qdisc_name(key: str) -> str:
+    """``rpd1.tbf`` -> ``tbf on rpd1``."""
+    ifname, _, kind = key.partition(".")
+    return f"{kind} on {ifname}"
+
+
+def _dut_header(e: Evidence) -> int:
+    """Bad headers at the DUT, and TTL / hop-limit expiries beyond the ICMP errors it was allowed to
+    send: both move InHdrErrors (ip_forward's too_many_hops, ip6_forward), ICMP is rate-limited."""
+    expired = e.get("dut.Icmp.OutTimeExcds", "dut.Icmp6.OutTimeExcds")
+    return max(e.get("dut.Ip.InHdrErrors", "dut.Ip6.InHdrErrors") - expired, 0)
+
+
 @dataclass(frozen=True)
 class Rule:
     """One cause: how many datagrams the evidence attributes to it, and the sentence that says so."""
@@ -64,7 +96,11 @@ class Rule:
     cause: str
     count: Callable[[Evidence], int]
     says: str
-    """A sentence with ``{n}`` (the count) and ``{off}`` (sysctls that are off) to fill in."""
+    """A sentence with ``{n}`` (the count), ``{off}`` (sysctls that are off) and ``{what}`` to fill in."""
+    what: Callable[[Evidence], str] | None = None
+    """What fills ``{what}``: which qdisc, which rules, how many ICMP errors went out."""
+    loss: bool = True
+    """Whether the count is datagrams lost (False: a flag, or information such as fragmentation)."""
 
 
 def counter(*names: str) -> Callable[[Evidence], int]:
@@ -72,7 +108,87 @@ def counter(*names: str) -> Callable[[Evidence], int]:
     return lambda e: e.get(*names)
 
 
-RULES: tuple[Rule, ...] = (
+def each_of(prefix: str, suffix: str, name: Callable[[str], str]) -> Callable[[Evidence], str]:
+    """A rule's ``{what}``: the counters named ``prefix + X + suffix`` that moved, X said by ``name``."""
+    return lambda e: _listed(e.each(prefix, suffix), name)
+
+
+def count_of(*names: str) -> Callable[[Evidence], str]:
+    """A rule's ``{what}``: these counters' change, written with thousands separators."""
+    return lambda e: f"{e.get(*names):,}"
+
+
+DUT_RULES: tuple[Rule, ...] = (
+    Rule(
+        "dut-qdisc",
+        lambda e: sum(e.each("dut.qdisc.", ".drops").values()),
+        "the DUT's {what} dropped {n:,} (qdisc drops)",
+        each_of("dut.qdisc.", ".drops", _qdisc_name),
+    ),
+    Rule(
+        "dut-nftables",
+        lambda e: sum(e.each("dut.nft.", ".drops").values()),
+        "{what} on the DUT dropped {n:,} (nftables rule counters)",
+        lambda e: (
+            ("nftables rule " if len(e.each("dut.nft.", ".drops")) == 1 else "nftables rules ")
+            + _listed(e.each("dut.nft.", ".drops"), lambda comment: f"'{comment}'")
+        ),
+    ),
+    Rule(
+        "dut-not-forwarding",
+        counter("dut.Ip.InAddrErrors", "dut.Ip6.InAddrErrors"),
+        "the DUT did not forward {n:,} datagram(s) (Ip/Ip6 InAddrErrors on the DUT): with forwarding off in "
+        "its namespace (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding) a datagram for another host is refused",
+    ),
+    Rule(
+        "dut-no-route",
+        counter("dut.IpExt.InNoRoutes", "dut.Ip.OutNoRoutes", "dut.Ip6.InNoRoutes", "dut.Ip6.OutNoRoutes"),
+        "the DUT had no route for {n:,} datagram(s) (IpExt InNoRoutes, Ip OutNoRoutes, Ip6 In/OutNoRoutes on the "
+        "DUT); it answers with ICMP destination unreachable, rate-limited",
+    ),
+    Rule(
+        "dut-ttl",
+        counter("dut.Icmp.OutTimeExcds", "dut.Icmp6.OutTimeExcds"),
+        "TTL / hop limit exceeded at the DUT: {n:,} datagram(s) arrived with a TTL or hop limit of 1 or less, were "
+        "dropped and answered with ICMP time exceeded (Icmp/Icmp6 OutTimeExcds on the DUT)",
+    ),
+    Rule(
+        "dut-header",
+        _dut_header,
+        "the DUT dropped {n:,} datagram(s) with a bad IP header, or whose TTL / hop limit ran out beyond the ICMP "
+        "errors its rate limit let out (Ip/Ip6 InHdrErrors on the DUT)",
+    ),
+    Rule(
+        "dut-fragmentation-needed",
+        counter("dut.Ip.FragFails"),
+        "the DUT needed fragmentation with DF set: {n:,} dropped and ICMP 'fragmentation needed' sent (Ip.FragFails, "
+        "IcmpMsg.OutType3 {what}): the egress MTU is below the datagram (RFC 1191)",
+        count_of("dut.IcmpMsg.OutType3"),
+    ),
+    Rule(
+        "dut-packet-too-big",
+        counter("dut.Ip6.InTooBigErrors"),
+        "IPv6 Packet Too Big at the DUT: {n:,} datagram(s) larger than its egress MTU dropped and {what} ICMPv6 "
+        "Packet Too Big sent (Ip6.InTooBigErrors, Icmp6.OutPktTooBigs); IPv6 routers never fragment (RFC 8200)",
+        count_of("dut.Icmp6.OutPktTooBigs"),
+    ),
+    Rule(
+        "dut-link",
+        lambda e: sum(e.each("dut.link.", "_dropped").values()),
+        "the DUT's links dropped {n:,} ({what}; rtnl_link_stats64)",
+        each_of("dut.link.", "_dropped", lambda key: key.replace(".", " ") + "_dropped"),
+    ),
+    Rule(
+        "dut-fragmented",
+        counter("dut.Ip.FragOKs"),
+        "the DUT fragmented {n:,} datagram(s) into {what} fragments (Ip FragOKs/FragCreates; information, not a loss)",
+        count_of("dut.Ip.FragCreates"),
+        loss=False,
+    ),
+)
+"""The device under test's causes (router topology), upstream of the readers: they come first."""
+
+READER_RULES: tuple[Rule, ...] = (
     Rule(
         "ip-checksum",
         _bad_ip_header,
@@ -137,23 +253,44 @@ RULES: tuple[Rule, ...] = (
         "nothing-arrived",
         _nothing_arrived,
         "nothing arrived: no interface in the reader namespace received a frame",
+        loss=False,
     ),
 )
+"""The causes seen in the readers' namespace."""
+
+RULES: tuple[Rule, ...] = DUT_RULES + READER_RULES
 
 NONE_MOVED = "no drop counter moved: every datagram that arrived was delivered"
+UNATTRIBUTED = "{n:,} not attributed to any counter"
+
+
+def _seen(evidence: Evidence) -> list[tuple[Rule, int]]:
+    """Every rule that fires, with its count, in the table's order ("nothing arrived" only alone)."""
+    seen: list[tuple[Rule, int]] = []
+    for rule in RULES:
+        n = rule.count(evidence)
+        if n > 0 and (rule.cause != "nothing-arrived" or not seen):
+            seen.append((rule, n))
+    return seen
 
 
 def findings(evidence: Evidence) -> list[str]:
     """One sentence per cause the evidence shows, in the table's order (empty when none)."""
     off = ", ".join(k.replace("/", ".") for k in evidence.sysctls_off) or "none"
-    found: list[str] = []
-    for rule in RULES:
-        n = rule.count(evidence)
-        if n > 0 and (rule.cause != "nothing-arrived" or not found):
-            found.append(rule.says.format(n=n, off=off))
-    return found
+    return [
+        rule.says.format(n=n, off=off, what=rule.what(evidence) if rule.what else "") for rule, n in _seen(evidence)
+    ]
 
 
-def explain_evidence(evidence: Evidence) -> str:
-    """Every finding in one line, or that no drop counter moved."""
-    return "; ".join(findings(evidence)) or NONE_MOVED
+def attributed(evidence: Evidence) -> int:
+    """How many lost datagrams the counters account for: the counts of every loss rule that fired."""
+    return sum(n for rule, n in _seen(evidence) if rule.loss)
+
+
+def explain_evidence(evidence: Evidence, lost: int | None = None) -> str:
+    """Every finding in one line, or that no drop counter moved; given ``lost`` (datagrams the readers
+    missed), it ends with how many of them no counter accounts for, when any."""
+    text = "; ".join(findings(evidence)) or NONE_MOVED
+    if lost is not None and lost > attributed(evidence):
+        text += "; " + UNATTRIBUTED.format(n=lost - attributed(evidence))
+    return text
