@@ -177,10 +177,10 @@ class Tbf(Profile):
         return "latency", format_time(self.latency_us)
 
     def describe(self) -> str:
-        key, value = self._queue()
+        queue = f"limit {self.limit:,} B" if self.limit is not None else " ".join(self._queue())
         return (
             f"tbf: shape the DUT's egress to the readers to {format_bits(self.rate)} "
-            f"(burst {self.burst:,} B, {key} {value}{' B' if key == 'limit' else ''}; tc counts L2 bytes, no FCS)"
+            f"(burst {self.burst:,} B, {queue}; tc counts L2 bytes, no FCS)"
         )
 
     def commands(self, in_if: str, out_if: str) -> list[Command]:
