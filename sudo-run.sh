@@ -21,12 +21,14 @@ stamp="$venv/.rawpacer-installed"
 say() { printf 'sudo-run.sh: %s\n' "$*" >&2; }
 
 # Debian packages: python3-venv for .venv, gcc and python3-dev for the small C extensions,
-# iproute2 for ip(8), tcpdump to read pcaps back, golang-go for `compare --with-go`, and the
+# iproute2 for ip(8) and tc(8), nftables for the DUT profiles (--dut police, drop, rules, conntrack),
+# tcpdump to read pcaps back, golang-go for `compare --with-go`, and the
 # peers the benchmarks measure rawpacer against: netsniff-ng (trafgen), iperf3 and sockperf.
 apt_packages() {
     local missing=()
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
+    command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
     command -v go >/dev/null 2>&1 || [ -x /usr/lib/go/bin/go ] || missing+=(golang-go)
     command -v trafgen >/dev/null 2>&1 || missing+=(netsniff-ng)
     command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)

@@ -12,16 +12,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rawpacer import outputs
+from rawpacer import dut, outputs
 from rawpacer.bench import gobench
 from rawpacer.bench.calibrate import Benchtime, parse_benchtime
 from rawpacer.errors import UsageError, require
 from rawpacer.headers import MAX_VLAN_ID, MIN_VLAN_ID
 from rawpacer.headers.fit import check_mtu
-from rawpacer.limits import MAX_MESSAGE_SIZE, MAX_MTU, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
+from rawpacer.limits import (
+    DEFAULT_LINK_MTU,
+    MAX_MESSAGE_SIZE,
+    MAX_MTU,
+    MAX_READERS,
+    MIN_MESSAGE_SIZE,
+    MIN_MTU,
+    MIN_MTU_V6,
+)
 from rawpacer.messages import KINDS as PAYLOADS
 from rawpacer.pacing import PaceSpec
 from rawpacer.sandbox import IP_VERSIONS, KINDS
+from rawpacer.sandbox.ports import Ports
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import Fit
 
@@ -52,6 +61,18 @@ class Config:
     vlan_priority: int = 0
     pace: PaceSpec | None = None
     """When datagrams leave: None for as fast as each writer goes, else rate, burst, pattern, seed."""
+    egress_mtu: int | None = None
+    """The router's egress link MTU (``--egress-mtu``), when smaller than ``mtu``."""
+    dut: tuple[str, ...] = ()
+    """DUT profiles (``--dut``), as given; checked by ``rawpacer.dut.parse_profiles``."""
+    dut_setup: tuple[str, ...] = ()
+    """The user's own DUT commands (``--dut-setup FILE``'s lines, or a list from Python)."""
+    tx_iface: str | None = None
+    """Two ports of real hardware (topology ``ports``): frames leave by ``tx_iface`` ..."""
+    rx_iface: str | None = None
+    """... and readers listen on ``rx_iface``'s address; a real DUT is cabled between them."""
+    next_hop_mac: str | None = None
+    """The MAC raw frames leaving ``tx_iface`` go to (None: the one neighbour the kernel knows there)."""
     named: tuple[str, ...] = ()
     """Rows the user asked for by name (``--writers``, the Go seed with ``--with-go``): one that does
     not run makes the exit code say so; a default writer the kernel cannot run only says so in its row."""
@@ -74,6 +95,11 @@ class Config:
             "ip_version": self.ip_version,
             "vlan": self.vlan,
             "vlan_priority": self.vlan_priority if self.vlan is not None else None,
+            "egress_mtu": self.egress_mtu,
+            "dut": [profile.describe() for profile in dut.parse_profiles(self.dut)],
+            "dut_setup": list(self.dut_setup),
+            "tx_iface": self.tx_iface,
+            "rx_iface": self.rx_iface,
             "rate": None if self.pace is None else self.pace.rate.text,
             "burst": None if self.pace is None else self.pace.burst,
             "pattern": None if self.pace is None else self.pace.pattern,
@@ -119,7 +145,10 @@ def check_vlan(
     if vlan is None:
         return None, pcp
     vid = parse_int("vlan", vlan, MIN_VLAN_ID, MAX_VLAN_ID)
-    require(topology == "veth", f"--vlan {vid} needs --topology veth: the readers' end of the veth pair strips the tag")
+    require(
+        topology in ("veth", "router"),
+        f"--vlan {vid} needs --topology veth or router: the first receiving veth end strips the tag",
+    )
     plain = [name for name in writers if not registry.get(name).tags_vlan]
     require(
         not plain,
@@ -150,6 +179,53 @@ def check_pace(
     return PaceSpec.parse(rate, burst, pattern, seed)
 
 
+def check_device(
+    topology: str,
+    mtu: int | None,
+    egress_mtu: int | str | None,
+    profiles: str | Sequence[str] | None,
+    setup: str | Sequence[str] | None,
+    ip_version: int,
+) -> tuple[int | None, tuple[str, ...], tuple[str, ...]]:
+    """(egress MTU, DUT profiles, DUT set-up lines) for a run: each needs the router topology; the
+    profiles are parsed, a set-up file read (``setup`` as text is a path, as a list the commands)."""
+    specs = (profiles,) if isinstance(profiles, str) else tuple(profiles or ())
+    for option, given in (("--dut", specs), ("--dut-setup", setup), ("--egress-mtu", egress_mtu)):
+        require(
+            not given or topology == "router",
+            f"{option} needs --topology router (a DUT namespace between writer and readers); topology is {topology}",
+        )
+    dut.parse_profiles(specs)
+    if setup is None:
+        lines: tuple[str, ...] = ()
+    else:
+        lines = dut.read_script(setup) if isinstance(setup, str) else dut.script_lines(setup)
+    if egress_mtu is None:
+        return None, specs, lines
+    lowest = MIN_MTU if ip_version == 4 else MIN_MTU_V6
+    return parse_int("egress mtu", egress_mtu, lowest, mtu or DEFAULT_LINK_MTU), specs, lines
+
+
+def check_ports(
+    tx: str | None, rx: str | None, next_hop: str | None, topology: str, writers: Sequence[str], with_go: bool
+) -> str:
+    """The topology of a run: ``ports`` when the user's own two interfaces are named (both, distinct, up,
+    addressed; link-header writers only, as only they choose the interface a frame leaves by), else as given."""
+    if tx is None and rx is None:
+        require(next_hop is None, "--next-hop-mac goes with --tx-iface and --rx-iface")
+        return topology
+    require(tx is not None and rx is not None, "--tx-iface and --rx-iface go together: give both")
+    require(topology == "lo", f"--tx-iface/--rx-iface replace the sandbox: drop --topology {topology}")
+    plain = [name for name in writers if not registry.get(name).tags_vlan]
+    require(
+        not plain,
+        f"--tx-iface: {', '.join(plain)} cannot choose the interface a frame leaves by (the kernel routes "
+        "to a local address locally); use packet-raw, packet-ring, xdp or scapy",
+    )
+    require(not with_go, "--with-go runs the seed's job on loopback; drop it with --tx-iface")
+    return "ports"
+
+
 def make_config(
     writers: str | Sequence[str] | None = None,
     readers: int | str | Sequence[int] = 100,
@@ -171,21 +247,29 @@ def make_config(
     pattern: str = "constant",
     seed: int | str | None = None,
     per_op_pacing: bool = False,
+    egress_mtu: int | str | None = None,
+    dut: str | Sequence[str] | None = None,
+    dut_setup: str | Sequence[str] | None = None,
+    tx_iface: str | None = None,
+    rx_iface: str | None = None,
+    next_hop_mac: str | None = None,
 ) -> Config:
     """A Config from CLI-style values (strings or numbers), every one checked: UsageError, one line."""
     counts = str(readers).split(",") if isinstance(readers, (int, str)) else list(readers)
-    chosen = _names(writers, vlan is not None)
+    chosen = _names(writers, vlan is not None or tx_iface is not None)
     for name in chosen:
         registry.get(name)
     require(len(set(chosen)) == len(chosen), f"writers {writers!r} names a writer twice")
     version = parse_int("ip version", ip_version, 4, 6)
     require(version in IP_VERSIONS, f"ip version {version} is not allowed; use 4 or 6")
-    topology = _choice("topology", topology, KINDS)
+    topology = check_ports(tx_iface, rx_iface, next_hop_mac, _choice("topology", topology, KINDS), chosen, with_go)
     vid, pcp = check_vlan(vlan, vlan_priority, topology, chosen)
     require(not (with_go and version == 6), "--with-go runs the seed's own IPv4 job; drop -6 to run it")
     mode = _choice("mode", mode, MODES)
     pace = check_pace(rate, burst, pattern, seed, mode, per_op_pacing)
     require(not (with_go and pace is not None), "--with-go runs the seed's unpaced job; drop --rate to run it")
+    links = None if mtu is None else check_mtu(parse_int("mtu", mtu, MIN_MTU, MAX_MTU), version)
+    egress, profiles, setup = check_device(topology, links, egress_mtu, dut, dut_setup, version)
     config = Config(
         writers=chosen,
         readers=tuple(parse_int("readers", part, 1, MAX_READERS) for part in counts),
@@ -194,7 +278,7 @@ def make_config(
         fit=Fit.parse(fit),
         mode=mode,
         topology=topology,
-        mtu=None if mtu is None else check_mtu(parse_int("mtu", mtu, MIN_MTU, MAX_MTU), version),
+        mtu=links,
         benchtime=parse_benchtime(str(benchtime)),
         count=parse_int("count", count, 1, 1000),
         with_go=bool(with_go),
@@ -203,6 +287,12 @@ def make_config(
         vlan=vid,
         vlan_priority=pcp,
         pace=pace,
+        egress_mtu=egress,
+        dut=profiles,
+        dut_setup=setup,
+        tx_iface=tx_iface,
+        rx_iface=rx_iface,
+        next_hop_mac=next_hop_mac,
         named=(chosen if writers is not None else ()) + (tuple(gobench.ROWS.values()) if with_go else ()),
     )
     if config.pcap is not None:
@@ -212,4 +302,6 @@ def make_config(
                 outputs.check("--pcap", pcap_path(config.pcap, name, readers_count))
     if config.with_go:
         gobench.require_go()
+    if config.tx_iface is not None and config.rx_iface is not None:
+        Ports(config.tx_iface, config.rx_iface, ip_version=version, next_hop=next_hop_mac).check()
     return config

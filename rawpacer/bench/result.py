@@ -45,6 +45,19 @@ class Sample:
     """A paced stream's figures from kernel receive timestamps (``rawpacer.pacing.stream_stats``)."""
     gap_dev_cdf: list[float] = field(default_factory=list)
     """Quantiles of a paced stream's |gap - ideal gap|, ns, for the gap distribution in ``--plot``."""
+    dut: dict[str, int] | None = None
+    """The device under test's counters that moved during the sample's run (router topology): its
+    links, qdiscs (``dut.qdisc.rpd1.tbf.drops``), nftables rules and forwarding MIB."""
+    dut_dropped: int | None = None
+    """Datagrams the DUT's own counters say it dropped during the sample's run (its diagnosis rules)."""
+
+    @property
+    def dut_forwarded_pps(self) -> float | None:
+        """Datagrams the DUT forwarded (Ip ForwDatagrams, Ip6 OutForwDatagrams) per second of the run."""
+        if self.dut is None or not self.elapsed_ns:
+            return None
+        forwarded = self.dut.get("dut.Ip.ForwDatagrams", 0) + self.dut.get("dut.Ip6.OutForwDatagrams", 0)
+        return forwarded * 1e9 / self.elapsed_ns
 
     @property
     def ns_per_op(self) -> float | None:
@@ -89,6 +102,7 @@ class Sample:
             packets_per_s=self.packets_per_s,
             mb_per_s=self.mb_per_s,
             ns_per_packet=self.ns_per_packet,
+            dut_forwarded_pps=self.dut_forwarded_pps,
         )
         return out
 

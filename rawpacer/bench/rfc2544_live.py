@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rawpacer import diagnose
+from rawpacer.bench import rig
 from rawpacer.bench.config import Config, make_config
 from rawpacer.bench.machine import describe
 from rawpacer.bench.methodology import Device, FrameSize, Recorder, Run, Settings, Trial, TrialResult, make_settings
@@ -36,7 +37,7 @@ from rawpacer.kernel.timestamping import TxStamps
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import ConstantSchedule, Pacer
 from rawpacer.readers import ReaderSet
-from rawpacer.sandbox import Sandbox, Topology
+from rawpacer.sandbox import Topology
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import Fit, Writer, WriterOptions
 
@@ -169,7 +170,7 @@ class LiveDevice:
         readers = ReaderSet(self.topo, self.readers_count, size)
         try:
             with self.topo.enter("writer"):
-                options = WriterOptions(message_size=size, fit=Fit.STRICT)
+                options = WriterOptions(message_size=size, fit=Fit.STRICT, allow_iface=self.topo.allow_iface)
                 writer = registry.get(self.name)(self.topo.target(readers.ports), options)
         except BaseException:
             readers.close()
@@ -205,8 +206,9 @@ class LiveDevice:
         outcome, departures = self._stream(loop, trial, fanouts, settle=trial.drain_s, stamp=True)
         result = outcome.result
         notes: tuple[str, ...] = ()
+        after = diagnose.snapshot_of(self.topo)
         if result.lost or result.corrupt:
-            notes = (f"why datagrams were lost: {diagnose.explain(before, diagnose.snapshot_of(self.topo))}",)
+            notes = (f"why datagrams were lost: {diagnose.explain(before, after, lost=result.lost)}",)
         latency, source = None, None
         if trial.latency and trial.rate_pps is not None and result.arrivals is not None:
             arrivals, burst = result.arrivals, departures.burst or ports
@@ -234,6 +236,7 @@ class LiveDevice:
             warmup_s=trial.warmup_s,
             drain_s=trial.drain_s,
             notes=notes,
+            dut_drops=diagnose.dut_dropped_between(before, after),
         )
 
     def _rate(self, trial: Trial) -> float:
@@ -281,16 +284,35 @@ def make_rfc2544_config(
     mtu: int | str | None = None,
     payload: str = "crypto",
     ip_version: int | str = 4,
+    egress_mtu: int | str | None = None,
+    dut: str | Sequence[str] | None = None,
+    dut_setup: str | Sequence[str] | None = None,
+    tx_iface: str | None = None,
+    rx_iface: str | None = None,
+    next_hop_mac: str | None = None,
     **methodology: Any,
 ) -> Rfc2544Config:
     """Every option checked (UsageError, one line) before anything is created. ``writers`` defaults to
     every writer that can be paced (the scapy reference only when named)."""
-    chosen = writers if writers is not None else registry.names(slow=False)
+    link_header = tx_iface is not None  # only writers that build the link header choose the interface
+    default = [n for n in registry.names(slow=False) if not link_header or registry.get(n).tags_vlan]
+    chosen = writers if writers is not None else default
     config = make_config(
-        writers=chosen, readers=readers, topology=topology, mtu=mtu, payload=payload, ip_version=ip_version
+        writers=chosen,
+        readers=readers,
+        topology=topology,
+        mtu=mtu,
+        payload=payload,
+        ip_version=ip_version,
+        egress_mtu=egress_mtu,
+        dut=dut,
+        dut_setup=dut_setup,
+        tx_iface=tx_iface,
+        rx_iface=rx_iface,
+        next_hop_mac=next_hop_mac,
     )
     require(len(config.readers) == 1, f"readers {readers!r}: give one count (a sweep is compare's)")
-    settings = make_settings(ipv6=config.ip_version == 6, mtu=config.mtu, **methodology)
+    settings = make_settings(ipv6=config.ip_version == 6, mtu=config.egress_mtu or config.mtu, **methodology)
     return Rfc2544Config(dataclasses.replace(config, named=config.writers if writers is not None else ()), settings)
 
 
@@ -310,20 +332,13 @@ def run_rfc2544(run: Rfc2544Config, recorder: Recorder | None = None) -> Run:
     caps.require("an RFC 2544 run", caps.EVERYTHING, "rfc2544")
     if recorder is None:
         recorder = Recorder(new_run_for(run))
-    with Sandbox(config.topology, mtu=config.mtu, ip_version=config.ip_version) as topo:
+    with rig.sandbox(config) as topo:
         return run_suite(devices(topo, run), run.settings, recorder)
 
 
 def new_run_for(run: Rfc2544Config) -> Run:
     """The empty Run of an RFC 2544 run: the machine and every parameter."""
-    config = run.config
-    return new_run(
-        run.settings,
-        describe(),
-        writers=list(config.writers),
-        readers=config.readers[0],
-        topology=config.topology,
-        mtu=config.mtu,
-        payload=config.payload,
-        ip_version=config.ip_version,
-    )
+    params = run.config.params()
+    keys = ["writers", "topology", "mtu", "payload", "ip_version", "egress_mtu", "dut", "dut_setup", "tx_iface"]
+    keys.append("rx_iface")
+    return new_run(run.settings, describe(), readers=run.config.readers[0], **{key: params[key] for key in keys})

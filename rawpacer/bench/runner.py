@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from rawpacer.bench.calibrate import Benchtime, Timed, calibrate
 from rawpacer.bench.oploop import STREAM_SETTLE_S, OpLoop, Outcome
 from rawpacer.bench.result import Sample
 from rawpacer.bench.stats import cdf, percentiles
+from rawpacer.diagnose import Counters
 from rawpacer.pacing import Pacer, PaceSpec, link_bytes, make_schedule, stream_stats
 from rawpacer.writers._raw import RawWriter
 from rawpacer.writers.base import Writer
@@ -29,6 +31,9 @@ SHORTFALL = 0.01
 ALLOC_PASS_S = 0.1
 ALLOC_OPS = (1, 50)
 COUNTS = ("delivered", "intact", "corrupt", "duplicate", "lost")
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -95,6 +100,19 @@ class Pass:
     loop: OpLoop
     mode: str = "fanout"
     paced: Paced | None = None
+    observe: Callable[[], Counters] | None = None
+    """Reads the kernel's counters (the readers' namespace's, and a DUT's); given, they are read just
+    before and after each measured run, so ``window`` holds what moved during the sample's run alone."""
+    window: tuple[Counters, Counters] | None = field(default=None, init=False)
+
+    def _observed(self, run: Callable[[], T]) -> T:
+        """``run()``, with the counters read around it into ``window`` (when there is an observer)."""
+        if self.observe is None:
+            return run()
+        before = self.observe()
+        value = run()
+        self.window = (before, self.observe())
+        return value
 
     def run_fanout(self, n: int) -> Timed[Tally]:
         """``n`` fan-out ops back to back, timed as one run."""
@@ -112,8 +130,8 @@ class Pass:
         return Timed(n, outcome.elapsed_ns, tally)
 
     def timed(self, n: int) -> Timed[Tally]:
-        """The calibration step: ``n`` ops in this pass's mode."""
-        return self.run_stream(n) if self.mode == "stream" else self.run_fanout(n)
+        """The calibration step: ``n`` ops in this pass's mode (the last one is the sample)."""
+        return self._observed(lambda: self.run_stream(n) if self.mode == "stream" else self.run_fanout(n))
 
     def measure_paced(self, benchtime: Benchtime, pace: Paced) -> tuple[Sample, list[str]]:
         """A paced stream of known length (``benchtime``: a duration at the rate, or ``Nx`` fan-outs),
@@ -122,7 +140,7 @@ class Pass:
         ports = len(self.loop.readers.ports)
         fanouts = benchtime.ops or max(1, math.ceil(pace.rate_pps * benchtime.seconds / ports))
         self.loop.stream(1)
-        outcome = self.loop.stream(fanouts, timestamps=True)
+        outcome = self._observed(lambda: self.loop.stream(fanouts, timestamps=True))
         tally = Tally()
         tally.add(outcome)
         arrivals = outcome.result.arrivals

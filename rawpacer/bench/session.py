@@ -11,17 +11,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rawpacer import diagnose
-from rawpacer.bench import gobench
+from rawpacer.bench import gobench, rig
 from rawpacer.bench.config import Config, pcap_path
 from rawpacer.bench.oploop import ASAP, Interrupted, OpLoop
-from rawpacer.bench.result import Report, WriterResult
+from rawpacer.bench.result import Report, Sample, WriterResult
 from rawpacer.bench.runner import Pass, paced
+from rawpacer.diagnose import Counters
 from rawpacer.errors import ReaderDied, UsageError, unavailable
 from rawpacer.kernel import caps
 from rawpacer.limits import MAX_PORT
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
-from rawpacer.sandbox import Sandbox, Topology
+from rawpacer.sandbox import Topology
 from rawpacer.target import Target
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import WriterOptions
@@ -80,7 +81,7 @@ class Session:
             cap = registry.get(name).benchtime_cap_s
             if cap is not None and config.benchtime.ops is None and config.benchtime.seconds > cap:
                 self.report.notes.append(f"{name}: benchtime capped at {cap:g}s (slow writer)")
-        with Sandbox(config.topology, mtu=config.mtu, ip_version=config.ip_version, vlan=config.vlan) as topo:
+        with rig.sandbox(config) as topo:
             try:
                 for count in config.readers:
                     self._one_count(topo, count, go_binary)
@@ -136,25 +137,26 @@ class Session:
         if row.error:
             return
         writer = None
-        before = diagnose.snapshot_of(topo)
         try:
             with topo.enter("writer"):
                 cls = registry.get(row.writer)
                 pcap = pcap_path(config.pcap, row.writer, row.readers) if config.pcap and cls.raw else None
                 if pcap and pcap not in row.notes:
                     row.notes.append(f"frames written to {pcap} (timing includes the pcap writes)")
-                writer = cls(target, WriterOptions(message_size=config.size, fit=config.fit, pcap=pcap))
+                options = WriterOptions(config.size, config.fit, pcap, allow_iface=topo.allow_iface)
+                writer = cls(target, options)
                 row.delivered_size = writer.delivered_size
                 pace = None if config.pace is None else paced(config.pace, writer)
                 loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer)
-                sample, notes = Pass(loop, config.mode, pace).measure(config.benchtime if pace else benchtime)
+                measured = Pass(loop, config.mode, pace, observe=lambda: diagnose.snapshot_of(topo))
+                sample, notes = measured.measure(config.benchtime if pace else benchtime)
             row.samples.append(sample)
             row.facts.update(writer.facts())
             notes += [f"AF_XDP {mode} mode" for mode in [writer.facts().get("xdp_mode")] if mode]
             notes += writer.problems()
             row.notes.extend(n for n in notes if n not in row.notes)
-            if sample.lost or sample.corrupt:
-                row.notes.append(f"why datagrams were lost: {diagnose.explain(before, diagnose.snapshot_of(topo))}")
+            if measured.window is not None:
+                self._explain(topo, row, sample, *measured.window)
         except Interrupted as exc:
             self.report.notes.append(f"{row.writer}: {exc}")
             raise
@@ -169,6 +171,14 @@ class Session:
         finally:
             if writer is not None:
                 writer.close()
+
+    def _explain(self, topo: Topology, row: WriterResult, sample: Sample, before: Counters, after: Counters) -> None:
+        """What the counters say about the sample's run: the DUT's deltas (router), why datagrams were lost."""
+        if topo.dut_ns is not None:
+            sample.dut = diagnose.dut_moved(before, after)
+            sample.dut_dropped = diagnose.dut_dropped_between(before, after)
+        if sample.lost or sample.corrupt:
+            row.notes.append(f"why datagrams were lost: {diagnose.explain(before, after, lost=sample.lost)}")
 
     def _go_pass(
         self, topo: Topology, binary: Path, count: int, ports: list[int], rows: dict[str, WriterResult]

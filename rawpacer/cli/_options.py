@@ -24,10 +24,54 @@ def add_messages(p: argparse.ArgumentParser, readers_default: str, readers_help:
     )
 
 
+def add_device(p: argparse.ArgumentParser) -> None:
+    """--topology, --mtu, and the device under test between writer and readers: --egress-mtu, --dut, --dut-setup."""
+    p.add_argument("--topology", default="lo", help="lo, veth or router (writer, DUT, readers; default lo)")
+    p.add_argument("--mtu", default=None, help=f"MTU of the veth links, or of lo ({MIN_MTU}-{MAX_MTU}; IPv6 1280 up)")
+    dut = p.add_argument_group("the device under test (with --topology router; see docs/dut.md)")
+    dut.add_argument(
+        "--egress-mtu", default=None, help="a smaller MTU on the DUT's egress link: it fragments or answers Too Big"
+    )
+    dut.add_argument(
+        "--dut",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="a DUT profile, repeatable: tbf:RATE[,burst=B][,limit=L|latency=T], police:RATE, drop:FRACTION, "
+        "rules:N, conntrack",
+    )
+    dut.add_argument(
+        "--dut-setup",
+        default=None,
+        metavar="FILE",
+        help="your own DUT: one command a line, run in the DUT namespace; {in} and {out} name its interfaces",
+    )
+
+    ports = p.add_argument_group("two ports of real hardware (raw link-header writers; warned; see docs/dut.md)")
+    ports.add_argument("--tx-iface", default=None, metavar="NAME", help="send out this interface (no sandbox)")
+    ports.add_argument("--rx-iface", default=None, metavar="NAME", help="readers listen on this interface's address")
+    ports.add_argument(
+        "--next-hop-mac", default=None, metavar="MAC", help="the DUT port's MAC (default: the one neighbour on tx)"
+    )
+
+
+def device_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The topology and DUT options as ``make_config`` keywords."""
+    return {
+        "topology": args.topology,
+        "mtu": args.mtu,
+        "egress_mtu": args.egress_mtu,
+        "dut": args.dut,
+        "dut_setup": args.dut_setup,
+        "tx_iface": args.tx_iface,
+        "rx_iface": args.rx_iface,
+        "next_hop_mac": args.next_hop_mac,
+    }
+
+
 def add_sandbox(p: argparse.ArgumentParser) -> None:
-    """--topology, --mtu, -6/--ipv6, --vlan, --vlan-priority."""
-    p.add_argument("--topology", default="lo", help="lo or veth (default lo)")
-    p.add_argument("--mtu", default=None, help=f"MTU of the veth pair, or of lo ({MIN_MTU}-{MAX_MTU}; IPv6 1280 up)")
+    """The device options (``add_device``), -6/--ipv6, --vlan, --vlan-priority."""
+    add_device(p)
     p.add_argument(
         "-6", "--ipv6", dest="ip_version", action="store_const", const=6, default=4, help="IPv6 from 2001:2::/48"
     )
@@ -60,8 +104,7 @@ def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "payload": args.payload,
         "fit": args.fit,
         "pcap": args.pcap,
-        "topology": args.topology,
-        "mtu": args.mtu,
+        **device_kwargs(args),
         "ip_version": args.ip_version,
         "vlan": args.vlan,
         "vlan_priority": args.vlan_priority,

@@ -1,6 +1,6 @@
 """``rawpacer doctor``: can this machine run rawpacer? Capabilities, sandbox setup, one probe per writer.
 
-In fresh sandboxes (lo, and veth at MTU 1500) it shows the raw-path sysctls, the interfaces'
+In fresh sandboxes (lo, veth at MTU 1500, and the router with its DUT namespace) it shows the raw-path sysctls, the interfaces'
 MTUs and MACs as the kernel reports them, then sends one message with every registered writer
 to one reader and checks it arrived intact; a failed probe comes with the kernel counters'
 diagnosis. Exit 0 when every probe passes.
@@ -19,6 +19,7 @@ from rawpacer.kernel import caps
 from rawpacer.kernel.afxdp import xdp_support
 from rawpacer.pacing import pacing_qdiscs
 from rawpacer.sandbox import Sandbox, Topology, vlan_filter_support
+from rawpacer.sandbox.topology import ROUTER_SYSCTLS, link_info, read_sysctl
 from rawpacer.writers import base
 
 PROBE_SIZE = 1500
@@ -65,11 +66,18 @@ def probe(topo: Topology, name: str, size: int = PROBE_SIZE) -> Probe:
 def _describe(topo: Topology) -> list[str]:
     link = topo.link()
     lines = [f"sandbox {topo.kind}: namespaces {', '.join(topo.namespaces)}"]
-    for side in ("writer", "reader") if topo.kind == "veth" else ("reader",):
+    for side in ("writer", "reader") if topo.kind != "lo" else ("reader",):
         values = " ".join(f"{k.removeprefix('net/ipv4/conf/')}={v}" for k, v in topo.sysctls(side).items())
         lines.append(f"  {side} sysctls: {values}")
     lines.append(f"  writer link {link.ifname} (ifindex {link.ifindex}) mtu {link.mtu} mac {link.src_mac}")
-    lines.append(f"  reader link {topo.reader_if} mac {link.dst_mac} ({topo.writer_ip} -> {topo.reader_ip})")
+    if topo.dut_ns is not None:
+        with topo.enter("dut"):
+            forwarding = " ".join(f"{key.split('/', 2)[-1]}={read_sysctl(key)}" for key in ROUTER_SYSCTLS)
+            ports = ", ".join(f"{name} mtu {link_info(name)[1]}" for name in (topo.dut_in, topo.dut_out) if name)
+        lines.append(f"  DUT {ports}; {forwarding}; raw frames go to its ingress mac {link.dst_mac}")
+        lines.append(f"  reader link {topo.reader_if} ({topo.writer_ip} -> DUT -> {topo.reader_ip})")
+    else:
+        lines.append(f"  reader link {topo.reader_if} mac {link.dst_mac} ({topo.writer_ip} -> {topo.reader_ip})")
     return lines
 
 
@@ -110,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     qdiscs = ", ".join(f"{name} {state}" for name, state in pacing_qdiscs().items())
     print(f"kernel pacing (SO_TXTIME needs fq or etf): {qdiscs}; rawpacer paces in user space either way")
     failed = total = 0
-    for kind, mtu in (("lo", None), ("veth", 1500)):
+    for kind, mtu in (("lo", None), ("veth", 1500), ("router", 1500)):
         lines, probes = check_sandbox(kind, mtu, names, args.ip_version)
         print("\n".join(lines))
         for result in probes:

@@ -1,5 +1,6 @@
 """``rawpacer rfc2544``: RFC 2544's throughput, latency, frame loss and back-to-back tests (section 26)
-per writer and frame size, the device under test being the kernel's receive path into N readers."""
+per writer and frame size; the device under test is the kernel's receive path into N readers, or with
+``--topology router`` a DUT namespace (``--dut`` profiles, ``--dut-setup`` scripts) between writer and readers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rawpacer.bench.methodology import Entry, Recorder, Run, trial_budget
 from rawpacer.bench.methodology.result import TrialRecord
 from rawpacer.bench.rfc2544_live import Rfc2544Config, make_rfc2544_config, new_run_for, run_rfc2544
 from rawpacer.cli._files import did_not_run, save
+from rawpacer.cli._options import add_device, device_kwargs
 from rawpacer.cli._progress import progress_bar
 from rawpacer.report.rfc2544_table import print_run
 
@@ -36,8 +38,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("rfc2544", help="RFC 2544 throughput, latency, frame loss and back-to-back per writer and size")
     p.add_argument("--writers", default=None, help="comma-separated writers (default: every pacable writer)")
     p.add_argument("--readers", default="100", help="kernel UDP readers the datagrams fan out to (1-10000)")
-    p.add_argument("--topology", default="lo", help="lo or veth (default lo)")
-    p.add_argument("--mtu", default=None, help="MTU of the sandbox link (the sizes must fit it)")
+    add_device(p)
     p.add_argument("--payload", default="crypto", help="message bytes: crypto, fast, fixed")
     p.add_argument(
         "-6", "--ipv6", dest="ip_version", action="store_const", const=6, default=4, help="IPv6 and RFC 5180's sizes"
@@ -56,8 +57,7 @@ def config_from_args(args: argparse.Namespace) -> Rfc2544Config:
     config = make_rfc2544_config(
         writers=args.writers,
         readers=args.readers,
-        topology=args.topology,
-        mtu=args.mtu,
+        **device_kwargs(args),
         payload=args.payload,
         ip_version=args.ip_version,
         **given,

@@ -9,10 +9,12 @@ delivery cannot be checked there (no rawpacer readers).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 
 from rawpacer import diagnose
+from rawpacer.bench import rig
 from rawpacer.bench.config import Config, make_config, parse_int
 from rawpacer.bench.oploop import ASAP, OpLoop, depart
 from rawpacer.bench.runner import Paced, paced
@@ -24,7 +26,6 @@ from rawpacer.limits import FIRST_PORT, MAX_PORT
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import stream_stats
 from rawpacer.readers import OpResult, ReaderSet
-from rawpacer.sandbox import Sandbox
 from rawpacer.sandbox.topology import link_info
 from rawpacer.writers import Link, Target, WriterOptions, get
 
@@ -54,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Check every option, then send in a sandbox (or, with --iface, on the named interface)."""
+    require(
+        args.iface is None or args.tx_iface is None, "--iface sends unchecked; --tx-iface/--rx-iface read too: give one"
+    )
     config = make_config(writers=args.writer, per_op_pacing=True, **config_kwargs(args))
     ops = parse_int("ops", args.ops, 1, OPS_MAX)
     options = WriterOptions(message_size=config.size, fit=config.fit, pcap=args.pcap, allow_iface=args.iface)
@@ -69,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, config: Config) -> int:
-    sandbox = Sandbox(config.topology, mtu=config.mtu, ip_version=config.ip_version, vlan=config.vlan)
-    with sandbox as topo, ReaderSet(topo, count, config.size) as readers:
+    with rig.sandbox(config) as topo, ReaderSet(topo, count, config.size) as readers:
         target = topo.target(readers.ports, vlan_priority=config.vlan_priority)
         source = MessageSource.make(config.payload, config.size)
         print(
@@ -81,7 +84,7 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
         )
         before = diagnose.snapshot_of(topo)
         with topo.enter("writer"):
-            writer = get(name)(target, options)
+            writer = get(name)(target, dataclasses.replace(options, allow_iface=topo.allow_iface))
         lost = 0
         with writer:
             pace = None if config.pace is None else paced(config.pace, writer)
@@ -100,7 +103,7 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
         if topo.vlan_filter is not None and topo.vlan_filter.counts().other_vlan:
             print(f"VLAN {topo.vlan}: {topo.vlan_filter.counts().describe()}")
         if lost:
-            print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo))}")
+            print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo), lost=tally.lost)}")
             return 1
     return 0
 

@@ -10,7 +10,8 @@ counters are read and explained too (rawpacer.dut.counters).
 from __future__ import annotations
 
 from rawpacer.diagnose.counters import Counters, delta, snapshot, snapshot_of
-from rawpacer.diagnose.rules import RULES, Evidence, Rule, attributed, explain_evidence, findings
+from rawpacer.diagnose.rules import RULES, Evidence, Rule, attributed, dut_dropped, explain_evidence, findings
+from rawpacer.dut.counters import counts
 
 __all__ = [
     "RULES",
@@ -19,6 +20,9 @@ __all__ = [
     "Rule",
     "attributed",
     "delta",
+    "dut_dropped",
+    "dut_dropped_between",
+    "dut_moved",
     "evidence",
     "explain",
     "findings",
@@ -37,3 +41,13 @@ def explain(before: Counters, after: Counters, lost: int | None = None) -> str:
     """Why datagrams were lost between ``before`` and ``after``: one line naming every cause seen, and,
     given how many were ``lost``, how many of them no counter accounts for."""
     return explain_evidence(evidence(before, after), lost)
+
+
+def dut_dropped_between(before: Counters, after: Counters) -> int:
+    """Datagrams the device under test's own counters say it dropped between two snapshots."""
+    return dut_dropped(evidence(before, after))
+
+
+def dut_moved(before: Counters, after: Counters) -> dict[str, int]:
+    """The device under test's counters that moved (gauges left out); empty without a DUT."""
+    return counts(before.dut, after.dut)

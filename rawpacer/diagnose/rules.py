@@ -287,6 +287,11 @@ def attributed(evidence: Evidence) -> int:
     return sum(n for rule, n in _seen(evidence) if rule.loss)
 
 
+def dut_dropped(evidence: Evidence) -> int:
+    """How many of those the device under test's own counters account for (its loss rules)."""
+    return sum(n for rule, n in _seen(evidence) if rule.loss and rule in DUT_RULES)
+
+
 def explain_evidence(evidence: Evidence, lost: int | None = None) -> str:
     """Every finding in one line, or that no drop counter moved; given ``lost`` (datagrams the readers
     missed), it ends with how many of them no counter accounts for, when any."""

@@ -201,7 +201,8 @@ def child_main(
         keep = ctl.fileno()
         os.closerange(3, keep)
         os.closerange(keep + 1, 1 << 20)
-        enter_namespace(namespace)
+        if namespace:  # empty: the user's own interfaces (--rx-iface), in the namespace the run started in
+            enter_namespace(namespace)
         reader = ReaderProcess(ctl, shared, slot_size, ip, count, first_port, rcvbuf, tuning)
         ctl.send(marshal.dumps((protocol.READY, reader.ports, reader.loop_name)))
         reader.serve()

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-from rawpacer.bench.methodology.result import Entry, Run, mbit
+from rawpacer.bench.methodology.result import Entry, Run, l2_mbit, mbit
 from rawpacer.report.table import duration, human
 
 MARKS = {
     "R": "reader-bound: within 80 % of the readers' measured capacity, so possibly the readers' limit",
     "W": "writer-limited: the writer could not offer a higher rate (or reached its unpaced maximum)",
+    "D": "DUT-limited: above this rate the device under test dropped datagrams (its own counters say so)",
     "?": "not confirmed: the search's figure, but no rate held twice",
     "≥": "a lower bound: the longest burst tried lost nothing",
     "!": "the entry did not finish (error or interrupted)",
@@ -53,6 +54,8 @@ def _marks(entry: Entry) -> str:
         marks += "R"
     if entry.limited_by == "writer":
         marks += "W"
+    if entry.limited_by == "dut":
+        marks += "D"
     if entry.throughput_pps is None and entry.throughput_candidate_pps is not None:
         marks += "?"
     if not entry.finished:
@@ -66,7 +69,10 @@ def _size_columns(run: Run) -> list[str]:
 
 def throughput_grid(run: Run) -> Grid:
     """Throughput (26.1): pps and Mbit/s, writer rows × frame size columns, marks beside."""
-    grid = Grid("throughput (RFC 2544 26.1): zero-loss rate, pps and Mbit/s (frame with FCS)", _size_columns(run))
+    title = "throughput (RFC 2544 26.1): zero-loss rate, pps and Mbit/s (frame with FCS)"
+    if run.params.get("dut"):
+        title += "; L2: as the DUT's qdisc counts it (frame without FCS)"
+    grid = Grid(title, _size_columns(run))
     for writer in run.writers:
         cells, used = [writer], ""
         for size in run.sizes:
@@ -78,6 +84,8 @@ def throughput_grid(run: Run) -> Grid:
                 cells.append("-" if entry is None or entry.error is None else "error !")
                 continue
             text = f"{human(pps)} pps, {bits(mbit(pps, size))}"
+            if run.params.get("dut"):
+                text += f" ({bits(l2_mbit(pps, size))} L2)"
             cells.append(f"{text} {marks}" if marks else text)
         grid.add(cells, used, flagged="!" in used)
     return grid

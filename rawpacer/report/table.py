@@ -121,6 +121,10 @@ def _paced(report: Report) -> bool:
     return report.params.get("rate") is not None
 
 
+def _router(report: Report) -> bool:
+    return report.params.get("topology") == "router"
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("writer", lambda report, r: r.writer),
     Column("readers", lambda report, r: str(r.readers), _sweep),
@@ -138,6 +142,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("achieved/s", lambda report, r: human(_pacing(r, "rate_achieved_pps")), _paced),
     Column("error", lambda report, r: _error(r), _paced),
     Column("gap dev p99", lambda report, r: _gap_p99(r), _paced),
+    Column("DUT fwd/s", lambda report, r: human(r.median("dut_forwarded_pps")), _router),
+    Column("DUT drops", lambda report, r: _count(r.total("dut_dropped")), _router),
     Column(f"vs {BASELINE}", lambda report, r: _ratio(report.speedup(r))),
     Column(f"vs {GO_BASELINE}", lambda report, r: _ratio(report.speedup(r, GO_BASELINE)), _has_go),
     Column("status", lambda report, r: status(r)),

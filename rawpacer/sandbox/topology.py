@@ -189,6 +189,8 @@ class Topology:
     dut_out: str | None = None
     egress_mtu: int | None = None
     """The MTU of the DUT's egress link (router only): ``mtu`` unless a smaller one was asked for."""
+    next_hop_mac: str | None = None
+    """The next hop's MAC when it is no interface of rawpacer's (``ports``: a real DUT's port)."""
 
     @property
     def vlan(self) -> int | None:
@@ -202,7 +204,18 @@ class Topology:
         if name is None:
             allowed = ", ".join(k for k, v in names.items() if v is not None)
             raise UsageError(f"side {side!r} is not allowed in the {self.kind} topology; use one of: {allowed}")
-        return netns.entered(name)
+        return netns.entered(name) if name else contextlib.nullcontext()
+
+    @property
+    def outside(self) -> bool:
+        """True for a topology of the user's own interfaces (``ports``): no namespace of rawpacer's."""
+        return not self.writer_ns
+
+    @property
+    def allow_iface(self) -> str | None:
+        """The interface raw writers may send on outside rawpacer's namespaces (``WriterOptions.allow_iface``):
+        the user's tx port in a ``ports`` topology, none in a sandbox."""
+        return self.writer_if if self.outside else None
 
     @property
     def next_hop(self) -> tuple[str, str]:
@@ -214,9 +227,11 @@ class Topology:
         """The writer-side link as the kernel reports it; dst_mac is the next hop's MAC (``next_hop``)."""
         with self.enter("writer"):
             ifindex, mtu, src_mac = link_info(self.writer_if)
-        side, ifname = self.next_hop
-        with self.enter(side):
-            dst_mac = link_info(ifname)[2]
+        dst_mac = self.next_hop_mac
+        if dst_mac is None:
+            side, ifname = self.next_hop
+            with self.enter(side):
+                dst_mac = link_info(ifname)[2]
         return Link(self.writer_if, ifindex, mtu, src_mac, dst_mac)
 
     def target(self, ports: Sequence[int], sport: int = DEFAULT_SPORT, vlan_priority: int = 0) -> Target:

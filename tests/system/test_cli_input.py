@@ -13,6 +13,31 @@ from helpers import ROOT, run_cli
 from rawpacer.cli import build_parser
 from rawpacer.sandbox import Sandbox, pid_namespaces
 
+ROUTER = ["--topology", "router"]
+DEVICE: list[tuple[list[str], str]] = [
+    (["--topology", "ring"], "topology 'ring' is not allowed; use one of: lo, veth, router"),
+    (["--dut", "tbf:1mbit"], "--dut needs --topology router"),
+    (["--dut", "warp:1", *ROUTER], "--dut 'warp:1': profile 'warp' is unknown; use one of: tbf, police"),
+    (["--dut", "tbf:0mbit", *ROUTER], "--dut 'tbf:0mbit': rate '0mbit' is not allowed"),
+    (["--dut", "drop:1.5", *ROUTER], "--dut 'drop:1.5': fraction '1.5' is out of range"),
+    (["--dut", "rules:-1", *ROUTER], "--dut 'rules:-1': count '-1' is not allowed"),
+    (["--dut", "tbf:1mbit", "--dut", "tbf:2mbit", *ROUTER], "cannot compose with 'tbf:1mbit'"),
+    (["--dut-setup", "/nonexistent-file", *ROUTER], "DUT setup script '/nonexistent-file' cannot be read"),
+    (["--dut-setup", "/", *ROUTER], "DUT setup script '/' is a directory"),
+    (["--dut-setup", "/dev/null", *ROUTER], "DUT setup script '/dev/null' has no command"),
+    (["--dut-setup", "/dev/null"], "--dut-setup needs --topology router"),
+    (["--egress-mtu", "1280"], "--egress-mtu needs --topology router"),
+    (["--egress-mtu", "1501", *ROUTER], "egress mtu 1501 is out of range; use 68-1500"),
+    (["--egress-mtu", "1400", "--mtu", "1300", *ROUTER], "egress mtu 1400 is out of range; use 68-1300"),
+    (["--tx-iface", "lo"], "--tx-iface and --rx-iface go together: give both"),
+    (["--rx-iface", "lo"], "--tx-iface and --rx-iface go together: give both"),
+    (["--tx-iface", "nosuch0", "--rx-iface", "lo"], "--tx-iface 'nosuch0': no such interface in this namespace"),
+    (["--tx-iface", "lo", "--rx-iface", "lo"], "--tx-iface and --rx-iface both name 'lo'"),
+    (["--tx-iface", "a", "--rx-iface", "b", *ROUTER], "--tx-iface/--rx-iface replace the sandbox"),
+    (["--next-hop-mac", "02:00:00:00:00:01"], "--next-hop-mac goes with --tx-iface and --rx-iface"),
+]
+"""The topology and device-under-test options every sending subcommand shares (cli/_options.add_device)."""
+
 BAD: dict[str, list[tuple[list[str], str]]] = {
     "compare": [
         (["--readers", "0"], "readers 0 is out of range; use 1-10000"),
@@ -20,7 +45,7 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--size", "65508"], "size 65508 is out of range; use 1-65507"),
         (["--writers", "warp"], "writer 'warp' is unknown; use one of:"),
         (["--writers", "udp-sendto,udp-sendto"], "names a writer twice"),
-        (["--topology", "ring"], "topology 'ring' is not allowed; use one of: lo, veth"),
+        *DEVICE,
         (["--mtu", "67"], "mtu 67 is out of range; use 68-65536"),
         (["--fit", "squeeze"], "fit 'squeeze' is not allowed; use one of: trim, fragment, strict"),
         (["--payload", "zeros"], "payload 'zeros' is not allowed; use one of: crypto, fast, fixed"),
@@ -35,7 +60,7 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["-6", "--with-go"], "--with-go runs the seed's own IPv4 job; drop -6"),
         (["--vlan", "4095", "--topology", "veth"], "vlan 4095 is out of range; use 1-4094"),
         (["--vlan", "0", "--topology", "veth"], "vlan 0 is out of range; use 1-4094"),
-        (["--vlan", "5"], "--vlan 5 needs --topology veth"),
+        (["--vlan", "5"], "--vlan 5 needs --topology veth or router"),
         (["--vlan", "5", "--topology", "veth", "--writers", "udp-sendto,packet-raw"], "udp-sendto cannot tag frames"),
         (["--vlan", "5", "--topology", "veth", "--writers", "ip-raw"], "ip-raw cannot tag frames"),
         (["--vlan-priority", "8"], "vlan priority 8 is out of range; use 0-7"),
@@ -56,7 +81,8 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--size", "0"], "size 0 is out of range; use 1-65507"),
         (["--payload", "zeros"], "payload 'zeros' is not allowed"),
         (["--fit", "squeeze"], "fit 'squeeze' is not allowed"),
-        (["--topology", "ring"], "topology 'ring' is not allowed"),
+        *DEVICE,
+        (["--tx-iface", "a", "--rx-iface", "b", "--iface", "lo"], "--iface sends unchecked"),
         (["--mtu", "65537"], "mtu 65537 is out of range; use 68-65536"),
         (["--ops", "0"], "ops 0 is out of range; use 1-100000"),
         (["-6", "--topology", "veth", "--mtu", "576"], "mtu 576 is out of range 1280-65536 for IPv6"),
@@ -86,7 +112,7 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
     "rfc2544": [
         (["--writers", "warp"], "writer 'warp' is unknown"),
         (["--readers", "1,2"], "readers '1,2': give one count"),
-        (["--topology", "ring"], "topology 'ring' is not allowed"),
+        *DEVICE,
         (["--mtu", "100"], "frame size"),
         (["--payload", "zeros"], "payload 'zeros' is not allowed"),
         (["-6", "--mtu", "1279"], "mtu 1279 is out of range 1280-65536 for IPv6"),

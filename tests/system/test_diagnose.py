@@ -103,4 +103,5 @@ def test_doctor_probes_pass_and_print_the_sandbox(capsys) -> None:
     assert main(["doctor", "--writer", "packet-ring", "--writer", "ip-raw"]) == 0
     out = capsys.readouterr().out
     assert "CAP_NET_RAW yes" in out and "mtu 1500" in out and "accept_local=1" in out
-    assert out.count(" OK ") == 4 and "4/4 probes passed" in out
+    assert out.count(" OK ") == 6 and "6/6 probes passed" in out
+    assert "sandbox router" in out and "ip_forward=1" in out and "raw frames go to its ingress mac" in out

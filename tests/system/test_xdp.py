@@ -300,4 +300,4 @@ def test_doctor_says_what_af_xdp_offers_and_probes_xdp(capsys) -> None:
     assert main(["doctor", "--writer", "xdp"]) == 0
     out = capsys.readouterr().out
     assert "  xdp: AF_XDP sockets: yes; multi-buffer (XDP_USE_SG, Linux 6.6+): yes" in out
-    assert out.count("probe xdp") == 2 and "2/2 probes passed" in out
+    assert out.count("probe xdp") == 3 and "3/3 probes passed" in out

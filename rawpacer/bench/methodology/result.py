@@ -31,6 +31,16 @@ def mbit(pps: float | None, frame_size: int) -> float | None:
     return None if pps is None else pps * frame_size * 8 / 1e6
 
 
+FCS_BYTES = 4
+"""The Ethernet frame check sequence: in RFC 2544's frame sizes, not in what a qdisc or the kernel sees."""
+
+
+def l2_mbit(pps: float | None, frame_size: int) -> float | None:
+    """Megabits per second of ``pps`` frames as Linux counts them at a qdisc (tbf, htb) or a link's
+    byte counters: the frame without its FCS (``skb->len`` on transmit; see docs/dut.md)."""
+    return None if pps is None else pps * (frame_size - FCS_BYTES) * 8 / 1e6
+
+
 def finite(value: float | None) -> float | None:
     """``value``, or None when it is missing, infinite or NaN (JSON has neither)."""
     return value if value is not None and math.isfinite(value) else None
@@ -64,6 +74,7 @@ class TrialRecord:
     warmup_s: float
     drain_s: float
     notes: list[str] = field(default_factory=list)
+    dut_drops: int = 0
 
     @classmethod
     def of(cls, result: TrialResult, outcome: Outcome) -> TrialRecord:
@@ -89,6 +100,7 @@ class TrialRecord:
             warmup_s=result.warmup_s,
             drain_s=result.drain_s,
             notes=list(result.notes),
+            dut_drops=result.dut_drops,
         )
 
 

@@ -69,8 +69,9 @@ class ThroughputResult(Searched):
     """RFC 2544 26.1: the highest paced rate that delivered every datagram intact, twice.
 
     ``rate_pps`` is None when no rate held twice. ``limited_by`` names what stopped the search above it:
-    ``loss`` (datagrams were lost: the receive path, or the readers when reader-bound) or ``writer``
-    (the writer could not offer the next rate, or the search reached its unpaced maximum).
+    ``dut`` (a device under test dropped datagrams, as its own counters say), ``loss`` (datagrams were
+    lost elsewhere: the receive path, or the readers when reader-bound) or ``writer`` (the writer could
+    not offer the next rate, or the search reached its unpaced maximum).
     """
 
     max_pps: float
@@ -85,7 +86,9 @@ def _limit(steps: list[Step], above: float) -> str | None:
     if not failures:
         return "writer"
     lowest = min(failures, key=lambda s: s.result.trial.rate_pps or 0.0)
-    return "writer" if lowest.outcome is Outcome.WRITER else "loss"
+    if lowest.outcome is Outcome.WRITER:
+        return "writer"
+    return "dut" if lowest.result.dut_drops > 0 else "loss"
 
 
 def throughput_trials(resolution: float) -> int:

@@ -100,7 +100,7 @@ class TrialResult:
     received, ``intact`` those whose content was right, ``lost`` = sent not delivered. ``achieved_pps`` is
     the offered rate measured (sent over the sending time). ``pause_ns`` is one pause of the sending host
     the pacer could not make up (its only stall, ``ONE_PAUSE``), 0 when there was none or more than one.
-    Latencies are per datagram, in ns.
+    Latencies are per datagram, in ns. ``dut_drops`` counts what a DUT's counters say it dropped.
     """
 
     trial: Trial
@@ -117,9 +117,12 @@ class TrialResult:
     warmup_s: float = 0.0
     drain_s: float = 0.0
     notes: tuple[str, ...] = ()
+    dut_drops: int = 0
+    """Datagrams the device under test's own counters say it dropped (qdisc drops, nftables drop
+    rules, no route, fragmentation refused): a loss the DUT, not the readers' host, caused."""
 
     def __post_init__(self) -> None:
-        for name in ("sent", "delivered", "intact", "lost", "not_sent", "pause_ns"):
+        for name in ("sent", "delivered", "intact", "lost", "not_sent", "pause_ns", "dut_drops"):
             require(getattr(self, name) >= 0, f"trial count {name} {getattr(self, name)} is negative")
         require(self.intact <= self.delivered, f"intact {self.intact} exceeds delivered {self.delivered}")
         require(
