@@ -4,6 +4,7 @@ setup failures refused in one line with the namespaces still removed."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import socket
@@ -269,6 +270,16 @@ def test_a_snapshot_without_profiles_sees_the_forwarding():
     moved = dut.counters.counts(before, after)
     assert moved["dut.Ip.ForwDatagrams"] == 1
     assert moved["dut.link.rpd0.rx_packets"] == 1 and moved["dut.link.rpd1.tx_packets"] == 1
+
+
+def test_a_snapshot_works_inside_a_running_event_loop():
+    """As in a Jupyter cell, where pyroute2's own loop cannot start."""
+
+    async def cell(topo) -> dict[str, int]:
+        return dut.snapshot(topo.dut_ns, topo.dut_in, topo.dut_out)
+
+    with Sandbox("router") as topo:
+        assert "dut.qdisc.rpd1.noqueue.drops" in asyncio.run(cell(topo))
 
 
 def test_without_nft_installed_a_snapshot_has_no_nft_counters(monkeypatch, tmp_path):
