@@ -26,6 +26,7 @@ from rawpacer.kernel.linkstats import link_stats
 from rawpacer.kernel.mib import read_mib
 from rawpacer.limits import DUT_COMMAND_TIMEOUT_S
 from rawpacer.sandbox import netns
+from rawpacer.sandbox.topology import off_event_loop
 
 PREFIX = "dut."
 GAUGE = "gauge."
@@ -127,9 +128,11 @@ def _nft() -> dict[str, int]:
     return nft_counters(objects)
 
 
+@off_event_loop
 def snapshot(ns: str, in_if: str, out_if: str) -> dict[str, int]:
     """The DUT's counters now: its two links (``in_if`` facing the writer, ``out_if`` the readers),
-    their qdiscs, its nftables rule counters and its namespace's MIB, as flat ``dut.`` names."""
+    their qdiscs, its nftables rule counters and its namespace's MIB, as flat ``dut.`` names (from a
+    worker thread when this one runs an asyncio loop, as in Jupyter: pyroute2 refuses to run in it)."""
     with netns.entered(ns):
         out = _links(in_if, out_if)
         out.update(_qdiscs(in_if, out_if))

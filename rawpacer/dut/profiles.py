@@ -6,14 +6,14 @@ each parsed from its spec and rendered to shell-free commands run inside the DUT
 - ``police:RATE``: nftables ``limit rate over RATE drop``, in packets/s (``50kpps``, ``5000/s``,
   ``5000pps``) or a bit rate (``100mbit``, policed as bytes/second);
 - ``drop:FRACTION``: nftables ``numgen random mod M < K drop``, that fraction at random;
-- ``rules:N``: N nftables rules that match nothing, scanned by every forwarded packet;
+- ``rules:N``: N nftables rules that match nothing, in a chain every forwarded packet jumps to and scans;
 - ``conntrack``: stateful forwarding, so conntrack is in the path (invalid packets dropped).
 
 Every nftables rule that can drop or count carries ``counter`` and a comment naming its profile
 (``"rawpacer police"``), all in one table, ``table inet rawpacer``, whose ``forward`` chain has policy
 accept. Whatever order the specs come in, the chain holds them in one order: the policers first (police,
-then drop), so they see every packet; then the rule-scan filler; then conntrack's verdicts, which end
-the scan. Each nft profile loads its own rules with ``nft -f /dev/stdin``; declaring the table and chain
+then drop), so they see every packet; then the jump to the rule-scan filler; then conntrack's
+verdicts, which end the chain. Each nft profile loads its own rules with ``nft -f /dev/stdin``; declaring the table and chain
 again only appends rules (nft(8): a ruleset file adds to what exists).
 
 What the two shapers count differs by a header (both measured on the same stream they drop from):
