@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from rawpacer import diagnose
+from rawpacer import diagnose, host
 from rawpacer.bench import gobench
 from rawpacer.bench.config import Config, pcap_path
 from rawpacer.bench.oploop import ASAP, Interrupted, OpLoop
@@ -136,7 +136,7 @@ class Session:
         if row.error:
             return
         writer = None
-        before = diagnose.snapshot_of(topo)
+        before, host_before = diagnose.snapshot_of(topo), host.sample([readers.pid])
         try:
             with topo.enter("writer"):
                 cls = registry.get(row.writer)
@@ -148,6 +148,7 @@ class Session:
                 pace = None if config.pace is None else paced(config.pace, writer)
                 loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer)
                 sample, notes = Pass(loop, config.mode, pace).measure(config.benchtime if pace else benchtime)
+            sample.host = host.activity(host_before, host.sample([readers.pid]), sample.longest_stall_ns)
             row.samples.append(sample)
             row.facts.update(writer.facts())
             notes += [f"AF_XDP {mode} mode" for mode in [writer.facts().get("xdp_mode")] if mode]

@@ -104,3 +104,5 @@ def test_doctor_probes_pass_and_print_the_sandbox(capsys) -> None:
     out = capsys.readouterr().out
     assert "CAP_NET_RAW yes" in out and "mtu 1500" in out and "accept_local=1" in out
     assert out.count(" OK ") == 4 and "4/4 probes passed" in out
+    assert "host timing: clocksource " in out and " timer slack " in out and "CPU governor " in out
+    assert "stall probe (1 s of clock reads): pauses " in out and " over 10 ms; longest " in out

@@ -17,6 +17,7 @@ import numpy as np
 
 from rawpacer.bench.methodology.sizes import FrameSize
 from rawpacer.errors import require
+from rawpacer.host import HostActivity
 
 TESTS = ("throughput", "latency", "loss", "back-to-back")
 """The four tests of RFC 2544 section 26 (26.1 to 26.4), in the order a run performs them."""
@@ -100,7 +101,7 @@ class TrialResult:
     received, ``intact`` those whose content was right, ``lost`` = sent not delivered. ``achieved_pps`` is
     the offered rate measured (sent over the sending time). ``pause_ns`` is one pause of the sending host
     the pacer could not make up (its only stall, ``ONE_PAUSE``), 0 when there was none or more than one.
-    Latencies are per datagram, in ns.
+    Latencies are per datagram, in ns. ``host`` is what else the host did meanwhile (rawpacer.host).
     """
 
     trial: Trial
@@ -117,6 +118,7 @@ class TrialResult:
     warmup_s: float = 0.0
     drain_s: float = 0.0
     notes: tuple[str, ...] = ()
+    host: HostActivity | None = None
 
     def __post_init__(self) -> None:
         for name in ("sent", "delivered", "intact", "lost", "not_sent", "pause_ns"):
