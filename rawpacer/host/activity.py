@@ -23,8 +23,8 @@ for are 5 % and up: 2 % taken from under the loop can make a difference of that 
 OTHERS_PCT = 25.0
 """Other processes busy for more than 25 % of one CPU spoil a figure. rawpacer runs two busy processes
 (writer and readers) on these 2-CPU machines; a process that wants a quarter of a CPU gets it in
-scheduler slices of a few ms (EEVDF's base slice, 3 ms: Documentation/scheduler/sched-eevdf.rst), so
-about one op in four of a 1 ms fan-out meets it. An idle machine's daemons use under 5 %."""
+slices of a ms or more (EEVDF's base slice, 0.75 ms x (1 + log2 CPUs): 1.5 ms here; kernel/sched/fair.c),
+so about one op in four of a 1 ms fan-out meets it. An idle machine's daemons use under 5 %."""
 
 STALL_NS = 10_000_000
 """A stall over 10 ms spoils a figure: more than two 4 ms scheduler ticks (250 Hz) without the CPU,
