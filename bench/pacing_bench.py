@@ -42,9 +42,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rawpacer.bench.machine import describe
 from rawpacer.errors import RawpacerError
 from rawpacer.headers import FrameTemplate
+from rawpacer.host import describe
 from rawpacer.pacing import ConstantSchedule, PacedSender, Pacer, rxstamp, stream_stats
 from rawpacer.sandbox import Sandbox, Topology
 from rawpacer.writers._packet_socket import open_packet_socket

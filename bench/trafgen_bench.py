@@ -28,8 +28,8 @@ import sys
 import tempfile
 import time
 
-from rawpacer.bench.machine import describe
 from rawpacer.errors import RawpacerError
+from rawpacer.host import describe
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox, Topology

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rawpacer.bench.machine import describe
+from rawpacer.host import describe
 from rawpacer.messages import MessageSource
 from rawpacer.readers import OpResult, ReaderSet
 from rawpacer.sandbox import Sandbox

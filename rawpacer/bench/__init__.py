@@ -17,11 +17,11 @@ from rawpacer.bench.result import Report, Sample, WriterResult
 def compare(**options: Any) -> Report:
     """Run a comparison in a fresh sandbox and return its Report (options as ``make_config``'s)."""
     from rawpacer.bench.config import make_config
-    from rawpacer.bench.machine import describe
     from rawpacer.bench.session import Session
+    from rawpacer.host import describe, environment
 
     config = make_config(**options)
-    return Session(config, Report(describe(), config.params())).run()
+    return Session(config, Report(describe(), config.params(), environment=environment())).run()
 
 
 def rfc2544(json: str | None = None, **options: Any) -> Run:

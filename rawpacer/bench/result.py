@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rawpacer.bench.stats import PERCENTILES
+from rawpacer.host import HostActivity
 
 BASELINE = "udp-sendto"
 GO_BASELINE = "go-net-baseline"
@@ -59,6 +60,9 @@ class Sample:
         forwarded = self.dut.get("dut.Ip.ForwDatagrams", 0) + self.dut.get("dut.Ip6.OutForwDatagrams", 0)
         return forwarded * 1e9 / self.elapsed_ns
 
+    host: HostActivity | None = None
+    """What else the host did during the pass (rawpacer.host.activity): steal, other processes, stalls."""
+
     @property
     def ns_per_op(self) -> float | None:
         """Wall time per (complete) op of this sample; None when no op completed."""
@@ -80,6 +84,16 @@ class Sample:
         return self.elapsed_ns / self.delivered if self.delivered else None
 
     @property
+    def longest_stall_ns(self) -> int | None:
+        """The longest the loop was held up: a paced stream's latest departure (the pacer's record), or
+        the slowest fan-out op's time over the median op's (None: a stream with neither)."""
+        lateness = ((self.pacing or {}).get("pacer") or {}).get("lateness_ns", {}).get("max")
+        if lateness is not None:
+            return int(lateness)
+        ops = self.op_ns_percentiles or {}
+        return None if ops.get("max") is None or ops.get("p50") is None else int(ops["max"] - ops["p50"])
+
+    @property
     def all_intact(self) -> bool:
         """True when every datagram sent arrived intact."""
         return self.delivered == self.sent and (self.intact is None or self.intact == self.delivered)
@@ -95,6 +109,7 @@ class Sample:
         """The JSON form (see docs/benchmark.md)."""
         out = asdict(self)
         del out["op_ns_percentiles"]
+        out["host"] = None if self.host is None else self.host.to_dict()
         for name, value in (self.op_ns_percentiles or {}).items():
             out[OP_PERCENTILE + name] = value
         out.update(
@@ -222,6 +237,8 @@ class Report:
     results: list[WriterResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    environment: dict[str, Any] = field(default_factory=dict)
+    """Where the run was measured (rawpacer.host.environment): version, command, kernel, clocks."""
 
     def find(self, writer: str, readers: int | None = None) -> WriterResult | None:
         """The row of ``writer`` at ``readers``, if any."""
@@ -261,6 +278,7 @@ class Report:
         """The JSON form: machine, parameters, notes and every row (see docs/benchmark.md)."""
         return {
             "machine": self.machine,
+            "environment": self.environment,
             "params": self.params,
             "interrupted": self.interrupted,
             "notes": list(self.notes),

@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rawpacer import diagnose
+from rawpacer import diagnose, host
 from rawpacer.bench import rig
 from rawpacer.bench.config import Config, make_config
-from rawpacer.bench.machine import describe
 from rawpacer.bench.methodology import Device, FrameSize, Recorder, Run, Settings, Trial, TrialResult, make_settings
 from rawpacer.bench.methodology.suite import new_run, run_suite
 from rawpacer.bench.methodology.trial import ONE_PAUSE
@@ -201,9 +200,10 @@ class LiveDevice:
         if trial.warmup_s > 0:
             self._stream(loop, trial, math.ceil(self._rate(trial) * trial.warmup_s / ports), settle=0.05)
         fanouts = math.ceil(trial.planned / ports)
-        before = diagnose.snapshot_of(self.topo)
+        before, host_before = diagnose.snapshot_of(self.topo), host.sample([opened.readers.pid])
         offset = time.time_ns() - time.monotonic_ns()
         outcome, departures = self._stream(loop, trial, fanouts, settle=trial.drain_s, stamp=True)
+        host_after = host.sample([opened.readers.pid])
         result = outcome.result
         notes: tuple[str, ...] = ()
         after = diagnose.snapshot_of(self.topo)
@@ -222,6 +222,7 @@ class LiveDevice:
                 latency, source = latencies(arrivals.slot, arrivals.rx_ns, left, ports, burst), "writer-clock"
         pacer = departures.inner.report() if isinstance(departures.inner, Pacer) else None
         pause_ns = pacer.stalled_ns if pacer is not None and pacer.stalls <= ONE_PAUSE else 0
+        longest_stall = None if pacer is None else pacer.lateness_ns.get("max")
         return TrialResult(
             trial,
             pause_ns=pause_ns,
@@ -237,6 +238,7 @@ class LiveDevice:
             drain_s=trial.drain_s,
             notes=notes,
             dut_drops=diagnose.dut_dropped_between(before, after),
+            host=host.activity(host_before, host_after, longest_stall),
         )
 
     def _rate(self, trial: Trial) -> float:
@@ -337,8 +339,9 @@ def run_rfc2544(run: Rfc2544Config, recorder: Recorder | None = None) -> Run:
 
 
 def new_run_for(run: Rfc2544Config) -> Run:
-    """The empty Run of an RFC 2544 run: the machine and every parameter."""
+    """The empty Run of an RFC 2544 run: the machine, the environment and every parameter."""
     params = run.config.params()
     keys = ["writers", "topology", "mtu", "payload", "ip_version", "egress_mtu", "dut", "dut_setup", "tx_iface"]
     keys.append("rx_iface")
-    return new_run(run.settings, describe(), readers=run.config.readers[0], **{key: params[key] for key in keys})
+    made = new_run(run.settings, host.describe(), readers=run.config.readers[0], **{key: params[key] for key in keys})
+    return dataclasses.replace(made, environment=host.environment())

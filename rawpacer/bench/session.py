@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from rawpacer import diagnose
+from rawpacer import diagnose, host
 from rawpacer.bench import gobench, rig
 from rawpacer.bench.config import Config, pcap_path
 from rawpacer.bench.oploop import ASAP, Interrupted, OpLoop
@@ -137,6 +137,7 @@ class Session:
         if row.error:
             return
         writer = None
+        host_before = host.sample([readers.pid])
         try:
             with topo.enter("writer"):
                 cls = registry.get(row.writer)
@@ -150,6 +151,7 @@ class Session:
                 loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer)
                 measured = Pass(loop, config.mode, pace, observe=lambda: diagnose.snapshot_of(topo))
                 sample, notes = measured.measure(config.benchtime if pace else benchtime)
+            sample.host = host.activity(host_before, host.sample([readers.pid]), sample.longest_stall_ns)
             row.samples.append(sample)
             row.facts.update(writer.facts())
             notes += [f"AF_XDP {mode} mode" for mode in [writer.facts().get("xdp_mode")] if mode]

@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.progress import Progress
 
 from rawpacer import outputs
-from rawpacer.bench import machine
 from rawpacer.bench.config import Config, make_config
 from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
 from rawpacer.bench.session import Listener, Session
@@ -17,6 +16,7 @@ from rawpacer.cli._files import did_not_run, save
 from rawpacer.cli._options import add_messages, add_pacing, add_sandbox, config_kwargs
 from rawpacer.cli._progress import progress_bar
 from rawpacer.errors import require
+from rawpacer.host import describe, environment
 from rawpacer.kernel import caps
 from rawpacer.report.gofmt import report_lines
 from rawpacer.report.jsonout import to_json
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     """Validate, run every writer (and the Go seed) in a fresh sandbox, print, write files."""
     config = config_from_args(args)
     caps.require("compare", caps.EVERYTHING, "compare")
-    report = Report(machine.describe(), config.params())
+    report = Report(describe(), config.params(), environment=environment())
     output = Output(args)
     progress = progress_bar()
     with progress:

@@ -1,8 +1,9 @@
 """``rawpacer doctor``: can this machine run rawpacer? Capabilities, sandbox setup, one probe per writer.
 
-In fresh sandboxes (lo, veth at MTU 1500, and the router with its DUT namespace) it shows the raw-path sysctls, the interfaces'
-MTUs and MACs as the kernel reports them, then sends one message with every registered writer
-to one reader and checks it arrived intact; a failed probe comes with the kernel counters'
+It says what timing figures here rest on (clocksource, timer slack, governor, a 1 s stall probe).
+In fresh sandboxes (lo, veth at MTU 1500, and the router with its DUT namespace) it shows the
+raw-path sysctls, the interfaces' MTUs and MACs as the kernel reports them, then sends one message
+with every registered writer to one reader and checks it arrived intact; a failed probe comes with the kernel counters'
 diagnosis. Exit 0 when every probe passes.
 """
 
@@ -13,7 +14,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from rawpacer import diagnose
+from rawpacer import diagnose, host
 from rawpacer.errors import RawpacerError
 from rawpacer.kernel import caps
 from rawpacer.kernel.afxdp import xdp_support
@@ -117,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"vlan filter: {'yes' if ok else 'NO'}: {why}")
     qdiscs = ", ".join(f"{name} {state}" for name, state in pacing_qdiscs().items())
     print(f"kernel pacing (SO_TXTIME needs fq or etf): {qdiscs}; rawpacer paces in user space either way")
+    print(host.timing_line())
+    print(host.probe().line())
     failed = total = 0
     for kind, mtu in (("lo", None), ("veth", 1500), ("router", 1500)):
         lines, probes = check_sandbox(kind, mtu, names, args.ip_version)

@@ -18,6 +18,7 @@ MARKS = {
     "?": "not confirmed: the search's figure, but no rate held twice",
     "≥": "a lower bound: the longest burst tried lost nothing",
     "!": "the entry did not finish (error or interrupted)",
+    "H": "host-spoiled: a trial ran while steal, other processes or a stall took the CPU (docs/trusting-a-figure.md)",
 }
 
 
@@ -47,6 +48,11 @@ def bits(mbit: float | None) -> str:
     return "-" if mbit is None else human(mbit * 1e6, "bit/s")
 
 
+def _host(entry: Entry, test: str) -> str:
+    """``H`` when a trial of ``test`` in the entry ran while the host took the CPU (see MARKS)."""
+    return "H" if any(t.spoiled for t in entry.trials if t.test == test) else ""
+
+
 def _marks(entry: Entry) -> str:
     """The marks of an entry's throughput figure (see MARKS)."""
     marks = ""
@@ -60,7 +66,7 @@ def _marks(entry: Entry) -> str:
         marks += "?"
     if not entry.finished:
         marks += "!"
-    return marks
+    return marks + _host(entry, "throughput")
 
 
 def _size_columns(run: Run) -> list[str]:
@@ -101,9 +107,11 @@ def latency_grid(run: Run) -> Grid:
         stats = entry.latency_ns
         if stats is None:
             continue
+        host_mark = _host(entry, "latency")
         cells = [entry.writer, f"{entry.frame_size} B", f"{human(entry.latency_rate_pps)} pps"]
+        cells[2] += f" {host_mark}" if host_mark else ""
         cells += [duration(stats[key]) for key in ("p50", "p99", "p999", "max")]
-        grid.add(cells + [entry.latency_source or "-"])
+        grid.add(cells + [entry.latency_source or "-"], host_mark)
     return grid
 
 
@@ -123,7 +131,9 @@ def loss_grid(run: Run) -> Grid:
             loss = points.get(percent)
             mark = " R" if percent in entry.loss_reader_bound else ""
             cells.append("" if loss is None else f"{loss * 100:.3g}{mark}")
-        grid.add(cells, "R" if entry.loss_reader_bound else "")
+        host_mark = _host(entry, "loss")
+        cells[2] += f" {host_mark}" if host_mark else ""
+        grid.add(cells, ("R" if entry.loss_reader_bound else "") + host_mark)
     return grid
 
 
@@ -141,7 +151,7 @@ def back_to_back_grid(run: Run) -> Grid:
                 continue
             runs = entry.back_to_back_runs
             spread = f" ({min(runs):,}–{max(runs):,})" if min(runs) != max(runs) else ""
-            mark = "≥" if entry.back_to_back_capped else ""
+            mark = ("≥" if entry.back_to_back_capped else "") + _host(entry, "back-to-back")
             used += mark
             cells.append(f"{entry.back_to_back_frames:,.0f}{spread}" + (f" {mark}" if mark else ""))
         grid.add(cells, used)

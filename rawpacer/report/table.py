@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rawpacer.bench.result import BASELINE, GO_BASELINE, Report, Spread, WriterResult
+from rawpacer.host import worst
 
 
 def human(value: float | None, unit: str = "") -> str:
@@ -198,8 +199,18 @@ def build_sweep_table(report: Report) -> Table | None:
     return table
 
 
+def host_warning(report: Report) -> str | None:
+    """One line when the host spoiled any pass: the worst pass's figures and every writer affected."""
+    passes = [(r.writer, s.host) for r in report.results for s in r.samples if s.host is not None and s.host.spoiled]
+    found = worst([activity for _, activity in passes])
+    if found is None:
+        return None
+    writers = ", ".join(dict.fromkeys(writer for writer, _ in passes))
+    return f"warning: {found.warning} (passes of {writers}; see docs/trusting-a-figure.md)"
+
+
 def print_report(report: Report, console: Console) -> None:
-    """Machine line, results table, sweep table (if any), then every note."""
+    """Machine line, results table, sweep table (if any), every note, then the host warning (if any)."""
     machine = report.machine
     console.print(
         f"{machine.get('cpu')}, {machine.get('cores')} cores, kernel {machine.get('kernel')}, "
@@ -213,5 +224,8 @@ def print_report(report: Report, console: Console) -> None:
     row_notes = [f"{row.writer} ({row.readers} readers): {note}" for row in report.results for note in row.notes]
     for note in [*report.notes, *dict.fromkeys(row_notes)]:
         console.print(f"note: {note}", markup=False, highlight=False)
+    warning = host_warning(report)
+    if warning is not None:
+        console.print(warning, style="yellow", markup=False, highlight=False)
     if report.interrupted:
         console.print("interrupted: the results above are those finished before the interruption", style="yellow")

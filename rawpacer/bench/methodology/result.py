@@ -75,6 +75,10 @@ class TrialRecord:
     drain_s: float
     notes: list[str] = field(default_factory=list)
     dut_drops: int = 0
+    host: dict[str, Any] | None = None
+    """What else the host did during the trial (rawpacer.host.HostActivity.to_dict)."""
+    spoiled: bool = False
+    """The host took enough CPU (steal, other processes, a stall) that the trial may show it, not the path."""
 
     @classmethod
     def of(cls, result: TrialResult, outcome: Outcome) -> TrialRecord:
@@ -101,6 +105,8 @@ class TrialRecord:
             drain_s=result.drain_s,
             notes=list(result.notes),
             dut_drops=result.dut_drops,
+            host=None if result.host is None else result.host.to_dict(),
+            spoiled=result.host is not None and result.host.spoiled,
         )
 
 
@@ -143,6 +149,11 @@ class Entry:
         return statistics.median(values) if values else None
 
     @property
+    def spoiled(self) -> bool:
+        """Any of the entry's trials ran while the host took the CPU (see TrialRecord.spoiled)."""
+        return any(t.spoiled for t in self.trials)
+
+    @property
     def reader_bound(self) -> bool:
         """The throughput reaches 80 % of the readers' capacity (no throughput: a lossy loss point did)."""
         if self.throughput_pps is not None:
@@ -156,6 +167,7 @@ class Entry:
             throughput_mbit=self.throughput_mbit,
             reader_capacity_pps=self.reader_capacity_pps,
             reader_bound=self.reader_bound,
+            spoiled=self.spoiled,
         )
         return out
 
@@ -177,6 +189,8 @@ class Run:
     results: list[Entry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    environment: dict[str, Any] = field(default_factory=dict)
+    """Where the run was measured (rawpacer.host.environment): version, command, kernel, clocks."""
 
     @property
     def writers(self) -> list[str]:
@@ -193,10 +207,11 @@ class Run:
         return next((e for e in self.results if e.writer == writer and e.frame_size == frame_size), None)
 
     def header(self) -> dict[str, Any]:
-        """The JSON document without its results: schema, machine, params, interrupted, notes."""
+        """The JSON document without its results: schema, machine, environment, params, interrupted, notes."""
         return {
             "schema": SCHEMA,
             "machine": self.machine,
+            "environment": self.environment,
             "params": self.params,
             "interrupted": self.interrupted,
             "notes": list(self.notes),
@@ -215,6 +230,7 @@ class Run:
             [Entry.from_dict(e) for e in data.get("results", [])],
             list(data.get("notes", [])),
             bool(data.get("interrupted", False)),
+            dict(data.get("environment") or {}),
         )
 
 

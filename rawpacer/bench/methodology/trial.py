@@ -17,6 +17,7 @@ import numpy as np
 
 from rawpacer.bench.methodology.sizes import FrameSize
 from rawpacer.errors import require
+from rawpacer.host import HostActivity
 
 TESTS = ("throughput", "latency", "loss", "back-to-back")
 """The four tests of RFC 2544 section 26 (26.1 to 26.4), in the order a run performs them."""
@@ -100,7 +101,8 @@ class TrialResult:
     received, ``intact`` those whose content was right, ``lost`` = sent not delivered. ``achieved_pps`` is
     the offered rate measured (sent over the sending time). ``pause_ns`` is one pause of the sending host
     the pacer could not make up (its only stall, ``ONE_PAUSE``), 0 when there was none or more than one.
-    Latencies are per datagram, in ns. ``dut_drops`` counts what a DUT's counters say it dropped.
+    Latencies are per datagram, in ns. ``dut_drops`` counts what a DUT's counters say it dropped;
+    ``host`` is what else the host did meanwhile (rawpacer.host).
     """
 
     trial: Trial
@@ -120,6 +122,7 @@ class TrialResult:
     dut_drops: int = 0
     """Datagrams the device under test's own counters say it dropped (qdisc drops, nftables drop
     rules, no route, fragmentation refused): a loss the DUT, not the readers' host, caused."""
+    host: HostActivity | None = None
 
     def __post_init__(self) -> None:
         for name in ("sent", "delivered", "intact", "lost", "not_sent", "pause_ns", "dut_drops"):
