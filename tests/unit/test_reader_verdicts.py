@@ -137,7 +137,6 @@ def test_timestamps_keep_every_datagram_in_order(make):
     assert [len(b.cast("B")) for b in counter.arrival_buffers()] == [0, 0, 0]
 
 
-
 GROWN = 70_000
 """More arrivals than the C counter's columns first hold (65536): the next op's arrivals must grow them."""
 
@@ -174,6 +173,7 @@ def test_arrival_views_taken_mid_op_survive_later_arrivals_and_the_counter(make)
     del counter
     assert [bytes(v) for v in views] == before == [column[: len(b)] for column, b in zip(whole, before)]
     assert len(whole[2]) == 1000 + GROWN
+
 
 def test_bad_inputs_are_refused(make):
     with pytest.raises(ValueError, match="do not fit"):
