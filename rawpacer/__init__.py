@@ -3,9 +3,80 @@
 Layers, each a subpackage: ``headers`` (builders) -> ``writers`` -> ``readers`` (delivery
 checking) -> ``bench`` -> ``report`` -> ``cli``; ``sandbox`` holds the network namespaces
 every packet is confined to.
+
+The Python API (docs/api.md): ``headers``; ``compare(...)`` and ``rfc2544(...)``, the two runs, and
+their results ``Report`` (of ``WriterResult``s and their ``Sample``s) and ``Run``; ``WriterOptions``
+and the writers' knobs for building a writer yourself; ``UsageError``, what a bad value raises. Each is
+imported on first use (PEP 562), so ``import rawpacer`` loads none of them.
 """
 
-from rawpacer import headers
+from __future__ import annotations
 
-__all__ = ["__version__", "headers"]
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rawpacer import headers
+    from rawpacer.bench import compare, rfc2544
+    from rawpacer.bench.methodology.result import Run
+    from rawpacer.bench.result import Report, Sample, WriterResult
+    from rawpacer.errors import RawpacerError, UsageError
+    from rawpacer.writers.base import Fit, Knobs, WriterOptions
+    from rawpacer.writers.packet_ring import RingKnobs
+    from rawpacer.writers.udp_concurrent import PoolKnobs
+    from rawpacer.writers.xdp import XdpKnobs
+
+_HOMES = {
+    "headers": "rawpacer.headers",
+    "compare": "rawpacer.bench",
+    "rfc2544": "rawpacer.bench",
+    "Report": "rawpacer.bench.result",
+    "WriterResult": "rawpacer.bench.result",
+    "Sample": "rawpacer.bench.result",
+    "Run": "rawpacer.bench.methodology.result",
+    "WriterOptions": "rawpacer.writers.base",
+    "Fit": "rawpacer.writers.base",
+    "Knobs": "rawpacer.writers.base",
+    "RingKnobs": "rawpacer.writers.packet_ring",
+    "PoolKnobs": "rawpacer.writers.udp_concurrent",
+    "XdpKnobs": "rawpacer.writers.xdp",
+    "RawpacerError": "rawpacer.errors",
+    "UsageError": "rawpacer.errors",
+}
+"""Where each public name lives: a module of its own (``headers``) or an attribute of one."""
+
+__all__ = [
+    "Fit",
+    "Knobs",
+    "PoolKnobs",
+    "RawpacerError",
+    "Report",
+    "RingKnobs",
+    "Run",
+    "Sample",
+    "UsageError",
+    "WriterOptions",
+    "WriterResult",
+    "XdpKnobs",
+    "__version__",
+    "compare",
+    "headers",
+    "rfc2544",
+]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """Import the home of a public name on its first use and keep it here (PEP 562)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(home)
+    value = module if home == f"{__name__}.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names with the module's own, loaded or not."""
+    return sorted({*globals(), *_HOMES})

@@ -26,6 +26,21 @@
 #define CMSG_ROOM 64    /* one SCM_TIMESTAMPNS (16-byte timespec) with its header, and slack */
 
 enum { COMMAND = 0, COMPLETE = 1, DEADLINE = 2, SILENCE = 3 };
+enum { RX_NS, SLOT, MATCH, COLUMNS }; /* the arrival columns: int64 rx_ns, int32 slot, uint8 match */
+static const size_t ITEM[COLUMNS] = {sizeof(int64_t), sizeof(int32_t), sizeof(uint8_t)};
+#define FIRST_ROOM 65536 /* arrivals the columns hold before their first growth */
+
+/* One arrival column: its bytes, and how many views hold them. A memoryview from arrival_buffers()
+ * keeps its column alive, and the Counter never reallocates, reuses or frees a column a view still
+ * holds (it starts a new one), so a view stays valid for as long as it lives. */
+typedef struct {
+    PyObject_HEAD
+    char *data;
+    Py_ssize_t shown;   /* bytes the next view exports */
+    Py_ssize_t exports; /* views alive over data */
+} Column;
+
+static PyTypeObject ColumnType;
 
 typedef struct {
     PyObject_HEAD
@@ -37,10 +52,8 @@ typedef struct {
     Py_ssize_t expected_size;
     int64_t per_port, reached;
     int64_t *received, *mismatched, *late, *late_next;
-    /* arrivals of the open op (kept when timestamps are on) */
-    int64_t *rx_ns;
-    int32_t *arr_slot;
-    uint8_t *arr_match;
+    /* arrivals of the open op (kept when timestamps are on); NULL columns until the first */
+    Column *columns[COLUMNS];
     Py_ssize_t arrivals, arrivals_room;
     /* the socket loop */
     int epfd, ctl_fd, spin;
@@ -66,24 +79,89 @@ static int64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 /* Busy time is CPU time, so a reader preempted by other work on a shared machine is not charged for it. */
 static int64_t cpu_ns(void) { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
 
-/* ---- counting (the twin of core.Counter) ------------------------------------------------- */
+/* ---- arrival columns ------------------------------------------------------------------------ */
 
+static Column *column_new(size_t bytes) {
+    Column *column = PyObject_New(Column, &ColumnType);
+    if (column == NULL) return NULL;
+    column->shown = 0;
+    column->exports = 0;
+    column->data = PyMem_RawMalloc(bytes);
+    if (column->data == NULL) {
+        Py_DECREF(column);
+        return NULL;
+    }
+    return column;
+}
+
+static void Column_dealloc(Column *self) {
+    PyMem_RawFree(self->data);
+    PyObject_Free(self);
+}
+
+static int Column_getbuffer(Column *self, Py_buffer *view, int flags) {
+    if (PyBuffer_FillInfo(view, (PyObject *)self, self->data, self->shown, 1, flags) < 0) return -1;
+    self->exports++;
+    return 0;
+}
+
+static void Column_releasebuffer(Column *self, Py_buffer *view) { self->exports--; }
+
+static PyBufferProcs Column_as_buffer = {
+    .bf_getbuffer = (getbufferproc)Column_getbuffer,
+    .bf_releasebuffer = (releasebufferproc)Column_releasebuffer,
+};
+
+static PyTypeObject ColumnType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer._readloop.ArrivalColumn",
+    .tp_doc = "one column of a Counter's arrivals, kept alive by the memoryviews over it",
+    .tp_basicsize = sizeof(Column),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Column_dealloc,
+    .tp_as_buffer = &Column_as_buffer,
+};
+
+/* Room for twice the arrivals: a column no view holds is reallocated, a held one is copied into a
+ * new column and left to its views. 0, or -1 with MemoryError set (the room is then unchanged). */
 static int grow_arrivals(Counter *self) {
-    Py_ssize_t room = self->arrivals_room ? self->arrivals_room * 2 : 65536;
-    int64_t *rx = PyMem_RawRealloc(self->rx_ns, (size_t)room * sizeof(int64_t));
-    if (rx == NULL) return -1;
-    self->rx_ns = rx;
-    int32_t *slot = PyMem_RawRealloc(self->arr_slot, (size_t)room * sizeof(int32_t));
-    if (slot == NULL) return -1;
-    self->arr_slot = slot;
-    uint8_t *match = PyMem_RawRealloc(self->arr_match, (size_t)room);
-    if (match == NULL) return -1;
-    self->arr_match = match;
+    Py_ssize_t room = self->arrivals_room ? self->arrivals_room * 2 : FIRST_ROOM;
+    for (int i = 0; i < COLUMNS; i++) {
+        size_t bytes = (size_t)room * ITEM[i];
+        Column *old = self->columns[i];
+        if (old != NULL && old->exports == 0) {
+            char *data = PyMem_RawRealloc(old->data, bytes);
+            if (data == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            old->data = data;
+            continue;
+        }
+        Column *fresh = column_new(bytes);
+        if (fresh == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (old != NULL) memcpy(fresh->data, old->data, (size_t)self->arrivals * ITEM[i]);
+        self->columns[i] = fresh;
+        Py_XDECREF(old);
+    }
     self->arrivals_room = room;
     return 0;
 }
 
-/* Count one datagram on a valid slot; -1 only when the arrival arrays cannot grow. */
+/* A new op's arrivals go where no view looks: columns a view holds are left to it. */
+static void release_held_columns(Counter *self) {
+    int held = 0;
+    for (int i = 0; i < COLUMNS; i++) held |= self->columns[i] != NULL && self->columns[i]->exports > 0;
+    if (!held) return;
+    for (int i = 0; i < COLUMNS; i++) Py_CLEAR(self->columns[i]);
+    self->arrivals_room = 0; /* the next arrival grows fresh columns */
+}
+
+/* ---- counting (the twin of core.Counter) ------------------------------------------------- */
+
+/* Count one datagram on a valid slot; -1 (MemoryError set) only when the arrival columns cannot grow. */
 static inline int count_one(Counter *self, Py_ssize_t slot, const char *data, Py_ssize_t len, int64_t rx_ns) {
     if (!self->active) {
         self->late_next[slot]++;
@@ -97,9 +175,9 @@ static inline int count_one(Counter *self, Py_ssize_t slot, const char *data, Py
     if (!match) self->mismatched[slot]++;
     if (self->timestamps) {
         if (self->arrivals == self->arrivals_room && grow_arrivals(self) < 0) return -1;
-        self->rx_ns[self->arrivals] = rx_ns;
-        self->arr_slot[self->arrivals] = (int32_t)slot;
-        self->arr_match[self->arrivals] = (uint8_t)match;
+        ((int64_t *)self->columns[RX_NS]->data)[self->arrivals] = rx_ns;
+        ((int32_t *)self->columns[SLOT]->data)[self->arrivals] = (int32_t)slot;
+        ((uint8_t *)self->columns[MATCH]->data)[self->arrivals] = (uint8_t)match;
         self->arrivals++;
     }
     return 0;
@@ -111,9 +189,7 @@ static void Counter_dealloc(Counter *self) {
     PyMem_RawFree(self->mismatched);
     PyMem_RawFree(self->late);
     PyMem_RawFree(self->late_next);
-    PyMem_RawFree(self->rx_ns);
-    PyMem_RawFree(self->arr_slot);
-    PyMem_RawFree(self->arr_match);
+    for (int i = 0; i < COLUMNS; i++) Py_CLEAR(self->columns[i]);
     PyMem_RawFree(self->fds);
     PyMem_RawFree(self->msgs);
     PyMem_RawFree(self->iov);
@@ -176,6 +252,7 @@ static PyObject *Counter_begin(Counter *self, PyObject *args) {
     self->timestamps = timestamps;
     self->reached = 0;
     self->arrivals = 0;
+    release_held_columns(self);
     self->busy_ns = 0;
     self->checked = 0;
     self->first_take_ns = 0;
@@ -196,7 +273,7 @@ static PyObject *Counter_datagram(Counter *self, PyObject *args) {
     }
     int failed = count_one(self, slot, data.buf, data.len, (int64_t)rx_ns);
     PyBuffer_Release(&data);
-    if (failed) return PyErr_NoMemory();
+    if (failed) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -236,14 +313,27 @@ static PyObject *Counter_tallies(Counter *self, PyObject *unused) {
                          (long long)late, rows);
 }
 
+/* Read-only views of the op's arrivals; each holds its column, so it outlives begin() and the Counter. */
 static PyObject *Counter_arrival_buffers(Counter *self, PyObject *unused) {
-    Py_ssize_t n = self->arrivals;
     static char empty[8];
-    return Py_BuildValue(
-        "(NNN)",
-        PyMemoryView_FromMemory(n ? (char *)self->rx_ns : empty, n * (Py_ssize_t)sizeof(int64_t), PyBUF_READ),
-        PyMemoryView_FromMemory(n ? (char *)self->arr_slot : empty, n * (Py_ssize_t)sizeof(int32_t), PyBUF_READ),
-        PyMemoryView_FromMemory(n ? (char *)self->arr_match : empty, n, PyBUF_READ));
+    PyObject *views = PyTuple_New(COLUMNS);
+    if (views == NULL) return NULL;
+    for (int i = 0; i < COLUMNS; i++) {
+        Column *column = self->columns[i];
+        PyObject *view;
+        if (column == NULL || self->arrivals == 0) {
+            view = PyMemoryView_FromMemory(empty, 0, PyBUF_READ);
+        } else {
+            column->shown = self->arrivals * (Py_ssize_t)ITEM[i];
+            view = PyMemoryView_FromObject((PyObject *)column);
+        }
+        if (view == NULL) {
+            Py_DECREF(views);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(views, i, view);
+    }
+    return views;
 }
 
 /* ---- the socket loop ------------------------------------------------------------------------ */
@@ -334,7 +424,8 @@ static int64_t timestamp_of(struct msghdr *hdr) {
     return 0;
 }
 
-/* Take what waits on one slot's socket, in recvmmsg batches; datagrams counted, or -1 on error. */
+/* Take what waits on one slot's socket, in recvmmsg batches; datagrams counted, or -1 on a socket
+ * error (errno set), -2 when the arrival columns cannot grow (MemoryError set). */
 static int64_t drain(Counter *self, Py_ssize_t slot) {
     int fd = self->fds[slot];
     int64_t got = 0;
@@ -360,10 +451,7 @@ static int64_t drain(Counter *self, Py_ssize_t slot) {
         for (int i = 0; i < n; i++) {
             struct msghdr *hdr = &self->msgs[i].msg_hdr;
             int64_t rx = self->timestamps && self->active ? timestamp_of(hdr) : 0;
-            if (count_one(self, slot, hdr->msg_iov->iov_base, (Py_ssize_t)self->msgs[i].msg_len, rx) < 0) {
-                errno = ENOMEM;
-                return -1;
-            }
+            if (count_one(self, slot, hdr->msg_iov->iov_base, (Py_ssize_t)self->msgs[i].msg_len, rx) < 0) return -2;
         }
         got += n;
         if ((unsigned int)n < self->batch) break; /* the queue is empty: save the call that says EAGAIN */
@@ -420,6 +508,7 @@ static PyObject *Counter_run(Counter *self, PyObject *args) {
         int64_t taking = n > 0 && self->active && !self->first_take_ns ? now_ns() : 0;
         for (int i = 0; i < n; i++) {
             int64_t one = drain(self, (Py_ssize_t)self->events[i].data.u32);
+            if (one == -2) return NULL;
             if (one < 0) return PyErr_SetFromErrno(PyExc_OSError);
             got += one;
         }
@@ -495,7 +584,7 @@ static PyMethodDef Counter_methods[] = {
     {"tallies", (PyCFunction)Counter_tallies, METH_NOARGS,
      "tallies() -> (per_port, delivered, mismatched, late, rows): close the op"},
     {"arrival_buffers", (PyCFunction)Counter_arrival_buffers, METH_NOARGS,
-     "arrival_buffers() -> (rx_ns, slot, match) memoryviews, valid until the next begin()"},
+     "arrival_buffers() -> (rx_ns, slot, match) read-only memoryviews of the op's arrivals, valid while held"},
     {"attach", (PyCFunction)(void (*)(void))Counter_attach, METH_VARARGS | METH_KEYWORDS,
      "attach(socks, ctl_fd, batch, spin, linger_ns, idle_spin_ns): watch slot i's socket socks[i] and the "
      "control socket"},
@@ -524,7 +613,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__readloop(void) {
-    if (PyType_Ready(&CounterType) < 0) return NULL;
+    if (PyType_Ready(&ColumnType) < 0 || PyType_Ready(&CounterType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddIntConstant(m, "COMMAND", COMMAND) < 0 || PyModule_AddIntConstant(m, "COMPLETE", COMPLETE) < 0 ||

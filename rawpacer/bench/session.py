@@ -17,7 +17,7 @@ from rawpacer.bench.oploop import ASAP, Interrupted, OpLoop
 from rawpacer.bench.result import Report, Sample, WriterResult
 from rawpacer.bench.runner import Pass, paced
 from rawpacer.diagnose import Counters
-from rawpacer.errors import ReaderDied, UsageError, unavailable
+from rawpacer.errors import RawpacerError, ReaderDied, UsageError, unavailable
 from rawpacer.kernel import caps
 from rawpacer.limits import MAX_PORT
 from rawpacer.messages import MessageSource
@@ -39,6 +39,23 @@ class Listener:
 
     def done(self, row: WriterResult) -> None:
         """A pass finished; ``row`` holds its new sample or its error."""
+
+
+def row_error(writer: str, exc: Exception) -> str:
+    """What a failed pass's row says: ``unavailable: why`` when the kernel lacks it, ``refused: why``
+    when the writer refused its options (a UsageError, e.g. ``--fit strict`` and a message too long),
+    rawpacer's other errors as their message; only an unexpected exception is named by its class.
+    One line, 200 characters at most."""
+    missing = unavailable(exc)
+    if missing is not None:
+        text = "unavailable: " + str(missing).removeprefix(f"{writer} unavailable: ")
+    elif isinstance(exc, UsageError):
+        text = f"refused: {exc}"
+    elif isinstance(exc, RawpacerError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return (text.splitlines() or ["error"])[0][:200]
 
 
 def _settle(readers: ReaderSet) -> None:
@@ -165,10 +182,7 @@ class Session:
         except ReaderDied:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken writer must not end the comparison: its row says why
-            missing = unavailable(exc)
-            reason = str(missing).removeprefix(f"{row.writer} unavailable: ")
-            text = f"unavailable: {reason}" if missing else f"{type(exc).__name__}: {exc}"
-            row.error = (text.splitlines() or ["error"])[0][:200]
+            row.error = row_error(row.writer, exc)
             _settle(readers)
         finally:
             if writer is not None:

@@ -20,7 +20,7 @@ from rawpacer.host import describe, environment
 from rawpacer.kernel import caps
 from rawpacer.report.gofmt import report_lines
 from rawpacer.report.jsonout import to_json
-from rawpacer.report.table import duration, print_report
+from rawpacer.report.table import duration, print_report, status
 
 FORMATS = ("table", "go")
 
@@ -104,7 +104,7 @@ class _Progress(Listener):
         if row.source != "go" or row.writer == GO_BASELINE:
             self.progress.advance(self.task)
         if self.progress.disable:
-            figure = f"{duration(row.samples[-1].ns_per_op)}/op" if row.samples else f"error: {row.error}"
+            figure = f"{duration(row.samples[-1].ns_per_op)}/op" if row.samples else status(row)
             print(f"done {row.writer} ({row.readers} readers): {figure}", file=sys.stderr, flush=True)
 
 

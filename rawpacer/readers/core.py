@@ -175,5 +175,6 @@ class Counter:
         return per_port, sum(received), sum(self._mismatched.values()), sum(self._late.values()), rows
 
     def arrival_buffers(self) -> tuple[memoryview, memoryview, memoryview]:
-        """The op's arrivals (rx_ns int64, slot int32, match uint8), valid until the next ``begin``."""
-        return memoryview(self._rx_ns), memoryview(self._slot), memoryview(self._match)
+        """The op's arrivals so far (rx_ns int64, slot int32, match uint8), valid while held: views of
+        copies, so later arrivals neither change them nor meet an array that cannot grow while exported."""
+        return memoryview(self._rx_ns[:]), memoryview(self._slot[:]), memoryview(self._match[:])

@@ -47,10 +47,14 @@ def _count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
+SAYS_ITSELF = ("unavailable", "refused")
+"""Row errors that already say what happened (session.row_error): shown as they are, not as errors."""
+
+
 def status(result: WriterResult) -> str:
     """``ok``, or what went wrong: error, lost, corrupt, duplicated datagrams."""
     if result.error:
-        return result.error if result.error.startswith("unavailable") else f"error: {result.error}"
+        return result.error if result.error.startswith(SAYS_ITSELF) else f"error: {result.error}"
     problems = []
     for name in ("lost", "corrupt", "duplicate"):
         value = result.total(name)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import errno
 import json
+import subprocess
+import sys
 from collections.abc import Sequence
 
 import pytest
-from helpers import RAW_WRITERS, make_writer, run_cli
+from helpers import RAW_WRITERS, ROOT, make_writer, run_cli
 
 from rawpacer.bench.calibrate import parse_benchtime
 from rawpacer.bench.oploop import OpLoop
@@ -40,6 +42,23 @@ def test_a_strict_refusal_of_a_named_writer_is_an_error_exit(tmp_path):
     found = rows(path)
     assert code == 1 and "packet-raw did not run" in err
     assert "message too long" in found["packet-raw"]["error"] and found["udp-sendto"]["all_intact"]
+
+
+def test_a_refusal_reads_as_refused_with_its_reason_not_an_exception_class(tmp_path):
+    path = tmp_path / "r.json"
+    args = ["--writers", "packet-raw", "--topology", "veth", "--mtu", "576", "--fit", "strict", "--benchtime", "5x"]
+    done = subprocess.run(
+        [sys.executable, "-m", "rawpacer.cli", "compare", *args, "--json", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    error = rows(path)["packet-raw"]["error"]
+    assert done.returncode == 1 and "packet-raw did not run" in done.stderr
+    assert error.startswith("refused: message too long: 1500-byte messages need 1528-byte IPv4 datagrams")
+    assert "refused: message too long" in done.stdout and "Error" not in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("named", [True, False])

@@ -25,15 +25,29 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path) -> set[str]:
-    """Every rawpacer module ``path`` imports, as written (``from x import y`` counts x and x.y)."""
+def absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The module a ``from`` import names, relative ones (``from . import x``, ``from ..y import z``)
+    resolved against ``module``, as the import system does (the language reference, "The import statement")."""
+    if node.level == 0:
+        return node.module or ""
+    parts = module.split(".")
+    base = parts if is_package else parts[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def imports(path: Path, module: str | None = None) -> set[str]:
+    """Every rawpacer module ``path`` (module ``module``, by default its name in the checkout) imports,
+    relative imports resolved (``from x import y`` counts x and x.y)."""
+    module = module or module_name(path)
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            source = absolute(node, module, path.name == "__init__.py")
+            found.add(source)
+            found.update(f"{source}.{alias.name}" for alias in node.names)
     return {name for name in found if name.startswith("rawpacer.")}
 
 
@@ -89,7 +103,27 @@ def test_the_check_catches_an_upward_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from rawpacer.cli import main\nimport rawpacer.writers.base\n")
     table = layer_table()
-    assert imports(bad) == {"rawpacer.cli", "rawpacer.cli.main", "rawpacer.writers.base"}
+    assert imports(bad, "rawpacer.headers.bad") == {"rawpacer.cli", "rawpacer.cli.main", "rawpacer.writers.base"}
     headers = owner("rawpacer.headers.bad", table)
     cli = owner("rawpacer.cli", table)
     assert headers is not None and cli is not None and cli[0] < headers[0]
+
+
+def test_relative_imports_are_resolved_and_checked(tmp_path):
+    """``from . import x`` and ``from ..y import z`` count as the absolute modules they name."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("from ..cli import main\nfrom . import fit\nfrom .fit import fit_payload\n")
+    assert imports(bad, "rawpacer.headers.bad") == {
+        "rawpacer.cli",
+        "rawpacer.cli.main",
+        "rawpacer.headers",
+        "rawpacer.headers.fit",
+        "rawpacer.headers.fit.fit_payload",
+    }
+    package = tmp_path / "__init__.py"
+    package.write_text("from .build import build_frame\nfrom .. import errors\n")
+    assert imports(package, "rawpacer.headers") == {
+        "rawpacer.headers.build",
+        "rawpacer.headers.build.build_frame",
+        "rawpacer.errors",
+    }

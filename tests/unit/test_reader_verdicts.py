@@ -137,6 +137,44 @@ def test_timestamps_keep_every_datagram_in_order(make):
     assert [len(b.cast("B")) for b in counter.arrival_buffers()] == [0, 0, 0]
 
 
+GROWN = 70_000
+"""More arrivals than the C counter's columns first hold (65536): the next op's arrivals must grow them."""
+
+
+def stamp_op(counter, count: int, first_rx: int) -> None:
+    """An op of ``count`` timestamped arrivals spread over the slots, intact on even arrivals."""
+    buffer = expected_buffer()
+    counter.begin(SIZE, True, True)
+    for i in range(count):
+        counter.datagram(i % 4, message(buffer, i % 4) if i % 2 == 0 else b"x", first_rx + i)
+
+
+def test_arrival_views_held_past_begin_keep_their_bytes(make):
+    counter = make(expected_buffer())
+    stamp_op(counter, 1000, 10)
+    views = counter.arrival_buffers()
+    before = [bytes(v) for v in views]
+    stamp_op(counter, GROWN, 5_000_000)  # overwrites from arrival 0, then grows past the first room
+    counter.tallies()
+    assert [bytes(v) for v in views] == before
+    assert np.frombuffer(before[0], np.int64)[[0, -1]].tolist() == [10, 1009]
+    assert len(counter.arrival_buffers()[2].cast("B")) == GROWN
+
+
+def test_arrival_views_taken_mid_op_survive_later_arrivals_and_the_counter(make):
+    counter = make(expected_buffer())
+    stamp_op(counter, 1000, 10)
+    views = counter.arrival_buffers()
+    before = [bytes(v) for v in views]
+    buffer = expected_buffer()
+    for i in range(GROWN):  # the same op goes on, past the columns' first room
+        counter.datagram(i % 4, message(buffer, i % 4), 7)
+    whole = [bytes(v) for v in counter.arrival_buffers()]
+    del counter
+    assert [bytes(v) for v in views] == before == [column[: len(b)] for column, b in zip(whole, before)]
+    assert len(whole[2]) == 1000 + GROWN
+
+
 def test_bad_inputs_are_refused(make):
     with pytest.raises(ValueError, match="do not fit"):
         make(bytearray(10), 4, 3)

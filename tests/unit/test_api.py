@@ -1,0 +1,101 @@
+"""The Python API ``import rawpacer`` offers: compare() and rfc2544() with their options spelled out
+and kept in step with the checks behind them and the CLI, the writers' knobs, and imports made only
+when a name is first used."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT
+
+import rawpacer
+from rawpacer.bench.config import make_config
+from rawpacer.bench.methodology import make_settings
+from rawpacer.bench.rfc2544_live import make_rfc2544_config
+from rawpacer.cli.rfc2544 import METHODOLOGY_OPTIONS
+from rawpacer.errors import UsageError
+from rawpacer.writers import base as registry
+
+DERIVED = {"ipv6", "mtu"}
+"""make_settings parameters that make_rfc2544_config fills from the run's own options."""
+
+
+def parameters(function) -> list[tuple[str, object, object]]:
+    """(name, default, annotation) of each named parameter; **kwargs left out."""
+    found = inspect.signature(function).parameters.values()
+    return [(p.name, p.default, p.annotation) for p in found if p.kind is not p.VAR_KEYWORD]
+
+
+def test_compare_takes_make_configs_options_keyword_only():
+    assert parameters(rawpacer.compare) == parameters(make_config)
+    kinds = {p.kind for p in inspect.signature(rawpacer.compare).parameters.values()}
+    assert kinds == {inspect.Parameter.KEYWORD_ONLY}
+
+
+def test_rfc2544_takes_the_run_and_methodology_options():
+    run = parameters(make_rfc2544_config)
+    methodology = [p for p in parameters(make_settings) if p[0] not in DERIVED]
+    got = parameters(rawpacer.rfc2544)
+    assert got[: len(run)] == run  # names, defaults and types
+    assert [p[:2] for p in got[len(run) :]] == [p[:2] for p in methodology] + [("json", None)]  # names, defaults
+    assert [p[0] for p in methodology] == list(METHODOLOGY_OPTIONS)  # the CLI's options, in its order
+
+
+def test_bad_options_are_refused_before_anything_runs():
+    with pytest.raises(UsageError, match="readers 0 is out of range"):
+        rawpacer.compare(readers=0)
+    with pytest.raises(UsageError, match="trial '0s'"):
+        rawpacer.rfc2544(trial="0s")
+    with pytest.raises(TypeError, match="writerz"):
+        rawpacer.compare(writerz="udp-sendto")
+
+
+def test_every_writers_knobs_class_is_exported():
+    knobs = {registry.get(name).knobs_type for name in registry.names()}
+    exported = {getattr(rawpacer, name) for name in rawpacer.__all__}
+    assert knobs <= exported and rawpacer.Knobs in knobs
+    assert rawpacer.XdpKnobs(tx_ring=64).tx_ring == 64
+    with pytest.raises(UsageError, match="threads -1 is not allowed"):
+        rawpacer.PoolKnobs(threads=-1)
+
+
+def test_every_public_name_resolves_and_is_listed():
+    assert set(rawpacer.__all__) == {"__version__", *rawpacer._HOMES}
+    assert all(getattr(rawpacer, name) is not None for name in rawpacer.__all__)
+    assert set(rawpacer.__all__) <= set(dir(rawpacer))
+    assert all(hasattr(getattr(rawpacer, name), "to_dict") for name in ("Report", "WriterResult", "Run"))
+    with pytest.raises(AttributeError, match="has no attribute 'comparee'"):
+        _ = rawpacer.comparee
+
+
+def loaded_after(statement: str) -> set[str]:
+    """The modules of rawpacer and numpy that a fresh interpreter holds after ``statement``."""
+    code = f"{statement}; import sys; print(*(m for m in sys.modules if m.split('.')[0] in ('rawpacer', 'numpy')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return set(done.stdout.split())
+
+
+def test_import_rawpacer_loads_nothing_until_a_name_is_used():
+    assert loaded_after("import rawpacer") == {"rawpacer"}
+    headers = loaded_after("import rawpacer.headers")
+    assert "numpy" not in headers and not any(m.startswith("rawpacer.bench") for m in headers)
+    assert {"rawpacer.bench", "numpy"} <= loaded_after("import rawpacer; rawpacer.compare")
+
+
+@pytest.mark.timeout(300)
+def test_mypy_sees_the_keyword_parameters_and_the_result_types(tmp_path):
+    user = tmp_path / "user.py"
+    user.write_text("import rawpacer\nrawpacer.compare(writerz='x')\nn: int = rawpacer.rfc2544(sizes='64')\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(user)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert 'Unexpected keyword argument "writerz" for "compare"' in done.stdout, done.stdout
+    assert 'expression has type "Run", variable has type "int"' in done.stdout, done.stdout
