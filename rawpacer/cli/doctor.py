@@ -14,7 +14,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from rawpacer import diagnose, host
+from rawpacer import diagnose, dut, host
 from rawpacer.errors import RawpacerError
 from rawpacer.kernel import caps
 from rawpacer.kernel.afxdp import xdp_support
@@ -82,10 +82,18 @@ def _describe(topo: Topology) -> list[str]:
     return lines
 
 
+PROFILE_PROBES = ("tbf:10gbit", "police:10mpps", "drop:0.000000001", "rules:100", "conntrack")
+"""Every DUT profile, loose enough to pass a probe: the router's probes go through all of them at once."""
+
+
 def check_sandbox(kind: str, mtu: int | None, names: list[str], ip_version: int = 4) -> tuple[list[str], list[Probe]]:
-    """Describe a fresh sandbox of ``kind`` and probe every writer in it."""
+    """Describe a fresh sandbox of ``kind`` and probe every writer in it (a router's DUT runs every profile)."""
     with Sandbox(kind, mtu=mtu, ip_version=ip_version) as topo:
         lines = _describe(topo)
+        if topo.dut_ns is not None and topo.dut_in is not None and topo.dut_out is not None:
+            profiles = dut.parse_profiles(PROFILE_PROBES)
+            run = dut.apply(topo.dut_ns, topo.dut_in, topo.dut_out, profiles, ())
+            lines.append(f"  DUT profiles installed ({len(run)} commands): {', '.join(PROFILE_PROBES)}")
         if kind == "lo":
             with topo.enter("writer"):
                 lines.append(f"  xdp: {xdp_support()[1]}")

@@ -105,5 +105,14 @@ def test_doctor_probes_pass_and_print_the_sandbox(capsys) -> None:
     assert "CAP_NET_RAW yes" in out and "mtu 1500" in out and "accept_local=1" in out
     assert out.count(" OK ") == 6 and "6/6 probes passed" in out
     assert "sandbox router" in out and "ip_forward=1" in out and "raw frames go to its ingress mac" in out
+    assert "DUT profiles installed (5 commands): tbf:" in out
+
     assert "host timing: clocksource " in out and " timer slack " in out and "CPU governor " in out
     assert "stall probe (1 s of clock reads): pauses " in out and " over 10 ms; longest " in out
+
+
+def test_doctor_probes_every_dut_profile() -> None:
+    from rawpacer.cli.doctor import PROFILE_PROBES
+    from rawpacer.dut import PROFILES
+
+    assert sorted(spec.partition(":")[0] for spec in PROFILE_PROBES) == sorted(PROFILES)

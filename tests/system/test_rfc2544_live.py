@@ -12,6 +12,7 @@ from helpers import FAST_RAW_WRITERS, STANDARD_WRITERS, cli_process, interrupt, 
 
 from rawpacer.bench import rfc2544
 from rawpacer.bench.methodology import FrameSize, Trial, TrialResult
+from rawpacer.bench.methodology.result import l2_mbit
 from rawpacer.bench.oploop import OpLoop
 from rawpacer.bench.rfc2544_live import LiveDevice
 from rawpacer.kernel import timestamping
@@ -48,6 +49,34 @@ def test_a_search_finds_a_rate_that_a_separate_stream_delivers_whole(tmp_path):
         loop = OpLoop(writer, readers, MessageSource.make("crypto", 470), Pacer(ConstantSchedule(rate * 0.9, 10)))
         outcome = loop.stream(100)
     assert (outcome.result.lost, outcome.result.intact) == (0, 1000)
+
+
+def test_the_throughput_search_finds_a_shaping_duts_rate_and_marks_it_dut_limited():
+    run = rfc2544(
+        writers="udp-sendmmsg",
+        readers=10,
+        sizes="1518",
+        tests="throughput,loss",
+        trial="0.5s",
+        warmup="0.1s",
+        topology="router",
+        dut=["tbf:20mbit"],
+    )
+    (entry,) = run.results
+    assert entry.finished and entry.error is None and run.params["dut"][0].startswith("tbf")
+    rate = entry.throughput_pps or entry.throughput_candidate_pps
+    found = l2_mbit(rate, 1518)
+    assert found is not None and 17 <= found <= 23  # the precise figure is bench/dut_bench.py's
+    # above the figure, the lowest failing trial says what limited it: the DUT's drops, unless a loaded
+    # host kept the writer from offering that rate first
+    above = sorted(
+        (t for t in entry.trials if t.test == "throughput" and t.outcome != "pass" and t.rate > rate),
+        key=lambda t: t.rate,
+    )
+    assert above and entry.limited_by == ("dut" if above[0].outcome == "loss" else "writer")
+    lossy = [t for t in entry.trials if t.lost]
+    assert lossy and all(t.dut_drops >= t.lost for t in lossy)  # every loss: the DUT's own counters
+    assert all("tbf on rpd1" in " ".join(t.notes) for t in lossy)
 
 
 def test_ctrl_c_keeps_the_finished_trials_and_leaves_nothing_behind(tmp_path):

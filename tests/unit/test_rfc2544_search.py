@@ -281,3 +281,12 @@ def test_one_pause_of_the_host_is_left_out_of_the_offered_rate(achieved, pause_n
     )
     assert result.outcome() is verdict
     assert result.offered_pps is not None and result.offered_pps >= achieved
+
+
+def test_a_lossy_trial_bounds_the_search_so_a_slow_device_is_resolved_to_its_own_rate():
+    capacity = TOP / 20  # a shaping DUT far below the writer's maximum
+    device = SyntheticDevice(capacity_pps=capacity, writer_max_pps=TOP, buffer_frames=0)
+    found = throughput(device, FRAME, TOP, make_settings(resolution="0.5%", trial="1s"))
+    assert found.rate_pps is not None and capacity * 0.99 <= found.rate_pps <= capacity
+    # without the bound, eight halvings of (0, TOP) leave 0.4 % of TOP: 8 % of this device's rate
+    assert len(found.steps) <= throughput_trials(0.005)

@@ -17,6 +17,12 @@ from rawpacer.bench.methodology.sizes import FrameSize
 from rawpacer.bench.methodology.trial import Device, Outcome, Trial, TrialResult
 
 LOSS_FREE_STEPS = 2
+DELIVERED_MARGIN = 0.02
+"""A lossy throughput trial bounds the search from above at the rate it delivered, plus this margin:
+a device that loses at an offered rate delivered about its capacity there, and it passes nothing much
+above that (a shaper, a policer: both deliver their rate whatever is offered above it). Without the
+bound, the halvings' resolution is a fraction of the writer's maximum, which can be many times a
+shaping DUT's rate (200 Mbit/s of 1518-byte frames is 16.5k/s; a writer reaches 300k/s)."""
 """RFC 2544 26.3: the frame loss rate steps down until two successive trials lose nothing."""
 
 OnTrial = Callable[[TrialResult, Outcome], None]
@@ -101,6 +107,9 @@ def throughput(
 ) -> ThroughputResult:
     """Binary search over the paced rate in (0, max_pps), then confirm the figure by repeating it.
 
+    A trial that lost datagrams also lowers the top of the search to the rate it delivered (plus
+    ``DELIVERED_MARGIN``), so the halvings resolve a device's rate, not the writer's maximum.
+
     ⌈log2(1/resolution)⌉ halvings leave the passing rate within ``resolution`` of max below the first
     failing one; one more trial repeats it. Should that fail, the next lower rate that passed is tried
     once more; so a search takes at most ⌈log2(1/resolution)⌉ + 2 trials and reports a rate that held twice.
@@ -111,11 +120,15 @@ def throughput(
     passed: list[float] = []
     for _ in range(bisection_steps(settings.resolution)):
         rate = (low + high) / 2
-        if trials.run(settings.paced("throughput", frame, rate)).passed:
+        step = trials.run(settings.paced("throughput", frame, rate))
+        if step.passed:
             low = rate
             passed.append(rate)
         else:
             high = rate
+            delivered = step.result.delivered_pps
+            if step.outcome is Outcome.LOSS and delivered is not None and delivered * (1 + DELIVERED_MARGIN) > low:
+                high = min(high, delivered * (1 + DELIVERED_MARGIN))
     if not passed:
         found.limited_by = _limit(trials.steps, 0.0)
         found.notes.append(f"no rate down to {high:.6g} pps delivered every datagram intact")
