@@ -27,6 +27,14 @@ from rawpacer.target import Target
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import WriterOptions
 
+DUT_LIMITED = "the DUT was the limit: its own counters dropped datagrams (DUT drops; the why note names them)"
+WRITER_LIMITED = (
+    "the writer was the limit, not the DUT: it forwarded all it was offered and dropped nothing; its forwarding "
+    "runs on the sending CPU (a veth transmit hands the packet to the next namespace in the sender's softirq), "
+    "so its cost is inside the writer's rate (docs/dut.md)"
+)
+"""What limited a router run's rate, said once per row: on a 2-core host the DUT shares the CPUs."""
+
 GO_MAX_READERS = 5000
 """Above this the Go seed's goroutine-per-reader blocking recvfrom hits Go's 10,000-thread limit."""
 
@@ -193,6 +201,9 @@ class Session:
         if topo.dut_ns is not None:
             sample.dut = diagnose.dut_moved(before, after)
             sample.dut_dropped = diagnose.dut_dropped_between(before, after)
+            note = DUT_LIMITED if sample.dut_dropped else WRITER_LIMITED
+            if note not in row.notes:
+                row.notes.append(note)
         if sample.lost or sample.corrupt:
             row.notes.append(f"why datagrams were lost: {diagnose.explain(before, after, lost=sample.lost)}")
 
