@@ -369,21 +369,11 @@ class Sandbox:
         mtu = self.mtu or DEFAULT_LINK_MTU
         with netns.entered(writer):
             write_sysctls(RAW_PATH_SYSCTLS)
-            with IPRoute() as ipr:
-                ipr.link("add", ifname="rpw0", kind="veth", peer="rpr0")
-                peer = ipr.link_lookup(ifname="rpr0")[0]
-                ipr.link("set", index=peer, net_ns_fd=reader)
-                index = ipr.link_lookup(ifname="rpw0")[0]
-                ipr.link("set", index=index, mtu=mtu)
-                self._add_address(ipr, index, plan.writer, plan.veth_prefixlen)
-                ipr.link("set", index=index, state="up")
+            self._veth_pair("rpw0", "rpr0", reader)
+            self._configure("rpw0", mtu, plan.writer, plan.veth_prefixlen)
         with netns.entered(reader):
             write_sysctls(RAW_PATH_SYSCTLS)
-            with IPRoute() as ipr:
-                index = ipr.link_lookup(ifname="rpr0")[0]
-                ipr.link("set", index=index, mtu=mtu)
-                self._add_address(ipr, index, plan.reader, plan.veth_prefixlen)
-                ipr.link("set", index=index, state="up")
+            self._configure("rpr0", mtu, plan.reader, plan.veth_prefixlen)
         topo = Topology(
             "veth",
             writer,
