@@ -179,8 +179,7 @@ class Session:
             sample.host = host.activity(host_before, host.sample([readers.pid]), sample.longest_stall_ns)
             row.samples.append(sample)
             row.facts.update(writer.facts())
-            notes += [f"AF_XDP {mode} mode" for mode in [writer.facts().get("xdp_mode")] if mode]
-            notes += writer.problems()
+            notes += writer.notes() + writer.problems()
             row.notes.extend(n for n in notes if n not in row.notes)
             if measured.window is not None:
                 self._explain(topo, row, sample, *measured.window)

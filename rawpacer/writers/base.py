@@ -181,6 +181,10 @@ class Writer(ABC):
         """Facts about how this writer ran, for the JSON row (e.g. AF_XDP's copy or zero-copy mode)."""
         return {}
 
+    def notes(self) -> list[str]:
+        """What the report should say about how this writer ran (e.g. AF_XDP's mode); empty by default."""
+        return []
+
     def problems(self) -> list[str]:
         """One sentence per thing the writer's own counters say went wrong (empty when nothing)."""
         return []

@@ -276,6 +276,10 @@ class XdpWriter(RawWriter):
         """Which AF_XDP mode ran (``xdp_mode``: copy or zerocopy), and whether frames span descriptors."""
         return {"xdp_mode": self.mode, "xdp_multi_buffer": self.multi_buffer}
 
+    def notes(self) -> list[str]:
+        """The AF_XDP mode that ran, for the table (copy on lo and veth; zerocopy where the driver has it)."""
+        return [f"AF_XDP {self.mode} mode"]
+
     def problems(self) -> list[str]:
         """One sentence per counter that means frames were lost (empty when none): invalid
         descriptors and frames the driver dropped. tx_ring_empty_descs is not one: the copy path
