@@ -1,4 +1,6 @@
-"""The seed's Go benchmark side by side: build ``bench/seed-go`` offline and run it in the sandbox."""
+"""The seed's Go benchmark side by side: build ``rawpacer/bench/seed_go`` offline and run it in the sandbox.
+
+The Go port ships inside the package (package data), so an installed rawpacer finds it as a clone does."""
 
 from __future__ import annotations
 
@@ -28,9 +30,9 @@ def cache_dir() -> Path:
 
 
 def source_dir() -> Path:
-    """Where the Go port lives: ``$RAWPACER_SEED_GO`` or ``bench/seed-go`` of this checkout."""
+    """Where the Go port lives: ``$RAWPACER_SEED_GO`` or the package's own ``seed_go`` folder."""
     override = os.environ.get("RAWPACER_SEED_GO")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "bench" / "seed-go"
+    return Path(override) if override else Path(__file__).resolve().parent / "seed_go"
 
 
 def require_go() -> str:
