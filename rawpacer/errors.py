@@ -17,6 +17,13 @@ class UsageError(RawpacerError, ValueError):
     exit_code = 2
 
 
+class CaptureError(UsageError):
+    """A capture file given to replay cannot be read: not pcap or pcapng, empty, truncated, corrupt, or a
+    link type rawpacer does not rewrite. A UsageError (exit 2) because the file is an argument the user
+    gave, like any other bad value; its own class so a caller that counts the frames read before a
+    truncation can tell it from other bad values."""
+
+
 class PrivilegeError(RawpacerError, PermissionError):
     """Root / CAP_NET_RAW / CAP_NET_ADMIN is missing for an operation that needs it."""
 
