@@ -40,6 +40,8 @@ class LinkType(IntEnum):
     """Raw IPv6 only."""
 
 
+_LINK_TYPES = frozenset(LinkType)
+
 OTHER_LINK_TYPES = {
     0: "NULL (BSD loopback)",
     105: "IEEE802_11",
@@ -150,9 +152,9 @@ _NS_PER_S = 1_000_000_000
 
 @dataclass(frozen=True)
 class _Interface:
-    """What an IDB says about the frames of one interface."""
+    """What an IDB says about the frames of one interface (``link``: the refusal, when unsupported)."""
 
-    linktype: int
+    link: LinkType | str
     snaplen: int
     tsresol: int
     tsoffset_s: int
@@ -167,14 +169,11 @@ class _Interface:
         return ns + self.tsoffset_s * _NS_PER_S
 
 
-def link_type(code: int, where: str) -> LinkType:
-    """``code`` as a LinkType; CaptureError naming it (and what is supported) otherwise."""
-    try:
-        return LinkType(code)
-    except ValueError:
-        name = OTHER_LINK_TYPES.get(code, "unknown")
-        supported = ", ".join(f"{t.name} ({t.value})" for t in LinkType)
-        raise CaptureError(f"{where} has link type {code} ({name}); supported: {supported}") from None
+def _unsupported(code: int, where: str) -> str:
+    """The one line that refuses link type ``code``, naming it and what is supported."""
+    name = OTHER_LINK_TYPES.get(code, "unknown")
+    supported = ", ".join(f"{t.name} ({t.value})" for t in LinkType)
+    return f"{where} has link type {code} ({name}); supported: {supported}"
 
 
 class _Stream:
@@ -187,20 +186,23 @@ class _Stream:
         self.frames = 0
 
     def read(self, size: int) -> bytes | None:
-        """Exactly ``size`` bytes, or None at a clean end of file; CaptureError when the file ends inside them."""
+        """The next record's first ``size`` bytes, or None at a clean end of file (between records);
+        CaptureError when the file ends inside them."""
+        start = self.offset
         data = self.handle.read(size)
         if len(data) == size:
             self.offset += size
             return data
         if not data:
             return None
-        self.truncated(self.offset)
+        self.truncated(start)
 
     def need(self, size: int, start: int) -> bytes:
         """Exactly ``size`` bytes of a record begun at ``start``; CaptureError if the file ends first."""
-        data = self.read(size)
-        if data is None:
+        data = self.handle.read(size)
+        if len(data) < size:
             self.truncated(start)
+        self.offset += size
         return data
 
     def truncated(self, start: int) -> NoReturn:
@@ -252,7 +254,10 @@ def _pcap(stream: _Stream, magic: bytes, order: str) -> Iterator[Record]:
     header = PCAP_HEADER.unpack(order, magic + rest)
     if header["major"] != 2:
         stream.corrupt(0, f"pcap version {header['major']}.{header['minor']} (readers know 2.x)")
-    link = link_type(header["linktype"] & _LINKTYPE_MASK, f"capture {stream.path!r}")
+    code = header["linktype"] & _LINKTYPE_MASK
+    if code not in _LINK_TYPES:
+        raise CaptureError(_unsupported(code, f"capture {stream.path!r}"))
+    link = LinkType(code)
     to_ns = 1 if header["magic"] == PCAP_MAGIC_NS else 1000
     unpack = PCAP_RECORD.structs[order].unpack
     while True:
@@ -272,36 +277,38 @@ def _pcapng(stream: _Stream, head: bytes) -> Iterator[Record]:
     order = "<"
     interfaces: list[_Interface] = []
     start = 0
-    while True:  # ``head``: the block type's 4 bytes, read from ``start``
-        if head == SHB_TYPE.to_bytes(4, "big"):
+    raw = head + stream.need(BLOCK_HEADER.size - len(head), start)
+    while True:  # ``raw``: the type and length of the block at ``start``
+        if raw[:4] == _SHB:
             # A new section: its byte-order magic (after the length) sets the order of the length and
             # of every block up to the next SHB, and its interfaces start from none (section 4.1).
-            raw_length, magic = stream.need(4, start), stream.need(4, start)
+            magic = stream.need(4, start)
             if magic not in _ORDERS:
                 stream.corrupt(start, f"section header byte-order magic 0x{magic.hex()}")
             order = _ORDERS[magic]
-            body = magic + _body(stream, start, order, raw_length, BLOCK_HEADER.size + len(magic))
+            body = magic + _body(stream, start, order, raw[4:], BLOCK_HEADER.size + len(magic))
             section = SHB_BODY.unpack(order, body)
             if section["major"] != 1:
                 stream.corrupt(start, f"pcapng version {section['major']}.{section['minor']} (readers know 1.x)")
             interfaces = []
         else:
-            block_type = struct.unpack(order + "I", head)[0]
-            body = _body(stream, start, order, stream.need(4, start), BLOCK_HEADER.size)
+            block_type = struct.unpack(order + "I", raw[:4])[0]
+            body = _body(stream, start, order, raw[4:], BLOCK_HEADER.size)
             if block_type == IDB_TYPE:
-                interfaces.append(_interface(order, body))
+                interfaces.append(_interface(stream, order, body, len(interfaces)))
             elif block_type in _PACKET_BLOCKS:
                 yield _packet(stream, start, order, block_type, body, interfaces)
                 stream.frames += 1
         start = stream.offset
-        next_head = stream.read(4)
-        if next_head is None:
+        next_raw = stream.read(BLOCK_HEADER.size)
+        if next_raw is None:
             return
-        head = next_head
+        raw = next_raw
 
 
+_SHB = SHB_TYPE.to_bytes(4, "big")
 _ORDERS = {BYTE_ORDER_MAGIC.to_bytes(4, "little"): "<", BYTE_ORDER_MAGIC.to_bytes(4, "big"): ">"}
-_PACKET_BLOCKS = (EPB_TYPE, SPB_TYPE, PB_TYPE)
+_PACKET_BLOCKS = {EPB_TYPE: EPB_BODY, SPB_TYPE: SPB_BODY, PB_TYPE: PB_BODY}
 
 
 def _body(stream: _Stream, start: int, order: str, raw_length: bytes, taken: int) -> bytes:
@@ -328,13 +335,17 @@ def _options(order: str, body: bytes, offset: int) -> dict[int, bytes]:
     return found
 
 
-def _interface(order: str, body: bytes) -> _Interface:
+def _interface(stream: _Stream, order: str, body: bytes, number: int) -> _Interface:
     idb = IDB_BODY.unpack(order, body)
     options = _options(order, body, IDB_BODY.size)
     tsresol = options.get(IF_TSRESOL, bytes([DEFAULT_TSRESOL]))
     tsoffset = options.get(IF_TSOFFSET)
+    try:
+        link: LinkType | str = LinkType(idb["linktype"])
+    except ValueError:  # refused only if a frame of this interface comes (a capture may describe unused ones)
+        link = _unsupported(idb["linktype"], f"capture {stream.path!r} interface {number}")
     return _Interface(
-        idb["linktype"],
+        link,
         idb["snaplen"],
         tsresol[0] if tsresol else DEFAULT_TSRESOL,
         struct.unpack(order + "q", tsoffset)[0] if tsoffset is not None and len(tsoffset) == 8 else 0,
@@ -345,25 +356,24 @@ def _packet(
     stream: _Stream, start: int, order: str, block_type: int, body: bytes, interfaces: list[_Interface]
 ) -> Record:
     """The Record in an EPB, SPB or PB (sections 4.3, 4.4 and the appendix's Packet Block)."""
+    table = _PACKET_BLOCKS[block_type]
+    if len(body) < table.size:
+        stream.corrupt(start, f"a {table.name} of {len(body)} bytes")
+    values = table.structs[order].unpack_from(body)
     if block_type == SPB_TYPE:
-        table, fields = SPB_BODY, SPB_BODY.unpack(order, body)
-        interface, units = 0, None
-    else:
-        table = EPB_BODY if block_type == EPB_TYPE else PB_BODY
-        if len(body) < table.size:
-            stream.corrupt(start, f"a {table.name} of {len(body)} bytes")
-        fields = table.unpack(order, body)
-        interface, units = fields["interface"], fields["ts_high"] << 32 | fields["ts_low"]
+        interface, units, orig_len = 0, None, values[0]
+    else:  # the EPB and the PB end in the same four fields
+        interface, (high, low, caplen, orig_len) = values[0], values[-4:]
+        units = high << 32 | low
     if interface >= len(interfaces):
         stream.corrupt(start, f"a frame of interface {interface} with {len(interfaces)} interfaces described")
     described = interfaces[interface]
     room = len(body) - table.size
     if block_type == SPB_TYPE:  # no captured length: the frame, cut to the snapshot length (4.4)
-        caplen = min(fields["orig_len"], described.snaplen or room, room)
-    else:
-        caplen = fields["caplen"]
-        if caplen > room:
-            stream.corrupt(start, f"a frame of {caplen} bytes in a block with room for {room}")
-    link = link_type(described.linktype, f"capture {stream.path!r} interface {interface}")
+        caplen = min(orig_len, described.snaplen or room, room)
+    elif caplen > room:
+        stream.corrupt(start, f"a frame of {caplen} bytes in a block with room for {room}")
+    if isinstance(described.link, str):
+        raise CaptureError(described.link)
     time_ns = 0 if units is None else described.time_ns(units)
-    return Record(stream.frames, time_ns, link, body[table.size : table.size + caplen], fields["orig_len"])
+    return Record(stream.frames, time_ns, described.link, body[table.size : table.size + caplen], orig_len)
