@@ -1,2 +1,30 @@
-"""Traffic beyond the fan-out: captures read as a stream, UDP flows rewritten onto the sandbox, size mixes
-and per-packet field variation. Pure code: the send paths that use it live above."""
+"""Traffic beyond the fan-out, pure code for the replay and send paths above it ([docs/traffic.md]):
+
+- ``capture``: ``read_capture(path)`` streams the frames of a pcap or pcapng file as ``Record``s;
+- ``rewrite``: ``Rewriter`` maps every UDP flow of a capture onto a ``Sandbox`` (checksums updated
+  incrementally, RFC 1624);
+- ``sizes``: ``parse_sizes("imix")`` and the order a ``SizeMix`` sends its sizes in;
+- ``vary``: ``parse_vary("sport=1000-1999:random")`` and the per-packet values, as numpy arrays.
+"""
+
+from rawpacer.traffic.capture import LinkType, Record, read_capture
+from rawpacer.traffic.rewrite import Rewriter, Rewritten, Sandbox, make_sandbox, update_checksum
+from rawpacer.traffic.sizes import SizeMix, parse_sizes
+from rawpacer.traffic.vary import Variation, VaryStream, parse_varies, parse_vary
+
+__all__ = [
+    "LinkType",
+    "Record",
+    "Rewriter",
+    "Rewritten",
+    "Sandbox",
+    "SizeMix",
+    "Variation",
+    "VaryStream",
+    "make_sandbox",
+    "parse_sizes",
+    "parse_varies",
+    "parse_vary",
+    "read_capture",
+    "update_checksum",
+]
