@@ -221,44 +221,61 @@ def read_capture(path: str) -> Iterator[Record]:
     """Every frame of the pcap or pcapng file at ``path``, one at a time, in file order.
 
     Raises CaptureError (one line) when the file is not a capture, is empty or holds no frames, uses an
-    unsupported link type, or is cut short (after yielding the frames before the cut).
+    unsupported link type, or is cut short. What the start of the file shows (not a capture, empty,
+    a classic pcap's link type) is raised here, before any frame is asked for; the rest as the
+    frames are read, a truncation after the frames before the cut.
     """
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below, the generator owns it
+        handle = open(path, "rb")  # noqa: SIM115 - the returned generator owns it and closes it
     except OSError as exc:
         raise CaptureError(f"capture {path!r} cannot be read: {exc.strerror}") from None
-    with handle:
+    try:
         stream = _Stream(handle, path)
-        head = handle.read(4)
-        if not head:
-            raise CaptureError(f"capture {path!r} is empty (0 bytes)")
-        if len(head) < 4:
-            raise CaptureError(f"capture {path!r} is not a pcap or pcapng file ({len(head)} bytes)")
-        stream.offset = 4
-        big = struct.unpack(">I", head)[0]
-        little = struct.unpack("<I", head)[0]
-        if big == SHB_TYPE:
-            yield from _pcapng(stream, head)
-        elif PCAP_MAGIC_US in (big, little) or PCAP_MAGIC_NS in (big, little):
-            yield from _pcap(stream, head, ">" if big in (PCAP_MAGIC_US, PCAP_MAGIC_NS) else "<")
-        else:
-            raise CaptureError(f"capture {path!r} is not a pcap or pcapng file (it starts with 0x{big:08x})")
+        frames = _frames(stream)
+    except BaseException:
+        handle.close()
+        raise
+    return _records(stream, frames)
+
+
+def _records(stream: _Stream, frames: Iterator[Record]) -> Iterator[Record]:
+    """``frames``, then the file closed; CaptureError if there were none."""
+    with stream.handle:
+        yield from frames
         if stream.frames == 0:
-            raise CaptureError(f"capture {path!r} holds no frames")
+            raise CaptureError(f"capture {stream.path!r} holds no frames")
 
 
-def _pcap(stream: _Stream, magic: bytes, order: str) -> Iterator[Record]:
-    rest = stream.read(PCAP_HEADER.size - len(magic))
-    if rest is None:
-        raise CaptureError(f"capture {stream.path!r} is truncated in its {PCAP_HEADER.name}")
-    header = PCAP_HEADER.unpack(order, magic + rest)
+def _frames(stream: _Stream) -> Iterator[Record]:
+    """The records of the file, by its magic number (its file header checked now for classic pcap)."""
+    head = stream.handle.read(4)
+    if not head:
+        raise CaptureError(f"capture {stream.path!r} is empty (0 bytes)")
+    if len(head) < 4:
+        raise CaptureError(f"capture {stream.path!r} is not a pcap or pcapng file ({len(head)} bytes)")
+    stream.offset = 4
+    big, little = struct.unpack(">I", head)[0], struct.unpack("<I", head)[0]
+    if big == SHB_TYPE:
+        return _pcapng(stream, head)
+    for order, magic in ((">", big), ("<", little)):
+        if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+            return _pcap(stream, _pcap_header(stream, head, order), order, magic)
+    raise CaptureError(f"capture {stream.path!r} is not a pcap or pcapng file (it starts with 0x{big:08x})")
+
+
+def _pcap_header(stream: _Stream, magic: bytes, order: str) -> LinkType:
+    """The link type of a classic pcap, from its file header (section 4)."""
+    header = PCAP_HEADER.unpack(order, magic + stream.need(PCAP_HEADER.size - len(magic), 0))
     if header["major"] != 2:
         stream.corrupt(0, f"pcap version {header['major']}.{header['minor']} (readers know 2.x)")
     code = header["linktype"] & _LINKTYPE_MASK
     if code not in _LINK_TYPES:
         raise CaptureError(_unsupported(code, f"capture {stream.path!r}"))
-    link = LinkType(code)
-    to_ns = 1 if header["magic"] == PCAP_MAGIC_NS else 1000
+    return LinkType(code)
+
+
+def _pcap(stream: _Stream, link: LinkType, order: str, magic: int) -> Iterator[Record]:
+    to_ns = 1 if magic == PCAP_MAGIC_NS else 1000
     unpack = PCAP_RECORD.structs[order].unpack
     while True:
         start = stream.offset

@@ -175,6 +175,12 @@ def test_refusals_are_one_line(tmp_path):
     assert "cannot be read" in message(tmp_path / "missing")
 
 
+def test_what_the_start_of_a_file_shows_is_refused_before_any_frame_is_asked_for(tmp_path):
+    for data in (b"", b"not a capture", pcap_bytes(FRAMES, linktype=113), pcap_bytes(FRAMES)[:10]):
+        with pytest.raises(CaptureError):
+            read_capture(str(write(tmp_path, data)))
+
+
 @pytest.mark.parametrize("writer", [pcap_bytes, pcapng_bytes])
 def test_an_unsupported_link_type_is_named(tmp_path, writer):
     text = message(write(tmp_path, writer(FRAMES, linktype=113)))
