@@ -44,7 +44,7 @@ their length byte counts 8-octet units beyond the first 8."""
 _LINK_VERSION = {LinkType.IPV4: 4, LinkType.IPV6: 6}
 _ETHERTYPE = {4: ETH_TYPE_IPV4, 6: ETH_TYPE_IPV6}
 _TYPE_AT = ETHERNET.offset("type")
-_TCI = struct.Struct("!H")
+_U16 = struct.Struct("!H")
 _ADDRESSES = {
     version: slice(table.offset("src"), table.offset("dst") + table["dst"].width)
     for version, table in ((4, IPV4), (6, IPV6))
@@ -176,7 +176,8 @@ class Rewriter:
             return self._unchanged(data, link, ethertype)
         if walk.udp is None:
             assert walk.fragment is not None
-            return self._fragment(data, start, walk, self._fragments[walk.fragment], ethertype, tci)
+            flow, port = self._fragments[walk.fragment]
+            return Rewritten(bytes(self._moved(data, start, walk, ethertype, tci)[0]), flow, port, None)
         return self._udp(data, start, walk, ethertype, tci)
 
     def _unsupported(self, walk: _Datagram, captured: int) -> str:
@@ -197,39 +198,33 @@ class Rewriter:
         flow, port = self._flow(bytes(data[start + dst.start : start + dst.stop]), dport)
         if walk.fragment is not None:
             self._fragments[walk.fragment] = (flow, port)
-        link = self._link(ethertype, tci)
-        out = bytearray(link)
-        out += data[start:]
-        at = len(link) - start
-        old = bytes(data[start + addresses.start : start + addresses.stop]) + data[udp + _UDP_DPORT : udp + _UDP_LENGTH]
-        new = b"".join(self.sandbox.addresses[walk.version]) + port.to_bytes(2, "big")
-        self._readdress(out, len(link), walk.version, data, start)
-        struct.pack_into("!H", out, udp + at + _UDP_DPORT, port)
+        out, at = self._moved(data, start, walk, ethertype, tci)
+        _U16.pack_into(out, udp + at + _UDP_DPORT, port)
         if checksum:  # 0: sent without a checksum (RFC 768), left so
-            struct.pack_into("!H", out, udp + at + _UDP_CHECKSUM, update_checksum(checksum, old, new) or 0xFFFF)
+            old = data[start + addresses.start : start + addresses.stop] + data[udp + _UDP_DPORT : udp + _UDP_LENGTH]
+            new = b"".join(self.sandbox.addresses[walk.version]) + _U16.pack(port)
+            _U16.pack_into(out, udp + at + _UDP_CHECKSUM, update_checksum(checksum, old, new) or 0xFFFF)
         frame = bytes(out)
         end = min(udp + length, walk.end)  # a UDP length past the IP packet's end is the sender's error
         payload = None if walk.fragment is not None else memoryview(frame)[udp + at + UDP_HLEN : end + at]
         return Rewritten(frame, flow, port, payload)
 
-    def _fragment(
-        self, data: bytes, start: int, walk: _Datagram, known: tuple[int, int], ethertype: int, tci: int | None
-    ) -> Rewritten:
+    def _moved(
+        self, data: bytes, start: int, walk: _Datagram, ethertype: int, tci: int | None
+    ) -> tuple[bytearray, int]:
+        """The frame behind the sandbox's link header, with its addresses (and IPv4's header checksum
+        updated), and how far the IP header moved."""
         link = self._link(ethertype, tci)
         out = bytearray(link)
         out += data[start:]
-        self._readdress(out, len(link), walk.version, data, start)
-        return Rewritten(bytes(out), known[0], known[1], None)
-
-    def _readdress(self, out: bytearray, ip: int, version: int, data: bytes, start: int) -> None:
-        """The sandbox's addresses into the IP header at ``ip`` of ``out`` (and IPv4's header checksum updated)."""
-        addresses = _ADDRESSES[version]
-        new = b"".join(self.sandbox.addresses[version])
-        out[ip + addresses.start : ip + addresses.stop] = new
-        if version == 4:
+        addresses = _ADDRESSES[walk.version]
+        new = b"".join(self.sandbox.addresses[walk.version])
+        out[len(link) + addresses.start : len(link) + addresses.stop] = new
+        if walk.version == V4.version:
             old = data[start + addresses.start : start + addresses.stop]
-            checksum = _TCI.unpack_from(data, start + _V4_CHECKSUM)[0]
-            struct.pack_into("!H", out, ip + _V4_CHECKSUM, update_checksum(checksum, old, new))
+            checksum = _U16.unpack_from(data, start + _V4_CHECKSUM)[0]
+            _U16.pack_into(out, len(link) + _V4_CHECKSUM, update_checksum(checksum, old, new))
+        return out, len(link) - start
 
     def _flow(self, dst: bytes, dport: int) -> tuple[int, int]:
         key = (dst, dport)
@@ -246,13 +241,13 @@ class Rewriter:
         tag's priority kept), then the IP ethertype."""
         head = self.sandbox.reader_mac + self.sandbox.writer_mac
         if self.sandbox.vlan is not None:
-            head += _TCI.pack(ETH_TYPE_8021Q) + _TCI.pack(((tci or 0) & ~_VID_MASK) | self.sandbox.vlan)
-        return head + _TCI.pack(ethertype)
+            head += _U16.pack(ETH_TYPE_8021Q) + _U16.pack(((tci or 0) & ~_VID_MASK) | self.sandbox.vlan)
+        return head + _U16.pack(ethertype)
 
     def _unchanged(self, data: bytes, link: LinkType, ethertype: int) -> Rewritten:
         """A frame sent as captured (after an Ethernet header with the sandbox's MACs for a raw-IP capture)."""
         if link is not LinkType.ETHERNET:
-            data = self.sandbox.reader_mac + self.sandbox.writer_mac + _TCI.pack(ethertype) + data
+            data = self.sandbox.reader_mac + self.sandbox.writer_mac + _U16.pack(ethertype) + data
         return Rewritten(data, None, None, None)
 
 
@@ -260,7 +255,7 @@ def _ethernet(data: bytes) -> tuple[int, int, int | None]:
     """Where the IP header starts, the ethertype and the 802.1Q tag control information (None: untagged)."""
     if len(data) < ETH_HLEN:
         return len(data), 0, None
-    ethertype = _TCI.unpack_from(data, _TYPE_AT)[0]
+    ethertype = _U16.unpack_from(data, _TYPE_AT)[0]
     if ethertype != ETH_TYPE_8021Q:
         return ETH_HLEN, ethertype, None
     if len(data) < ETH_HLEN + VLAN_HLEN:
@@ -274,16 +269,18 @@ def _walk_v4(data: bytes, ip: int) -> _Datagram | None:
     if len(data) < ip + IPV4_HLEN or data[ip] >> 4 != V4.version or data[ip + IPV4.offset("protocol")] != IP_PROTO_UDP:
         return None
     ihl = (data[ip] & 0xF) * 4
-    flags = _TCI.unpack_from(data, ip + _V4_FLAGS)[0]
+    if ihl < IPV4_HLEN:  # RFC 791: the header is at least 5 words; a shorter one is no datagram to rewrite
+        return None
+    flags = _U16.unpack_from(data, ip + _V4_FLAGS)[0]
     offset, more = flags & IP_OFFMASK, bool(flags & IP_MF)
     key = None
     if offset or more:  # RFC 791: a fragment is named by source, destination, protocol and identification
         addresses = _ADDRESSES[V4.version]
         key = (
             bytes(data[ip + addresses.start : ip + addresses.stop]),
-            _TCI.unpack_from(data, ip + IPV4.offset("id"))[0],
+            _U16.unpack_from(data, ip + IPV4.offset("id"))[0],
         )
-    end = ip + _TCI.unpack_from(data, ip + IPV4.offset("total_length"))[0]
+    end = ip + _U16.unpack_from(data, ip + IPV4.offset("total_length"))[0]
     return _Datagram(V4.version, end, None if offset else ip + ihl, key)
 
 
@@ -308,5 +305,5 @@ def _walk_v6(data: bytes, ip: int) -> _Datagram | None:
             break
     if header != IP_PROTO_UDP:
         return None
-    end = ip + IPV6_HLEN + _TCI.unpack_from(data, ip + IPV6.offset("payload_length"))[0]
+    end = ip + IPV6_HLEN + _U16.unpack_from(data, ip + IPV6.offset("payload_length"))[0]
     return _Datagram(V6.version, end, None if offset else at, key)

@@ -143,6 +143,21 @@ def test_rewritten_udp_matches_scapy_and_the_rest_passes_unchanged(frames, kind,
     assert not rewriter.unsupported
 
 
+@settings(max_examples=400, deadline=None)
+@given(captured_frames(), st.data())
+def test_any_damaged_frame_is_rewritten_or_passed_never_an_exception(frame, data):
+    """Bytes cut or overwritten anywhere (lengths, header lengths, ethertypes): the Rewriter answers
+    for every frame with a Rewritten, whatever the link type it is said to come from."""
+    raw = bytearray(bytes(frame))
+    for _ in range(data.draw(st.integers(0, 4))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        raw[at] = data.draw(st.integers(0, 255))
+    raw = raw[: data.draw(st.integers(0, len(raw)))]
+    link = data.draw(st.sampled_from(list(LinkType)))
+    out = Rewriter(SANDBOX, itertools.count(5001)).rewrite_frame(bytes(raw), link)
+    assert out.flow is None or out.port == 5001 + out.flow
+
+
 def capture_of(packets: list[bytes], linktype: int) -> list:
     """Records of an in-memory capture written by dpkt with ``linktype``."""
     with tempfile.TemporaryDirectory() as tmp:
