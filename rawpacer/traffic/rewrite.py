@@ -9,7 +9,7 @@ valid stays valid and one that was not stays not. A UDP checksum of 0 ("none", R
 
 Fragments: the first fragment (offset 0) carries the UDP header and says the flow; later fragments
 follow it by (source, destination, identification) (RFC 791; RFC 8200, section 4.5), so only their
-addresses change. A later fragment met before its first one cannot be placed: it is counted in
+addresses change, and the fragment that completes the datagram carries its payload. A later fragment met before its first one cannot be placed: it is counted in
 ``Rewriter.unsupported`` and passes unchanged, as does a UDP datagram of an IP version the sandbox
 has no address for, one cut by the snapshot length, or one behind more than one VLAN tag. Frames that
 are not UDP pass unchanged (raw-IP captures still get an Ethernet header, as every frame must).
@@ -40,6 +40,10 @@ ETH_TYPE_8021AD = 0x88A8
 IPV6_EXTENSIONS = frozenset({0, 43, 60})
 """Hop-by-Hop Options, Routing and Destination Options (RFC 8200, section 4): walked over to reach UDP;
 their length byte counts 8-octet units beyond the first 8."""
+
+MAX_PENDING = 256
+"""Fragmented datagrams followed at once: a capture that interleaves more drops the oldest (its later
+fragments then pass unchanged, counted), so memory stays bounded whatever the capture's length."""
 
 _LINK_VERSION = {LinkType.IPV4: 4, LinkType.IPV6: 6}
 _ETHERTYPE = {4: ETH_TYPE_IPV4, 6: ETH_TYPE_IPV6}
@@ -95,8 +99,8 @@ def make_sandbox(writer_mac: str, reader_mac: str, *pairs: tuple[str, str], vlan
 @dataclass(frozen=True)
 class Rewritten:
     """One frame as it is to be sent; for UDP its flow (from 0), reader port and the payload the reader
-    should receive (None for fragments: the reader gets their reassembly); flow None when the frame
-    passed unchanged."""
+    should receive (for a fragmented datagram: the whole datagram's, on the fragment that completes it,
+    and None on the others); flow None when the frame passed unchanged."""
 
     frame: bytes
     flow: int | None
@@ -115,14 +119,40 @@ def update_checksum(checksum: int, old: bytes, new: bytes) -> int:
 
 @dataclass
 class _Datagram:
-    """What the IP header walk found: the version, where UDP starts (None in a later fragment) and the
-    fragment's key when the datagram is fragmented."""
+    """What the IP header walk found: the version, where UDP starts (None in a later fragment) and, for
+    a fragment, its key, where its share of the datagram starts in the frame and in the datagram
+    (bytes), and whether more follow."""
 
     version: int
     end: int
     """Where the IP packet ends (its length field's word): beyond the captured bytes when the snapshot cut it."""
     udp: int | None
-    fragment: tuple[bytes, int] | None
+    fragment: tuple[bytes, int] | None = None
+    data_at: int = 0
+    offset: int = 0
+    more: bool = False
+
+
+@dataclass
+class _Pending:
+    """A fragmented datagram met by its first fragment: its flow, port and the pieces seen so far."""
+
+    flow: int
+    port: int
+    pieces: dict[int, bytes]
+    total: int | None = None
+
+    def add(self, walk: _Datagram, data: bytes) -> bytes | None:
+        """Keep one fragment's data; the whole UDP datagram once every piece is in (RFC 791, RFC 8200 4.5)."""
+        self.pieces[walk.offset] = bytes(data[walk.data_at : walk.end])
+        if not walk.more:
+            self.total = walk.offset + walk.end - walk.data_at
+        at = 0
+        for offset in sorted(self.pieces):
+            if offset != at:
+                return None
+            at += len(self.pieces[offset])
+        return b"".join(self.pieces[o] for o in sorted(self.pieces)) if at == self.total else None
 
 
 class Rewriter:
@@ -137,7 +167,7 @@ class Rewriter:
         self.sandbox = sandbox
         self._ports: Iterator[int] = iter(ports)
         self.flows: dict[tuple[bytes, int], tuple[int, int]] = {}
-        self._fragments: dict[tuple[bytes, int], tuple[int, int]] = {}
+        self._pending: dict[tuple[bytes, int], _Pending] = {}
         self.unsupported: Counter[str] = Counter()
         self.passed = 0
         """Frames that are not UDP, sent as they were."""
@@ -176,8 +206,9 @@ class Rewriter:
             return self._unchanged(data, link, ethertype)
         if walk.udp is None:
             assert walk.fragment is not None
-            flow, port = self._fragments[walk.fragment]
-            return Rewritten(bytes(self._moved(data, start, walk, ethertype, tci)[0]), flow, port, None)
+            pending = self._pending[walk.fragment]
+            frame = bytes(self._moved(data, start, walk, ethertype, tci)[0])
+            return Rewritten(frame, pending.flow, pending.port, self._reassembled(walk, data, pending))
         return self._udp(data, start, walk, ethertype, tci)
 
     def _unsupported(self, walk: _Datagram, captured: int) -> str:
@@ -186,7 +217,7 @@ class Rewriter:
             return f"IPv{walk.version} UDP with no IPv{walk.version} sandbox address"
         if walk.end > captured or (walk.udp is not None and walk.udp + UDP_HLEN > walk.end):
             return "cut by the snapshot length"
-        if walk.udp is None and walk.fragment not in self._fragments:
+        if walk.udp is None and walk.fragment not in self._pending:
             return "a later fragment before its first"
         return ""
 
@@ -196,8 +227,6 @@ class Rewriter:
         dport, length, checksum = struct.unpack_from("!HHH", data, udp + _UDP_DPORT)
         addresses, dst = _ADDRESSES[walk.version], _DST[walk.version]
         flow, port = self._flow(bytes(data[start + dst.start : start + dst.stop]), dport)
-        if walk.fragment is not None:
-            self._fragments[walk.fragment] = (flow, port)
         out, at = self._moved(data, start, walk, ethertype, tci)
         _U16.pack_into(out, udp + at + _UDP_DPORT, port)
         if checksum:  # 0: sent without a checksum (RFC 768), left so
@@ -205,9 +234,22 @@ class Rewriter:
             new = b"".join(self.sandbox.addresses[walk.version]) + _U16.pack(port)
             _U16.pack_into(out, udp + at + _UDP_CHECKSUM, update_checksum(checksum, old, new) or 0xFFFF)
         frame = bytes(out)
-        end = min(udp + length, walk.end)  # a UDP length past the IP packet's end is the sender's error
-        payload = None if walk.fragment is not None else memoryview(frame)[udp + at + UDP_HLEN : end + at]
-        return Rewritten(frame, flow, port, payload)
+        if walk.fragment is None:
+            end = min(udp + length, walk.end)  # a UDP length past the IP packet's end is the sender's error
+            return Rewritten(frame, flow, port, memoryview(frame)[udp + at + UDP_HLEN : end + at])
+        pending = self._pending[walk.fragment] = _Pending(flow, port, {})
+        if len(self._pending) > MAX_PENDING:  # the oldest datagram's other fragments will never come
+            del self._pending[next(iter(self._pending))]
+        return Rewritten(frame, flow, port, self._reassembled(walk, data, pending))
+
+    def _reassembled(self, walk: _Datagram, data: bytes, pending: _Pending) -> bytes | None:
+        """The UDP payload of a fragmented datagram once this fragment completes it (None before)."""
+        datagram = pending.add(walk, data)
+        if datagram is None:
+            return None
+        assert walk.fragment is not None
+        del self._pending[walk.fragment]
+        return datagram[UDP_HLEN : _U16.unpack_from(datagram, _UDP_LENGTH)[0]]
 
     def _moved(
         self, data: bytes, start: int, walk: _Datagram, ethertype: int, tci: int | None
@@ -281,7 +323,7 @@ def _walk_v4(data: bytes, ip: int) -> _Datagram | None:
             _U16.unpack_from(data, ip + IPV4.offset("id"))[0],
         )
     end = ip + _U16.unpack_from(data, ip + IPV4.offset("total_length"))[0]
-    return _Datagram(V4.version, end, None if offset else ip + ihl, key)
+    return _Datagram(V4.version, end, None if offset else ip + ihl, key, ip + ihl, offset * 8, more)
 
 
 def _walk_v6(data: bytes, ip: int) -> _Datagram | None:
@@ -289,7 +331,7 @@ def _walk_v6(data: bytes, ip: int) -> _Datagram | None:
     if len(data) < ip + IPV6_HLEN or data[ip] >> 4 != V6.version:
         return None
     header, at = data[ip + IPV6.offset("next_header")], ip + IPV6_HLEN
-    key, offset = None, 0
+    key, offset, more, data_at = None, 0, False, 0
     while at + 2 <= len(data):
         if header in IPV6_EXTENSIONS:
             header, at = data[at], at + (data[at + 1] + 1) * 8
@@ -297,8 +339,9 @@ def _walk_v6(data: bytes, ip: int) -> _Datagram | None:
             fields = IPV6_FRAGMENT.unpack_from(data, at)
             addresses = _ADDRESSES[V6.version]
             key = (bytes(data[ip + addresses.start : ip + addresses.stop]), fields["id"])
-            offset = fields["offset"]
+            offset, more = fields["offset"], bool(fields["more"])
             header, at = fields["next_header"], at + FRAGMENT_HLEN
+            data_at = at
             if offset:
                 break
         else:
@@ -306,4 +349,4 @@ def _walk_v6(data: bytes, ip: int) -> _Datagram | None:
     if header != IP_PROTO_UDP:
         return None
     end = ip + IPV6_HLEN + _U16.unpack_from(data, ip + IPV6.offset("payload_length"))[0]
-    return _Datagram(V6.version, end, None if offset else at, key)
+    return _Datagram(V6.version, end, None if offset else at, key, data_at, offset * 8, more)

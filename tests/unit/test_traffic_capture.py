@@ -19,10 +19,12 @@ from rawpacer.errors import CaptureError, UsageError
 from rawpacer.traffic.capture import MAX_FRAME, LinkType, Record, read_capture
 
 EPOCH_S = 1_700_000_000
+MACS = {"src": "02:00:00:00:00:0a", "dst": "02:00:00:00:00:0b"}
+"""Explicit MACs: scapy would otherwise resolve a destination MAC (ARP, neighbour discovery) on the host."""
 FRAMES = [
     bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(dst="198.18.0.2") / UDP(dport=5001) / Raw(b"a")),
-    bytes(Ether() / IPv6(dst="2001:2::2") / UDP(dport=5002) / Raw(b"bb" * 40)),
-    bytes(Ether() / IP(dst="198.18.0.3") / UDP(dport=5003) / Raw(bytes(range(200)))),
+    bytes(Ether(**MACS) / IPv6(dst="2001:2::2") / UDP(dport=5002) / Raw(b"bb" * 40)),
+    bytes(Ether(**MACS) / IP(dst="198.18.0.3") / UDP(dport=5003) / Raw(bytes(range(200)))),
 ]
 PACKETS = [bytes(IP(dst="198.18.0.2") / UDP(dport=5001) / Raw(b"x" * n)) for n in (1, 30, 300)]
 

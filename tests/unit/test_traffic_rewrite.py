@@ -33,7 +33,6 @@ from scapy.all import (
     defragment,
     defragment6,
     fragment,
-    fragment6,
     wrpcap,
 )
 from strategies import ips_v6, macs, ports
@@ -42,9 +41,11 @@ from rawpacer.errors import UsageError
 from rawpacer.headers.checksum import checksum
 from rawpacer.target import Link, Target
 from rawpacer.traffic.capture import LinkType, read_capture
-from rawpacer.traffic.rewrite import Rewriter, Sandbox, make_sandbox, update_checksum
+from rawpacer.traffic.rewrite import MAX_PENDING, Rewriter, Sandbox, make_sandbox, update_checksum
 
 WRITER_MAC, READER_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
+MACS = {"src": "02:00:00:00:00:0a", "dst": "02:00:00:00:00:0b"}
+"""Explicit MACs: scapy would otherwise resolve a destination MAC (ARP, neighbour discovery) on the host."""
 V4 = ("198.18.0.1", "198.18.0.2")
 V6 = ("2001:2::1", "2001:2::2")
 SANDBOX = make_sandbox(WRITER_MAC, READER_MAC, V4, V6)
@@ -197,12 +198,32 @@ def test_raw_ip_frames_that_are_not_udp_still_get_an_ethernet_header():
 def test_a_sandbox_vlan_replaces_the_captured_id_and_keeps_the_priority(prio):
     tagged = make_sandbox(WRITER_MAC, READER_MAC, V4, vlan=100)
     rewriter = Rewriter(tagged, [6000, 6001])
-    original = Ether() / Dot1Q(vlan=7, prio=prio) / IP(dst="10.0.0.1") / UDP(dport=53) / Raw(b"x")
-    untagged = Ether() / IP(dst="10.0.0.1") / UDP(dport=54) / Raw(b"y")
+    original = Ether(**MACS) / Dot1Q(vlan=7, prio=prio) / IP(dst="10.0.0.1") / UDP(dport=53) / Raw(b"x")
+    untagged = Ether(**MACS) / IP(dst="10.0.0.1") / UDP(dport=54) / Raw(b"y")
     for frame, expect_prio in ((original, prio), (untagged, 0)):
         sent = Ether(rewriter.rewrite_frame(bytes(frame), LinkType.ETHERNET).frame)
         assert (sent[Dot1Q].vlan, sent[Dot1Q].prio) == (100, expect_prio)
         assert recomputed(bytes(sent)) == bytes(sent)
+
+
+def fragments_of(version: int, ident: int, payload: bytes) -> list[bytes]:
+    """The frames of one UDP datagram to 10.0.0.1 / 2001:db8::1 port 53, fragmented by scapy (IPv4) or
+    cut by hand into Fragment-header packets of scapy's (IPv6: scapy's fragment6 takes seconds here)."""
+    if version == 4:
+        whole = IP(src="10.9.9.9", dst="10.0.0.1", id=ident) / UDP(dport=53) / Raw(payload)
+        return [bytes(Ether(**MACS) / f) for f in fragment(whole, fragsize=600)]
+    ip = IPv6(src="2001:db8::9", dst="2001:db8::1")
+    datagram = bytes(ip / UDP(dport=53) / Raw(payload))[40:]
+    size = 1232  # 1280 - 40 - 8, a multiple of 8
+    return [
+        bytes(
+            Ether(**MACS)
+            / ip
+            / IPv6ExtHdrFragment(nh=17, offset=at // 8, m=int(at + size < len(datagram)), id=ident)
+            / Raw(datagram[at : at + size])
+        )
+        for at in range(0, len(datagram), size)
+    ]
 
 
 @pytest.mark.parametrize("version", [4, 6])
@@ -211,17 +232,7 @@ def test_fragments_follow_their_first(version, reverse):
     """Every fragment of a datagram is its flow's; reassembled by scapy, the UDP checksum is valid.
     Out of order, the fragments before the first one cannot be placed and pass unchanged, counted."""
     payload = bytes(range(256)) * 12
-    if version == 4:
-        whole = IP(src="10.9.9.9", dst="10.0.0.1", id=4321) / UDP(sport=9, dport=53) / Raw(payload)
-        pieces = [Ether() / f for f in fragment(whole, fragsize=1000)]
-    else:
-        whole = (
-            IPv6(src="2001:db8::9", dst="2001:db8::1")
-            / IPv6ExtHdrFragment(id=77)
-            / UDP(sport=9, dport=53)
-            / Raw(payload)
-        )
-        pieces = [Ether() / f for f in fragment6(whole, 1280)]
+    pieces = [Ether(f) for f in fragments_of(version, 4321, payload)]
     assert len(pieces) >= 3
     rewriter = Rewriter(SANDBOX, [6000])
     order = list(reversed(pieces)) if reverse else pieces
@@ -231,7 +242,7 @@ def test_fragments_follow_their_first(version, reverse):
         assert [o.frame for o in outs[:-1]] == [bytes(p) for p in order[:-1]]
         assert (outs[-1].flow, outs[-1].port, outs[-1].payload) == (0, 6000, None)
         return
-    assert [(o.flow, o.port, o.payload) for o in outs] == [(0, 6000, None)] * len(pieces)
+    assert [(o.flow, o.port, o.payload) for o in outs] == [(0, 6000, None)] * (len(pieces) - 1) + [(0, 6000, payload)]
     sent = [Ether(o.frame) for o in outs]
     for frame in sent:
         assert (ip_layer(frame).src, ip_layer(frame).dst) == ADDRESSES[type(ip_layer(frame))]
@@ -248,11 +259,36 @@ def test_fragments_follow_their_first(version, reverse):
     assert datagram[UDP].chksum == datagram.__class__(bytes(fresh))[UDP].chksum
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from([4, 6]), st.randoms(use_true_random=False))
+def test_interleaved_fragments_give_each_datagram_its_payload_once(version, rng):
+    """Two datagrams' fragments, each first fragment ahead of its others, the rest shuffled together:
+    each datagram's payload comes back once, on the fragment that completes it."""
+    payloads = {1: bytes([1]) * 2500, 2: bytes([2]) * 3000}
+    firsts = [fragments_of(version, i, p)[0] for i, p in payloads.items()]
+    rest = [f for i, p in payloads.items() for f in fragments_of(version, i, p)[1:]]
+    rng.shuffle(rest)
+    rewriter = Rewriter(SANDBOX, [6000])
+    outs = [rewriter.rewrite_frame(f, LinkType.ETHERNET) for f in firsts + rest]
+    assert sorted(bytes(o.payload) for o in outs if o.payload is not None) == sorted(payloads.values())
+    assert {(o.flow, o.port) for o in outs} == {(0, 6000)} and not rewriter.unsupported
+
+
+def test_fragments_of_too_many_datagrams_at_once_drop_the_oldest():
+    pieces = [fragments_of(4, i, bytes(1500)) for i in range(MAX_PENDING + 1)]
+    rewriter = Rewriter(SANDBOX, [6000])
+    for datagram in pieces:
+        rewriter.rewrite_frame(datagram[0], LinkType.ETHERNET)
+    assert rewriter.rewrite_frame(pieces[0][1], LinkType.ETHERNET).flow is None
+    assert rewriter.unsupported == {"a later fragment before its first": 1}
+    assert [rewriter.rewrite_frame(f, LinkType.ETHERNET).flow for f in pieces[1][1:]] == [0, 0]
+
+
 def test_what_cannot_be_rewritten_passes_unchanged_and_is_counted():
     only_v6 = Rewriter(make_sandbox(WRITER_MAC, READER_MAC, V6), [6000, 6001])
-    v4 = bytes(Ether() / IP(dst="10.0.0.1") / UDP(dport=53) / Raw(b"x" * 100))
-    double = bytes(Ether() / Dot1Q(vlan=5) / Dot1Q(vlan=6) / IPv6() / UDP() / Raw(b"x"))
-    cut = bytes(Ether() / IPv6(dst="2001:db8::1") / UDP(dport=53) / Raw(b"x" * 100))[:-10]
+    v4 = bytes(Ether(**MACS) / IP(dst="10.0.0.1") / UDP(dport=53) / Raw(b"x" * 100))
+    double = bytes(Ether(**MACS) / Dot1Q(vlan=5) / Dot1Q(vlan=6) / IPv6() / UDP() / Raw(b"x"))
+    cut = bytes(Ether(**MACS) / IPv6(dst="2001:db8::1") / UDP(dport=53) / Raw(b"x" * 100))[:-10]
     for frame in (v4, double, cut):
         assert only_v6.rewrite_frame(frame, LinkType.ETHERNET).frame == frame
     assert only_v6.unsupported == {
@@ -265,9 +301,9 @@ def test_what_cannot_be_rewritten_passes_unchanged_and_is_counted():
 
 def test_running_out_of_reader_ports_is_one_line():
     rewriter = Rewriter(SANDBOX, [6000])
-    rewriter.rewrite_frame(bytes(Ether() / IP(dst="10.0.0.1") / UDP(dport=1)), LinkType.ETHERNET)
+    rewriter.rewrite_frame(bytes(Ether(**MACS) / IP(dst="10.0.0.1") / UDP(dport=1)), LinkType.ETHERNET)
     with pytest.raises(UsageError, match="more UDP flows than the 1 reader ports"):
-        rewriter.rewrite_frame(bytes(Ether() / IP(dst="10.0.0.1") / UDP(dport=2)), LinkType.ETHERNET)
+        rewriter.rewrite_frame(bytes(Ether(**MACS) / IP(dst="10.0.0.1") / UDP(dport=2)), LinkType.ETHERNET)
 
 
 def test_the_sandbox_of_a_target():
@@ -280,7 +316,7 @@ def test_the_sandbox_of_a_target():
         {6: (socket.inet_pton(socket.AF_INET6, "2001:2::1"), socket.inet_pton(socket.AF_INET6, "2001:2::2"))},
         9,
     )
-    out = rewriter.rewrite_frame(bytes(Ether() / IPv6() / UDP(dport=1) / Raw(b"z")), LinkType.ETHERNET)
+    out = rewriter.rewrite_frame(bytes(Ether(**MACS) / IPv6() / UDP(dport=1) / Raw(b"z")), LinkType.ETHERNET)
     assert (out.port, Ether(out.frame)[Dot1Q].vlan) == (5001, 9)
 
 
