@@ -149,6 +149,20 @@ def test_simple_packet_blocks_unknown_blocks_and_a_second_section(tmp_path):
     assert [r.time_ns for r in records] == [0, 0, expected_ns(0)]  # an SPB has no timestamp
 
 
+def test_the_obsolete_packet_block(tmp_path):
+    units = stamp_units(EPOCH_S, 250_000_000, None)
+    pb = pcapng.PacketBlockLE(
+        ts_high=units >> 32,
+        ts_low=units & 0xFFFFFFFF,
+        caplen=len(FRAMES[1]),
+        pkt_len=len(FRAMES[1]),
+        pkt_data=FRAMES[1],
+    )
+    data = pcapng_bytes([]) + bytes(pb)
+    [record] = read(write(tmp_path, data, "pb.pcapng"))
+    assert (record.data, record.time_ns) == (FRAMES[1], expected_ns(0))
+
+
 def test_if_tsoffset_moves_every_timestamp(tmp_path):
     opts = [
         pcapng.PcapngOptionLE(code=pcapng.PCAPNG_OPT_IF_TSOFFSET, data=struct.pack("<q", 100)),
