@@ -18,6 +18,7 @@ frame before the cut.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -217,7 +218,7 @@ class _Stream:
         raise CaptureError(f"capture {self.path!r} is corrupt at frame {self.frames}, byte offset {start}: {what}")
 
 
-def read_capture(path: str) -> Iterator[Record]:
+def read_capture(path: str | os.PathLike[str]) -> Iterator[Record]:
     """Every frame of the pcap or pcapng file at ``path``, one at a time, in file order.
 
     Raises CaptureError (one line) when the file is not a capture, is empty or holds no frames, uses an
@@ -225,6 +226,7 @@ def read_capture(path: str) -> Iterator[Record]:
     a classic pcap's link type) is raised here, before any frame is asked for; the rest as the
     frames are read, a truncation after the frames before the cut.
     """
+    path = os.fspath(path)
     try:
         handle = open(path, "rb")  # noqa: SIM115 - the returned generator owns it and closes it
     except OSError as exc:
