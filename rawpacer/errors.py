@@ -22,6 +22,13 @@ class DutSetupError(UsageError):
     the message names the line's number, the line, and the first line it wrote to stderr."""
 
 
+class CaptureError(UsageError):
+    """A capture file given to replay cannot be read: not pcap or pcapng, empty, truncated, corrupt, or a
+    link type rawpacer does not rewrite. A UsageError (exit 2) because the file is an argument the user
+    gave, like any other bad value; its own class so a caller that counts the frames read before a
+    truncation can tell it from other bad values."""
+
+
 class PrivilegeError(RawpacerError, PermissionError):
     """Root / CAP_NET_RAW / CAP_NET_ADMIN is missing for an operation that needs it."""
 

@@ -1,0 +1,30 @@
+"""Traffic beyond the fan-out, pure code for the replay and send paths above it ([docs/traffic.md]):
+
+- ``capture``: ``read_capture(path)`` streams the frames of a pcap or pcapng file as ``Record``s;
+- ``rewrite``: ``Rewriter`` maps every UDP flow of a capture onto a ``Endpoints`` (checksums updated
+  incrementally, RFC 1624);
+- ``sizes``: ``parse_sizes("imix")`` and the order a ``SizeMix`` sends its sizes in;
+- ``vary``: ``parse_vary("sport=1000-1999:random")`` and the per-packet values, as numpy arrays.
+"""
+
+from rawpacer.traffic.capture import LinkType, Record, read_capture
+from rawpacer.traffic.rewrite import Endpoints, Rewriter, Rewritten, make_endpoints, update_checksum
+from rawpacer.traffic.sizes import SizeMix, parse_sizes
+from rawpacer.traffic.vary import Variation, VaryStream, parse_varies, parse_vary
+
+__all__ = [
+    "Endpoints",
+    "LinkType",
+    "Record",
+    "Rewriter",
+    "Rewritten",
+    "SizeMix",
+    "Variation",
+    "VaryStream",
+    "make_endpoints",
+    "parse_sizes",
+    "parse_varies",
+    "parse_vary",
+    "read_capture",
+    "update_checksum",
+]
