@@ -23,7 +23,6 @@ from rawpacer.bench.result import Sample
 from rawpacer.bench.stats import cdf, percentiles
 from rawpacer.diagnose import Counters
 from rawpacer.pacing import Pacer, PaceSpec, link_bytes, make_schedule, stream_stats
-from rawpacer.writers._raw import RawWriter
 from rawpacer.writers.base import Writer
 
 SHORTFALL = 0.01
@@ -86,9 +85,9 @@ class Paced:
 def paced(spec: PaceSpec, writer: Writer) -> Paced:
     """The pacing of one writer's stream: a bit rate is counted on the bytes its datagrams occupy on
     the link (``rawpacer.pacing.link_bytes``: Ethernet, VLAN tag, IP, UDP, payload, per fragment)."""
-    mtu = writer.mtu if isinstance(writer, RawWriter) else writer.target.link.mtu
     target = writer.target
-    frame = link_bytes(writer.delivered_size, mtu=mtu, ip_version=target.ip_version, vlan=target.vlan is not None)
+    vlan = target.vlan is not None
+    frame = link_bytes(writer.delivered_size, mtu=writer.planned_mtu, ip_version=target.ip_version, vlan=vlan)
     return Paced(spec, spec.pps(frame), Pacer(make_schedule(spec, frame)))
 
 

@@ -136,6 +136,11 @@ class RawWriter(Writer):
         if self.pcap is not None:
             self.own(self.pcap.close)
 
+    @property
+    def planned_mtu(self) -> int:
+        """The MTU the fit policy plans against: the link's, or less when ``frame_limit`` says so."""
+        return self.mtu
+
     def frame_limit(self) -> tuple[int, str] | None:
         """The largest frame (link header included) this writer can put on the link and why, when
         that is less than the link MTU allows; None when the link MTU is the only limit. The fit

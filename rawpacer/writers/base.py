@@ -181,6 +181,12 @@ class Writer(ABC):
         """Facts about how this writer ran, for the JSON row (e.g. AF_XDP's copy or zero-copy mode)."""
         return {}
 
+    @property
+    def planned_mtu(self) -> int:
+        """The MTU this writer's datagrams are planned against: the link's, unless the writer has a
+        smaller limit of its own (a raw writer's ring or UMEM frame)."""
+        return self.target.link.mtu
+
     def notes(self) -> list[str]:
         """What the report should say about how this writer ran (e.g. AF_XDP's mode); empty by default."""
         return []
