@@ -105,6 +105,11 @@ class Session:
                 self.report.interrupted = True
                 self.on_interrupt(self.report)
                 raise
+            except ReaderDied as exc:  # the readers (a remote agent, its link) went away: keep what was measured
+                self.report.notes.append(f"stopped: {exc}")
+                self.report.interrupted = True
+                self.on_interrupt(self.report)
+                raise
             finally:
                 self._note_vlan_drops(topo)
         return self.report

@@ -19,7 +19,7 @@ from rawpacer.bench.config import Config, make_config, parse_int
 from rawpacer.bench.oploop import ASAP, OpLoop, depart
 from rawpacer.bench.runner import Paced, paced
 from rawpacer.cli._options import add_messages, add_pacing, add_sandbox, config_kwargs
-from rawpacer.errors import require
+from rawpacer.errors import ReaderDied, require
 from rawpacer.headers.addresses import parse_ip, parse_mac
 from rawpacer.kernel import caps
 from rawpacer.limits import FIRST_PORT, MAX_PORT
@@ -94,12 +94,19 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
         with writer:
             pace = None if config.pace is None else paced(config.pace, writer)
             loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer, timestamps=pace is not None)
-            for op in range(1, ops + 1):
-                result = loop.fanout().result
-                lost += result.lost + result.corrupt
-                pacing = "" if pace is None else f"; {_pacing_line(pace, result)}"
-                if ops <= 10 or not result.ok:
-                    print(f"op {op}: {result.describe()}{pacing}")
+            try:
+                for op in range(1, ops + 1):
+                    result = loop.fanout().result
+                    lost += result.lost + result.corrupt
+                    pacing = "" if pace is None else f"; {_pacing_line(pace, result)}"
+                    if ops <= 10 or not result.ok:
+                        print(f"op {op}: {result.describe()}{pacing}")
+            except ReaderDied:  # a remote agent or its link went away: say what was delivered until then
+                done = readers.tally
+                print(
+                    f"before the readers went away: {done.ops} ops, {done.delivered} of {done.sent} delivered, {done.intact} intact"
+                )
+                raise
         tally = readers.tally
         print(
             f"{tally.delivered} of {tally.sent} datagrams delivered, {tally.intact} intact "

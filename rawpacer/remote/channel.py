@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -61,7 +62,7 @@ def why_failed(host: Host, stderr: list[str], exit_code: int | None) -> str:
         return (
             f"rawpacer on {name} is too old (it has no agent command); install this release there: {wire.INSTALL_HINT}"
         )
-    if "command not found" in text or "No module named rawpacer" in text or "not found" in last:
+    if "command not found" in text or re.search(r"No module named '?rawpacer", text) or "not found" in last:
         return f"rawpacer is not installed on {name}; install it there: {wire.INSTALL_HINT}"
     if exit_code is not None and exit_code < 0:
         return f"the agent on {name} was killed by {signal.Signals(-exit_code).name}"
