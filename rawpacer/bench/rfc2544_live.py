@@ -33,7 +33,6 @@ from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
 from rawpacer.errors import require
 from rawpacer.kernel import caps, timestamping
 from rawpacer.kernel.timestamping import TxStamps
-from rawpacer.messages import MessageSource
 from rawpacer.pacing import ConstantSchedule, Pacer
 from rawpacer.remote.readerset import AnyReaders, RemoteReaderSet
 from rawpacer.sandbox import Topology
@@ -182,7 +181,7 @@ class LiveDevice:
             return self._open
         self.close()
         size = frame.payload_bytes
-        config = self.config or Config(writers=(self.name,))
+        config = self.config or Config(writers=(self.name,), payload=self.payload)
         readers = rig.readers(config, self.topo, self.readers_count, size=size)
         try:
             options = WriterOptions(message_size=size, fit=Fit.STRICT, allow_iface=self.topo.allow_iface)
@@ -190,7 +189,7 @@ class LiveDevice:
         except BaseException:
             readers.close()
             raise
-        loop = OpLoop(writer, readers, MessageSource.make(self.payload, size))
+        loop = OpLoop(writer, readers, rig.source(config, readers, size))
         self._open = _Frame(frame, readers, writer, loop)
         return self._open
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 from rawpacer import dut
 from rawpacer.bench.config import Config
+from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.remote import route
 from rawpacer.remote.fan import FanWriter
@@ -55,6 +56,14 @@ def readers(config: Config, topo: Topology, count: int, *, size: int | None = No
         addrs = list(config.remote_addr) or None
         return RemoteReaderSet(config.remote, count, size, addrs=addrs, timeout=timeout)
     return ReaderSet(topo, count, size, timeout=timeout)
+
+
+def source(config: Config, readers: AnyReaders, size: int | None = None) -> MessageSource:
+    """The run's message source; remote readers are told of it, so a fill crosses the wire as its seed."""
+    made = MessageSource.make(config.payload, config.size if size is None else size)
+    if isinstance(readers, RemoteReaderSet):
+        readers.attach(made)
+    return made
 
 
 def open_writer(

@@ -124,7 +124,7 @@ class Session:
     def _one_count(self, topo: Topology, count: int, go_binary: Path | None) -> None:
         config = self.config
         with rig.readers(config, topo, count) as readers:
-            source = MessageSource.make(config.payload, config.size)
+            source = rig.source(config, readers)
             rows = {name: self._row(name, count) for name in config.writers}
             go_rows: dict[str, WriterResult] = {}
             for _ in range(config.count):

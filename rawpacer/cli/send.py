@@ -79,7 +79,7 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
             config, topo, readers, get(name), dataclasses.replace(options, allow_iface=topo.allow_iface)
         )
         target = writer.target
-        source = MessageSource.make(config.payload, config.size)
+        source = rig.source(config, readers)
         where = (
             f"{target.src_ip} -> {target.dst_ip}" if not isinstance(readers, RemoteReaderSet) else remote_line(readers)
         )

@@ -20,10 +20,12 @@ from typing import Any
 
 from rawpacer import diagnose
 from rawpacer.errors import RawpacerError, UsageError
-from rawpacer.readers import ReaderSet
+from rawpacer.messages import CryptoSource
+from rawpacer.readers import OpResult, ReaderSet
 from rawpacer.readers.arrivals import BYTES_PER_ARRIVAL
 from rawpacer.remote import clock, outcome, wire
 
+SEED_BYTES = 32
 IDLE_S = 120.0
 """The agent leaves after this long without a message (a controller that vanished with the link up)."""
 
@@ -66,6 +68,8 @@ class Agent:
         self.out_fd = out_fd
         self.readers: ReaderSet | None = None
         self.counters: diagnose.Counters | None = None
+        self.first_slot = 0
+        self.keystream = CryptoSource(1)
         self.injected_ns = int(os.environ.get(clock.OFFSET_ENV, "0") or 0)
 
     def say(self, kind: str, blob: bytes = b"", **fields: Any) -> None:
@@ -118,31 +122,45 @@ class Agent:
             self.readers = None
         addr = check_addr(msg["addr"] or connection_addr() or "127.0.0.1")
         where = types.SimpleNamespace(reader_ns="", reader_ip=addr)
+        self.first_slot = msg["first_slot"]
+        self.keystream = CryptoSource(msg["size"])
         self.readers = ReaderSet(
             where, msg["count"], msg["size"], timeout=float(msg["timeout"]), first_port=msg["first_port"]
         )
         self.counters = diagnose.snapshot()
         self.say("opened", ports=list(self.readers.ports), loop=self.readers.loop, addr=addr, pid=self.readers.pid)
 
+    def fill(self, readers: ReaderSet, how: str, blob: bytes) -> None:
+        """The expected messages, as ``begin`` says (wire.FILLS): given, made from a seed, or kept."""
+        if how == "key":
+            if len(blob) != SEED_BYTES:
+                raise UsageError(f"a {len(blob)}-byte seed; a crypto fill's is {SEED_BYTES}")
+            self.keystream.keystream(blob, readers.buffer, self.first_slot * readers.message_size)
+        elif how == "bytes":
+            if len(blob) != len(readers.buffer):
+                raise UsageError(f"{len(blob)} message bytes for a {len(readers.buffer)}-byte reader buffer")
+            readers.buffer[:] = blob
+        elif how != "same":
+            raise UsageError(f"fill {how!r} is not allowed; use one of: {', '.join(wire.FILLS)}")
+
+    def report(self, result: OpResult) -> None:
+        """One op's or stream's result, its figures on this host's realtime clock (plus any injected skew)."""
+        shift = time.time_ns() - time.monotonic_ns()
+        fields, blob = outcome.to_wire(result, shift, self.injected_ns)
+        self.say("result", blob, outcome=fields, arrivals=len(blob) // BYTES_PER_ARRIVAL)
+
     def drive(self, readers: ReaderSet, msg: wire.Message) -> None:
-        """begin, wait, end_stream, close_port on the reader set."""
+        """begin (an op: armed, then its result), end_stream, close_port on the reader set."""
         kind = msg.type
         if kind == "begin":
-            if msg["fresh"]:
-                if len(msg.blob) != len(readers.buffer):
-                    raise UsageError(f"{len(msg.blob)} message bytes for a {len(readers.buffer)}-byte reader buffer")
-                readers.buffer[:] = msg.blob
+            self.fill(readers, msg["fill"], msg.blob)
             start = readers.begin if msg["mode"] == "op" else readers.begin_stream
             start(msg["expected_size"], timestamps=msg["timestamps"])
             self.say("armed")
-        elif kind in ("wait", "end_stream"):
-            if kind == "wait":
-                result = readers.wait(msg["sent"], silence=msg["silence"])
-            else:
-                result = readers.end_stream(msg["sent_per_port"], settle=float(msg["settle"]))
-            shift = time.time_ns() - time.monotonic_ns()
-            fields, blob = outcome.to_wire(result, shift, self.injected_ns)
-            self.say("result", blob, outcome=fields, arrivals=len(blob) // BYTES_PER_ARRIVAL)
+            if msg["mode"] == "op":  # the op ends here, answered once: the controller sends no wait
+                self.report(readers.wait(silence=msg["silence"]))
+        elif kind == "end_stream":
+            self.report(readers.end_stream(msg["sent_per_port"], settle=float(msg["settle"])))
         elif kind == "close_port":
             readers.close_port(msg["port"])
             self.say("done")

@@ -20,7 +20,7 @@ import numpy as np
 
 from rawpacer.errors import UsageError, require
 from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
-from rawpacer.messages import check_size
+from rawpacer.messages import CryptoSource, FixedSource, MessageSource, check_size
 from rawpacer.readers import Arrivals, OpResult, ReaderSet, RunTally
 from rawpacer.readers.process import STREAM_CAP_S
 from rawpacer.readers.readerset import ANSWER_MARGIN_S
@@ -29,6 +29,9 @@ from rawpacer.remote.channel import Channel
 from rawpacer.remote.spec import Host, shares
 
 OPEN_TIMEOUT_S = 60.0
+CHANNEL_SLACK_S = 0.05
+"""Added to an op's silence: the agent starts counting it when armed, before the controller has heard
+that and sent anything, so a slow channel must not make datagrams on their way count as lost."""
 _SUMMED = ("delivered", "intact", "corrupt", "duplicate", "lost", "late", "socket_drops", "reader_checked")
 
 
@@ -131,6 +134,11 @@ class RemoteReaderSet:
         self._channels: list[Channel] = []
         self._closed = False
         self._pending: tuple[str, int, float, bool, int] | None = None
+        self._silence: float | None = None
+        self._source: MessageSource | None = None
+        self._sent_seed: bytes | None = None
+        """The silence an op's agent waits with: the one the last ``wait`` asked for (the op loop's
+        changes slowly), since each agent ends its op on its own and no wait request is sent."""
         try:
             self._open(hosts, addrs, shares(count, tuple(hosts)), first_port)
         except BaseException:
@@ -153,8 +161,9 @@ class RemoteReaderSet:
         port = first_port
         for channel, addr, n in zip(self._channels, addrs, split):
             channel.send(
-                "open", count=n, size=self.message_size, first_port=port, addr=addr or "", timeout=self.timeout
-            )
+                "open", count=n, size=self.message_size, first_port=port, first_slot=port - first_port,
+                addr=addr or "", timeout=self.timeout,
+            )  # fmt: skip
             port += n
         slot = 0
         for channel, n in zip(self._channels, split):
@@ -179,12 +188,36 @@ class RemoteReaderSet:
         if self._pending is not None:
             raise UsageError(f"a {self._pending[0]} is already running: call wait()/end_stream() first")
         started = time.perf_counter()
+        how, seed = self._how_filled()
         for share in self.shares:
-            blob = self.buffer[share.slots.start * self.message_size : share.slots.stop * self.message_size]
-            share.channel.send("begin", blob, mode=mode, expected_size=size, timestamps=bool(timestamps), fresh=True)
+            mine = self.buffer[share.slots.start * self.message_size : share.slots.stop * self.message_size]
+            share.channel.send(
+                "begin", mine if how == "bytes" else seed, mode=mode, expected_size=size,
+                timestamps=bool(timestamps), silence=self._silence, fill=how,
+            )  # fmt: skip
         for share in self.shares:
             share.channel.answer("armed", ANSWER_MARGIN_S)
         self._pending = (mode, size, started, bool(timestamps), time.time_ns())
+
+    def attach(self, source: MessageSource) -> None:
+        """The source that fills ``buffer`` (the op loop's): a crypto fill then crosses the wire as its
+        32-byte seed, a fixed one once; any other fill, or none seen, as the bytes themselves."""
+        self._source = source
+        self._sent_seed = None
+
+    def _how_filled(self) -> tuple[str, bytes]:
+        """(wire.FILLS entry, blob) for the buffer as it is now."""
+        source = self._source
+        if isinstance(source, CryptoSource) and source.last_seed is not None:
+            if source.last_seed is self._sent_seed:
+                return "same", b""
+            self._sent_seed = source.last_seed
+            return "key", source.last_seed
+        if isinstance(source, FixedSource) and self._sent_seed is not None:
+            return "same", b""
+        if isinstance(source, FixedSource):
+            self._sent_seed = b"fixed"
+        return "bytes", b""
 
     def begin(self, expected_size: int | None = None, *, timestamps: bool = False) -> None:
         """Start one op on every host: each agent holds its share of ``messages`` and is armed on return."""
@@ -200,10 +233,9 @@ class RemoteReaderSet:
         _, _, started, timestamps, sent_rt = self._pending
         self._pending = None
         called = time.perf_counter()
-        kind = "wait" if mode == "op" else "end_stream"
-        for share in self.shares:
-            fields = dict(request, sent=len(share.ports) * (sent // max(1, self.count))) if mode == "op" else request
-            share.channel.send(kind, **fields)
+        if mode == "stream":
+            for share in self.shares:
+                share.channel.send("end_stream", **request)
         parts = []
         for share in self.shares:
             msg = share.channel.answer("result", answer_within + ANSWER_MARGIN_S)
@@ -225,10 +257,12 @@ class RemoteReaderSet:
         return merged.raise_for_loss() if strict else merged
 
     def wait(self, sent: int | None = None, *, strict: bool = False, silence: float | None = None) -> OpResult:
-        """End the op on every host: each answers once all its readers have a datagram, or gives up
-        (``timeout``, or ``silence`` s with nothing arriving); the results merged."""
+        """End the op on every host: each agent answers once all its readers have a datagram, or gives
+        up (``timeout``, or the silence of the previous op's ``wait``); the results merged. ``silence``
+        applies from the next op on."""
         sent = self.count if sent is None else sent
-        return self._finish("op", sent, {"silence": silence}, self.timeout, strict)
+        self._silence = None if silence is None else silence + CHANNEL_SLACK_S
+        return self._finish("op", sent, {}, self.timeout, strict)
 
     def end_stream(self, sent_per_port: int, settle: float = 0.2, *, strict: bool = False) -> OpResult:
         """End a stream of ``sent_per_port`` fan-outs on every host; the results merged."""

@@ -39,12 +39,28 @@ MESSAGES: dict[str, tuple[str, dict[str, tuple[type, ...]]]] = {
     "hello": ("both", {"version": (int,), "min_version": (int,), "capabilities": (list,), "software": (str,)}),
     "open": (
         CONTROLLER,
-        {"count": (int,), "size": (int,), "first_port": (int,), "addr": (str,), "timeout": (float, int)},
+        {
+            "count": (int,),
+            "size": (int,),
+            "first_port": (int,),
+            "first_slot": (int,),
+            "addr": (str,),
+            "timeout": (float, int),
+        },
     ),
     "opened": (AGENT, {"ports": (list,), "loop": (str,), "addr": (str,), "pid": (int,)}),
-    "begin": (CONTROLLER, {"mode": (str,), "expected_size": (int,), "timestamps": (bool,), "fresh": (bool,)}),
+    # an op's begin is answered twice: armed (send now), then its result once it is over (no wait request)
+    "begin": (
+        CONTROLLER,
+        {
+            "mode": (str,),
+            "expected_size": (int,),
+            "timestamps": (bool,),
+            "silence": (float, int, type(None)),
+            "fill": (str,),  # FILLS: how the agent gets its share of the expected messages (the blob)
+        },
+    ),
     "armed": (AGENT, {}),
-    "wait": (CONTROLLER, {"sent": (int,), "silence": (float, int, type(None))}),
     "end_stream": (CONTROLLER, {"sent_per_port": (int,), "settle": (float, int)}),
     "result": (AGENT, {"outcome": (dict,), "arrivals": (int,)}),
     "clock": (CONTROLLER, {}),
@@ -56,6 +72,10 @@ MESSAGES: dict[str, tuple[str, dict[str, tuple[type, ...]]]] = {
     "bye": (CONTROLLER, {}),
     "error": (AGENT, {"text": (str,), "usage": (bool,)}),
 }
+
+FILLS = ("bytes", "key", "same")
+"""A begin's blob: the agent's share of the messages as bytes; the 32-byte seed of a crypto fill (the
+agent makes the same keystream: rawpacer.messages.CryptoSource.keystream); or nothing, unchanged."""
 
 _FRAME = struct.Struct("!II")
 MAX_HEADER = 64 << 20  # a result naming 10,000 deviating ports fits well within this
