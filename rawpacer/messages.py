@@ -63,6 +63,8 @@ class CryptoSource(MessageSource):
         self._zeros = memoryview(bytes(size))
         self.last_seed: bytes | None = None
         """The key and counter of the last ``fill`` (32 bytes), None before the first."""
+        self.next_seed: bytes | None = None
+        """Set by a remote reader set: the next ``fill``'s seed, drawn there (rawpacer.remote.wire.chained)."""
 
     def _zeros_of(self, length: int) -> memoryview:
         if len(self._zeros) < length:
@@ -71,7 +73,7 @@ class CryptoSource(MessageSource):
 
     def fill(self, buffer: memoryview | bytearray) -> None:
         """Fresh AES-128-CTR keystream over the whole buffer, under a key drawn from os.urandom now."""
-        self.last_seed = os.urandom(32)
+        self.last_seed, self.next_seed = self.next_seed or os.urandom(32), None
         self.keystream(self.last_seed, buffer)
 
     def keystream(self, seed: bytes, buffer: memoryview | bytearray, start: int = 0) -> None:

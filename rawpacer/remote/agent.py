@@ -26,6 +26,10 @@ from rawpacer.readers.arrivals import BYTES_PER_ARRIVAL
 from rawpacer.remote import clock, outcome, wire
 
 SEED_BYTES = 32
+CHAIN_SILENCE_S = 0.5
+"""A prearmed op ends after this long with nothing arriving (the controller did not use it)..."""
+CHAIN_TIMEOUT_S = 30.0
+"""...and at the latest this long after it was armed (a slow writer's fan-out of 10,000 still fits)."""
 IDLE_S = 120.0
 """The agent leaves after this long without a message (a controller that vanished with the link up)."""
 
@@ -69,6 +73,7 @@ class Agent:
         self.readers: ReaderSet | None = None
         self.counters: diagnose.Counters | None = None
         self.first_slot = 0
+        self.seed = b""
         self.keystream = CryptoSource(1)
         self.injected_ns = int(os.environ.get(clock.OFFSET_ENV, "0") or 0)
 
@@ -135,6 +140,7 @@ class Agent:
         if how == "key":
             if len(blob) != SEED_BYTES:
                 raise UsageError(f"a {len(blob)}-byte seed; a crypto fill's is {SEED_BYTES}")
+            self.seed = blob
             self.keystream.keystream(blob, readers.buffer, self.first_slot * readers.message_size)
         elif how == "bytes":
             if len(blob) != len(readers.buffer):
@@ -143,11 +149,33 @@ class Agent:
         elif how != "same":
             raise UsageError(f"fill {how!r} is not allowed; use one of: {', '.join(wire.FILLS)}")
 
-    def report(self, result: OpResult) -> None:
-        """One op's or stream's result, its figures on this host's realtime clock (plus any injected skew)."""
+    def report(self, result: OpResult, prearmed: bool = False) -> None:
+        """One op's or stream's result, its figures on this host's realtime clock (plus any injected
+        skew); ``prearmed``: the next op is already open, on the chained seed."""
         shift = time.time_ns() - time.monotonic_ns()
         fields, blob = outcome.to_wire(result, shift, self.injected_ns)
-        self.say("result", blob, outcome=fields, arrivals=len(blob) // BYTES_PER_ARRIVAL)
+        self.say("result", blob, outcome=fields, arrivals=len(blob) // BYTES_PER_ARRIVAL, prearmed=prearmed)
+
+    def ops(self, readers: ReaderSet, msg: wire.Message) -> None:
+        """End the op ``msg`` began; while ops complete (and it asked to prearm), open the next one on
+        the chained seed before reporting this one, so the controller can send at once: one message
+        per op. A chained op nobody sends to ends after ``CHAIN_SILENCE_S`` empty, and the chain with it."""
+        result = readers.wait(silence=msg["silence"])
+        chain = msg["prearm"] and msg["fill"] == "key"
+        while True:
+            prearm = chain and result.ok and not result.timed_out
+            if prearm:
+                self.seed = wire.chained(self.seed)
+                self.keystream.keystream(self.seed, readers.buffer, self.first_slot * readers.message_size)
+                readers.begin(msg["expected_size"], timestamps=msg["timestamps"])
+            self.report(result, prearm)
+            if not prearm:
+                return
+            timeout, readers.timeout = readers.timeout, max(readers.timeout, CHAIN_TIMEOUT_S)
+            try:
+                result = readers.wait(silence=max(msg["silence"] or 0.0, CHAIN_SILENCE_S))
+            finally:
+                readers.timeout = timeout
 
     def drive(self, readers: ReaderSet, msg: wire.Message) -> None:
         """begin (an op: armed, then its result), end_stream, close_port on the reader set."""
@@ -158,7 +186,7 @@ class Agent:
             start(msg["expected_size"], timestamps=msg["timestamps"])
             self.say("armed")
             if msg["mode"] == "op":  # the op ends here, answered once: the controller sends no wait
-                self.report(readers.wait(silence=msg["silence"]))
+                self.ops(readers, msg)
         elif kind == "end_stream":
             self.report(readers.end_stream(msg["sent_per_port"], settle=float(msg["settle"])))
         elif kind == "close_port":

@@ -24,11 +24,15 @@ from rawpacer.messages import CryptoSource, FixedSource, MessageSource, check_si
 from rawpacer.readers import Arrivals, OpResult, ReaderSet, RunTally
 from rawpacer.readers.process import STREAM_CAP_S
 from rawpacer.readers.readerset import ANSWER_MARGIN_S
-from rawpacer.remote import clock, outcome
+from rawpacer.remote import clock, outcome, wire
+from rawpacer.remote.agent import CHAIN_SILENCE_S
 from rawpacer.remote.channel import Channel
 from rawpacer.remote.spec import Host, shares
 
 OPEN_TIMEOUT_S = 60.0
+CHAIN_USE_S = 0.25
+"""A prearmed op is used only this soon after its agent's last result: well inside the agent's
+CHAIN_SILENCE_S, so it cannot end empty while the datagrams are on their way."""
 CHANNEL_SLACK_S = 0.05
 """Added to an op's silence: the agent starts counting it when armed, before the controller has heard
 that and sent anything, so a slow channel must not make datagrams on their way count as lost."""
@@ -48,6 +52,10 @@ class Share:
     offset: clock.Offset
     tally: RunTally
     latency_raw_ns: list[float] = field(default_factory=list)
+    prearmed: tuple[bytes, int, bool] | None = None
+    """(seed, expected size, timestamps) of the op the agent opened on its own after the last one."""
+    result_at: float = 0.0
+    """When its last result came (perf_counter), to know whether its prearmed op is still open."""
 
     @property
     def slots(self) -> slice:
@@ -137,6 +145,7 @@ class RemoteReaderSet:
         self._silence: float | None = None
         self._source: MessageSource | None = None
         self._sent_seed: bytes | None = None
+        self._used_seed: bytes | None = None
         """The silence an op's agent waits with: the one the last ``wait`` asked for (the op loop's
         changes slowly), since each agent ends its op on its own and no wait request is sent."""
         try:
@@ -189,15 +198,39 @@ class RemoteReaderSet:
             raise UsageError(f"a {self._pending[0]} is already running: call wait()/end_stream() first")
         started = time.perf_counter()
         how, seed = self._how_filled()
+        used = self._source.last_seed if isinstance(self._source, CryptoSource) else None
+        asked = []
         for share in self.shares:
+            armed, share.prearmed = share.prearmed, None
+            if armed is not None:
+                fresh = time.perf_counter() - share.result_at < CHAIN_USE_S and not share.channel.inbox.ready()
+                if mode == "op" and how == "key" and armed == (used, size, bool(timestamps)) and fresh:
+                    continue  # the agent armed this op itself: send at once
+                self._drain(share)
+                how, seed = self._how_filled()
             mine = self.buffer[share.slots.start * self.message_size : share.slots.stop * self.message_size]
             share.channel.send(
                 "begin", mine if how == "bytes" else seed, mode=mode, expected_size=size,
-                timestamps=bool(timestamps), silence=self._silence, fill=how,
+                timestamps=bool(timestamps), silence=self._silence, fill=how, prearm=mode == "op" and how == "key",
             )  # fmt: skip
-        for share in self.shares:
+            asked.append(share)
+        for share in asked:
             share.channel.answer("armed", ANSWER_MARGIN_S)
+        self._used_seed = used
         self._pending = (mode, size, started, bool(timestamps), time.time_ns())
+
+    def _drain(self, share: Share) -> None:
+        """Read (and drop) the result of the op ``share``'s agent armed on its own and nobody used: it
+        ends empty ``CHAIN_SILENCE_S`` after it was armed. Its buffer then holds the chained fill."""
+        share.prearmed = None
+        share.channel.answer("result", CHAIN_SILENCE_S + self.timeout + ANSWER_MARGIN_S)
+        self._sent_seed = None  # so the next begin says its seed again
+
+    def _quiet(self) -> None:
+        """Every agent between ops, no prearmed op left open (before a request of another kind)."""
+        for share in self.shares:
+            if share.prearmed is not None:
+                self._drain(share)
 
     def attach(self, source: MessageSource) -> None:
         """The source that fills ``buffer`` (the op loop's): a crypto fill then crosses the wire as its
@@ -248,9 +281,14 @@ class RemoteReaderSet:
                 moved = result.arrivals.rx_ns - np.int64(round(share.offset.offset_ns))
                 result.arrivals = Arrivals(moved, result.arrivals.slot, result.arrivals.match)
             share.tally.add(result)
+            if msg["prearmed"] and self._used_seed is not None:
+                share.prearmed = (wire.chained(self._used_seed), result.expected_size, timestamps)
+                share.result_at = time.perf_counter()
             if first_rt and mode == "op":
                 share.latency_raw_ns.append(first_rt - sent_rt)
             parts.append(result)
+        if any(share.prearmed for share in self.shares) and isinstance(self._source, CryptoSource):
+            self._source.next_seed = wire.chained(self._used_seed or b"")  # the next fill is what they armed
         done = time.perf_counter()
         merged = merge(parts, sent, done - called, done - started, [s.first_slot for s in self.shares])
         self.tally.add(merged)
@@ -278,10 +316,12 @@ class RemoteReaderSet:
         share = self._host_of_port.get(port)
         require(share is not None, f"port {port!r} is not one of this RemoteReaderSet's reader ports")
         assert share is not None
+        self._quiet()
         share.channel.request("close_port", "done", ANSWER_MARGIN_S, port=port)
 
     def explain(self, lost: int) -> list[str]:
         """Each host's own counters on why datagrams were lost since the last call: ``host: why``."""
+        self._quiet()
         return [
             f"{s.host.label}: {s.channel.request('explain', 'explained', ANSWER_MARGIN_S, lost=lost)['text']}"
             for s in self.shares

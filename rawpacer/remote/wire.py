@@ -13,6 +13,7 @@ it still speaks and its capabilities; ``check_hello`` turns a mismatch into one 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import select
@@ -58,11 +59,12 @@ MESSAGES: dict[str, tuple[str, dict[str, tuple[type, ...]]]] = {
             "timestamps": (bool,),
             "silence": (float, int, type(None)),
             "fill": (str,),  # FILLS: how the agent gets its share of the expected messages (the blob)
+            "prearm": (bool,),  # after a complete op, arm the next one at once (chained seed)
         },
     ),
     "armed": (AGENT, {}),
     "end_stream": (CONTROLLER, {"sent_per_port": (int,), "settle": (float, int)}),
-    "result": (AGENT, {"outcome": (dict,), "arrivals": (int,)}),
+    "result": (AGENT, {"outcome": (dict,), "arrivals": (int,), "prearmed": (bool,)}),
     "clock": (CONTROLLER, {}),
     "time": (AGENT, {"realtime_ns": (int,)}),
     "explain": (CONTROLLER, {"lost": (int,)}),
@@ -76,6 +78,14 @@ MESSAGES: dict[str, tuple[str, dict[str, tuple[type, ...]]]] = {
 FILLS = ("bytes", "key", "same")
 """A begin's blob: the agent's share of the messages as bytes; the 32-byte seed of a crypto fill (the
 agent makes the same keystream: rawpacer.messages.CryptoSource.keystream); or nothing, unchanged."""
+
+
+def chained(seed: bytes) -> bytes:
+    """The seed of the fill after one of ``seed``: SHA-256 over a label and it (a hash chain from a
+    seed drawn from os.urandom, as Hash_DRBG, NIST SP 800-90A), so controller and agents agree on
+    the next op's messages without a message, and the agent can arm that op before it is asked."""
+    return hashlib.sha256(b"rawpacer next fill" + seed).digest()
+
 
 _FRAME = struct.Struct("!II")
 MAX_HEADER = 64 << 20  # a result naming 10,000 deviating ports fits well within this
@@ -169,6 +179,10 @@ class Inbox:
             if not chunk:
                 raise ProtocolError(f"{self.peer_name} closed the channel")
             self._buffer += chunk
+
+    def ready(self) -> bool:
+        """Whether a message (or part of one) is already waiting, without blocking."""
+        return bool(self._buffer) or bool(select.select([self.fd], [], [], 0)[0])
 
     def read(self, timeout: float | None = None) -> Message:
         """The next message (None timeout: wait for ever), checked; ProtocolError on silence, EOF or a bad message."""

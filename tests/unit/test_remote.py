@@ -71,6 +71,7 @@ def test_a_message_crosses_the_wire_with_its_blob():
         timestamps=False,
         silence=None,
         fill="bytes",
+        prearm=False,
     )
     assert (got.type, got["mode"], got["silence"], got.blob) == ("begin", "op", None, b"\x00\xff" * 10)
 
@@ -82,7 +83,7 @@ def test_a_message_crosses_the_wire_with_its_blob():
         (
             wire.AGENT,
             "begin",
-            {"mode": "op", "expected_size": 1, "timestamps": True, "silence": None, "fill": "key"},
+            {"mode": "op", "expected_size": 1, "timestamps": True, "silence": None, "fill": "key", "prearm": True},
             "may not come from the agent",
         ),
         (wire.CONTROLLER, "clock", {"extra": 1}, "has fields"),
@@ -177,6 +178,23 @@ def test_a_share_of_a_crypto_fill_is_made_again_from_its_seed():
     mine = bytearray(3 * 1500)
     share.keystream(source.last_seed, mine, 7 * 1500)  # slots 7-9, as the agent holding them makes them
     assert mine == whole[7 * 1500 :]
+
+
+def test_the_next_fill_follows_the_seed_chain_both_sides_agree_on():
+    source = CryptoSource(100)
+    first = bytearray(100)
+    source.fill(first)
+    assert source.last_seed is not None
+    chained = wire.chained(source.last_seed)
+    assert chained != source.last_seed and wire.chained(source.last_seed) == chained
+    source.next_seed = chained
+    second, again = bytearray(100), bytearray(100)
+    source.fill(second)
+    assert source.last_seed == chained and source.next_seed is None
+    CryptoSource(100).keystream(chained, again)
+    assert second == again != first
+    source.fill(second)
+    assert source.last_seed != wire.chained(chained)  # unset: fresh from os.urandom
 
 
 def test_results_of_several_hosts_merge_into_one():
