@@ -199,15 +199,19 @@ class RemoteReaderSet:
         started = time.perf_counter()
         how, seed = self._how_filled()
         used = self._source.last_seed if isinstance(self._source, CryptoSource) else None
+        wanted = (used, size, bool(timestamps)) if mode == "op" and how == "key" else None
+        for share in self.shares:  # first drop the prearmed ops this one cannot use (each may take 0.5 s)...
+            if share.prearmed is not None and share.prearmed != wanted:
+                self._drain(share)
         asked = []
-        for share in self.shares:
-            armed, share.prearmed = share.prearmed, None
-            if armed is not None:
-                fresh = time.perf_counter() - share.result_at < CHAIN_USE_S and not share.channel.inbox.ready()
-                if mode == "op" and how == "key" and armed == (used, size, bool(timestamps)) and fresh:
+        for share in self.shares:  # ...then use the others while they are surely still open
+            if share.prearmed is not None:
+                if time.perf_counter() - share.result_at < CHAIN_USE_S and not share.channel.inbox.ready():
+                    share.prearmed = None
                     continue  # the agent armed this op itself: send at once
                 self._drain(share)
-                how, seed = self._how_filled()
+            if self._sent_seed is None and how == "same":
+                how, seed = self._how_filled()  # a drained agent's buffer holds the chained fill
             mine = self.buffer[share.slots.start * self.message_size : share.slots.stop * self.message_size]
             share.channel.send(
                 "begin", mine if how == "bytes" else seed, mode=mode, expected_size=size,
