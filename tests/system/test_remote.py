@@ -101,6 +101,15 @@ def test_rfc2544_across_counts_every_trial(hosts, tmp_path):
         assert any("no one-way latency: the clock offset's uncertainty" in n for n in trial["notes"]), trial["notes"]
 
 
+def test_a_paced_send_across_is_measured_from_the_remotes_kernel_timestamps(hosts):
+    done = hosts.run(
+        "send", "--writer", "udp-sendmmsg", "--remote", hosts.addr(1), "--readers", "50", "--ops", "2", "--rate", "20k"
+    )
+    assert done.returncode == 0, done.stderr
+    rates = [float(r.replace(",", "")) for r in re.findall(r"paced at ([\d,]+) of 20,000 datagrams/s", done.stdout)]
+    assert len(rates) == 2 and all(r > 0 for r in rates), done.stdout
+
+
 def test_two_hosts_share_the_readers_by_weight_and_merge_per_host_and_in_total(hosts):
     spec = f"{hosts.addr(1)},{hosts.addr(2)}=3"
     done = hosts.run("send", "--writer", "udp-sendmmsg", "--remote", spec, "--readers", "8", "--ops", "3")
