@@ -211,6 +211,8 @@ def _mid_run(hosts: Hosts, stage: str) -> subprocess.CompletedProcess[str]:
         if stage == "kill":
             for pid in hosts.agents():
                 subprocess.run(["kill", "-KILL", str(pid)], check=False)
+        elif stage == "controller":
+            process.kill()  # ip netns exec execs the controller: this is its pid
         else:
             subprocess.run(["ip", "-n", hosts.ns(1), "link", "set", f"{hosts.tag}r1", "down"], check=True)
         out, err = process.communicate(timeout=60)
@@ -269,3 +271,9 @@ def test_prearmed_ops_over_two_hosts_count_like_explicit_ones_through_a_loss(hos
     intact_all, one_lost, again = json.loads(done.stdout)
     assert intact_all == [600, 0, 0]
     assert one_lost == again == [570, 30, 0]  # the closed port loses its datagram each op, nothing else
+
+
+def test_the_controller_killed_leaves_nothing_running_on_either_side(hosts):
+    done = _mid_run(hosts, "controller")
+    assert done.returncode == -9
+    assert wait_until(lambda: nothing_left(hosts), timeout=20)  # ssh saw its input end, the agent its input
