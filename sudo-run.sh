@@ -47,6 +47,22 @@ apt_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# OpenSSH's server for the two-host tests (tests/system/test_remote.py start `sshd -D -f CONFIG`
+# inside a namespace): only the binary is wanted, so a policy-rc.d that refuses every start
+# (invoke-rc.d's protocol, exit 101) stands during the install when the host has none of its own,
+# and no sshd service starts on the host.
+sshd_binary() {
+    command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || ! command -v apt-get >/dev/null 2>&1 && return 0
+    local policy=/usr/sbin/policy-rc.d made=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made=1
+    fi
+    say "installing openssh-server for the two-host tests (no sshd service is started)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null || true
+    [ -n "$made" ] && rm -f "$policy"
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true; fi
+}
+
 python_env() {
     local want
     want="$(cat "$here/pyproject.toml" "$here/setup.py" "$here"/rawpacer/*.c | sha256sum | cut -d' ' -f1)"
@@ -77,6 +93,7 @@ cmd="${1:-}"
 [ "$#" -gt 0 ] && shift
 case "$cmd" in
     test)
+        sshd_binary
         exec "$venv/bin/python" -m pytest "$@"
         ;;
     notebook)

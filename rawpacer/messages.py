@@ -61,6 +61,10 @@ class CryptoSource(MessageSource):
     def __init__(self, size: int) -> None:
         super().__init__(size)
         self._zeros = memoryview(bytes(size))
+        self.last_seed: bytes | None = None
+        """The key and counter of the last ``fill`` (32 bytes), None before the first."""
+        self.next_seed: bytes | None = None
+        """Set by a remote reader set: the next ``fill``'s seed, drawn there (rawpacer.remote.wire.chained)."""
 
     def _zeros_of(self, length: int) -> memoryview:
         if len(self._zeros) < length:
@@ -69,8 +73,18 @@ class CryptoSource(MessageSource):
 
     def fill(self, buffer: memoryview | bytearray) -> None:
         """Fresh AES-128-CTR keystream over the whole buffer, under a key drawn from os.urandom now."""
-        seed = os.urandom(32)
-        encryptor = Cipher(algorithms.AES(seed[:16]), modes.CTR(seed[16:])).encryptor()
+        self.last_seed, self.next_seed = self.next_seed or os.urandom(32), None
+        self.keystream(self.last_seed, buffer)
+
+    def keystream(self, seed: bytes, buffer: memoryview | bytearray, start: int = 0) -> None:
+        """The keystream under ``seed`` (key, initial counter) from its byte ``start`` on, over ``buffer``:
+        with the seed of a ``fill``, any part of that fill's bytes (how a remote reader gets its share
+        of the messages without them crossing the wire: rawpacer.remote)."""
+        block, skip = divmod(start, 16)  # CTR's counter block is 128 bits, big-endian (NIST SP 800-38A, B.1)
+        counter = ((int.from_bytes(seed[16:], "big") + block) % (1 << 128)).to_bytes(16, "big")
+        encryptor = Cipher(algorithms.AES(seed[:16]), modes.CTR(counter)).encryptor()
+        if skip:
+            encryptor.update(bytes(skip))
         encryptor.update_into(self._zeros_of(len(buffer)), buffer)
 
 

@@ -56,6 +56,8 @@ def compare(
     tx_iface: str | None = None,
     rx_iface: str | None = None,
     next_hop_mac: str | None = None,
+    remote: str | None = None,
+    remote_addr: str | None = None,
 ) -> Report:
     """Run a comparison in a fresh sandbox and return its Report; every option is ``rawpacer
     compare``'s, checked by ``make_config`` (UsageError, one line) before anything is created."""
@@ -90,6 +92,8 @@ def compare(
         tx_iface=tx_iface,
         rx_iface=rx_iface,
         next_hop_mac=next_hop_mac,
+        remote=remote,
+        remote_addr=remote_addr,
     )
     return Session(config, Report(describe(), config.params(), environment=environment())).run()
 
@@ -108,6 +112,8 @@ def rfc2544(
     tx_iface: str | None = None,
     rx_iface: str | None = None,
     next_hop_mac: str | None = None,
+    remote: str | None = None,
+    remote_addr: str | None = None,
     sizes: str | Sequence[int | str] | None = None,
     tests: str | Sequence[str] | None = None,
     trial: str | float = DEFAULT_TRIAL_S,
@@ -139,6 +145,8 @@ def rfc2544(
         tx_iface=tx_iface,
         rx_iface=rx_iface,
         next_hop_mac=next_hop_mac,
+        remote=remote,
+        remote_addr=remote_addr,
         sizes=sizes,
         tests=tests,
         trial=trial,

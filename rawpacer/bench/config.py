@@ -17,6 +17,7 @@ from rawpacer.bench import gobench
 from rawpacer.bench.calibrate import Benchtime, parse_benchtime
 from rawpacer.errors import UsageError, require
 from rawpacer.headers import MAX_VLAN_ID, MIN_VLAN_ID
+from rawpacer.headers.addresses import parse_ip
 from rawpacer.headers.fit import check_mtu
 from rawpacer.limits import (
     DEFAULT_LINK_MTU,
@@ -29,8 +30,9 @@ from rawpacer.limits import (
 )
 from rawpacer.messages import KINDS as PAYLOADS
 from rawpacer.pacing import PaceSpec
+from rawpacer.remote.spec import Host, parse_hosts
 from rawpacer.sandbox import IP_VERSIONS, KINDS
-from rawpacer.sandbox.ports import Ports
+from rawpacer.sandbox.ports import Ports, check_port
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import Fit
 
@@ -73,6 +75,10 @@ class Config:
     """... and readers listen on ``rx_iface``'s address; a real DUT is cabled between them."""
     next_hop_mac: str | None = None
     """The MAC raw frames leaving ``tx_iface`` go to (None: the one neighbour the kernel knows there)."""
+    remote: tuple[Host, ...] = ()
+    """Hosts the readers run on (``--remote``), over SSH; empty: readers here, in the sandbox."""
+    remote_addr: tuple[str | None, ...] = ()
+    """The address each remote host's readers listen on (``--remote-addr``); None: the one ssh reached."""
     named: tuple[str, ...] = ()
     """Rows the user asked for by name (``--writers``, the Go seed with ``--with-go``): one that does
     not run makes the exit code say so; a default writer the kernel cannot run only says so in its row."""
@@ -100,6 +106,8 @@ class Config:
             "dut_setup": list(self.dut_setup),
             "tx_iface": self.tx_iface,
             "rx_iface": self.rx_iface,
+            "remote": [h.label for h in self.remote],
+            "remote_addr": list(self.remote_addr),
             "rate": None if self.pace is None else self.pace.rate.text,
             "burst": None if self.pace is None else self.pace.burst,
             "pattern": None if self.pace is None else self.pace.pattern,
@@ -226,6 +234,43 @@ def check_ports(
     return "ports"
 
 
+def check_remote(
+    remote: str | None,
+    remote_addr: str | None,
+    topology: str,
+    rx_iface: str | None,
+    tx_iface: str | None,
+    writers: Sequence[str],
+    with_go: bool,
+) -> tuple[tuple[Host, ...], tuple[str | None, ...], str]:
+    """(hosts, their reader addresses, topology) for ``--remote``: the sandbox is replaced by the remote
+    hosts, so no --topology, --rx-iface or --with-go; writers that build the link header need
+    --tx-iface, the interface toward the remote."""
+    if remote is None:
+        require(remote_addr is None, "--remote-addr goes with --remote: name the remote host too")
+        return (), (), topology
+    hosts = parse_hosts(remote)
+    require(topology == "lo", f"--remote replaces the sandbox: drop --topology {topology}")
+    require(rx_iface is None, "--remote reads on the remote host: drop --rx-iface")
+    require(not with_go, "--with-go runs the seed's job on loopback; drop it with --remote")
+    addrs: tuple[str | None, ...] = (None,) * len(hosts)
+    if remote_addr is not None:
+        addrs = tuple(a.strip() for a in remote_addr.split(","))
+        require(
+            len(addrs) == len(hosts),
+            f"--remote-addr {remote_addr!r} gives {len(addrs)} addresses for {len(hosts)} hosts; give one per host",
+        )
+        for addr in addrs:
+            parse_ip("--remote-addr", addr)
+    linked = [name for name in writers if registry.get(name).tags_vlan]
+    require(
+        not linked or tx_iface is not None,
+        f"--remote: writers that build the link header ({', '.join(linked)}) need --tx-iface NAME, "
+        "the interface toward the remote",
+    )
+    return hosts, addrs, "remote"
+
+
 def make_config(
     writers: str | Sequence[str] | None = None,
     readers: int | str | Sequence[int] = 100,
@@ -253,16 +298,24 @@ def make_config(
     tx_iface: str | None = None,
     rx_iface: str | None = None,
     next_hop_mac: str | None = None,
+    remote: str | None = None,
+    remote_addr: str | None = None,
 ) -> Config:
     """A Config from CLI-style values (strings or numbers), every one checked: UsageError, one line."""
     counts = str(readers).split(",") if isinstance(readers, (int, str)) else list(readers)
     chosen = _names(writers, vlan is not None or tx_iface is not None)
+    if remote is not None and writers is None and tx_iface is None:  # by default, the writers the kernel routes
+        chosen = tuple(n for n in chosen if not registry.get(n).tags_vlan)
     for name in chosen:
         registry.get(name)
     require(len(set(chosen)) == len(chosen), f"writers {writers!r} names a writer twice")
     version = parse_int("ip version", ip_version, 4, 6)
     require(version in IP_VERSIONS, f"ip version {version} is not allowed; use 4 or 6")
-    topology = check_ports(tx_iface, rx_iface, next_hop_mac, _choice("topology", topology, KINDS), chosen, with_go)
+    hosts, addrs, topology = check_remote(
+        remote, remote_addr, _choice("topology", topology, KINDS), rx_iface, tx_iface, chosen, with_go
+    )
+    if not hosts:
+        topology = check_ports(tx_iface, rx_iface, next_hop_mac, topology, chosen, with_go)
     vid, pcp = check_vlan(vlan, vlan_priority, topology, chosen)
     require(not (with_go and version == 6), "--with-go runs the seed's own IPv4 job; drop -6 to run it")
     mode = _choice("mode", mode, MODES)
@@ -293,6 +346,8 @@ def make_config(
         tx_iface=tx_iface,
         rx_iface=rx_iface,
         next_hop_mac=next_hop_mac,
+        remote=hosts,
+        remote_addr=addrs,
         named=(chosen if writers is not None else ()) + (tuple(gobench.ROWS.values()) if with_go else ()),
     )
     if config.pcap is not None:
@@ -302,6 +357,10 @@ def make_config(
                 outputs.check("--pcap", pcap_path(config.pcap, name, readers_count))
     if config.with_go:
         gobench.require_go()
+    if config.remote:
+        require(next_hop_mac is None or tx_iface is not None, "--next-hop-mac goes with --tx-iface")
+        if tx_iface is not None:
+            check_port("--tx-iface", tx_iface, version)
     if config.tx_iface is not None and config.rx_iface is not None:
         Ports(config.tx_iface, config.rx_iface, ip_version=version, next_hop=next_hop_mac).check()
     return config

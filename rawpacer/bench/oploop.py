@@ -19,7 +19,8 @@ from typing import Protocol
 
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import PacedSender, Pacer
-from rawpacer.readers import OpResult, ReaderSet
+from rawpacer.readers import OpResult
+from rawpacer.remote.readerset import AnyReaders
 from rawpacer.writers.base import Message, Writer
 
 STREAM_SETTLE_S = 0.2
@@ -145,7 +146,7 @@ class OpLoop:
     """A writer, the readers it sends to, where messages come from, and when datagrams leave."""
 
     writer: Writer
-    readers: ReaderSet
+    readers: AnyReaders
     source: MessageSource
     departures: Departures = ASAP
     timestamps: bool = False

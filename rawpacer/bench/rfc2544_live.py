@@ -33,9 +33,8 @@ from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
 from rawpacer.errors import require
 from rawpacer.kernel import caps, timestamping
 from rawpacer.kernel.timestamping import TxStamps
-from rawpacer.messages import MessageSource
 from rawpacer.pacing import ConstantSchedule, Pacer
-from rawpacer.readers import ReaderSet
+from rawpacer.remote.readerset import AnyReaders, RemoteReaderSet
 from rawpacer.sandbox import Topology
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import Fit, Writer, WriterOptions
@@ -130,12 +129,26 @@ def latencies(
     return found
 
 
+def across_hosts(
+    latency: npt.NDArray[np.int64], readers: RemoteReaderSet, notes: tuple[str, ...]
+) -> tuple[npt.NDArray[np.int64] | None, tuple[str, ...]]:
+    """Latencies whose arrivals are on another host's clock (moved onto ours by the measured offset):
+    kept with a note of the offset's uncertainty, or dropped when that uncertainty is as large as
+    their median (the clocks cannot tell the figure)."""
+    bound = max(s.offset.uncertainty_ns for s in readers.shares)
+    median = float(np.median(latency)) if latency.size else 0.0
+    if median <= bound:
+        why = f"no one-way latency: the clock offset's uncertainty ({bound / 1e3:.1f} µs) is not below the median ({median / 1e3:.1f} µs)"
+        return None, (*notes, why)
+    return latency, (*notes, f"one-way latency across hosts, ± {bound / 1e3:.1f} µs (clock offset uncertainty)")
+
+
 @dataclass
 class _Frame:
     """What one frame size needs open: its readers, writer and op loop."""
 
     frame: FrameSize
-    readers: ReaderSet
+    readers: AnyReaders
     writer: Writer
     loop: OpLoop
 
@@ -152,6 +165,8 @@ class LiveDevice:
     topo: Topology
     readers_count: int
     payload: str = "crypto"
+    config: Config | None = None
+    """The run's config: where the readers are (``--remote``) and how writers reach them."""
     _open: _Frame | None = None
     _max: dict[int, float] = field(default_factory=dict)
 
@@ -166,15 +181,15 @@ class LiveDevice:
             return self._open
         self.close()
         size = frame.payload_bytes
-        readers = ReaderSet(self.topo, self.readers_count, size)
+        config = self.config or Config(writers=(self.name,), payload=self.payload)
+        readers = rig.readers(config, self.topo, self.readers_count, size=size)
         try:
-            with self.topo.enter("writer"):
-                options = WriterOptions(message_size=size, fit=Fit.STRICT, allow_iface=self.topo.allow_iface)
-                writer = registry.get(self.name)(self.topo.target(readers.ports), options)
+            options = WriterOptions(message_size=size, fit=Fit.STRICT, allow_iface=self.topo.allow_iface)
+            writer = rig.open_writer(config, self.topo, readers, registry.get(self.name), options)
         except BaseException:
             readers.close()
             raise
-        loop = OpLoop(writer, readers, MessageSource.make(self.payload, size))
+        loop = OpLoop(writer, readers, rig.source(config, readers, size))
         self._open = _Frame(frame, readers, writer, loop)
         return self._open
 
@@ -220,6 +235,8 @@ class LiveDevice:
                     notes += ("the kernel's TX stamps did not match the stamped sends: the writer's clock was used",)
                 left = departures.left_ns + offset
                 latency, source = latencies(arrivals.slot, arrivals.rx_ns, left, ports, burst), "writer-clock"
+        if latency is not None and isinstance(opened.readers, RemoteReaderSet):
+            latency, notes = across_hosts(latency, opened.readers, notes)
         pacer = departures.inner.report() if isinstance(departures.inner, Pacer) else None
         pause_ns = pacer.stalled_ns if pacer is not None and pacer.stalls <= ONE_PAUSE else 0
         longest_stall = None if pacer is None else pacer.lateness_ns.get("max")
@@ -292,12 +309,16 @@ def make_rfc2544_config(
     tx_iface: str | None = None,
     rx_iface: str | None = None,
     next_hop_mac: str | None = None,
+    remote: str | None = None,
+    remote_addr: str | None = None,
     **methodology: Any,
 ) -> Rfc2544Config:
     """Every option checked (UsageError, one line) before anything is created. ``writers`` defaults to
     every writer that can be paced (the scapy reference only when named)."""
     link_header = tx_iface is not None  # only writers that build the link header choose the interface
     default = [n for n in registry.names(slow=False) if not link_header or registry.get(n).tags_vlan]
+    if remote is not None and not link_header:  # to a remote host without --tx-iface: the writers the kernel routes
+        default = [n for n in default if not registry.get(n).tags_vlan]
     chosen = writers if writers is not None else default
     config = make_config(
         writers=chosen,
@@ -312,6 +333,8 @@ def make_rfc2544_config(
         tx_iface=tx_iface,
         rx_iface=rx_iface,
         next_hop_mac=next_hop_mac,
+        remote=remote,
+        remote_addr=remote_addr,
     )
     require(len(config.readers) == 1, f"readers {readers!r}: give one count (a sweep is compare's)")
     settings = make_settings(ipv6=config.ip_version == 6, mtu=config.egress_mtu or config.mtu, **methodology)
@@ -321,7 +344,7 @@ def make_rfc2544_config(
 def devices(topo: Topology, run: Rfc2544Config) -> Iterator[Device]:
     """One LiveDevice per writer, opened as the suite reaches it and closed after."""
     for name in run.config.writers:
-        device = LiveDevice(name, topo, run.config.readers[0], run.config.payload)
+        device = LiveDevice(name, topo, run.config.readers[0], run.config.payload, run.config)
         try:
             yield device
         finally:
@@ -342,6 +365,6 @@ def new_run_for(run: Rfc2544Config) -> Run:
     """The empty Run of an RFC 2544 run: the machine, the environment and every parameter."""
     params = run.config.params()
     keys = ["writers", "topology", "mtu", "payload", "ip_version", "egress_mtu", "dut", "dut_setup", "tx_iface"]
-    keys.append("rx_iface")
+    keys += ["rx_iface", "remote", "remote_addr"]
     made = new_run(run.settings, host.describe(), readers=run.config.readers[0], **{key: params[key] for key in keys})
     return dataclasses.replace(made, environment=host.environment())

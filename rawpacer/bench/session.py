@@ -21,9 +21,8 @@ from rawpacer.errors import RawpacerError, ReaderDied, UsageError, unavailable
 from rawpacer.kernel import caps
 from rawpacer.limits import MAX_PORT
 from rawpacer.messages import MessageSource
-from rawpacer.readers import ReaderSet
+from rawpacer.remote.readerset import AnyReaders, RemoteReaderSet
 from rawpacer.sandbox import Topology
-from rawpacer.target import Target
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import WriterOptions
 
@@ -66,7 +65,7 @@ def row_error(writer: str, exc: Exception) -> str:
     return (text.splitlines() or ["error"])[0][:200]
 
 
-def _settle(readers: ReaderSet) -> None:
+def _settle(readers: AnyReaders) -> None:
     """Close an op or stream a failed writer left open, so the next writer starts clean."""
     with contextlib.suppress(UsageError):
         readers.wait(0)
@@ -114,6 +113,11 @@ class Session:
                 self.report.interrupted = True
                 self.on_interrupt(self.report)
                 raise
+            except ReaderDied as exc:  # the readers (a remote agent, its link) went away: keep what was measured
+                self.report.notes.append(f"stopped: {exc}")
+                self.report.interrupted = True
+                self.on_interrupt(self.report)
+                raise
             finally:
                 self._note_vlan_drops(topo)
         return self.report
@@ -127,15 +131,14 @@ class Session:
 
     def _one_count(self, topo: Topology, count: int, go_binary: Path | None) -> None:
         config = self.config
-        with ReaderSet(topo, count, config.size, timeout=1.0) as readers:
-            target = topo.target(readers.ports, vlan_priority=config.vlan_priority)
-            source = MessageSource.make(config.payload, config.size)
+        with rig.readers(config, topo, count) as readers:
+            source = rig.source(config, readers)
             rows = {name: self._row(name, count) for name in config.writers}
             go_rows: dict[str, WriterResult] = {}
             for _ in range(config.count):
                 for name in config.writers:
                     self.listener.start(f"{name} ({count} readers)")
-                    self._writer_pass(topo, target, readers, source, rows[name])
+                    self._writer_pass(topo, readers, source, rows[name])
                     self.listener.done(rows[name])
                 if go_binary is not None and count > GO_MAX_READERS:
                     note = f"Go seed skipped at {count} readers: one blocked OS thread per reader exceeds Go's thread limit"
@@ -152,9 +155,7 @@ class Session:
         self.report.results.append(row)
         return row
 
-    def _writer_pass(
-        self, topo: Topology, target: Target, readers: ReaderSet, source: MessageSource, row: WriterResult
-    ) -> None:
+    def _writer_pass(self, topo: Topology, readers: AnyReaders, source: MessageSource, row: WriterResult) -> None:
         """One calibrated pass of one writer; its failure is the row's error, not the run's."""
         config = self.config
         cap = registry.get(row.writer).benchtime_cap_s
@@ -163,14 +164,16 @@ class Session:
             return
         writer = None
         host_before = host.sample([readers.pid])
+        if isinstance(readers, RemoteReaderSet):
+            readers.new_pass()
         try:
+            cls = registry.get(row.writer)
+            pcap = pcap_path(config.pcap, row.writer, row.readers) if config.pcap and cls.raw else None
+            if pcap and pcap not in row.notes:
+                row.notes.append(f"frames written to {pcap} (timing includes the pcap writes)")
+            options = WriterOptions(config.size, config.fit, pcap, allow_iface=topo.allow_iface)
+            writer = rig.open_writer(config, topo, readers, cls, options)
             with topo.enter("writer"):
-                cls = registry.get(row.writer)
-                pcap = pcap_path(config.pcap, row.writer, row.readers) if config.pcap and cls.raw else None
-                if pcap and pcap not in row.notes:
-                    row.notes.append(f"frames written to {pcap} (timing includes the pcap writes)")
-                options = WriterOptions(config.size, config.fit, pcap, allow_iface=topo.allow_iface)
-                writer = cls(target, options)
                 row.delivered_size = writer.delivered_size
                 pace = None if config.pace is None else paced(config.pace, writer)
                 loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer)
@@ -183,6 +186,10 @@ class Session:
             row.notes.extend(n for n in notes if n not in row.notes)
             if measured.window is not None:
                 self._explain(topo, row, sample, *measured.window)
+            if isinstance(readers, RemoteReaderSet):
+                row.facts["hosts"] = readers.describe_hosts()
+                if sample.lost or sample.corrupt:
+                    row.notes.extend(f"why datagrams were lost on {why}" for why in readers.explain(sample.lost))
         except Interrupted as exc:
             self.report.notes.append(f"{row.writer}: {exc}")
             raise

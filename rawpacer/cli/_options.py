@@ -54,6 +54,21 @@ def add_device(p: argparse.ArgumentParser) -> None:
         "--next-hop-mac", default=None, metavar="MAC", help="the DUT port's MAC (default: the one neighbour on tx)"
     )
 
+    remote = p.add_argument_group("readers on other hosts, over SSH (see docs/two-hosts.md)")
+    remote.add_argument(
+        "--remote",
+        default=None,
+        metavar="[USER@]HOST[:PORT]",
+        help="run the readers there (rawpacer agent over ssh); several: h1,h2 or weighted h1=3,h2=1; "
+        "raw link-header writers leave by --tx-iface",
+    )
+    remote.add_argument(
+        "--remote-addr",
+        default=None,
+        metavar="ADDR",
+        help="the address the remote readers listen on, one per host (default: the address ssh reached)",
+    )
+
 
 def device_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The topology and DUT options as ``make_config`` keywords."""
@@ -66,6 +81,8 @@ def device_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "tx_iface": args.tx_iface,
         "rx_iface": args.rx_iface,
         "next_hop_mac": args.next_hop_mac,
+        "remote": args.remote,
+        "remote_addr": args.remote_addr,
     }
 
 

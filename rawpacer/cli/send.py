@@ -19,13 +19,14 @@ from rawpacer.bench.config import Config, make_config, parse_int
 from rawpacer.bench.oploop import ASAP, OpLoop, depart
 from rawpacer.bench.runner import Paced, paced
 from rawpacer.cli._options import add_messages, add_pacing, add_sandbox, config_kwargs
-from rawpacer.errors import require
+from rawpacer.errors import ReaderDied, require
 from rawpacer.headers.addresses import parse_ip, parse_mac
 from rawpacer.kernel import caps
 from rawpacer.limits import FIRST_PORT, MAX_PORT
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import stream_stats
-from rawpacer.readers import OpResult, ReaderSet
+from rawpacer.readers import OpResult
+from rawpacer.remote.readerset import RemoteReaderSet, host_line, remote_line
 from rawpacer.sandbox.topology import link_info
 from rawpacer.writers import Link, Target, WriterOptions, get
 
@@ -73,28 +74,39 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, config: Config) -> int:
-    with rig.sandbox(config) as topo, ReaderSet(topo, count, config.size) as readers:
-        target = topo.target(readers.ports, vlan_priority=config.vlan_priority)
-        source = MessageSource.make(config.payload, config.size)
+    with rig.sandbox(config) as topo, rig.readers(config, topo, count) as readers:
+        writer = rig.open_writer(
+            config, topo, readers, get(name), dataclasses.replace(options, allow_iface=topo.allow_iface)
+        )
+        target = writer.target
+        source = rig.source(config, readers)
+        where = (
+            f"{target.src_ip} -> {target.dst_ip}" if not isinstance(readers, RemoteReaderSet) else remote_line(readers)
+        )
         print(
-            f"send: {name}, {count} readers on {topo.kind} ({target.src_ip} -> {target.dst_ip}, ports "
+            f"send: {name}, {count} readers on {topo.kind} ({where}, ports "
             f"{readers.ports[0]}-{readers.ports[-1]}), MTU {target.link.mtu}, {config.size}-byte "
             f"{source.name} messages, fit {options.fit.value}"
             + ("" if topo.vlan is None else f", VLAN {topo.vlan} priority {config.vlan_priority}")
         )
         before = diagnose.snapshot_of(topo)
-        with topo.enter("writer"):
-            writer = get(name)(target, dataclasses.replace(options, allow_iface=topo.allow_iface))
         lost = 0
         with writer:
             pace = None if config.pace is None else paced(config.pace, writer)
             loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer, timestamps=pace is not None)
-            for op in range(1, ops + 1):
-                result = loop.fanout().result
-                lost += result.lost + result.corrupt
-                pacing = "" if pace is None else f"; {_pacing_line(pace, result)}"
-                if ops <= 10 or not result.ok:
-                    print(f"op {op}: {result.describe()}{pacing}")
+            try:
+                for op in range(1, ops + 1):
+                    result = loop.fanout().result
+                    lost += result.lost + result.corrupt
+                    pacing = "" if pace is None else f"; {_pacing_line(pace, result)}"
+                    if ops <= 10 or not result.ok:
+                        print(f"op {op}: {result.describe()}{pacing}")
+            except ReaderDied:  # a remote agent or its link went away: say what was delivered until then
+                done = readers.tally
+                print(
+                    f"before the readers went away: {done.ops} ops, {done.delivered} of {done.sent} delivered, {done.intact} intact"
+                )
+                raise
         tally = readers.tally
         print(
             f"{tally.delivered} of {tally.sent} datagrams delivered, {tally.intact} intact "
@@ -102,6 +114,13 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
         )
         if topo.vlan_filter is not None and topo.vlan_filter.counts().other_vlan:
             print(f"VLAN {topo.vlan}: {topo.vlan_filter.counts().describe()}")
+        if isinstance(readers, RemoteReaderSet):
+            for share in readers.describe_hosts():
+                print(host_line(share))
+        if lost and isinstance(readers, RemoteReaderSet):
+            for why in readers.explain(tally.lost):
+                print(f"why, on {why}")
+            return 1
         if lost:
             print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo), lost=tally.lost)}")
             return 1

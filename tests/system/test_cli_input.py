@@ -35,6 +35,17 @@ DEVICE: list[tuple[list[str], str]] = [
     (["--tx-iface", "lo", "--rx-iface", "lo"], "--tx-iface and --rx-iface both name 'lo'"),
     (["--tx-iface", "a", "--rx-iface", "b", *ROUTER], "--tx-iface/--rx-iface replace the sandbox"),
     (["--next-hop-mac", "02:00:00:00:00:01"], "--next-hop-mac goes with --tx-iface and --rx-iface"),
+    (["--remote", "me@@h1"], "--remote 'me@@h1' is not a host spec; use [user@]host[:port][=weight]"),
+    (["--remote", "h1,-h2"], "--remote '-h2' is not a host spec"),
+    (["--remote", "h1:70000"], "--remote 'h1:70000': port 70000 is out of range 1-65535"),
+    (["--remote", "h1=0"], "--remote 'h1=0': weight 0 is out of range 1-1000"),
+    (["--remote", "h1,h1"], "--remote 'h1,h1' names a host twice"),
+    (["--remote", "h1", *ROUTER], "--remote replaces the sandbox: drop --topology router"),
+    (["--remote", "h1", "--tx-iface", "a", "--rx-iface", "b"], "--remote reads on the remote host: drop --rx-iface"),
+    (["--remote", "h1", "--tx-iface", "nosuch0"], "--tx-iface 'nosuch0': no such interface in this namespace"),
+    (["--remote-addr", "198.18.1.2"], "--remote-addr goes with --remote: name the remote host too"),
+    (["--remote", "h1", "--remote-addr", "h1"], "--remote-addr 'h1' is not an IPv4 address"),
+    (["--remote", "h1,h2", "--remote-addr", "198.18.1.2"], "gives 1 addresses for 2 hosts; give one per host"),
 ]
 """The topology and device-under-test options every sending subcommand shares (cli/_options.add_device)."""
 
@@ -74,6 +85,11 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--mode", "stream", "--rate", "1k", "--pattern", "bursty"], "pattern 'bursty' is not allowed"),
         (["--mode", "stream", "--rate", "1k", "--seed", "7"], "seed '7' applies to --pattern poisson only"),
         (["--mode", "stream", "--rate", "1k", "--with-go"], "--with-go runs the seed's unpaced job"),
+        (
+            ["--remote", "h1", "--writers", "udp-sendto,packet-raw"],
+            "writers that build the link header (packet-raw) need --tx-iface",
+        ),
+        (["--remote", "h1", "--with-go"], "--with-go runs the seed's job on loopback; drop it with --remote"),
     ],
     "send": [
         (["--writer", "warp"], "writer 'warp' is unknown"),
@@ -85,6 +101,10 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--tx-iface", "a", "--rx-iface", "b", "--iface", "lo"], "--iface sends unchecked"),
         (["--mtu", "65537"], "mtu 65537 is out of range; use 68-65536"),
         (["--ops", "0"], "ops 0 is out of range; use 1-100000"),
+        (
+            ["--remote", "h1"],
+            "--remote: writers that build the link header (packet-ring) need --tx-iface NAME, the interface toward the remote",
+        ),
         (["-6", "--topology", "veth", "--mtu", "576"], "mtu 576 is out of range 1280-65536 for IPv6"),
         (["--vlan", "1", "--writer", "udp-sendmmsg", "--topology", "veth"], "udp-sendmmsg cannot tag frames"),
         (["--vlan-priority=-1"], "vlan priority -1 is out of range; use 0-7"),
@@ -112,6 +132,7 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
     "rfc2544": [
         (["--writers", "warp"], "writer 'warp' is unknown"),
         (["--readers", "1,2"], "readers '1,2': give one count"),
+        (["--remote", "h1", "--writers", "xdp"], "writers that build the link header (xdp) need --tx-iface"),
         *DEVICE,
         (["--mtu", "100"], "frame size"),
         (["--payload", "zeros"], "payload 'zeros' is not allowed"),
@@ -131,11 +152,14 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--plot", "/nonexistent-dir/p.png"], "--plot '/nonexistent-dir/p.png': directory"),
         (["--report", "/"], "--report '/' is a directory"),
     ],
+    "agent": [
+        ([], "agent needs --stdio: it is driven by a controller's messages on stdin"),
+    ],
     "doctor": [
         (["--writer", "warp"], "writer 'warp' is unknown"),
     ],
 }
-FLAGS = {"-h", "--help", "--with-go", "--debug", "--ipv6"}
+FLAGS = {"-h", "--help", "--with-go", "--debug", "--ipv6", "--stdio"}
 """Options that take no value: nothing to get wrong."""
 
 CASES = [(command, args, named) for command, cases in BAD.items() for args, named in cases]
