@@ -213,6 +213,11 @@ def run(
         "without --rewrite frames leave exactly as captured, which only --tx-iface allows; add --rewrite",
     )
     require(timed or timing.kind != "captured", "the frames carry no capture times; give a rate or top speed")
+    chosen = get(name)
+    require(
+        chosen.raw and getattr(chosen, "ethernet", False),
+        f"{name} cannot send prebuilt frames (it does not build the link header); use packet-raw, packet-ring, xdp or scapy",
+    )
     fit = config.fit.value
     found = scan(source, expected_mtu(config), fit, limit)
     caps.require("replay", caps.EVERYTHING, "replay")
@@ -225,7 +230,7 @@ def run(
             size = max(0, min(MAX_MESSAGE_SIZE, max_payload(mtu, target.ip_version), found.largest))
             options = WriterOptions(message_size=size, fit=Fit.TRIM, allow_iface=topo.allow_iface)
             with topo.enter("writer"):
-                writer = get(name)(target, options)
+                writer = chosen(target, options)
             rewriter = Rewriter.for_target(target) if rewrite else None
             plan = Plan(source, found, timing, mtu=mtu, fit=fit, loops=loops, limit=limit, rewriter=rewriter)
             say(
