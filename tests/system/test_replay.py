@@ -9,7 +9,7 @@ import json
 
 import pytest
 from helpers import capture_frames, cli, run_cli, write_pcap
-from scapy.all import UDP, Ether, PcapNgWriter
+from scapy.all import Ether, PcapNgWriter
 
 import rawpacer
 from rawpacer.errors import UsageError
