@@ -79,6 +79,9 @@ class ReplayResult:
     duration_s: float
     why: str | None = None
     notes: list[str] = field(default_factory=list)
+    timeline: tuple[np.ndarray, np.ndarray] | None = None
+    """The datagrams that arrived intact, in arrival order: kernel RX times and scheduled offsets
+    (ns), for plots; not in the JSON."""
 
     @property
     def ok(self) -> bool:
@@ -151,7 +154,7 @@ def _counter(topo: Topology, side: str, ifname: str, key: str) -> int:
         return link_stats().get(ifname, {}).get(key, 0)
 
 
-def _send(writer: Writer, plan: Plan, timing: Timing) -> tuple[int, dict[str, Any] | None]:
+def send_plan(writer: Writer, plan: Plan, timing: Timing) -> tuple[int, dict[str, Any] | None]:
     """Every chunk through the writer: at top speed BATCH frames at a time, else each frame when the
     pacer says it is due (absolute deadlines from one anchor). Frames sent, and the pacer's record."""
     sent = 0
@@ -172,8 +175,11 @@ def _send(writer: Writer, plan: Plan, timing: Timing) -> tuple[int, dict[str, An
     return sent, pacer.report().as_dict()
 
 
-def judge(expected: Expected, received: Received, ports: Sequence[int]) -> tuple[list[FlowRow], dict[str, Any]]:
-    """Every flow's verdict, and the pacing figures of the datagrams that arrived intact."""
+def judge(
+    expected: Expected, received: Received, ports: Sequence[int]
+) -> tuple[list[FlowRow], dict[str, Any], tuple[np.ndarray, np.ndarray]]:
+    """Every flow's verdict, the pacing figures of the datagrams that arrived intact, and their
+    receive times and scheduled offsets."""
     rows = []
     rx_parts, due_parts = [], []
     for flow, digests in sorted(expected.digests.items()):
@@ -192,7 +198,7 @@ def judge(expected: Expected, received: Received, ports: Sequence[int]) -> tuple
     order = np.argsort(np.asarray(rx_parts, np.int64), kind="stable")
     rx = np.asarray(rx_parts, np.int64)[order]
     due = np.asarray(due_parts, np.int64)[order]
-    return rows, schedule_stats(rx, due)
+    return rows, schedule_stats(rx, due), (rx, due)
 
 
 def run(
@@ -242,7 +248,7 @@ def run(
             rx0 = _counter(topo, "reader", topo.reader_if, "rx_packets")
             started = time.perf_counter()
             with writer:
-                sent, pacer = _send(writer, plan, timing)
+                sent, pacer = send_plan(writer, plan, timing)
                 notes = writer.notes()
             duration = time.perf_counter() - started
             received = readers.collect(SETTLE_S) if readers is not None else None
@@ -250,7 +256,7 @@ def run(
                 "writer_tx_packets": _counter(topo, "writer", topo.writer_if, "tx_packets") - tx0,
                 "reader_rx_packets": _counter(topo, "reader", topo.reader_if, "rx_packets") - rx0,
             }
-            rows, pacing = judge(plan.expected, received, ports) if received is not None else ([], None)
+            rows, pacing, timeline = judge(plan.expected, received, ports) if received is not None else ([], None, None)
             overall = total(r.verdict for r in rows)
             why = None
             if before is not None and overall.lost:
@@ -279,6 +285,7 @@ def run(
         duration_s=duration,
         why=why,
         notes=notes,
+        timeline=timeline,
     )
 
 

@@ -52,6 +52,8 @@ def link_length(frame: bytes) -> tuple[int, int]:
 def fit_frame(frame: bytes, mtu: int, fit: str, ip_id: int, where: str = "a frame") -> Fitted:
     """``frame`` as it leaves on a link of ``mtu`` under ``fit``; ``ip_id`` identifies the datagram's
     fragments; ``where`` names the frame in strict's one-line refusal."""
+    if len(frame) - ETH_HLEN <= mtu:  # the common case, decided without parsing
+        return Fitted([frame])
     start, ethertype = link_length(frame)
     size = len(frame) - start
     if size <= mtu:
