@@ -1,6 +1,7 @@
 """rawpacer's replay next to tcpreplay, on the same files and the same veth sandbox, by kernel RX timestamps.
 
-Run (root): .venv/bin/python bench/replay_bench.py [--drift-frames 1000000] [--frames 50000] [--only rate,...]
+Run (root): .venv/bin/python bench/replay_bench.py [--drift-frames 1000000] [--drift-rate 100000]
+            [--frames 50000] [--only rate,captured,topspeed,drift]
 
 One veth sandbox (rpw0 -> rpr0). The files are written for it (its MACs, addresses and one reader
 port), so both tools send them exactly as they are: tcpreplay inside the writer namespace
@@ -173,13 +174,9 @@ def main() -> int:
             if "drift" in chosen:
                 path = work / "drift.pcap"
                 write_capture(path, framer(template, 18), np.arange(args.drift_frames, dtype=np.int64) * 1000)
-                both(
-                    f"drift {args.drift_frames:,} @100k",
-                    path,
-                    Timing.parse(rate="100k"),
-                    ["--pps", "100000"],
-                    pps=100_000,
-                )
+                pps = args.drift_rate
+                timing = Timing.parse(rate=str(pps))
+                both(f"drift {args.drift_frames:,} @{pps:,}", path, timing, ["--pps", str(pps)], pps=pps)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()

@@ -4,6 +4,8 @@ allowed, no traceback, nothing created. The table must cover every option the pa
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +43,7 @@ DEVICE: list[tuple[list[str], str]] = [
 """The topology and device-under-test options every sending subcommand shares (cli/_options.add_device)."""
 
 _FILES = Path(tempfile.mkdtemp(prefix="rawpacer-replay-input-"))
+atexit.register(shutil.rmtree, _FILES, True)
 GOOD = str(write_pcap(_FILES / "good.pcap", capture_frames(1, 2)))
 BIG = str(write_pcap(_FILES / "big.pcap", [*capture_frames(1, 2), *capture_frames(1, 1, size=1600)]))
 COOKED = str(write_pcap(_FILES / "cooked.pcap", capture_frames(1, 1), linktype=113))
