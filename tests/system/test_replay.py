@@ -6,9 +6,10 @@ MTU are fitted; the CLI's output, JSON and refusals."""
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
-from helpers import capture_frames, cli, run_cli, write_pcap
+from helpers import capture_frames, cli, cli_process, interrupt, run_cli, wait_until, write_pcap
 from scapy.all import Ether, PcapNgWriter
 
 import rawpacer
@@ -95,3 +96,11 @@ def test_the_cli_refuses_without_rewrite_and_bad_files(capture, tmp_path):
     code, err = run_cli(["replay", str(cut), "--rewrite"])
     assert code == 2 and "truncated at frame 59, byte offset" in err and err.count("\n") == 1
     assert pid_namespaces() == []
+
+
+def test_an_interrupted_replay_cleans_up(capture):
+    with cli_process("replay", str(capture), "--rewrite", "--rate", "200", "--loop", "100") as process:
+        assert wait_until(lambda: pid_namespaces(process.pid))
+        _, err = interrupt(process, signal.SIGTERM)
+    assert process.returncode == 130 and "interrupted; cleaned up" in err
+    assert pid_namespaces(process.pid) == []
