@@ -208,6 +208,7 @@ class Plan:
         self.counts = Counts()
         self._ip_id = 0
         self._bits = 0
+        self._latest = 0
         self._constant = (
             ConstantSchedule(timing.rate.exact) if timing.rate is not None and timing.rate.unit == "pps" else None
         )
@@ -263,8 +264,10 @@ class Plan:
         kind, rate = self.timing.kind, self.timing.rate
         if kind == "topspeed":
             return None
-        if kind == "captured":
-            return np.maximum.accumulate(np.asarray(captured, np.int64))  # a capture's clock may step back
+        if kind == "captured":  # a capture's clock may step back: never due before the frame before
+            offsets = np.maximum.accumulate(np.asarray([self._latest, *captured], np.int64))[1:]
+            self._latest = int(offsets[-1])
+            return offsets
         if self._constant is not None:
             return self._constant.offsets(start, len(frames))
         assert rate is not None

@@ -116,6 +116,19 @@ def test_loops_are_one_schedule_without_a_seam(tmp_path):
     assert set(np.diff(offsets_of(faster)).tolist()) == {25_000}
 
 
+def test_a_capture_clock_that_steps_back_never_schedules_a_frame_earlier(tmp_path):
+    frames = capture_frames(1, CHUNK + 10)
+    path = write_pcap(tmp_path / "c.pcap", frames, gap_ns=1000)
+    data = bytearray(path.read_bytes())
+    record = 24 + (CHUNK + 2) * (16 + len(frames[0]))  # frame CHUNK+2's record header: a second earlier
+    seconds = int.from_bytes(data[record : record + 4], "little")
+    data[record : record + 4] = (seconds - 1).to_bytes(4, "little")
+    path.write_bytes(data)
+    source = file_source(path)
+    offsets = offsets_of(Plan(source, scan(source, 1500, "trim"), Timing("captured"), mtu=1500, fit="trim"))
+    assert (np.diff(offsets) >= 0).all() and offsets[CHUNK + 2] == offsets[CHUNK + 1]
+
+
 def test_limit_and_rates(tmp_path):
     path = write_pcap(tmp_path / "c.pcap", capture_frames(1, 10, size=100), gap_ns=1)
     source = file_source(path)
