@@ -9,6 +9,8 @@ import tracemalloc
 import numpy as np
 import pytest
 from helpers import capture_frames, write_pcap
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.all import IP, UDP, Ether, IPv6, Raw
 
 from rawpacer.bench.replay import file_source
@@ -188,3 +190,17 @@ def test_the_fed_schedule_and_its_figures():
     assert schedule.offset_ns(11) == 7 and schedule.offsets(11, 8).tolist() == [7, 9]
     figures = schedule_stats([100, 200, 310], [0, 100, 200])
     assert figures["gap_dev_ns"]["max"] == 10 and figures["end_vs_schedule_ns"] == 10
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(0, 9000), mtu=st.integers(1280, 9000), version=st.sampled_from([4, 6]))
+def test_any_datagram_fits_any_mtu_by_trim_or_fragment(size, mtu, version):
+    ip = IP(src="198.18.0.1", dst="198.18.0.2") if version == 4 else IPv6(src="2001:2::1", dst="2001:2::2")
+    payload = bytes(i % 251 for i in range(size))
+    frame = bytes(Ether(**MACS) / ip / UDP(sport=7, dport=5001) / Raw(payload))
+    pieces = fit_frame(frame, mtu, "fragment", 9).frames
+    assert all(len(p) - 14 <= mtu for p in pieces)
+    assert parse_frame(reassemble(pieces) if len(pieces) > 1 else pieces[0]).payload == payload
+    trimmed = fit_frame(frame, mtu, "trim", 9)
+    parsed = parse_frame(trimmed.frames[0])
+    assert parsed.checksums_ok and parsed.payload == payload[: len(payload) - trimmed.cut]
