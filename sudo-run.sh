@@ -23,7 +23,7 @@ say() { printf 'sudo-run.sh: %s\n' "$*" >&2; }
 # Debian packages: python3-venv for .venv, gcc and python3-dev for the small C extensions,
 # iproute2 for ip(8) and tc(8), nftables for the DUT profiles (--dut police, drop, rules, conntrack),
 # tcpdump to read pcaps back, golang-go for `compare --with-go`, and the
-# peers the benchmarks measure rawpacer against: netsniff-ng (trafgen), iperf3 and sockperf.
+# peers the benchmarks measure rawpacer against: netsniff-ng (trafgen), iperf3, sockperf and tcpreplay.
 apt_packages() {
     local missing=()
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
@@ -33,6 +33,7 @@ apt_packages() {
     command -v trafgen >/dev/null 2>&1 || missing+=(netsniff-ng)
     command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
     command -v sockperf >/dev/null 2>&1 || missing+=(sockperf)
+    command -v tcpreplay >/dev/null 2>&1 || missing+=(tcpreplay)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
     command -v cc >/dev/null 2>&1 || missing+=(gcc)
     python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \

@@ -5,7 +5,8 @@ checking) -> ``bench`` -> ``report`` -> ``cli``; ``sandbox`` holds the network n
 every packet is confined to.
 
 The Python API (docs/api.md): ``headers``; ``compare(...)`` and ``rfc2544(...)``, the two runs, and
-their results ``Report`` (of ``WriterResult``s and their ``Sample``s) and ``Run``; ``WriterOptions``
+their results ``Report`` (of ``WriterResult``s and their ``Sample``s) and ``Run``; ``send(...)``, a
+replay of frames or a capture, and its ``ReplayResult``; ``WriterOptions``
 and the writers' knobs for building a writer yourself; ``UsageError``, what a bad value raises. Each is
 imported on first use (PEP 562), so ``import rawpacer`` loads none of them.
 """
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from rawpacer import headers
     from rawpacer.bench import compare, rfc2544
     from rawpacer.bench.methodology.result import Run
+    from rawpacer.bench.replay import ReplayResult, send
     from rawpacer.bench.result import Report, Sample, WriterResult
     from rawpacer.errors import RawpacerError, UsageError
     from rawpacer.writers.base import Fit, Knobs, WriterOptions
@@ -34,6 +36,8 @@ _HOMES = {
     "WriterResult": "rawpacer.bench.result",
     "Sample": "rawpacer.bench.result",
     "Run": "rawpacer.bench.methodology.result",
+    "send": "rawpacer.bench.replay",
+    "ReplayResult": "rawpacer.bench.replay",
     "WriterOptions": "rawpacer.writers.base",
     "Fit": "rawpacer.writers.base",
     "Knobs": "rawpacer.writers.base",
@@ -50,6 +54,7 @@ __all__ = [
     "Knobs",
     "PoolKnobs",
     "RawpacerError",
+    "ReplayResult",
     "Report",
     "RingKnobs",
     "Run",
@@ -62,6 +67,7 @@ __all__ = [
     "compare",
     "headers",
     "rfc2544",
+    "send",
 ]
 __version__ = "0.1.0"
 

@@ -269,3 +269,31 @@ def udp_rx_queue(topo: Topology, port: int) -> int:
                     if int(fields[1].rsplit(":", 1)[1], 16) == port:
                         return int(fields[4].split(":")[1], 16)
     raise AssertionError(f"no UDP socket on port {port} in the reader namespace")
+
+
+# --- captures for replay -------------------------------------------------------------------------
+
+
+def write_pcap(path: Path | str, frames: Sequence[bytes], gap_ns: int = 100_000, linktype: int = 1) -> Path:
+    """A nanosecond pcap of ``frames``, frame i captured ``i * gap_ns`` after the first."""
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, linktype))
+        for i, frame in enumerate(frames):
+            seconds, ns = divmod(1_700_000_000 * 10**9 + i * gap_ns, 10**9)
+            handle.write(struct.pack("<IIII", seconds, ns, len(frame), len(frame)) + frame)
+    return Path(path)
+
+
+def capture_frames(flows: int = 3, per_flow: int = 4, size: int = 100) -> list[bytes]:
+    """UDP frames of ``flows`` flows (captured destinations 10.0.0.x:53), each datagram's payload its own."""
+    eth = dpkt.ethernet.Ethernet(src=b"\x02\0\0\0\0\x0a", dst=b"\x02\0\0\0\0\x0b")
+    frames = []
+    for i in range(flows * per_flow):
+        payload = struct.pack("!I", i) * (size // 4)
+        udp = dpkt.udp.UDP(sport=3333, dport=53, data=payload)
+        udp.ulen = len(udp)
+        ip = dpkt.ip.IP(src=bytes([10, 1, 1, 1]), dst=bytes([10, 0, 0, 1 + i % flows]), p=17, data=udp)
+        ip.len = len(ip)
+        eth.data = ip
+        frames.append(bytes(eth))
+    return frames

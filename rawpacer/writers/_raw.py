@@ -217,6 +217,26 @@ class RawWriter(Writer):
                 record(frame)
         return stop - start
 
+    def frame_room(self) -> int:
+        """The longest prebuilt frame ``send_frames`` takes: the MTU (the writer's own limit, if lower) behind the link header."""
+        return self.mtu + self.templates[0].link_len
+
+    def check_frames(self, frames: Sequence[Message]) -> None:
+        """Refuse prebuilt frames this writer cannot send: without a link header, or longer than ``frame_room``."""
+        require(self.ethernet, f"{self.name} sends IP packets, not frames; use packet-raw, packet-ring, xdp or scapy")
+        room = self.frame_room()
+        for frame in frames:
+            require(len(frame) <= room, f"a {len(frame)}-byte frame is longer than {self.name} sends here ({room})")
+
+    def send_frames(self, frames: Sequence[Message]) -> int:
+        """Each prebuilt frame to the emitter as it is (and recorded), one by one."""
+        self.check_frames(frames)
+        emit, record = self.emitter(), self.record
+        for frame in frames:
+            emit(frame)  # type: ignore[arg-type]  # a bytes-like object: every emitter sends any buffer
+            record(frame)
+        return len(frames)
+
     def unless_fragmenting(self, sock: socket.socket) -> socket.socket | None:
         """``sock`` as the writer's stamping socket, unless a message may leave as several fragments."""
         return None if self.fit is Fit.FRAGMENT else sock

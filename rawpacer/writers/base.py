@@ -151,6 +151,14 @@ class Writer(ABC):
         """Send ``messages[start:stop]`` to ``ports[start:stop]``; ``replay`` when they are unchanged
         since the last call that covered them. Return the datagrams sent."""
 
+    def send_frames(self, frames: Sequence[Message]) -> int:
+        """Send ``frames``, each a whole link-layer frame as it is (a replay's), in order, with no
+        templating or fitting; return the frames sent. Only writers that build the link header can."""
+        raise UsageError(
+            f"{self.name} cannot send prebuilt frames (the kernel builds its headers); "
+            "use packet-raw, packet-ring, xdp or scapy"
+        )
+
     def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
         """What a paced replay's C loop sends for this writer: its socket, one ready datagram (or
         frame) per reader, and each one's address (None on a bound socket); None when the writer's

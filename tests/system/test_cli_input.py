@@ -4,11 +4,15 @@ allowed, no traceback, nothing created. The table must cover every option the pa
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
-from helpers import ROOT, run_cli
+from helpers import ROOT, capture_frames, run_cli, write_pcap
 
 from rawpacer.cli import build_parser
 from rawpacer.sandbox import Sandbox, pid_namespaces
@@ -48,6 +52,16 @@ DEVICE: list[tuple[list[str], str]] = [
     (["--remote", "h1,h2", "--remote-addr", "198.18.1.2"], "gives 1 addresses for 2 hosts; give one per host"),
 ]
 """The topology and device-under-test options every sending subcommand shares (cli/_options.add_device)."""
+
+_FILES = Path(tempfile.mkdtemp(prefix="rawpacer-replay-input-"))
+atexit.register(shutil.rmtree, _FILES, True)
+GOOD = str(write_pcap(_FILES / "good.pcap", capture_frames(1, 2)))
+BIG = str(write_pcap(_FILES / "big.pcap", [*capture_frames(1, 2), *capture_frames(1, 1, size=1600)]))
+COOKED = str(write_pcap(_FILES / "cooked.pcap", capture_frames(1, 1), linktype=113))
+(_FILES / "cut.pcap").write_bytes(Path(GOOD).read_bytes()[:-5])
+(_FILES / "empty.pcap").write_bytes(b"")
+REPLAY = [GOOD, "--rewrite"]
+"""A replay that would run: a capture of two frames, rewritten onto the sandbox."""
 
 BAD: dict[str, list[tuple[list[str], str]]] = {
     "compare": [
@@ -155,11 +169,34 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
     "agent": [
         ([], "agent needs --stdio: it is driven by a controller's messages on stdin"),
     ],
+    "replay": [
+        ([str(ROOT / "README.md"), "--rewrite"], "is not a pcap or pcapng file"),
+        ([str(_FILES / "empty.pcap"), "--rewrite"], "empty"),
+        ([str(_FILES / "cut.pcap"), "--rewrite"], "is truncated at frame 1, byte offset"),
+        ([COOKED, "--rewrite"], "link type 113"),
+        ([str(_FILES / "none.pcap"), "--rewrite"], "none.pcap"),
+        ([GOOD], "only --tx-iface allows; add --rewrite"),
+        ([*REPLAY, "--writer", "udp-sendto"], "udp-sendto cannot send prebuilt frames"),
+        ([*REPLAY, "--writer", "warp"], "writer 'warp' is unknown"),
+        ([*REPLAY, "--fit", "squeeze"], "fit 'squeeze' is not allowed"),
+        ([BIG, "--rewrite", "--topology", "veth", "--fit", "strict"], "frame 2 carries a 1628-byte packet"),
+        *(([*REPLAY, *args], named) for args, named in DEVICE),
+        ([*REPLAY, "--mtu", "65537"], "mtu 65537 is out of range; use 68-65536"),
+        ([*REPLAY, "--vlan", "4095", "--topology", "veth"], "vlan 4095 is out of range; use 1-4094"),
+        ([*REPLAY, "--vlan-priority", "8"], "vlan priority 8 is out of range; use 0-7"),
+        ([*REPLAY, "--timing", "warp"], "timing 'warp' is not allowed"),
+        ([*REPLAY, "--speed", "0"], "speed '0' is out of range"),
+        ([*REPLAY, "--rate", "0"], "rate '0' is out of range"),
+        ([*REPLAY, "--rate", "1k", "--topspeed"], "--rate and --topspeed both set the timing"),
+        ([*REPLAY, "--loop", "0"], "loop '0' is out of range"),
+        ([*REPLAY, "--limit", "0"], "limit '0' is not allowed"),
+        ([*REPLAY, "--json", "/"], "--json '/' is a directory"),
+    ],
     "doctor": [
         (["--writer", "warp"], "writer 'warp' is unknown"),
     ],
 }
-FLAGS = {"-h", "--help", "--with-go", "--debug", "--ipv6", "--stdio"}
+FLAGS = {"-h", "--help", "--with-go", "--debug", "--ipv6", "--stdio", "--topspeed", "--rewrite"}
 """Options that take no value: nothing to get wrong."""
 
 CASES = [(command, args, named) for command, cases in BAD.items() for args, named in cases]

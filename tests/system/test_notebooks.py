@@ -42,7 +42,7 @@ def test_notebook_runs_without_error(path, tmp_path):
 
 
 def test_the_notebooks_are_saved_without_stale_outputs():
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01-", "02-", "03-", "04-", "05-"]
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01-", "02-", "03-", "04-", "05-", "06-", "07-"]
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
         assert notebook.cells[0].cell_type == "markdown", f"{path.name} must open with what it shows and why"

@@ -127,3 +127,20 @@ def test_a_down_rx_port_is_refused():
         ip("-n", host, "link", "set", "portb", "down")
         done = in_host(host, "send", "--tx-iface", "porta", "--rx-iface", "portb")
         assert done.returncode == 2 and "--rx-iface 'portb' is down" in done.stderr
+
+
+def test_replay_over_two_ports_rewritten_and_as_captured(tmp_path):
+    from helpers import capture_frames, write_pcap
+
+    path = write_pcap(tmp_path / "c.pcap", capture_frames(2, 5))
+    with stand_ins() as (host, _):
+        done = in_host(
+            host, "replay", str(path), "--rewrite", "--tx-iface", "porta", "--rx-iface", "portb", "--topspeed"
+        )
+        assert done.returncode == 0, done.stderr
+        assert "sending out porta" in done.stderr
+        row = next(line for line in done.stdout.splitlines() if "total" in line).split("│")
+        assert [cell.strip() for cell in row[4:7]] == ["10", "10", "10"]  # sent, delivered, intact
+        done = in_host(host, "replay", str(path), "--tx-iface", "porta", "--rx-iface", "portb", "--rate", "1k")
+        assert done.returncode == 0, done.stderr
+        assert "10 frames read, 10 sent" in done.stdout and "interfaces: 10 sent" in done.stdout

@@ -1,0 +1,358 @@
+"""One replay: a capture (or frames from Python) sent through a link-header writer in a sandbox,
+on a schedule, its UDP flows rewritten onto readers that check every datagram (``rawpacer replay``,
+and ``send()`` for Python; docs/replay.md).
+
+The file is read twice, both times streamed: once before anything exists (frames, flows, and
+every refusal: empty, truncated, a frame too big under strict fit), once while sending. The
+sandbox is ``rig.sandbox``'s, so lo, veth, a router with its DUT, or two real ports all work.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rawpacer import diagnose, outputs
+from rawpacer.bench import rig
+from rawpacer.bench.config import Config, make_config
+from rawpacer.bench.replayplan import Counts, Expected, Plan, Source, Timing, parse_limit, parse_loops, scan
+from rawpacer.errors import require
+from rawpacer.headers.fit import max_payload
+from rawpacer.kernel import caps
+from rawpacer.kernel.linkstats import link_stats
+from rawpacer.limits import FIRST_PORT, MAX_MESSAGE_SIZE, MAX_MTU
+from rawpacer.pacing import Pacer
+from rawpacer.pacing.fed import FedSchedule, schedule_stats
+from rawpacer.readers.replay import Received, ReplayReaders
+from rawpacer.readers.replaymatch import FlowVerdict, match_flow, total
+from rawpacer.sandbox import Topology
+from rawpacer.sandbox.topology import link_info
+from rawpacer.traffic import LinkType, Record, Rewriter, read_capture
+from rawpacer.writers import WriterOptions, get
+from rawpacer.writers.base import Fit, Writer
+
+BATCH = 64
+"""Frames handed to the writer at once at top speed (a TX ring or AF_XDP flush each)."""
+SETTLE_S = 0.3
+"""The readers give up once no datagram has come for this long after the last frame left."""
+
+
+@dataclass(frozen=True)
+class FlowRow:
+    """One flow of the replay: its number, reader port, captured destination and verdict."""
+
+    flow: int
+    port: int
+    dst: str
+    dport: int
+    verdict: FlowVerdict
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did: frames read and sent, what fitting did, every flow's verdict and their
+    total, the pacing figures from kernel receive timestamps, the pacer's record, the interfaces'
+    counters. ``ok`` when every datagram arrived intact, once and in order."""
+
+    source: str
+    writer: str
+    topology: str
+    timing: Timing
+    loops: int
+    rewrite: bool
+    fit: str
+    sent: int
+    counts: Counts
+    unsupported: dict[str, int]
+    flows: list[FlowRow]
+    total: FlowVerdict
+    pacing: dict[str, Any] | None
+    pacer: dict[str, Any] | None
+    interfaces: dict[str, int]
+    duration_s: float
+    why: str | None = None
+    notes: list[str] = field(default_factory=list)
+    timeline: tuple[np.ndarray, np.ndarray] | None = None
+    """The datagrams that arrived intact, in arrival order: kernel RX times and scheduled offsets
+    (ns), for plots; not in the JSON."""
+
+    @property
+    def ok(self) -> bool:
+        """Every rewritten datagram arrived intact, once, in order (true without readers)."""
+        return self.total.ok
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "source": self.source,
+            "writer": self.writer,
+            "topology": self.topology,
+            "timing": self.timing.as_dict(),
+            "loops": self.loops,
+            "rewrite": self.rewrite,
+            "fit": self.fit,
+            "sent": self.sent,
+            "counts": vars(self.counts),
+            "unsupported": self.unsupported,
+            "flows": [
+                {"flow": f.flow, "port": f.port, "dst": f.dst, "dport": f.dport, **f.verdict.as_dict()}
+                for f in self.flows
+            ],
+            "total": self.total.as_dict(),
+            "ok": self.ok,
+            "pacing": self.pacing,
+            "pacer": self.pacer,
+            "interfaces": self.interfaces,
+            "duration_s": self.duration_s,
+            "why": self.why,
+            "notes": self.notes,
+        }
+
+
+def expected_mtu(config: Config) -> int:
+    """The MTU frames will meet, known before the sandbox exists (for strict fit's refusal)."""
+    if config.tx_iface is not None:
+        return int(link_info(config.tx_iface)[1])
+    if config.mtu is not None:
+        return config.mtu
+    return MAX_MTU if config.topology == "lo" else 1500
+
+
+def file_source(path: str | os.PathLike[str]) -> Source:
+    """A capture file, opened afresh for each pass."""
+    return lambda: read_capture(path)
+
+
+def _link_of(frame: object) -> LinkType:
+    """A Python frame's link type: raw IP for scapy's and dpkt's IP/IPv6 layers, else Ethernet."""
+    return LinkType.RAW if type(frame).__name__ in ("IP", "IPv6", "IP6") else LinkType.ETHERNET
+
+
+def objects_source(frames: Iterable[Any]) -> tuple[Source, bool]:
+    """Records from bytes, scapy packets or dpkt objects (held in a list: a generator runs once),
+    and whether they carry capture times (scapy's ``time``)."""
+    held = []
+    timed = True
+    for index, frame in enumerate(frames):
+        stamp = getattr(frame, "time", None)
+        timed = timed and stamp is not None
+        data = bytes(frame)
+        ns = round(float(stamp) * 1e9) if stamp is not None else 0
+        held.append(Record(index, ns, _link_of(frame), data, len(data)))
+    return (lambda: iter(held)), timed
+
+
+def _counter(topo: Topology, side: str, ifname: str, key: str) -> int:
+    with topo.enter(side):
+        return link_stats().get(ifname, {}).get(key, 0)
+
+
+def send_plan(writer: Writer, plan: Plan, timing: Timing) -> tuple[int, dict[str, Any] | None]:
+    """Every chunk through the writer: at top speed BATCH frames at a time, else each frame when the
+    pacer says it is due (absolute deadlines from one anchor). Frames sent, and the pacer's record."""
+    sent = 0
+    if timing.kind == "topspeed":
+        for chunk in plan.chunks():
+            for at in range(0, len(chunk.frames), BATCH):
+                sent += writer.send_frames(chunk.frames[at : at + BATCH])
+        return sent, None
+    schedule = FedSchedule()
+    pacer = Pacer(schedule)
+    wait, send = pacer.wait, writer.send_frames
+    for chunk in plan.chunks():
+        assert chunk.offsets is not None
+        schedule.feed(chunk.start, chunk.offsets)
+        for k, frame in enumerate(chunk.frames):
+            wait(chunk.start + k)
+            sent += send((frame,))
+    return sent, pacer.report().as_dict()
+
+
+def judge(
+    expected: Expected, received: Received, ports: Sequence[int]
+) -> tuple[list[FlowRow], dict[str, Any], tuple[np.ndarray, np.ndarray]]:
+    """Every flow's verdict, the pacing figures of the datagrams that arrived intact, and their
+    receive times and scheduled offsets."""
+    rows = []
+    rx_parts, due_parts = [], []
+    for flow, digests in sorted(expected.digests.items()):
+        got = received.of_slot(flow)
+        rows.append(FlowRow(flow, ports[flow], *expected.flows.get(flow, ("?", 0)), match_flow(digests, got)))
+        due_of: dict[int, int] = {}
+        for digest, offset in zip(digests, expected.offsets[flow]):
+            due_of.setdefault(digest, offset)
+        mask = received.slot == flow
+        seen: set[int] = set()
+        for rx, digest in zip(received.rx_ns[mask].tolist(), received.digest[mask].tolist()):
+            if digest in due_of and digest not in seen:
+                seen.add(digest)
+                rx_parts.append(rx)
+                due_parts.append(due_of[digest])
+    order = np.argsort(np.asarray(rx_parts, np.int64), kind="stable")
+    rx = np.asarray(rx_parts, np.int64)[order]
+    due = np.asarray(due_parts, np.int64)[order]
+    return rows, schedule_stats(rx, due), (rx, due)
+
+
+def run(
+    source: Source,
+    name: str,
+    config: Config,
+    timing: Timing,
+    *,
+    loops: int = 1,
+    limit: int | None = None,
+    rewrite: bool = True,
+    timed: bool = True,
+    say: Callable[[str], object] = lambda line: None,
+) -> ReplayResult:
+    """One replay (every value already checked): scan, sandbox, readers, writer, send, judge."""
+    require(
+        rewrite or config.tx_iface is not None,
+        "without --rewrite frames leave exactly as captured, which only --tx-iface allows; add --rewrite",
+    )
+    require(timed or timing.kind != "captured", "the frames carry no capture times; give a rate or top speed")
+    chosen = get(name)
+    require(
+        chosen.raw and getattr(chosen, "ethernet", False),
+        f"{name} cannot send prebuilt frames (it does not build the link header); use packet-raw, packet-ring, xdp or scapy",
+    )
+    fit = config.fit.value
+    found = scan(source, expected_mtu(config), fit, limit)
+    caps.require("replay", caps.EVERYTHING, "replay")
+    with rig.sandbox(config) as topo:
+        readers = ReplayReaders(topo, max(1, found.flows)) if rewrite else None
+        try:
+            ports = readers.ports if readers is not None else (FIRST_PORT,)
+            target = topo.target(ports, vlan_priority=config.vlan_priority)
+            mtu = target.link.mtu
+            size = max(0, min(MAX_MESSAGE_SIZE, max_payload(mtu, target.ip_version), found.largest))
+            options = WriterOptions(message_size=size, fit=Fit.TRIM, allow_iface=topo.allow_iface)
+            with topo.enter("writer"):
+                writer = chosen(target, options)
+            rewriter = Rewriter.for_target(target) if rewrite else None
+            plan = Plan(source, found, timing, mtu=mtu, fit=fit, loops=loops, limit=limit, rewriter=rewriter)
+            say(
+                f"replay: {found.frames} frames x {loops}, {found.flows} UDP flows, {name} on {topo.kind} "
+                f"({target.src_ip} -> {target.dst_ip}), MTU {mtu}, fit {fit}, {timing.describe()}"
+            )
+            before = diagnose.snapshot_of(topo) if readers is not None else None
+            tx0 = _counter(topo, "writer", topo.writer_if, "tx_packets")
+            rx0 = _counter(topo, "reader", topo.reader_if, "rx_packets")
+            started = time.perf_counter()
+            with writer:
+                sent, pacer = send_plan(writer, plan, timing)
+                notes = writer.notes()
+            duration = time.perf_counter() - started
+            received = readers.collect(SETTLE_S) if readers is not None else None
+            interfaces = {
+                "writer_tx_packets": _counter(topo, "writer", topo.writer_if, "tx_packets") - tx0,
+                "reader_rx_packets": _counter(topo, "reader", topo.reader_if, "rx_packets") - rx0,
+            }
+            rows, pacing, timeline = judge(plan.expected, received, ports) if received is not None else ([], None, None)
+            overall = total(r.verdict for r in rows)
+            why = None
+            if before is not None and overall.lost:
+                why = diagnose.explain(before, diagnose.snapshot_of(topo), lost=overall.lost)
+            if received is not None and received.socket_drops:
+                notes.append(f"{received.socket_drops} datagrams dropped at the reader sockets")
+        finally:
+            if readers is not None:
+                readers.close()
+    return ReplayResult(
+        source="",
+        writer=name,
+        topology=topo.kind,
+        timing=timing,
+        loops=loops,
+        rewrite=rewrite,
+        fit=fit,
+        sent=sent,
+        counts=plan.counts,
+        unsupported=dict(rewriter.unsupported) if rewriter is not None else {},
+        flows=rows,
+        total=overall,
+        pacing=pacing,
+        pacer=pacer,
+        interfaces=interfaces,
+        duration_s=duration,
+        why=why,
+        notes=notes,
+        timeline=timeline,
+    )
+
+
+def send(
+    frames: Any,
+    *,
+    writer: str = "packet-raw",
+    timing: str | None = None,
+    speed: float | str | None = None,
+    rate: float | str | None = None,
+    topspeed: bool = False,
+    loop: int | str = 1,
+    limit: int | str | None = None,
+    rewrite: bool = True,
+    topology: str = "lo",
+    mtu: int | str | None = None,
+    fit: str = "trim",
+    ip_version: int = 4,
+    vlan: int | str | None = None,
+    vlan_priority: int | str = 0,
+    egress_mtu: int | str | None = None,
+    dut: str | Sequence[str] | None = None,
+    dut_setup: str | Sequence[str] | None = None,
+    tx_iface: str | None = None,
+    rx_iface: str | None = None,
+    next_hop_mac: str | None = None,
+    json: str | os.PathLike[str] | None = None,
+) -> ReplayResult:
+    """``rawpacer replay`` from Python: ``frames`` is a capture's path, one frame (bytes, a scapy
+    packet, a dpkt object) or an iterable or generator of them; the options are the CLI's, checked
+    before anything is created (UsageError, one line). Frames without capture times (bytes, dpkt)
+    need ``rate`` or ``topspeed``; scapy packets carry theirs."""
+    config = make_config(
+        writers=writer,
+        fit=fit,
+        topology=topology,
+        mtu=mtu,
+        ip_version=ip_version,
+        vlan=vlan,
+        vlan_priority=vlan_priority,
+        egress_mtu=egress_mtu,
+        dut=dut,
+        dut_setup=dut_setup,
+        tx_iface=tx_iface,
+        rx_iface=rx_iface,
+        next_hop_mac=next_hop_mac,
+    )
+    chosen = Timing.parse(timing, speed, rate, topspeed)
+    loops, most = parse_loops(loop), parse_limit(limit)
+    if json is not None:
+        outputs.check("json", json)
+    if isinstance(frames, (str, os.PathLike)):
+        source, timed, label = file_source(frames), True, str(frames)
+    else:
+        one = isinstance(frames, (bytes, bytearray)) or hasattr(frames, "__bytes__")
+        source, timed = objects_source([frames] if one else frames)
+        label = "python"
+    result = run(source, config.writers[0], config, chosen, loops=loops, limit=most, rewrite=rewrite, timed=timed)
+    result.source = label
+    if json is not None:
+        written = write_json(result, json)
+        if not written.ok:
+            warnings.warn(written.message("the JSON"), stacklevel=2)
+    return result
+
+
+def write_json(result: ReplayResult, path: str | os.PathLike[str]) -> outputs.Written:
+    """The result as JSON at ``path`` (or its fallback, said in the returned ``Written``)."""
+    text = jsonlib.dumps(result.as_dict(), indent=2, default=str)
+    return outputs.write(path, lambda p: p.write_text(text), suffix=".json")

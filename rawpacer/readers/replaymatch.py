@@ -1,0 +1,95 @@
+"""The replay verdict, pure: per flow, what was sent (a 64-bit hash per datagram, in send order)
+against what arrived (a hash per datagram, in arrival order).
+
+A replay's datagrams all differ, so each is known by its content's hash (``datagram_hash``). Per flow:
+
+- ``intact``: distinct contents sent that arrived (the first arrival of each);
+- ``duplicated``: arrivals of a content that had already arrived (the network repeated it, or the
+  capture held the same datagram twice: ``repeated`` says how many of those the sender sent);
+- ``corrupt``: arrivals of a content that was never sent in the flow;
+- ``lost``: distinct contents sent that never arrived;
+- ``late``: intact arrivals that came after one sent later than them (reordered);
+- so ``delivered = intact + duplicated + corrupt`` and ``sent = intact + lost + repeated``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from rawpacer.headers.checksum import BytesLike
+
+
+def datagram_hash(data: BytesLike) -> int:
+    """A datagram's content as one 64-bit number (BLAKE2b, 8-byte digest): what the readers record."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+@dataclass(frozen=True)
+class FlowVerdict:
+    """One flow's counts (the module's docstring defines each)."""
+
+    sent: int = 0
+    delivered: int = 0
+    intact: int = 0
+    duplicated: int = 0
+    corrupt: int = 0
+    lost: int = 0
+    late: int = 0
+    repeated: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Every datagram arrived whole and once (repeats the capture held aside), none reordered."""
+        return not (self.lost or self.corrupt or self.late or self.duplicated > self.repeated)
+
+    def __add__(self, other: FlowVerdict) -> FlowVerdict:
+        return FlowVerdict(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts by name, JSON-ready."""
+        return asdict(self)
+
+
+def match_flow(sent: Sequence[int], received: Iterable[int]) -> FlowVerdict:
+    """The verdict of one flow: ``sent`` hashes in send order, ``received`` in arrival order."""
+    first_at: dict[int, int] = {}
+    position: int | None
+    for position, value in enumerate(sent):
+        first_at.setdefault(value, position)
+    arrived: set[int] = set()
+    delivered = duplicated = corrupt = late = 0
+    newest = -1
+    for value in received:
+        delivered += 1
+        position = first_at.get(value)
+        if position is None:
+            corrupt += 1
+        elif value in arrived:
+            duplicated += 1
+        else:
+            arrived.add(value)
+            if position < newest:
+                late += 1
+            newest = max(newest, position)
+    distinct = len(first_at)
+    return FlowVerdict(
+        sent=len(sent),
+        delivered=delivered,
+        intact=len(arrived),
+        duplicated=duplicated,
+        corrupt=corrupt,
+        lost=distinct - len(arrived),
+        late=late,
+        repeated=len(sent) - distinct,
+    )
+
+
+def total(verdicts: Iterable[FlowVerdict]) -> FlowVerdict:
+    """The sum of several flows' verdicts."""
+    out = FlowVerdict()
+    for verdict in verdicts:
+        out = out + verdict
+    return out
