@@ -31,6 +31,9 @@ def stand_ins() -> Iterator[tuple[str, str]]:
         for ns in (host, box):
             ip("netns", "add", ns)
             ip("-n", ns, "link", "set", "lo", "up")
+            # IPv4 only: no router solicitations or MLD reports in the ports' interface counters
+            ip("netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+            ip("netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
         for port, peer in (("porta", "boxa"), ("portb", "boxb")):
             ip("-n", host, "link", "add", port, "type", "veth", "peer", "name", peer, "netns", box)
         for ns, ifname, address in (
