@@ -24,7 +24,11 @@ setup(
             extra_compile_args=STRICT,
         ),
         Extension(
-            "rawpacer._pace", sources=["rawpacer/_pace.c"], depends=[SEQUENCE_H], optional=True, extra_compile_args=STRICT
+            "rawpacer._pace",
+            sources=["rawpacer/_pace.c"],
+            depends=[SEQUENCE_H],
+            optional=True,
+            extra_compile_args=STRICT,
         ),
     ]
 )

@@ -1,5 +1,5 @@
 /* The sequence field of a stream datagram, shared by rawpacer._readloop (which checks it) and
- * rawpacer._pace (which stamps it): rawpacer.messages.sequence_bytes is the reference. Bytes 0-5
+ * rawpacer._pace (which stamps it): rawpacer.headers.sequence.sequence_bytes is the reference. Bytes 0-5
  * are the sequence (48 bits, big-endian), bytes 6-7 the one's complement of the one's-complement
  * sum of those three 16-bit words, so the 8 bytes always sum to 0xFFFF and leave a UDP checksum
  * (RFC 1071) unchanged whatever sequence they carry. */

@@ -12,7 +12,7 @@ size and its bytes equal that many leading bytes of its slot's message. Datagram
 between ops are ``late``: counted against the next op, never ``delivered``.
 
 A sequenced stream (``begin(..., sequences=n)``) carries each datagram's sequence k < n in its
-first 8 bytes (``rawpacer.messages.sequence_bytes``): a datagram then matches when those bytes
+first 8 bytes (``rawpacer.headers.sequence.sequence_bytes``): a datagram then matches when those bytes
 are a valid sequence below n and the rest equals the slot's message after its first 8 bytes.
 Each port is then counted as RFC 4737 section 3-4 count a stream: only the first copy of a
 sequence counts (later copies are ``repeats``, i.e. duplicates); a first copy whose sequence is
@@ -30,7 +30,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from rawpacer.messages import SEQUENCE_BYTES, sequence_of
+from rawpacer.headers.sequence import SEQUENCE_BYTES, sequence_of
 from rawpacer.readers.tally import PortTally
 
 Buffer = bytes | bytearray | memoryview | mmap.mmap
@@ -116,7 +116,7 @@ def verdict(tallies: Tallies, ports: Sequence[int]) -> Verdict:
 class Order:
     """One port's sequences in a sequenced stream, counted as RFC 4737 counts a stream."""
 
-    __slots__ = ("seen", "next_expected", "arrived", "gap_starts", "gap_index", "repeats", "reordered", "extent")
+    __slots__ = ("arrived", "extent", "gap_index", "gap_starts", "next_expected", "reordered", "repeats", "seen")
 
     def __init__(self) -> None:
         self.seen = bytearray()

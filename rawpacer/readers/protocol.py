@@ -44,13 +44,14 @@ class Outcome(NamedTuple):
 def encode(outcome: Outcome) -> bytes:
     """The RESULT message for ``outcome`` (deviations as plain tuples in PortTally's field order)."""
     verdict = outcome.verdict
-    rows = tuple(t.as_row() for t in verdict.deviations)
-    wire: tuple[Any, ...] = tuple(verdict._replace(deviations=rows))
-    return marshal.dumps((RESULT, wire, *outcome[1:]))
+    wire: list[Any] = list(verdict)
+    wire[Verdict._fields.index("deviations")] = tuple(t.as_row() for t in verdict.deviations)
+    return marshal.dumps((RESULT, tuple(wire), *outcome[1:]))
 
 
 def decode(message: tuple[Any, ...]) -> Outcome:
     """The ``Outcome`` of a RESULT message made by ``encode``."""
-    wire = Verdict._make(message[1])
-    verdict = wire._replace(deviations=tuple(PortTally(*row) for row in wire.deviations))
-    return Outcome(verdict, *message[2:])
+    wire = list(message[1])
+    at = Verdict._fields.index("deviations")
+    wire[at] = tuple(PortTally(*row) for row in wire[at])
+    return Outcome(Verdict._make(wire), *message[2:])

@@ -19,9 +19,10 @@ import weakref
 from typing import Any, Self
 
 from rawpacer.errors import RawpacerError, ReaderDied, UsageError, require
+from rawpacer.headers.sequence import MAX_SEQUENCE
 from rawpacer.kernel.sockbuf import set_buffer_size
 from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
-from rawpacer.messages import MAX_SEQUENCE, check_size
+from rawpacer.messages import check_size
 from rawpacer.readers import arrivals, process, protocol
 from rawpacer.readers.tally import OpResult, RunTally
 from rawpacer.readers.tuning import ReaderTuning
@@ -261,7 +262,7 @@ class ReaderSet:
     ) -> None:
         """Start a stream: many fan-outs of the same ``messages`` until ``end_stream``.
         ``timestamps``: keep every datagram's kernel RX timestamp (``OpResult.arrivals``).
-        ``fanouts``: the datagrams carry sequences (``rawpacer.messages.sequence_bytes``, the op
+        ``fanouts``: the datagrams carry sequences (``rawpacer.headers.sequence.sequence_bytes``, the op
         loop's streams do): fan-out k's datagrams begin with sequence k < ``fanouts``, the rest of
         each is its port's message, and the readers count reordering and duplicates by sequence."""
         self._start("stream", expected_size, timestamps, fanouts)

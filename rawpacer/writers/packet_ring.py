@@ -66,6 +66,13 @@ class PacketRingWriter(RawWriter):
         """The ring's AF_PACKET socket: one send per frame, in order."""
         return self.unless_fragmenting(self.sock)
 
+    def restamp(self, field: bytes) -> None:
+        """The new sequence into the kept frames' payloads (one numpy assignment; ``_put`` copies
+        them into the ring, so frames already handed over keep theirs)."""
+        if self._composed.any():
+            at = self.templates[0].header_len
+            self._frames[:, at : at + len(field)] = np.frombuffer(field, np.uint8)
+
     def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
         """Frames for the span stamped (or, replaying, copied) into the ring; one ``send`` flushes them."""
         if replay and (self._whole if stop - start == len(messages) else self._composed[start:stop].all()):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from rawpacer import _readloop as readloop
 from rawpacer.errors import UsageError
 from rawpacer.headers import FrameTemplate, parse_frame
-from rawpacer.messages import MAX_SEQUENCE, SEQUENCE_BYTES, sequence_bytes, sequence_of, stamp_sequence
+from rawpacer.headers.sequence import MAX_SEQUENCE, SEQUENCE_BYTES, sequence_bytes, sequence_of, stamp_sequence
 from rawpacer.readers import core
 
 PORTS = (5001, 5002, 5003)
@@ -156,7 +156,9 @@ def test_reordered_ratio_and_run_totals():
     from rawpacer.readers.tally import OpResult, RunTally
 
     expected = buffer()
-    verdict = run(core.Counter(expected, SIZE, 3), expected, [(0, 1), (0, 0)] + [(s, k) for s in (1, 2) for k in (0, 1)], 2)
+    verdict = run(
+        core.Counter(expected, SIZE, 3), expected, [(0, 1), (0, 0)] + [(s, k) for s in (1, 2) for k in (0, 1)], 2
+    )
     op = OpResult("stream", 3, SIZE, 2, 6, 6, 6, 0, 0, 0, 0, False, 0, 0, 0, {t.port: t for t in verdict.deviations})
     op.sequenced, op.reordered, op.reorder_extent = verdict.sequenced, verdict.reordered, verdict.reorder_extent
     tally = RunTally(PORTS)
