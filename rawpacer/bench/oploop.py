@@ -5,7 +5,7 @@ readers, send one message to every reader, wait until each has its datagram (or 
 stream fills the messages once, sends the fan-out, replays it with ``Writer.resend`` (trafgen's
 prebuilt frames) and checks the readers once at the end. Every stream datagram carries its
 fan-out's number in its first 8 bytes (``rawpacer.headers.sequence``), stamped once per fan-out
-into the shared messages with one numpy assignment (``Sequencer``) and by the writer into the
+into the shared messages with one C call (``Sequencer``) and by the writer into the
 frames it replays (``Writer.restamp``), so the readers count reordering and duplicates per port.
 
 Datagram ``j`` of a run goes to reader ``j % P``. When each datagram leaves is decided in one
@@ -20,9 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-
-from rawpacer.headers.sequence import MAX_SEQUENCE, SEQUENCE_BYTES, sequence_bytes
+from rawpacer.headers.sequence import MAX_SEQUENCE, SEQUENCE_BYTES, stamp_sequence
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import PacedSender, Pacer
 from rawpacer.readers import OpResult, ReaderSet
@@ -183,18 +181,17 @@ class Sequencer:
     """Stamps a stream's fan-out numbers into the readers' shared messages, all ports at once."""
 
     def __init__(self, writer: Writer, readers: ReaderSet) -> None:
-        ports, size = len(readers.ports), readers.message_size
         self.writer = writer
-        self.slots = np.frombuffer(readers.buffer, np.uint8)[: ports * size].reshape(ports, size)
-        """The shared buffer, one message a row (a view: no copy)."""
+        self.buffer = readers.buffer
+        self.stride = readers.message_size
         self.last = 0
         """The sequence stamped last."""
 
     def __call__(self, sequence: int) -> None:
-        """Fan-out ``sequence``'s field into every message (one numpy assignment) and the writer's frames."""
-        field = sequence_bytes(sequence)
-        self.slots[:, :SEQUENCE_BYTES] = np.frombuffer(field, np.uint8)
-        self.writer.restamp(field)
+        """Fan-out ``sequence``'s field into every message (one C call, numpy without the extension)
+        and the writer's kept frames."""
+        stamp_sequence(self.buffer, self.stride, 0, sequence)
+        self.writer.restamp(sequence)
         self.last = sequence
 
 

@@ -8,6 +8,9 @@ headers. ``rawpacer/_sequence.h`` is its C twin (the readers' loop and the pacer
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from rawpacer.errors import require
@@ -44,7 +47,27 @@ def sequence_of(data: bytes | bytearray | memoryview) -> int | None:
     return sequence if sequence_bytes(sequence) == head else None
 
 
-def stamp_sequence(slots: np.ndarray, sequence: int) -> None:
-    """Write ``sequence`` into the first 8 bytes of every row of ``slots`` (a 2-D uint8 array, one
-    message a row): one numpy assignment for a whole fan-out."""
-    slots[:, :SEQUENCE_BYTES] = np.frombuffer(sequence_bytes(sequence), np.uint8)
+def python_stamp_sequence(rows: np.ndarray, stride: int, offset: int, sequence: int) -> None:
+    """numpy twin of ``rawpacer._checksum.stamp_sequence``: the field at ``offset`` of every
+    ``stride``-byte row of the writable buffer ``rows``, one assignment for a whole fan-out."""
+    require(
+        0 <= offset and offset + SEQUENCE_BYTES <= stride,
+        f"{SEQUENCE_BYTES} bytes at {offset} do not fit {stride}-byte rows",
+    )
+    flat = np.frombuffer(rows, np.uint8)
+    table = flat[: len(flat) // stride * stride].reshape(-1, stride)
+    table[:, offset : offset + SEQUENCE_BYTES] = np.frombuffer(sequence_bytes(sequence), np.uint8)
+
+
+def _pick() -> Callable[[Any, int, int, int], None]:
+    try:
+        from rawpacer._checksum import stamp_sequence as c_stamp_sequence
+    except ImportError:
+        return python_stamp_sequence
+    return c_stamp_sequence
+
+
+stamp_sequence = _pick()
+"""``stamp_sequence(rows, stride, offset, sequence)``: ``sequence``'s field at ``offset`` of every
+``stride``-byte row of a writable buffer (a fan-out's messages, or a writer's frames), in C with no
+Python object made when ``rawpacer._checksum`` is built (the op loop calls it once per fan-out)."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rawpacer.headers.checksum import BytesLike
+from rawpacer.headers.sequence import stamp_sequence
 from rawpacer.kernel.tpacket import DATA_OFFSET, TxRing, fanout_frames
 from rawpacer.target import Target
 from rawpacer.writers._batch import Batches
@@ -66,12 +67,11 @@ class PacketRingWriter(RawWriter):
         """The ring's AF_PACKET socket: one send per frame, in order."""
         return self.unless_fragmenting(self.sock)
 
-    def restamp(self, field: bytes) -> None:
-        """The new sequence into the kept frames' payloads (one numpy assignment; ``_put`` copies
+    def restamp(self, sequence: int) -> None:
+        """The new sequence into the kept frames' payloads, every row in one call (``_put`` copies
         them into the ring, so frames already handed over keep theirs)."""
         if self._composed.any():
-            at = self.templates[0].header_len
-            self._frames[:, at : at + len(field)] = np.frombuffer(field, np.uint8)
+            stamp_sequence(self._frames, self._frames.shape[1], self.templates[0].header_len, sequence)
 
     def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
         """Frames for the span stamped (or, replaying, copied) into the ring; one ``send`` flushes them."""

@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from rawpacer import _readloop as readloop
 from rawpacer.errors import UsageError
 from rawpacer.headers import FrameTemplate, parse_frame
-from rawpacer.headers.sequence import MAX_SEQUENCE, SEQUENCE_BYTES, sequence_bytes, sequence_of, stamp_sequence
+from rawpacer.headers.sequence import (
+    MAX_SEQUENCE,
+    SEQUENCE_BYTES,
+    python_stamp_sequence,
+    sequence_bytes,
+    sequence_of,
+    stamp_sequence,
+)
 from rawpacer.readers import core
 
 PORTS = (5001, 5002, 5003)
@@ -74,10 +81,15 @@ def test_the_udp_checksum_is_the_same_whatever_the_sequence(a, b, rest):
     assert parse_frame(two).udp_checksum_ok
 
 
-def test_stamp_sequence_writes_every_row():
-    slots = np.zeros((3, 12), np.uint8)
-    stamp_sequence(slots, 9)
-    assert all(bytes(row[:8]) == sequence_bytes(9) for row in slots) and not slots[:, 8:].any()
+@pytest.mark.parametrize("stamp", [stamp_sequence, python_stamp_sequence], ids=["c", "numpy"])
+def test_stamp_sequence_writes_every_row_at_its_offset(stamp):
+    rows = bytearray(3 * 12)
+    stamp(rows, 12, 2, 9)
+    table = np.frombuffer(rows, np.uint8).reshape(3, 12)
+    assert all(bytes(row[2:10]) == sequence_bytes(9) for row in table)
+    assert not table[:, :2].any() and not table[:, 10:].any()
+    with pytest.raises((ValueError, UsageError)):
+        stamp(rows, 12, 5, 9)
 
 
 # --- RFC 4737 counts, on both counters ----------------------------------------------------------------
@@ -224,3 +236,36 @@ def test_reordering_extent_matches_its_definition(order):
         events = [(0, k) for k in order] + [(s, k) for s in (1, 2) for k in range(30)]
         verdict = run(cls(expected, SIZE, 3), expected, events, 30)
         assert (verdict.reordered, verdict.reorder_extent) == (reordered, extent)
+
+
+# --- where the counts are reported ---------------------------------------------------------------------
+
+
+def test_compare_rows_carry_reordering_and_say_it_in_the_status():
+    from rawpacer.bench.result import Sample, WriterResult
+    from rawpacer.report.table import status
+
+    def sample(reordered: int, extent: int | None) -> Sample:
+        return Sample(10, 1000, 1000, 1000, 1000, 1500_000, reordered=reordered, reorder_extent=extent)
+
+    row = WriterResult("udp-sendmmsg", 100, 1500, 1500, samples=[sample(3, 2), sample(1, 5)])
+    assert row.reordering() == (4, 4 / 2000, 5)
+    assert status(row) == "4 reordered (0.200%, extent up to 5)"
+    data = row.to_dict()
+    assert (data["reordered"], data["reordered_ratio"], data["reorder_extent"]) == (4, 0.002, 5)
+    assert data["samples"][0]["reordered_ratio"] == 0.003
+    fanout = WriterResult("udp-sendmmsg", 100, 1500, 1500, samples=[sample(0, None)])
+    assert (fanout.reordering(), status(fanout), fanout.to_dict()["reorder_extent"]) == (None, "ok", None)
+
+
+def test_rfc2544_trial_records_carry_reordering():
+    from rawpacer.bench.methodology.result import TrialRecord
+    from rawpacer.bench.methodology.sizes import FrameSize
+    from rawpacer.bench.methodology.trial import Outcome, Trial, TrialResult
+
+    trial = Trial("throughput", FrameSize.of(64), rate_pps=1000.0, duration_s=1.0)
+    result = TrialResult(trial, 1000, 1000, 999, 0, duplicate=1, reordered=10, reorder_extent=4)
+    record = TrialRecord.of(result, Outcome.PASS)
+    assert (record.duplicate, record.reordered, record.reorder_extent) == (1, 10, 4)
+    assert record.reordered_ratio == pytest.approx(10 / 999)
+    assert TrialRecord.of(TrialResult(trial, 1, 1, 1, 0), Outcome.PASS).reordered_ratio is None
