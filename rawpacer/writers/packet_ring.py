@@ -62,6 +62,8 @@ class PacketRingWriter(RawWriter):
         """Which rows of ``_frames`` hold the current messages' frames (replayable as they are)."""
         self._whole = False
         """All of them do: a whole fan-out's replay needs no further check."""
+        self._row_len = 0
+        """Bytes in a row of ``_frames`` (0: none yet), kept as an int so ``restamp`` makes no object."""
 
     def stamping_socket(self) -> socket.socket | None:
         """The ring's AF_PACKET socket: one send per frame, in order."""
@@ -70,8 +72,8 @@ class PacketRingWriter(RawWriter):
     def restamp(self, sequence: int) -> None:
         """The new sequence into the kept frames' payloads, every row in one call (``_put`` copies
         them into the ring, so frames already handed over keep theirs)."""
-        if self._composed.any():
-            stamp_sequence(self._frames, self._frames.shape[1], self.templates[0].header_len, sequence)
+        if self._row_len:  # rows not composed yet are rebuilt before they are sent: stamping them is harmless
+            stamp_sequence(self._frames, self._row_len, self.templates[0].header_len, sequence)
 
     def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
         """Frames for the span stamped (or, replaying, copied) into the ring; one ``send`` flushes them."""
@@ -96,6 +98,7 @@ class PacketRingWriter(RawWriter):
         if self._frames.shape != (count, batch.frame_len):
             self._frames = np.empty((count, batch.frame_len), np.uint8)
             self._composed = np.zeros(count, bool)
+            self._row_len = batch.frame_len
         batch.compose(self._frames[start:stop], messages, start, stop)
         self._composed[start:stop] = True
         self._whole = bool(self._composed.all())
