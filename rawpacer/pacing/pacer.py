@@ -311,6 +311,10 @@ class PacedSender:
         byte ``at`` of its (writable) frame as it leaves; the round of frames this call starts in
         carries ``first``, each later round one more (bursts of one, or no longer than the frames)."""
         require(isinstance(count, int) and count >= 0, f"count {count!r} is not allowed; use 0 or more")
+        require(
+            sequence is None or all(len(f) >= sequence[0] + SEQUENCE_BYTES for f in self.frames),
+            f"sequence {sequence!r}: a frame has no room for the {SEQUENCE_BYTES}-byte field there",
+        )
         if self.loop == "c" and self._loop_core is not None:
             self._loop_core.send(self.sock.fileno(), self.frames, self._sockaddrs, count, sequence)
         else:

@@ -3,6 +3,7 @@ twin held to the same verdicts on sequences hypothesis permutes, duplicates, dro
 
 from __future__ import annotations
 
+import socket
 import struct
 
 import numpy as np
@@ -11,6 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rawpacer import _readloop as readloop
+from rawpacer.bench.methodology.result import TrialRecord
+from rawpacer.bench.methodology.sizes import FrameSize
+from rawpacer.bench.methodology.trial import Outcome, Trial, TrialResult
+from rawpacer.bench.result import Sample, WriterResult
 from rawpacer.errors import UsageError
 from rawpacer.headers import FrameTemplate, parse_frame
 from rawpacer.headers.sequence import (
@@ -21,7 +26,11 @@ from rawpacer.headers.sequence import (
     sequence_of,
     stamp_sequence,
 )
+from rawpacer.pacing import PacedSender, Pacer
+from rawpacer.pacing.schedule import ConstantSchedule
 from rawpacer.readers import core
+from rawpacer.readers.tally import OpResult, RunTally
+from rawpacer.report.table import status
 
 PORTS = (5001, 5002, 5003)
 SIZE = 20
@@ -165,8 +174,6 @@ def test_ops_and_short_messages_are_not_sequenced(make):
 
 
 def test_reordered_ratio_and_run_totals():
-    from rawpacer.readers.tally import OpResult, RunTally
-
     expected = buffer()
     verdict = run(
         core.Counter(expected, SIZE, 3), expected, [(0, 1), (0, 0)] + [(s, k) for s in (1, 2) for k in (0, 1)], 2
@@ -242,9 +249,6 @@ def test_reordering_extent_matches_its_definition(order):
 
 
 def test_compare_rows_carry_reordering_and_say_it_in_the_status():
-    from rawpacer.bench.result import Sample, WriterResult
-    from rawpacer.report.table import status
-
     def sample(reordered: int, extent: int | None) -> Sample:
         return Sample(10, 1000, 1000, 1000, 1000, 1500_000, reordered=reordered, reorder_extent=extent)
 
@@ -259,13 +263,24 @@ def test_compare_rows_carry_reordering_and_say_it_in_the_status():
 
 
 def test_rfc2544_trial_records_carry_reordering():
-    from rawpacer.bench.methodology.result import TrialRecord
-    from rawpacer.bench.methodology.sizes import FrameSize
-    from rawpacer.bench.methodology.trial import Outcome, Trial, TrialResult
-
     trial = Trial("throughput", FrameSize.of(64), rate_pps=1000.0, duration_s=1.0)
     result = TrialResult(trial, 1000, 1000, 999, 0, duplicate=1, reordered=10, reorder_extent=4)
     record = TrialRecord.of(result, Outcome.PASS)
     assert (record.duplicate, record.reordered, record.reorder_extent) == (1, 10, 4)
     assert record.reordered_ratio == pytest.approx(10 / 999)
     assert TrialRecord.of(TrialResult(trial, 1, 1, 1, 0), Outcome.PASS).reordered_ratio is None
+
+
+@pytest.mark.parametrize("loop", ["c", "python"])
+def test_the_paced_send_loop_stamps_each_frame_as_it_leaves(loop):
+    """PacedSender's two loops stamp frame k % n with sequence first + k // n (a socketpair, no root)."""
+    sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    frames = [bytearray(b"hdr" + bytes(SEQUENCE_BYTES) + bytes([i]) * 5) for i in range(3)]
+    with sender, receiver:
+        paced = PacedSender(Pacer(ConstantSchedule(1e6, 1)), sender, frames, loop=loop)
+        paced.send(3)  # a first round, unstamped
+        paced.send(6, (3, 7))
+        got = [receiver.recv(64) for _ in range(9)][3:]
+        with pytest.raises(UsageError, match="no room"):
+            PacedSender(Pacer(ConstantSchedule(1e6, 1)), sender, [bytearray(4)], loop=loop).send(1, (0, 0))
+    assert [(sequence_of(d[3:11]), d[-1]) for d in got] == [(7, 0), (7, 1), (7, 2), (8, 0), (8, 1), (8, 2)]
