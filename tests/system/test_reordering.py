@@ -8,7 +8,11 @@ import json
 import pytest
 from helpers import inject, run_cli, sandbox_frame
 
+from rawpacer.bench.methodology import FrameSize
+from rawpacer.bench.methodology.result import TrialRecord
+from rawpacer.bench.methodology.trial import Outcome, Trial
 from rawpacer.bench.oploop import OpLoop
+from rawpacer.bench.rfc2544_live import LiveDevice
 from rawpacer.dut.apply import apply
 from rawpacer.headers.sequence import SEQUENCE_BYTES, sequence_bytes
 from rawpacer.messages import MessageSource
@@ -92,6 +96,20 @@ def test_compare_reports_the_reordering(router, tmp_path):
     assert row["reordered"] > 0 and row["reorder_extent"] >= 1
     assert row["reordered_ratio"] == pytest.approx(row["reordered"] / row["intact"])
     assert all(s["reorder_extent"] is not None for s in row["samples"])
+
+
+def test_an_rfc2544_trial_records_the_reordering(router):
+    """A paced trial through the reordering DUT: its record carries the count, ratio and extent."""
+    device = LiveDevice("udp-sendmmsg", router, 4)
+    try:
+        result = device.run(Trial("throughput", FrameSize.of(512), rate_pps=2000.0, duration_s=0.2, drain_s=0.3))
+    finally:
+        device.close()
+    record = TrialRecord.of(result, Outcome.PASS)
+    assert (record.sent, record.intact, record.lost, record.duplicate) == (400, 400, 0, 0)
+    assert 0 < record.reordered <= 200 and record.reorder_extent is not None and record.reorder_extent >= 1
+    assert record.reordered_ratio == record.reordered / 400
+    assert any("reordered" in note for note in record.notes)
 
 
 @pytest.fixture(scope="module")
