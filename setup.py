@@ -9,13 +9,26 @@ Python loop otherwise).
 
 from setuptools import Extension, setup
 
+SEQUENCE_H = "rawpacer/_sequence.h"  # the stream datagrams' sequence field, shared by _readloop and _pace
 STRICT = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
 setup(
     ext_modules=[
         Extension("rawpacer._checksum", sources=["rawpacer/_checksum.c"], optional=True, extra_compile_args=["-O2"]),
         Extension("rawpacer._alloccount", sources=["rawpacer/_alloccount.c"], optional=True),
-        Extension("rawpacer._readloop", sources=["rawpacer/_readloop.c"], optional=True, extra_compile_args=STRICT),
-        Extension("rawpacer._pace", sources=["rawpacer/_pace.c"], optional=True, extra_compile_args=STRICT),
+        Extension(
+            "rawpacer._readloop",
+            sources=["rawpacer/_readloop.c"],
+            depends=[SEQUENCE_H],
+            optional=True,
+            extra_compile_args=STRICT,
+        ),
+        Extension(
+            "rawpacer._pace",
+            sources=["rawpacer/_pace.c"],
+            depends=[SEQUENCE_H],
+            optional=True,
+            extra_compile_args=STRICT,
+        ),
     ]
 )

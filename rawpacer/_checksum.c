@@ -4,11 +4,17 @@
  * sum of the buffer read as big-endian 16-bit words (odd length: padded with one zero byte), plus
  * `initial`. The result is 0 only when `initial` and every byte are 0. The checksum of a header is
  * `~ones_sum(...) & 0xFFFF`. rawpacer/headers/checksum.py holds the pure-Python twin.
+ *
+ * And stamp_sequence(buffer, stride, offset, sequence, /): a stream's sequence field (_sequence.h,
+ * checksum-neutral) written at `offset` of every `stride`-byte row of a writable buffer, for a whole
+ * fan-out in one call with no Python object made (rawpacer/headers/sequence.py, numpy otherwise).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_sequence.h"
 
 /* Fold a non-negative sum to 0..0xFFFF keeping its residue mod 0xFFFF (0 only for 0). */
 static uint32_t fold(uint64_t s) {
@@ -70,9 +76,34 @@ static PyObject *ones_sum(PyObject *module, PyObject *const *args, Py_ssize_t na
     return PyLong_FromUnsignedLong(s);
 }
 
+static PyObject *stamp_sequence(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "stamp_sequence(buffer, stride, offset, sequence, /) takes 4 arguments");
+        return NULL;
+    }
+    Py_ssize_t stride = PyLong_AsSsize_t(args[1]), offset = PyLong_AsSsize_t(args[2]);
+    unsigned long long sequence = PyLong_AsUnsignedLongLong(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    if (stride < 1 || offset < 0 || offset + SEQUENCE_BYTES > stride || sequence >> 48) {
+        PyErr_Format(PyExc_ValueError, "stamp_sequence: %d bytes at %zd do not fit %zd-byte rows, or sequence %llu "
+                     "exceeds 48 bits", SEQUENCE_BYTES, offset, stride, sequence);
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) return NULL;
+    unsigned char field[SEQUENCE_BYTES];
+    sequence_put(field, (uint64_t)sequence);
+    unsigned char *row = (unsigned char *)view.buf + offset;
+    for (Py_ssize_t left = view.len / stride; left > 0; left--, row += stride) memcpy(row, field, SEQUENCE_BYTES);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"ones_sum", (PyCFunction)(void (*)(void))ones_sum, METH_FASTCALL,
      "ones_sum(buffer, initial=0, /) -> int: folded RFC 1071 sum of buffer's big-endian words plus initial."},
+    {"stamp_sequence", (PyCFunction)(void (*)(void))stamp_sequence, METH_FASTCALL,
+     "stamp_sequence(buffer, stride, offset, sequence, /): the sequence field at offset of every stride-byte row."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -20,7 +20,10 @@
  *     departures through the same rules with the sends in C: datagram k (counted over every
  *     send) is frames[k % len(frames)], sent with sendto() to addresses[same index] (sockaddr
  *     bytes) or, when addresses is None, with send() on a connected or bound socket; a departure
- *     carries `burst` datagrams, a burst of more than one in one sendmmsg(). It releases the GIL
+ *     carries `burst` datagrams, a burst of more than one in one sendmmsg(). With sequence=(at,
+ *     first) every datagram gets its stream sequence stamped at byte `at` of its frame (writable
+ *     buffers; _sequence.h's field) before it leaves: the round of frames this call starts in
+ *     carries `first`, each later round one more. It releases the GIL
  *     and takes it back every 10 ms to let signal handlers run, so Ctrl-C stops it with the
  *     record up to date. lateness() -> bytes: the int64 lateness of the first late_cap
  *     departures. Read-only attributes: anchor_ns, last_ns, next_departure, departures, stalls,
@@ -34,6 +37,8 @@
 #include <sys/socket.h>
 #include <structmember.h>
 #include <time.h>
+
+#include "_sequence.h"
 
 #define MAX_BURST 1024 /* UIO_MAXIOV: the most messages one sendmmsg() takes */
 
@@ -129,7 +134,7 @@ static void unpin(Pinned *p)
     PyMem_Free(p->addrs);
 }
 
-static int pin(Pinned *p, PyObject *frames, PyObject *addrs)
+static int pin(Pinned *p, PyObject *frames, PyObject *addrs, int writable)
 {
     memset(p, 0, sizeof(*p));
     PyObject *fseq = PySequence_Fast(frames, "frames must be a sequence of buffers");
@@ -160,7 +165,8 @@ static int pin(Pinned *p, PyObject *frames, PyObject *addrs)
         goto done;
     }
     for (Py_ssize_t i = 0; i < p->n; i++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fseq, i), &p->frames[i], PyBUF_SIMPLE) < 0)
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fseq, i), &p->frames[i],
+                               writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0)
             goto done;
         if (aseq && PyObject_GetBuffer(PySequence_Fast_GET_ITEM(aseq, i), &p->addrs[i], PyBUF_SIMPLE) < 0)
             goto done;
@@ -174,12 +180,25 @@ done:
     return rc;
 }
 
-/* Send datagrams first .. first+n-1 (indices into the pinned frames, wrapping); how many went,
- * with *err set to the errno of a failed call (0 if none). */
+/* Where a send call stamps sequences: at byte `at` of each frame (-1: nowhere); datagram k
+ * carries k / n + bias. */
+typedef struct {
+    Py_ssize_t at;
+    int64_t bias;
+} Stamp;
+
+/* Send datagrams first .. first+n-1 (indices into the pinned frames, wrapping), each stamped with
+ * its sequence first when asked; how many went, with *err set to the errno of a failed call (0 if none). */
 static int send_burst(int fd, const Pinned *p, Py_ssize_t first, int n, struct mmsghdr *msgs,
-                      struct iovec *iov, int *err)
+                      struct iovec *iov, const Stamp *stamp, int *err)
 {
     *err = 0;
+    if (stamp->at >= 0) {
+        for (int m = 0; m < n; m++) {
+            Py_ssize_t k = (first + m) % p->n;
+            sequence_put((unsigned char *)p->frames[k].buf + stamp->at, (uint64_t)((first + m) / p->n + stamp->bias));
+        }
+    }
     if (n == 1) {
         Py_ssize_t k = first % p->n;
         ssize_t rc = p->addrs
@@ -437,8 +456,8 @@ static int check_signals(PyThreadState **ts, int64_t *checked)
 
 static PyObject *core_send(Core *c, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "send(fd, frames, addresses, count) takes 4 arguments");
+    if (nargs != 4 && nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "send(fd, frames, addresses, count, sequence=None) takes 4 or 5 arguments");
         return NULL;
     }
     long fd = PyLong_AsLong(args[0]);
@@ -449,9 +468,31 @@ static PyObject *core_send(Core *c, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "send: fd must be a descriptor and count 0 or more");
         return NULL;
     }
-    Pinned p;
-    if (pin(&p, args[1], args[2]) < 0)
+    Stamp stamp = {-1, 0};
+    long long first_seq = 0;
+    if (nargs == 5 && args[4] != Py_None &&
+        !PyArg_ParseTuple(args[4], "nL;sequence must be (offset, first)", &stamp.at, &first_seq))
         return NULL;
+    if (nargs == 5 && args[4] != Py_None && (stamp.at < 0 || first_seq < 0)) {
+        PyErr_SetString(PyExc_ValueError, "send: a sequence's offset and first value must be 0 or more");
+        return NULL;
+    }
+    Pinned p;
+    if (pin(&p, args[1], args[2], stamp.at >= 0) < 0)
+        return NULL;
+    for (Py_ssize_t i = 0; stamp.at >= 0 && i < p.n; i++) {
+        if (p.frames[i].len < stamp.at + SEQUENCE_BYTES) {
+            unpin(&p);
+            PyErr_Format(PyExc_ValueError, "send: frame %zd has no room for a sequence at byte %zd", i, stamp.at);
+            return NULL;
+        }
+    }
+    if (stamp.at >= 0 && c->burst > p.n) {
+        unpin(&p);
+        PyErr_SetString(PyExc_ValueError, "send: a burst longer than the frames cannot carry sequences");
+        return NULL;
+    }
+    stamp.bias = (int64_t)first_seq - c->sent / p.n;
     struct mmsghdr msgs[MAX_BURST];
     struct iovec iov[MAX_BURST];
     int64_t goal = c->sent + count, checked = now_ns();
@@ -479,7 +520,7 @@ static PyObject *core_send(Core *c, PyObject *const *args, Py_ssize_t nargs)
         }
         core_depart(c, i, off, due, now);
         int n = (int)(goal - c->sent < c->burst ? goal - c->sent : c->burst);
-        c->sent += send_burst((int)fd, &p, (Py_ssize_t)c->sent, n, msgs, iov, &err);
+        c->sent += send_burst((int)fd, &p, (Py_ssize_t)c->sent, n, msgs, iov, &stamp, &err);
         if (err)
             break;
         if (now - checked >= SIGNAL_CHECK_NS && (failed = check_signals(&ts, &checked) < 0))
@@ -505,7 +546,7 @@ static PyMethodDef core_methods[] = {
     {"wait", (PyCFunction)core_wait, METH_O, "wait(departure, /): return when it is due."},
     {"start", (PyCFunction)(void (*)(void))core_start, METH_FASTCALL, "start(t0_ns=None, /): anchor departure 0."},
     {"send", (PyCFunction)(void (*)(void))core_send, METH_FASTCALL,
-     "send(fd, frames, addresses, count, /): count more datagrams, paced, the loop in C."},
+     "send(fd, frames, addresses, count, sequence=None, /): count more datagrams, paced, the loop in C."},
     {"lateness", (PyCFunction)core_lateness, METH_NOARGS, "lateness() -> bytes: int64 lateness per departure."},
     {NULL, NULL, 0, NULL},
 };

@@ -36,6 +36,12 @@ class Core:
     def wait(self, departure: int, /) -> None: ...
     def start(self, t0_ns: int | None = None, /) -> None: ...
     def send(
-        self, fd: int, frames: Sequence[ReadableBuffer], addresses: Sequence[ReadableBuffer] | None, count: int, /
+        self,
+        fd: int,
+        frames: Sequence[ReadableBuffer],
+        addresses: Sequence[ReadableBuffer] | None,
+        count: int,
+        sequence: tuple[int, int] | None = None,
+        /,
     ) -> None: ...
     def lateness(self) -> bytes: ...

@@ -19,6 +19,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "_sequence.h"
+
 #define NEVER ((int64_t)1 << 62)
 #define CTL_TAG UINT32_MAX
 #define MAX_EVENTS 1024
@@ -42,6 +44,18 @@ typedef struct {
 
 static PyTypeObject ColumnType;
 
+/* One slot's sequences in a sequenced stream, counted as RFC 4737 counts a stream (the twin of
+ * rawpacer.readers.core.Order). */
+typedef struct {
+    uint8_t *seen;           /* one bit per sequence that has arrived */
+    int64_t seen_bytes;      /* allocated bytes of seen */
+    int64_t next_expected;   /* RFC 4737 3.3's NextExp */
+    int64_t arrived;         /* first copies so far: the next one's receive index */
+    int64_t *gaps;           /* pairs: first sequence an in-order arrival jumped past, its index */
+    int64_t gaps_len, gaps_room;
+    int64_t repeats, reordered, extent;
+} Order;
+
 typedef struct {
     PyObject_HEAD
     Py_buffer expected;
@@ -52,6 +66,8 @@ typedef struct {
     Py_ssize_t expected_size;
     int64_t per_port, reached;
     int64_t *received, *mismatched, *late, *late_next;
+    int64_t sequences; /* > 0: a sequenced stream, sequences below this */
+    Order *order;      /* per slot, allocated with the Counter */
     /* arrivals of the open op (kept when timestamps are on); NULL columns until the first */
     Column *columns[COLUMNS];
     Py_ssize_t arrivals, arrivals_room;
@@ -161,6 +177,65 @@ static void release_held_columns(Counter *self) {
 
 /* ---- counting (the twin of core.Counter) ------------------------------------------------- */
 
+/* Count one matching datagram carrying seq on its slot's Order; -1 (MemoryError set) when a table cannot grow. */
+static int order_take(Order *o, int64_t seq) {
+    int64_t byte = seq >> 3;
+    uint8_t bit = (uint8_t)(1u << (seq & 7));
+    if (byte >= o->seen_bytes) {
+        int64_t room = o->seen_bytes * 2 > byte + 1 ? o->seen_bytes * 2 : byte + 1;
+        uint8_t *seen = PyMem_RawRealloc(o->seen, (size_t)room);
+        if (seen == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memset(seen + o->seen_bytes, 0, (size_t)(room - o->seen_bytes));
+        o->seen = seen;
+        o->seen_bytes = room;
+    }
+    if (o->seen[byte] & bit) {
+        o->repeats++; /* RFC 4737 3.3: only the first copy is evaluated */
+        return 0;
+    }
+    o->seen[byte] |= bit;
+    int64_t index = o->arrived++;
+    if (seq >= o->next_expected) {
+        if (seq > o->next_expected) {
+            if (o->gaps_len == o->gaps_room) {
+                int64_t room = o->gaps_room ? o->gaps_room * 2 : 16;
+                int64_t *gaps = PyMem_RawRealloc(o->gaps, (size_t)room * 2 * sizeof(int64_t));
+                if (gaps == NULL) {
+                    PyErr_NoMemory();
+                    return -1;
+                }
+                o->gaps = gaps;
+                o->gaps_room = room;
+            }
+            o->gaps[2 * o->gaps_len] = o->next_expected;
+            o->gaps[2 * o->gaps_len + 1] = index;
+            o->gaps_len++;
+        }
+        o->next_expected = seq + 1;
+        return 0;
+    }
+    /* Reordered (RFC 4737 3.3); passed over by the in-order arrival whose gap holds it, the
+     * earliest arrival with a higher sequence (4.2.1's j): extent = index - j. */
+    o->reordered++;
+    int64_t lo = 0, hi = o->gaps_len; /* the last gap starting at or below seq */
+    while (hi - lo > 1) {
+        int64_t mid = (lo + hi) / 2;
+        if (o->gaps[2 * mid] <= seq) lo = mid;
+        else hi = mid;
+    }
+    int64_t extent = index - o->gaps[2 * lo + 1];
+    if (extent > o->extent) o->extent = extent;
+    return 0;
+}
+
+static void order_reset(Order *o) {
+    if (o->seen_bytes) memset(o->seen, 0, (size_t)o->seen_bytes);
+    o->next_expected = o->arrived = o->gaps_len = o->repeats = o->reordered = o->extent = 0;
+}
+
 /* Count one datagram on a valid slot; -1 (MemoryError set) only when the arrival columns cannot grow. */
 static inline int count_one(Counter *self, Py_ssize_t slot, const char *data, Py_ssize_t len, int64_t rx_ns) {
     if (!self->active) {
@@ -169,7 +244,15 @@ static inline int count_one(Counter *self, Py_ssize_t slot, const char *data, Py
     }
     Py_ssize_t size = self->expected_size;
     const char *want = (const char *)self->expected.buf + slot * self->slot_size;
-    int match = len == size && memcmp(data, want, (size_t)size) == 0;
+    int match;
+    if (self->sequences) {
+        int64_t seq = len == size ? sequence_get((const unsigned char *)data) : -1;
+        match = seq >= 0 && seq < self->sequences &&
+                memcmp(data + SEQUENCE_BYTES, want + SEQUENCE_BYTES, (size_t)(size - SEQUENCE_BYTES)) == 0;
+        if (match && order_take(&self->order[slot], seq) < 0) return -1;
+    } else {
+        match = len == size && memcmp(data, want, (size_t)size) == 0;
+    }
     int64_t received = ++self->received[slot];
     if (received == self->per_port) self->reached++;
     if (!match) self->mismatched[slot]++;
@@ -189,6 +272,13 @@ static void Counter_dealloc(Counter *self) {
     PyMem_RawFree(self->mismatched);
     PyMem_RawFree(self->late);
     PyMem_RawFree(self->late_next);
+    if (self->order != NULL) {
+        for (Py_ssize_t i = 0; i < self->slots; i++) {
+            PyMem_RawFree(self->order[i].seen);
+            PyMem_RawFree(self->order[i].gaps);
+        }
+        PyMem_RawFree(self->order);
+    }
     for (int i = 0; i < COLUMNS; i++) Py_CLEAR(self->columns[i]);
     PyMem_RawFree(self->fds);
     PyMem_RawFree(self->msgs);
@@ -226,7 +316,8 @@ static int Counter_init(Counter *self, PyObject *args, PyObject *kwds) {
     self->mismatched = PyMem_RawCalloc((size_t)slots, sizeof(int64_t));
     self->late = PyMem_RawCalloc((size_t)slots, sizeof(int64_t));
     self->late_next = PyMem_RawCalloc((size_t)slots, sizeof(int64_t));
-    if (!self->received || !self->mismatched || !self->late || !self->late_next) {
+    self->order = PyMem_RawCalloc((size_t)slots, sizeof(Order));
+    if (!self->received || !self->mismatched || !self->late || !self->late_next || !self->order) {
         PyErr_NoMemory();
         return -1;
     }
@@ -236,9 +327,16 @@ static int Counter_init(Counter *self, PyObject *args, PyObject *kwds) {
 static PyObject *Counter_begin(Counter *self, PyObject *args) {
     Py_ssize_t size;
     int stream, timestamps;
-    if (!PyArg_ParseTuple(args, "npp", &size, &stream, &timestamps)) return NULL;
+    long long sequences = 0;
+    if (!PyArg_ParseTuple(args, "npp|L", &size, &stream, &timestamps, &sequences)) return NULL;
     if (size < 1 || size > self->slot_size) {
         return PyErr_Format(PyExc_ValueError, "expected size %zd is out of range 1-%zd", size, self->slot_size);
+    }
+    if (sequences < 0) return PyErr_Format(PyExc_ValueError, "sequences %lld is not allowed; use 0 (none) or more", sequences);
+    int64_t was = self->sequences;
+    self->sequences = stream && size >= SEQUENCE_BYTES ? sequences : 0;
+    if (was || self->sequences) {
+        for (Py_ssize_t i = 0; i < self->slots; i++) order_reset(&self->order[i]);
     }
     size_t bytes = (size_t)self->slots * sizeof(int64_t);
     int64_t *late = self->late;
@@ -294,11 +392,13 @@ static PyObject *Counter_tallies(Counter *self, PyObject *unused) {
     if (rows == NULL) return NULL;
     for (Py_ssize_t i = 0; i < self->slots; i++) {
         int64_t r = self->received[i], m = self->mismatched[i], l = self->late[i];
+        const Order *o = &self->order[i];
         delivered += r;
         mismatched += m;
         late += l;
-        if (r != per_port || m || l) {
-            PyObject *row = Py_BuildValue("(nLLL)", i, (long long)r, (long long)m, (long long)l);
+        if (r != per_port || m || l || o->repeats || o->reordered) {
+            PyObject *row = Py_BuildValue("(nLLLLLL)", i, (long long)r, (long long)m, (long long)l,
+                                          (long long)o->repeats, (long long)o->reordered, (long long)o->extent);
             if (row == NULL || PyList_Append(rows, row) < 0) {
                 Py_XDECREF(row);
                 Py_DECREF(rows);
@@ -309,8 +409,8 @@ static PyObject *Counter_tallies(Counter *self, PyObject *unused) {
     }
     self->active = 0;
     self->spin_until = now_ns() + self->idle_spin_ns;
-    return Py_BuildValue("(LLLLN)", (long long)per_port, (long long)delivered, (long long)mismatched,
-                         (long long)late, rows);
+    return Py_BuildValue("(LLLLNN)", (long long)per_port, (long long)delivered, (long long)mismatched,
+                         (long long)late, PyBool_FromLong(self->sequences > 0), rows);
 }
 
 /* Read-only views of the op's arrivals; each holds its column, so it outlives begin() and the Counter. */
@@ -578,11 +678,12 @@ static PyGetSetDef Counter_getset[] = {
 };
 
 static PyMethodDef Counter_methods[] = {
-    {"begin", (PyCFunction)Counter_begin, METH_VARARGS, "begin(expected_size, stream, timestamps): open an op"},
+    {"begin", (PyCFunction)Counter_begin, METH_VARARGS,
+     "begin(expected_size, stream, timestamps, sequences=0): open an op (a sequenced stream when sequences > 0)"},
     {"datagram", (PyCFunction)Counter_datagram, METH_VARARGS, "datagram(slot, data, rx_ns=0): count one datagram"},
     {"set_per_port", (PyCFunction)Counter_set_per_port, METH_O, "set_per_port(n): datagrams each slot expects"},
     {"tallies", (PyCFunction)Counter_tallies, METH_NOARGS,
-     "tallies() -> (per_port, delivered, mismatched, late, rows): close the op"},
+     "tallies() -> (per_port, delivered, mismatched, late, sequenced, rows): close the op"},
     {"arrival_buffers", (PyCFunction)Counter_arrival_buffers, METH_NOARGS,
      "arrival_buffers() -> (rx_ns, slot, match) read-only memoryviews of the op's arrivals, valid while held"},
     {"attach", (PyCFunction)(void (*)(void))Counter_attach, METH_VARARGS | METH_KEYWORDS,

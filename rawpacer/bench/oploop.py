@@ -3,7 +3,10 @@
 One fan-out op is the seed's job: fresh messages into the readers' shared buffer, arm the
 readers, send one message to every reader, wait until each has its datagram (or gives up). A
 stream fills the messages once, sends the fan-out, replays it with ``Writer.resend`` (trafgen's
-prebuilt frames) and checks the readers once at the end.
+prebuilt frames) and checks the readers once at the end. Every stream datagram carries its
+fan-out's number in its first 8 bytes (``rawpacer.headers.sequence``), stamped once per fan-out
+into the shared messages with one C call (``Sequencer``) and by the writer into the
+frames it replays (``Writer.restamp``), so the readers count reordering and duplicates per port.
 
 Datagram ``j`` of a run goes to reader ``j % P``. When each datagram leaves is decided in one
 place, ``depart``: the ``Departures`` object it is given (the pacer's seam) says when each burst
@@ -13,10 +16,11 @@ may leave; ``ASAP`` lets every fan-out leave at once, as fast as the writer goes
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from rawpacer.headers.sequence import MAX_SEQUENCE, SEQUENCE_BYTES, stamp_sequence
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import PacedSender, Pacer
 from rawpacer.readers import OpResult
@@ -94,38 +98,71 @@ class Interrupted(KeyboardInterrupt):
         self.total = total
 
 
-def replay_in_c(writer: Writer, messages: Sequence[Message], departures: Departures) -> PacedSender | None:
+def _writable(frame: Message) -> Message:
+    """``frame`` itself when a sequence can be stamped into it, else a writable copy."""
+    return (
+        frame
+        if isinstance(frame, bytearray) or (isinstance(frame, memoryview) and not frame.readonly)
+        else bytearray(frame)
+    )
+
+
+def replay_in_c(
+    writer: Writer, messages: Sequence[Message], departures: Departures, *, sequenced: bool = False
+) -> PacedSender | None:
     """A paced replay's departure loop, sends included, in C with the GIL released: when the pacer
     has its C core, each departure is one datagram, and the writer hands over the frames it would
-    replay (``Writer.prebuilt``). Python's own per-datagram cost then no longer sets the rate."""
+    replay (``Writer.prebuilt``). Python's own per-datagram cost then no longer sets the rate.
+    ``sequenced``: the frames are made writable, for the C loop to stamp each one's sequence."""
     if not isinstance(departures, Pacer) or departures.burst != 1:
         return None
     built = writer.prebuilt(messages)
     if built is None:
         return None
-    sender = PacedSender(departures, *built)
+    sock, frames, addresses = built
+    sender = PacedSender(departures, sock, [_writable(f) for f in frames] if sequenced else frames, addresses)
     return sender if sender.loop == "c" else None
 
 
-def depart(writer: Writer, messages: Sequence[Message], departures: Departures, total: int, *, fresh: int) -> int:
+Stamp = Callable[[int], None]
+"""Stamps fan-out k's sequence into the messages (and the writer's kept frames) before it leaves."""
+
+
+def depart(
+    writer: Writer,
+    messages: Sequence[Message],
+    departures: Departures,
+    total: int,
+    *,
+    fresh: int,
+    stamp: Stamp | None = None,
+) -> int:
     """Send ``total`` datagrams of ``messages`` (one per reader, round after round) when
     ``departures`` lets them go; the first ``fresh`` datagrams are new messages (``send``), the
-    rest replay them (``resend``, or the C loop of ``replay_in_c``). Return the datagrams sent."""
+    rest replay them (``resend``, or the C loop of ``replay_in_c``). With ``stamp``, each later
+    round's sequence is stamped before its first datagram leaves: once per fan-out, never per
+    datagram (the C loop stamps its own frames as they leave). Return the datagrams sent."""
     send, resend, wait = writer.send, writer.resend, departures.wait
+    ports = len(messages)
     sent, last = 0, -1
     # The C loop's frames are built before the schedule is anchored: building them after would make
     # departure 0 late and the catch-up that follows would shorten the stream (+0.1 % at 100k/s).
-    in_c = replay_in_c(writer, messages, departures) if total > fresh else None
+    in_c = replay_in_c(writer, messages, departures, sequenced=stamp is not None) if total > fresh else None
     departures.start()
     python_total = fresh if in_c is not None else total
     try:
-        for departure, datagram, first, count in pieces(len(messages), departures.burst, python_total):
+        for departure, datagram, first, count in pieces(ports, departures.burst, python_total):
             if departure != last:
                 wait(departure)
                 last = departure
+            if stamp is not None and first == 0 and datagram:
+                stamp(datagram // ports)  # a new round: pieces never wrap, so each round starts at port 0
             sent += (resend if datagram >= fresh else send)(messages, first, count)
         if in_c is not None:
-            sent += in_c.send(total - fresh)
+            sequence = None
+            if stamp is not None:
+                sequence = (len(in_c.frames[0]) - writer.delivered_size, fresh // ports)  # the payload ends a frame
+            sent += in_c.send(total - fresh, sequence)
     except KeyboardInterrupt:
         raise Interrupted(sent + (in_c.sent if in_c is not None else 0), total) from None
     return sent
@@ -141,6 +178,24 @@ class Outcome:
     fanouts: int = 1
 
 
+class Sequencer:
+    """Stamps a stream's fan-out numbers into the readers' shared messages, all ports at once."""
+
+    def __init__(self, writer: Writer, readers: AnyReaders) -> None:
+        self.writer = writer
+        self.buffer = readers.buffer
+        self.stride = readers.message_size
+        self.last = 0
+        """The sequence stamped last."""
+
+    def __call__(self, sequence: int) -> None:
+        """Fan-out ``sequence``'s field into every message (one C call, numpy without the extension)
+        and the writer's kept frames."""
+        stamp_sequence(self.buffer, self.stride, 0, sequence)
+        self.writer.restamp(sequence)
+        self.last = sequence
+
+
 @dataclass
 class OpLoop:
     """A writer, the readers it sends to, where messages come from, and when datagrams leave."""
@@ -153,6 +208,19 @@ class OpLoop:
     """Keep every fan-out datagram's kernel receive time (``Outcome.result.arrivals``): paced ops."""
     typical_ns: float | None = None
     """A typical complete op's time, learnt as ops complete; sets how long an op waits in silence."""
+    _sequencer: Sequencer | None = field(default=None, init=False, repr=False)
+
+    @property
+    def sequenced(self) -> bool:
+        """Stream datagrams carry their sequence: there is room for its 8 bytes in what arrives."""
+        return self.expected_size >= SEQUENCE_BYTES
+
+    @property
+    def sequencer(self) -> Sequencer:
+        """The stamp of this loop's streams (made on first use)."""
+        if self._sequencer is None:
+            self._sequencer = Sequencer(self.writer, self.readers)
+        return self._sequencer
 
     @property
     def expected_size(self) -> int:
@@ -180,23 +248,32 @@ class OpLoop:
         op = self.fanout
         return [op() for _ in range(n)]
 
-    def begin_stream(self, timestamps: bool = False) -> None:
-        """Fresh messages for the whole stream (they cannot change mid-stream), then arm the readers
-        (keeping every datagram's kernel receive timestamp when ``timestamps``)."""
+    def begin_stream(self, timestamps: bool = False, fanouts: int | None = None) -> None:
+        """Fresh messages for the whole stream (they cannot change mid-stream) carrying sequence 0,
+        then arm the readers (keeping every datagram's kernel receive timestamp when ``timestamps``)
+        to count sequences below ``fanouts`` (None: a stream of unknown length)."""
         self.source.fill(self.readers.buffer)
-        self.readers.begin_stream(self.expected_size, timestamps=timestamps)
+        sequences = None
+        if self.sequenced:
+            self.sequencer(0)
+            sequences = MAX_SEQUENCE if fanouts is None else fanouts
+        self.readers.begin_stream(self.expected_size, timestamps=timestamps, fanouts=sequences)
 
     def stream(self, fanouts: int, *, timestamps: bool = False, settle: float = STREAM_SETTLE_S) -> Outcome:
         """One stream of ``fanouts`` fan-outs, timed from the first send to the last; delivery counted
         once no datagram came for ``settle`` seconds (with the arrivals' kernel timestamps when
         ``timestamps``)."""
         readers, ports = self.readers, len(self.readers.ports)
-        self.begin_stream(timestamps)
+        self.begin_stream(timestamps, fanouts)
+        stamp = self.sequencer if self.sequenced else None
         start = time.perf_counter_ns()
-        sent = depart(self.writer, readers.messages, self.departures, fanouts * ports, fresh=ports)
+        sent = depart(self.writer, readers.messages, self.departures, fanouts * ports, fresh=ports, stamp=stamp)
         elapsed = time.perf_counter_ns() - start
         return Outcome(sent, readers.end_stream(fanouts, settle=settle), elapsed, fanouts)
 
     def replay(self) -> int:
-        """One more fan-out of an open stream's messages, nothing awaited (the allocation pass's op)."""
+        """One more fan-out of an open stream's messages, with the next sequence, nothing awaited
+        (the allocation pass's op)."""
+        if self.sequenced:
+            self.sequencer(self.sequencer.last + 1)
         return self.writer.resend(self.readers.messages)

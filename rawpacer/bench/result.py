@@ -51,6 +51,18 @@ class Sample:
     links, qdiscs (``dut.qdisc.rpd1.tbf.drops``), nftables rules and forwarding MIB."""
     dut_dropped: int | None = None
     """Datagrams the DUT's own counters say it dropped during the sample's run (its diagnosis rules)."""
+    reordered: int = 0
+    """Datagrams that arrived after a higher sequence on their port (RFC 4737 3.3)."""
+    reorder_extent: int | None = None
+    """The largest reordering extent (RFC 4737 4.2.1) on any port; None when the datagrams carried
+    no sequence (fan-out ops, messages shorter than the sequence field, the Go peers)."""
+
+    @property
+    def reordered_ratio(self) -> float | None:
+        """RFC 4737 4.1's reordered ratio: reordered over intact datagrams (None: not measured)."""
+        if self.reorder_extent is None:
+            return None
+        return self.reordered / self.intact if self.intact else 0.0
 
     @property
     def dut_forwarded_pps(self) -> float | None:
@@ -118,6 +130,7 @@ class Sample:
             mb_per_s=self.mb_per_s,
             ns_per_packet=self.ns_per_packet,
             dut_forwarded_pps=self.dut_forwarded_pps,
+            reordered_ratio=self.reordered_ratio,
         )
         return out
 
@@ -181,6 +194,16 @@ class WriterResult:
         """True when every sample delivered every datagram intact."""
         return self.error is None and all(s.all_intact for s in self.samples)
 
+    def reordering(self) -> tuple[int, float, int] | None:
+        """Over the samples whose datagrams carried sequences: datagrams reordered, the reordered
+        ratio (RFC 4737 4.1) and the largest extent (4.2.1); None when none did."""
+        measured = [s for s in self.samples if s.reorder_extent is not None]
+        if not measured:
+            return None
+        reordered, intact = sum(s.reordered for s in measured), sum(s.intact or 0 for s in measured)
+        extent = max(s.reorder_extent or 0 for s in measured)
+        return reordered, reordered / intact if intact else 0.0, extent
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON row: medians under the plain keys, totals of counts, every sample beside."""
         row: dict[str, Any] = {
@@ -223,6 +246,8 @@ class WriterResult:
         for name in counts:
             row[name] = self.total(name)
         row["all_intact"] = self.all_intact
+        reordering = self.reordering()
+        row["reordered"], row["reordered_ratio"], row["reorder_extent"] = reordering or (0, None, None)
         row.update(self.pacing() or {})
         row["samples"] = [s.to_dict() for s in self.samples]
         return row

@@ -224,6 +224,8 @@ class LiveDevice:
         after = diagnose.snapshot_of(self.topo)
         if result.lost or result.corrupt:
             notes = (f"why datagrams were lost: {diagnose.explain(before, after, lost=result.lost)}",)
+        if result.reordered or result.duplicate:
+            notes += (result.describe(),)
         latency, source = None, None
         if trial.latency and trial.rate_pps is not None and result.arrivals is not None:
             arrivals, burst = result.arrivals, departures.burst or ports
@@ -256,6 +258,9 @@ class LiveDevice:
             notes=notes,
             dut_drops=diagnose.dut_dropped_between(before, after),
             host=host.activity(host_before, host_after, longest_stall),
+            duplicate=result.duplicate,
+            reordered=result.reordered,
+            reorder_extent=result.reorder_extent if result.sequenced else None,
         )
 
     def _rate(self, trial: Trial) -> float:

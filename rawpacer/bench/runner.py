@@ -53,6 +53,9 @@ class Tally:
     incomplete: int = 0
     incomplete_ns: int = 0
     op_ns: list[int] = field(default_factory=list)
+    reordered: int = 0
+    reorder_extent: int | None = None
+    """The largest reordering extent; None until a sequenced stream was counted."""
 
     def add(self, outcome: Outcome) -> None:
         """Fold in one op's (or one stream's) outcome."""
@@ -65,6 +68,9 @@ class Tally:
         self.reader_busy_s += result.reader_busy_s
         self.reader_checked += result.reader_checked
         self.socket_drops += result.socket_drops
+        if result.sequenced:
+            self.reordered += result.reordered
+            self.reorder_extent = max(self.reorder_extent or 0, result.reorder_extent)
         if result.timed_out:
             self.incomplete += 1
             self.incomplete_ns += outcome.elapsed_ns
@@ -174,6 +180,8 @@ class Pass:
             corrupt=tally.corrupt,
             duplicate=tally.duplicate,
             lost=tally.lost,
+            reordered=tally.reordered,
+            reorder_extent=tally.reorder_extent,
             reader_cpu_ns_per_op=tally.reader_cpu_ns / ops,
             socket_drops=tally.socket_drops,
             reader_capacity_pps=tally.reader_checked / tally.reader_busy_s if tally.reader_busy_s else None,

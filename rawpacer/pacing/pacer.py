@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from rawpacer.errors import require
+from rawpacer.headers.sequence import SEQUENCE_BYTES, sequence_bytes
 from rawpacer.pacing.clock import DEFAULT_SPIN_NS, IMPLEMENTATION, Clock, MonotonicClock
 from rawpacer.pacing.schedule import ConstantSchedule, Schedule
 from rawpacer.pacing.stats import percentiles
@@ -304,24 +305,34 @@ class PacedSender:
         """Datagrams that left so far."""
         return self._loop_core.sent if self.loop == "c" and self._loop_core is not None else self._python_sent
 
-    def send(self, count: int) -> int:
-        """Send ``count`` more datagrams on the pacer's schedule; return ``count`` (all of them left)."""
+    def send(self, count: int, sequence: tuple[int, int] | None = None) -> int:
+        """Send ``count`` more datagrams on the pacer's schedule; return ``count`` (all of them left).
+        ``sequence=(at, first)``: stamp each datagram's stream sequence (``rawpacer.headers.sequence``) at
+        byte ``at`` of its (writable) frame as it leaves; the round of frames this call starts in
+        carries ``first``, each later round one more (bursts of one, or no longer than the frames)."""
         require(isinstance(count, int) and count >= 0, f"count {count!r} is not allowed; use 0 or more")
+        require(
+            sequence is None or all(len(f) >= sequence[0] + SEQUENCE_BYTES for f in self.frames),
+            f"sequence {sequence!r}: a frame has no room for the {SEQUENCE_BYTES}-byte field there",
+        )
         if self.loop == "c" and self._loop_core is not None:
-            self._loop_core.send(self.sock.fileno(), self.frames, self._sockaddrs, count)
+            self._loop_core.send(self.sock.fileno(), self.frames, self._sockaddrs, count, sequence)
         else:
-            self._send_python(count)
+            self._send_python(count, sequence)
         return count
 
-    def _send_python(self, count: int) -> None:
+    def _send_python(self, count: int, sequence: tuple[int, int] | None) -> None:
         wait, burst, frames, n = self.pacer.wait, self.pacer.burst, self.frames, len(self.frames)
         send, sendto, addresses = self.sock.send, self.sock.sendto, self.addresses
         goal = self._python_sent + count
         i = self.pacer.next_departure
+        at, bias = (-1, 0) if sequence is None else (sequence[0], sequence[1] - self._python_sent // n)
         while self._python_sent < goal:
             wait(i)
             for _ in range(min(burst, goal - self._python_sent)):
                 k = self._python_sent % n
+                if at >= 0:
+                    memoryview(frames[k])[at : at + SEQUENCE_BYTES] = sequence_bytes(self._python_sent // n + bias)
                 # Counted first: a signal's exception is raised as a call returns, so after the send.
                 self._python_sent += 1
                 try:

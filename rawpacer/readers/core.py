@@ -10,15 +10,27 @@ intact = min(m, e), duplicate = max(0, m - e), corrupt = c, delivered = m + c,
 lost = max(0, e - delivered). A datagram matches when its length is exactly the op's expected
 size and its bytes equal that many leading bytes of its slot's message. Datagrams arriving
 between ops are ``late``: counted against the next op, never ``delivered``.
+
+A sequenced stream (``begin(..., sequences=n)``) carries each datagram's sequence k < n in its
+first 8 bytes (``rawpacer.headers.sequence.sequence_bytes``): a datagram then matches when those bytes
+are a valid sequence below n and the rest equals the slot's message after its first 8 bytes.
+Each port is then counted as RFC 4737 section 3-4 count a stream: only the first copy of a
+sequence counts (later copies are ``repeats``, i.e. duplicates); a first copy whose sequence is
+below the next expected one (one more than the highest so far) is *reordered*, and its reordering
+extent (4.2.1) is its receive index minus that of the earliest arrival with a higher sequence.
+With ``r`` repeats: intact = min(m - r, e), duplicate = r + max(0, m - r - e),
+lost = max(0, e - delivered + r).
 """
 
 from __future__ import annotations
 
 import mmap
 from array import array
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from rawpacer.headers.sequence import SEQUENCE_BYTES, sequence_of
 from rawpacer.readers.tally import PortTally
 
 Buffer = bytes | bytearray | memoryview | mmap.mmap
@@ -27,13 +39,15 @@ Buffer = bytes | bytearray | memoryview | mmap.mmap
 NEVER = 1 << 62
 """``per_port`` of a stream until ``set_per_port`` says how many fan-outs were sent."""
 
-Row = tuple[int, int, int, int]
-"""One deviating slot as a counter reports it: (slot, received, mismatched, late)."""
+Row = tuple[int, int, int, int, int, int, int]
+"""One deviating slot as a counter reports it: (slot, received, mismatched, late, repeats,
+reordered, max reordering extent)."""
 
 
-Tallies = tuple[int, int, int, int, list[Row]]
-"""What a counter hands the verdict when an op ends: (per_port, delivered, mismatched, late, rows),
-the rows being the slots that did not get exactly ``per_port`` intact datagrams, in slot order."""
+Tallies = tuple[int, int, int, int, bool, list[Row]]
+"""What a counter hands the verdict when an op ends: (per_port, delivered, mismatched, late,
+sequenced, rows), the rows being the slots that did not get exactly ``per_port`` intact datagrams
+in order, in slot order."""
 
 
 class Verdict(NamedTuple):
@@ -47,26 +61,42 @@ class Verdict(NamedTuple):
     lost: int
     late: int
     deviations: tuple[PortTally, ...]
+    sequenced: bool = False
+    """The datagrams carried sequences: ``reordered`` and ``reorder_extent`` were measured."""
+    reordered: int = 0
+    reorder_extent: int = 0
+    """The largest reordering extent (RFC 4737 4.2.1) on any port."""
 
 
-def port_tally(port: int, expected: int, received: int, mismatched: int, late: int) -> PortTally:
+def port_tally(
+    port: int,
+    expected: int,
+    received: int,
+    mismatched: int,
+    late: int,
+    repeats: int = 0,
+    reordered: int = 0,
+    extent: int = 0,
+) -> PortTally:
     """One port's counts from what it received: the counting rules above, written once."""
-    matched = received - mismatched
+    firsts = received - mismatched - repeats
     return PortTally(
         port=port,
         delivered=received,
-        intact=min(matched, expected),
+        intact=min(firsts, expected),
         corrupt=mismatched,
-        duplicate=max(0, matched - expected),
-        lost=max(0, expected - received),
+        duplicate=repeats + max(0, firsts - expected),
+        lost=max(0, expected - received + repeats),
         late=late,
+        reordered=reordered,
+        reorder_extent=extent,
     )
 
 
 def verdict(tallies: Tallies, ports: Sequence[int]) -> Verdict:
     """The op's verdict from a counter's tallies; ``ports[slot]`` names each deviating slot."""
-    per_port, delivered, mismatched, late, rows = tallies
-    deviations = tuple(port_tally(ports[slot], per_port, r, m, n) for slot, r, m, n in rows)
+    per_port, delivered, mismatched, late, sequenced, rows = tallies
+    deviations = tuple(port_tally(ports[slot], per_port, *counts) for slot, *counts in rows)
     duplicate = sum(t.duplicate for t in deviations)
     return Verdict(
         per_port=per_port,
@@ -77,7 +107,54 @@ def verdict(tallies: Tallies, ports: Sequence[int]) -> Verdict:
         lost=sum(t.lost for t in deviations),
         late=late,
         deviations=deviations,
+        sequenced=sequenced,
+        reordered=sum(t.reordered for t in deviations),
+        reorder_extent=max((t.reorder_extent for t in deviations), default=0),
     )
+
+
+class Order:
+    """One port's sequences in a sequenced stream, counted as RFC 4737 counts a stream."""
+
+    __slots__ = ("arrived", "extent", "gap_index", "gap_starts", "next_expected", "reordered", "repeats", "seen")
+
+    def __init__(self) -> None:
+        self.seen = bytearray()
+        """One bit per sequence that has arrived."""
+        self.next_expected = 0
+        """RFC 4737 3.3's NextExp: one more than the highest sequence so far."""
+        self.arrived = 0
+        """First copies received so far: the next one's receive index."""
+        self.gap_starts: list[int] = []
+        self.gap_index: list[int] = []
+        """An in-order arrival that jumped past sequences: the first it passed over, and its index."""
+        self.repeats = 0
+        self.reordered = 0
+        self.extent = 0
+
+    def take(self, sequence: int) -> None:
+        """Count one matching datagram carrying ``sequence``."""
+        byte, bit = divmod(sequence, 8)
+        seen = self.seen
+        if byte >= len(seen):
+            seen.extend(bytes(max(byte + 1, 2 * len(seen)) - len(seen)))
+        if seen[byte] >> bit & 1:
+            self.repeats += 1  # RFC 4737 3.3: only the first copy is evaluated
+            return
+        seen[byte] |= 1 << bit
+        index = self.arrived
+        self.arrived += 1
+        if sequence >= self.next_expected:
+            if sequence > self.next_expected:
+                self.gap_starts.append(self.next_expected)
+                self.gap_index.append(index)
+            self.next_expected = sequence + 1
+            return
+        # Reordered (RFC 4737 3.3). It was passed over by the in-order arrival whose gap holds it,
+        # the earliest arrival with a higher sequence (4.2.1's j): extent = index - j.
+        self.reordered += 1
+        j = self.gap_index[bisect_right(self.gap_starts, sequence) - 1]
+        self.extent = max(self.extent, index - j)
 
 
 class Counter:
@@ -106,6 +183,8 @@ class Counter:
         self._wanted: dict[int, bytes] = {}
         self._over: set[int] = set()
         self._reached = 0
+        self.sequences = 0
+        self._order: dict[int, Order] = {}
         self._rx_ns = array("q")
         self._slot = array("i")
         self._match = array("B")
@@ -115,10 +194,16 @@ class Counter:
         """Every slot has had at least ``per_port`` datagrams."""
         return self._reached == self.slots
 
-    def begin(self, expected_size: int, stream: bool, timestamps: bool) -> None:
-        """Open an op: what arrived since the last one becomes its ``late``; counts start at zero."""
+    def begin(self, expected_size: int, stream: bool, timestamps: bool, sequences: int = 0) -> None:
+        """Open an op: what arrived since the last one becomes its ``late``; counts start at zero.
+        ``sequences`` > 0: a stream whose datagrams carry sequences below it (ignored for an op,
+        or a size shorter than the sequence field)."""
         if not 1 <= expected_size <= self.slot_size:
             raise ValueError(f"expected size {expected_size} is out of range 1-{self.slot_size}")
+        if sequences < 0:
+            raise ValueError(f"sequences {sequences} is not allowed; use 0 (none) or more")
+        self.sequences = sequences if stream and expected_size >= SEQUENCE_BYTES else 0
+        self._order = {}
         self.expected_size = expected_size
         self.per_port = NEVER if stream else 1
         self.timestamps = timestamps
@@ -142,7 +227,23 @@ class Counter:
         if wanted is None:
             start = slot * self.slot_size
             wanted = self._wanted[slot] = bytes(self.expected[start : start + self.expected_size])
-        match = (data if type(data) is bytes else bytes(data)) == wanted
+        data = data if type(data) is bytes else bytes(data)
+        if self.sequences:
+            sequence = sequence_of(data)
+            match = (
+                len(data) == len(wanted)
+                and data[SEQUENCE_BYTES:] == wanted[SEQUENCE_BYTES:]
+                and sequence is not None
+                and sequence < self.sequences
+            )
+            if match:
+                assert sequence is not None
+                order = self._order.get(slot)
+                if order is None:
+                    order = self._order[slot] = Order()
+                order.take(sequence)
+        else:
+            match = data == wanted
         received = self._received[slot] = self._received[slot] + 1
         if received == self.per_port:
             self._reached += 1
@@ -166,13 +267,21 @@ class Counter:
 
     def tallies(self) -> Tallies:
         """Close the op and return its totals and the slots that did not get exactly ``per_port`` intact."""
-        per_port, received = self.per_port, self._received
+        per_port, received, order = self.per_port, self._received, self._order
         odd = self._over | set(self._mismatched) | set(self._late)
+        odd.update(i for i, o in order.items() if o.repeats or o.reordered)
         if self._reached < self.slots:
             odd.update(i for i, r in enumerate(received) if r < per_port)
-        rows = [(i, received[i], self._mismatched.get(i, 0), self._late.get(i, 0)) for i in sorted(odd)]
+        none = Order()
+        rows = []
+        for i in sorted(odd):
+            o = order.get(i, none)
+            rows.append(
+                (i, received[i], self._mismatched.get(i, 0), self._late.get(i, 0), o.repeats, o.reordered, o.extent)
+            )
         self.active = False
-        return per_port, sum(received), sum(self._mismatched.values()), sum(self._late.values()), rows
+        mismatched, late = sum(self._mismatched.values()), sum(self._late.values())
+        return per_port, sum(received), mismatched, late, bool(self.sequences), rows
 
     def arrival_buffers(self) -> tuple[memoryview, memoryview, memoryview]:
         """The op's arrivals so far (rx_ns int64, slot int32, match uint8), valid while held: views of

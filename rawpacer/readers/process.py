@@ -85,7 +85,7 @@ class ReaderProcess:
         msg = marshal.loads(self.inbox[:size])
         kind = msg[0]
         if kind == protocol.BEGIN:
-            self.begin(msg[1], msg[2], msg[3])
+            self.begin(msg[1], msg[2], msg[3], msg[4])
         elif kind == protocol.WAIT:
             self.finish_after(msg[1], msg[2])
         elif kind == protocol.END_STREAM:
@@ -100,8 +100,9 @@ class ReaderProcess:
         elif kind == protocol.STOP:
             self.running = False
 
-    def begin(self, expected_size: int, stream: bool, timestamps: bool) -> None:
-        """Open an op or stream; kernel timestamps are switched on or off on every socket first."""
+    def begin(self, expected_size: int, stream: bool, timestamps: bool, sequences: int) -> None:
+        """Open an op or stream (sequenced when ``sequences`` > 0); kernel timestamps are switched
+        on or off on every socket first."""
         if timestamps:
             self.keep_stamping()
         if timestamps != self.timestamps:
@@ -109,7 +110,7 @@ class ReaderProcess:
             self.timestamps = timestamps
         self.stream = stream
         self.cpu0 = time.process_time()
-        self.loop.begin(expected_size, stream, timestamps)
+        self.loop.begin(expected_size, stream, timestamps, sequences)
 
     def keep_stamping(self) -> None:
         """Turn the kernel's receive timestamping on for good: a socket of our own asks for it and

@@ -15,7 +15,7 @@ from rawpacer.readers.core import Verdict
 from rawpacer.readers.tally import PortTally
 
 # Commands (parent -> child), each a marshalled tuple whose first item is one of these:
-# (BEGIN, expected_size, stream, timestamps), (WAIT, timeout_s, silence_s or -1.0),
+# (BEGIN, expected_size, stream, timestamps, sequences), (WAIT, timeout_s, silence_s or -1.0),
 # (END_STREAM, sent_per_port, settle_s), (CLOSE_PORT, slot), (STAMP,), (STOP,).
 BEGIN, WAIT, END_STREAM, CLOSE_PORT, STAMP, STOP = "begin", "wait", "end", "close", "stamp", "stop"
 # Replies (child -> parent): (READY, ports, loop), (RESULT, *Outcome), (DONE,),
@@ -44,13 +44,14 @@ class Outcome(NamedTuple):
 def encode(outcome: Outcome) -> bytes:
     """The RESULT message for ``outcome`` (deviations as plain tuples in PortTally's field order)."""
     verdict = outcome.verdict
-    rows = tuple(t.as_row() for t in verdict.deviations)
-    wire: tuple[Any, ...] = (*verdict[:-1], rows)
-    return marshal.dumps((RESULT, wire, *outcome[1:]))
+    wire: list[Any] = list(verdict)
+    wire[Verdict._fields.index("deviations")] = tuple(t.as_row() for t in verdict.deviations)
+    return marshal.dumps((RESULT, tuple(wire), *outcome[1:]))
 
 
 def decode(message: tuple[Any, ...]) -> Outcome:
     """The ``Outcome`` of a RESULT message made by ``encode``."""
-    *counts, rows = message[1]
-    verdict = Verdict._make((*counts, tuple(PortTally(*row) for row in rows)))
-    return Outcome(verdict, *message[2:])
+    wire = list(message[1])
+    at = Verdict._fields.index("deviations")
+    wire[at] = tuple(PortTally(*row) for row in wire[at])
+    return Outcome(Verdict._make(wire), *message[2:])

@@ -51,9 +51,9 @@ class PyLoop(Counter):
         self._epoll.unregister(sock.fileno())
         del self._slot_of_fd[sock.fileno()]
 
-    def begin(self, expected_size: int, stream: bool, timestamps: bool) -> None:
+    def begin(self, expected_size: int, stream: bool, timestamps: bool, sequences: int = 0) -> None:
         """Open an op (``Counter.begin``) and restart the busy-time count."""
-        super().begin(expected_size, stream, timestamps)
+        super().begin(expected_size, stream, timestamps, sequences)
         self._restart_counts()
 
     def _restart_counts(self) -> None:

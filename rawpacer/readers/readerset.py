@@ -19,6 +19,7 @@ import weakref
 from typing import Any, Self
 
 from rawpacer.errors import RawpacerError, ReaderDied, UsageError, require
+from rawpacer.headers.sequence import MAX_SEQUENCE
 from rawpacer.kernel.sockbuf import set_buffer_size
 from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
 from rawpacer.messages import check_size
@@ -230,20 +231,24 @@ class ReaderSet:
 
     # --- ops and streams ------------------------------------------------------------------
 
-    def _start(self, mode: str, expected_size: int | None, timestamps: bool) -> None:
+    def _start(self, mode: str, expected_size: int | None, timestamps: bool, fanouts: int | None = None) -> None:
         size = self.message_size if expected_size is None else expected_size
         require(
             isinstance(size, int) and 1 <= size <= self.message_size,
             f"expected size {size!r} is out of range 1-{self.message_size} (the message size)",
         )
         require(timestamps in (True, False), f"timestamps {timestamps!r} is not allowed; use True or False")
+        require(
+            fanouts is None or (isinstance(fanouts, int) and 1 <= fanouts <= MAX_SEQUENCE),
+            f"fanouts {fanouts!r} is not allowed; use None or 1-{MAX_SEQUENCE}",
+        )
         if self._pending is not None:
             raise UsageError(f"a {self._pending[0]} is already running: call wait()/end_stream() first")
         if timestamps and not self._stamping:
             self._send(protocol.STAMP)  # the first time, wait until the kernel stamps on arrival
             self._receive(protocol.DONE, ANSWER_MARGIN_S)
             self._stamping = True
-        self._send(protocol.BEGIN, size, mode == "stream", bool(timestamps))
+        self._send(protocol.BEGIN, size, mode == "stream", bool(timestamps), fanouts or 0)
         self._pending = (mode, size, time.perf_counter(), bool(timestamps))
 
     def begin(self, expected_size: int | None = None, *, timestamps: bool = False) -> None:
@@ -252,10 +257,15 @@ class ReaderSet:
         ``timestamps``: keep every datagram's kernel RX timestamp (``OpResult.arrivals``)."""
         self._start("op", expected_size, timestamps)
 
-    def begin_stream(self, expected_size: int | None = None, *, timestamps: bool = False) -> None:
+    def begin_stream(
+        self, expected_size: int | None = None, *, timestamps: bool = False, fanouts: int | None = None
+    ) -> None:
         """Start a stream: many fan-outs of the same ``messages`` until ``end_stream``.
-        ``timestamps``: keep every datagram's kernel RX timestamp (``OpResult.arrivals``)."""
-        self._start("stream", expected_size, timestamps)
+        ``timestamps``: keep every datagram's kernel RX timestamp (``OpResult.arrivals``).
+        ``fanouts``: the datagrams carry sequences (``rawpacer.headers.sequence.sequence_bytes``, the op
+        loop's streams do): fan-out k's datagrams begin with sequence k < ``fanouts``, the rest of
+        each is its port's message, and the readers count reordering and duplicates by sequence."""
+        self._start("stream", expected_size, timestamps, fanouts)
 
     def _finish(self, mode: str, sent: int, command: tuple[Any, ...], answer_within: float, strict: bool) -> OpResult:
         if self._pending is None or self._pending[0] != mode:
@@ -296,6 +306,9 @@ class ReaderSet:
             reader_first_ns=outcome.reader_first_ns,
             reader_last_ns=outcome.reader_last_ns,
             arrivals=got,
+            sequenced=verdict.sequenced,
+            reordered=verdict.reordered,
+            reorder_extent=verdict.reorder_extent,
         )
         self.tally.add(result)
         return result.raise_for_loss() if strict else result

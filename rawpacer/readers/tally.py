@@ -30,6 +30,15 @@ class PortTally:
     lost: int = 0
     late: int = 0
     socket_drops: int = 0
+    reordered: int = 0
+    """First copies that arrived after a higher sequence (RFC 4737 3.3; sequenced streams only)."""
+    reorder_extent: int = 0
+    """The largest reordering extent (RFC 4737 4.2.1) among them."""
+
+    @property
+    def in_order(self) -> int:
+        """Intact datagrams that were not reordered."""
+        return self.intact - self.reordered
 
     def to_dict(self) -> dict[str, int]:
         """The JSON form."""
@@ -107,6 +116,17 @@ class OpResult:
     reader_first_ns: int = 0
     reader_last_ns: int = 0
     arrivals: Arrivals | None = None
+    sequenced: bool = False
+    """The datagrams carried sequences (a stream run by the op loop): reordering was measured."""
+    reordered: int = 0
+    """Datagrams that arrived after a higher sequence on their port (RFC 4737 3.3)."""
+    reorder_extent: int = 0
+    """The largest reordering extent (RFC 4737 4.2.1) on any port."""
+
+    @property
+    def reordered_ratio(self) -> float | None:
+        """RFC 4737 4.1's reordered ratio: reordered over intact datagrams (None when not sequenced)."""
+        return reordered_ratio(self.reordered, self.intact) if self.sequenced else None
 
     @property
     def reader_capacity_pps(self) -> float | None:
@@ -138,6 +158,11 @@ class OpResult:
         """Ports that got more datagrams than expected."""
         return sorted(p for p, t in self.deviations.items() if t.duplicate)
 
+    @property
+    def reordered_ports(self) -> list[int]:
+        """Ports that got datagrams out of order."""
+        return sorted(p for p, t in self.deviations.items() if t.reordered)
+
     def describe(self) -> str:
         """One line: what went wrong, naming the first few ports."""
         parts = []
@@ -151,6 +176,10 @@ class OpResult:
             parts.append(f"{self.corrupt} corrupt datagrams on ports {_port_list(self.corrupt_ports)}")
         if self.duplicate:
             parts.append(f"{self.duplicate} duplicates on ports {_port_list(self.duplicate_ports)}")
+        if self.reordered:
+            parts.append(
+                f"{self.reordered} reordered (extent up to {self.reorder_extent}) on ports {_port_list(self.reordered_ports)}"
+            )
         if self.socket_drops:
             parts.append(f"{self.socket_drops} dropped by full reader socket buffers")
         return "; ".join(parts) or f"all {self.expected} datagrams intact"
@@ -170,6 +199,8 @@ class OpResult:
             lost_ports=self.lost_ports,
             corrupt_ports=self.corrupt_ports,
             duplicate_ports=self.duplicate_ports,
+            reordered_ports=self.reordered_ports,
+            reordered_ratio=self.reordered_ratio,
             reader_capacity_pps=self.reader_capacity_pps,
             arrivals=None if self.arrivals is None else len(self.arrivals),
         )
@@ -181,8 +212,13 @@ def capacity(checked: int, busy_s: float) -> float | None:
     return checked / busy_s if busy_s > 0 and checked else None
 
 
-_COUNTS = ("delivered", "intact", "corrupt", "duplicate", "lost", "late", "socket_drops")
-_PORT_EXTRAS = ("corrupt", "duplicate", "lost", "late", "socket_drops")
+def reordered_ratio(reordered: int, intact: int) -> float:
+    """RFC 4737 4.1: reordered datagrams over the datagrams received (first copies, intact)."""
+    return reordered / intact if intact else 0.0
+
+
+_COUNTS = ("delivered", "intact", "corrupt", "duplicate", "lost", "late", "socket_drops", "reordered")
+_PORT_EXTRAS = ("corrupt", "duplicate", "lost", "late", "socket_drops", "reordered")
 
 
 @dataclass
@@ -204,6 +240,10 @@ class RunTally:
     socket_drops: int = 0
     reader_busy_s: float = 0.0
     reader_checked: int = 0
+    reordered: int = 0
+    reorder_extent: int = 0
+    sequenced_intact: int = 0
+    """Intact datagrams of sequenced streams: the reordered ratio's denominator."""
     _per_port_expected: int = 0
     _deviations: dict[int, PortTally] = field(default_factory=dict)
 
@@ -218,6 +258,8 @@ class RunTally:
         self.expected += op.expected
         for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(op, name))
+        self.reorder_extent = max(self.reorder_extent, op.reorder_extent)
+        self.sequenced_intact += op.intact if op.sequenced else 0
         self._per_port_expected += op.per_port
         for port, dev in op.deviations.items():
             acc = self._deviations.setdefault(port, PortTally(port))
@@ -225,6 +267,7 @@ class RunTally:
             acc.intact += dev.intact - op.per_port
             for name in _PORT_EXTRAS:
                 setattr(acc, name, getattr(acc, name) + getattr(dev, name))
+            acc.reorder_extent = max(acc.reorder_extent, dev.reorder_extent)
 
     def port(self, port: int) -> PortTally:
         """The run's counts for one port."""
@@ -239,6 +282,8 @@ class RunTally:
             dev.lost,
             dev.late,
             dev.socket_drops,
+            dev.reordered,
+            dev.reorder_extent,
         )
 
     def per_port(self) -> list[PortTally]:
@@ -250,12 +295,18 @@ class RunTally:
         """Datagrams the reader received and checked per busy second over the run."""
         return capacity(self.reader_checked, self.reader_busy_s)
 
+    @property
+    def reordered_ratio(self) -> float | None:
+        """RFC 4737 4.1 over the run's sequenced streams (None when there were none)."""
+        return reordered_ratio(self.reordered, self.sequenced_intact) if self.sequenced_intact else None
+
     def to_dict(self, *, ports: bool = False) -> dict[str, Any]:
         """The JSON form (per-port counts only when ``ports``)."""
         out: dict[str, Any] = {k: v for k, v in asdict(self).items() if not k.startswith("_") and k != "ports"}
         out["readers"] = len(self.ports)
         out["reader_cpu_us_per_op"] = 1e6 * self.reader_cpu_s / self.ops if self.ops else 0.0
         out["reader_capacity_pps"] = self.reader_capacity_pps
+        out["reordered_ratio"] = self.reordered_ratio
         out["deviating_ports"] = sorted(self._deviations)
         if ports:
             out["per_port"] = [t.to_dict() for t in self.per_port()]

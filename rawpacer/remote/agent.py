@@ -182,8 +182,10 @@ class Agent:
         kind = msg.type
         if kind == "begin":
             self.fill(readers, msg["fill"], msg.blob)
-            start = readers.begin if msg["mode"] == "op" else readers.begin_stream
-            start(msg["expected_size"], timestamps=msg["timestamps"])
+            if msg["mode"] == "op":
+                readers.begin(msg["expected_size"], timestamps=msg["timestamps"])
+            else:
+                readers.begin_stream(msg["expected_size"], timestamps=msg["timestamps"], fanouts=msg["fanouts"])
             self.say("armed")
             if msg["mode"] == "op":  # the op ends here, answered once: the controller sends no wait
                 self.ops(readers, msg)

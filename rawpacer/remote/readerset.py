@@ -186,7 +186,7 @@ class RemoteReaderSet:
 
     # --- the op loop's interface ---------------------------------------------------------
 
-    def _start(self, mode: str, expected_size: int | None, timestamps: bool) -> None:
+    def _start(self, mode: str, expected_size: int | None, timestamps: bool, fanouts: int | None = None) -> None:
         size = self.message_size if expected_size is None else expected_size
         require(
             isinstance(size, int) and 1 <= size <= self.message_size,
@@ -216,6 +216,7 @@ class RemoteReaderSet:
             share.channel.send(
                 "begin", mine if how == "bytes" else seed, mode=mode, expected_size=size,
                 timestamps=bool(timestamps), silence=self._silence, fill=how, prearm=mode == "op" and how == "key",
+                fanouts=fanouts,
             )  # fmt: skip
             asked.append(share)
         for share in asked:
@@ -260,9 +261,11 @@ class RemoteReaderSet:
         """Start one op on every host: each agent holds its share of ``messages`` and is armed on return."""
         self._start("op", expected_size, timestamps)
 
-    def begin_stream(self, expected_size: int | None = None, *, timestamps: bool = False) -> None:
-        """Start a stream on every host."""
-        self._start("stream", expected_size, timestamps)
+    def begin_stream(
+        self, expected_size: int | None = None, *, timestamps: bool = False, fanouts: int | None = None
+    ) -> None:
+        """Start a stream on every host (``fanouts``: its datagrams carry sequences, as ReaderSet's)."""
+        self._start("stream", expected_size, timestamps, fanouts)
 
     def _finish(self, mode: str, sent: int, request: dict[str, Any], answer_within: float, strict: bool) -> OpResult:
         if self._pending is None or self._pending[0] != mode:

@@ -60,6 +60,7 @@ MESSAGES: dict[str, tuple[str, dict[str, tuple[type, ...]]]] = {
             "silence": (float, int, type(None)),
             "fill": (str,),  # FILLS: how the agent gets its share of the expected messages (the blob)
             "prearm": (bool,),  # after a complete op, arm the next one at once (chained seed)
+            "fanouts": (int, type(None)),  # a stream's length when its datagrams carry sequences (readers count order)
         },
     ),
     "armed": (AGENT, {}),

@@ -52,7 +52,7 @@ SAYS_ITSELF = ("unavailable", "refused")
 
 
 def status(result: WriterResult) -> str:
-    """``ok``, or what went wrong: error, lost, corrupt, duplicated datagrams."""
+    """``ok``, or what went wrong: error, lost, corrupt, duplicated, reordered datagrams."""
     if result.error:
         return result.error if result.error.startswith(SAYS_ITSELF) else f"error: {result.error}"
     problems = []
@@ -60,6 +60,10 @@ def status(result: WriterResult) -> str:
         value = result.total(name)
         if value:
             problems.append(f"{value:,} {name}")
+    reordering = result.reordering()
+    if reordering is not None and reordering[0]:
+        count, ratio, extent = reordering
+        problems.append(f"{count:,} reordered ({ratio:.3%}, extent up to {extent:,})")
     drops = result.total("socket_drops")
     if drops:
         problems.append(f"{drops:,} dropped at the readers' sockets (receive buffers full)")

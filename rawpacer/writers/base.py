@@ -135,6 +135,12 @@ class Writer(ABC):
         stop = self._span(messages, first, count)
         return self._send(messages, first, stop, True)
 
+    def restamp(self, sequence: int) -> None:
+        """The messages now carry ``sequence`` in their sequence field (``rawpacer.headers.sequence``),
+        nothing else changed: a writer that replays frames it built rewrites that field in them
+        before its next ``resend`` (the UDP checksum stays valid). Writers that send the messages
+        themselves, or rebuild every frame, have nothing to do."""
+
     def _span(self, messages: Sequence[Message], first: int, count: int | None) -> int:
         ports = len(self.target.ports)
         if len(messages) != ports:

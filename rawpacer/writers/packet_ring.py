@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rawpacer.headers.checksum import BytesLike
+from rawpacer.headers.sequence import stamp_sequence
 from rawpacer.kernel.tpacket import DATA_OFFSET, TxRing, fanout_frames
 from rawpacer.target import Target
 from rawpacer.writers._batch import Batches
@@ -61,10 +62,18 @@ class PacketRingWriter(RawWriter):
         """Which rows of ``_frames`` hold the current messages' frames (replayable as they are)."""
         self._whole = False
         """All of them do: a whole fan-out's replay needs no further check."""
+        self._row_len = 0
+        """Bytes in a row of ``_frames`` (0: none yet), kept as an int so ``restamp`` makes no object."""
 
     def stamping_socket(self) -> socket.socket | None:
         """The ring's AF_PACKET socket: one send per frame, in order."""
         return self.unless_fragmenting(self.sock)
+
+    def restamp(self, sequence: int) -> None:
+        """The new sequence into the kept frames' payloads, every row in one call (``_put`` copies
+        them into the ring, so frames already handed over keep theirs)."""
+        if self._row_len:  # rows not composed yet are rebuilt before they are sent: stamping them is harmless
+            stamp_sequence(self._frames, self._row_len, self.templates[0].header_len, sequence)
 
     def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
         """Frames for the span stamped (or, replaying, copied) into the ring; one ``send`` flushes them."""
@@ -105,6 +114,7 @@ class PacketRingWriter(RawWriter):
         if self._frames.shape != (count, batch.frame_len):
             self._frames = np.empty((count, batch.frame_len), np.uint8)
             self._composed = np.zeros(count, bool)
+            self._row_len = batch.frame_len
         batch.compose(self._frames[start:stop], messages, start, stop)
         self._composed[start:stop] = True
         self._whole = bool(self._composed.all())

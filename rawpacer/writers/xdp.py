@@ -9,6 +9,7 @@ import numpy as np
 
 from rawpacer.errors import Unavailable, require
 from rawpacer.headers.checksum import BytesLike
+from rawpacer.headers.sequence import stamp_sequence
 from rawpacer.kernel.afxdp import (
     COPY_MAX_DESCS,
     MODES,
@@ -158,6 +159,8 @@ class XdpWriter(RawWriter):
         """Ports whose current message's frame sits in their resident row, ready to replay."""
         self._cursor = 0
         """The next chunk to write when chunks are taken in turn."""
+        self._sequence: int | None = None
+        """A stream's current sequence, written into resident rows as a replay claims them."""
 
     def frame_limit(self) -> tuple[int, str]:
         """One chunk, or COPY_MAX_DESCS chunks with multi-buffer (decided here, before the fit plan)."""
@@ -180,6 +183,11 @@ class XdpWriter(RawWriter):
 
     # --- sending ---------------------------------------------------------------------------
 
+    def restamp(self, sequence: int) -> None:
+        """Keep the new sequence: a replay writes it into each resident row once the row's last
+        transmission has completed (``_send_rows``), never under a frame still in flight."""
+        self._sequence = sequence
+
     def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
         """The span's frames into the UMEM (or, replaying, left where they are), its descriptors into
         the TX ring, kicks until the kernel took them all. Frames the driver dropped are not counted."""
@@ -195,6 +203,7 @@ class XdpWriter(RawWriter):
             else:
                 self._composed[:] = False
                 self._send_each(messages, start, stop)
+            self._sequence = None  # fresh frames: the messages carry their sequence themselves
         xsk.flush()
         return max(0, stop - start - (xsk.dropped - dropped))
 
@@ -244,6 +253,8 @@ class XdpWriter(RawWriter):
             if batch is not None:
                 batch.compose(rows, messages, index, index + run)
                 self._composed[index : index + run] = layout.resident
+            elif self._sequence is not None:
+                stamp_sequence(rows, rows.shape[1], self.templates[0].header_len, self._sequence)
             xsk.publish(layout.descs[row * per_frame : (row + run) * per_frame], row * per_frame)
             if self.pcap is not None:
                 for frame in rows:

@@ -79,6 +79,11 @@ class TrialRecord:
     """What else the host did during the trial (rawpacer.host.HostActivity.to_dict)."""
     spoiled: bool = False
     """The host took enough CPU (steal, other processes, a stall) that the trial may show it, not the path."""
+    duplicate: int = 0
+    reordered: int = 0
+    reordered_ratio: float | None = None
+    reorder_extent: int | None = None
+    """RFC 4737's counts (reordered, its ratio, the largest extent; None: no sequences) and duplicates."""
 
     @classmethod
     def of(cls, result: TrialResult, outcome: Outcome) -> TrialRecord:
@@ -107,6 +112,10 @@ class TrialRecord:
             dut_drops=result.dut_drops,
             host=None if result.host is None else result.host.to_dict(),
             spoiled=result.host is not None and result.host.spoiled,
+            duplicate=result.duplicate,
+            reordered=result.reordered,
+            reordered_ratio=result.reordered_ratio,
+            reorder_extent=result.reorder_extent,
         )
 
 

@@ -123,15 +123,38 @@ class TrialResult:
     """Datagrams the device under test's own counters say it dropped (qdisc drops, nftables drop
     rules, no route, fragmentation refused): a loss the DUT, not the readers' host, caused."""
     host: HostActivity | None = None
+    duplicate: int = 0
+    """Datagrams that arrived twice (by their sequence)."""
+    reordered: int = 0
+    """Datagrams that arrived after a higher sequence on their port (RFC 4737 3.3)."""
+    reorder_extent: int | None = None
+    """The largest reordering extent (RFC 4737 4.2.1); None when the datagrams carried no sequence."""
 
     def __post_init__(self) -> None:
-        for name in ("sent", "delivered", "intact", "lost", "not_sent", "pause_ns", "dut_drops"):
+        for name in (
+            "sent",
+            "delivered",
+            "intact",
+            "lost",
+            "not_sent",
+            "pause_ns",
+            "dut_drops",
+            "duplicate",
+            "reordered",
+        ):
             require(getattr(self, name) >= 0, f"trial count {name} {getattr(self, name)} is negative")
         require(self.intact <= self.delivered, f"intact {self.intact} exceeds delivered {self.delivered}")
         require(
             self.latency_source is None or self.latency_source in LATENCY_SOURCES,
             f"latency source {self.latency_source!r} is not allowed; use one of: {', '.join(LATENCY_SOURCES)}",
         )
+
+    @property
+    def reordered_ratio(self) -> float | None:
+        """RFC 4737 4.1: reordered over intact datagrams (None: not measured)."""
+        if self.reorder_extent is None:
+            return None
+        return self.reordered / self.intact if self.intact else 0.0
 
     @property
     def loss_fraction(self) -> float:
