@@ -89,7 +89,7 @@ def paced(spec: PaceSpec, writer: Writer) -> Paced:
     mtu = writer.mtu if isinstance(writer, RawWriter) else writer.target.link.mtu
     target = writer.target
     frame = link_bytes(writer.delivered_size, mtu=mtu, ip_version=target.ip_version, vlan=target.vlan is not None)
-    return Paced(spec, spec.pps(frame), Pacer(make_schedule(spec, frame)))
+    return Paced(spec, spec.pps(frame), Pacer(make_schedule(spec, frame), spin=spec.spin))
 
 
 @dataclass
