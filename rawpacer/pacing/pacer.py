@@ -279,7 +279,8 @@ class Pacer:
                 f"{name} {value!r} is not allowed; use {low} or more nanoseconds",
             )
         require(
-            spin_ns is None or spin == "adaptive", "spin_ns fixes the margin of a sleeping pacer; not with spin 'full'"
+            spin_ns is None or spin == "adaptive",
+            f"spin_ns {spin_ns} fixes the margin of a pacer that sleeps; drop it or drop spin {spin!r}",
         )
         require(
             isinstance(catch_up, (int, float)) and not isinstance(catch_up, bool) and catch_up >= 1,

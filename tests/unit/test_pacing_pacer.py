@@ -193,11 +193,23 @@ def test_sockaddr_in_is_what_the_kernel_reads():
 
 @pytest.mark.parametrize(
     ("keyword", "value"),
-    [("spin_ns", -1), ("spin_ns", 1.5), ("stall_ns", 0), ("stall_ns", True), ("catch_up", 0.5), ("catch_up", True)],
+    [
+        ("spin_ns", -1),
+        ("spin_ns", 1.5),
+        ("stall_ns", 0),
+        ("stall_ns", True),
+        ("catch_up", 0.5),
+        ("catch_up", True),
+        ("spin", "busy"),
+    ],
 )
 def test_bad_pacer_settings(keyword, value):
     with pytest.raises(UsageError, match=f"^{keyword} {value!r} is not allowed"):
         Pacer(ConstantSchedule(1000), **{keyword: value})
+    with pytest.raises(
+        UsageError, match="^spin_ns 1000 fixes the margin of a pacer that sleeps; drop it or drop spin 'full'$"
+    ):
+        Pacer(ConstantSchedule(1000), spin="full", spin_ns=1000)
 
 
 @pytest.mark.parametrize("implementation", sorted({"python", IMPLEMENTATION}))
