@@ -95,7 +95,8 @@ def _gap_p99(result: WriterResult) -> str:
 
 def _late_p99(result: WriterResult) -> str:
     """The p99 of the departures' lateness against the intended schedule (re-anchors not hiding stalls)."""
-    late = _pacing(result, "lateness_ns")
+    figures = result.pacing()
+    late = None if figures is None else figures.get("lateness_ns")
     return duration(None if not late else late.get("p99"))
 
 
