@@ -28,7 +28,7 @@ from rawpacer.limits import (
     MIN_MTU_V6,
 )
 from rawpacer.messages import KINDS as PAYLOADS
-from rawpacer.pacing import PaceSpec
+from rawpacer.pacing import PaceSpec, parse_spin
 from rawpacer.sandbox import IP_VERSIONS, KINDS
 from rawpacer.sandbox.ports import Ports
 from rawpacer.writers import base as registry
@@ -181,7 +181,7 @@ def check_pace(
             str(burst).strip() == "1" and pattern == "constant" and seed is None,
             "--burst, --pattern and --seed shape a paced stream; give --rate too",
         )
-        require(spin == "adaptive", f"--spin {spin} says how a paced stream waits; give --rate too")
+        require(parse_spin(spin) == "adaptive", f"--spin {spin} says how a paced stream waits; give --rate too")
         return None
     require(per_op or mode == "stream", f"--rate {rate} paces a stream; use it with --mode stream")
     return PaceSpec.parse(rate, burst, pattern, seed, spin)
