@@ -13,8 +13,11 @@ in an order that rotates each round:
   FrameTemplate frames (``packet-raw``), three ways each: ``py-spin`` (the Python loop on the
   pure-Python pacer, spinning in Python), ``c-wait`` (the Python loop on the C pacer: one C call
   per departure, waits with the GIL released) and ``c-loop`` (the whole departure loop, sends
-  included, in C: PacedSender); each socket sends two unmeasured datagrams first, the same way,
-  as sockperf warms up before its test;
+  included, in C: PacedSender), each waiting the default way (sleep, then spin for the adaptive
+  margin); and the C loop waiting two other ways: ``c-full`` (``--spin full``: spin only, no
+  PAUSE, as sockperf does) and ``c-fixed`` (a fixed 5 ms margin: the pacer's wait before the
+  margin adapted). Each socket sends two unmeasured datagrams first, the same way, as sockperf
+  warms up before its test;
 - ``sockperf throughput --mps`` (C, spins on the TSC to absolute deadlines);
 - ``iperf3 -u -b`` (UDP at the equivalent payload bit rate; its server must receive the datagrams
   itself, so they are stamped by an AF_PACKET socket on lo instead, which gets the very same
@@ -52,7 +55,10 @@ from rawpacer.writers._packet_socket import open_packet_socket
 PORT = 5201
 ETH_P_ALL = 0x0003
 PACKET_HOST = 0
-RAWPACER = [f"{writer}/{way}" for writer in ("udp-sendto", "packet-raw") for way in ("py-spin", "c-wait", "c-loop")]
+WAYS = ("py-spin", "c-wait", "c-loop", "c-full", "c-fixed")
+RAWPACER = [f"{writer}/{way}" for writer in ("udp-sendto", "packet-raw") for way in WAYS]
+SPIN: dict[str, dict[str, Any]] = {"c-full": {"spin": "full"}, "c-fixed": {"spin_ns": 5_000_000}}
+"""How each way's pacer waits: adaptive (the default) unless named here."""
 PEERS = ["sockperf", "iperf3", "trafgen-rate", "trafgen-gap"]
 PEER_BINARY = {"sockperf": "sockperf", "iperf3": "iperf3", "trafgen-rate": "trafgen", "trafgen-gap": "trafgen"}
 
@@ -106,7 +112,8 @@ class Bench:
     def run_rawpacer(self, tool: str, rate: int, count: int) -> dict[str, Any]:
         writer, way = tool.split("/")
         core: Literal["c", "python"] = "python" if way == "py-spin" else "c"
-        loop: Literal["c", "python"] = "c" if way == "c-loop" else "python"
+        loop: Literal["c", "python"] = "python" if way in ("py-spin", "c-wait") else "c"
+        spin = SPIN.get(way, {})
         with self.topo.enter("writer"):
             if writer == "udp-sendto":
                 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -116,9 +123,10 @@ class Bench:
                 frames, addresses = [self.frame], None
         with sock:
             # Two unmeasured datagrams first, the same way: a fresh socket's first sends are slower.
-            PacedSender(Pacer(ConstantSchedule(rate), implementation=core), sock, frames, addresses, loop=loop).send(2)
+            warm = Pacer(ConstantSchedule(rate), implementation=core, **spin)
+            PacedSender(warm, sock, frames, addresses, loop=loop).send(2)
             self.drain()
-            pacer = Pacer(ConstantSchedule(rate), implementation=core)
+            pacer = Pacer(ConstantSchedule(rate), implementation=core, **spin)
             PacedSender(pacer, sock, frames, addresses, loop=loop).send(count)
         return {"pacer": pacer.report()}
 
@@ -191,7 +199,8 @@ def line(tool: str, rate: int, s: dict[str, Any]) -> str:
     cpu = ""
     if "pacer" in s:
         span = s["datagrams"] / rate * 1e9
-        cpu = f"  pacer cpu {s['pacer_cpu_ns'] / span:5.0%} stalls {s['pacer']['stalls']}"
+        late = s["lateness_ns"]["p99"] / 1e3
+        cpu = f"  pacer cpu {s['pacer_cpu_ns'] / span:5.0%} stalls {s['pacer']['stalls']} schedule lateness p99 {late:.1f} us"
     return (
         f"{tool:<22} {rate:>7} pps  n {s['datagrams']:>6}  achieved {s['rate_achieved_pps']:>11,.1f} "
         f"({s['rate_error']:+8.4%})  gap dev p50 {dev['p50'] / 1e3:7.2f} p99 {dev['p99'] / 1e3:8.2f} "

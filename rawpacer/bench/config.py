@@ -29,7 +29,7 @@ from rawpacer.limits import (
     MIN_MTU_V6,
 )
 from rawpacer.messages import KINDS as PAYLOADS
-from rawpacer.pacing import PaceSpec
+from rawpacer.pacing import PaceSpec, parse_spin
 from rawpacer.remote.spec import Host, parse_hosts
 from rawpacer.sandbox import IP_VERSIONS, KINDS
 from rawpacer.sandbox.ports import Ports, check_port
@@ -112,6 +112,7 @@ class Config:
             "burst": None if self.pace is None else self.pace.burst,
             "pattern": None if self.pace is None else self.pace.pattern,
             "seed": None if self.pace is None else self.pace.seed,
+            "spin": None if self.pace is None else self.pace.spin,
             "slow_writer_caps_s": {
                 n: cap for n in self.writers if (cap := registry.get(n).benchtime_cap_s) is not None
             },
@@ -173,18 +174,25 @@ def pcap_path(stem: str, writer: str, readers: int) -> str:
 
 
 def check_pace(
-    rate: str | float | None, burst: int | str, pattern: str, seed: int | str | None, mode: str, per_op: bool
+    rate: str | float | None,
+    burst: int | str,
+    pattern: str,
+    seed: int | str | None,
+    mode: str,
+    per_op: bool,
+    spin: str = "adaptive",
 ) -> PaceSpec | None:
     """The pacing asked for, if any: --rate paces a stream (compare, ``--mode stream``) or, with
-    ``per_op``, every fan-out datagram by datagram (send); --burst, --pattern and --seed need it."""
+    ``per_op``, every fan-out datagram by datagram (send); --burst, --pattern, --seed and --spin need it."""
     if rate is None:
         require(
             str(burst).strip() == "1" and pattern == "constant" and seed is None,
             "--burst, --pattern and --seed shape a paced stream; give --rate too",
         )
+        require(parse_spin(spin) == "adaptive", f"--spin {spin} says how a paced stream waits; give --rate too")
         return None
     require(per_op or mode == "stream", f"--rate {rate} paces a stream; use it with --mode stream")
-    return PaceSpec.parse(rate, burst, pattern, seed)
+    return PaceSpec.parse(rate, burst, pattern, seed, spin)
 
 
 def check_device(
@@ -291,6 +299,7 @@ def make_config(
     burst: int | str = 1,
     pattern: str = "constant",
     seed: int | str | None = None,
+    spin: str = "adaptive",
     per_op_pacing: bool = False,
     egress_mtu: int | str | None = None,
     dut: str | Sequence[str] | None = None,
@@ -319,7 +328,7 @@ def make_config(
     vid, pcp = check_vlan(vlan, vlan_priority, topology, chosen)
     require(not (with_go and version == 6), "--with-go runs the seed's own IPv4 job; drop -6 to run it")
     mode = _choice("mode", mode, MODES)
-    pace = check_pace(rate, burst, pattern, seed, mode, per_op_pacing)
+    pace = check_pace(rate, burst, pattern, seed, mode, per_op_pacing, spin)
     require(not (with_go and pace is not None), "--with-go runs the seed's unpaced job; drop --rate to run it")
     links = None if mtu is None else check_mtu(parse_int("mtu", mtu, MIN_MTU, MAX_MTU), version)
     egress, profiles, setup = check_device(topology, links, egress_mtu, dut, dut_setup, version)

@@ -94,7 +94,7 @@ def paced(spec: PaceSpec, writer: Writer) -> Paced:
     target = writer.target
     vlan = target.vlan is not None
     frame = link_bytes(writer.delivered_size, mtu=writer.planned_mtu, ip_version=target.ip_version, vlan=vlan)
-    return Paced(spec, spec.pps(frame), Pacer(make_schedule(spec, frame)))
+    return Paced(spec, spec.pps(frame), Pacer(make_schedule(spec, frame), spin=spec.spin))
 
 
 @dataclass

@@ -102,7 +102,7 @@ def add_sandbox(p: argparse.ArgumentParser) -> None:
 
 
 def add_pacing(p: argparse.ArgumentParser, what: str) -> None:
-    """--rate, --burst, --pattern, --seed."""
+    """--rate, --burst, --pattern, --seed, --spin."""
     p.add_argument(
         "--rate",
         default=None,
@@ -111,6 +111,12 @@ def add_pacing(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--burst", default="1", help="datagrams that leave together at each departure (1-1024; default 1)")
     p.add_argument("--pattern", default="constant", help="departures: constant (even gaps) or poisson (exponential)")
     p.add_argument("--seed", default=None, help="seed of the poisson departures (recorded in the JSON)")
+    p.add_argument(
+        "--spin",
+        default="adaptive",
+        help="how the pacer waits: adaptive (sleep, then spin for the margin this host's wake-ups need; "
+        "default) or full (spin only, as sockperf does: one CPU busy)",
+    )
 
 
 def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -129,4 +135,5 @@ def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "burst": args.burst,
         "pattern": args.pattern,
         "seed": args.seed,
+        "spin": args.spin,
     }

@@ -11,6 +11,7 @@ from rawpacer.pacing.pacer import PacedSender, Pacer, PacerReport, sockaddr_in
 from rawpacer.pacing.rate import (
     PATTERNS,
     PHYSICAL_ETHERNET_OVERHEAD,
+    SPINS,
     PaceSpec,
     Rate,
     link_bytes,
@@ -18,6 +19,7 @@ from rawpacer.pacing.rate import (
     parse_pattern,
     parse_rate,
     parse_seed,
+    parse_spin,
 )
 from rawpacer.pacing.schedule import ConstantSchedule, PoissonSchedule, Schedule, make_schedule
 from rawpacer.pacing.stats import (
@@ -37,6 +39,7 @@ __all__ = [
     "PATTERNS",
     "PHYSICAL_ETHERNET_OVERHEAD",
     "QUANTILES",
+    "SPINS",
     "ConstantSchedule",
     "MonotonicClock",
     "PaceSpec",
@@ -57,6 +60,7 @@ __all__ = [
     "parse_pattern",
     "parse_rate",
     "parse_seed",
+    "parse_spin",
     "percentiles",
     "sockaddr_in",
     "stream_stats",

@@ -1,31 +1,39 @@
 """The one pacer every writer's stream loop uses: ``wait(i)`` returns when departure i is due.
 
 Departure i is due at ``anchor + schedule.offset_ns(i)`` on the monotonic clock, computed from i,
-so no error accumulates; the first departure is anchored ``START_LEAD_NS`` ahead. The pacer
-sleeps while the deadline is more than ``spin_ns`` away and spins for the last stretch. Two rules
-keep a late pacer honest:
+so no error accumulates; the first departure is anchored ``START_LEAD_NS`` ahead (the origin: the
+intended schedule). Two rules keep a late pacer honest:
 
 - catch up without bursts: a departure leaves no sooner after the previous one than its
   scheduled gap divided by ``catch_up`` (1.25 by default, the headroom issue 12 asks of a
   writer), so a pacer that fell behind (an interrupt, a vCPU exit, a scheduler slice) runs at
   most 1.25x the rate until it is back on schedule, never in a burst, and the stream keeps its rate;
 - a stall is not caught up: a departure found ``stall_ns`` or more past its time (20 ms, or one
-  whole gap if that is longer: more than a few 4 ms scheduler slices) leaves at once, the
-  schedule is re-anchored so that it is due now (later departures keep their spacing), and the
-  stall is counted with its lateness.
+  whole gap if that is longer: more than a few 4 ms scheduler slices) is due at once (or as soon
+  as the rule above lets it leave), the schedule is re-anchored so that it is due now (later
+  departures keep their spacing), and the stall is counted with its lateness.
 
-Every departure's lateness and the time the pacer spent awake in its waits (spinning: its CPU
-time, or an upper bound of it when the kernel preempted the thread) are recorded for ``report()``.
+Waiting for a departure, the pacer sleeps while more than a margin is left and spins for the
+rest. The margin adapts (``spin="adaptive"``): 3/2 of the highest wake-up overshoot of the last
+``OVERSHOOT_WINDOW`` sleeps, from ``SPIN_MIN_NS`` to ``DEFAULT_SPIN_NS``; ``spin="full"`` never
+sleeps and spins without PAUSE, as sockperf does; ``spin_ns=N`` fixes it at N.
+
+Every departure's lateness, against the re-anchored schedule and against the intended one (which
+a re-anchor does not move, so a stall shows in every departure after it), and the time the pacer
+spent awake in its waits (spinning: its CPU time, or an upper bound of it when the kernel
+preempted the thread) are recorded for ``report()``.
 
     pacer = Pacer(ConstantSchedule(10_000))
     for i in range(n):
         pacer.wait(i)              # pacer.last_ns: when it returned
         writer.send_part(...)
 
-The rules live in a core: ``rawpacer._pace.Core`` (C: ``wait`` is one C call, ~0.2 µs) or
-``PyCore`` below (pure Python, ~1.5 µs, on any ``Clock``: the tests' fake one, or when there is no
-compiler). ``PacedSender`` runs the same loop, sends included, in the C core with the GIL
-released, for sockets that send prebuilt frames.
+The rules live in a pure core that takes the time as an argument: ``step(i, now_ns) -> (action,
+until_ns)`` says GO (departure i leaves now), SLEEP or SPIN until a time, and is called again with
+the time it is then. ``rawpacer._pace.Core`` is the C core (its ``wait`` runs the steps on the
+real clock in one C call, ~0.2 µs); ``PyCore`` below is its pure-Python twin (when there is no
+compiler). Either runs on any ``Clock`` (``Pacer(clock=...)``: the tests' fake one), driven by
+``drive``. ``PacedSender`` runs the same loop, sends included, in the C core with the GIL released.
 """
 
 from __future__ import annotations
@@ -35,18 +43,27 @@ import socket
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from rawpacer.errors import require
 from rawpacer.headers.sequence import SEQUENCE_BYTES, sequence_bytes
-from rawpacer.pacing.clock import DEFAULT_SPIN_NS, IMPLEMENTATION, Clock, MonotonicClock
+from rawpacer.pacing.clock import (
+    DEFAULT_SPIN_NS,
+    IMPLEMENTATION,
+    OVERSHOOT_WINDOW,
+    SPIN_MIN_NS,
+    Clock,
+    MonotonicClock,
+)
+from rawpacer.pacing.rate import SPINS
 from rawpacer.pacing.schedule import ConstantSchedule, Schedule
 from rawpacer.pacing.stats import percentiles
 
 LATENESS_SAMPLES = 1 << 24
-"""Departures whose lateness is kept for the percentiles (128 MiB); later ones count for the max only."""
+"""Departures whose lateness is kept for the percentiles (2 x 128 MiB); later ones count for the max only."""
 
 DEFAULT_STALL_NS = 20_000_000
 """Lateness from which a departure is a stall, not caught up (20 ms: five 4 ms scheduler slices at 250 Hz)."""
@@ -59,6 +76,12 @@ START_LEAD_NS = 100_000
 """How far ahead of the start the first departure is due (100 µs): it is then waited for like
 every other, instead of leaving late by the time it takes to get going."""
 
+GO, SLEEP, SPIN = 0, 1, 2
+"""What a core's ``step`` says: the departure leaves now, or sleep, or spin, until a time."""
+
+SPIN_MODES = {"adaptive": 0, "fixed": 1, "full": 2}
+"""The cores' spin_mode numbers (``fixed``: ``Pacer(spin_ns=...)``)."""
+
 Buffer = bytes | bytearray | memoryview
 
 if TYPE_CHECKING:
@@ -66,69 +89,146 @@ if TYPE_CHECKING:
 
 
 class PyCore:
-    """The pacer's rules in pure Python, on any ``Clock`` (the twin of ``_pace.Core``)."""
+    """The pacer's rules in pure Python, time passed in: the twin of ``_pace.Core``, step for step."""
 
-    def __init__(self, schedule: Schedule, clock: Clock, spin_ns: int, stall_ns: int, gap_ppm: int) -> None:
+    def __init__(
+        self,
+        schedule: Schedule,
+        spin_mode: int,
+        spin_ns: int,
+        spin_min_ns: int,
+        window: int,
+        stall_ns: int,
+        gap_ppm: int,
+    ) -> None:
         self._offset = schedule.offset_ns
-        self._now = clock.now
-        self._wait_until = clock.wait_until
-        self.spin_ns, self.stall_ns, self.gap_ppm = spin_ns, stall_ns, gap_ppm
-        self.anchor_ns = self.last_ns = self.prev_offset_ns = 0
-        self.started = self._has_prev = False
-        self.next_departure = self.departures = self.stalls = self.stalled_ns = self.busy_ns = 0
-        self.late_overflow_max = 0
+        self.spin_mode, self.spin_ns, self.spin_min_ns, self.window = spin_mode, spin_ns, spin_min_ns, window
+        self.stall_ns, self.gap_ppm = stall_ns, gap_ppm
+        self.anchor_ns = self.origin_ns = self.last_ns = self.prev_offset_ns = 0
+        self.started = self._has_prev = self._waiting = self._sleeping = False
+        self._cur = self._cur_off = self._due = self._target = self._entry = self._slept = 0
+        self._sleep_from = self._wake_at = 0
+        self._overshoots: list[int] = []
+        self._over_pos = 0
+        self.margin_ns = spin_min_ns if spin_mode == SPIN_MODES["adaptive"] else spin_ns
+        self.next_departure = self.departures = self.stalls = self.stalled_ns = self.busy_ns = self.sleeps = 0
+        self.late_overflow_max = self.schedule_overflow_max = 0
         self._late = array("q")
+        self._schedule_late = array("q")
 
     def start(self, t0_ns: int | None = None, /) -> None:
-        """Anchor departure 0 at ``t0_ns`` (default: START_LEAD_NS from now)."""
-        self.anchor_ns = self._now() + START_LEAD_NS if t0_ns is None else int(t0_ns)
-        self.started = True
+        """Anchor departure 0 at ``t0_ns`` (default: START_LEAD_NS from now, on the real clock)."""
+        t0 = MonotonicClock("python").now() + START_LEAD_NS if t0_ns is None else int(t0_ns)
+        self.anchor_ns = self.origin_ns = t0
+        self.started, self._waiting = True, False
 
-    def wait(self, departure: int, /) -> None:
-        """Return when ``departure`` is due, by the rules of the module's docstring."""
-        offset = self._offset(departure)
-        entry = self._now()
-        if not self.started:
-            self.anchor_ns, self.started = entry + START_LEAD_NS - offset, True
-        due = self.anchor_ns + offset
-        late = entry - due
-        if late >= self.stall_ns:
-            self.stalls += 1
-            self.stalled_ns += late
-            self.anchor_ns += late
-            now = entry
-        else:
-            target = due
+    def step(self, departure: int, now: int, /) -> tuple[int, int]:
+        """Departure ``departure`` at time ``now``: (GO, now), (SLEEP, until) or (SPIN, until)."""
+        if not self._waiting or self._cur != departure:
+            offset = self._offset(departure)
+            if not self.started:
+                self.anchor_ns = self.origin_ns = now + START_LEAD_NS - offset
+                self.started = True
+            self._cur, self._cur_off, self._due = departure, offset, self.anchor_ns + offset
+            self._entry, self._slept, self._sleeping = now, 0, False
+            self._target = self._due
+            late = now - self._due
+            if late >= self.stall_ns:  # re-anchored: due now (its lateness is kept against _due)
+                self.stalls += 1
+                self.stalled_ns += late
+                self.anchor_ns += late
+                self._target = now
             if self._has_prev:
-                target = max(due, self.last_ns + (offset - self.prev_offset_ns) * self.gap_ppm // 1_000_000)
-            now, slept = self._wait_until(target, self.spin_ns)
-            self.busy_ns += now - entry - slept
-        self.departures += 1
-        if self.departures <= LATENESS_SAMPLES:
-            self._late.append(now - due)
+                soonest = self.last_ns + (offset - self.prev_offset_ns) * self.gap_ppm // 1_000_000
+                self._target = max(self._target, soonest)
+            self._waiting = True
+        elif self._sleeping:
+            self._sleeping = False
+            self._slept += now - self._sleep_from
+            if self.spin_mode == SPIN_MODES["adaptive"] and now >= self._wake_at:  # not cut short by a signal
+                self._learn(now - self._wake_at)
+        if now >= self._target:
+            return self._go(now)
+        if self.spin_mode != SPIN_MODES["full"] and self._target - now > self.margin_ns:
+            self._sleeping, self._sleep_from, self._wake_at = True, now, self._target - self.margin_ns
+            self.sleeps += 1
+            return SLEEP, self._wake_at
+        return SPIN, self._target
+
+    def _learn(self, overshoot: int) -> None:
+        """Keep a wake-up's overshoot; the margin is 3/2 of the highest kept, within its bounds."""
+        if len(self._overshoots) < self.window:
+            self._overshoots.append(overshoot)
         else:
-            self.late_overflow_max = max(self.late_overflow_max, now - due)
-        self.last_ns, self.prev_offset_ns, self._has_prev = now, offset, True
-        self.next_departure = departure + 1
+            self._overshoots[self._over_pos] = overshoot
+        self._over_pos = (self._over_pos + 1) % self.window
+        high = max(self._overshoots)
+        self.margin_ns = min(self.spin_ns, max(self.spin_min_ns, high + high // 2))
+
+    def _go(self, now: int) -> tuple[int, int]:
+        self.busy_ns += now - self._entry - self._slept
+        self.departures += 1
+        late, scheduled = now - self._due, now - (self.origin_ns + self._cur_off)
+        if self.departures <= LATENESS_SAMPLES:
+            self._late.append(late)
+            self._schedule_late.append(scheduled)
+        else:
+            self.late_overflow_max = max(self.late_overflow_max, late)
+            self.schedule_overflow_max = max(self.schedule_overflow_max, scheduled)
+        self.last_ns, self.prev_offset_ns, self._has_prev = now, self._cur_off, True
+        self.next_departure, self._waiting = self._cur + 1, False
+        return GO, now
 
     def lateness(self) -> bytes:
-        """The int64 lateness (ns) of each recorded departure."""
+        """The int64 lateness (ns) of each recorded departure against the re-anchored schedule."""
         return self._late.tobytes()
+
+    def schedule_lateness(self) -> bytes:
+        """The int64 lateness (ns) of each recorded departure against the intended schedule."""
+        return self._schedule_late.tobytes()
+
+
+class Stepper(Protocol):
+    """A core's pure step (``PyCore.step``, ``_pace.Core.step``)."""
+
+    def __call__(self, departure: int, now: int, /) -> tuple[int, int]: ...
+
+
+def drive(step: Stepper, clock: Clock) -> Callable[[int], None]:
+    """A ``wait(departure)`` that runs a core's steps on ``clock``: sleep or spin as told until GO."""
+    now_of, sleep_until, spin_until = clock.now, clock.sleep_until, clock.spin_until
+
+    def wait(departure: int, /) -> None:
+        now = now_of()
+        while True:
+            action, until = step(departure, now)
+            if action == GO:
+                return
+            now = sleep_until(until) if action == SLEEP else spin_until(until)
+
+    return wait
 
 
 @dataclass(frozen=True)
 class PacerReport:
-    """What a pacer did: departures, stalls, its own CPU time, and how late departures left (ns)."""
+    """What a pacer did: departures, stalls (re-anchors), its CPU time, and how late departures left (ns).
+
+    ``lateness_ns`` is against the re-anchored schedule (what the pacer aimed at), and
+    ``schedule_lateness_ns`` against the intended one (a stall shows in every departure after it).
+    """
 
     departures: int
     stalls: int
     stalled_ns: int
     cpu_ns: int
     lateness_ns: dict[str, int | None]
-    spin_ns: int
+    spin_ns: int | None
     stall_ns: int
     catch_up: float
     implementation: str
+    spin: str = "fixed"
+    sleeps: int = 0
+    schedule_lateness_ns: dict[str, int | None] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready fields (the stream result's ``pacer`` entry)."""
@@ -138,7 +238,10 @@ class PacerReport:
             "stalled_ns": self.stalled_ns,
             "cpu_ns": self.cpu_ns,
             "lateness_ns": dict(self.lateness_ns),
+            "schedule_lateness_ns": dict(self.schedule_lateness_ns or {}),
+            "spin": self.spin,
             "spin_ns": self.spin_ns,
+            "sleeps": self.sleeps,
             "stall_ns": self.stall_ns,
             "catch_up": self.catch_up,
             "implementation": self.implementation,
@@ -149,7 +252,8 @@ class Pacer:
     """Holds a stream to ``schedule``; ``wait(i)`` for i = 0, 1, ... returns when departure i is due.
 
     It is the op loop's ``Departures`` (rawpacer.bench.oploop): ``burst``, ``start()``, ``wait(i)``.
-    The C core runs it unless a ``clock`` is given (a test's) or ``implementation="python"``.
+    The C core runs it unless ``implementation="python"`` (or no compiler); on the real clock, or on
+    ``clock`` (a test's), the same core driven step by step.
     """
 
     wait: Callable[[int], None]
@@ -159,7 +263,8 @@ class Pacer:
         self,
         schedule: Schedule,
         *,
-        spin_ns: int = DEFAULT_SPIN_NS,
+        spin: str = "adaptive",
+        spin_ns: int | None = None,
         stall_ns: int | None = None,
         catch_up: float = DEFAULT_CATCH_UP,
         clock: Clock | None = None,
@@ -167,31 +272,47 @@ class Pacer:
     ) -> None:
         if stall_ns is None:
             stall_ns = max(DEFAULT_STALL_NS, math.ceil(schedule.period_ns))
-        for name, value, low in (("spin_ns", spin_ns, 0), ("stall_ns", stall_ns, 1)):
+        require(spin in SPINS, f"spin {spin!r} is not allowed; use {' or '.join(SPINS)}")
+        checks = [("stall_ns", stall_ns, 1)] + ([("spin_ns", spin_ns, 0)] if spin_ns is not None else [])
+        for name, value, low in checks:
             require(
                 isinstance(value, int) and not isinstance(value, bool) and value >= low,
                 f"{name} {value!r} is not allowed; use {low} or more nanoseconds",
             )
         require(
+            spin_ns is None or spin == "adaptive",
+            f"spin_ns {spin_ns} fixes the margin of a pacer that sleeps; drop it or drop spin {spin!r}",
+        )
+        require(
             isinstance(catch_up, (int, float)) and not isinstance(catch_up, bool) and catch_up >= 1,
             f"catch_up {catch_up!r} is not allowed; use 1 (never faster) or more, inf for bursts",
         )
         self.schedule = schedule
-        self.spin_ns = spin_ns
+        self.spin = "fixed" if spin_ns is not None else spin
+        """How the pacer waits: ``adaptive`` (the default), ``full`` or ``fixed`` (``spin_ns`` given)."""
+        self.spin_ns = spin_ns if spin_ns is not None else DEFAULT_SPIN_NS
+        """The fixed margin, or the adaptive margin's ceiling."""
         self.stall_ns = stall_ns
         """Lateness from which a departure is a stall and re-anchors the schedule."""
         self.catch_up = float(catch_up)
         """How much faster than the schedule a late pacer may run."""
         gap_ppm = round(1_000_000 / self.catch_up)
-        implementation = implementation or ("python" if clock is not None else IMPLEMENTATION)
+        core_implementation = implementation or IMPLEMENTATION
+        mode = SPIN_MODES[self.spin]
         self.core: CCore | PyCore
-        if implementation == "c":
-            self.core = _c_core(schedule, spin_ns, stall_ns, gap_ppm)
+        if core_implementation == "c":
+            self.core = c_core = _c_core(schedule, mode, self.spin_ns, stall_ns, gap_ppm)
         else:
-            clock = clock if clock is not None else MonotonicClock("python")
-            self.core = PyCore(schedule, clock, spin_ns, stall_ns, gap_ppm)
-        self.implementation: str = implementation if clock is None else getattr(clock, "implementation", "custom")
-        self.wait = self.core.wait
+            self.core = PyCore(
+                schedule, mode, self.spin_ns, min(SPIN_MIN_NS, self.spin_ns), OVERSHOOT_WINDOW, stall_ns, gap_ppm
+            )
+        self.clock = clock
+        """The clock a test gave, or None: the real one."""
+        if clock is None and core_implementation == "c":
+            self.wait = c_core.wait
+        else:
+            self.wait = drive(self.core.step, clock if clock is not None else MonotonicClock("python"))
+        self.implementation: str = core_implementation if clock is None else getattr(clock, "implementation", "custom")
 
     @property
     def burst(self) -> int:
@@ -200,12 +321,19 @@ class Pacer:
 
     def start(self, t0_ns: int | None = None) -> None:
         """Anchor departure 0 at ``t0_ns`` (default: START_LEAD_NS from now); else the first ``wait`` does."""
+        if t0_ns is None and self.clock is not None:
+            t0_ns = self.clock.now() + START_LEAD_NS
         self.core.start(t0_ns)
 
     @property
     def anchor_ns(self) -> int | None:
         """When departure 0 is (or would have been) due, after any re-anchoring; None before the start."""
         return self.core.anchor_ns if self.core.started else None
+
+    @property
+    def origin_ns(self) -> int | None:
+        """When departure 0 was due on the intended schedule (never re-anchored); None before the start."""
+        return self.core.origin_ns if self.core.started else None
 
     @property
     def last_ns(self) -> int:
@@ -217,29 +345,44 @@ class Pacer:
         """The departure after the last one waited for."""
         return self.core.next_departure
 
-    def lateness(self) -> np.ndarray:
-        """How late each recorded departure left, in ns (the first LATENESS_SAMPLES departures)."""
+    @property
+    def margin_ns(self) -> int | None:
+        """How long before a deadline the pacer stops sleeping and spins now; None when it only spins."""
+        return None if self.spin == "full" else self.core.margin_ns
+
+    def lateness(self) -> npt.NDArray[np.int64]:
+        """How late each recorded departure left against the re-anchored schedule, in ns (the first LATENESS_SAMPLES)."""
         return np.frombuffer(self.core.lateness(), dtype=np.int64)
 
+    def schedule_lateness(self) -> npt.NDArray[np.int64]:
+        """How late each recorded departure left against the intended schedule, in ns (never re-anchored)."""
+        return np.frombuffer(self.core.schedule_lateness(), dtype=np.int64)
+
     def report(self) -> PacerReport:
-        """Departures, stalls, the pacer's CPU time (awake in its waits) and lateness p50/p99/max."""
-        lateness: dict[str, int | None] = percentiles(self.lateness(), ("p50", "p99", "max"))
+        """Departures, stalls, the pacer's CPU time (awake in its waits) and lateness p50/p99/max, both ways."""
+        keys = ("p50", "p99", "max")
+        lateness: dict[str, int | None] = percentiles(self.lateness(), keys)
+        scheduled: dict[str, int | None] = percentiles(self.schedule_lateness(), keys)
         if self.core.departures > LATENESS_SAMPLES:
             lateness["max"] = max(int(lateness["max"] or 0), self.core.late_overflow_max)
+            scheduled["max"] = max(int(scheduled["max"] or 0), self.core.schedule_overflow_max)
         return PacerReport(
             departures=self.core.departures,
             stalls=self.core.stalls,
             stalled_ns=self.core.stalled_ns,
             cpu_ns=self.core.busy_ns,
             lateness_ns=lateness,
-            spin_ns=self.spin_ns,
+            spin_ns=self.margin_ns,
             stall_ns=self.stall_ns,
             catch_up=self.catch_up,
             implementation=self.implementation,
+            spin=self.spin,
+            sleeps=self.core.sleeps,
+            schedule_lateness_ns=scheduled,
         )
 
 
-def _c_core(schedule: Schedule, spin_ns: int, stall_ns: int, gap_ppm: int) -> CCore:
+def _c_core(schedule: Schedule, spin_mode: int, spin_ns: int, stall_ns: int, gap_ppm: int) -> CCore:
     """The C core: a constant schedule's period as q + r/den ns, any other read from ``schedule``."""
     from rawpacer._pace import Core as CCore
 
@@ -248,7 +391,11 @@ def _c_core(schedule: Schedule, spin_ns: int, stall_ns: int, gap_ppm: int) -> CC
         period = schedule.period_ns
         q, r = divmod(period.numerator, period.denominator)
         den = period.denominator
-    return CCore(spin_ns, stall_ns, gap_ppm, START_LEAD_NS, schedule.burst, LATENESS_SAMPLES, q, r, den, schedule)
+    spin_min = min(SPIN_MIN_NS, spin_ns)
+    return CCore(
+        spin_mode, spin_ns, spin_min, OVERSHOOT_WINDOW, stall_ns, gap_ppm, START_LEAD_NS, schedule.burst,
+        LATENESS_SAMPLES, q, r, den, schedule,
+    )  # fmt: skip
 
 
 AF_INET_NATIVE = int(socket.AF_INET).to_bytes(2, "little" if np.little_endian else "big")
@@ -289,7 +436,7 @@ class PacedSender:
         self.sock = sock
         self.frames = list(frames)
         self.addresses = list(addresses) if addresses is not None else None
-        self._loop_core = _loop_core(pacer.core)
+        self._loop_core = _loop_core(pacer.core) if pacer.clock is None else None
         self.loop = loop or ("c" if self._loop_core is not None else "python")
         require(
             self.loop == "python" or self._loop_core is not None,

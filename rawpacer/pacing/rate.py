@@ -1,5 +1,5 @@
 """What a paced stream is asked for: --rate (packets/s, or a bit rate over each datagram's link bytes),
---burst, --pattern and --seed, each parsed and checked into one ``PaceSpec``.
+--burst, --pattern, --seed and --spin, each parsed and checked into one ``PaceSpec``.
 
 A bit rate counts the bytes a datagram occupies on the link as the writer hands it over: every
 frame of it (each fragment when it is fragmented), Ethernet header + IPv4 header + the UDP header
@@ -160,18 +160,35 @@ def parse_seed(value: int | str | None) -> int:
     return int(text)
 
 
+SPINS = ("adaptive", "full")
+"""``--spin``: sleep, then spin for a margin learned from this host's wake-ups; or spin only (no sleeps)."""
+
+
+def parse_spin(value: str) -> str:
+    """``--spin``: adaptive (sleep, then spin for the margin wake-ups need here) or full (spin only)."""
+    text = str(value).strip().lower()
+    require(text in SPINS, f"spin {value!r} is not allowed; use {' or '.join(SPINS)}")
+    return text
+
+
 @dataclass(frozen=True)
 class PaceSpec:
-    """Everything a paced stream is asked for, checked: rate, burst, pattern and (Poisson) seed."""
+    """Everything a paced stream is asked for, checked: rate, burst, pattern, (Poisson) seed, and how the pacer waits."""
 
     rate: Rate
     burst: int = 1
     pattern: str = "constant"
     seed: int | None = None
+    spin: str = "adaptive"
 
     @classmethod
     def parse(
-        cls, rate: str | float | Rate, burst: int | str = 1, pattern: str = "constant", seed: int | str | None = None
+        cls,
+        rate: str | float | Rate,
+        burst: int | str = 1,
+        pattern: str = "constant",
+        seed: int | str | None = None,
+        spin: str = "adaptive",
     ) -> PaceSpec:
         """The options as the CLI gets them; a Poisson stream without a seed gets a fresh one."""
         pattern = parse_pattern(pattern)
@@ -184,6 +201,7 @@ class PaceSpec:
             parse_burst(burst),
             pattern,
             parse_seed(seed) if pattern == "poisson" else None,
+            parse_spin(spin),
         )
 
     def pps(self, frame_bytes: int | None = None) -> float:

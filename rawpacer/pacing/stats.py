@@ -12,7 +12,9 @@ none is missing), so a departure's time is its first arrival. From those:
   (constant pattern only: a Poisson stream's long gaps are its nature);
 - Poisson: the coefficient of variation of the gaps (1 for exponential ones) and the
   Kolmogorov-Smirnov statistic of the gaps against the exponential with mean N / rate, with its
-  asymptotic p-value.
+  asymptotic p-value;
+- with the pacer's record: the schedule lateness of every departure (p50/p99/max), and the
+  number and total length of the pacer's re-anchors.
 """
 
 from __future__ import annotations
@@ -91,8 +93,11 @@ def stream_stats(
 ) -> dict[str, Any]:
     """The pacing figures of one stream from its merged receive timestamps (ns), JSON-ready.
 
-    ``pacer`` (a PacerReport) adds ``pacer`` (its record) and ``pacer_cpu_ns``. Figures that need
-    two departures are None with fewer.
+    ``pacer`` (a PacerReport) adds ``pacer`` (its record), ``pacer_cpu_ns``, ``lateness_ns``
+    (p50/p99/max of every departure's lateness against the intended schedule, which re-anchoring
+    does not move: a stall shows in every departure after it, not hidden by coordinated omission),
+    ``reanchors`` and ``reanchored_ns`` (the pacer's stalls and how far they moved the schedule).
+    Figures that need two departures are None with fewer.
     """
     require(rate_pps > 0, f"rate_pps {rate_pps!r} is not allowed; use more than 0")
     ts = np.asarray(rx_ns, dtype=np.int64)
@@ -122,4 +127,7 @@ def stream_stats(
     if pacer is not None:
         out["pacer"] = pacer.as_dict()
         out["pacer_cpu_ns"] = pacer.cpu_ns
+        out["lateness_ns"] = dict(pacer.schedule_lateness_ns or {})
+        out["reanchors"] = pacer.stalls
+        out["reanchored_ns"] = pacer.stalled_ns
     return out

@@ -97,6 +97,13 @@ def _gap_p99(result: WriterResult) -> str:
     return duration(p99)
 
 
+def _late_p99(result: WriterResult) -> str:
+    """The p99 of the departures' lateness against the intended schedule (re-anchors not hiding stalls)."""
+    figures = result.pacing()
+    late = None if figures is None else figures.get("lateness_ns")
+    return duration(None if not late else late.get("p99"))
+
+
 def _error(result: WriterResult) -> str:
     error = _pacing(result, "rate_error")
     return "-" if error is None else f"{error:+.3%}"
@@ -151,6 +158,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("achieved/s", lambda report, r: human(_pacing(r, "rate_achieved_pps")), _paced),
     Column("error", lambda report, r: _error(r), _paced),
     Column("gap dev p99", lambda report, r: _gap_p99(r), _paced),
+    Column("late p99", lambda report, r: _late_p99(r), _paced),
     Column("DUT fwd/s", lambda report, r: human(r.median("dut_forwarded_pps")), _router),
     Column("DUT drops", lambda report, r: _count(r.total("dut_dropped")), _router),
     Column(f"vs {BASELINE}", lambda report, r: _ratio(report.speedup(r))),

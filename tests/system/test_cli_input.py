@@ -98,6 +98,8 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--burst", "8"], "--burst, --pattern and --seed shape a paced stream; give --rate too"),
         (["--mode", "stream", "--rate", "1k", "--pattern", "bursty"], "pattern 'bursty' is not allowed"),
         (["--mode", "stream", "--rate", "1k", "--seed", "7"], "seed '7' applies to --pattern poisson only"),
+        (["--mode", "stream", "--rate", "1k", "--spin", "busy"], "spin 'busy' is not allowed; use adaptive or full"),
+        (["--spin", "full"], "--spin full says how a paced stream waits; give --rate too"),
         (["--mode", "stream", "--rate", "1k", "--with-go"], "--with-go runs the seed's unpaced job"),
         (
             ["--remote", "h1", "--writers", "udp-sendto,packet-raw"],
@@ -127,6 +129,7 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--rate", "1k", "--pattern", "poisson", "--seed=-1"], "seed '-1' is not allowed"),
         (["--pattern", "poisson"], "give --rate too"),
         (["--seed", "3"], "give --rate too"),
+        (["--spin", "full"], "--spin full says how a paced stream waits; give --rate too"),
         (["--pcap", "/nonexistent-dir/x.pcap"], "--pcap '/nonexistent-dir/x"),
         (["--iface", "lo", "--writer", "udp-sendto"], "--iface is for raw writers"),
         (["--iface", "lo", "--src-ip", "1.2.3"], "--iface needs --dst-ip"),

@@ -6,10 +6,11 @@ from fractions import Fraction
 
 import pytest
 
+from rawpacer.bench.config import check_pace
 from rawpacer.errors import UsageError
 from rawpacer.headers import build_fragments, build_frame
 from rawpacer.limits import MAX_BURST, MAX_RATE_PPS, MAX_SEED, MIN_RATE_PPS
-from rawpacer.pacing import PaceSpec, link_bytes, parse_burst, parse_pattern, parse_rate, parse_seed
+from rawpacer.pacing import PaceSpec, link_bytes, parse_burst, parse_pattern, parse_rate, parse_seed, parse_spin
 from rawpacer.pacing.rate import PHYSICAL_ETHERNET_OVERHEAD
 
 
@@ -159,3 +160,16 @@ def test_pace_spec_parses_every_option():
         PaceSpec.parse("10k", seed=3)
     with pytest.raises(UsageError, match="^burst"):
         PaceSpec.parse("10k", burst=0)
+
+
+def test_spin_is_adaptive_unless_full_is_asked_for():
+    assert PaceSpec.parse("10k").spin == "adaptive"
+    assert PaceSpec.parse("10k", spin=" Full ").spin == "full" == parse_spin("full")
+    with pytest.raises(UsageError, match="^spin 'busy' is not allowed; use adaptive or full$"):
+        PaceSpec.parse("10k", spin="busy")
+
+
+def test_spin_needs_a_rate():
+    assert check_pace("10k", 1, "constant", None, "stream", False, "full") == PaceSpec.parse("10k", spin="full")
+    with pytest.raises(UsageError, match="^--spin full says how a paced stream waits; give --rate too$"):
+        check_pace(None, 1, "constant", None, "stream", False, "full")

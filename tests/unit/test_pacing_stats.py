@@ -146,17 +146,25 @@ def test_stats_carry_the_pacer_record_and_serialise():
         def now(self):
             return self.t
 
-        def wait_until(self, deadline, spin):
+        def sleep_until(self, deadline):
             self.t = max(self.t, deadline)
-            return self.t, 0
+            return self.t
 
-    pacer = Pacer(ConstantSchedule(1000), clock=Clock())
+        spin_until = sleep_until
+
+    clock = Clock()
+    pacer = Pacer(ConstantSchedule(1000), spin="full", clock=clock)
     for i in range(5):
+        if i == 3:
+            clock.t += 30_000_000  # a stall before departure 3: 29 ms late, re-anchored
         pacer.wait(i)
     report = pacer.report()
     stats = stream_stats(grid(1000, 5), rate_pps=1000, pacer=report)
     assert stats["pacer"] == report.as_dict() and stats["pacer"]["departures"] == 5
-    assert stats["pacer_cpu_ns"] == report.cpu_ns == 4_100_000, "this clock spins through every wait and the lead"
+    assert stats["pacer_cpu_ns"] == report.cpu_ns == 3_100_000, "this pacer spins through every wait and the lead"
+    assert (stats["reanchors"], stats["reanchored_ns"]) == (1, 29_000_000)
+    assert stats["lateness_ns"] == {"p50": 0, "p99": 29_000_000, "max": 29_000_000}, "against the intended schedule"
+    assert stats["pacer"]["lateness_ns"]["p99"] == 29_000_000 and stats["pacer"]["spin"] == "full"
     assert json.loads(json.dumps(stats)) == stats
 
 

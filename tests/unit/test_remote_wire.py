@@ -72,6 +72,7 @@ def test_a_message_crosses_the_wire_with_its_blob():
         silence=None,
         fill="bytes",
         prearm=False,
+        fanouts=None,
     )
     assert (got.type, got["mode"], got["silence"], got.blob) == ("begin", "op", None, b"\x00\xff" * 10)
 
