@@ -22,6 +22,7 @@ from rawpacer.remote.fan import FanWriter
 from rawpacer.remote.readerset import AnyReaders, RemoteReaderSet
 from rawpacer.sandbox import Sandbox, Topology
 from rawpacer.sandbox.ports import Ports
+from rawpacer.target import Target
 from rawpacer.writers.base import Writer, WriterOptions
 
 
@@ -67,10 +68,17 @@ def source(config: Config, readers: AnyReaders, size: int | None = None) -> Mess
 
 
 def open_writer(
-    config: Config, topo: Topology, readers: AnyReaders, cls: type[Writer], options: WriterOptions
+    config: Config,
+    topo: Topology,
+    readers: AnyReaders,
+    cls: type[Writer],
+    options: WriterOptions,
+    target: Target | None = None,
 ) -> Writer:
-    """A writer of ``cls`` sending to ``readers``: in the writer namespace; to remote hosts, one per
-    host (``FanWriter``) toward each host's address, raw ones out of ``--tx-iface``."""
+    """A writer of ``cls`` sending to ``readers``: in the writer namespace (toward ``target`` when the
+    caller already read it: reading the link from the kernel is best done once per reader set, not in
+    every writer pass); to remote hosts, one per host (``FanWriter``) toward each host's address, raw
+    ones out of ``--tx-iface``."""
     if isinstance(readers, RemoteReaderSet):
         targets = [
             route.target(s.addr, s.ports, config.tx_iface, config.next_hop_mac, config.ip_version)
@@ -79,4 +87,9 @@ def open_writer(
         options = dataclasses.replace(options, allow_iface=config.tx_iface)
         return cls(targets[0], options) if len(targets) == 1 else FanWriter(cls, targets, options)
     with topo.enter("writer"):
-        return cls(topo.target(readers.ports, vlan_priority=config.vlan_priority), options)
+        return cls(target or local_target(config, topo, readers), options)
+
+
+def local_target(config: Config, topo: Topology, readers: AnyReaders) -> Target:
+    """Where a fan-out to local ``readers`` goes, as the kernel reports the sandbox's link now."""
+    return topo.target(readers.ports, vlan_priority=config.vlan_priority)

@@ -23,6 +23,7 @@ from rawpacer.limits import MAX_PORT
 from rawpacer.messages import MessageSource
 from rawpacer.remote.readerset import AnyReaders, RemoteReaderSet
 from rawpacer.sandbox import Topology
+from rawpacer.target import Target
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import WriterOptions
 
@@ -133,12 +134,13 @@ class Session:
         config = self.config
         with rig.readers(config, topo, count) as readers:
             source = rig.source(config, readers)
+            target = None if isinstance(readers, RemoteReaderSet) else rig.local_target(config, topo, readers)
             rows = {name: self._row(name, count) for name in config.writers}
             go_rows: dict[str, WriterResult] = {}
             for _ in range(config.count):
                 for name in config.writers:
                     self.listener.start(f"{name} ({count} readers)")
-                    self._writer_pass(topo, readers, source, rows[name])
+                    self._writer_pass(topo, readers, source, rows[name], target)
                     self.listener.done(rows[name])
                 if go_binary is not None and count > GO_MAX_READERS:
                     note = f"Go seed skipped at {count} readers: one blocked OS thread per reader exceeds Go's thread limit"
@@ -155,7 +157,9 @@ class Session:
         self.report.results.append(row)
         return row
 
-    def _writer_pass(self, topo: Topology, readers: AnyReaders, source: MessageSource, row: WriterResult) -> None:
+    def _writer_pass(
+        self, topo: Topology, readers: AnyReaders, source: MessageSource, row: WriterResult, target: Target | None
+    ) -> None:
         """One calibrated pass of one writer; its failure is the row's error, not the run's."""
         config = self.config
         cap = registry.get(row.writer).benchtime_cap_s
@@ -172,7 +176,7 @@ class Session:
             if pcap and pcap not in row.notes:
                 row.notes.append(f"frames written to {pcap} (timing includes the pcap writes)")
             options = WriterOptions(config.size, config.fit, pcap, allow_iface=topo.allow_iface)
-            writer = rig.open_writer(config, topo, readers, cls, options)
+            writer = rig.open_writer(config, topo, readers, cls, options, target)
             with topo.enter("writer"):
                 row.delivered_size = writer.delivered_size
                 pace = None if config.pace is None else paced(config.pace, writer)
