@@ -96,6 +96,17 @@ def add_pacing(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--seed", default=None, help="seed of the poisson departures (recorded in the JSON)")
 
 
+def add_hdr(p: argparse.ArgumentParser, what: str) -> None:
+    """--hdr DIR: HdrHistogram interval logs (.hlog) of the run's distributions."""
+    p.add_argument(
+        "--hdr",
+        dest="hdr_dir",
+        default=None,
+        metavar="DIR",
+        help=f"write {what} as HdrHistogram logs (.hlog, one per writer) in DIR (docs/trusting-a-figure.md)",
+    )
+
+
 def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The shared options as ``make_config`` keywords."""
     return {
