@@ -12,8 +12,8 @@ only to enforce its own search time limit, which is set out of reach here.
 The goals, per RFC 9971 section 5 and CSIT's defaults: exceed ratio 0.5 (a load is a lower bound when
 at most half of its trial time at the final duration was bad), one final trial of ``trial_s`` per
 bound (duration sum = trial length), initial trials of at most 1 s, width ``resolution`` of the upper
-bound. A trial the writer could not offer counts as bad for both goals: it says nothing about the
-path, and must not make a load a lower bound. Each figure is the relevant lower bound's load (the
+bound. What a writer could not offer in the trial's time counts as unsent, which the package counts as
+bad (``counts``): a load the writer cannot offer must not become a lower bound. Each figure is the relevant lower bound's load (the
 offered rate that met the goal); the conditional throughput (that load less its loss, RFC 9971
 section 4.8) is kept beside it. The rates above each figure decide its mark as ``search._limit`` does
 for RFC 2544's throughput (``search.limited_by``): ``dut`` when the lowest bad trial above it saw the DUT drop datagrams.
@@ -89,16 +89,32 @@ class _Measurer(AbstractMeasurer):  # type: ignore[misc]
         self.frame = frame
 
     def measure(self, intended_duration: float, intended_load: float) -> MeasurementResult:
+        """Run one paced trial; report what it offered in the intended time and what it lost."""
         settings = dataclasses.replace(self.trials.settings, trial_s=float(intended_duration))
         step = self.trials.run(settings.paced("throughput", self.frame, float(intended_load)), loss_tolerance=0.0)
-        result, planned = step.result, step.result.trial.planned
-        bad = planned if step.outcome is Outcome.WRITER else planned - min(result.intact, planned)
-        return MeasurementResult(
-            intended_duration=float(intended_duration),
-            intended_load=float(intended_load),
-            offered_count=planned,
-            loss_count=bad,
-        )
+        return counts(step, float(intended_duration))
+
+
+def counts(step: Step, duration_s: float) -> MeasurementResult:
+    """A trial as MLRsearch counts it: intended, offered (sent) and lost datagrams. A writer that fell
+    short of the rate (``Outcome.WRITER``) is taken to have offered only what it sent at its own rate in
+    the intended time; the rest is unsent, which the package counts as bad (its ``loss_ratio``), so the
+    search moves below what the writer can offer instead of taking the shortfall for a passing load.
+    A device may send more than planned (the live one rounds a trial up to whole fan-outs): that is the
+    count intended then, not a surplus the package would count as bad."""
+    result = step.result
+    planned = max(result.trial.planned, result.sent + result.not_sent)
+    sent = result.sent
+    if step.outcome is Outcome.WRITER and result.offered_pps is not None:
+        sent = min(sent, math.floor(result.offered_pps * duration_s))
+    lost = max(0, sent - min(result.intact, sent))
+    return MeasurementResult(
+        intended_duration=duration_s,
+        intended_load=float(step.result.trial.rate_pps or 0.0),
+        intended_count=planned,
+        offered_count=sent,
+        loss_count=lost,
+    )
 
 
 def goals(settings: Settings) -> tuple[SearchGoal, SearchGoal]:
