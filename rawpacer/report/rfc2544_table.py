@@ -186,16 +186,14 @@ def latency_grid(run: Run) -> Grid:
 
 
 def distribution_cells(encoded: str | None, exact: dict[str, float] | None = None) -> list[str]:
-    """The count and PERCENTILES of an encoded HdrHistogram, as cells; the exact order statistics
-    (``exact``: p50, p99, p999, max) where they are known, the histogram's (within 0.1 %) elsewhere."""
-    found: dict[str, float | None] = dict.fromkeys(histograms.PERCENTILES)
-    count = "-"
-    if encoded is not None:
-        summary = histograms.summary(histograms.decode(encoded))
-        found.update({k: summary[k] for k in histograms.PERCENTILES})
-        count = f"{summary['count']:,}"
-    found.update({k: v for k, v in (exact or {}).items() if k in found})
-    return [count, *(duration(found[k]) for k in histograms.PERCENTILES)]
+    """The count and PERCENTILES of an encoded HdrHistogram, as cells (every point from the histogram,
+    within 0.1 %, so they never cross); without one (an older file), the exact points it has."""
+    if encoded is None:
+        found: dict[str, float | None] = dict.fromkeys(histograms.PERCENTILES)
+        found.update({k: v for k, v in (exact or {}).items() if k in found})
+        return ["-", *(duration(found[k]) for k in histograms.PERCENTILES)]
+    summary = histograms.summary(histograms.decode(encoded))
+    return [f"{summary['count']:,}", *(duration(summary[k]) for k in histograms.PERCENTILES)]
 
 
 def loss_grid(run: Run) -> Grid:
