@@ -103,7 +103,8 @@ def add_hdr(p: argparse.ArgumentParser, what: str) -> None:
         dest="hdr_dir",
         default=None,
         metavar="DIR",
-        help=f"write {what} as HdrHistogram logs (.hlog, one per writer) in DIR (docs/trusting-a-figure.md)",
+        help=f"write {what} as HdrHistogram logs (.hlog) in DIR; the tables print them to p99.99, "
+        "with the count behind each (docs/trusting-a-figure.md)",
     )
 
 

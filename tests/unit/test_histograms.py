@@ -3,6 +3,8 @@ HdrHistogram's precision, and the interval logs load with the hdrhistogram packa
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
@@ -10,7 +12,7 @@ from hdrh.log import HistogramLogReader
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rawpacer.bench import histograms
+from rawpacer.bench import confidence, histograms
 from rawpacer.pacing.stats import QUANTILES
 
 ONE_BUCKET = 2.0 * histograms.PRECISION
@@ -87,3 +89,8 @@ def test_hlog_loads_with_the_hdrhistogram_package(tmp_path):
     lines = path.read_text().splitlines()
     assert lines[0] == "#rawpacer test" and lines[1] == "#[Histogram log format version 1.2]"
     assert lines[5].startswith("1.500000,2.000000,")  # the second pass: start, length (s), max (ms), histogram
+
+
+@pytest.mark.parametrize("module", [histograms, confidence])
+def test_module_examples_run(module):
+    assert doctest.testmod(module).failed == 0
