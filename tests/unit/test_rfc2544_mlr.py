@@ -152,3 +152,10 @@ def test_options():
     with pytest.raises(UsageError, match="repeat"):
         make_settings(repeat=0)
     assert MIN_LOAD_FRACTION < RESOLUTION
+
+
+def test_a_writer_that_offers_nothing_asked_is_named_not_the_path():
+    found = mlr_search(device(paced_max_pps=100.0), FRAME, TOP, SETTINGS)  # below the lowest load tried
+    assert found.ndr is not None and found.ndr.rate_pps is None and found.ndr.limited_by == "writer"
+    assert any(note.startswith("NDR not found: the writer could not offer") for note in found.notes)
+    assert not any("unreachable" in note for note in found.notes)

@@ -170,7 +170,11 @@ def mlr_search(
     found.ndr = _goal(results[ndr_goal], NDR_LOSS, searched, settings)
     found.pdr = _goal(results[pdr_goal], settings.pdr, searched, settings)
     for goal, name in ((found.ndr, "NDR"), (found.pdr, f"PDR ({settings.pdr:.3%} loss)")):
-        if goal.rate_pps is None:
+        if goal.rate_pps is None and goal.limited_by == "writer":
+            found.notes.append(
+                f"{name} not found: the writer could not offer even the lowest rates tried (a busy host?)"
+            )
+        elif goal.rate_pps is None:
             found.notes.append(f"{name} unreachable: even {config.min_load:.6g} pps lost more than the goal allows")
     if "latency" in settings.tests and found.pdr.rate_pps is not None:
         for fraction in LATENCY_FRACTIONS:
