@@ -24,6 +24,7 @@ from rawpacer.bench.methodology.sizes import FrameSize
 from rawpacer.bench.methodology.trial import Outcome, Trial, TrialResult
 from rawpacer.errors import UsageError
 from rawpacer.report.hdrlog import rfc2544_hlogs
+from rawpacer.report.rfc2544_markdown import markdown_report
 from rawpacer.report.rfc2544_table import print_run
 
 FRAME = FrameSize.of(64)
@@ -139,6 +140,8 @@ def test_the_run_records_ndr_pdr_and_repeats_and_prints_them(tmp_path):
     text = out.getvalue()
     assert "MLRsearch (RFC 9971): NDR (no loss) and PDR (0.5 % loss)" in text
     assert "90 % PDR" in text and "p99.99" in text and "repeated throughput searches" in text
+    report = markdown_report(run, "r.png")
+    assert "- Throughput: MLRsearch (RFC 9971" in report and "Each search ran 3 times" in report
 
 
 def test_options():
