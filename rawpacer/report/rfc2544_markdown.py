@@ -90,8 +90,8 @@ def _throughput_method(params: dict[str, Any]) -> str:
     if params.get("search") == "mlr":
         return (
             f"- Throughput: MLRsearch (RFC 9971, the PyPI MLRsearch package) for the NDR (no loss) and the PDR "
-            f"({(params.get('pdr') or 0) * 100:g} % loss) at once, between 0.1 % of the writer's unpaced maximum and "
-            f"all of it, to {params.get('resolution', 0) * 100:g} % of the upper bound, exceed ratio 0.5; the NDR is "
+            f"({(params.get('pdr') or 0) * 100:g} % loss) at once, up to the writer's unpaced maximum from a floor "
+            f"that holds 20 datagrams over the PDR's loss ratio per trial, to {params.get('resolution', 0) * 100:g} % of the upper bound, exceed ratio 0.5; the NDR is "
             f"the throughput; latency at 10, 50 and 90 % of the PDR. {writer}{repeats}"
         )
     return (

@@ -18,7 +18,7 @@ from rawpacer.bench.methodology import (
     new_run,
     run_suite,
 )
-from rawpacer.bench.methodology.mlr import LATENCY_FRACTIONS, MIN_LOAD_FRACTION, counts
+from rawpacer.bench.methodology.mlr import LATENCY_FRACTIONS, MIN_LOAD_FRACTION, counts, min_load
 from rawpacer.bench.methodology.search import Step
 from rawpacer.bench.methodology.sizes import FrameSize
 from rawpacer.bench.methodology.trial import Outcome, Trial, TrialResult
@@ -162,3 +162,9 @@ def test_a_writer_that_offers_nothing_asked_is_named_not_the_path():
     assert found.ndr is not None and found.ndr.rate_pps is None and found.ndr.limited_by == "writer"
     assert any(note.startswith("NDR not found: the writer could not offer") for note in found.notes)
     assert not any("unreachable" in note for note in found.notes)
+
+
+def test_the_lowest_load_carries_enough_datagrams_to_see_the_pdrs_loss():
+    assert min_load(TOP, SETTINGS) == 4_000.0  # 20 / 0.5 % datagrams in a 1 s trial
+    assert min_load(TOP, dataclasses.replace(SETTINGS, trial_s=60.0)) == TOP * MIN_LOAD_FRACTION
+    assert min_load(1_000.0, SETTINGS) == 500.0  # never above half the writer's maximum
