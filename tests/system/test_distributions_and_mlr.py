@@ -70,7 +70,9 @@ def test_mlr_finds_the_rate_of_a_tbf_and_logs_latency(tmp_path):
     assert entry["ndr_pps"] is not None and entry["pdr_pps"] >= entry["ndr_pps"]
     found = l2_mbit(entry["ndr_pps"], 1024)  # 6,127 pps; MLRsearch's floor is 4,000 (20 / 0.5 % in 1 s)
     assert found is not None and abs(found - TBF_MBIT) <= LOOSE * TBF_MBIT, (found, entry["notes"])
-    assert entry["ndr_limited_by"] == "dut"
+    above = [t for t in entry["trials"] if t["test"] == "throughput" and t["rate"] > entry["ndr_pps"]]
+    assert sum(t["dut_drops"] for t in above) > 0  # the tbf's own counters say it dropped above the NDR
+    assert entry["ndr_limited_by"] in ("dut", "writer")  # "writer": the lowest failure above was the host's
     assert set(entry["latency_at_pdr"]) == {"10", "50", "90"}
     for key, measured in entry["latency_at_pdr"].items():
         logged = intervals(hdr / f"udp-sendmmsg-1024B-latency_ns-pdr{key}.hlog")
