@@ -72,6 +72,24 @@ def check(option: str, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def check_dir(option: str, path: str | os.PathLike[str]) -> Path:
+    """The path, if it is a directory files can be written in, or can be made as one (its parent is);
+    UsageError (one line, naming the option, the path and why) otherwise. Nothing is left behind."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{option} {str(path)!r} is not a directory; give a directory for its files")
+    folder = target if target.is_dir() else target.absolute().parent
+    if not folder.is_dir():
+        raise UsageError(f"{option} {str(path)!r}: directory {str(folder)!r} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".rawpacer.", suffix=".probe")
+    except OSError as exc:
+        raise UsageError(f"{option} {str(path)!r} cannot be written in {str(folder)!r}: {exc.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
+    return target
+
+
 @dataclass(frozen=True)
 class Written:
     """Where a file ended up: the path asked for, or a fallback (with why the first failed)."""

@@ -18,6 +18,7 @@ from rawpacer.bench.methodology import Run
 from rawpacer.bench.methodology.options import (
     DEFAULT_B2B_REPEATS,
     DEFAULT_LOSS_STEP,
+    DEFAULT_PDR,
     DEFAULT_RESOLUTION,
     DEFAULT_TRIAL_S,
     DEFAULT_WARMUP_S,
@@ -42,6 +43,7 @@ def compare(
     count: int | str = 1,
     with_go: bool = False,
     pcap: str | None = None,
+    ci: bool = False,
     ip_version: int | str = 4,
     vlan: int | str | None = None,
     vlan_priority: int | str = 0,
@@ -77,6 +79,7 @@ def compare(
         mtu=mtu,
         benchtime=benchtime,
         count=count,
+        ci=ci,
         with_go=with_go,
         pcap=pcap,
         ip_version=ip_version,
@@ -126,6 +129,9 @@ def rfc2544(
     latency_trials: int | str = 1,
     warmup: str | float = DEFAULT_WARMUP_S,
     drain: str | float | None = None,
+    search: str = "binary",
+    pdr: str | float = DEFAULT_PDR,
+    repeat: int | str = 1,
     json: str | os.PathLike[str] | None = None,
 ) -> Run:
     """Run RFC 2544's tests in a fresh sandbox and return the Run; the options are ``rawpacer
@@ -159,6 +165,9 @@ def rfc2544(
         latency_trials=latency_trials,
         warmup=warmup,
         drain=drain,
+        search=search,
+        pdr=pdr,
+        repeat=repeat,
     )
     return run_rfc2544(config, Recorder(new_run_for(config), json))
 

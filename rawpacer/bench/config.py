@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawpacer import dut, outputs
-from rawpacer.bench import gobench
+from rawpacer.bench import confidence, gobench
 from rawpacer.bench.calibrate import Benchtime, parse_benchtime
 from rawpacer.errors import UsageError, require
 from rawpacer.headers import MAX_VLAN_ID, MIN_VLAN_ID
@@ -56,6 +56,9 @@ class Config:
     mtu: int | None = None
     benchtime: Benchtime = field(default_factory=Benchtime)
     count: int = 1
+    ci: bool = False
+    """Bootstrap 95 % intervals of the medians and ratios (``bench.confidence``): asked for with ``--ci``,
+    and on by themselves from ``confidence.MIN_SAMPLES`` passes up."""
     with_go: bool = False
     pcap: str | None = None
     ip_version: int = 4
@@ -96,6 +99,7 @@ class Config:
             "mtu": self.mtu,
             "benchtime": str(self.benchtime),
             "count": self.count,
+            "ci": self.ci,
             "with_go": self.with_go,
             "pcap": self.pcap,
             "ip_version": self.ip_version,
@@ -292,6 +296,7 @@ def make_config(
     count: int | str = 1,
     with_go: bool = False,
     pcap: str | None = None,
+    ci: bool = False,
     ip_version: int | str = 4,
     vlan: int | str | None = None,
     vlan_priority: int | str = 0,
@@ -332,6 +337,11 @@ def make_config(
     require(not (with_go and pace is not None), "--with-go runs the seed's unpaced job; drop --rate to run it")
     links = None if mtu is None else check_mtu(parse_int("mtu", mtu, MIN_MTU, MAX_MTU), version)
     egress, profiles, setup = check_device(topology, links, egress_mtu, dut, dut_setup, version)
+    passes = parse_int("count", count, 1, 1000)
+    require(
+        not ci or passes >= confidence.MIN_SAMPLES,
+        f"--ci with count {passes}: a bootstrap interval needs --count {confidence.MIN_SAMPLES} or more",
+    )
     config = Config(
         writers=chosen,
         readers=tuple(parse_int("readers", part, 1, MAX_READERS) for part in counts),
@@ -342,7 +352,8 @@ def make_config(
         topology=topology,
         mtu=links,
         benchtime=parse_benchtime(str(benchtime)),
-        count=parse_int("count", count, 1, 1000),
+        count=passes,
+        ci=bool(ci) or passes >= confidence.MIN_SAMPLES,
         with_go=bool(with_go),
         pcap=pcap,
         ip_version=version,

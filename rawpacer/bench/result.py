@@ -6,6 +6,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rawpacer.bench import confidence
 from rawpacer.bench.stats import PERCENTILES
 from rawpacer.host import HostActivity
 
@@ -42,10 +43,14 @@ class Sample:
     """Fan-out op times' p50/p99/p999/max (complete ops only)."""
     op_ns_cdf: list[float] = field(default_factory=list)
     """Quantiles of the complete ops' times, for the CDF in ``--plot``."""
+    op_ns_hdr: str | None = None
+    """The complete ops' times, ns, as a compressed HdrHistogram (``rawpacer.bench.histograms``)."""
     pacing: dict[str, Any] | None = None
     """A paced stream's figures from kernel receive timestamps (``rawpacer.pacing.stream_stats``)."""
     gap_dev_cdf: list[float] = field(default_factory=list)
     """Quantiles of a paced stream's |gap - ideal gap|, ns, for the gap distribution in ``--plot``."""
+    gap_dev_hdr: str | None = None
+    """A paced stream's |gap - ideal gap|, ns, as a compressed HdrHistogram."""
     dut: dict[str, int] | None = None
     """The device under test's counters that moved during the sample's run (router topology): its
     links, qdiscs (``dut.qdisc.rpd1.tbf.drops``), nftables rules and forwarding MIB."""
@@ -171,6 +176,15 @@ class WriterResult:
             return None
         return Spread(statistics.median(values), min(values), max(values))
 
+    def values(self, name: str) -> list[float]:
+        """One figure of every sample that has it, in pass order."""
+        return [v for v in (s.figure(name) for s in self.samples) if v is not None]
+
+    def interval(self, name: str) -> confidence.Interval | None:
+        """The median of one figure with its bootstrap 95 % interval (None below MIN_SAMPLES passes)."""
+        values = self.values(name)
+        return confidence.median_ci(values) if len(values) >= confidence.MIN_SAMPLES else None
+
     def median(self, name: str) -> float | None:
         """Median of one figure over the samples (None when there are none)."""
         found = self.spread(name)
@@ -204,8 +218,9 @@ class WriterResult:
         extent = max(s.reorder_extent or 0 for s in measured)
         return reordered, reordered / intact if intact else 0.0, extent
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON row: medians under the plain keys, totals of counts, every sample beside."""
+    def to_dict(self, ci: bool = False) -> dict[str, Any]:
+        """The JSON row: medians under the plain keys (with ``ci``, each one's bootstrap interval under
+        ``<name>_ci``), totals of counts, every sample beside."""
         row: dict[str, Any] = {
             "writer": self.writer,
             "source": self.source,
@@ -231,6 +246,9 @@ class WriterResult:
             found = self.spread(name)
             row[name] = None if found is None else found.median
             row[f"{name}_range"] = None if found is None else [found.low, found.high]
+            if ci:
+                interval = self.interval(name)
+                row[f"{name}_ci"] = None if interval is None else interval.to_dict()
         counts = (
             "ops",
             "ops_incomplete",
@@ -279,6 +297,20 @@ class Report:
         return theirs / mine if mine and theirs else None
 
     @property
+    def ci(self) -> bool:
+        """True when the run asked for bootstrap intervals (``--ci``, or ``--count`` 3 or more)."""
+        return bool(self.params.get("ci"))
+
+    def speedup_interval(self, result: WriterResult, baseline: str = BASELINE) -> confidence.Interval | None:
+        """``speedup`` with its bootstrap 95 % interval: the baseline's ns/op passes over this row's, each
+        resampled on its own (None when either has fewer than MIN_SAMPLES passes)."""
+        base = self.find(baseline, result.readers)
+        mine, theirs = result.values("ns_per_op"), [] if base is None else base.values("ns_per_op")
+        if min(len(mine), len(theirs)) < confidence.MIN_SAMPLES or not all(mine):
+            return None
+        return confidence.ratio_ci(theirs, mine)
+
+    @property
     def readers_counts(self) -> list[int]:
         """The readers counts of the run, in order."""
         return sorted({r.readers for r in self.results})
@@ -309,9 +341,17 @@ class Report:
             "notes": list(self.notes),
             "results": [
                 dict(
-                    r.to_dict(),
+                    r.to_dict(self.ci),
                     speedup_vs_udp_sendto=self.speedup(r),
                     speedup_vs_go_baseline=self.speedup(r, GO_BASELINE),
+                    **(
+                        {
+                            "speedup_vs_udp_sendto_ci": _dict(self.speedup_interval(r)),
+                            "speedup_vs_go_baseline_ci": _dict(self.speedup_interval(r, GO_BASELINE)),
+                        }
+                        if self.ci
+                        else {}
+                    ),
                 )
                 for r in self.results
             ],
@@ -324,3 +364,7 @@ class Report:
                 for s in self.sweep()
             ],
         }
+
+
+def _dict(interval: confidence.Interval | None) -> dict[str, float] | None:
+    return None if interval is None else interval.to_dict()

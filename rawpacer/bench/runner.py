@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from rawpacer.bench import allocs
+from rawpacer.bench import allocs, histograms
 from rawpacer.bench.calibrate import Benchtime, Timed, calibrate
 from rawpacer.bench.oploop import STREAM_SETTLE_S, OpLoop, Outcome
 from rawpacer.bench.result import Sample
@@ -161,7 +161,9 @@ class Pass:
         )
         sample = self.sample(fanouts, outcome.elapsed_ns, tally)
         sample.pacing = figures
-        sample.gap_dev_cdf = cdf(np.abs(np.diff(rx[:: spec.burst]) - figures["gap_ideal_ns"]))
+        deviations = np.abs(np.diff(rx[:: spec.burst]) - figures["gap_ideal_ns"])
+        sample.gap_dev_cdf = cdf(deviations)
+        sample.gap_dev_hdr = histograms.encode(deviations)
         notes = []
         achieved = figures["rate_achieved_pps"]
         if achieved is not None and achieved < pace.rate_pps * (1 - SHORTFALL):
@@ -188,6 +190,7 @@ class Pass:
             ops_incomplete=tally.incomplete,
             op_ns_percentiles=percentiles(tally.op_ns) if self.mode == "fanout" else None,
             op_ns_cdf=cdf(tally.op_ns) if self.mode == "fanout" else [],
+            op_ns_hdr=histograms.encode(tally.op_ns) if self.mode == "fanout" else None,
         )
 
     def measure(self, benchtime: Benchtime) -> tuple[Sample, list[str]]:

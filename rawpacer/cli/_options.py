@@ -119,6 +119,18 @@ def add_pacing(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def add_hdr(p: argparse.ArgumentParser, what: str) -> None:
+    """--hdr DIR: HdrHistogram interval logs (.hlog) of the run's distributions."""
+    p.add_argument(
+        "--hdr",
+        dest="hdr_dir",
+        default=None,
+        metavar="DIR",
+        help=f"write {what} as HdrHistogram logs (.hlog) in DIR; the tables print them to p99.99, "
+        "with the count behind each (docs/trusting-a-figure.md)",
+    )
+
+
 def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The shared options as ``make_config`` keywords."""
     return {

@@ -12,8 +12,8 @@ from rawpacer import outputs
 from rawpacer.bench.config import Config, make_config
 from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
 from rawpacer.bench.session import Listener, Session
-from rawpacer.cli._files import did_not_run, save
-from rawpacer.cli._options import add_messages, add_pacing, add_sandbox, config_kwargs
+from rawpacer.cli._files import did_not_run, save, save_hlogs
+from rawpacer.cli._options import add_hdr, add_messages, add_pacing, add_sandbox, config_kwargs
 from rawpacer.cli._progress import progress_bar
 from rawpacer.errors import require
 from rawpacer.host import describe, environment
@@ -35,8 +35,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--mode", default="fanout", help="fanout (wait for every reader each op, as the seed) or stream")
     p.add_argument("--benchtime", default="1s", help="target time per writer: 1s, 0.5, 200ms, or an op count like 50x")
     p.add_argument("--count", default="1", help="repeat each writer N times, interleaved; report median (min-max)")
+    p.add_argument(
+        "--ci",
+        action="store_true",
+        help="bootstrap 95%% intervals of each median and ratio (needs --count 3 or more; on by itself from 3)",
+    )
     p.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="write every figure as JSON")
     p.add_argument("--plot", dest="plot_path", default=None, metavar="PATH", help="write a PNG bar chart of ns/op")
+    add_hdr(p, "fan-out op times and paced streams' gap deviations")
     p.add_argument("--format", default="table", help="table (default) or go (benchmark lines for benchstat)")
     p.add_argument("--with-go", action="store_true", help="also build and run the Go port of the seed's benchmark")
     p.set_defaults(func=run)
@@ -49,6 +55,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         mode=args.mode,
         benchtime=args.benchtime,
         count=args.count,
+        ci=bool(args.ci),
         with_go=bool(args.with_go),
         **config_kwargs(args),
     )
@@ -56,6 +63,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for option, path in (("--json", args.json_path), ("--plot", args.plot_path)):
         if path is not None:
             outputs.check(option, path)
+    if args.hdr_dir is not None:
+        outputs.check_dir("--hdr", args.hdr_dir)
     return config
 
 
@@ -85,6 +94,10 @@ class Output:
             from rawpacer.report.plot import plot  # matplotlib is slow to import: only when asked
 
             ok &= save("the plot", self.args.plot_path, ".png", lambda p: plot(report, p))
+        if self.args.hdr_dir:
+            from rawpacer.report.hdrlog import compare_hlogs
+
+            ok &= save_hlogs(self.args.hdr_dir, compare_hlogs(report))
         return ok
 
 

@@ -14,8 +14,8 @@ from rawpacer import outputs
 from rawpacer.bench.methodology import Entry, Recorder, Run, trial_budget
 from rawpacer.bench.methodology.result import TrialRecord
 from rawpacer.bench.rfc2544_live import Rfc2544Config, make_rfc2544_config, new_run_for, run_rfc2544
-from rawpacer.cli._files import did_not_run, save
-from rawpacer.cli._options import add_device, device_kwargs
+from rawpacer.cli._files import did_not_run, save, save_hlogs
+from rawpacer.cli._options import add_device, add_hdr, device_kwargs
 from rawpacer.cli._progress import progress_bar
 from rawpacer.report.rfc2544_table import print_run
 
@@ -30,6 +30,9 @@ METHODOLOGY_OPTIONS = {
     "latency_trials": ("--latency-trials", "latency trials at the throughput rate (default 1)"),
     "warmup": ("--warmup", "uncounted warm-up before each trial (default 0.25s)"),
     "drain": ("--drain", "wait for late datagrams after each trial (default: 2s per 60s of trial, 0.25s at least)"),
+    "search": ("--search", "throughput search: binary (RFC 2544, default) or mlr (MLRsearch, RFC 9971: NDR and PDR)"),
+    "pdr": ("--pdr", "with --search mlr, the PDR's loss ratio, more than 0 and less than 100%% (default 0.5%%)"),
+    "repeat": ("--repeat", "throughput searches per writer and size; the tables say how far they agree (default 1)"),
 }
 
 
@@ -48,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="every trial, written as it ends")
     p.add_argument("--plot", dest="plot_path", default=None, metavar="PATH", help="the RFC's graphs as one PNG")
     p.add_argument("--report", dest="report_path", default=None, metavar="PATH.md", help="a Markdown report")
+    add_hdr(p, "the latency trials' per-datagram latencies")
     p.set_defaults(func=run)
 
 
@@ -65,6 +69,8 @@ def config_from_args(args: argparse.Namespace) -> Rfc2544Config:
     for option, path in (("--json", args.json_path), ("--plot", args.plot_path), ("--report", args.report_path)):
         if path is not None:
             outputs.check(option, path)
+    if args.hdr_dir is not None:
+        outputs.check_dir("--hdr", args.hdr_dir)
     return config
 
 
@@ -88,6 +94,10 @@ def emit(run_: Run, args: argparse.Namespace, recorder: Recorder) -> bool:
         from rawpacer.report.rfc2544_markdown import write_report
 
         ok &= save("the report", args.report_path, ".md", lambda p: write_report(run_, p, named=outputs.final_path(p)))
+    if args.hdr_dir:
+        from rawpacer.report.hdrlog import rfc2544_hlogs
+
+        ok &= save_hlogs(args.hdr_dir, rfc2544_hlogs(run_))
     return ok
 
 

@@ -13,12 +13,13 @@ import dataclasses
 
 import numpy as np
 
-from rawpacer import diagnose
-from rawpacer.bench import rig
+from rawpacer import diagnose, outputs
+from rawpacer.bench import histograms, rig
 from rawpacer.bench.config import Config, make_config, parse_int
 from rawpacer.bench.oploop import ASAP, OpLoop, depart
 from rawpacer.bench.runner import Paced, paced
-from rawpacer.cli._options import add_messages, add_pacing, add_sandbox, config_kwargs
+from rawpacer.cli._files import save_hlogs
+from rawpacer.cli._options import add_hdr, add_messages, add_pacing, add_sandbox, config_kwargs
 from rawpacer.errors import ReaderDied, require
 from rawpacer.headers.addresses import parse_ip, parse_mac
 from rawpacer.kernel import caps
@@ -40,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_messages(p, "10", "readers / destination ports")
     add_sandbox(p)
     add_pacing(p, "each fan-out's datagrams")
+    add_hdr(p, "each paced fan-out's gap deviations (with --rate)")
     p.add_argument("--ops", default="1", help=f"fan-outs to send (1-{OPS_MAX}; default 1)")
     explicit = p.add_argument_group("outside the sandbox (raw writers only; warned, delivery not checked)")
     explicit.add_argument(
@@ -61,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     )
     config = make_config(writers=args.writer, per_op_pacing=True, **config_kwargs(args))
     ops = parse_int("ops", args.ops, 1, OPS_MAX)
+    if args.hdr_dir is not None:
+        require(config.pace is not None, f"--hdr {args.hdr_dir!r} records paced gaps; give --rate too")
+        require(args.iface is None, "--hdr records what the readers saw; --iface has no readers")
+        outputs.check_dir("--hdr", args.hdr_dir)
     options = WriterOptions(message_size=config.size, fit=config.fit, pcap=args.pcap, allow_iface=args.iface)
     if args.iface is not None:
         caps.require("send --iface", caps.RAW, "send")
@@ -70,10 +76,12 @@ def run(args: argparse.Namespace) -> int:
         "--src-ip, --dst-ip and --dst-mac go with --iface; in the sandbox they come from the kernel",
     )
     caps.require("send", caps.EVERYTHING, "send")
-    return _send_in_sandbox(config.writers[0], config.readers[0], ops, options, config)
+    return _send_in_sandbox(config.writers[0], config.readers[0], ops, options, config, args.hdr_dir)
 
 
-def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, config: Config) -> int:
+def _send_in_sandbox(
+    name: str, count: int, ops: int, options: WriterOptions, config: Config, hdr_dir: str | None = None
+) -> int:
     with rig.sandbox(config) as topo, rig.readers(config, topo, count) as readers:
         writer = rig.open_writer(
             config, topo, readers, get(name), dataclasses.replace(options, allow_iface=topo.allow_iface)
@@ -91,6 +99,7 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
         )
         before = diagnose.snapshot_of(topo)
         lost = 0
+        gaps: list[tuple[str, float]] = []
         with writer:
             pace = None if config.pace is None else paced(config.pace, writer)
             loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer, timestamps=pace is not None)
@@ -98,7 +107,7 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
                 for op in range(1, ops + 1):
                     result = loop.fanout().result
                     lost += result.lost + result.corrupt
-                    pacing = "" if pace is None else f"; {_pacing_line(pace, result)}"
+                    pacing = "" if pace is None else f"; {_pacing_line(pace, result, gaps)}"
                     if ops <= 10 or not result.ok:
                         print(f"op {op}: {result.describe()}{pacing}")
             except ReaderDied:  # a remote agent or its link went away: say what was delivered until then
@@ -108,6 +117,7 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
                 )
                 raise
         tally = readers.tally
+        saved = True
         print(
             f"{tally.delivered} of {tally.sent} datagrams delivered, {tally.intact} intact "
             f"({writer.delivered_size} bytes each, {writer.trimmed_bytes} cut per message)"
@@ -121,17 +131,29 @@ def _send_in_sandbox(name: str, count: int, ops: int, options: WriterOptions, co
             for why in readers.explain(tally.lost):
                 print(f"why, on {why}")
             return 1
+        if hdr_dir is not None:
+            intervals = histograms.consecutive([g for g, _ in gaps], [length for _, length in gaps])
+            comment = f"rawpacer send: {name}, {count} readers, gap_dev_ns, one interval per fan-out"
+            saved = save_hlogs(hdr_dir, {f"{name}-gap_dev_ns.hlog": histograms.hlog_text(intervals, comment)})
         if lost:
             print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo), lost=tally.lost)}")
             return 1
-    return 0
+    return 0 if saved else 1
 
 
-def _pacing_line(pace: Paced, result: OpResult) -> str:
-    """How one paced fan-out left, from its kernel receive timestamps: rate achieved, gap p99."""
+def _pacing_line(pace: Paced, result: OpResult, gaps: list[tuple[str, float]]) -> str:
+    """How one paced fan-out left, from its kernel receive timestamps: rate achieved, gap p99. Its gap
+    deviations are appended to ``gaps`` as an HdrHistogram with the fan-out's length (s)."""
     rx = result.arrivals.in_arrival_order().rx_ns if result.arrivals is not None else np.zeros(0, np.int64)
     spec = pace.spec
     figures = stream_stats(rx, rate_pps=pace.rate_pps, burst=spec.burst, pattern=spec.pattern, seed=spec.seed)
+    departures = rx[:: spec.burst]
+    gaps.append(
+        (
+            histograms.encode(np.abs(np.diff(departures) - figures["gap_ideal_ns"])),
+            float(departures[-1] - departures[0]) / 1e9 if departures.size else 0.0,
+        )
+    )
     achieved, p99 = figures["rate_achieved_pps"], figures["gap_dev_ns"]["p99"]
     if achieved is None:
         return f"paced at {pace.rate_pps:,.0f}/s (too few datagrams to measure)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from rawpacer.bench.methodology.result import Run
 from rawpacer.bench.methodology.sizes import FCS_LEN
@@ -55,13 +56,7 @@ def _setup(run: Run) -> list[str]:
             f"after an uncounted warm-up of {params.get('warmup_s')} s; counters read {params.get('drain_s')} s after "
             "the stream stopped (RFC 2544 waits 2 s after a 60 s trial; shorter trials wait in proportion)."
         ),
-        (
-            f"- Throughput: binary search between 0 and the writer's unpaced maximum to "
-            f"{params.get('resolution', 0) * 100:g} % of it, loss tolerance {params.get('loss_tolerance', 0) * 100:g} %; "
-            "the reported rate held in two trials. A trial whose writer fell more than "
-            f"{params.get('writer_shortfall', 0) * 100:g} % short of the rate, or could not send every datagram, "
-            "counts against the writer, not the kernel."
-        ),
+        _throughput_method(params),
         (
             f"- Latency: every datagram of {params.get('latency_trials')} trial(s) at the throughput rate: kernel "
             "receive timestamp minus departure timestamp (the kernel's software TX timestamp, or the writer's "
@@ -79,6 +74,31 @@ def _setup(run: Run) -> list[str]:
         "",
     ]
     return lines
+
+
+def _throughput_method(params: dict[str, Any]) -> str:
+    """How the throughput was searched: RFC 2544's binary search, or MLRsearch (RFC 9971)."""
+    writer = (
+        f"A trial whose writer fell more than {params.get('writer_shortfall', 0) * 100:g} % short of the rate, "
+        "or could not send every datagram, counts against the writer, not the kernel."
+    )
+    repeats = (
+        f" Each search ran {params['repeat']} times; the tables say how far they agree."
+        if params.get("repeat", 1) > 1
+        else ""
+    )
+    if params.get("search") == "mlr":
+        return (
+            f"- Throughput: MLRsearch (RFC 9971, the PyPI MLRsearch package) for the NDR (no loss) and the PDR "
+            f"({(params.get('pdr') or 0) * 100:g} % loss) at once, up to the writer's unpaced maximum from a floor "
+            f"that holds 20 datagrams over the PDR's loss ratio per trial, to {params.get('resolution', 0) * 100:g} % of the upper bound, exceed ratio 0.5; the NDR is "
+            f"the throughput; latency at 10, 50 and 90 % of the PDR. {writer}{repeats}"
+        )
+    return (
+        f"- Throughput: binary search between 0 and the writer's unpaced maximum to "
+        f"{params.get('resolution', 0) * 100:g} % of it, loss tolerance {params.get('loss_tolerance', 0) * 100:g} %; "
+        f"the reported rate held in two trials. {writer}{repeats}"
+    )
 
 
 def _statements(run: Run) -> list[str]:

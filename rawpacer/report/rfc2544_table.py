@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
+from rawpacer.bench import histograms
 from rawpacer.bench.methodology.result import Entry, Run, l2_mbit, mbit
 from rawpacer.report.table import duration, human
 
@@ -69,6 +70,75 @@ def _marks(entry: Entry) -> str:
     return marks + _host(entry, "throughput")
 
 
+def _goal_marks(entry: Entry, limited_by: str | None) -> str:
+    """The marks of an NDR or PDR figure: W and D as for the throughput (``search.limited_by``), R, !, H."""
+    marks = "R" if entry.reader_bound else ""
+    marks += {"writer": "W", "dut": "D"}.get(limited_by or "", "")
+    return marks + ("" if entry.finished else "!") + _host(entry, "throughput")
+
+
+def _rate_cell(pps: float | None, size: int, marks: str, dut: bool) -> str:
+    if pps is None:
+        return f"unreachable {marks}".rstrip()
+    text = f"{human(pps)} pps, {bits(mbit(pps, size))}" + (f" ({bits(l2_mbit(pps, size))} L2)" if dut else "")
+    return f"{text} {marks}" if marks else text
+
+
+def ndr_pdr_grid(run: Run) -> Grid:
+    """MLRsearch (RFC 9971): NDR and PDR per writer and frame size, marks beside, and how far repeats agree."""
+    pdr = run.params.get("pdr") or 0.0
+    dut = bool(run.params.get("dut"))
+    title = f"MLRsearch (RFC 9971): NDR (no loss) and PDR ({pdr * 100:g} % loss), pps and Mbit/s (frame with FCS)"
+    if dut:
+        title += "; L2: as the DUT's qdisc counts it"
+    grid = Grid(title, ["writer", "frame", "NDR", "PDR", "repeats agree within"])
+    for entry in run.results:
+        if not entry.ndr_runs:
+            continue
+        ndr_marks, pdr_marks = _goal_marks(entry, entry.ndr_limited_by), _goal_marks(entry, entry.pdr_limited_by)
+        agree = [
+            f"{name} {s:.1%}" for name, s in (("NDR", entry.ndr_spread), ("PDR", entry.pdr_spread)) if s is not None
+        ]
+        cells = [
+            entry.writer,
+            f"{entry.frame_size} B",
+            _rate_cell(entry.ndr_pps, entry.frame_size, ndr_marks, dut),
+            _rate_cell(entry.pdr_pps, entry.frame_size, pdr_marks, dut),
+            ", ".join(agree) or "-",
+        ]
+        grid.add(cells, ndr_marks + pdr_marks, flagged="!" in ndr_marks)
+    return grid
+
+
+def pdr_latency_grid(run: Run) -> Grid:
+    """Latency at 10, 50 and 90 % of the PDR (FD.io CSIT's points): count, p50 to p99.99, max."""
+    grid = Grid(
+        "latency at 10, 50 and 90 % of the PDR (as FD.io CSIT reports it), per datagram",
+        ["writer", "frame", "load", "rate", "count", *histograms.LABELS, "departure time"],
+    )
+    for entry in run.results:
+        for key, found in entry.latency_at_pdr.items():
+            cells = [entry.writer, f"{entry.frame_size} B", f"{key} % PDR", f"{human(found['rate_pps'])} pps"]
+            grid.add(
+                cells + distribution_cells(found.get("hdr"), found.get("latency_ns")) + [found.get("source") or "-"]
+            )
+    return grid
+
+
+def repeat_grid(run: Run) -> Grid:
+    """``--repeat N``: each search's throughput figure, and their spread ((max - min) / median)."""
+    grid = Grid(
+        "repeated throughput searches: each one's figure, and how far they agree", ["writer", "frame", "runs", "spread"]
+    )
+    for entry in run.results:
+        if len(entry.throughput_runs) < 2:
+            continue
+        runs = ", ".join("none" if r is None else human(r) for r in entry.throughput_runs)
+        spread = "-" if entry.throughput_spread is None else f"{entry.throughput_spread:.1%}"
+        grid.add([entry.writer, f"{entry.frame_size} B", runs, spread])
+    return grid
+
+
 def _size_columns(run: Run) -> list[str]:
     return ["writer"] + [f"{size} B" for size in run.sizes]
 
@@ -98,10 +168,11 @@ def throughput_grid(run: Run) -> Grid:
 
 
 def latency_grid(run: Run) -> Grid:
-    """Latency (26.2) at the throughput rate: p50, p99, p99.9, max and the departure-time source."""
+    """Latency (26.2) at the throughput rate: how many datagrams, p50 to p99.99, max, and the departure-time
+    source (p90 and p99.99 from the HdrHistogram; a file without one shows the exact points it has)."""
     grid = Grid(
         "latency (RFC 2544 26.2) at the throughput rate, per datagram",
-        ["writer", "frame", "rate", "p50", "p99", "p99.9", "max", "departure time"],
+        ["writer", "frame", "rate", "count", *histograms.LABELS, "departure time"],
     )
     for entry in run.results:
         stats = entry.latency_ns
@@ -110,9 +181,19 @@ def latency_grid(run: Run) -> Grid:
         host_mark = _host(entry, "latency")
         cells = [entry.writer, f"{entry.frame_size} B", f"{human(entry.latency_rate_pps)} pps"]
         cells[2] += f" {host_mark}" if host_mark else ""
-        cells += [duration(stats[key]) for key in ("p50", "p99", "p999", "max")]
-        grid.add(cells + [entry.latency_source or "-"], host_mark)
+        grid.add(cells + distribution_cells(entry.latency_hdr, stats) + [entry.latency_source or "-"], host_mark)
     return grid
+
+
+def distribution_cells(encoded: str | None, exact: dict[str, float] | None = None) -> list[str]:
+    """The count and PERCENTILES of an encoded HdrHistogram, as cells (every point from the histogram,
+    within 0.1 %, so they never cross); without one (an older file), the exact points it has."""
+    if encoded is None:
+        found: dict[str, float | None] = dict.fromkeys(histograms.PERCENTILES)
+        found.update({k: v for k, v in (exact or {}).items() if k in found})
+        return ["-", *(duration(found[k]) for k in histograms.PERCENTILES)]
+    summary = histograms.summary(histograms.decode(encoded))
+    return [f"{summary['count']:,}", *(duration(summary[k]) for k in histograms.PERCENTILES)]
 
 
 def loss_grid(run: Run) -> Grid:
@@ -168,6 +249,8 @@ def grids(run: Run) -> list[Grid]:
         ("back-to-back", back_to_back_grid),
     )
     made = [build(run) for test, build in builders if test in tests]
+    if "throughput" in tests or "latency" in tests:
+        made[1:1] = [ndr_pdr_grid(run), pdr_latency_grid(run), repeat_grid(run)]
     return [grid for grid in made if grid.rows]
 
 

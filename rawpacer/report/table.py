@@ -9,6 +9,8 @@ from typing import Literal
 from rich.console import Console
 from rich.table import Table
 
+from rawpacer.bench import histograms
+from rawpacer.bench.confidence import Interval
 from rawpacer.bench.result import BASELINE, GO_BASELINE, Report, Spread, WriterResult
 from rawpacer.host import worst
 
@@ -86,6 +88,18 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}×"
 
 
+def interval_text(found: Interval | None, show: Callable[[float], str] = human) -> str:
+    """A bootstrap interval as ``[low–high]`` ("-" when there is none)."""
+    return "-" if found is None else f"[{show(found.low)}–{show(found.high)}]"
+
+
+def _ratio_ci(report: Report, result: WriterResult, baseline: str = BASELINE) -> str:
+    """A speed-up with its 95 % interval, when the run has intervals."""
+    text = _ratio(report.speedup(result, baseline))
+    found = report.speedup_interval(result, baseline) if report.ci else None
+    return text if found is None else f"{text} {interval_text(found, lambda v: f'{v:.2f}')}"
+
+
 def _pacing(result: WriterResult, key: str) -> float | None:
     figures = result.pacing()
     return None if figures is None else figures.get(key)
@@ -145,6 +159,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("writer", lambda report, r: r.writer),
     Column("readers", lambda report, r: str(r.readers), _sweep),
     Column("ns/op", lambda report, r: spread_text(r.spread("ns_per_op"))),
+    Column("ns/op 95% CI", lambda report, r: interval_text(r.interval("ns_per_op")), lambda report: report.ci),
     Column("p99/op", lambda report, r: human(r.median("ns_per_op_p99")), _fanout),
     Column("packets/s", lambda report, r: human(r.median("packets_per_s"))),
     Column("MB/s", lambda report, r: f"{r.median('mb_per_s'):.1f}" if r.samples else "-"),
@@ -161,8 +176,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("late p99", lambda report, r: _late_p99(r), _paced),
     Column("DUT fwd/s", lambda report, r: human(r.median("dut_forwarded_pps")), _router),
     Column("DUT drops", lambda report, r: _count(r.total("dut_dropped")), _router),
-    Column(f"vs {BASELINE}", lambda report, r: _ratio(report.speedup(r))),
-    Column(f"vs {GO_BASELINE}", lambda report, r: _ratio(report.speedup(r, GO_BASELINE)), _has_go),
+    Column(f"vs {BASELINE}", lambda report, r: _ratio_ci(report, r)),
+    Column(f"vs {GO_BASELINE}", lambda report, r: _ratio_ci(report, r, GO_BASELINE), _has_go),
     Column("status", lambda report, r: status(r)),
 )
 """The results table, column by column (trafgen's way: a table of fields, not code per field)."""
@@ -215,6 +230,38 @@ def build_sweep_table(report: Report) -> Table | None:
     return table
 
 
+DISTRIBUTIONS = {"op_ns_hdr": "op time", "gap_dev_hdr": "gap deviation"}
+"""The Sample keys that hold whole distributions (HdrHistograms), and what the table calls them."""
+
+
+def distribution_rows(report: Report) -> list[list[str]]:
+    """Per writer and distribution: every pass's histogram merged, its count and PERCENTILES to p99.99."""
+    rows = []
+    for result in report.results:
+        for key, what in DISTRIBUTIONS.items():
+            encoded = [text for s in result.samples if (text := getattr(s, key)) is not None]
+            found = histograms.summary(histograms.merge(encoded)) if encoded else None
+            if found is None or not found["count"]:
+                continue
+            label = f"{result.writer} ({result.readers:,})" if _sweep(report) else result.writer
+            points = [duration(found[name]) for name in histograms.PERCENTILES]
+            rows.append([label, what, f"{found['count']:,}", *points])
+    return rows
+
+
+def build_distribution_table(report: Report) -> Table | None:
+    """The distributions the JSON and ``--hdr`` keep, to p99.99, with how many values each rests on."""
+    rows = distribution_rows(report)
+    if not rows:
+        return None
+    table = Table(title="distributions (every pass merged; HdrHistograms in the JSON and --hdr)", title_justify="left")
+    for header in ("writer", "of", "count", *histograms.LABELS):
+        table.add_column(header, justify="left" if header in ("writer", "of") else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def host_warning(report: Report) -> str | None:
     """One line when the host spoiled any pass: the worst pass's figures and every writer affected."""
     passes = [(r.writer, s.host) for r in report.results for s in r.samples if s.host is not None and s.host.spoiled]
@@ -234,9 +281,9 @@ def print_report(report: Report, console: Console) -> None:
         f"count {report.params.get('count')}"
     )
     console.print(build_table(report))
-    sweep = build_sweep_table(report)
-    if sweep is not None:
-        console.print(sweep)
+    for extra in (build_sweep_table(report), build_distribution_table(report)):
+        if extra is not None:
+            console.print(extra)
     row_notes = [f"{row.writer} ({row.readers} readers): {note}" for row in report.results for note in row.notes]
     for note in [*report.notes, *dict.fromkeys(row_notes)]:
         console.print(f"note: {note}", markup=False, highlight=False)

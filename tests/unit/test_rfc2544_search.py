@@ -18,9 +18,9 @@ from rawpacer.bench.methodology.search import (
     loss_curve,
     throughput,
     throughput_trials,
-    trial_budget,
 )
 from rawpacer.bench.methodology.sizes import FrameSize
+from rawpacer.bench.methodology.suite import trial_budget
 from rawpacer.bench.methodology.trial import Outcome, Trial, TrialResult
 
 FRAME = FrameSize.of(64)

@@ -12,18 +12,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rawpacer.bench import stats
+from rawpacer.bench import histograms, stats
 
 
 @dataclass(frozen=True)
 class LatencyStats:
     """Percentiles (ns) of the latencies pooled from one or more trials, their count, a CDF to plot,
-    and the departure-time source (None when the trials disagreed or did not say)."""
+    the departure-time source (None when the trials disagreed or did not say), and the whole
+    distribution as an HdrHistogram (``bench.histograms``)."""
 
     percentiles: dict[str, float]
     count: int
     source: str | None
     cdf: list[float] = field(default_factory=list)
+    hdr: str | None = None
 
     def to_dict(self) -> dict[str, float]:
         """The JSON ``latency_ns`` object: p50, p99, p999, max."""
@@ -37,4 +39,5 @@ def pool(samples: Iterable[Sequence[int] | np.ndarray], sources: Iterable[str | 
         return None
     found = stats.percentiles(values)
     named = {s for s in sources if s is not None}
-    return LatencyStats(found, int(values.size), named.pop() if len(named) == 1 else None, stats.cdf(values))
+    source = named.pop() if len(named) == 1 else None
+    return LatencyStats(found, int(values.size), source, stats.cdf(values), histograms.encode(values))

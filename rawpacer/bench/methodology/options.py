@@ -47,6 +47,15 @@ RFC_B2B_REPEATS = 50
 
 MAX_REPEATS = 1000
 
+SEARCHES = ("binary", "mlr")
+"""Throughput searches: RFC 2544's binary search for the zero-loss rate, or MLRsearch (RFC 9971) for
+NDR and PDR at once (``methodology.mlr``)."""
+
+DEFAULT_PDR = 0.005
+"""The PDR's loss ratio (0.5 %, FD.io CSIT's); ``--pdr`` takes any in (0, 100 %)."""
+
+MAX_SEARCH_REPEATS = 100
+
 
 def drain_for(trial_s: float) -> float:
     """How long to wait for late datagrams after a trial: RFC 2544's 2 s per 60 s, at least MIN_DRAIN_S."""
@@ -73,6 +82,10 @@ class Settings:
     latency_trials: int = 1
     warmup_s: float = DEFAULT_WARMUP_S
     drain_s: float | None = None
+    search: str = "binary"
+    pdr: float = DEFAULT_PDR
+    repeat: int = 1
+    """Throughput searches per entry (``--repeat``): their spread says how far repeated searches agree."""
 
     @property
     def drain(self) -> float:
@@ -105,6 +118,9 @@ class Settings:
             "back_to_back_repeats": self.b2b_repeats,
             "rfc_back_to_back_repeats": RFC_B2B_REPEATS,
             "latency_trials": self.latency_trials,
+            "search": self.search,
+            "pdr": self.pdr if self.search == "mlr" else None,
+            "repeat": self.repeat,
         }
 
 
@@ -130,6 +146,21 @@ def parse_fraction(name: str, value: object, low: float, high: float) -> float:
     number = _number(name, value, allowed)
     require(low <= number <= high, f"{name} {value!r} is out of range; use {allowed}")
     return number
+
+
+def parse_open_fraction(name: str, value: object) -> float:
+    """A fraction strictly between 0 and 1 (0 % and 100 %), written ``0.5%`` or ``0.005``."""
+    allowed = "more than 0% and less than 100%, written like 0.5% or 0.005"
+    number = _number(name, value, allowed)
+    require(0 < number < 1, f"{name} {value!r} is out of range; use {allowed}")
+    return number
+
+
+def parse_search(value: object) -> str:
+    """``binary`` (RFC 2544) or ``mlr`` (MLRsearch, RFC 9971)."""
+    text = str(value).strip()
+    require(text in SEARCHES, f"search {value!r} is not allowed; use one of: {', '.join(SEARCHES)}")
+    return text
 
 
 def parse_count(name: str, value: object, low: int, high: int) -> int:
@@ -201,6 +232,9 @@ def make_settings(
     latency_trials: object = 1,
     warmup: object = DEFAULT_WARMUP_S,
     drain: object | None = None,
+    search: object = "binary",
+    pdr: object = DEFAULT_PDR,
+    repeat: object = 1,
     ipv6: bool = False,
     mtu: int | None = None,
 ) -> Settings:
@@ -216,4 +250,7 @@ def make_settings(
         latency_trials=parse_count("latency trials", latency_trials, 1, MAX_REPEATS),
         warmup_s=parse_duration(warmup, "warm-up", zero=True),
         drain_s=None if drain is None else parse_duration(drain, "drain", zero=True),
+        search=parse_search(search),
+        pdr=parse_open_fraction("pdr", pdr),
+        repeat=parse_count("repeat", repeat, 1, MAX_SEARCH_REPEATS),
     )

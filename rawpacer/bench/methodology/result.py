@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rawpacer import outputs
+from rawpacer.bench import histograms
 from rawpacer.bench.methodology.sizes import FrameSize
 from rawpacer.bench.methodology.trial import Outcome, TrialResult
 
@@ -44,6 +45,15 @@ def l2_mbit(pps: float | None, frame_size: int) -> float | None:
 def finite(value: float | None) -> float | None:
     """``value``, or None when it is missing, infinite or NaN (JSON has neither)."""
     return value if value is not None and math.isfinite(value) else None
+
+
+def spread(values: list[float | None]) -> float | None:
+    """How far repeated searches agree: (max - min) / median of the figures they found, 0 to 1 and up;
+    None with fewer than two figures (a repeat that found none is left out, and listed as null)."""
+    found = [v for v in values if v is not None]
+    if len(found) < 2 or statistics.median(found) <= 0:
+        return None
+    return (max(found) - min(found)) / statistics.median(found)
 
 
 def reader_bound(pps: float | None, capacity_pps: float | None) -> bool:
@@ -84,6 +94,8 @@ class TrialRecord:
     reordered_ratio: float | None = None
     reorder_extent: int | None = None
     """RFC 4737's counts (reordered, its ratio, the largest extent; None: no sequences) and duplicates."""
+    latency_hdr: str | None = None
+    """A latency trial's per-datagram latencies, ns, as a compressed HdrHistogram (``bench.histograms``)."""
 
     @classmethod
     def of(cls, result: TrialResult, outcome: Outcome) -> TrialRecord:
@@ -116,6 +128,7 @@ class TrialRecord:
             reordered=result.reordered,
             reordered_ratio=result.reordered_ratio,
             reorder_extent=result.reorder_extent,
+            latency_hdr=None if result.latencies_ns is None else histograms.encode(result.latencies_ns),
         )
 
 
@@ -132,11 +145,35 @@ class Entry:
     throughput_confirmed: bool = False
     throughput_candidate_pps: float | None = None
     limited_by: str | None = None
+    throughput_runs: list[float | None] = field(default_factory=list)
+    """Each repeated search's figure (``--repeat``; NDR with ``--search mlr``), null where none held."""
+    throughput_spread: float | None = None
+    """(max - min) / median of ``throughput_runs``: how far repeated searches agree."""
+    ndr_pps: float | None = None
+    """MLRsearch (``--search mlr``, RFC 9971): the Non-Drop Rate, loss ratio 0 (None: unreachable)."""
+    ndr_conditional_pps: float | None = None
+    ndr_upper_pps: float | None = None
+    ndr_limited_by: str | None = None
+    ndr_runs: list[float | None] = field(default_factory=list)
+    ndr_spread: float | None = None
+    pdr_pps: float | None = None
+    """MLRsearch's Partial Drop Rate: loss ratio ``params.pdr`` (0.5 % by default)."""
+    pdr_conditional_pps: float | None = None
+    pdr_upper_pps: float | None = None
+    pdr_limited_by: str | None = None
+    pdr_runs: list[float | None] = field(default_factory=list)
+    pdr_spread: float | None = None
+    latency_at_pdr: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Latency at 10, 50 and 90 % of the PDR (keys "10", "50", "90"), as FD.io CSIT reports it: each with
+    ``rate_pps``, ``latency_ns`` (p50, p99, p999, max), ``count``, ``source`` and ``hdr``."""
     trials: list[TrialRecord] = field(default_factory=list)
     latency_ns: dict[str, float] | None = None
     latency_source: str | None = None
     latency_rate_pps: float | None = None
     latency_cdf: list[float] = field(default_factory=list)
+    latency_count: int | None = None
+    latency_hdr: str | None = None
+    """Every latency trial's datagrams pooled, as a compressed HdrHistogram (``bench.histograms``)."""
     loss_curve: list[list[float]] = field(default_factory=list)
     loss_reader_bound: list[float] = field(default_factory=list)
     back_to_back_frames: float | None = None
@@ -150,6 +187,16 @@ class Entry:
     def throughput_mbit(self) -> float | None:
         """The throughput in Mbit/s (frame size with FCS, as RFC 2544 counts it)."""
         return mbit(self.throughput_pps, self.frame_size)
+
+    @property
+    def ndr_mbit(self) -> float | None:
+        """The NDR in Mbit/s (frame with FCS, as RFC 2544 counts it)."""
+        return mbit(self.ndr_pps, self.frame_size)
+
+    @property
+    def pdr_mbit(self) -> float | None:
+        """The PDR in Mbit/s (frame with FCS)."""
+        return mbit(self.pdr_pps, self.frame_size)
 
     @property
     def reader_capacity_pps(self) -> float | None:
@@ -174,6 +221,8 @@ class Entry:
         out = asdict(self)
         out.update(
             throughput_mbit=self.throughput_mbit,
+            ndr_mbit=self.ndr_mbit,
+            pdr_mbit=self.pdr_mbit,
             reader_capacity_pps=self.reader_capacity_pps,
             reader_bound=self.reader_bound,
             spoiled=self.spoiled,

@@ -87,7 +87,9 @@ class ThroughputResult(Searched):
     limited_by: str | None = None
 
 
-def _limit(steps: list[Step], above: float) -> str | None:
+def limited_by(steps: list[Step], above: float) -> str | None:
+    """What stopped a search above ``above`` pps: the lowest failed trial above it says (``writer`` when
+    none failed there or the writer fell short, ``dut`` when the DUT's counters dropped, else ``loss``)."""
     failures = [s for s in steps if not s.passed and (s.result.trial.rate_pps or 0.0) > above]
     if not failures:
         return "writer"
@@ -130,18 +132,18 @@ def throughput(
             if step.outcome is Outcome.LOSS and delivered is not None and delivered * (1 + DELIVERED_MARGIN) > low:
                 high = min(high, delivered * (1 + DELIVERED_MARGIN))
     if not passed:
-        found.limited_by = _limit(trials.steps, 0.0)
+        found.limited_by = limited_by(trials.steps, 0.0)
         found.notes.append(f"no rate down to {high:.6g} pps delivered every datagram intact")
         return found
     found.candidate_pps = passed[-1]
     for rate in reversed(passed[-2:]):
         if trials.run(settings.paced("throughput", frame, rate)).passed:
             found.rate_pps, found.confirmed = rate, True
-            found.limited_by = _limit(trials.steps, rate)
+            found.limited_by = limited_by(trials.steps, rate)
             if rate != found.candidate_pps:
                 found.notes.append(f"{found.candidate_pps:.6g} pps did not hold on repeat; {rate:.6g} pps held twice")
             return found
-    found.limited_by = _limit(trials.steps, 0.0)
+    found.limited_by = limited_by(trials.steps, 0.0)
     found.notes.append(f"no rate held twice (the search's figure was {found.candidate_pps:.6g} pps): a noisy machine?")
     return found
 
@@ -278,15 +280,3 @@ def back_to_back(
         found.runs.append(_longest_lossless(passes, longest, guess, settings.resolution))
         guess = found.runs[-1] or 1
     return found
-
-
-def trial_budget(settings: Settings, max_pps: float) -> int:
-    """The most trials one (writer, frame size) entry takes with these settings, for a writer whose
-    unpaced maximum is ``max_pps``: a progress bar's total."""
-    tests = settings.tests
-    budget = throughput_trials(settings.resolution) if "throughput" in tests or "latency" in tests else 0
-    budget += settings.latency_trials if "latency" in tests else 0
-    budget += loss_trials(settings.loss_step) if "loss" in tests else 0
-    if "back-to-back" in tests:
-        budget += settings.b2b_repeats * burst_trials(longest_burst(max_pps, settings.trial_s), settings.resolution)
-    return budget

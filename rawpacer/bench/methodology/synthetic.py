@@ -3,7 +3,9 @@
 It models the receive path as a server of ``capacity_pps`` datagrams per second behind a buffer of
 ``buffer_frames``, fed by a writer that reaches at most ``writer_max_pps`` unpaced (``paced_max_pps``
 paced: pacing costs a little) and by readers that take at most ``reader_capacity_pps``. A fluid model: what arrives faster than the slower of the two drains is
-lost once the buffer is full. ``noise`` varies the capacity per trial (seeded, reproducible).
+lost once the buffer is full. ``noise`` varies the capacity per trial (seeded, reproducible); ``drop``
+loses that fraction of what is delivered at any rate, as ``--dut drop:FRACTION`` does (no rate is
+loss-free then: the NDR is unreachable, a PDR above ``drop`` is not).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class SyntheticDevice:
     base_latency_ns: int = 20_000
     latency_source: str = "writer-clock"
     seed: int = 0
+    drop: float = 0.0
     trials: list[Trial] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -71,6 +74,7 @@ class SyntheticDevice:
             duration = sent / achieved
         drain = self.drain_pps(trial.frame) * max(0.0, 1 + self.noise * self._random.gauss(0.0, 1.0))
         delivered = min(sent, math.floor(self.buffer_frames + drain * duration))
+        delivered -= math.ceil(delivered * self.drop)
         latencies = None
         if trial.latency and delivered:
             utilisation = min(achieved / max(drain, 1e-9), MAX_UTILISATION)
