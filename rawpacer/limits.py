@@ -66,6 +66,13 @@ MIN_DUT_PPS = 1
 MAX_DUT_PPS = 100_000_000
 """Fastest packet-rate policer, as --rate's top (MAX_RATE_PPS)."""
 
+POLICE_BURSTS_PER_S = 100
+"""A packet policer's default bucket is its rate over this: 10 ms of the rate (police:RATE)."""
+MIN_POLICE_BURST = 5
+"""...and never less than nft's own default burst, 5 packets (nft(8), limit statement)."""
+MAX_POLICE_BURST = 100_000_000
+"""The largest burst=N a police profile takes, in packets."""
+
 DEFAULT_TBF_BURST = 32 * 1024
 """tbf's bucket when none is given: 32 KiB ("32kb" to tc), as in the measurement of issue #20."""
 

@@ -113,7 +113,7 @@ NUMGEN = {"numgen": {"mode": "random", "mod": 1000, "offset": 0}}
 @pytest.mark.parametrize(
     ("spec", "expr", "comments"),
     [
-        ("police:5kpps", {"limit": {"rate": 5000, "burst": 5, "per": "second", "inv": True}}, ["rawpacer police"]),
+        ("police:5kpps", {"limit": {"rate": 5000, "burst": 50, "per": "second", "inv": True}}, ["rawpacer police"]),
         ("police:100mbit", {"limit": BYTE_LIMIT}, ["rawpacer police"]),
         ("drop:0.001", {"match": {"op": "<", "left": NUMGEN, "right": 1}}, ["rawpacer drop"]),
         ("rules:100", {"counter": {"packets": 0, "bytes": 0}}, ["rawpacer rules"]),

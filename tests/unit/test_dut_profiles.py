@@ -57,10 +57,12 @@ def test_tbf_describes_its_rate_bucket_and_queue():
 @pytest.mark.parametrize(
     ("spec", "limit", "described"),
     [
-        ("police:50kpps", "50000/second", "over 50,000 packets/s"),
-        ("police:5000/s", "5000/second", "over 5,000 packets/s"),
-        ("police:5000pps", "5000/second", "over 5,000 packets/s"),
-        ("police:5000", "5000/second", "over 5,000 packets/s"),
+        ("police:50kpps", "50000/second burst 500 packets", "over 50,000 packets/s (burst 500)"),
+        ("police:5000/s", "5000/second burst 50 packets", "over 5,000 packets/s (burst 50)"),
+        ("police:5000pps", "5000/second burst 50 packets", "over 5,000 packets/s (burst 50)"),
+        ("police:5000", "5000/second burst 50 packets", "over 5,000 packets/s (burst 50)"),
+        ("police:100pps", "100/second burst 5 packets", "over 100 packets/s (burst 5)"),  # nft's own 5 at least
+        ("police:50kpps,burst=7", "50000/second burst 7 packets", "over 50,000 packets/s (burst 7)"),
         ("police:100mbit", "12500000 bytes/second", "over 100mbit (12,500,000 bytes/s of IP packets, L3)"),
         ("police:1gbit", "125000000 bytes/second", "over 1gbit (125,000,000 bytes/s of IP packets, L3)"),
     ],
@@ -171,7 +173,10 @@ BAD = {
     "tbf:1mbit,peakrate=2mbit": "option 'peakrate=2mbit' is not allowed; use burst=B, limit=L or latency=T",
     "tbf:1mbit,burst": "option 'burst' is not allowed; use burst=B, limit=L or latency=T",
     "tbf:1mbit,burst=2kb,burst=3kb": "option 'burst' is given twice; give it once",
-    "police": "needs a value; use police:RATE (50kpps, 5000/s, 5000pps, or a bit rate like 100mbit)",
+    "police": "needs a value; use police:RATE[,burst=N] (50kpps, 5000/s, 5000pps, or a bit rate like 100mbit)",
+    "police:5kpps,burst=0": "burst '0' is out of range; use a whole number 1-100,000,000",
+    "police:5kpps,rate=7": "option 'rate=7' is not allowed; use burst=N (packets)",
+    "police:1mbit,burst=9": "burst=N counts packets; give the rate in packets/s (50kpps) to set it",
     "police:0": "rate '0' is not allowed; use packets/s like 50kpps, 5000/s, 5000pps (1-100,000,000 packets/s) "
     "or a bit rate like 100mbit (1kbit-100gbit)",
     "police:lots": "rate 'lots' is not allowed; use packets/s like 50kpps, 5000/s, 5000pps (1-100,000,000 "
