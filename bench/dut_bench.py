@@ -108,6 +108,7 @@ def drop(args: argparse.Namespace) -> None:
         writers=args.writer,
         topology="router",
         dut=[f"drop:{fraction}"],
+        size=1400,  # one packet per datagram: a fragmented datagram is lost when either fragment is dropped
         mode="stream",
         rate=args.stream_rate,
         benchtime=f"{args.ops}x",
