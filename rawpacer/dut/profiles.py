@@ -43,16 +43,16 @@ from rawpacer.dut.units import (
 )
 from rawpacer.limits import (
     DEFAULT_TBF_BURST,
-    MAX_POLICE_BURST,
-    MIN_POLICE_BURST,
-    POLICE_BURSTS_PER_S,
     DEFAULT_TBF_LATENCY_US,
     MAX_DUT_RULES,
+    MAX_POLICE_BURST,
     MAX_TBF_LATENCY_US,
     MAX_TBF_SIZE,
+    MIN_POLICE_BURST,
     MIN_TBF_BURST,
     MIN_TBF_LATENCY_US,
     MIN_TBF_LIMIT,
+    POLICE_BURSTS_PER_S,
 )
 
 NFT_FAMILY, NFT_TABLE, NFT_CHAIN = "inet", "rawpacer", "forward"

@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from rawpacer.bench.methodology import Recorder, SyntheticDevice, make_settings, new_run, run_suite
 from rawpacer.bench.methodology.search import (
+    Step,
     back_to_back,
     burst_trials,
     latency,
+    limited_by,
     loss_curve,
     throughput,
     throughput_trials,
@@ -290,3 +292,13 @@ def test_a_lossy_trial_bounds_the_search_so_a_slow_device_is_resolved_to_its_own
     assert found.rate_pps is not None and capacity * 0.99 <= found.rate_pps <= capacity
     # without the bound, eight halvings of (0, TOP) leave 0.4 % of TOP: 8 % of this device's rate
     assert len(found.steps) <= throughput_trials(0.005)
+
+
+def test_a_trial_the_dut_dropped_from_marks_the_dut_even_when_the_writer_also_fell_short():
+    trial = Trial("throughput", FRAME, rate_pps=1000.0, duration_s=1.0)
+    short = TrialResult(trial, sent=900, delivered=800, intact=800, lost=100, achieved_pps=900.0, dut_drops=100)
+    step = Step(short, short.outcome())
+    assert step.outcome is Outcome.WRITER  # the writer fell 10 % short...
+    assert limited_by([step], 500.0) == "dut"  # ...but the DUT dropped even what it did offer
+    plain = TrialResult(trial, sent=900, delivered=900, intact=900, lost=0, achieved_pps=900.0)
+    assert limited_by([Step(plain, plain.outcome())], 500.0) == "writer"

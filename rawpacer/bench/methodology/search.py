@@ -88,15 +88,17 @@ class ThroughputResult(Searched):
 
 
 def limited_by(steps: list[Step], above: float) -> str | None:
-    """What stopped a search above ``above`` pps: the lowest failed trial above it says (``writer`` when
-    none failed there or the writer fell short, ``dut`` when the DUT's counters dropped, else ``loss``)."""
+    """What stopped a search above ``above`` pps: the lowest failed trial above it says. ``dut`` when the
+    DUT's own counters dropped datagrams there, even if the writer also fell short of the rate (what it
+    did offer was already more than the DUT passed); else ``writer`` when none failed there or the
+    writer fell short; else ``loss``."""
     failures = [s for s in steps if not s.passed and (s.result.trial.rate_pps or 0.0) > above]
     if not failures:
         return "writer"
     lowest = min(failures, key=lambda s: s.result.trial.rate_pps or 0.0)
-    if lowest.outcome is Outcome.WRITER:
-        return "writer"
-    return "dut" if lowest.result.dut_drops > 0 else "loss"
+    if lowest.result.dut_drops > 0:
+        return "dut"
+    return "writer" if lowest.outcome is Outcome.WRITER else "loss"
 
 
 def throughput_trials(resolution: float) -> int:
