@@ -44,8 +44,8 @@ def sandbox(config: Config) -> Iterator[Topology]:
         config.topology, mtu=config.mtu, ip_version=config.ip_version, vlan=config.vlan, egress_mtu=config.egress_mtu
     )
     with built as topo:
-        if topo.dut_ns is not None and topo.dut_in is not None and topo.dut_out is not None:
-            dut.apply(topo.dut_ns, topo.dut_in, topo.dut_out, dut.parse_profiles(config.dut), config.dut_setup)
+        if topo.dut_ports is not None:
+            dut.apply(*topo.dut_ports, dut.parse_profiles(config.dut), config.dut_setup)
         yield topo
 
 

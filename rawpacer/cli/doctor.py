@@ -90,9 +90,8 @@ def check_sandbox(kind: str, mtu: int | None, names: list[str], ip_version: int 
     """Describe a fresh sandbox of ``kind`` and probe every writer in it (a router's DUT runs every profile)."""
     with Sandbox(kind, mtu=mtu, ip_version=ip_version) as topo:
         lines = _describe(topo)
-        if topo.dut_ns is not None and topo.dut_in is not None and topo.dut_out is not None:
-            profiles = dut.parse_profiles(PROFILE_PROBES)
-            run = dut.apply(topo.dut_ns, topo.dut_in, topo.dut_out, profiles, ())
+        if topo.dut_ports is not None:
+            run = dut.apply(*topo.dut_ports, dut.parse_profiles(PROFILE_PROBES), ())
             lines.append(f"  DUT profiles installed ({len(run)} commands): {', '.join(PROFILE_PROBES)}")
         if kind == "lo":
             with topo.enter("writer"):

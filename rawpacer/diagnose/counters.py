@@ -60,8 +60,8 @@ def snapshot_of(topo: Topology, side: str = "reader") -> Counters:
     device under test (router), the DUT's too, so every loss between writer and readers is seen."""
     with topo.enter(side):
         counters = snapshot()
-    if topo.dut_ns is not None and topo.dut_in is not None and topo.dut_out is not None:
-        return replace(counters, dut=dut_counters.snapshot(topo.dut_ns, topo.dut_in, topo.dut_out))
+    if topo.dut_ports is not None:
+        return replace(counters, dut=dut_counters.snapshot(*topo.dut_ports))
     return counters
 
 

@@ -207,6 +207,13 @@ class Topology:
         return netns.entered(name) if name else contextlib.nullcontext()
 
     @property
+    def dut_ports(self) -> tuple[str, str, str] | None:
+        """(namespace, ingress, egress) of the device under test (router), or None: no DUT here."""
+        if self.dut_ns is None or self.dut_in is None or self.dut_out is None:
+            return None
+        return self.dut_ns, self.dut_in, self.dut_out
+
+    @property
     def outside(self) -> bool:
         """True for a topology of the user's own interfaces (``ports``): no namespace of rawpacer's."""
         return not self.writer_ns
