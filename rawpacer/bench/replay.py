@@ -184,7 +184,14 @@ def judge(
     rx_parts, due_parts = [], []
     for flow, digests in sorted(expected.digests.items()):
         got = received.of_slot(flow)
-        rows.append(FlowRow(flow, ports[flow], *expected.flows.get(flow, ("?", 0)), match_flow(digests, got)))
+        rows.append(
+            FlowRow(
+                flow,
+                ports[flow],
+                *expected.flows.get(flow, ("?", 0)),
+                match_flow(digests, got, expected.sequences.get(flow)),
+            )
+        )
         due_of: dict[int, int] = {}
         for digest, offset in zip(digests, expected.offsets[flow]):
             due_of.setdefault(digest, offset)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
 from rich.progress import Progress
 
 from rawpacer import outputs
@@ -20,7 +19,7 @@ from rawpacer.host import describe, environment
 from rawpacer.kernel import caps
 from rawpacer.report.gofmt import report_lines
 from rawpacer.report.jsonout import to_json
-from rawpacer.report.table import duration, print_report, status
+from rawpacer.report.table import duration, print_report, status, stdout_console
 
 FORMATS = ("table", "go")
 
@@ -73,7 +72,7 @@ class Output:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.console = Console(width=None if sys.stdout.isatty() else 200)
+        self.console = stdout_console()
 
     def emit(self, report: Report) -> bool:
         """Print the table or Go lines, then write the JSON and PNG asked for; False when a file

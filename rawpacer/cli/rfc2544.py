@@ -8,8 +8,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
 from rawpacer import outputs
 from rawpacer.bench.methodology import Entry, Recorder, Run, trial_budget
 from rawpacer.bench.methodology.result import TrialRecord
@@ -18,6 +16,7 @@ from rawpacer.cli._files import did_not_run, save, save_hlogs
 from rawpacer.cli._options import add_device, add_hdr, device_kwargs
 from rawpacer.cli._progress import progress_bar
 from rawpacer.report.rfc2544_table import print_run
+from rawpacer.report.table import stdout_console
 
 METHODOLOGY_OPTIONS = {
     "sizes": ("--sizes", "frame sizes as RFC 2544 counts them, FCS included (default 64,...,1518; -6: 78,...)"),
@@ -76,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> Rfc2544Config:
 
 def emit(run_: Run, args: argparse.Namespace, recorder: Recorder) -> bool:
     """Print the tables, then write the plot and report asked for; False when a file went elsewhere."""
-    print_run(run_, Console(width=None if sys.stdout.isatty() else 200))
+    print_run(run_, stdout_console())
     sys.stdout.flush()
     ok = True
     if args.json_path:
