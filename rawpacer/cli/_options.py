@@ -74,16 +74,32 @@ DEVICE_OPTIONS = (
     "topology", "mtu", "egress_mtu", "dut", "dut_setup", "tx_iface", "rx_iface", "next_hop_mac", "remote", "remote_addr",
 )  # fmt: skip
 """``add_device``'s options, each a ``make_config`` keyword of the same name."""
+SANDBOX_OPTIONS = (*DEVICE_OPTIONS, "ip_version", "vlan", "vlan_priority")
+"""``add_sandbox``'s options, likewise."""
 SHARED_OPTIONS = (
-    *DEVICE_OPTIONS, "readers", "size", "payload", "fit", "pcap", "ip_version", "vlan", "vlan_priority",
-    "rate", "burst", "pattern", "seed", "spin",
-)  # fmt: skip
+    *SANDBOX_OPTIONS,
+    "readers",
+    "size",
+    "payload",
+    "fit",
+    "pcap",
+    "rate",
+    "burst",
+    "pattern",
+    "seed",
+    "spin",
+)
 """The options compare and send share (``add_sandbox``, ``add_messages``, ``add_pacing``), likewise."""
 
 
 def device_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The topology and DUT options as ``make_config`` keywords."""
     return {name: getattr(args, name) for name in DEVICE_OPTIONS}
+
+
+def sandbox_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``add_sandbox``'s options as ``make_config`` keywords."""
+    return {name: getattr(args, name) for name in SANDBOX_OPTIONS}
 
 
 def add_sandbox(p: argparse.ArgumentParser) -> None:
