@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from rawpacer import dut, outputs
 from rawpacer.bench import confidence, gobench
@@ -283,7 +283,20 @@ def check_remote(
     return hosts, addrs, "remote"
 
 
+class PathOptions(TypedDict, total=False):
+    """The options on a run's way that every entry point passes on unchanged: the DUT and the
+    user's own ports, each None (absent) unless given; ``make_config`` says what each may be."""
+
+    egress_mtu: int | str | None
+    dut: str | Sequence[str] | None
+    dut_setup: str | Sequence[str] | None
+    tx_iface: str | None
+    rx_iface: str | None
+    next_hop_mac: str | None
+
+
 def make_config(
+    *,
     writers: str | Sequence[str] | None = None,
     readers: int | str | Sequence[int] = 100,
     size: int | str = 1500,

@@ -70,20 +70,36 @@ def add_device(p: argparse.ArgumentParser) -> None:
     )
 
 
+DEVICE_OPTIONS = (
+    "topology", "mtu", "egress_mtu", "dut", "dut_setup", "tx_iface", "rx_iface", "next_hop_mac", "remote", "remote_addr",
+)  # fmt: skip
+"""``add_device``'s options, each a ``make_config`` keyword of the same name."""
+SANDBOX_OPTIONS = (*DEVICE_OPTIONS, "ip_version", "vlan", "vlan_priority")
+"""``add_sandbox``'s options, likewise."""
+SHARED_OPTIONS = (
+    *SANDBOX_OPTIONS,
+    "readers",
+    "size",
+    "payload",
+    "fit",
+    "pcap",
+    "rate",
+    "burst",
+    "pattern",
+    "seed",
+    "spin",
+)
+"""The options compare and send share (``add_sandbox``, ``add_messages``, ``add_pacing``), likewise."""
+
+
 def device_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The topology and DUT options as ``make_config`` keywords."""
-    return {
-        "topology": args.topology,
-        "mtu": args.mtu,
-        "egress_mtu": args.egress_mtu,
-        "dut": args.dut,
-        "dut_setup": args.dut_setup,
-        "tx_iface": args.tx_iface,
-        "rx_iface": args.rx_iface,
-        "next_hop_mac": args.next_hop_mac,
-        "remote": args.remote,
-        "remote_addr": args.remote_addr,
-    }
+    return {name: getattr(args, name) for name in DEVICE_OPTIONS}
+
+
+def sandbox_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``add_sandbox``'s options as ``make_config`` keywords."""
+    return {name: getattr(args, name) for name in SANDBOX_OPTIONS}
 
 
 def add_sandbox(p: argparse.ArgumentParser) -> None:
@@ -133,19 +149,4 @@ def add_hdr(p: argparse.ArgumentParser, what: str) -> None:
 
 def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The shared options as ``make_config`` keywords."""
-    return {
-        "readers": args.readers,
-        "size": args.size,
-        "payload": args.payload,
-        "fit": args.fit,
-        "pcap": args.pcap,
-        **device_kwargs(args),
-        "ip_version": args.ip_version,
-        "vlan": args.vlan,
-        "vlan_priority": args.vlan_priority,
-        "rate": args.rate,
-        "burst": args.burst,
-        "pattern": args.pattern,
-        "seed": args.seed,
-        "spin": args.spin,
-    }
+    return {name: getattr(args, name) for name in SHARED_OPTIONS}

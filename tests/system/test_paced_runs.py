@@ -1,6 +1,6 @@
 """Paced runs end to end: compare --mode stream --rate and send --rate in real sandboxes, measured by
 the readers' kernel receive timestamps. The machine is shared and loaded: these assert the machinery
-and gross errors (a generous tolerance on the rate); precision is bench/pacing_bench.py's job."""
+and gross errors (a generous tolerance on the rate); precision is benchmarks/pacing_bench.py's job."""
 
 from __future__ import annotations
 

@@ -82,14 +82,9 @@ def test_duplicate_missing_and_late(make):
     counter.datagram(3, message(buffer, 3))
     assert not counter.complete  # slot 1 has nothing
     verdict = core.verdict(counter.tallies(), PORTS)
+    counts = {"per_port": 1, "delivered": 4, "intact": 3, "corrupt": 0, "duplicate": 1, "lost": 1, "late": 1}
     assert verdict == core.Verdict(
-        per_port=1,
-        delivered=4,
-        intact=3,
-        corrupt=0,
-        duplicate=1,
-        lost=1,
-        late=1,
+        **counts,
         deviations=(
             PortTally(5001, delivered=2, intact=1, duplicate=1),
             PortTally(5002, lost=1),
@@ -368,14 +363,9 @@ def op_result(**kwargs) -> OpResult:
 def test_drops_and_capacity_add_up_over_a_run():
     tally = RunTally(PORTS)
     tally.add(op_result(reader_busy_s=0.5, reader_checked=4))
+    counts = {"delivered": 3, "intact": 3, "lost": 1, "socket_drops": 1}
     lossy = op_result(
-        delivered=3,
-        intact=3,
-        lost=1,
-        socket_drops=1,
-        reader_busy_s=0.5,
-        reader_checked=3,
-        deviations={5002: PortTally(5002, lost=1, socket_drops=1)},
+        **counts, reader_busy_s=0.5, reader_checked=3, deviations={5002: PortTally(5002, lost=1, socket_drops=1)}
     )
     tally.add(lossy)
     assert lossy.reader_capacity_pps == 6.0 and "1 dropped by full reader socket buffers" in lossy.describe()
