@@ -61,6 +61,8 @@ def compare(
     next_hop_mac: str | None = None,
     remote: str | None = None,
     remote_addr: str | None = None,
+    sizes: str | None = None,
+    vary: str | Sequence[str] | None = None,
 ) -> Report:
     """Run a comparison in a fresh sandbox and return its Report; every option is ``rawpacer
     compare``'s, checked by ``make_config`` (UsageError, one line) before anything is created."""
@@ -99,6 +101,8 @@ def compare(
         next_hop_mac=next_hop_mac,
         remote=remote,
         remote_addr=remote_addr,
+        sizes=sizes,
+        vary=vary,
     )
     return Session(config, Report(describe(), config.params(), environment=environment())).run()
 
