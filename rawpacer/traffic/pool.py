@@ -118,14 +118,20 @@ def _words(column: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
     return column.reshape(len(column), -1, 2).astype(np.uint64) @ np.array([256, 1], dtype=np.uint64)
 
 
-def _adjust(rows: npt.NDArray[np.uint8], at: int, old: npt.NDArray[np.uint64], new: npt.NDArray[np.uint64]) -> None:
+def _adjust(
+    rows: npt.NDArray[np.uint8], at: int, old: npt.NDArray[np.uint64], new: npt.NDArray[np.uint64], udp: bool
+) -> None:
     """RFC 1624 eqn. 3 for the checksum at byte ``at`` of every row: ``HC' = ~(~HC + ~m + m')``, the changed
-    words ``old`` -> ``new`` (one row each); a UDP-style 0 result stays 0xFFFF."""
+    words ``old`` -> ``new`` (one row each). A UDP checksum that comes to 0 is sent as 0xFFFF, its other
+    one's-complement zero: 0 means "no checksum" (RFC 768) and is not allowed over IPv6 (RFC 8200 8.1)."""
     checksum = _words(rows[:, at : at + 2])[:, 0]
     total = (~checksum & 0xFFFF) + (~old & 0xFFFF).sum(axis=1) + new.sum(axis=1)
     for _ in range(3):
         total = (total & 0xFFFF) + (total >> 16)
-    result = (~total & 0xFFFF).astype(">u2")
+    result = ~total & 0xFFFF
+    if udp:
+        result[result == 0] = 0xFFFF
+    result = result.astype(">u2")
     rows[:, at : at + 2] = result.view(np.uint8).reshape(-1, 2)
 
 
@@ -169,9 +175,9 @@ def _stamp(rows: npt.NDArray[np.uint8], lay: _Layout, field: str, values: npt.ND
     width = new_bytes.shape[1]
     old, new = _words(rows[:, at : at + width].copy()), _words(new_bytes)
     rows[:, at : at + width] = new_bytes
-    _adjust(rows, lay.udp_checksum, old, new)  # addresses are in the pseudo-header (RFC 768, RFC 8200 8.1)
+    _adjust(rows, lay.udp_checksum, old, new, udp=True)  # addresses are in the pseudo-header (RFC 768, RFC 8200 8.1)
     if field != "sport" and lay.ip_checksum is not None:
-        _adjust(rows, lay.ip_checksum, old, new)  # ... and in IPv4's own header (RFC 791)
+        _adjust(rows, lay.ip_checksum, old, new, udp=False)  # ... and in IPv4's own header (RFC 791)
 
 
 def build_pool(
