@@ -33,8 +33,9 @@ RANDOM_DRAWS = 4096
 """A random variation's pool holds at least this many draws (the stream repeats them in that order)."""
 MAX_FRAMES = 1 << 16
 """The most frames a pool holds: a longer period is cut here."""
-MAX_BYTES = 64 << 20
-"""The most bytes a pool holds (64 MiB): a period of larger frames is cut sooner."""
+MAX_BYTES = 8 << 20
+"""The most bytes a pool holds (8 MiB; one fan-out may hold more): a period of larger frames is cut sooner,
+so the pool the send loop cycles stays near the CPU's caches rather than spread over main memory."""
 
 FCS_LEN = 4
 """The Ethernet frame check sequence a counted frame size includes (RFC 2544 section 9.1) and no buffer holds."""
@@ -205,8 +206,10 @@ def build_pool(
         payloads = np.full(period, plain, dtype=np.int64)
         counted = payloads + FCS_LEN + ETH_HLEN + (20 if lay.version == 4 else 40) + UDP_HLEN
     frame_lens = payloads + templates[0].header_len
-    while period > 1 and int(frame_lens.sum()) > MAX_BYTES:  # cut where the bytes run out, keeping whole fan-outs
-        period, whole = max(1, period // 2), False
+    fits = int(np.searchsorted(np.cumsum(frame_lens), MAX_BYTES, side="right"))
+    if fits < period:  # cut where the bytes run out, after a whole fan-out (at least one)
+        unit = 1 if "dport" in varies else len(templates)
+        period, whole = max(unit, fits - fits % unit), False
         counted, payloads, frame_lens = counted[:period], payloads[:period], frame_lens[:period]
     values = {name: v.values(period) for name, v in varies.items()}
     if "dport" in values:

@@ -163,3 +163,12 @@ def test_a_udp_checksum_that_comes_to_zero_is_sent_as_ffff():
     _adjust(rows, 0, zero, zero, udp=True)
     _adjust(rows, 2, zero, zero, udp=False)
     assert rows.tolist() == [[0xFF, 0xFF, 0, 0]]  # RFC 768's "no checksum" never made by accident
+
+
+def test_a_pool_past_its_bytes_is_cut_after_a_whole_fan_out():
+    from rawpacer.traffic.pool import MAX_BYTES
+
+    pool = build_pool(templates(), messages(), varies=parse_varies(["sport=1-9973"]), payload_len=1472)
+    assert len(pool) % len(PORTS) == 0 and not pool.whole
+    assert MAX_BYTES - 10 * 1514 < len(pool.data) <= MAX_BYTES
+    assert pool.per_slot(len(pool), 10).tolist() == [len(pool) // 10] * 10
