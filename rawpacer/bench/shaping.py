@@ -165,9 +165,11 @@ class Shaped:
         return int((self.pool.lengths - self.pool.payload_at).max())
 
     def sender(self, departures: object) -> PacedSender:
-        """The pool's C send loop on the stream's pacer, or on one without a schedule worth the name (the
-        highest rate the pacer takes, so no departure ever waits) for an unpaced stream."""
-        pacer = departures if isinstance(departures, Pacer) else Pacer(ConstantSchedule(Fraction(int(MAX_RATE_PPS))))
+        """The pool's C send loop on the stream's pacer (an RFC 2544 trial's, inside the departures it
+        records), or on one without a schedule worth the name (the highest rate the pacer takes, so no
+        departure ever waits) for an unpaced stream."""
+        inner = getattr(departures, "inner", departures)
+        pacer = inner if isinstance(inner, Pacer) else Pacer(ConstantSchedule(Fraction(int(MAX_RATE_PPS))))
         return PacedSender(pacer, self.sock, self.datagrams, self.addresses)
 
     def recount(self, result: OpResult, start: int, total: int) -> OpResult:

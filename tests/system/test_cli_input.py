@@ -214,6 +214,10 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--repeat", "0"], "repeat '0' is not allowed; use a whole number 1-100"),
         (["--hdr", "/etc/hostname"], "--hdr '/etc/hostname' is not a directory"),
         (["--hdr", "/proc"], "--hdr '/proc' cannot be written in '/proc'"),
+        (["--vary", "sport=1-9", "--writers", "udp-sendto"], "--vary sport: udp-sendto cannot stamp it"),
+        (["--vary", "sport=1-9", "--writers", "packet-raw"], "the latency test cannot stamp"),
+        (["--vary", "sport=1-9:random", "--seed=-3", "--writers", "packet-raw"], "seed '-3' is not allowed"),
+        (["--vary", "sport=9-1", "--writers", "packet-raw"], "--vary sport: range '9-1' is reversed"),
     ],
     "agent": [
         ([], "agent needs --stdio: it is driven by a controller's messages on stdin"),

@@ -83,3 +83,22 @@ def test_the_json_records_the_shape_and_the_sizes(tmp_path):
         "64": {"sent": 60, "delivered": 60, "intact": 60},
         "1518": {"sent": 60, "delivered": 60, "intact": 60},
     }
+
+
+def test_rfc2544_trials_of_a_varied_stream_are_checked_per_datagram():
+    run = rawpacer.rfc2544(
+        writers="packet-raw",
+        readers=5,
+        vary=["dport=5001-5005:random", "sport=1000-1999"],
+        seed=4,
+        sizes="128",
+        tests="throughput",
+        trial="0.2s",
+        warmup="0s",
+        resolution="10%",
+    )
+    (entry,) = run.results
+    assert entry.writer_max_pps and entry.trials  # a loaded host may make every trial writer-limited: not judged here
+    for trial in entry.trials:
+        assert trial.sent > 0 and trial.delivered == trial.intact == trial.sent and trial.lost == 0
+    assert run.params["vary"] == ["dport=5001-5005:random", "sport=1000-1999:inc"] and run.params["vary_seed"] == 4
