@@ -102,3 +102,20 @@ def test_rfc2544_trials_of_a_varied_stream_are_checked_per_datagram():
     for trial in entry.trials:
         assert trial.sent > 0 and trial.delivered == trial.intact == trial.sent and trial.lost == 0
     assert run.params["vary"] == ["dport=5001-5005:random", "sport=1000-1999:inc"] and run.params["vary_seed"] == 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "vary"),
+    [({"ip_version": 6, "sizes": "78:7,594:4,1518:1"}, ["flow-label=0-1048575:random", "src-ip=2001:2::1-2001:2::ff"]),
+     ({"vlan": 5, "sizes": "imix"}, ["vlan=5", "sport=1-65535:random"])],
+    ids=["ipv6", "vlan"],
+)  # fmt: skip
+def test_ipv6_and_tagged_shaped_streams_on_veth_arrive_intact(extra, vary):  # IPv6 frames start at 78 (RFC 5180)
+    report = rawpacer.compare(
+        writers="packet-raw", readers=4, mode="stream", topology="veth", benchtime="300x", vary=vary, **extra,
+    )  # fmt: skip
+    (row,) = report.results
+    assert not row.error, row.error
+    (sample,) = row.samples
+    every_datagram_intact(sample)
+    assert sample.sizes is not None and sample.sizes[1518]["intact"] == 100  # 1200 frames, 1 in 12
