@@ -343,7 +343,7 @@ def make_config(
     vid, pcp = check_vlan(vlan, vlan_priority, topology, chosen)
     require(not (with_go and version == 6), "--with-go runs the seed's own IPv4 job; drop -6 to run it")
     mode = _choice("mode", mode, MODES)
-    paced_seed = seed if sizes is None and not vary or (rate is not None and pattern == "poisson") else None
+    paced_seed = seed if (sizes is None and not vary) or (rate is not None and pattern == "poisson") else None
     pace = check_pace(rate, burst, pattern, paced_seed, mode, per_op_pacing, spin)
     require(not (with_go and pace is not None), "--with-go runs the seed's unpaced job; drop --rate to run it")
     links = None if mtu is None else check_mtu(parse_int("mtu", mtu, MIN_MTU, MAX_MTU), version)
