@@ -369,6 +369,14 @@ def make_config(
         remote=bool(hosts),
         vlan=vid,
     )
+    require(
+        shape is None or Fit.parse(fit) is not Fit.FRAGMENT,
+        "--fit fragment: a shaped stream's frame pool holds one frame per datagram; use trim or strict",
+    )
+    require(
+        shape is None or pcap is None,
+        f"--pcap {pcap!r} records a writer's own sends; a shaped stream's frame pool leaves by the C loop: drop one",
+    )
     message = parse_int("size", size, MIN_MESSAGE_SIZE, MAX_MESSAGE_SIZE)
     config = Config(
         writers=chosen,

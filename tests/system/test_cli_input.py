@@ -135,6 +135,8 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--vary", "sport=1-5", "--writers", "udp-sendto", *STREAM], "--vary sport: udp-sendto cannot stamp it"),
         (["--vary", "src-ip=198.18.0.9", "--writers", "ip-raw,udp-sendto", *STREAM], "udp-sendto cannot stamp it"),
         (["--sizes", "64", "--remote", "h1", "--writers", "udp-sendto", *STREAM], "do not count per size yet"),
+        (["--sizes", "imix", "--pcap", "/tmp/x.pcap", "--writers", "packet-raw", *STREAM], "drop one"),
+        (["--vary", "sport=1-9", "--fit", "fragment", "--writers", "packet-raw", *STREAM], "one frame per datagram"),
         (["--sizes", "imix", "--writers", "xdp", *STREAM], "--sizes: xdp cannot send a frame pool yet"),
         (["--sizes", "imix", "--writers", "udp-sendto", "-6", *STREAM], "--sizes with -6: udp-sendto send IPv6"),
         *(([*args, "--writers", "packet-raw", *STREAM], named) for args, named in SHAPES),
