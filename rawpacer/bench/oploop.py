@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from rawpacer.bench.shaping import Shaped
 from rawpacer.headers.sequence import MAX_SEQUENCE, SEQUENCE_BYTES, stamp_sequence
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import PacedSender, Pacer
@@ -176,6 +177,8 @@ class Outcome:
     result: OpResult
     elapsed_ns: int
     fanouts: int = 1
+    sizes: dict[int, dict[str, int]] | None = None
+    """A shaped stream's frames per size (RFC 2544's count): sent, delivered, intact."""
 
 
 class Sequencer:
@@ -208,12 +211,16 @@ class OpLoop:
     """Keep every fan-out datagram's kernel receive time (``Outcome.result.arrivals``): paced ops."""
     typical_ns: float | None = None
     """A typical complete op's time, learnt as ops complete; sets how long an op waits in silence."""
+    shape: Shaped | None = None
+    """A shaped stream's frame pool (``--sizes``/``--vary``): streams send it, cycled by the C loop."""
     _sequencer: Sequencer | None = field(default=None, init=False, repr=False)
+    _replayer: PacedSender | None = field(default=None, init=False, repr=False)
 
     @property
     def sequenced(self) -> bool:
-        """Stream datagrams carry their sequence: there is room for its 8 bytes in what arrives."""
-        return self.expected_size >= SEQUENCE_BYTES
+        """Stream datagrams carry their sequence: there is room for its 8 bytes in what arrives (a
+        shaped stream's pool is sent as built: no sequences)."""
+        return self.shape is None and self.expected_size >= SEQUENCE_BYTES
 
     @property
     def sequencer(self) -> Sequencer:
@@ -251,7 +258,13 @@ class OpLoop:
     def begin_stream(self, timestamps: bool = False, fanouts: int | None = None) -> None:
         """Fresh messages for the whole stream (they cannot change mid-stream) carrying sequence 0,
         then arm the readers (keeping every datagram's kernel receive timestamp when ``timestamps``)
-        to count sequences below ``fanouts`` (None: a stream of unknown length)."""
+        to count sequences below ``fanouts`` (None: a stream of unknown length). A shaped stream's
+        messages were filled once, when its pool was built from them."""
+        if self.shape is not None:
+            if self._replayer is None:  # made before any measured send: the allocation pass's ops only send
+                self._replayer = self.shape.sender(self.departures)
+            self.readers.begin_stream(self.shape.expected_size, timestamps=timestamps, shaped=True)
+            return
         self.source.fill(self.readers.buffer)
         sequences = None
         if self.sequenced:
@@ -264,6 +277,8 @@ class OpLoop:
         once no datagram came for ``settle`` seconds (with the arrivals' kernel timestamps when
         ``timestamps``)."""
         readers, ports = self.readers, len(self.readers.ports)
+        if self.shape is not None:
+            return self.shaped_stream(fanouts * ports, timestamps=timestamps, settle=settle)
         self.begin_stream(timestamps, fanouts)
         stamp = self.sequencer if self.sequenced else None
         start = time.perf_counter_ns()
@@ -271,9 +286,32 @@ class OpLoop:
         elapsed = time.perf_counter_ns() - start
         return Outcome(sent, readers.end_stream(fanouts, settle=settle), elapsed, fanouts)
 
+    def shaped_stream(self, total: int, *, timestamps: bool = False, settle: float = STREAM_SETTLE_S) -> Outcome:
+        """``total`` frames of the shape's pool, frame k pool[k % len], sent by the C loop (on the stream's
+        pacer, or unpaced); each reader's count checked against what the pool sent it, and per size."""
+        shape = self.shape
+        assert shape is not None
+        self.begin_stream(timestamps)
+        sender = shape.sender(self.departures)
+        start = sender.sent
+        sender.pacer.start()
+        began = time.perf_counter_ns()
+        try:
+            sender.send(total)
+        except KeyboardInterrupt:
+            raise Interrupted(sender.sent - start, total) from None
+        elapsed = time.perf_counter_ns() - began
+        want = shape.pool.per_slot(start % len(shape.pool) + total, len(self.readers.ports))
+        result = shape.recount(self.readers.end_stream(max(1, int(want.max())), settle=settle), start, total)
+        return Outcome(
+            total, result, elapsed, max(1, total // len(self.readers.ports)), shape.per_size(result, start, total)
+        )
+
     def replay(self) -> int:
         """One more fan-out of an open stream's messages, with the next sequence, nothing awaited
-        (the allocation pass's op)."""
+        (the allocation pass's op; a shaped stream's sends one fan-out's worth of its pool)."""
+        if self._replayer is not None:
+            return self._replayer.send(len(self.readers.ports))
         if self.sequenced:
             self.sequencer(self.sequencer.last + 1)
         return self.writer.resend(self.readers.messages)

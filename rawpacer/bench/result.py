@@ -61,6 +61,8 @@ class Sample:
     reorder_extent: int | None = None
     """The largest reordering extent (RFC 4737 4.2.1) on any port; None when the datagrams carried
     no sequence (fan-out ops, messages shorter than the sequence field, the Go peers)."""
+    sizes: dict[int, dict[str, int]] | None = None
+    """A shaped stream's frames per size (``--sizes``, RFC 2544's count): sent, delivered, intact."""
 
     @property
     def reordered_ratio(self) -> float | None:

@@ -39,6 +39,8 @@ from rawpacer.bench.methodology.options import (
 from rawpacer.bench.methodology.suite import new_run, run_suite
 from rawpacer.bench.methodology.trial import ONE_PAUSE
 from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
+from rawpacer.bench.session import shaped
+from rawpacer.bench.shaping import can_shape
 from rawpacer.errors import require
 from rawpacer.kernel import caps, timestamping
 from rawpacer.kernel.timestamping import TxStamps
@@ -201,7 +203,8 @@ class LiveDevice:
         except BaseException:
             readers.close()
             raise
-        loop = OpLoop(writer, readers, rig.source(config, readers, size))
+        source = rig.source(config, readers, size)
+        loop = OpLoop(writer, readers, source, shape=shaped(config, writer, readers, source))
         self._open = _Frame(frame, readers, writer, loop)
         return self._open
 
@@ -324,6 +327,8 @@ def make_rfc2544_config(
     ip_version: int | str = 4,
     remote: str | None = None,
     remote_addr: str | None = None,
+    vary: str | Sequence[str] | None = None,
+    seed: int | str | None = None,
     sizes: str | Sequence[int | str] | None = None,
     tests: str | Sequence[str] | None = None,
     trial: str | float = DEFAULT_TRIAL_S,
@@ -343,11 +348,14 @@ def make_rfc2544_config(
     """Every option checked (UsageError, one line) before anything is created: the run's (as
     ``make_config``'s), the methodology's (``make_settings``'), and ``json``, the file kept up to
     date as trials end. ``writers`` defaults to every writer that can be paced (the scapy reference
-    only when named)."""
+    only when named; with ``vary``, every writer that sends a frame pool). ``vary``: ``--vary`` for
+    every trial's stream (docs/traffic.md)."""
     link_header = path.get("tx_iface") is not None  # only writers that build the link header choose the interface
     default = [n for n in registry.names(slow=False) if not link_header or registry.get(n).tags_vlan]
     if remote is not None and not link_header:  # to a remote host without --tx-iface: the writers the kernel routes
         default = [n for n in default if not registry.get(n).tags_vlan]
+    if vary:
+        default = [n for n in default if can_shape(n)]
     chosen = writers if writers is not None else default
     config = make_config(
         writers=chosen,
@@ -358,6 +366,9 @@ def make_rfc2544_config(
         ip_version=ip_version,
         remote=remote,
         remote_addr=remote_addr,
+        mode="stream",  # every trial is a stream
+        vary=vary,
+        seed=seed,
         **path,
     )
     require(len(config.readers) == 1, f"readers {readers!r}: give one count (a sweep is compare's)")
@@ -367,6 +378,11 @@ def make_rfc2544_config(
         sizes, tests, trial, resolution, loss_tolerance, loss_step, b2b_repeats, latency_trials, warmup, drain,
         search, pdr, repeat, ipv6=config.ip_version == 6, mtu=config.egress_mtu or config.mtu,
     )  # fmt: skip
+    require(
+        config.shape is None or "latency" not in settings.tests,
+        "--vary: a varied trial leaves from a frame pool, whose sends the latency test cannot stamp; "
+        "give --tests throughput,loss,back-to-back",
+    )
     named = config.writers if writers is not None else ()
     return Rfc2544Config(dataclasses.replace(config, named=named), settings, json)
 
@@ -395,6 +411,6 @@ def new_run_for(run: Rfc2544Config) -> Run:
     """The empty Run of an RFC 2544 run: the machine, the environment and every parameter."""
     params = run.config.params()
     keys = ["writers", "topology", "mtu", "payload", "ip_version", "egress_mtu", "dut", "dut_setup", "tx_iface"]
-    keys += ["rx_iface", "remote", "remote_addr"]
+    keys += ["rx_iface", "remote", "remote_addr", "vary", "vary_seed"]
     made = new_run(run.settings, host.describe(), readers=run.config.readers[0], **{key: params[key] for key in keys})
     return dataclasses.replace(made, environment=host.environment())

@@ -56,6 +56,10 @@ class Tally:
     reordered: int = 0
     reorder_extent: int | None = None
     """The largest reordering extent; None until a sequenced stream was counted."""
+    sizes: dict[int, dict[str, int]] | None = None
+    """A shaped stream's frames per size: sent, delivered, intact."""
+    payload_bytes: int | None = None
+    """A shaped stream's payload bytes delivered (its datagrams' lengths differ)."""
 
     def add(self, outcome: Outcome) -> None:
         """Fold in one op's (or one stream's) outcome."""
@@ -71,6 +75,13 @@ class Tally:
         if result.sequenced:
             self.reordered += result.reordered
             self.reorder_extent = max(self.reorder_extent or 0, result.reorder_extent)
+        if outcome.sizes is not None:
+            self.sizes = self.sizes or {}
+            for size, counts in outcome.sizes.items():
+                row = self.sizes.setdefault(size, {"sent": 0, "delivered": 0, "intact": 0})
+                for name, value in counts.items():
+                    row[name] += value
+            self.payload_bytes = (self.payload_bytes or 0) + sum(n * got for n, (got, _) in result.lengths.items())
         if result.timed_out:
             self.incomplete += 1
             self.incomplete_ns += outcome.elapsed_ns
@@ -178,12 +189,15 @@ class Pass:
             sent=tally.sent,
             delivered=tally.delivered,
             intact=tally.intact,
-            payload_bytes=tally.delivered * self.loop.expected_size,
+            payload_bytes=tally.delivered * self.loop.expected_size
+            if tally.payload_bytes is None
+            else tally.payload_bytes,
             corrupt=tally.corrupt,
             duplicate=tally.duplicate,
             lost=tally.lost,
             reordered=tally.reordered,
             reorder_extent=tally.reorder_extent,
+            sizes=tally.sizes,
             reader_cpu_ns_per_op=tally.reader_cpu_ns / ops,
             socket_drops=tally.socket_drops,
             reader_capacity_pps=tally.reader_checked / tally.reader_busy_s if tally.reader_busy_s else None,

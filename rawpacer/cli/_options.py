@@ -88,8 +88,10 @@ SHARED_OPTIONS = (
     "pattern",
     "seed",
     "spin",
+    "sizes",
+    "vary",
 )
-"""The options compare and send share (``add_sandbox``, ``add_messages``, ``add_pacing``), likewise."""
+"""The options compare and send share (``add_sandbox``, ``add_messages``, ``add_pacing``, ``add_shapes``), likewise."""
 
 
 def device_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,12 +128,32 @@ def add_pacing(p: argparse.ArgumentParser, what: str) -> None:
     )
     p.add_argument("--burst", default="1", help="datagrams that leave together at each departure (1-1024; default 1)")
     p.add_argument("--pattern", default="constant", help="departures: constant (even gaps) or poisson (exponential)")
-    p.add_argument("--seed", default=None, help="seed of the poisson departures (recorded in the JSON)")
+    p.add_argument(
+        "--seed", default=None, help="seed of the poisson departures and of --vary ...:random (recorded in the JSON)"
+    )
     p.add_argument(
         "--spin",
         default="adaptive",
         help="how the pacer waits: adaptive (sleep, then spin for the margin this host's wake-ups need; "
         "default) or full (spin only, as sockperf does: one CPU busy)",
+    )
+
+
+def add_shapes(p: argparse.ArgumentParser) -> None:
+    """--sizes and --vary: a shaped stream's frame sizes and per-packet fields (docs/traffic.md)."""
+    shapes = p.add_argument_group("traffic shapes (a stream; udp-sendto, packet-raw, ip-raw; see docs/traffic.md)")
+    shapes.add_argument(
+        "--sizes",
+        default=None,
+        metavar="MIX",
+        help="frame sizes: imix (64:7,594:4,1518:1), SIZE:WEIGHT,... or one SIZE (RFC 2544 counts; per-size counts)",
+    )
+    shapes.add_argument(
+        "--vary",
+        action="append",
+        default=None,
+        metavar="FIELD=RANGE[:inc|random]",
+        help="vary a field per packet, repeatable: sport, dport (reader ports), src-ip, dst-ip, flow-label, vlan",
     )
 
 

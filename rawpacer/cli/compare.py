@@ -12,7 +12,7 @@ from rawpacer.bench.config import Config, make_config
 from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
 from rawpacer.bench.session import Listener, Session
 from rawpacer.cli._files import did_not_run, save, save_hlogs
-from rawpacer.cli._options import add_hdr, add_messages, add_pacing, add_sandbox, config_kwargs
+from rawpacer.cli._options import add_hdr, add_messages, add_pacing, add_sandbox, add_shapes, config_kwargs
 from rawpacer.cli._progress import progress_bar
 from rawpacer.errors import require
 from rawpacer.host import describe, environment
@@ -32,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_sandbox(p)
     add_pacing(p, "the stream (with --mode stream; it then lasts --benchtime, a duration or Nx fan-outs)")
     p.add_argument("--mode", default="fanout", help="fanout (wait for every reader each op, as the seed) or stream")
+    add_shapes(p)
     p.add_argument("--benchtime", default="1s", help="target time per writer: 1s, 0.5, 200ms, or an op count like 50x")
     p.add_argument("--count", default="1", help="repeat each writer N times, interleaved; report median (min-max)")
     p.add_argument(

@@ -45,6 +45,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "-6", "--ipv6", dest="ip_version", action="store_const", const=6, default=4, help="IPv6 and RFC 5180's sizes"
     )
+    p.add_argument(
+        "--vary",
+        action="append",
+        default=None,
+        metavar="FIELD=RANGE[:inc|random]",
+        help="vary a field per packet in every trial, repeatable (udp-sendto, packet-raw, ip-raw; not with "
+        "the latency test; see docs/traffic.md)",
+    )
+    p.add_argument("--seed", default=None, help="seed of --vary ...:random (recorded in the JSON)")
     for dest, (flag, text) in METHODOLOGY_OPTIONS.items():
         p.add_argument(flag, dest=dest, default=None, help=text)
     p.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="every trial, written as it ends")
@@ -63,6 +72,8 @@ def config_from_args(args: argparse.Namespace) -> Rfc2544Config:
         **device_kwargs(args),
         payload=args.payload,
         ip_version=args.ip_version,
+        vary=args.vary,
+        seed=args.seed,
         **given,
     )
     for option, path in (("--json", args.json_path), ("--plot", args.plot_path), ("--report", args.report_path)):

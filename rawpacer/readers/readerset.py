@@ -24,6 +24,7 @@ from rawpacer.kernel.sockbuf import set_buffer_size
 from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
 from rawpacer.messages import check_size
 from rawpacer.readers import arrivals, process, protocol
+from rawpacer.readers.core import PREFIX
 from rawpacer.readers.tally import OpResult, RunTally
 from rawpacer.readers.tuning import ReaderTuning
 
@@ -231,7 +232,9 @@ class ReaderSet:
 
     # --- ops and streams ------------------------------------------------------------------
 
-    def _start(self, mode: str, expected_size: int | None, timestamps: bool, fanouts: int | None = None) -> None:
+    def _start(
+        self, mode: str, expected_size: int | None, timestamps: bool, fanouts: int | None = None, shaped: bool = False
+    ) -> None:
         size = self.message_size if expected_size is None else expected_size
         require(
             isinstance(size, int) and 1 <= size <= self.message_size,
@@ -248,7 +251,7 @@ class ReaderSet:
             self._send(protocol.STAMP)  # the first time, wait until the kernel stamps on arrival
             self._receive(protocol.DONE, ANSWER_MARGIN_S)
             self._stamping = True
-        self._send(protocol.BEGIN, size, mode == "stream", bool(timestamps), fanouts or 0)
+        self._send(protocol.BEGIN, size, mode == "stream", bool(timestamps), PREFIX if shaped else fanouts or 0)
         self._pending = (mode, size, time.perf_counter(), bool(timestamps))
 
     def begin(self, expected_size: int | None = None, *, timestamps: bool = False) -> None:
@@ -258,14 +261,22 @@ class ReaderSet:
         self._start("op", expected_size, timestamps)
 
     def begin_stream(
-        self, expected_size: int | None = None, *, timestamps: bool = False, fanouts: int | None = None
+        self,
+        expected_size: int | None = None,
+        *,
+        timestamps: bool = False,
+        fanouts: int | None = None,
+        shaped: bool = False,
     ) -> None:
         """Start a stream: many fan-outs of the same ``messages`` until ``end_stream``.
         ``timestamps``: keep every datagram's kernel RX timestamp (``OpResult.arrivals``).
         ``fanouts``: the datagrams carry sequences (``rawpacer.headers.sequence.sequence_bytes``, the op
         loop's streams do): fan-out k's datagrams begin with sequence k < ``fanouts``, the rest of
-        each is its port's message, and the readers count reordering and duplicates by sequence."""
-        self._start("stream", expected_size, timestamps, fanouts)
+        each is its port's message, and the readers count reordering and duplicates by sequence.
+        ``shaped``: a frame pool's stream (``rawpacer.traffic.pool``): a datagram is intact when it is a
+        prefix of its port's message, up to ``expected_size`` bytes, and the readers count datagrams
+        per length (``OpResult.lengths``); no sequences."""
+        self._start("stream", expected_size, timestamps, fanouts, shaped)
 
     def _finish(self, mode: str, sent: int, command: tuple[Any, ...], answer_within: float, strict: bool) -> OpResult:
         if self._pending is None or self._pending[0] != mode:
@@ -309,6 +320,7 @@ class ReaderSet:
             sequenced=verdict.sequenced,
             reordered=verdict.reordered,
             reorder_extent=verdict.reorder_extent,
+            lengths={n: (received, matching) for n, received, matching in verdict.lengths},
         )
         self.tally.add(result)
         return result.raise_for_loss() if strict else result

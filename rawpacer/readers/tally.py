@@ -122,6 +122,8 @@ class OpResult:
     """Datagrams that arrived after a higher sequence on their port (RFC 4737 3.3)."""
     reorder_extent: int = 0
     """The largest reordering extent (RFC 4737 4.2.1) on any port."""
+    lengths: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """A shaped stream's datagrams per payload length: (received, intact); empty otherwise."""
 
     @property
     def reordered_ratio(self) -> float | None:
