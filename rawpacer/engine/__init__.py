@@ -11,6 +11,8 @@ build frames and which ring; the engine moves them.
 
 from __future__ import annotations
 
+import socket
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,7 +29,21 @@ except ImportError:  # built without a compiler: the writers that need the engin
 else:
     BUILT = True
 
-__all__ = ["BUILT", "Engine", "Frames", "Pool", "Ring", "mmsg", "pool", "require", "rows", "tpacket", "xdp"]
+__all__ = [
+    "BUILT",
+    "Engine",
+    "Frames",
+    "Pool",
+    "Ring",
+    "mmsg",
+    "pinned",
+    "pool",
+    "require",
+    "rows",
+    "sockaddrs",
+    "tpacket",
+    "xdp",
+]
 
 Buffer = bytes | bytearray | memoryview
 """One frame: any bytes-like object."""
@@ -42,15 +58,31 @@ def require(writer: str) -> None:
         )
 
 
-def pool(frames: Sequence[Buffer], addresses: Sequence[bytes] | None = None) -> Pool:
-    """``frames`` copied back to back into one writable buffer, with one sockaddr each (``addresses``) or none."""
+def pool(frames: Sequence[Buffer], addresses: bytes | None = None) -> Pool:
+    """``frames`` copied back to back into one writable buffer, with ``addresses`` (one sockaddr a
+    frame, back to back, as ``sockaddrs`` makes them) or none."""
     offsets, at = [], 0
     for frame in frames:
         offsets.append(at)
         at += len(frame)
-    return Pool(
-        bytearray(b"".join(frames)), offsets, [len(f) for f in frames], b"".join(addresses) if addresses else None
-    )
+    return Pool(bytearray(b"".join(frames)), offsets, [len(f) for f in frames], addresses)
+
+
+def pinned(frames: Sequence[Buffer], addresses: bytes | None = None) -> Pool:
+    """``frames`` where they are (no copy; a sequence stamped into them when they are writable), with
+    ``addresses`` (one sockaddr a frame, back to back, as ``sockaddrs`` makes them) or none."""
+    return Pool(frames, None, None, addresses)
+
+
+def sockaddrs(ip: str, ports: Sequence[int]) -> bytes:
+    """``struct sockaddr_in`` (IPv4) or ``sockaddr_in6`` (IPv6) for ``ip`` and each port, back to back:
+    family in host order, port and address in network order (ip(7), ipv6(7))."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    address = socket.inet_pton(family, ip)
+    head = struct.pack("=H", family)
+    if family == socket.AF_INET:
+        return b"".join(head + struct.pack(">H", port) + address + bytes(8) for port in ports)
+    return b"".join(head + struct.pack(">HI", port, 0) + address + bytes(4) for port in ports)
 
 
 def rows(data: Buffer, count: int, frame_len: int, stride: int) -> Pool:

@@ -1,8 +1,10 @@
 /* rawpacer.engine._engine: one transmit engine, "frames plus a ring".
  *
  * Pool(data, offsets, lengths, addresses=None, /)
- *     Frames in one buffer: frame j is data[offsets[j] : offsets[j] + lengths[j]]; frame k of a
- *     stream is frame k % n. addresses: n sockaddrs of one length back to back (sendto()'s), or None.
+ *     Frames in one buffer: frame j is data[offsets[j] : offsets[j] + lengths[j]]; or, with offsets
+ *     and lengths None, data is a sequence of buffers, frame j the j-th, pinned where it is (no
+ *     copy). Frame k of a stream is frame k % n. addresses: n sockaddrs of one length back to back
+ *     (sendto()'s), or None.
  * Ring(memory, producer_at, consumer_at, flags_at, entries_at, size, width, /)
  *     A ring in libxdp's shape over any writable memory (an AF_XDP mmap, or a test's bytearray):
  *     reserve(n) -> (count, index), submit(n), peek(n) -> (count, index), release(n), and the
@@ -54,9 +56,11 @@
 typedef struct {
     PyObject_HEAD
     Py_buffer data;
+    Py_buffer *pinned; /* frames given one buffer each (offsets None): each one's view */
     int writable;
     Py_ssize_t n;
     int64_t *off, *len;
+    unsigned char **at; /* where frame j starts */
     Py_buffer addrs;
     Py_ssize_t addr_len; /* 0: no addresses */
 } Pool;
@@ -65,11 +69,50 @@ static void pool_dealloc(Pool *p)
 {
     if (p->data.obj)
         PyBuffer_Release(&p->data);
+    for (Py_ssize_t j = 0; p->pinned && j < p->n; j++)
+        if (p->pinned[j].obj)
+            PyBuffer_Release(&p->pinned[j]);
     if (p->addrs.obj)
         PyBuffer_Release(&p->addrs);
+    PyMem_Free(p->pinned);
     PyMem_Free(p->off);
     PyMem_Free(p->len);
+    PyMem_Free(p->at);
     Py_TYPE(p)->tp_free((PyObject *)p);
+}
+
+/* Frames given as a sequence of buffers, each pinned where it is (writable if all of them are). */
+static int pool_pin(Pool *p, PyObject *frames)
+{
+    PyObject *fast = PySequence_Fast(frames, "frames must be a sequence of buffers");
+    if (!fast)
+        return -1;
+    p->n = PySequence_Fast_GET_SIZE(fast);
+    size_t n = (size_t)(p->n ? p->n : 1);
+    p->pinned = PyMem_Calloc(n, sizeof(Py_buffer));
+    p->len = PyMem_Malloc(n * sizeof(int64_t));
+    p->at = PyMem_Malloc(n * sizeof(unsigned char *));
+    int rc = -1;
+    if (!p->pinned || !p->len || !p->at) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    p->writable = 1;
+    for (Py_ssize_t j = 0; j < p->n; j++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, j);
+        if (p->writable && PyObject_GetBuffer(item, &p->pinned[j], PyBUF_WRITABLE) < 0) {
+            PyErr_Clear();
+            p->writable = 0;
+        }
+        if (!p->pinned[j].obj && PyObject_GetBuffer(item, &p->pinned[j], PyBUF_SIMPLE) < 0)
+            goto done;
+        p->at[j] = p->pinned[j].buf;
+        p->len[j] = p->pinned[j].len;
+    }
+    rc = 0;
+done:
+    Py_DECREF(fast);
+    return rc;
 }
 
 static int int64s(PyObject *seq, Py_ssize_t *n, int64_t **out, const char *what)
@@ -100,9 +143,18 @@ static int pool_init(Pool *p, PyObject *args, PyObject *kwds)
     PyObject *data, *offsets, *lengths, *addresses = Py_None;
     if (!PyArg_ParseTuple(args, "OOO|O:Pool", &data, &offsets, &lengths, &addresses))
         return -1;
-    if (p->data.obj || p->off) {
+    if (p->data.obj || p->at) {
         PyErr_SetString(PyExc_TypeError, "Pool is made once");
         return -1;
+    }
+    if (offsets == Py_None && lengths == Py_None) {
+        if (pool_pin(p, data) < 0)
+            return -1;
+        if (p->n == 0) {
+            PyErr_SetString(PyExc_ValueError, "Pool: no frames; give at least one");
+            return -1;
+        }
+        goto addresses;
     }
     p->writable = PyObject_GetBuffer(data, &p->data, PyBUF_WRITABLE) == 0;
     if (!p->writable) {
@@ -126,6 +178,14 @@ static int pool_init(Pool *p, PyObject *args, PyObject *kwds)
             return -1;
         }
     }
+    p->at = PyMem_Malloc((size_t)p->n * sizeof(unsigned char *));
+    if (!p->at) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < p->n; j++)
+        p->at[j] = (unsigned char *)p->data.buf + p->off[j];
+addresses:
     if (addresses != Py_None) {
         if (PyObject_GetBuffer(addresses, &p->addrs, PyBUF_SIMPLE) < 0)
             return -1;
@@ -521,7 +581,7 @@ static int xdp_taken(Engine *e, uint32_t need)
 /* Hand one frame to the back end: PUT_OK, PUT_FULL (no kernel to wait for: stop short), PUT_ERR. */
 static int put_frame(Engine *e, const Pool *p, Py_ssize_t j, int *err)
 {
-    unsigned char *frame = (unsigned char *)p->data.buf + p->off[j];
+    unsigned char *frame = p->at[j];
     uint32_t len = (uint32_t)p->len[j];
     if (e->kind == BE_MMSG) {
         if (e->queued == MAX_BURST && mmsg_flush(e, err) < MAX_BURST)
@@ -630,7 +690,7 @@ static int run_frames(Run *run, int64_t k, int n, int *err)
     for (; handed < n; handed++) {
         Py_ssize_t j = (Py_ssize_t)((k + handed) % p->n);
         if (run->at >= 0)
-            sequence_put((unsigned char *)p->data.buf + p->off[j] + run->at,
+            sequence_put(p->at[j] + run->at,
                          (uint64_t)((k + handed) / p->n + run->bias));
         int rc = put_frame(e, p, j, err);
         if (rc == PUT_ERR)

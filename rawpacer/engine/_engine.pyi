@@ -1,6 +1,7 @@
 """Types of the rawpacer.engine._engine C extension (rawpacer/engine/_engine.c documents what each does)."""
 
 from collections.abc import Sequence
+from typing import overload
 
 from _typeshed import ReadableBuffer, WriteableBuffer
 
@@ -8,11 +9,21 @@ from rawpacer._pace import Core
 
 class Pool:
     frames: int
+    @overload
     def __init__(
         self,
         data: ReadableBuffer,
         offsets: Sequence[int],
         lengths: Sequence[int],
+        addresses: ReadableBuffer | None = None,
+        /,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        data: Sequence[ReadableBuffer],
+        offsets: None,
+        lengths: None,
         addresses: ReadableBuffer | None = None,
         /,
     ) -> None: ...

@@ -16,10 +16,7 @@ from rawpacer.headers.sequence import stamp_sequence
 from rawpacer.target import Target
 from rawpacer.writers._batch import Batches
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Fit, Knobs, Message, WriterOptions
-
-MAX_BATCH = 1024
-"""Frames the engine hands over and kicks at once (UIO_MAXIOV, its batch limit)."""
+from rawpacer.writers.base import MAX_BATCH, Fit, Knobs, Message, WriterOptions
 
 
 class RingWriter(RawWriter):
@@ -68,10 +65,16 @@ class RingWriter(RawWriter):
         self.check_frames(frames)
         return self._push(pool(frames), 0, len(frames), frames)
 
-    def frames(self, messages: Sequence[Message]) -> Frames | None:
-        """The fan-out's kept frames and this writer's engine, for a replay the engine runs (paced or
-        not); None until ``send`` has built every port's frame, or when frames are recorded to a pcap."""
-        if self.pcap is not None or len(self._composed) != len(messages) or not self._composed.all():
+    def replay_frames(self, messages: Sequence[Message]) -> Frames | None:
+        """The fan-out's rows of frames and this writer's engine: the rows a ``send`` of ``messages``
+        composes in place (so they may be asked for before it); None when ``send`` would build
+        them frame by frame (mixed lengths, fragments), before the rows exist, or with a pcap to record."""
+        size = len(messages[0])
+        if self.pcap is not None or any(len(m) != size for m in messages):
+            return None
+        if self.fit is Fit.FRAGMENT and size > self.limit:
+            return None
+        if self._frames.shape != (len(messages), self._batches[min(size, self.limit)].frame_len):
             return None
         return Frames(self.engine, self._rows_pool(), min(len(messages), MAX_BATCH), self.templates[0].header_len)
 

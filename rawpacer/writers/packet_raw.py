@@ -5,10 +5,11 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 
+from rawpacer.engine import Frames
 from rawpacer.target import Target
 from rawpacer.writers._packet_socket import open_packet_socket
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Knobs, Message, Prebuilt, WriterOptions, register
+from rawpacer.writers.base import Knobs, Message, WriterOptions, register, socket_frames
 
 
 @register
@@ -29,10 +30,10 @@ class PacketRawWriter(RawWriter):
         """The AF_PACKET socket: one send per frame, in order."""
         return self.unless_fragmenting(self.sock)
 
-    def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
-        """Each reader's stamped frame, sent on the bound AF_PACKET socket."""
+    def replay_frames(self, messages: Sequence[Message]) -> Frames | None:
+        """Each reader's stamped frame, one send() each (sendmmsg for a paced burst) on the bound AF_PACKET socket."""
         frames = self.frames_built_once(messages)
-        return None if frames is None else (self.sock, frames, None)
+        return None if frames is None else socket_frames(self.sock, frames, self.delivered_size)
 
     def emitter(self) -> Callable[[bytes], object]:
         """The AF_PACKET socket's ``send``: one call per frame."""
