@@ -156,6 +156,8 @@ def depart(
     # then: building them after would make departure 0 late and the catch-up that follows would
     # shorten the stream (+0.1 % at 100k/s). A writer that builds them in ``send`` hands them after.
     frames = writer.replay_frames(messages) if usable else None
+    before: int | None = None
+    """The engine's count when the replays began (None: they have not)."""
     departures.start()
     try:
         for departure, datagram, first, count in pieces(ports, departures.burst, python_total):
@@ -184,8 +186,11 @@ def depart(
                 sequence = fresh // ports if stamp is not None else None
                 sent += frames.send(fresh, total - fresh, core, sequence)
     except KeyboardInterrupt:
-        sent += frames.engine.sent - before if frames is not None else 0
+        sent += frames.engine.sent - before if frames is not None and before is not None else 0
         raise Interrupted(sent, total) from None
+    finally:
+        if frames is not None:  # its pool may pin the readers' buffer: let go now, not with a traceback
+            frames.pool.release()
     return sent
 
 

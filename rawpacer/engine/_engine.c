@@ -65,7 +65,8 @@ typedef struct {
     Py_ssize_t addr_len; /* 0: no addresses */
 } Pool;
 
-static void pool_dealloc(Pool *p)
+/* Let go of every buffer the pool holds (it then has no frames). */
+static void pool_free(Pool *p)
 {
     if (p->data.obj)
         PyBuffer_Release(&p->data);
@@ -78,8 +79,27 @@ static void pool_dealloc(Pool *p)
     PyMem_Free(p->off);
     PyMem_Free(p->len);
     PyMem_Free(p->at);
+    p->pinned = NULL, p->off = NULL, p->len = NULL, p->at = NULL;
+    p->n = 0, p->addr_len = 0;
+}
+
+static void pool_dealloc(Pool *p)
+{
+    pool_free(p);
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
+
+static PyObject *pool_release(Pool *p, PyObject *unused)
+{
+    pool_free(p);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef pool_methods[] = {
+    {"release", (PyCFunction)pool_release, METH_NOARGS,
+     "release(): let go of the buffers now (a pool over someone's memory must not outlive it)."},
+    {NULL, NULL, 0, NULL},
+};
 
 /* Frames given as a sequence of buffers, each pinned where it is (writable if all of them are). */
 static int pool_pin(Pool *p, PyObject *frames)
@@ -217,6 +237,7 @@ static PyTypeObject PoolType = {
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)pool_init,
     .tp_dealloc = (destructor)pool_dealloc,
+    .tp_methods = pool_methods,
     .tp_getset = pool_getset,
 };
 
@@ -731,6 +752,10 @@ static PyObject *engine_send(Engine *e, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Pool *p = (Pool *)args[0];
+    if (p->n == 0) {
+        PyErr_SetString(PyExc_ValueError, "send: the pool was released");
+        return NULL;
+    }
     long long first = PyLong_AsLongLong(args[1]), count = PyLong_AsLongLong(args[2]);
     long batch = PyLong_AsLong(args[3]);
     if (PyErr_Occurred())

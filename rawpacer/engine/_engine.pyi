@@ -27,6 +27,7 @@ class Pool:
         addresses: ReadableBuffer | None = None,
         /,
     ) -> None: ...
+    def release(self) -> None: ...
 
 class Ring:
     def __init__(

@@ -79,7 +79,7 @@ class RingWriter(RawWriter):
         return Frames(self.engine, self._rows_pool(), min(len(messages), MAX_BATCH), self.templates[0].header_len)
 
     def _rows_pool(self) -> Pool:
-        if self._pool is None:
+        if self._pool is None or not self._pool.frames:  # none yet, or released after a stream
             count, length = self._frames.shape
             self._pool = rows(self._frames.data.cast("B"), count, length, length)
         return self._pool
