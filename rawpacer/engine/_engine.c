@@ -706,22 +706,29 @@ static int run_frames(Run *run, int64_t k, int n, int *err)
 {
     Engine *e = run->e;
     Pool *p = run->p;
-    int handed = 0;
+    int handed = 0, gone = 0;
     *err = 0;
     for (; handed < n; handed++) {
         Py_ssize_t j = (Py_ssize_t)((k + handed) % p->n);
-        if (run->at >= 0)
-            sequence_put(p->at[j] + run->at,
-                         (uint64_t)((k + handed) / p->n + run->bias));
+        if (run->at >= 0) {
+            /* sendmmsg sends from the pool itself: a frame's next round waits for its last to leave */
+            if (e->kind == BE_MMSG && e->queued == p->n) {
+                int rc = mmsg_flush(e, err);
+                gone += rc;
+                if (*err)
+                    break;
+            }
+            sequence_put(p->at[j] + run->at, (uint64_t)((k + handed) / p->n + run->bias));
+        }
         int rc = put_frame(e, p, j, err);
         if (rc == PUT_ERR)
             return handed;
         if (rc == PUT_FULL)
             break;
     }
-    int rc = flush(e, err);
+    int rc = *err ? 0 : flush(e, err);
     if (e->kind == BE_MMSG)
-        handed = rc;
+        handed = gone + rc;
     e->sent += handed;
     return handed;
 }
@@ -782,10 +789,6 @@ static PyObject *engine_send(Engine *e, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         if (run.at < 0 || first_seq < 0 || !p->writable) {
             PyErr_SetString(PyExc_ValueError, "send: a sequence needs a writable pool, its offset and value 0 or more");
-            return NULL;
-        }
-        if (e->kind == BE_MMSG && burst > p->n) {
-            PyErr_SetString(PyExc_ValueError, "send: a batch longer than the pool cannot carry sequences (sendmmsg)");
             return NULL;
         }
         run.bias = first_seq - first / p->n;

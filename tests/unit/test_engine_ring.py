@@ -150,3 +150,13 @@ def test_mmsg_sends_batches_and_paced_bursts() -> None:
     assert got[:4] == [b"two", b"three", b"one", b"two"]
     assert got[4:] == [b"one", b"two", b"three"] * 2 + [b"one"]
     assert pacer.core.departures == 3 and pacer.core.sent == 7
+
+
+def test_mmsg_batches_longer_than_the_pool_still_stamp_each_round() -> None:
+    """sendmmsg sends from the pool itself, so a batch that wraps it is split where a frame comes round again."""
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with left, right:
+        frames = engine.pool([bytes(16), bytes(16)])
+        assert engine.mmsg(left.fileno()).send(frames, 0, 7, 5, None, (0, 3)) == 7
+        got = [sequence_of(right.recv(16)) for _ in range(7)]
+    assert got == [3, 3, 4, 4, 5, 5, 6]
