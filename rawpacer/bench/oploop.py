@@ -114,17 +114,24 @@ class CorePaced(Protocol):
     implementation: str
 
 
+def engine_core(departures: Departures) -> Core | None:
+    """The pacer's C core when ``departures`` is a pacer that runs on it, on the real clock: the core
+    the engine's loop can be paced by; None otherwise."""
+    if isinstance(departures, CorePaced) and departures.clock is None and PACE_CORE is not None:
+        core = departures.core
+        if isinstance(core, PACE_CORE):
+            return core
+    return None
+
+
 def engine_pacing(departures: Departures) -> tuple[bool, Core | None]:
     """Whether the engine can run these departures, and with which core: ``ASAP`` unpaced (None), a
     pacer whose C core runs on the real clock paced by that core; any other (a Python core, a fake
     clock, a wrapper that records each wait) leaves the loop in Python."""
     if isinstance(departures, Asap):
         return True, None
-    if isinstance(departures, CorePaced) and departures.clock is None and PACE_CORE is not None:
-        core = departures.core
-        if isinstance(core, PACE_CORE):
-            return True, core
-    return False, None
+    core = engine_core(departures)
+    return core is not None, core
 
 
 Stamp = Callable[[int], None]

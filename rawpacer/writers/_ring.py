@@ -97,10 +97,6 @@ class RingWriter(RawWriter):
                 self.pcap.record(frame)
         return max(0, sent - (self._lost() - lost))
 
-    def _lost(self) -> int:
-        """Frames the driver dropped after the kernel took them, so far (0 unless the ring says)."""
-        return 0
-
-    def _failure(self, exc: OSError) -> Exception:
-        """The error to raise for a failed send, in this ring's terms."""
-        return exc
+    def frame_engine(self) -> Engine:
+        """The ring's engine: prebuilt frames too leave through it."""
+        return self.engine

@@ -16,13 +16,16 @@ import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from rawpacer import engine
 from rawpacer.engine import Frames
 from rawpacer.errors import UsageError, require
 from rawpacer.limits import MAX_MESSAGE_SIZE
 from rawpacer.target import Target
+
+if TYPE_CHECKING:
+    from rawpacer._pace import Core
 
 Message = bytes | bytearray | memoryview
 """One message: a reader's slot of the shared buffer, or any bytes-like object."""
@@ -172,6 +175,12 @@ class Writer(ABC):
         a ring", ``rawpacer.engine``): a stream's replays then leave from C, unpaced or paced at any
         burst, each frame's sequence stamped on the way. Call it after ``send`` covered every port;
         None when this writer's replays cannot leave that way (threads, fragments, a pcap to record)."""
+        return None
+
+    def send_frames_paced(self, frames: Sequence[Message], core: Core) -> int | None:
+        """``frames`` as ``send_frames`` takes them, one a departure of the pacer's C core, the loop in
+        C (a replay's paced chunk); frames sent, or None when this writer's frames cannot leave that
+        way (then the caller waits and calls ``send_frames`` itself)."""
         return None
 
     def stamping_socket(self) -> socket.socket | None:
