@@ -2,7 +2,9 @@
  * drives it (waits with the GIL released), and a whole paced send loop.
  * rawpacer/pacing/pacer.py holds the pure-Python twin (PyCore) and documents the rules; the two
  * must agree step by step (tests/unit/test_pacing_lockstep.py runs them on one fake clock).
- * Times are CLOCK_MONOTONIC nanoseconds, the clock of time.monotonic_ns().
+ * Times are CLOCK_MONOTONIC nanoseconds, the clock of time.monotonic_ns(). The core itself, the
+ * Core object's layout and the paced loop live in _pacecore.h, which rawpacer.engine._engine
+ * includes too (its back ends' sends paced by the same Core); this file is their Python face.
  *
  * The core, pace_step(), is pure: given departure i (its offset) and the time now, it says what to
  * do next: GO (the departure leaves now, recorded), SLEEP until a time, or SPIN until a time; then
