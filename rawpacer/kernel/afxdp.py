@@ -221,42 +221,25 @@ def _unmap(area: mmap.mmap) -> None:
         area.close()
 
 
-def _release(view: memoryview) -> None:
-    """Release now, or, while a caller still holds a slice of it, when the last slice goes."""
-    with contextlib.suppress(BufferError):
-        view.release()
-
-
 class _Ring:
-    """One mapped ring: its producer, consumer and flags words and its entries, as numpy sees them."""
+    """One mapped ring (the engine's ``Ring`` drives it): the mapping and where its words sit."""
 
-    def __init__(self, sock: socket.socket, offsets: tuple[int, ...], entries: int, dtype: np.dtype, pgoff: int):
+    def __init__(self, sock: socket.socket, offsets: tuple[int, ...], entries: int, width: int, pgoff: int):
         producer, consumer, desc, flags = offsets
         self.map = mmap.mmap(
             sock.fileno(),
-            desc + entries * dtype.itemsize,
+            desc + entries * width,
             mmap.MAP_SHARED | mmap.MAP_POPULATE,
             mmap.PROT_READ | mmap.PROT_WRITE,
             offset=pgoff,
         )
-        view = memoryview(self.map)
-        self.producer = view[producer : producer + 4].cast("I")
-        self.consumer = view[consumer : consumer + 4].cast("I")
-        self.flags = view[flags : flags + 4].cast("I")
-        self.entries = np.frombuffer(self.map, dtype, count=entries, offset=desc)
-        self.words = self.entries.view(np.uint64).reshape(entries, -1)
-        """The entries as rows of u64 words (one for an address, two for a descriptor)."""
         self.offsets = (producer, consumer, flags, desc)
         """Where its producer, consumer and flags words and its entries sit in ``map``."""
         self.size = entries
-        self.mask = entries - 1
 
     def close(self) -> None:
-        """Drop the views, then unmap. Safe to call twice."""
+        """Unmap (once the engine's view of it is gone, if it still holds one). Safe to call twice."""
         if not self.map.closed:
-            for view in (self.producer, self.consumer, self.flags):
-                view.release()
-            del self.entries, self.words
             _unmap(self.map)
 
 
@@ -264,7 +247,7 @@ class XdpSocket:
     """A TX-only AF_XDP socket bound to one queue of one interface, with its UMEM and rings.
 
     The transmit engine (``rawpacer.engine.xdp``) drives it: the UMEM (``umem``, ``frames`` as
-    numpy, ``view`` as a memoryview) and the mapped TX and completion rings (``tx``, ``cq``: each
+    numpy) and the mapped TX and completion rings (``tx``, ``cq``: each
     ring's mapping and where its words sit). ``statistics`` reads XDP_STATISTICS when asked.
     """
 
@@ -300,8 +283,6 @@ class XdpSocket:
             self.sock = stack.enter_context(_open_socket())
             self.umem = mmap.mmap(-1, chunks * chunk_size, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
             stack.callback(_unmap, self.umem)
-            self.view = memoryview(self.umem)
-            stack.callback(_release, self.view)
             self.frames = np.frombuffer(self.umem, np.uint8)
             """The UMEM as bytes; chunk i is ``frames[i * chunk_size : (i + 1) * chunk_size]``."""
             stack.callback(delattr, self, "frames")
@@ -312,9 +293,9 @@ class XdpSocket:
             )
             self._setsockopt_ring(XDP_TX_RING, "tx ring", check_ring("tx_ring", tx_ring))
             offsets = MMAP_OFFSETS.unpack(self.sock.getsockopt(SOL_XDP, XDP_MMAP_OFFSETS, MMAP_OFFSETS.size))
-            self.tx = _Ring(self.sock, offsets[4:8], tx_ring, DESC, XDP_PGOFF_TX_RING)
+            self.tx = _Ring(self.sock, offsets[4:8], tx_ring, DESC.itemsize, XDP_PGOFF_TX_RING)
             stack.callback(self.tx.close)
-            self.cq = _Ring(self.sock, offsets[12:16], completion_ring, np.dtype("<u8"), XDP_UMEM_PGOFF_COMPLETION_RING)
+            self.cq = _Ring(self.sock, offsets[12:16], completion_ring, 8, XDP_UMEM_PGOFF_COMPLETION_RING)
             stack.callback(self.cq.close)
             stack.callback(self.sock.close)  # first to go: the kernel unbinds before anything is unmapped
             self.multi_buffer = multi_buffer
