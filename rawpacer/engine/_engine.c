@@ -23,7 +23,7 @@
  *     handed over and kicked before the next), or paced by `core` (a rawpacer._pace.Core: its
  *     departures, `core.burst` frames each, the loop in _pacecore.h). sequence=(at, first_seq):
  *     frame k carries first_seq + k // n - first // n at byte `at` (_sequence.h), stamped into the
- *     pool as it leaves. Returns the frames handed over. The GIL is released; a signal's handler
+ *     pool as it leaves. Returns the frames sent: handed over, less those the driver dropped. The GIL is released; a signal's handler
  *     runs every 10 ms. A wait with no progress for STALL_MS raises TimeoutError; a failed send,
  *     OSError. Attributes: kicks, dropped (xdp: EBUSY, the driver dropped a frame it took),
  *     completed (xdp), stray (xdp: completions of chunks it had not sent, ignored), in_flight
@@ -807,7 +807,7 @@ static PyObject *engine_send(Engine *e, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_INCREF(p);
     int err = 0, failed = 0;
-    int64_t before = e->sent;
+    int64_t before = e->sent, dropped = e->dropped;
     if (core) {
         failed = core_paced_loop(core, count, emit_paced, &run, &err) < 0;
     } else {
@@ -831,7 +831,8 @@ static PyObject *engine_send(Engine *e, PyObject *const *args, Py_ssize_t nargs)
         errno = err;
         return PyErr_SetFromErrno(err == ETIMEDOUT ? PyExc_TimeoutError : PyExc_OSError);
     }
-    return PyLong_FromLongLong(e->sent - before);
+    int64_t gone = (e->sent - before) - (e->dropped - dropped);
+    return PyLong_FromLongLong(gone > 0 ? gone : 0);
 }
 
 static PyObject *engine_reap(Engine *e, PyObject *unused)

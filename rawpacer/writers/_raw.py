@@ -252,18 +252,13 @@ class RawWriter(Writer):
         if sender is None or self.pcap is not None:
             return None
         self.check_frames(frames)
-        pool, lost = engine.pool(frames), self._lost()
+        pool = engine.pool(frames)
         try:
-            sent = sender.send(pool, 0, len(frames), 1, core)
+            return sender.send(pool, 0, len(frames), 1, core)
         except OSError as exc:
             raise self._failure(exc) from None
         finally:
             pool.release()
-        return max(0, sent - (self._lost() - lost))
-
-    def _lost(self) -> int:
-        """Frames the driver dropped after the kernel took them, so far (0 unless the ring says)."""
-        return 0
 
     def _failure(self, exc: OSError) -> Exception:
         """The error to raise for a failed engine send, in this writer's terms."""

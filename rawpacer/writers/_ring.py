@@ -86,8 +86,7 @@ class RingWriter(RawWriter):
 
     def _push(self, pool: Pool, first: int, count: int, frames: Sequence[Message] | np.ndarray) -> int:
         """Frames ``first .. first+count-1`` of ``pool`` through the engine, ``MAX_BATCH`` a kick
-        (recorded to the pcap when asked); how many the kernel took (``_lost`` counts out the rest)."""
-        lost = self._lost()
+        (recorded to the pcap when asked); how many were sent (not those the driver dropped)."""
         try:
             sent = self.engine.send(pool, first, count, min(count, MAX_BATCH))
         except OSError as exc:
@@ -95,7 +94,7 @@ class RingWriter(RawWriter):
         if self.pcap is not None:
             for frame in frames:
                 self.pcap.record(frame)
-        return max(0, sent - (self._lost() - lost))
+        return sent
 
     def frame_engine(self) -> Engine:
         """The ring's engine: prebuilt frames too leave through it."""

@@ -167,10 +167,6 @@ class XdpWriter(RingWriter):
 
     # --- sending ---------------------------------------------------------------------------
 
-    def _lost(self) -> int:
-        """Frames the driver dropped after the kernel took them (sendto EBUSY)."""
-        return self.engine.dropped
-
     def _failure(self, exc: OSError) -> Exception:
         """A wait without progress explained by the socket's statistics (read now, not per send)."""
         if isinstance(exc, TimeoutError):
