@@ -50,6 +50,8 @@ from rawpacer.headers import FrameTemplate
 from rawpacer.host import describe
 from rawpacer.pacing import ConstantSchedule, PacedSender, Pacer, rxstamp, stream_stats
 from rawpacer.sandbox import Sandbox, Topology
+from rawpacer.target import Target
+from rawpacer.writers import WriterOptions, get
 from rawpacer.writers._packet_socket import open_packet_socket
 
 PORT = 5201
@@ -57,6 +59,11 @@ ETH_P_ALL = 0x0003
 PACKET_HOST = 0
 WAYS = ("py-spin", "c-wait", "c-loop", "c-full", "c-fixed")
 RAWPACER = [f"{writer}/{way}" for writer in ("udp-sendto", "packet-raw") for way in WAYS]
+RING_WAYS = ("py-loop", "engine")
+RING_TOOLS = [f"{writer}/{way}" for writer in ("packet-ring", "xdp") for way in RING_WAYS]
+"""The ring writers, two ways: ``py-loop`` (a Python loop: the C pacer's wait, then ``resend``, the
+op loop's way before the transmit engine) and ``engine`` (the writer's frames through the engine,
+paced by the pacer's C core: ``Writer.replay_frames``). Not in the default set; name them."""
 SPIN: dict[str, dict[str, Any]] = {"c-full": {"spin": "full"}, "c-fixed": {"spin_ns": 5_000_000}}
 """How each way's pacer waits: adaptive (the default) unless named here."""
 PEERS = ["sockperf", "iperf3", "trafgen-rate", "trafgen-gap"]
@@ -92,6 +99,8 @@ class Bench:
         extra: dict[str, Any] = {}
         if tool in RAWPACER:
             extra = self.run_rawpacer(tool, rate, count)
+        elif tool in RING_TOOLS:
+            extra = self.run_ring_writer(tool, rate, count)
         elif tool == "sockperf":
             self.run_sockperf(rate, count)
         else:
@@ -128,6 +137,28 @@ class Bench:
             self.drain()
             pacer = Pacer(ConstantSchedule(rate), implementation=core, **spin)
             PacedSender(pacer, sock, frames, addresses, loop=loop).send(count)
+        return {"pacer": pacer.report()}
+
+    def run_ring_writer(self, tool: str, rate: int, count: int) -> dict[str, Any]:
+        name, way = tool.split("/")
+        target = Target(self.topo.writer_ip, self.topo.reader_ip, (PORT,), self.topo.link())
+        messages = [self.payload]
+        with self.topo.enter("writer"):
+            writer = get(name)(target, WriterOptions(message_size=self.size))
+        with writer:
+            writer.send(messages)  # the frame built, and one unmeasured datagram, as the others warm up
+            self.drain()
+            pacer = Pacer(ConstantSchedule(rate))
+            pacer.start()
+            if way == "engine":
+                frames = writer.replay_frames(messages)
+                assert frames is not None
+                frames.send(0, count, pacer.core)  # type: ignore[arg-type]  # the C core (implementation "c")
+            else:
+                wait, resend = pacer.wait, writer.resend
+                for i in range(count):
+                    wait(i)
+                    resend(messages)
         return {"pacer": pacer.report()}
 
     def run_sockperf(self, rate: int, count: int) -> None:
@@ -232,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", metavar="FILE.npz", help="keep every run's receive timestamps (for gap histograms)")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",")]
-    tools = [t for t in args.tools.split(",") if t in RAWPACER or shutil.which(PEER_BINARY.get(t, t))]
+    tools = [
+        t for t in args.tools.split(",") if t in RAWPACER or t in RING_TOOLS or shutil.which(PEER_BINARY.get(t, t))
+    ]
     missing = sorted(set(args.tools.split(",")) - set(tools))
     if missing:
         print(f"left out (not installed or unknown): {', '.join(missing)}", file=sys.stderr)
