@@ -157,8 +157,21 @@ def depart(
     send, resend, wait = writer.send, writer.resend, departures.wait
     ports = len(messages)
     sent, last = 0, -1
+
+    def in_python(start: int, stop: int) -> None:
+        """Datagrams ``start .. stop-1``, each departure waited for here."""
+        nonlocal sent, last
+        for departure, datagram, first, count in pieces(ports, departures.burst, stop):
+            if datagram < start:
+                continue
+            if departure != last:
+                wait(departure)
+                last = departure
+            if stamp is not None and first == 0 and datagram:
+                stamp(datagram // ports)  # a new round: pieces never wrap, so each round starts at port 0
+            sent += (resend if datagram >= fresh else send)(messages, first, count)
+
     usable, core = engine_pacing(departures) if total > fresh else (False, None)
-    python_total = fresh if usable else total
     # The engine's frames are had before the schedule is anchored where the writer can build them
     # then: building them after would make departure 0 late and the catch-up that follows would
     # shorten the stream (+0.1 % at 100k/s). A writer that builds them in ``send`` hands them after.
@@ -167,25 +180,11 @@ def depart(
     """The engine's count when the replays began (None: they have not)."""
     departures.start()
     try:
-        for departure, datagram, first, count in pieces(ports, departures.burst, python_total):
-            if departure != last:
-                wait(departure)
-                last = departure
-            if stamp is not None and first == 0 and datagram:
-                stamp(datagram // ports)  # a new round: pieces never wrap, so each round starts at port 0
-            sent += (resend if datagram >= fresh else send)(messages, first, count)
+        in_python(0, fresh if usable else total)
         if usable:
             frames = frames or writer.replay_frames(messages)
             if frames is None:  # this writer's replays cannot leave from C: on in Python
-                for departure, datagram, first, count in pieces(ports, departures.burst, total):
-                    if datagram < fresh:
-                        continue
-                    if departure != last:
-                        wait(departure)
-                        last = departure
-                    if stamp is not None and first == 0:
-                        stamp(datagram // ports)
-                    sent += resend(messages, first, count)
+                in_python(fresh, total)
             else:
                 if core is not None and isinstance(departures, CorePaced):
                     departures.implementation = "c-loop"
