@@ -160,3 +160,16 @@ def test_mmsg_batches_longer_than_the_pool_still_stamp_each_round() -> None:
         assert engine.mmsg(left.fileno()).send(frames, 0, 7, 5, None, (0, 3)) == 7
         got = [sequence_of(right.recv(16)) for _ in range(7)]
     assert got == [3, 3, 4, 4, 5, 5, 6]
+
+
+def test_xdp_ignores_a_completion_for_a_chunk_it_did_not_send() -> None:
+    """An address the kernel hands back that is not in flight (a descriptor published past the
+    engine) never puts a chunk on the free list twice."""
+    kernel = FakeKernel()
+    xsk, _ = xdp_engine(kernel)
+    assert xsk.send(engine.pool([bytes(60)]), 0, 1, 1) == 1
+    kernel.take()
+    kernel.taken.insert(0, (3 * CHUNK, 60, 0))  # chunk 3 was never sent
+    kernel.complete(2)
+    assert xsk.reap() == 2
+    assert (xsk.stray, xsk.completed, xsk.in_flight) == (1, 2, 0)
