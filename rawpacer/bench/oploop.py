@@ -18,15 +18,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from rawpacer.bench.shaping import Shaped
 from rawpacer.headers.sequence import MAX_SEQUENCE, SEQUENCE_BYTES, stamp_sequence
 from rawpacer.messages import MessageSource
-from rawpacer.pacing import PacedSender, Pacer
 from rawpacer.readers import OpResult
 from rawpacer.remote.readerset import AnyReaders
 from rawpacer.writers.base import Message, Writer
+
+if TYPE_CHECKING:
+    from rawpacer._pace import Core
+    from rawpacer.pacing import PacedSender
+
+try:
+    from rawpacer._pace import Core as PACE_CORE
+except ImportError:  # no C pacer: paced replays stay in Python
+    PACE_CORE = None  # type: ignore[assignment, misc]
 
 STREAM_SETTLE_S = 0.2
 """A stream is over once no datagram arrived for this long after the last send."""
@@ -99,30 +107,33 @@ class Interrupted(KeyboardInterrupt):
         self.total = total
 
 
-def _writable(frame: Message) -> Message:
-    """``frame`` itself when a sequence can be stamped into it, else a writable copy."""
-    return (
-        frame
-        if isinstance(frame, bytearray) or (isinstance(frame, memoryview) and not frame.readonly)
-        else bytearray(frame)
-    )
+@runtime_checkable
+class CorePaced(Protocol):
+    """Departures whose rules the pacer's C core holds (``Pacer``): the engine can run them in C."""
+
+    core: object
+    clock: object
+    implementation: str
 
 
-def replay_in_c(
-    writer: Writer, messages: Sequence[Message], departures: Departures, *, sequenced: bool = False
-) -> PacedSender | None:
-    """A paced replay's departure loop, sends included, in C with the GIL released: when the pacer
-    has its C core, each departure is one datagram, and the writer hands over the frames it would
-    replay (``Writer.prebuilt``). Python's own per-datagram cost then no longer sets the rate.
-    ``sequenced``: the frames are made writable, for the C loop to stamp each one's sequence."""
-    if not isinstance(departures, Pacer) or departures.burst != 1:
-        return None
-    built = writer.prebuilt(messages)
-    if built is None:
-        return None
-    sock, frames, addresses = built
-    sender = PacedSender(departures, sock, [_writable(f) for f in frames] if sequenced else frames, addresses)
-    return sender if sender.loop == "c" else None
+def engine_core(departures: Departures) -> Core | None:
+    """The pacer's C core when ``departures`` is a pacer that runs on it, on the real clock: the core
+    the engine's loop can be paced by; None otherwise."""
+    if isinstance(departures, CorePaced) and departures.clock is None and PACE_CORE is not None:
+        core = departures.core
+        if isinstance(core, PACE_CORE):
+            return core
+    return None
+
+
+def engine_pacing(departures: Departures) -> tuple[bool, Core | None]:
+    """Whether the engine can run these departures, and with which core: ``ASAP`` unpaced (None), a
+    pacer whose C core runs on the real clock paced by that core; any other (a Python core, a fake
+    clock, a wrapper that records each wait) leaves the loop in Python."""
+    if isinstance(departures, Asap):
+        return True, None
+    core = engine_core(departures)
+    return core is not None, core
 
 
 Stamp = Callable[[int], None]
@@ -140,32 +151,54 @@ def depart(
 ) -> int:
     """Send ``total`` datagrams of ``messages`` (one per reader, round after round) when
     ``departures`` lets them go; the first ``fresh`` datagrams are new messages (``send``), the
-    rest replay them (``resend``, or the C loop of ``replay_in_c``). With ``stamp``, each later
-    round's sequence is stamped before its first datagram leaves: once per fan-out, never per
-    datagram (the C loop stamps its own frames as they leave). Return the datagrams sent."""
+    rest replay them: through the transmit engine when ``engine_pacing`` allows and the writer
+    hands its frames (``Writer.replay_frames``: the loop in C, unpaced or paced by the pacer's core
+    at any burst), else with ``resend``. With ``stamp``, each later round's sequence is stamped
+    before its first datagram leaves: once per fan-out, never per datagram (the engine stamps its
+    frames as they leave). Return the datagrams sent."""
     send, resend, wait = writer.send, writer.resend, departures.wait
     ports = len(messages)
     sent, last = 0, -1
-    # The C loop's frames are built before the schedule is anchored: building them after would make
-    # departure 0 late and the catch-up that follows would shorten the stream (+0.1 % at 100k/s).
-    in_c = replay_in_c(writer, messages, departures, sequenced=stamp is not None) if total > fresh else None
-    departures.start()
-    python_total = fresh if in_c is not None else total
-    try:
-        for departure, datagram, first, count in pieces(ports, departures.burst, python_total):
+
+    def in_python(start: int, stop: int) -> None:
+        """Datagrams ``start .. stop-1``, each departure waited for here."""
+        nonlocal sent, last
+        for departure, datagram, first, count in pieces(ports, departures.burst, stop):
+            if datagram < start:
+                continue
             if departure != last:
                 wait(departure)
                 last = departure
             if stamp is not None and first == 0 and datagram:
                 stamp(datagram // ports)  # a new round: pieces never wrap, so each round starts at port 0
             sent += (resend if datagram >= fresh else send)(messages, first, count)
-        if in_c is not None:
-            sequence = None
-            if stamp is not None:
-                sequence = (len(in_c.frames[0]) - writer.delivered_size, fresh // ports)  # the payload ends a frame
-            sent += in_c.send(total - fresh, sequence)
+
+    usable, core = engine_pacing(departures) if total > fresh else (False, None)
+    # The engine's frames are had before the schedule is anchored where the writer can build them
+    # then: building them after would make departure 0 late and the catch-up that follows would
+    # shorten the stream (+0.1 % at 100k/s). A writer that builds them in ``send`` hands them after.
+    frames = writer.replay_frames(messages) if usable else None
+    before: int | None = None
+    """The engine's count when the replays began (None: they have not)."""
+    departures.start()
+    try:
+        in_python(0, fresh if usable else total)
+        if usable:
+            frames = frames or writer.replay_frames(messages)
+            if frames is None:  # this writer's replays cannot leave from C: on in Python
+                in_python(fresh, total)
+            else:
+                if core is not None and isinstance(departures, CorePaced):
+                    departures.implementation = "c-loop"
+                before = frames.engine.sent
+                sequence = fresh // ports if stamp is not None else None
+                sent += frames.send(fresh, total - fresh, core, sequence)
     except KeyboardInterrupt:
-        raise Interrupted(sent + (in_c.sent if in_c is not None else 0), total) from None
+        sent += frames.engine.sent - before if frames is not None and before is not None else 0
+        raise Interrupted(sent, total) from None
+    finally:
+        if frames is not None:  # its pool may pin the readers' buffer: let go now, not with a traceback
+            frames.pool.release()
     return sent
 
 

@@ -28,6 +28,8 @@ from rawpacer.errors import RawpacerError
 from rawpacer.headers import FrameTemplate
 from rawpacer.pacing import ConstantSchedule, PacedSender, Pacer, rxstamp
 from rawpacer.sandbox import Sandbox, Topology
+from rawpacer.target import Target
+from rawpacer.writers import WriterOptions, get
 from rawpacer.writers._packet_socket import open_packet_socket
 
 PORT = 5201
@@ -38,7 +40,13 @@ PACKET_HOST = 0
 WAYS = ("py-spin", "c-wait", "c-loop", "c-full", "c-fixed")
 """How rawpacer paces: the Python loop on the Python pacer, the Python loop on the C pacer (one call
 per departure), the whole loop in C (PacedSender), and the C loop spinning only or with a fixed margin."""
+RING_WAYS = ("engine", "py-loop")
+"""The batch writers, two ways: ``engine`` (the writer's frames through the transmit engine, paced by
+the pacer's C core: ``Writer.replay_frames``) and ``py-loop`` (a Python loop: the C pacer's wait,
+then ``resend``, the op loop's way before the engine; not in the default set, name it)."""
+RING_TOOLS = [f"{writer}/{way}" for writer in ("udp-sendmmsg", "packet-ring", "xdp") for way in RING_WAYS]
 PACER_TOOLS = [f"{writer}/{way}" for writer in ("udp-sendto", "packet-raw") for way in WAYS]
+PACER_TOOLS += [t for t in RING_TOOLS if t.endswith("/engine")]
 SPIN: dict[str, dict[str, Any]] = {"c-full": {"spin": "full"}, "c-fixed": {"spin_ns": 5_000_000}}
 """How each way's pacer waits: adaptive (the default) unless named here."""
 PEER_BINARY = {"sockperf": "sockperf", "iperf3": "iperf3", "trafgen-rate": "trafgen", "trafgen-gap": "trafgen"}
@@ -48,7 +56,8 @@ PEERS = list(PEER_BINARY)
 
 def available(tools: list[str]) -> list[str]:
     """The tools this machine can run: rawpacer's, and the peers whose program is installed."""
-    return [t for t in tools if t in PACER_TOOLS or (t in PEER_BINARY and shutil.which(PEER_BINARY[t]))]
+    ours = {*PACER_TOOLS, *RING_TOOLS}
+    return [t for t in tools if t in ours or (t in PEER_BINARY and shutil.which(PEER_BINARY[t]))]
 
 
 class PeerBench:
@@ -79,7 +88,9 @@ class PeerBench:
         if tool == "iperf3":
             return self.run_iperf3(rate, count), {}
         extra: dict[str, Any] = {}
-        if tool in PACER_TOOLS:
+        if tool in RING_TOOLS:
+            extra = self.run_ring_writer(tool, rate, count)
+        elif tool in PACER_TOOLS:
             extra = self.run_rawpacer(tool, rate, count)
         elif tool == "sockperf":
             self.run_sockperf(rate, count)
@@ -121,6 +132,28 @@ class PeerBench:
             self.drain()
             pacer = Pacer(ConstantSchedule(rate), implementation=core, **spin)
             PacedSender(pacer, sock, frames, addresses, loop=loop).send(count)
+        return {"pacer": pacer.report()}
+
+    def run_ring_writer(self, tool: str, rate: int, count: int) -> dict[str, Any]:
+        """A batch writer at burst 1, one of ``RING_WAYS``, after one unmeasured datagram."""
+        name, way = tool.split("/")
+        target = Target(self.topo.writer_ip, self.topo.reader_ip, (PORT,), self.topo.link())
+        messages = [self.payload]
+        with self.topo.enter("writer"):
+            writer = get(name)(target, WriterOptions(message_size=self.size))
+        with writer:
+            writer.send(messages)
+            self.drain()
+            pacer = Pacer(ConstantSchedule(rate))
+            pacer.start()
+            frames = writer.replay_frames(messages) if way == "engine" else None
+            if frames is not None:
+                frames.send(0, count, pacer.core)  # type: ignore[arg-type]  # the C core (implementation "c")
+            else:
+                wait, resend = pacer.wait, writer.resend
+                for i in range(count):
+                    wait(i)
+                    resend(messages)
         return {"pacer": pacer.report()}
 
     def run_sockperf(self, rate: int, count: int) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 from rawpacer import diagnose, outputs
 from rawpacer.bench import rig
 from rawpacer.bench.config import Config, PathOptions, make_config
+from rawpacer.bench.oploop import engine_core
 from rawpacer.bench.replayplan import Counts, Expected, Plan, Source, Timing, parse_limit, parse_loops, scan
 from rawpacer.errors import require
 from rawpacer.headers.fit import max_payload
@@ -168,10 +169,16 @@ def send_plan(writer: Writer, plan: Plan, timing: Timing) -> tuple[int, dict[str
         return sent, None
     schedule = FedSchedule()
     pacer = Pacer(schedule)
+    core = engine_core(pacer)
     wait, send = pacer.wait, writer.send_frames
     for chunk in plan.chunks():
         assert chunk.offsets is not None
         schedule.feed(chunk.start, chunk.offsets)
+        in_c = None if core is None else writer.send_frames_paced(chunk.frames, core)
+        if in_c is not None:  # the chunk left from the engine, paced by the pacer's C core
+            sent += in_c
+            pacer.implementation = "c-loop"
+            continue
         for k, frame in enumerate(chunk.frames):
             wait(chunk.start + k)
             sent += send((frame,))

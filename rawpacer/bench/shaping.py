@@ -29,7 +29,7 @@ from rawpacer.writers import base as registry
 from rawpacer.writers.base import Message, Writer
 
 SHAPED_WRITERS = "udp-sendto, packet-raw, ip-raw"
-"""The writers whose frames the pacer's C loop cycles today (``Writer.prebuilt``)."""
+"""The writers whose frames the pacer's C loop cycles today: one socket, one datagram a send."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ class ShapeSpec:
 
 
 def can_shape(name: str) -> bool:
-    """True when writer ``name`` hands its frames to the C send loop (it overrides ``prebuilt``)."""
-    return registry.get(name).prebuilt is not Writer.prebuilt
+    """True when writer ``name`` hands its frames to the C send loop (one of ``SHAPED_WRITERS``)."""
+    return name in SHAPED_WRITERS.split(", ")
 
 
 def stampable(name: str) -> tuple[str, ...]:
@@ -233,10 +233,13 @@ def shape_writer(spec: ShapeSpec, writer: Writer, messages: Sequence[Message]) -
     )
     kernel = not writer.raw
     datagrams = pool.frames(pool.payload_at if kernel else 0)
-    built = writer.prebuilt(list(messages))
-    require(built is not None, f"{writer.name} cannot send a frame pool here; use {SHAPED_WRITERS}")
-    assert built is not None
+    sock = getattr(writer, "sock", None)
+    require(
+        can_shape(writer.name) and sock is not None and writer.replay_frames(list(messages)) is not None,
+        f"{writer.name} cannot send a frame pool here; use {SHAPED_WRITERS}",
+    )
     addresses = None
-    if built[2] is not None:  # sendto: a kernel writer's (ip, dport), ip-raw's (ip, 0)
+    if not writer.tags_vlan:  # sendto: a kernel writer's (ip, dport), ip-raw's (ip, 0)
         addresses = pool.addresses() if kernel else [(ip, 0) for ip, _ in pool.addresses()]
-    return Shaped(pool, writer, built[0], datagrams, addresses)
+    assert isinstance(sock, socket.socket)
+    return Shaped(pool, writer, sock, datagrams, addresses)
