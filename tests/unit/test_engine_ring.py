@@ -173,3 +173,17 @@ def test_xdp_ignores_a_completion_for_a_chunk_it_did_not_send() -> None:
     kernel.complete(2)
     assert xsk.reap() == 2
     assert (xsk.stray, xsk.completed, xsk.in_flight) == (1, 2, 0)
+
+
+def test_xdp_gives_up_loudly_when_the_kernel_never_completes() -> None:
+    """A socket to kick that is no AF_XDP socket: the four chunks go out and never come back, so the
+    fifth frame waits for a chunk, and after the engine's stall limit the send raises TimeoutError
+    rather than hang, with what it published still accounted for."""
+    kernel = FakeKernel()
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with left, right:
+        umem = bytearray(4 * CHUNK)
+        xsk = engine.xdp(left.fileno(), umem, CHUNK, kernel.tx, kernel.cq, False, 1)
+        with pytest.raises(TimeoutError):
+            xsk.send(engine.pool([bytes(60)]), 0, 5, 5)
+    assert xsk.in_flight == 4 and indices(kernel.tx_memory)[0] == 4
