@@ -151,9 +151,14 @@ class Hosts:
         )
 
     def agents(self) -> list[int]:
-        """PIDs of agent processes still running (any namespace)."""
+        """PIDs of this rig's agent processes still running (and of ssh clients running one), in its
+        namespaces only: other runs on the machine, and their agents, are not this rig's to count or kill."""
         out = subprocess.run(["pgrep", "-f", "rawpacer.cli agent --stdio"], capture_output=True, text=True, check=False)
-        return [int(p) for p in out.stdout.split()]
+        mine = set()
+        for name in self.namespaces:
+            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, check=False).stdout
+            mine.update(int(p) for p in pids.split())
+        return [int(p) for p in out.stdout.split() if int(p) in mine]
 
     def __exit__(self, *exc: object) -> None:
         for process in self.sshd:

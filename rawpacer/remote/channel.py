@@ -77,6 +77,7 @@ class Channel:
 
     def __init__(self, host: Host) -> None:
         self.host = host
+        self._killed = False
         self.stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.process = subprocess.Popen(
             ssh_argv(host),
@@ -111,8 +112,8 @@ class Channel:
         except subprocess.TimeoutExpired:
             code = None
         self._reader.join(0.5)
-        if "mismatch" in str(exc) or "lacks" in str(exc):
-            return str(exc)
+        if "mismatch" in str(exc) or "lacks" in str(exc) or self._killed:
+            return str(exc)  # our own words: a refused handshake, or a silence we ended by killing ssh
         if code is None and not self.stderr:
             return f"{exc} ({self.host.label})"
         return why_failed(self.host, list(self.stderr), code)
@@ -128,11 +129,11 @@ class Channel:
         """Send one request (the answer is read with ``answer``)."""
         self.put(*wire.encode(wire.CONTROLLER, kind, blob, **fields))
 
-    def answer(self, kind: str, timeout: float) -> wire.Message:
-        """The next answer, which must be ``kind``; the agent's error as UsageError/RawpacerError, a
-        silent or dead channel as ReaderDied, each one line naming the host."""
+    def answer(self, kind: str, timeout: float, spin: float = 0.0) -> wire.Message:
+        """The next answer, which must be ``kind`` (polled for ``spin`` s first); the agent's error as
+        UsageError/RawpacerError, a silent or dead channel as ReaderDied, each one line naming the host."""
         try:
-            msg = self.inbox.read(timeout)
+            msg = self.inbox.read(timeout, spin)
         except wire.ProtocolError as exc:
             self.kill()
             raise ReaderDied(self._explain(exc)) from None
@@ -153,6 +154,7 @@ class Channel:
     def kill(self) -> None:
         """End the ssh process at once (its session ends, and with it the agent's input)."""
         if self.process.poll() is None:
+            self._killed = True
             self.process.kill()
 
     def close(self) -> None:
