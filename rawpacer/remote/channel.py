@@ -32,6 +32,12 @@ SSH_OPTIONS = (
     # a cut link ends the session within ~6 s instead of TCP's minutes (ssh_config(5))
     "-o", "ServerAliveInterval=2",
     "-o", "ServerAliveCountMax=3",
+    # each op's verdict is one small packet on the hot path: no compression (zlib's time, per packet),
+    # no DSCP class (a bulk class such as CS1 is "lower effort" on some networks, RFC 8622), and no
+    # ControlMaster another session holds (its multiplexing process would be one more hop)
+    "-o", "Compression=no",
+    "-o", "IPQoS=none",
+    "-o", "ControlPath=none",
 )  # fmt: skip
 HELLO_TIMEOUT_S = 30.0
 """SSH's connect and login, and the agent's start (Python, numpy) must fit in this."""
@@ -129,11 +135,11 @@ class Channel:
         """Send one request (the answer is read with ``answer``)."""
         self.put(*wire.encode(wire.CONTROLLER, kind, blob, **fields))
 
-    def answer(self, kind: str, timeout: float, spin: float = 0.0) -> wire.Message:
-        """The next answer, which must be ``kind`` (polled for ``spin`` s first); the agent's error as
-        UsageError/RawpacerError, a silent or dead channel as ReaderDied, each one line naming the host."""
+    def answer(self, kind: str, timeout: float) -> wire.Message:
+        """The next answer, which must be ``kind``; the agent's error as UsageError/RawpacerError, a
+        silent or dead channel as ReaderDied, each one line naming the host."""
         try:
-            msg = self.inbox.read(timeout, spin)
+            msg = self.inbox.read(timeout)
         except wire.ProtocolError as exc:
             self.kill()
             raise ReaderDied(self._explain(exc)) from None

@@ -21,7 +21,7 @@ import numpy as np
 from rawpacer.errors import UsageError, require
 from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
 from rawpacer.messages import FixedSource, MessageSource, SeededSource, check_size
-from rawpacer.readers import Arrivals, OpResult, ReaderSet, ReaderTuning, RunTally
+from rawpacer.readers import Arrivals, OpResult, ReaderSet, RunTally
 from rawpacer.readers.process import STREAM_CAP_S
 from rawpacer.readers.readerset import ANSWER_MARGIN_S
 from rawpacer.remote import clock, outcome, wire
@@ -138,9 +138,6 @@ class RemoteReaderSet:
         self.count = count
         self.message_size = message_size
         self.timeout = float(timeout)
-        tuning = ReaderTuning()
-        self._spin_s = tuning.idle_spin_us / 1e6 if tuning.resolved_spin else 0.0
-        """How long an op's wait polls for the verdict before sleeping, as a local ReaderSet's does."""
         self.shares: list[Share] = []
         self._channels: list[Channel] = []
         self._closed = False
@@ -281,7 +278,7 @@ class RemoteReaderSet:
                 share.channel.send("end_stream", **request)
         parts = []
         for share in self.shares:
-            msg = share.channel.answer("result", answer_within + ANSWER_MARGIN_S, self._spin_s if mode == "op" else 0.0)
+            msg = share.channel.answer("result", answer_within + ANSWER_MARGIN_S)
             done = time.perf_counter()
             verdict = outcome.Verdict(msg["mode"], msg["deviations"], msg["arrivals"], msg.blob)
             result, first_rt = outcome.from_wire(

@@ -180,11 +180,8 @@ class Inbox:
         self.peer_name = peer_name
         self._buffer = bytearray()
 
-    def _fill(self, need: int, deadline: float | None, spin: float = 0.0) -> None:
-        spin_until = time.monotonic() + spin
+    def _fill(self, need: int, deadline: float | None) -> None:
         while len(self._buffer) < need:
-            while time.monotonic() < spin_until and not select.select([self.fd], [], [], 0)[0]:
-                os.sched_yield()  # spinning: let a waiting task (ssh, on a busy machine) have the CPU
             if deadline is not None:
                 left = deadline - time.monotonic()
                 ready = select.select([self.fd], [], [], max(0.0, left))[0] if left > 0 else []
@@ -199,11 +196,10 @@ class Inbox:
         """Whether a message (or part of one) is already waiting, without blocking."""
         return bool(self._buffer) or bool(select.select([self.fd], [], [], 0)[0])
 
-    def read(self, timeout: float | None = None, spin: float = 0.0) -> Message:
-        """The next message (None timeout: wait for ever), checked; ProtocolError on silence, EOF or a bad
-        message. ``spin``: poll this long before sleeping, so an answer expected soon costs no wake-up."""
+    def read(self, timeout: float | None = None) -> Message:
+        """The next message (None timeout: wait for ever), checked; ProtocolError on silence, EOF or a bad message."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._fill(_FRAME.size, deadline, spin)
+        self._fill(_FRAME.size, deadline)
         header_len, blob_len = _FRAME.unpack_from(self._buffer)
         if header_len > MAX_HEADER:
             raise ProtocolError(
