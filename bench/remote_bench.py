@@ -96,6 +96,8 @@ def breakdown(ops: int, readers: int, rounds: int) -> None:
                     for _ in range(ops // rounds):
                         for key, value in one_op(rs, writer, source).items():
                             samples[where][key].append(value)
+                    if rs is remote:  # end the op the agent prearmed: its reader must not spin through the local block
+                        remote.settle()
         finally:
             near.close()
             far.close()
@@ -118,7 +120,7 @@ def main() -> int:
     parser.add_argument("--breakdown", type=int, metavar="N", help="time N ops each way in segments, in this process")
     args = parser.parse_args()
     if args.breakdown:
-        breakdown(args.breakdown, args.readers, max(2, args.breakdown // 50))
+        breakdown(args.breakdown, args.readers, max(2, args.breakdown // 200))
         return 0
     compare = ["compare", "--writers", "udp-sendmmsg", "--readers", str(args.readers), "--benchtime", f"{args.ops}x"]
     out = Path(tempfile.mkdtemp(prefix="remote-bench-"))

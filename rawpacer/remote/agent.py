@@ -21,13 +21,18 @@ from typing import Any
 from rawpacer import diagnose
 from rawpacer.errors import RawpacerError, UsageError
 from rawpacer.messages import SEED_BYTES, MessageSource, SeededSource
-from rawpacer.readers import OpResult, ReaderSet
+from rawpacer.readers import OpResult, ReaderSet, ReaderTuning
 from rawpacer.remote import clock, outcome, wire
 
 CHAIN_SILENCE_S = 0.5
 """A prearmed op ends after this long with nothing arriving (the controller did not use it)..."""
 CHAIN_TIMEOUT_S = 30.0
 """...and at the latest this long after it was armed (a slow writer's fan-out of 10,000 still fits)."""
+TUNING = ReaderTuning(spin=False)
+"""The agent's readers sleep until datagrams come instead of polling for them: a prearmed op keeps
+them armed through the whole cycle (the verdict's way back, the controller's next fill), so polling
+would take a CPU for the whole run, on a host shared with anything the one the control channel
+needs. Measured on the one-VM rig: the op 1.51x a local one sleeping, 2.70x polling (the same run)."""
 IDLE_S = 120.0
 """The agent leaves after this long without a message (a controller that vanished with the link up)."""
 
@@ -130,7 +135,7 @@ class Agent:
         self.first_slot = msg["first_slot"]
         self.source, self.staged = None, None
         self.readers = ReaderSet(
-            where, msg["count"], msg["size"], timeout=float(msg["timeout"]), first_port=msg["first_port"]
+            where, msg["count"], msg["size"], timeout=float(msg["timeout"]), first_port=msg["first_port"], tuning=TUNING
         )
         self.counters = diagnose.snapshot()
         self.say("opened", ports=list(self.readers.ports), loop=self.readers.loop, addr=addr, pid=self.readers.pid)

@@ -231,8 +231,9 @@ class RemoteReaderSet:
         share.channel.answer("result", CHAIN_SILENCE_S + self.timeout + ANSWER_MARGIN_S)
         self._sent_seed = None  # so the next begin says its seed again
 
-    def _quiet(self) -> None:
-        """Every agent between ops, no prearmed op left open (before a request of another kind)."""
+    def settle(self) -> None:
+        """Every agent between ops, no prearmed op left open (before a request of another kind, or a
+        pause: a prearmed op's readers poll for its datagrams until it ends, 0.5 s after it opened)."""
         for share in self.shares:
             if share.prearmed is not None:
                 self._drain(share)
@@ -324,12 +325,12 @@ class RemoteReaderSet:
         share = self._host_of_port.get(port)
         require(share is not None, f"port {port!r} is not one of this RemoteReaderSet's reader ports")
         assert share is not None
-        self._quiet()
+        self.settle()
         share.channel.request("close_port", "done", ANSWER_MARGIN_S, port=port)
 
     def explain(self, lost: int) -> list[str]:
         """Each host's own counters on why datagrams were lost since the last call: ``host: why``."""
-        self._quiet()
+        self.settle()
         return [
             f"{s.host.label}: {s.channel.request('explain', 'explained', ANSWER_MARGIN_S, lost=lost)['text']}"
             for s in self.shares
