@@ -53,7 +53,32 @@ class MessageSource(ABC):
         return bytes(out)
 
 
-class CryptoSource(MessageSource):
+SEED_BYTES = 32
+
+
+class SeededSource(MessageSource):
+    """A source whose every fill follows from a fresh 32-byte seed: any part of a fill can be made
+    again from its seed alone (how a remote reader gets its share of the messages without them
+    crossing the wire: rawpacer.remote)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.last_seed: bytes | None = None
+        """The seed of the last ``fill``, None before the first."""
+        self.next_seed: bytes | None = None
+        """Set by a remote reader set: the next ``fill``'s seed, drawn there (rawpacer.remote.wire.chained)."""
+
+    def fill(self, buffer: memoryview | bytearray) -> None:
+        """Fresh bytes over the whole buffer, from a seed drawn from os.urandom now (or ``next_seed``)."""
+        self.last_seed, self.next_seed = self.next_seed or os.urandom(SEED_BYTES), None
+        self.expand(self.last_seed, buffer)
+
+    @abstractmethod
+    def expand(self, seed: bytes, buffer: memoryview | bytearray, start: int = 0) -> None:
+        """The bytes a fill under ``seed`` makes, from its byte ``start`` on, over ``buffer``."""
+
+
+class CryptoSource(SeededSource):
     """AES-128-CTR keystream, rekeyed from ``os.urandom`` on every call (a CTR_DRBG-style CSPRNG)."""
 
     name = "crypto"
@@ -61,25 +86,14 @@ class CryptoSource(MessageSource):
     def __init__(self, size: int) -> None:
         super().__init__(size)
         self._zeros = memoryview(bytes(size))
-        self.last_seed: bytes | None = None
-        """The key and counter of the last ``fill`` (32 bytes), None before the first."""
-        self.next_seed: bytes | None = None
-        """Set by a remote reader set: the next ``fill``'s seed, drawn there (rawpacer.remote.wire.chained)."""
 
     def _zeros_of(self, length: int) -> memoryview:
         if len(self._zeros) < length:
             self._zeros = memoryview(bytes(length))
         return self._zeros[:length]
 
-    def fill(self, buffer: memoryview | bytearray) -> None:
-        """Fresh AES-128-CTR keystream over the whole buffer, under a key drawn from os.urandom now."""
-        self.last_seed, self.next_seed = self.next_seed or os.urandom(32), None
-        self.keystream(self.last_seed, buffer)
-
-    def keystream(self, seed: bytes, buffer: memoryview | bytearray, start: int = 0) -> None:
-        """The keystream under ``seed`` (key, initial counter) from its byte ``start`` on, over ``buffer``:
-        with the seed of a ``fill``, any part of that fill's bytes (how a remote reader gets its share
-        of the messages without them crossing the wire: rawpacer.remote)."""
+    def expand(self, seed: bytes, buffer: memoryview | bytearray, start: int = 0) -> None:
+        """The keystream under ``seed`` (key, initial counter) from its byte ``start`` on, over ``buffer``."""
         block, skip = divmod(start, 16)  # CTR's counter block is 128 bits, big-endian (NIST SP 800-38A, B.1)
         counter = ((int.from_bytes(seed[16:], "big") + block) % (1 << 128)).to_bytes(16, "big")
         encryptor = Cipher(algorithms.AES(seed[:16]), modes.CTR(counter)).encryptor()
@@ -88,8 +102,9 @@ class CryptoSource(MessageSource):
         encryptor.update_into(self._zeros_of(len(buffer)), buffer)
 
 
-class FastSource(MessageSource):
-    """numpy PCG64 output: fresh every call, not cryptographic."""
+class FastSource(SeededSource):
+    """numpy PCG64 output: fresh every call, not cryptographic. The seed is the generator's 128-bit
+    state and increment, so any byte of a fill is reached with PCG's O(log n) ``advance``."""
 
     name = "fast"
 
@@ -97,11 +112,19 @@ class FastSource(MessageSource):
         super().__init__(size)
         self._bits = np.random.PCG64()
 
-    def fill(self, buffer: memoryview | bytearray) -> None:
-        """Fresh PCG64 bytes over the whole buffer (fast, not cryptographic)."""
+    def expand(self, seed: bytes, buffer: memoryview | bytearray, start: int = 0) -> None:
+        """PCG64's little-endian 64-bit words under ``seed``, from byte ``start`` of the fill on."""
+        word, skip = divmod(start, 8)
+        self._bits.state = {
+            "bit_generator": "PCG64",
+            "state": {"state": int.from_bytes(seed[:16], "big"), "inc": int.from_bytes(seed[16:], "big") | 1},
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
+        self._bits.advance(word)
         length = len(buffer)
-        words = self._bits.random_raw((length + 7) // 8)
-        np.frombuffer(buffer, dtype=np.uint8)[:] = words.view(np.uint8)[:length]
+        words = self._bits.random_raw((skip + length + 7) // 8).astype("<u8", copy=False)
+        np.frombuffer(buffer, dtype=np.uint8)[:] = words.view(np.uint8)[skip : skip + length]
 
 
 class FixedSource(MessageSource):

@@ -23,6 +23,10 @@ from typing import Self
 
 ROOT = Path(__file__).resolve().parent.parent
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+SCRIPT = Path(sys.executable).with_name("rawpacer")
+"""The venv's ``rawpacer`` script, as installed on a remote (its imports follow PYTHONPATH)."""
+AGENT_PATTERN = "bin/rawpacer agent --stdio"
+"""What this rig's agents' command lines hold (and only theirs and the ssh clients running them)."""
 PRIVSEP_DIR = Path("/run/sshd")
 """sshd's privilege-separation directory (Debian's service makes it at start; here the rig does)."""
 
@@ -35,7 +39,7 @@ def sh(*argv: str) -> str:
 def agent_command(env: dict[str, str] | None = None) -> str:
     """The remote command: this checkout's agent with the venv's python, ``env`` set for it."""
     assignments = [f"{k}={shlex.quote(v)}" for k, v in {"PYTHONPATH": str(ROOT), **(env or {})}.items()]
-    return " ".join(["env", *assignments, shlex.quote(sys.executable), "-m", "rawpacer.cli", "agent", "--stdio"])
+    return " ".join(["env", *assignments, shlex.quote(sys.executable), shlex.quote(str(SCRIPT)), "agent", "--stdio"])
 
 
 class Hosts:
@@ -151,9 +155,14 @@ class Hosts:
         )
 
     def agents(self) -> list[int]:
-        """PIDs of agent processes still running (any namespace)."""
-        out = subprocess.run(["pgrep", "-f", "rawpacer.cli agent --stdio"], capture_output=True, text=True, check=False)
-        return [int(p) for p in out.stdout.split()]
+        """PIDs of this rig's agent processes still running (and of ssh clients running one), in its
+        namespaces only: other runs on the machine, and their agents, are not this rig's to count or kill."""
+        out = subprocess.run(["pgrep", "-f", AGENT_PATTERN], capture_output=True, text=True, check=False)
+        mine = set()
+        for name in self.namespaces:
+            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, check=False).stdout
+            mine.update(int(p) for p in pids.split())
+        return [int(p) for p in out.stdout.split() if int(p) in mine]
 
     def __exit__(self, *exc: object) -> None:
         for process in self.sshd:

@@ -4,7 +4,8 @@ It says what timing figures here rest on (clocksource, timer slack, governor, a 
 In fresh sandboxes (lo, veth at MTU 1500, and the router with its DUT namespace) it shows the
 raw-path sysctls, the interfaces' MTUs and MACs as the kernel reports them, then sends one message
 with every registered writer to one reader and checks it arrived intact; a failed probe comes with the kernel counters'
-diagnosis. Exit 0 when every probe passes.
+diagnosis. Exit 0 when every probe passes. With ``--remote``, it checks those hosts instead
+(rawpacer.remote.probe: ssh, the agent's handshake, its clock, a reader bound there).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import socket
 from dataclasses import dataclass
 
 from rawpacer import diagnose, dut, host
-from rawpacer.errors import RawpacerError
+from rawpacer.errors import RawpacerError, require
 from rawpacer.kernel import caps
 from rawpacer.kernel.afxdp import xdp_support
 from rawpacer.pacing import pacing_qdiscs
+from rawpacer.remote import parse_hosts
+from rawpacer.remote.probe import check_host
 from rawpacer.sandbox import Sandbox, Topology, vlan_filter_support
 from rawpacer.sandbox.topology import ROUTER_SYSCTLS, link_info, read_sysctl
 from rawpacer.writers import base
@@ -113,11 +116,37 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=4,
         help="probe over IPv6 (2001:2::/48)",
     )
+    parser.add_argument(
+        "--remote",
+        action="append",
+        metavar="[USER@]HOST[:PORT]",
+        help="check this remote host instead (repeatable, or a comma list): ssh, the agent, its clock, a reader there",
+    )
+    parser.add_argument(
+        "--remote-addr", default=None, metavar="ADDR[,ADDR]", help="the address a reader binds on, one per host"
+    )
     parser.set_defaults(func=run)
+
+
+def run_remote(specs: list[str], addrs: str | None) -> int:
+    """One line per check of every host; 0 when every check passed, 1 otherwise."""
+    hosts = [h for spec in specs for h in parse_hosts(spec)]
+    where: list[str | None] = [a.strip() for a in addrs.split(",")] if addrs else [None] * len(hosts)
+    require(len(where) == len(hosts), f"--remote-addr {addrs!r} gives {len(where)} addresses for {len(hosts)} hosts")
+    failed = total = 0
+    for remote, addr in zip(hosts, where):
+        for check in check_host(remote, addr):
+            print(check.line(), flush=True)
+            total += 1
+            failed += not check.ok
+    print(f"{total - failed}/{total} remote checks passed" + ("" if not failed else f"; {failed} failed"))
+    return 0 if not failed else 1
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the checks; 0 when every probe passed, 1 otherwise."""
+    if getattr(args, "remote", None):
+        return run_remote(args.remote, args.remote_addr)
     print("capabilities: " + ", ".join(f"{caps.NAMES[c]} {'yes' if caps.have(c) else 'NO'}" for c in caps.EVERYTHING))
     caps.require("doctor", caps.EVERYTHING, "doctor")
     names = [base.get(n).name for n in args.writer] if getattr(args, "writer", None) else base.names()

@@ -32,6 +32,12 @@ SSH_OPTIONS = (
     # a cut link ends the session within ~6 s instead of TCP's minutes (ssh_config(5))
     "-o", "ServerAliveInterval=2",
     "-o", "ServerAliveCountMax=3",
+    # each op's verdict is one small packet on the hot path: no compression (zlib's time, per packet),
+    # no DSCP class (a bulk class such as CS1 is "lower effort" on some networks, RFC 8622), and no
+    # ControlMaster another session holds (its multiplexing process would be one more hop)
+    "-o", "Compression=no",
+    "-o", "IPQoS=none",
+    "-o", "ControlPath=none",
 )  # fmt: skip
 HELLO_TIMEOUT_S = 30.0
 """SSH's connect and login, and the agent's start (Python, numpy) must fit in this."""
@@ -77,6 +83,7 @@ class Channel:
 
     def __init__(self, host: Host) -> None:
         self.host = host
+        self._killed = False
         self.stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.process = subprocess.Popen(
             ssh_argv(host),
@@ -111,8 +118,8 @@ class Channel:
         except subprocess.TimeoutExpired:
             code = None
         self._reader.join(0.5)
-        if "mismatch" in str(exc) or "lacks" in str(exc):
-            return str(exc)
+        if "mismatch" in str(exc) or "lacks" in str(exc) or self._killed:
+            return str(exc)  # our own words: a refused handshake, or a silence we ended by killing ssh
         if code is None and not self.stderr:
             return f"{exc} ({self.host.label})"
         return why_failed(self.host, list(self.stderr), code)
@@ -153,6 +160,7 @@ class Channel:
     def kill(self) -> None:
         """End the ssh process at once (its session ends, and with it the agent's input)."""
         if self.process.poll() is None:
+            self._killed = True
             self.process.kill()
 
     def close(self) -> None:

@@ -1,61 +1,90 @@
-"""An op's ``OpResult`` across the wire: counts and deviating ports as JSON, arrivals as one blob.
+"""An op's ``OpResult`` across the wire as one compact binary verdict: no JSON on the op's hot path.
 
 The agent sends what its ``ReaderSet`` returned; the controller rebuilds the ``OpResult`` with its
-own ``sent``, wait and op times (those are timed where the op is driven). ``reader_first_rt_ns``
-is the first take moved onto the agent's CLOCK_REALTIME, the clock the offset is measured on.
+own ``sent``, wait and op times (those are timed where the op is driven). The blob is, in a row:
+the scalar fields packed little-endian in ``OpResult``'s declaration order (``VERDICT``, some 160
+bytes), then each deviating port's ``PortTally`` as int64s, then the arrivals' rx_ns, slot and
+match arrays. The message header says only how many deviations and arrivals follow.
+``reader_first_rt_ns`` is the first take moved onto the agent's CLOCK_REALTIME, the clock the
+offset is measured on.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any
+import struct
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from rawpacer.readers import Arrivals, OpResult, PortTally
 
-_LOCAL = ("sent", "wait_s", "op_s", "deviations", "arrivals")
+_LOCAL = ("sent", "wait_s", "op_s")
 """OpResult fields the controller fills itself."""
+_APART = ("mode", "deviations", "arrivals", "lengths")
+"""OpResult fields that travel outside the packed scalars (the header, the rows, the arrays), or not
+at all: per-length counts belong to shaped streams, which remote readers refuse."""
+_CODES = {"int": "q", "float": "d", "bool": "?"}
+SCALARS = tuple(f.name for f in fields(OpResult) if f.name not in _LOCAL + _APART)
+if any(str(f.type) not in _CODES for f in fields(OpResult) if f.name in SCALARS):  # pragma: no cover
+    raise TypeError("an OpResult field is neither int, float nor bool: teach rawpacer.remote.outcome its wire form")
+VERDICT = struct.Struct(
+    "<" + "".join(_CODES[str(f.type)] for f in fields(OpResult) if f.name in SCALARS) + "q"
+)  # ... and reader_first_rt_ns last
+ROW = struct.Struct("<" + "q" * len(fields(PortTally)))
+"""A deviating port's PortTally, its fields as int64s."""
 
 
-def to_wire(result: OpResult, mono_to_rt_ns: int, injected_ns: int = 0) -> tuple[dict[str, Any], bytes]:
-    """(outcome fields, arrivals blob) for one OpResult; the blob is rx_ns, slot, match arrays in a row.
-    ``mono_to_rt_ns`` moves the monotonic first take onto CLOCK_REALTIME; ``injected_ns`` (test only,
-    rawpacer.remote.clock.OFFSET_ENV) is added to every realtime figure, as a skewed clock would."""
-    out = {f.name: getattr(result, f.name) for f in fields(result) if f.name not in _LOCAL}
-    out["deviations"] = [t.as_row() for t in result.deviations.values()]
+@dataclass(frozen=True)
+class Verdict:
+    """One op's result as it crosses: the header's counts and mode, and the blob."""
+
+    mode: str
+    deviations: int
+    arrivals: int
+    blob: bytes
+
+
+def to_wire(result: OpResult, mono_to_rt_ns: int, injected_ns: int = 0) -> Verdict:
+    """The verdict of one OpResult. ``mono_to_rt_ns`` moves the monotonic first take onto
+    CLOCK_REALTIME; ``injected_ns`` (test only, rawpacer.remote.clock.OFFSET_ENV) is added to every
+    realtime figure, as a skewed clock would."""
     first = result.reader_first_ns
-    out["reader_first_rt_ns"] = first + mono_to_rt_ns + injected_ns if first else 0
+    packed = VERDICT.pack(
+        *(getattr(result, name) for name in SCALARS), first + mono_to_rt_ns + injected_ns if first else 0
+    )
+    pieces = [packed, *(ROW.pack(*t.as_row()) for t in result.deviations.values())]
     got = result.arrivals
-    if got is None or not len(got):
-        return out, b""
-    rx = got.rx_ns.astype(np.int64) + np.int64(injected_ns)
-    return out, rx.tobytes() + got.slot.astype(np.int32).tobytes() + got.match.astype(np.bool_).tobytes()
+    count = 0 if got is None else len(got)
+    if got is not None and count:
+        rx = got.rx_ns.astype(np.int64) + np.int64(injected_ns)
+        pieces += [rx.astype("<i8").tobytes(), got.slot.astype("<i4").tobytes(), got.match.astype(np.bool_).tobytes()]
+    return Verdict(result.mode, len(result.deviations), count, b"".join(pieces))
 
 
-def from_wire(
-    outcome: dict[str, Any], blob: bytes, count: int, *, sent: int, wait_s: float, op_s: float, timestamps: bool
-) -> tuple[OpResult, int]:
-    """The OpResult the agent's outcome describes, and its first take on the agent's realtime clock."""
-    fields_in = dict(outcome)
-    first_rt = int(fields_in.pop("reader_first_rt_ns"))
-    rows = fields_in.pop("deviations")
+def from_wire(verdict: Verdict, *, sent: int, wait_s: float, op_s: float, timestamps: bool) -> tuple[OpResult, int]:
+    """The OpResult the agent's verdict describes, and its first take on the agent's realtime clock."""
+    view = memoryview(verdict.blob)
+    *values, first_rt = VERDICT.unpack_from(view)
+    at = VERDICT.size
+    rows = [ROW.unpack_from(view, at + i * ROW.size) for i in range(verdict.deviations)]
+    at += verdict.deviations * ROW.size
     got = None
+    count = verdict.arrivals
     if count:
-        view = memoryview(blob)
         got = Arrivals(
-            np.frombuffer(view, np.int64, count, 0).copy(),
-            np.frombuffer(view, np.int32, count, 8 * count).copy(),
-            np.frombuffer(view, np.bool_, count, 12 * count).copy(),
+            np.frombuffer(view, "<i8", count, at).astype(np.int64),
+            np.frombuffer(view, "<i4", count, at + 8 * count).astype(np.int32),
+            np.frombuffer(view, np.bool_, count, at + 12 * count).copy(),
         )
     elif timestamps:
         got = Arrivals(np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.bool_))
     result = OpResult(
-        **fields_in,
+        mode=verdict.mode,
         sent=sent,
         wait_s=wait_s,
         op_s=op_s,
         deviations={row[0]: PortTally(*row) for row in rows},
         arrivals=got,
+        **dict(zip(SCALARS, values, strict=True)),
     )
     return result, first_rt

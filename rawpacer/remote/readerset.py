@@ -20,7 +20,7 @@ import numpy as np
 
 from rawpacer.errors import UsageError, require
 from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
-from rawpacer.messages import CryptoSource, FixedSource, MessageSource, check_size
+from rawpacer.messages import FixedSource, MessageSource, SeededSource, check_size
 from rawpacer.readers import Arrivals, OpResult, ReaderSet, RunTally
 from rawpacer.readers.process import STREAM_CAP_S
 from rawpacer.readers.readerset import ANSWER_MARGIN_S
@@ -198,8 +198,8 @@ class RemoteReaderSet:
             raise UsageError(f"a {self._pending[0]} is already running: call wait()/end_stream() first")
         started = time.perf_counter()
         how, seed = self._how_filled()
-        used = self._source.last_seed if isinstance(self._source, CryptoSource) else None
-        wanted = (used, size, bool(timestamps)) if mode == "op" and how == "key" else None
+        used = self._source.last_seed if isinstance(self._source, SeededSource) else None
+        wanted = (used, size, bool(timestamps)) if mode == "op" and how in wire.SEEDED else None
         for share in self.shares:  # first drop the prearmed ops this one cannot use (each may take 0.5 s)...
             if share.prearmed is not None and share.prearmed != wanted:
                 self._drain(share)
@@ -215,7 +215,7 @@ class RemoteReaderSet:
             mine = self.buffer[share.slots.start * self.message_size : share.slots.stop * self.message_size]
             share.channel.send(
                 "begin", mine if how == "bytes" else seed, mode=mode, expected_size=size,
-                timestamps=bool(timestamps), silence=self._silence, fill=how, prearm=mode == "op" and how == "key",
+                timestamps=bool(timestamps), silence=self._silence, fill=how, prearm=mode == "op" and how in wire.SEEDED,
                 fanouts=fanouts,
             )  # fmt: skip
             asked.append(share)
@@ -231,26 +231,27 @@ class RemoteReaderSet:
         share.channel.answer("result", CHAIN_SILENCE_S + self.timeout + ANSWER_MARGIN_S)
         self._sent_seed = None  # so the next begin says its seed again
 
-    def _quiet(self) -> None:
-        """Every agent between ops, no prearmed op left open (before a request of another kind)."""
+    def settle(self) -> None:
+        """Every agent between ops, no prearmed op left open (before a request of another kind, or a
+        pause: a prearmed op's readers poll for its datagrams until it ends, 0.5 s after it opened)."""
         for share in self.shares:
             if share.prearmed is not None:
                 self._drain(share)
 
     def attach(self, source: MessageSource) -> None:
-        """The source that fills ``buffer`` (the op loop's): a crypto fill then crosses the wire as its
-        32-byte seed, a fixed one once; any other fill, or none seen, as the bytes themselves."""
+        """The source that fills ``buffer`` (the op loop's): a crypto or fast fill then crosses the wire
+        as its 32-byte seed, a fixed one once; any other fill, or none seen, as the bytes themselves."""
         self._source = source
         self._sent_seed = None
 
     def _how_filled(self) -> tuple[str, bytes]:
         """(wire.FILLS entry, blob) for the buffer as it is now."""
         source = self._source
-        if isinstance(source, CryptoSource) and source.last_seed is not None:
+        if isinstance(source, SeededSource) and source.last_seed is not None:
             if source.last_seed is self._sent_seed:
                 return "same", b""
             self._sent_seed = source.last_seed
-            return "key", source.last_seed
+            return source.name, source.last_seed
         if isinstance(source, FixedSource) and self._sent_seed is not None:
             return "same", b""
         if isinstance(source, FixedSource):
@@ -287,8 +288,9 @@ class RemoteReaderSet:
         for share in self.shares:
             msg = share.channel.answer("result", answer_within + ANSWER_MARGIN_S)
             done = time.perf_counter()
+            verdict = outcome.Verdict(msg["mode"], msg["deviations"], msg["arrivals"], msg.blob)
             result, first_rt = outcome.from_wire(
-                msg["outcome"], msg.blob, msg["arrivals"], sent=len(share.ports) * (sent // max(1, self.count)),
+                verdict, sent=len(share.ports) * (sent // max(1, self.count)),
                 wait_s=done - called, op_s=done - started, timestamps=timestamps,
             )  # fmt: skip
             if result.arrivals is not None and len(result.arrivals):  # onto our clock, by the measured offset
@@ -301,7 +303,7 @@ class RemoteReaderSet:
             if first_rt and mode == "op":
                 share.latency_raw_ns.append(first_rt - sent_rt)
             parts.append(result)
-        if any(share.prearmed for share in self.shares) and isinstance(self._source, CryptoSource):
+        if any(share.prearmed for share in self.shares) and isinstance(self._source, SeededSource):
             self._source.next_seed = wire.chained(self._used_seed or b"")  # the next fill is what they armed
         done = time.perf_counter()
         merged = merge(parts, sent, done - called, done - started, [s.first_slot for s in self.shares])
@@ -330,12 +332,12 @@ class RemoteReaderSet:
         share = self._host_of_port.get(port)
         require(share is not None, f"port {port!r} is not one of this RemoteReaderSet's reader ports")
         assert share is not None
-        self._quiet()
+        self.settle()
         share.channel.request("close_port", "done", ANSWER_MARGIN_S, port=port)
 
     def explain(self, lost: int) -> list[str]:
         """Each host's own counters on why datagrams were lost since the last call: ``host: why``."""
-        self._quiet()
+        self.settle()
         return [
             f"{s.host.label}: {s.channel.request('explain', 'explained', ANSWER_MARGIN_S, lost=lost)['text']}"
             for s in self.shares

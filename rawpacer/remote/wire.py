@@ -4,7 +4,7 @@ Like h11, the protocol is data: ``MESSAGES`` names every message type, who sends
 fields; ``encode`` and ``Inbox`` check a message against the table on both sides, so a field
 missing or of the wrong type is one clear error, not a KeyError deep in the agent. A frame is
 ``!II`` (header length, blob length), a JSON header ``{"type": ..., fields}`` and a binary blob
-(the expected messages of an op, the arrivals' arrays). JSON rather than marshal: marshal's
+(the seed or bytes of an op's expected messages, an op's packed verdict and arrivals). JSON rather than marshal: marshal's
 format is Python's own and may differ between the two hosts' interpreters.
 
 The first message each way is ``hello`` with the sender's protocol version, the oldest version
@@ -24,9 +24,11 @@ from typing import Any
 
 from rawpacer.errors import RawpacerError
 
-VERSION = 1
-"""This side's protocol version; bump it when a message or field changes meaning."""
-MIN_VERSION = 1
+VERSION = 2
+"""This side's protocol version; bump it when a message or field changes meaning (2: fills name
+their seeded source, ``crypto`` or ``fast``, where 1 said ``key`` for crypto alone; a result's
+counts are packed binary, where 1 sent them as JSON)."""
+MIN_VERSION = 2
 """The oldest peer version this side still speaks."""
 CAPABILITIES = ("readers", "timestamps", "clock", "diagnose")
 """What this agent can do; the controller needs ``REQUIRED`` of them."""
@@ -65,7 +67,8 @@ MESSAGES: dict[str, tuple[str, dict[str, tuple[type, ...]]]] = {
     ),
     "armed": (AGENT, {}),
     "end_stream": (CONTROLLER, {"sent_per_port": (int,), "settle": (float, int)}),
-    "result": (AGENT, {"outcome": (dict,), "arrivals": (int,), "prearmed": (bool,)}),
+    # an op's verdict: its counts packed in the blob (rawpacer.remote.outcome), how many deviating ports and arrivals follow
+    "result": (AGENT, {"mode": (str,), "deviations": (int,), "arrivals": (int,), "prearmed": (bool,)}),
     "clock": (CONTROLLER, {}),
     "time": (AGENT, {"realtime_ns": (int,)}),
     "explain": (CONTROLLER, {"lost": (int,)}),
@@ -76,9 +79,12 @@ MESSAGES: dict[str, tuple[str, dict[str, tuple[type, ...]]]] = {
     "error": (AGENT, {"text": (str,), "usage": (bool,)}),
 }
 
-FILLS = ("bytes", "key", "same")
-"""A begin's blob: the agent's share of the messages as bytes; the 32-byte seed of a crypto fill (the
-agent makes the same keystream: rawpacer.messages.CryptoSource.keystream); or nothing, unchanged."""
+SEEDED = ("crypto", "fast")
+"""Fills that cross the wire as their 32-byte seed: the agent makes its share of the same bytes
+(rawpacer.messages.SeededSource.expand), so an op's messages never cross it."""
+FILLS = ("bytes", *SEEDED, "same")
+"""A begin's blob: the agent's share of the messages as bytes; the seed of a crypto or fast fill;
+or nothing, unchanged."""
 
 
 def chained(seed: bytes) -> bytes:
@@ -153,11 +159,16 @@ def check_hello(peer: Message, peer_name: str) -> None:
 
 
 def write(fd: int, pieces: list[bytes | memoryview]) -> None:
-    """Write a whole frame to ``fd`` (blocking)."""
-    for piece in pieces:
-        view = memoryview(piece).cast("B")
-        while view:
-            view = view[os.write(fd, view) :]
+    """Write a whole frame to ``fd`` (blocking) in one ``writev`` when the pipe takes it: the ssh
+    process then reads, encrypts and sends it as one packet, waking once instead of per piece."""
+    views = [memoryview(piece).cast("B") for piece in pieces]
+    while views:
+        done = os.writev(fd, views)
+        while views and done >= len(views[0]):
+            done -= len(views[0])
+            views.pop(0)
+        if views:
+            views[0] = views[0][done:]
 
 
 class Inbox:

@@ -249,6 +249,8 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
     ],
     "doctor": [
         (["--writer", "warp"], "writer 'warp' is unknown"),
+        (["--remote", "no host!"], "--remote 'no host!' is not a host spec"),
+        (["--remote", "h1,h2", "--remote-addr", "198.18.1.2"], "gives 1 addresses for 2 hosts"),
     ],
 }
 FLAGS = {"-h", "--help", "--with-go", "--debug", "--ipv6", "--stdio", "--topspeed", "--rewrite"}

@@ -24,6 +24,8 @@ from rawpacer.remote.clock import OFFSET_ENV
 
 BASE_COMMIT = "847d31d"
 """A rawpacer from before the agent existed: the 'too old' remote."""
+PROTOCOL_1_COMMIT = "3345a3d"
+"""A rawpacer whose agent speaks protocol 1 only (seed fills named 'key', results as JSON)."""
 
 
 @pytest.fixture(scope="module")
@@ -178,13 +180,7 @@ def test_rawpacer_missing_on_the_remote_says_what_to_install(hosts):
 
 
 def test_a_rawpacer_too_old_for_the_agent_says_what_to_install(hosts, tmp_path):
-    old = tmp_path / "old"
-    old.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", BASE_COMMIT, "rawpacer"], capture_output=True, check=True
-    )
-    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
-    command = agent_command().replace(f"PYTHONPATH={ROOT}", f"PYTHONPATH={old}")
+    command = release(BASE_COMMIT, tmp_path)
     done = hosts.run(
         "send",
         "--writer",
@@ -248,7 +244,7 @@ from rawpacer.bench import rig
 from rawpacer.bench.config import make_config
 from rawpacer.bench.oploop import OpLoop
 from rawpacer.writers import WriterOptions, get
-config = make_config(writers="udp-sendmmsg", remote="{spec}", readers=20, size=200)
+config = make_config(writers="udp-sendmmsg", remote="{spec}", readers=20, size=200, payload="{payload}")
 counts = []
 with rig.sandbox(config) as topo, rig.readers(config, topo, 20) as readers:
     writer = rig.open_writer(config, topo, readers, get("udp-sendmmsg"), WriterOptions(200))
@@ -262,10 +258,11 @@ with rig.sandbox(config) as topo, rig.readers(config, topo, 20) as readers:
 """
 
 
-def test_prearmed_ops_over_two_hosts_count_like_explicit_ones_through_a_loss(hosts):
+@pytest.mark.parametrize("payload", ["crypto", "fast"])  # both cross the wire as seeds, each op's made there
+def test_prearmed_ops_over_two_hosts_count_like_explicit_ones_through_a_loss(hosts, payload):
     spec = f"{hosts.addr(1)},{hosts.addr(2)}"
     done = subprocess.run(
-        ["ip", "netns", "exec", hosts.controller, sys.executable, "-c", CHAIN.format(spec=spec)],
+        ["ip", "netns", "exec", hosts.controller, sys.executable, "-c", CHAIN.format(spec=spec, payload=payload)],
         env=hosts.env(), capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -278,3 +275,43 @@ def test_the_controller_killed_leaves_nothing_running_on_either_side(hosts):
     done = _mid_run(hosts, "controller")
     assert done.returncode == -9
     assert wait_until(lambda: nothing_left(hosts), timeout=20)  # ssh saw its input end, the agent its input
+
+
+def release(commit: str, where) -> str:
+    """The agent command of rawpacer as it was at ``commit``, unpacked under ``where``."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "rawpacer"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    return agent_command().replace(f"PYTHONPATH={ROOT}", f"PYTHONPATH={where}")
+
+
+def test_doctor_checks_each_remote_a_line_a_check_and_names_the_one_unreachable(hosts):
+    done = subprocess.run(
+        ["ip", "netns", "exec", hosts.controller, str(ROOT / "sudo-run.sh"), "doctor",
+         "--remote", f"{hosts.addr(1)},{hosts.addr(2)}", "--remote", f"{hosts.addr(1)}:2222"],
+        env=hosts.env(), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    for addr in (hosts.addr(1), hosts.addr(2)):
+        mine = [line.split()[2:4] for line in lines if line.startswith(f"remote {addr} ")]
+        assert mine == [["ssh", "OK"], ["agent", "OK"], ["clock", "OK"], ["readers", "OK"]], done.stdout
+        assert f"a reader bound on {addr} port" in done.stdout
+        offset, bound = clock_of(next(line for line in lines if line.startswith(f"remote {addr} clock")))[0]
+        assert abs(offset) <= bound  # one clock: zero lies within the bound
+    closed = [line for line in lines if line.startswith(f"remote {hosts.addr(1)}:2222 ")]
+    assert len(closed) == 1 and "ssh      FAIL  ssh to" in closed[0] and "could not connect" in closed[0]
+    assert lines[-1] == "8/9 remote checks passed; 1 failed"
+
+
+def test_doctor_says_when_the_remotes_rawpacer_is_missing_or_speaks_an_older_protocol(hosts, tmp_path):
+    missing = "env -u PYTHONPATH /usr/bin/python3 -m rawpacer.cli agent --stdio"
+    for command, says in (
+        (missing, f"rawpacer is not installed on {hosts.addr(1)}; install it there"),
+        (release(PROTOCOL_1_COMMIT, tmp_path), "speaks versions 1-1, this side 2-2; install the same rawpacer release"),
+    ):
+        done = hosts.run("doctor", "--remote", hosts.addr(1), env=dict(hosts.env(), RAWPACER_REMOTE_COMMAND=command))
+        assert done.returncode == 1, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].startswith(f"remote {hosts.addr(1)} ssh      OK"), done.stdout
+        assert lines[1].startswith(f"remote {hosts.addr(1)} agent    FAIL") and says in lines[1], done.stdout
+        assert lines[-1] == "1/2 remote checks passed; 1 failed"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rawpacer.errors import UsageError
-from rawpacer.messages import CryptoSource
+from rawpacer.messages import CryptoSource, MessageSource, SeededSource
 from rawpacer.readers import Arrivals, OpResult, PortTally
 from rawpacer.remote import channel, clock, outcome, wire
 from rawpacer.remote.readerset import merge
@@ -84,7 +84,7 @@ def test_a_message_crosses_the_wire_with_its_blob():
         (
             wire.AGENT,
             "begin",
-            {"mode": "op", "expected_size": 1, "timestamps": True, "silence": None, "fill": "key", "prearm": True},
+            {"mode": "op", "expected_size": 1, "timestamps": True, "silence": None, "fill": "crypto", "prearm": True},
             "may not come from the agent",
         ),
         (wire.CONTROLLER, "clock", {"extra": 1}, "has fields"),
@@ -163,22 +163,31 @@ def op_result(readers: int, lost_port: int | None = None, arrivals: Arrivals | N
 
 def test_an_op_result_crosses_the_wire_with_its_arrivals_on_the_agents_realtime_clock():
     got = Arrivals(np.array([100, 200], np.int64), np.array([0, 1], np.int32), np.array([True, False]))
-    fields, blob = outcome.to_wire(op_result(3, 5002, got), mono_to_rt_ns=1000, injected_ns=7)
-    back, first_rt = outcome.from_wire(fields, blob, 2, sent=3, wait_s=0.5, op_s=0.6, timestamps=True)
+    sent = op_result(3, 5002, got)
+    verdict = outcome.to_wire(sent, mono_to_rt_ns=1000, injected_ns=7)
+    assert (verdict.deviations, verdict.arrivals) == (1, 2)
+    back, first_rt = outcome.from_wire(verdict, sent=3, wait_s=0.5, op_s=0.6, timestamps=True)
+    assert [getattr(back, name) for name in outcome.SCALARS] == [getattr(sent, name) for name in outcome.SCALARS]
+    assert back.deviations == sent.deviations and back.mode == "op"
     assert first_rt == 10 + 1000 + 7
     assert (back.delivered, back.lost, back.sent, back.wait_s, list(back.deviations)) == (2, 1, 3, 0.5, [5002])
     assert back.arrivals is not None and back.arrivals.rx_ns.tolist() == [107, 207]
     assert back.arrivals.match.tolist() == [True, False]
 
 
-def test_a_share_of_a_crypto_fill_is_made_again_from_its_seed():
-    source, share = CryptoSource(1500), CryptoSource(1500)
-    whole = bytearray(10 * 1500)
+@pytest.mark.parametrize("kind", wire.SEEDED)
+@pytest.mark.parametrize(("size", "first_slot"), [(1500, 7), (1001, 3)])  # 1001: a share starting mid-word/block
+def test_a_share_of_a_seeded_fill_is_made_again_from_its_seed(kind: str, size: int, first_slot: int) -> None:
+    source, share = MessageSource.make(kind, size), MessageSource.make(kind, size)
+    assert isinstance(source, SeededSource) and isinstance(share, SeededSource)
+    whole = bytearray(10 * size)
     source.fill(whole)
     assert source.last_seed is not None
-    mine = bytearray(3 * 1500)
-    share.keystream(source.last_seed, mine, 7 * 1500)  # slots 7-9, as the agent holding them makes them
-    assert mine == whole[7 * 1500 :]
+    mine = bytearray((10 - first_slot) * size)
+    share.expand(source.last_seed, mine, first_slot * size)  # as the agent holding those slots makes them
+    assert mine == whole[first_slot * size :]
+    source.fill(whole)
+    assert mine != whole[first_slot * size :]  # the next fill is fresh
 
 
 def test_the_next_fill_follows_the_seed_chain_both_sides_agree_on():
@@ -192,7 +201,7 @@ def test_the_next_fill_follows_the_seed_chain_both_sides_agree_on():
     second, again = bytearray(100), bytearray(100)
     source.fill(second)
     assert source.last_seed == chained and source.next_seed is None
-    CryptoSource(100).keystream(chained, again)
+    CryptoSource(100).expand(chained, again)
     assert second == again != first
     source.fill(second)
     assert source.last_seed != wire.chained(chained)  # unset: fresh from os.urandom
