@@ -9,11 +9,12 @@ sandbox is ``rig.sandbox``'s, so lo, veth, a router with its DUT, or two real po
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,18 @@ from rawpacer import diagnose, outputs
 from rawpacer.bench import rig
 from rawpacer.bench.config import Config, PathOptions, make_config
 from rawpacer.bench.oploop import engine_core
-from rawpacer.bench.replayplan import Counts, Expected, Plan, Source, Timing, parse_limit, parse_loops, scan
+from rawpacer.bench.replayplan import (
+    Chunk,
+    Counts,
+    Expected,
+    Plan,
+    Source,
+    Timing,
+    ahead,
+    parse_limit,
+    parse_loops,
+    scan,
+)
 from rawpacer.errors import require
 from rawpacer.headers.fit import max_payload
 from rawpacer.kernel import caps
@@ -160,10 +172,16 @@ def _counter(topo: Topology, side: str, ifname: str, key: str) -> int:
 
 def send_plan(writer: Writer, plan: Plan, timing: Timing) -> tuple[int, dict[str, Any] | None]:
     """Every chunk through the writer: at top speed BATCH frames at a time, else each frame when the
-    pacer says it is due (absolute deadlines from one anchor). Frames sent, and the pacer's record."""
+    pacer says it is due (absolute deadlines from one anchor), the chunks planned by a thread ahead
+    of the sends (``ahead``). Frames sent, and the pacer's record."""
+    with contextlib.closing(ahead(plan.chunks())) as chunks:
+        return _send_chunks(writer, chunks, timing)
+
+
+def _send_chunks(writer: Writer, chunks: Iterator[Chunk], timing: Timing) -> tuple[int, dict[str, Any] | None]:
     sent = 0
     if timing.kind == "topspeed":
-        for chunk in plan.chunks():
+        for chunk in chunks:
             for at in range(0, len(chunk.frames), BATCH):
                 sent += writer.send_frames(chunk.frames[at : at + BATCH])
         return sent, None
@@ -171,7 +189,7 @@ def send_plan(writer: Writer, plan: Plan, timing: Timing) -> tuple[int, dict[str
     pacer = Pacer(schedule)
     core = engine_core(pacer)
     wait, send = pacer.wait, writer.send_frames
-    for chunk in plan.chunks():
+    for chunk in chunks:
         assert chunk.offsets is not None
         schedule.feed(chunk.start, chunk.offsets)
         in_c = None if core is None else writer.send_frames_paced(chunk.frames, core)

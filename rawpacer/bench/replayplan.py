@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import queue
+import sys
+import threading
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +33,11 @@ from rawpacer.traffic.fitframe import FITS, fit_frame, link_length
 TIMINGS = ("captured", "rate", "topspeed")
 CHUNK = 256
 """Records planned at a time: the bound on what a replay holds of the file."""
+AHEAD = 16
+"""Chunks a replay's planning thread may hold ready ahead of the sender (AHEAD x CHUNK frames)."""
+SWITCH_S = 1e-4
+"""The interpreter's switch interval while a planning thread runs: the sender's C loop takes the GIL
+back every 10 ms (signals) and at every chunk, and must not wait the default 5 ms for it."""
 MAX_LOOPS = 1_000_000
 MAX_SPEED = 1e6
 
@@ -146,6 +154,50 @@ def scan(source: Source, mtu: int, fit: str, limit: int | None = None) -> Scan:
     require(found.frames > 0, "the capture holds no frames; nothing to replay")
     found.flows = len(counter.flows)
     return found
+
+
+def ahead(chunks: Iterator[Chunk], depth: int = AHEAD) -> Generator[Chunk, None, None]:
+    """``chunks``, planned by a thread up to ``depth`` chunks ahead of the caller: reading, rewriting
+    and fitting frames (Python, ~5 us a frame) run on the other core while the engine sends the
+    chunk before (its loop releases the GIL), so planning no longer sets the replay's rate. Close
+    the iterator (or exhaust it) to stop the thread; a planning error is raised to the caller."""
+    ready: queue.Queue[Chunk | None] = queue.Queue(depth)
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def plan() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put(chunk, timeout=0.05)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+            failed.append(exc)
+        while not stop.is_set():  # the end: wait for room rather than drop the marker
+            try:
+                ready.put(None, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    thread = threading.Thread(target=plan, name="rawpacer-replay-plan", daemon=True)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_S)
+    thread.start()
+    try:
+        while (chunk := ready.get()) is not None:
+            yield chunk
+        if failed:
+            raise failed[0]
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
 
 
 @dataclass

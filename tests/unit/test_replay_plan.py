@@ -4,6 +4,8 @@ options, the streamed plan (offsets per chunk, loops without a seam, bit rates) 
 from __future__ import annotations
 
 import itertools
+import sys
+import threading
 import tracemalloc
 
 import numpy as np
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 from scapy.all import IP, UDP, Ether, IPv6, Raw
 
 from rawpacer.bench.replay import file_source
-from rawpacer.bench.replayplan import CHUNK, Plan, Timing, parse_limit, parse_loops, scan
+from rawpacer.bench.replayplan import CHUNK, Chunk, Plan, Timing, ahead, parse_limit, parse_loops, scan
 from rawpacer.errors import UsageError
 from rawpacer.headers import parse_frame
 from rawpacer.headers.fragment import reassemble
@@ -232,3 +234,31 @@ def test_any_datagram_fits_any_mtu_by_trim_or_fragment(size, mtu, version):
     trimmed = fit_frame(frame, mtu, "trim", 9)
     parsed = parse_frame(trimmed.frames[0])
     assert parsed.checksums_ok and parsed.payload == payload[: len(payload) - trimmed.cut]
+
+
+def test_chunks_planned_ahead_arrive_in_order_and_the_thread_ends():
+    chunks = [Chunk(k * 2, [bytes([k])] * 2, None) for k in range(40)]
+    before = threading.active_count()
+    assert [c.start for c in ahead(iter(chunks), depth=3)] == [c.start for c in chunks]
+    assert threading.active_count() == before and sys.getswitchinterval() == pytest.approx(0.005)
+
+
+def test_closing_the_planner_early_stops_its_thread_and_a_planning_error_reaches_the_caller():
+    def endless():
+        k = 0
+        while True:
+            yield Chunk(k, [b"x"], None)
+            k += 1
+
+    before = threading.active_count()
+    planned = ahead(endless(), depth=2)
+    assert next(planned).start == 0
+    planned.close()
+    assert threading.active_count() == before
+
+    def broken():
+        yield Chunk(0, [b"x"], None)
+        raise UsageError("capture truncated at frame 1")
+
+    with pytest.raises(UsageError, match="truncated at frame 1"):
+        list(ahead(broken()))
