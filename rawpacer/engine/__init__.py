@@ -35,6 +35,7 @@ __all__ = [
     "Frames",
     "Pool",
     "Ring",
+    "addressed",
     "mmsg",
     "pinned",
     "pool",
@@ -77,12 +78,25 @@ def pinned(frames: Sequence[Buffer], addresses: bytes | None = None) -> Pool:
 def sockaddrs(ip: str, ports: Sequence[int]) -> bytes:
     """``struct sockaddr_in`` (IPv4) or ``sockaddr_in6`` (IPv6) for ``ip`` and each port, back to back:
     family in host order, port and address in network order (ip(7), ipv6(7))."""
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    address = socket.inet_pton(family, ip)
-    head = struct.pack("=H", family)
-    if family == socket.AF_INET:
-        return b"".join(head + struct.pack(">H", port) + address + bytes(8) for port in ports)
-    return b"".join(head + struct.pack(">HI", port, 0) + address + bytes(4) for port in ports)
+    return addressed([(ip, port) for port in ports])
+
+
+def addressed(destinations: Sequence[tuple[str, int]]) -> bytes:
+    """One ``sockaddr_in`` / ``sockaddr_in6`` for each ``(ip, port)``, back to back, as ``sockaddrs``
+    makes them: a frame each when every frame has its own destination (a shaped stream's ``--vary``)."""
+    heads: dict[str, tuple[bool, bytes, bytes]] = {}
+    out = []
+    for ip, port in destinations:
+        known = heads.get(ip)
+        if known is None:
+            family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+            known = heads[ip] = (family == socket.AF_INET6, struct.pack("=H", family), socket.inet_pton(family, ip))
+        six, head, address = known
+        if six:
+            out.append(head + struct.pack(">HI", port, 0) + address + bytes(4))
+        else:
+            out.append(head + struct.pack(">H", port) + address + bytes(8))
+    return b"".join(out)
 
 
 def rows(data: Buffer, count: int, frame_len: int, stride: int) -> Pool:
