@@ -21,6 +21,7 @@ from rawpacer.errors import Unavailable
 
 if TYPE_CHECKING:
     from rawpacer._pace import Core
+    from rawpacer.pacing import Pacer
 
 try:
     from rawpacer.engine._engine import Engine, Pool, Ring, mmsg, tpacket, xdp
@@ -37,6 +38,7 @@ __all__ = [
     "Ring",
     "addressed",
     "mmsg",
+    "paced",
     "pinned",
     "pool",
     "require",
@@ -120,3 +122,20 @@ class Frames:
         ``sequence``, the round ``first`` is in carries it, each later round one more. Frames sent."""
         stamp = None if sequence is None or self.sequence_at is None else (self.sequence_at, sequence)
         return self.engine.send(self.pool, first, count, self.batch, core, stamp)
+
+
+def paced(frames: Frames, pacer: Pacer, count: int, first: int = 0) -> int:
+    """Frames ``first .. first+count-1`` of ``frames``' stream, ``pacer.burst`` a departure: the loop in C
+    paced by the pacer's core when it has one on the real clock (``Pacer.loop_core``), else each
+    departure waited for in Python (``pacer.wait``, the pacer's twin or a test's clock) and its burst
+    handed to the engine. Frames sent (an OSError or Ctrl-C leaves ``frames.engine.sent`` counting)."""
+    core = pacer.loop_core
+    if core is not None:
+        pacer.implementation = "c-loop"
+        return frames.send(first, count, core)
+    sent, burst, departure = 0, pacer.burst, pacer.next_departure
+    for done in range(0, count, burst):
+        pacer.wait(departure)
+        sent += frames.send(first + done, min(burst, count - done))
+        departure += 1
+    return sent
