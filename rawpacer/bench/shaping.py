@@ -1,5 +1,5 @@
 """Traffic shapes reaching a stream: ``--sizes`` and ``--vary`` checked against the run, a writer's frame
-pool built, the pool sent by the pacer's C loop, and what the readers saw counted per reader and per size.
+pool built, the pool handed to the writer's transmit engine, and what the readers saw counted per reader and per size.
 
 The pool (``rawpacer.traffic.pool``) is writer-independent: built from the writer's FrameTemplates
 (a raw writer's own, or for a kernel UDP writer templates of the same addresses whose payloads it
