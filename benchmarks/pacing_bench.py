@@ -13,7 +13,7 @@ in an order that rotates each round:
   FrameTemplate frames (``packet-raw``), three ways each: ``py-spin`` (the Python loop on the
   pure-Python pacer, spinning in Python), ``c-wait`` (the Python loop on the C pacer: one C call
   per departure, waits with the GIL released) and ``c-loop`` (the whole departure loop, sends
-  included, in C: PacedSender), each waiting the default way (sleep, then spin for the adaptive
+  included, in C: the transmit engine paced by the C core), each waiting the default way (sleep, then spin for the adaptive
   margin); and the C loop waiting two other ways: ``c-full`` (``--spin full``: spin only, no
   PAUSE, as sockperf does) and ``c-fixed`` (a fixed 5 ms margin: the pacer's wait before the
   margin adapted). Each socket sends two unmeasured datagrams first, the same way, as sockperf

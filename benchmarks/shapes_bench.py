@@ -1,4 +1,4 @@
-"""What --sizes and --vary cost the sender: the same C send loop cycling an unshaped pool (one frame per
+"""What --sizes and --vary cost the sender: the writer's transmit engine cycling an unshaped pool (one frame per
 reader) and shaped ones, in datagrams per CPU-second of the sending thread (issue 21's target: under 10 %).
 
 Run (root): .venv/bin/python benchmarks/shapes_bench.py [--writer packet-raw] [--datagrams 200000] [--rounds 5]
@@ -16,22 +16,28 @@ import time
 
 from rawpacer.bench import rig
 from rawpacer.bench.config import make_config
+from rawpacer.bench.oploop import ASAP, send_pool
 from rawpacer.bench.session import shaped
 from rawpacer.bench.shaping import ShapeSpec, shape_writer
-from rawpacer.pacing import ConstantSchedule
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import WriterOptions
 
+RAW = [("unshaped", None, None), ("imix", "imix", None), ("sport inc", None, "sport=1000-2000"),
+       ("sport random", None, "sport=1-65535:random")]  # fmt: skip
+KERNEL = [("unshaped", None, None), ("imix", "imix", None), ("dport inc", None, "dport=5001-5100"),
+          ("dport random", None, "dport=5001-5100:random")]  # fmt: skip
 SHAPES = {
-    "packet-raw": [("unshaped", None, None), ("imix", "imix", None), ("sport inc", None, "sport=1000-2000"),
-                   ("sport random", None, "sport=1-65535:random")],
-    "udp-sendto": [("unshaped", None, None), ("imix", "imix", None), ("dport inc", None, "dport=5001-5100"),
-                   ("dport random", None, "dport=5001-5100:random")],
-}  # fmt: skip
+    "packet-raw": RAW,
+    "packet-ring": RAW,
+    "xdp": RAW,
+    "ip-raw": RAW,
+    "udp-sendto": KERNEL,
+    "udp-sendmmsg": KERNEL,
+}
 
 
 def main() -> None:
-    """Time each shape's pool through the same C loop, alternately, and print the medians."""
+    """Time each shape's pool through the writer's engine, unpaced, alternately, and print the medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writer", default="packet-raw", choices=sorted(SHAPES))
     parser.add_argument("--datagrams", type=int, default=200_000)
@@ -54,11 +60,8 @@ def main() -> None:
             cpu: dict[str, list[float]] = {label: [] for label in senders}
             for _ in range(args.rounds):
                 for label, (shape, _) in senders.items():
-                    sender = shape.sender(None)
-                    assert isinstance(sender.pacer.schedule, ConstantSchedule)
-                    sender.pacer.start()
                     began = time.thread_time()
-                    sender.send(args.datagrams)
+                    send_pool(shape, ASAP, args.datagrams)
                     cpu[label].append(args.datagrams / (time.thread_time() - began))
     first = statistics.median(next(iter(cpu.values())))
     print(f"{args.writer}, veth, 100 readers, {args.datagrams:,} datagrams x {args.rounds} rounds, median:")

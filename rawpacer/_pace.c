@@ -1,5 +1,6 @@
 /* rawpacer._pace: the pacer's rules as a pure core with time passed in, the real-clock loop that
- * drives it (waits with the GIL released), and a whole paced send loop.
+ * drives it (waits with the GIL released). The paced send loop is the transmit engine's
+ * (rawpacer.engine._engine, which paces its back ends' sends with this Core).
  * rawpacer/pacing/pacer.py holds the pure-Python twin (PyCore) and documents the rules; the two
  * must agree step by step (tests/unit/test_pacing_lockstep.py runs them on one fake clock).
  * Times are CLOCK_MONOTONIC nanoseconds, the clock of time.monotonic_ns(). The core itself, the
@@ -33,26 +34,19 @@
  *     last `window` sleeps, within spin_min_ns .. spin_ns, spin_min_ns before the first sleep.
  *     step(i, now_ns) -> (action, until_ns): action 0 GO, 1 SLEEP, 2 SPIN. wait(i): the same on
  *     the real clock. start(t0_ns=None) anchors departure 0 at t0_ns (default lead_ns from now).
- *     send(fd, frames, addresses, count) runs count datagrams of departures with the sends in C:
- *     datagram k (counted over every send) is frames[k % len(frames)], sent with sendto() to
- *     addresses[same index] (sockaddr bytes) or, when addresses is None, with send() on a
- *     connected or bound socket; a departure carries `burst` datagrams, more than one in one
- *     sendmmsg(). With sequence=(at, first) every datagram gets its stream sequence stamped at
- *     byte `at` of its frame (writable buffers; _sequence.h's field) before it leaves: the round of
- *     frames this call starts in carries `first`, each later round one more. Long waits and loops take the GIL back every 10 ms to let signal handlers run,
- *     so Ctrl-C stops them with the record up to date. lateness() / schedule_lateness() -> bytes:
+ *     Long waits take the GIL back every 10 ms to let signal handlers run, so Ctrl-C stops them
+ *     with the record up to date. lateness() / schedule_lateness() -> bytes:
  *     the int64 lateness of the first late_cap departures against the re-anchored schedule / the
  *     intended one. Read-only attributes: anchor_ns, origin_ns, last_ns, next_departure,
- *     departures, stalls, stalled_ns, busy_ns (time awake in waits: the pacer's CPU time), sent,
+ *     departures, stalls, stalled_ns, busy_ns (time awake in waits: the pacer's CPU time), sent
+ *     (datagrams the engine's paced loop sent with this core),
  *     margin_ns, sleeps, late_overflow_max, schedule_overflow_max.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <sys/socket.h>
 #include <structmember.h>
 
 #include "_pacecore.h"
-#include "_sequence.h"
 
 /* Sleep until spin_ns before the deadline, then spin until it has passed. Returns the time it
  * returned at, or -1 when a signal cut the sleep short; *slept gets the time spent asleep. */
@@ -140,128 +134,6 @@ static PyObject *spin_until(PyObject *module, PyObject *const *args, Py_ssize_t 
     }
     return PyLong_FromLongLong(spin_abs(now, deadline, 0));
 }
-
-/* The buffers and addresses of one send call, pinned while the GIL is released. */
-typedef struct {
-    Py_ssize_t n;
-    Py_buffer *frames;
-    Py_buffer *addrs; /* NULL: send() on a connected / bound socket */
-} Pinned;
-
-static void unpin(Pinned *p)
-{
-    for (Py_ssize_t i = 0; i < p->n; i++) {
-        if (p->frames && p->frames[i].obj)
-            PyBuffer_Release(&p->frames[i]);
-        if (p->addrs && p->addrs[i].obj)
-            PyBuffer_Release(&p->addrs[i]);
-    }
-    PyMem_Free(p->frames);
-    PyMem_Free(p->addrs);
-}
-
-static int pin(Pinned *p, PyObject *frames, PyObject *addrs, int writable)
-{
-    memset(p, 0, sizeof(*p));
-    PyObject *fseq = PySequence_Fast(frames, "frames must be a sequence of buffers");
-    if (!fseq)
-        return -1;
-    PyObject *aseq = NULL;
-    if (addrs != Py_None) {
-        aseq = PySequence_Fast(addrs, "addresses must be None or a sequence of sockaddr bytes");
-        if (!aseq) {
-            Py_DECREF(fseq);
-            return -1;
-        }
-    }
-    int rc = -1;
-    p->n = PySequence_Fast_GET_SIZE(fseq);
-    if (p->n == 0) {
-        PyErr_SetString(PyExc_ValueError, "frames is empty; give at least one frame");
-        goto done;
-    }
-    if (aseq && PySequence_Fast_GET_SIZE(aseq) != p->n) {
-        PyErr_SetString(PyExc_ValueError, "addresses must have one entry per frame");
-        goto done;
-    }
-    p->frames = PyMem_Calloc((size_t)p->n, sizeof(Py_buffer));
-    p->addrs = aseq ? PyMem_Calloc((size_t)p->n, sizeof(Py_buffer)) : NULL;
-    if (!p->frames || (aseq && !p->addrs)) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < p->n; i++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fseq, i), &p->frames[i],
-                               writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0)
-            goto done;
-        if (aseq && PyObject_GetBuffer(PySequence_Fast_GET_ITEM(aseq, i), &p->addrs[i], PyBUF_SIMPLE) < 0)
-            goto done;
-    }
-    rc = 0;
-done:
-    Py_DECREF(fseq);
-    Py_XDECREF(aseq);
-    if (rc < 0)
-        unpin(p);
-    return rc;
-}
-
-/* Where a send call stamps sequences: at byte `at` of each frame (-1: nowhere); datagram k
- * carries k / n + bias. */
-typedef struct {
-    Py_ssize_t at;
-    int64_t bias;
-} Stamp;
-
-/* Send datagrams first .. first+n-1 (indices into the pinned frames, wrapping), each stamped with
- * its sequence first when asked; how many went, with *err set to the errno of a failed call (0 if none). */
-static int send_burst(int fd, const Pinned *p, Py_ssize_t first, int n, struct mmsghdr *msgs,
-                      struct iovec *iov, const Stamp *stamp, int *err)
-{
-    *err = 0;
-    if (stamp->at >= 0) {
-        for (int m = 0; m < n; m++) {
-            Py_ssize_t k = (first + m) % p->n;
-            sequence_put((unsigned char *)p->frames[k].buf + stamp->at, (uint64_t)((first + m) / p->n + stamp->bias));
-        }
-    }
-    if (n == 1) {
-        Py_ssize_t k = first % p->n;
-        ssize_t rc = p->addrs
-            ? sendto(fd, p->frames[k].buf, (size_t)p->frames[k].len, 0,
-                     (const struct sockaddr *)p->addrs[k].buf, (socklen_t)p->addrs[k].len)
-            : send(fd, p->frames[k].buf, (size_t)p->frames[k].len, 0);
-        if (rc < 0) {
-            *err = errno;
-            return 0;
-        }
-        return 1;
-    }
-    for (int m = 0; m < n; m++) {
-        Py_ssize_t k = (first + m) % p->n;
-        iov[m].iov_base = p->frames[k].buf;
-        iov[m].iov_len = (size_t)p->frames[k].len;
-        memset(&msgs[m].msg_hdr, 0, sizeof(msgs[m].msg_hdr));
-        msgs[m].msg_hdr.msg_iov = &iov[m];
-        msgs[m].msg_hdr.msg_iovlen = 1;
-        if (p->addrs) {
-            msgs[m].msg_hdr.msg_name = p->addrs[k].buf;
-            msgs[m].msg_hdr.msg_namelen = (socklen_t)p->addrs[k].len;
-        }
-    }
-    int done = 0;
-    while (done < n) {
-        int rc = sendmmsg(fd, msgs + done, (unsigned)(n - done), 0);
-        if (rc < 0) {
-            *err = errno;
-            break;
-        }
-        done += rc;
-    }
-    return done;
-}
-
-
 
 static void core_dealloc(Core *c)
 {
@@ -359,73 +231,6 @@ static PyObject *core_start(Core *c, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-/* What core_send's emit needs: the socket, its pinned frames and where to stamp sequences. */
-typedef struct {
-    int fd;
-    const Pinned *p;
-    const Stamp *stamp;
-} SendCtx;
-
-static int emit_burst(void *ctx, int64_t index, int n, int *err)
-{
-    SendCtx *s = ctx;
-    struct mmsghdr msgs[MAX_BURST];
-    struct iovec iov[MAX_BURST];
-    return send_burst(s->fd, s->p, (Py_ssize_t)index, n, msgs, iov, s->stamp, err);
-}
-
-static PyObject *core_send(Core *c, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 4 && nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "send(fd, frames, addresses, count, sequence=None) takes 4 or 5 arguments");
-        return NULL;
-    }
-    long fd = PyLong_AsLong(args[0]);
-    long long count = PyLong_AsLongLong(args[3]);
-    if (PyErr_Occurred())
-        return NULL;
-    if (fd < 0 || fd > INT32_MAX || count < 0) {
-        PyErr_SetString(PyExc_ValueError, "send: fd must be a descriptor and count 0 or more");
-        return NULL;
-    }
-    Stamp stamp = {-1, 0};
-    long long first_seq = 0;
-    if (nargs == 5 && args[4] != Py_None &&
-        !PyArg_ParseTuple(args[4], "nL;sequence must be (offset, first)", &stamp.at, &first_seq))
-        return NULL;
-    if (nargs == 5 && args[4] != Py_None && (stamp.at < 0 || first_seq < 0)) {
-        PyErr_SetString(PyExc_ValueError, "send: a sequence's offset and first value must be 0 or more");
-        return NULL;
-    }
-    Pinned p;
-    if (pin(&p, args[1], args[2], stamp.at >= 0) < 0)
-        return NULL;
-    for (Py_ssize_t i = 0; stamp.at >= 0 && i < p.n; i++) {
-        if (p.frames[i].len < stamp.at + SEQUENCE_BYTES) {
-            unpin(&p);
-            PyErr_Format(PyExc_ValueError, "send: frame %zd has no room for a sequence at byte %zd", i, stamp.at);
-            return NULL;
-        }
-    }
-    if (stamp.at >= 0 && c->burst > p.n) {
-        unpin(&p);
-        PyErr_SetString(PyExc_ValueError, "send: a burst longer than the frames cannot carry sequences");
-        return NULL;
-    }
-    stamp.bias = (int64_t)first_seq - c->sent / p.n;
-    SendCtx ctx = {(int)fd, &p, &stamp};
-    int err;
-    int failed = core_paced_loop(c, count, emit_burst, &ctx, &err) < 0;
-    unpin(&p);
-    if (failed)
-        return NULL;
-    if (err) {
-        errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    Py_RETURN_NONE;
-}
-
 static PyObject *core_lateness(Core *c, PyObject *unused)
 {
     return PyBytes_FromStringAndSize((const char *)c->late, (Py_ssize_t)(c->late_len * (int64_t)sizeof(int64_t)));
@@ -442,8 +247,6 @@ static PyMethodDef core_methods[] = {
      "step(departure, now_ns, /) -> (action, until_ns): the pure core, on a clock of the caller's."},
     {"wait", (PyCFunction)core_wait, METH_O, "wait(departure, /): return when it is due."},
     {"start", (PyCFunction)(void (*)(void))core_start, METH_FASTCALL, "start(t0_ns=None, /): anchor departure 0."},
-    {"send", (PyCFunction)(void (*)(void))core_send, METH_FASTCALL,
-     "send(fd, frames, addresses, count, sequence=None, /): count more datagrams, paced, the loop in C."},
     {"lateness", (PyCFunction)core_lateness, METH_NOARGS, "lateness() -> bytes: int64 lateness per departure."},
     {"schedule_lateness", (PyCFunction)core_schedule_lateness, METH_NOARGS,
      "schedule_lateness() -> bytes: int64 lateness per departure against the intended schedule."},

@@ -1,9 +1,5 @@
 """Types of the rawpacer._pace C extension (rawpacer/_pace.c documents what each does)."""
 
-from collections.abc import Sequence
-
-from _typeshed import ReadableBuffer
-
 from rawpacer.pacing.schedule import Schedule
 
 def wait_until(deadline_ns: int, spin_ns: int, /) -> tuple[int, int]: ...
@@ -45,14 +41,5 @@ class Core:
     def step(self, departure: int, now_ns: int, /) -> tuple[int, int]: ...
     def wait(self, departure: int, /) -> None: ...
     def start(self, t0_ns: int | None = None, /) -> None: ...
-    def send(
-        self,
-        fd: int,
-        frames: Sequence[ReadableBuffer],
-        addresses: Sequence[ReadableBuffer] | None,
-        count: int,
-        sequence: tuple[int, int] | None = None,
-        /,
-    ) -> None: ...
     def lateness(self) -> bytes: ...
     def schedule_lateness(self) -> bytes: ...

@@ -29,7 +29,6 @@ from rawpacer.writers.base import Message, Writer
 
 if TYPE_CHECKING:
     from rawpacer._pace import Core
-    from rawpacer.pacing import PacedSender
 
 try:
     from rawpacer._pace import Core as PACE_CORE
@@ -202,6 +201,32 @@ def depart(
     return sent
 
 
+def send_pool(shape: Shaped, departures: Departures, total: int) -> int:
+    """The next ``total`` frames of a shaped stream's pool when ``departures`` let them go: in C when
+    ``engine_pacing`` allows (unpaced, or paced by the pacer's core at any burst), else each departure
+    waited for here and its burst handed to the engine. ``shape.sent`` moves on by ``total`` (by what
+    left after a Ctrl-C, then Interrupted says how far it got). Return the frames the engine sent."""
+    frames, first = shape.frames, shape.sent
+    usable, core = engine_pacing(departures)
+    before, sent = frames.engine.sent, 0
+    departures.start()
+    try:
+        if usable:
+            if core is not None and isinstance(departures, CorePaced):
+                departures.implementation = "c-loop"
+            sent = frames.send(first, total, core)
+        else:
+            step = departures.burst or frames.batch
+            for departure, done in enumerate(range(0, total, step)):
+                departures.wait(departure)
+                sent += frames.send(first + done, min(step, total - done))
+    except KeyboardInterrupt:
+        shape.sent += frames.engine.sent - before
+        raise Interrupted(frames.engine.sent - before, total) from None
+    shape.sent += total
+    return sent
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One fan-out op or one stream: what the writer sent, what the readers saw, how long it took."""
@@ -245,9 +270,8 @@ class OpLoop:
     typical_ns: float | None = None
     """A typical complete op's time, learnt as ops complete; sets how long an op waits in silence."""
     shape: Shaped | None = None
-    """A shaped stream's frame pool (``--sizes``/``--vary``): streams send it, cycled by the C loop."""
+    """A shaped stream's frame pool (``--sizes``/``--vary``): streams send it, cycled by the engine."""
     _sequencer: Sequencer | None = field(default=None, init=False, repr=False)
-    _replayer: PacedSender | None = field(default=None, init=False, repr=False)
 
     @property
     def sequenced(self) -> bool:
@@ -294,8 +318,6 @@ class OpLoop:
         to count sequences below ``fanouts`` (None: a stream of unknown length). A shaped stream's
         messages were filled once, when its pool was built from them."""
         if self.shape is not None:
-            if self._replayer is None:  # made before any measured send: the allocation pass's ops only send
-                self._replayer = self.shape.sender(self.departures)
             self.readers.begin_stream(self.shape.expected_size, timestamps=timestamps, shaped=True)
             return
         self.source.fill(self.readers.buffer)
@@ -320,19 +342,17 @@ class OpLoop:
         return Outcome(sent, readers.end_stream(fanouts, settle=settle), elapsed, fanouts)
 
     def shaped_stream(self, total: int, *, timestamps: bool = False, settle: float = STREAM_SETTLE_S) -> Outcome:
-        """``total`` frames of the shape's pool, frame k pool[k % len], sent by the C loop (on the stream's
-        pacer, or unpaced); each reader's count checked against what the pool sent it, and per size."""
+        """``total`` frames of the shape's pool, frame k pool[k % len], sent by the writer's engine (paced by
+        the stream's pacer, or unpaced: ``send_pool``); each reader's count checked against what the pool
+        sent it, and per size."""
         shape = self.shape
         assert shape is not None
         self.begin_stream(timestamps)
-        sender = shape.sender(self.departures)
-        start = sender.sent
-        sender.pacer.start()
+        start = shape.sent
         began = time.perf_counter_ns()
-        try:
-            sender.send(total)
-        except KeyboardInterrupt:
-            raise Interrupted(sender.sent - start, total) from None
+        # an RFC 2544 trial's departures record each wait around the pacer (``inner``): the pool leaves on the
+        # pacer itself, in C, as a shaped trial takes no latency stamps
+        send_pool(shape, getattr(self.departures, "inner", self.departures), total)
         elapsed = time.perf_counter_ns() - began
         want = shape.pool.per_slot(start % len(shape.pool) + total, len(self.readers.ports))
         result = shape.recount(self.readers.end_stream(max(1, int(want.max())), settle=settle), start, total)
@@ -343,8 +363,8 @@ class OpLoop:
     def replay(self) -> int:
         """One more fan-out of an open stream's messages, with the next sequence, nothing awaited
         (the allocation pass's op; a shaped stream's sends one fan-out's worth of its pool)."""
-        if self._replayer is not None:
-            return self._replayer.send(len(self.readers.ports))
+        if self.shape is not None:
+            return send_pool(self.shape, ASAP, len(self.readers.ports))
         if self.sequenced:
             self.sequencer(self.sequencer.last + 1)
         return self.writer.resend(self.readers.messages)

@@ -24,9 +24,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from rawpacer import engine
 from rawpacer.errors import RawpacerError
 from rawpacer.headers import FrameTemplate
-from rawpacer.pacing import ConstantSchedule, PacedSender, Pacer, rxstamp
+from rawpacer.pacing import ConstantSchedule, Pacer, rxstamp
 from rawpacer.sandbox import Sandbox, Topology
 from rawpacer.target import Target
 from rawpacer.writers import WriterOptions, get
@@ -39,7 +40,7 @@ PACKET_HOST = 0
 """packet(7): every protocol; a frame addressed to this host."""
 WAYS = ("py-spin", "c-wait", "c-loop", "c-full", "c-fixed")
 """How rawpacer paces: the Python loop on the Python pacer, the Python loop on the C pacer (one call
-per departure), the whole loop in C (PacedSender), and the C loop spinning only or with a fixed margin."""
+per departure), the whole loop in C (the transmit engine's sendmmsg back end, paced by the C core), and the C loop spinning only or with a fixed margin."""
 RING_WAYS = ("engine", "py-loop")
 """The batch writers, two ways: ``engine`` (the writer's frames through the transmit engine, paced by
 the pacer's C core: ``Writer.replay_frames``) and ``py-loop`` (a Python loop: the C pacer's wait,
@@ -52,6 +53,30 @@ SPIN: dict[str, dict[str, Any]] = {"c-full": {"spin": "full"}, "c-fixed": {"spin
 PEER_BINARY = {"sockperf": "sockperf", "iperf3": "iperf3", "trafgen-rate": "trafgen", "trafgen-gap": "trafgen"}
 """Each peer tool and the program it needs."""
 PEERS = list(PEER_BINARY)
+
+
+def _paced_stream(
+    pacer: Pacer,
+    sock: socket.socket,
+    frames: list[bytes],
+    addresses: list[tuple[str, int]] | None,
+    loop: Literal["c", "python"],
+    count: int,
+) -> None:
+    """``count`` datagrams of ``frames`` (to ``addresses``, or on the bound socket) on ``pacer``: the
+    engine's loop in C paced by the pacer's core (``loop="c"``), or a Python loop of ``pacer.wait``
+    and one send each."""
+    if loop == "c":
+        sockaddrs = None if addresses is None else engine.addressed(addresses)
+        engine.paced(engine.Frames(engine.mmsg(sock.fileno()), engine.pool(frames, sockaddrs), 1), pacer, count)
+        return
+    wait, n = pacer.wait, len(frames)
+    for k in range(count):
+        wait(k)
+        if addresses is None:
+            sock.send(frames[k % n])
+        else:
+            sock.sendto(frames[k % n], addresses[k % n])
 
 
 def available(tools: list[str]) -> list[str]:
@@ -128,10 +153,10 @@ class PeerBench:
             # Two unmeasured datagrams first, the same way: a fresh socket's first sends are slower
             # (sockperf warms up before its test too).
             warm = Pacer(ConstantSchedule(rate), implementation=core, **spin)
-            PacedSender(warm, sock, frames, addresses, loop=loop).send(2)
+            _paced_stream(warm, sock, frames, addresses, loop, 2)
             self.drain()
             pacer = Pacer(ConstantSchedule(rate), implementation=core, **spin)
-            PacedSender(pacer, sock, frames, addresses, loop=loop).send(count)
+            _paced_stream(pacer, sock, frames, addresses, loop, count)
         return {"pacer": pacer.report()}
 
     def run_ring_writer(self, tool: str, rate: int, count: int) -> dict[str, Any]:
@@ -148,7 +173,7 @@ class PeerBench:
             pacer.start()
             frames = writer.replay_frames(messages) if way == "engine" else None
             if frames is not None:
-                frames.send(0, count, pacer.core)  # type: ignore[arg-type]  # the C core (implementation "c")
+                engine.paced(frames, pacer, count)
             else:
                 wait, resend = pacer.wait, writer.resend
                 for i in range(count):

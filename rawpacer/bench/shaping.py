@@ -1,24 +1,23 @@
 """Traffic shapes reaching a stream: ``--sizes`` and ``--vary`` checked against the run, a writer's frame
-pool built, the pool sent by the pacer's C loop, and what the readers saw counted per reader and per size.
+pool built, the pool handed to the writer's transmit engine, and what the readers saw counted per reader and per size.
 
 The pool (``rawpacer.traffic.pool``) is writer-independent: built from the writer's FrameTemplates
 (a raw writer's own, or for a kernel UDP writer templates of the same addresses whose payloads it
-sends), it goes to the C send loop through the writer's ``prebuilt`` socket, one datagram per send.
+sends), it leaves through the writer's transmit engine, as the writer's one hook hands it
+(``Writer.pool_frames``): frames, IP packets or datagrams, each to its own destination.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
 from rawpacer.bench.methodology.sizes import payload_for
+from rawpacer.engine import Frames
 from rawpacer.errors import require
 from rawpacer.headers import FrameTemplate
-from rawpacer.limits import MAX_RATE_PPS, MAX_SEED
-from rawpacer.pacing import ConstantSchedule, PacedSender, Pacer
+from rawpacer.limits import MAX_SEED
 from rawpacer.readers import OpResult
 from rawpacer.readers.tally import PortTally
 from rawpacer.target import Target
@@ -27,9 +26,6 @@ from rawpacer.traffic.pool import FCS_LEN, KERNEL_FIELDS, PACKET_FIELDS, FramePo
 from rawpacer.traffic.vary import Allowed
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import Message, Writer
-
-SHAPED_WRITERS = "udp-sendto, packet-raw, ip-raw"
-"""The writers whose frames the pacer's C loop cycles today: one socket, one datagram a send."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +47,13 @@ class ShapeSpec:
 
 
 def can_shape(name: str) -> bool:
-    """True when writer ``name`` hands its frames to the C send loop (one of ``SHAPED_WRITERS``)."""
-    return name in SHAPED_WRITERS.split(", ")
+    """True when writer ``name`` sends a frame pool: its class has the hook (``Writer.pool_frames``)."""
+    return registry.get(name).pool_frames is not Writer.pool_frames
+
+
+def shapers() -> str:
+    """The registered writers that can send a frame pool, as a message names them."""
+    return ", ".join(n for n in registry.names() if can_shape(n))
 
 
 def stampable(name: str) -> tuple[str, ...]:
@@ -89,12 +90,7 @@ def check_shape(
     require(mode == "stream", f"{given} shapes a stream; use it with --mode stream")
     require(not remote, f"{given}: readers on other hosts do not count per size yet; drop --remote")
     plain = [n for n in writers if not can_shape(n)]
-    require(not plain, f"{given}: {', '.join(plain)} cannot send a frame pool yet; use {SHAPED_WRITERS}")
-    kernel = [n for n in writers if not registry.get(n).tags_vlan]
-    require(
-        ip_version == 4 or not kernel,
-        f"{given} with -6: {', '.join(kernel)} send IPv6 pools no way yet (the C loop speaks sockaddr_in); use packet-raw",
-    )
+    require(not plain, f"{given}: {', '.join(plain)} cannot send a frame pool; use {shapers()}")
     mix = parse_sizes(sizes) if sizes is not None else None
     if mix is not None:
         for size in mix.sizes:
@@ -150,27 +146,19 @@ def _templates(writer: Writer) -> list[FrameTemplate]:
 
 @dataclass
 class Shaped:
-    """A writer's frame pool and how it leaves: the socket, the datagrams the C loop cycles (frames, or a
-    kernel writer's payloads) and their addresses (None: the bound socket's own)."""
+    """A writer's frame pool and how it leaves: ``frames``, the pool as the writer's engine sends it
+    (``Writer.pool_frames``); ``sent``, frames of the pool's stream sent so far (the next is
+    pool[sent % len])."""
 
     pool: FramePool
     writer: Writer
-    sock: socket.socket
-    datagrams: list[memoryview]
-    addresses: list[tuple[str, int]] | None
+    frames: Frames
+    sent: int = 0
 
     @property
     def expected_size(self) -> int:
         """The longest payload: what the readers compare at most."""
         return int((self.pool.lengths - self.pool.payload_at).max())
-
-    def sender(self, departures: object) -> PacedSender:
-        """The pool's C send loop on the stream's pacer (an RFC 2544 trial's, inside the departures it
-        records), or on one without a schedule worth the name (the highest rate the pacer takes, so no
-        departure ever waits) for an unpaced stream."""
-        inner = getattr(departures, "inner", departures)
-        pacer = inner if isinstance(inner, Pacer) else Pacer(ConstantSchedule(Fraction(int(MAX_RATE_PPS))))
-        return PacedSender(pacer, self.sock, self.datagrams, self.addresses)
 
     def recount(self, result: OpResult, start: int, total: int) -> OpResult:
         """The readers' result with each reader's own expected count (a varied dport spreads datagrams
@@ -231,15 +219,11 @@ def shape_writer(spec: ShapeSpec, writer: Writer, messages: Sequence[Message]) -
         f"--sizes: {longest + pool.payload_at + FCS_LEN}-byte frames do not fit {writer.name}'s MTU here "
         f"({payload} payload bytes at most); give --mtu or smaller sizes",
     )
-    kernel = not writer.raw
-    datagrams = pool.frames(pool.payload_at if kernel else 0)
-    sock = getattr(writer, "sock", None)
+    frames = writer.pool_frames(pool)
     require(
-        can_shape(writer.name) and sock is not None and writer.replay_frames(list(messages)) is not None,
-        f"{writer.name} cannot send a frame pool here; use {SHAPED_WRITERS}",
+        frames is not None,
+        f"{writer.name} cannot send a frame pool here (it records a pcap, or the transmit engine is not built); "
+        "drop --pcap or reinstall with a C compiler",
     )
-    addresses = None
-    if not writer.tags_vlan:  # sendto: a kernel writer's (ip, dport), ip-raw's (ip, 0)
-        addresses = pool.addresses() if kernel else [(ip, 0) for ip, _ in pool.addresses()]
-    assert isinstance(sock, socket.socket)
-    return Shaped(pool, writer, sock, datagrams, addresses)
+    assert frames is not None
+    return Shaped(pool, writer, frames)

@@ -141,7 +141,9 @@ def add_pacing(p: argparse.ArgumentParser, what: str) -> None:
 
 def add_shapes(p: argparse.ArgumentParser) -> None:
     """--sizes and --vary: a shaped stream's frame sizes and per-packet fields (docs/traffic.md)."""
-    shapes = p.add_argument_group("traffic shapes (a stream; udp-sendto, packet-raw, ip-raw; see docs/traffic.md)")
+    shapes = p.add_argument_group(
+        "traffic shapes (a stream, by the writers that send a frame pool; see docs/traffic.md)"
+    )
     shapes.add_argument(
         "--sizes",
         default=None,

@@ -21,6 +21,7 @@ from rawpacer.errors import Unavailable
 
 if TYPE_CHECKING:
     from rawpacer._pace import Core
+    from rawpacer.pacing import Pacer
 
 try:
     from rawpacer.engine._engine import Engine, Pool, Ring, mmsg, tpacket, xdp
@@ -35,7 +36,9 @@ __all__ = [
     "Frames",
     "Pool",
     "Ring",
+    "addressed",
     "mmsg",
+    "paced",
     "pinned",
     "pool",
     "require",
@@ -77,12 +80,25 @@ def pinned(frames: Sequence[Buffer], addresses: bytes | None = None) -> Pool:
 def sockaddrs(ip: str, ports: Sequence[int]) -> bytes:
     """``struct sockaddr_in`` (IPv4) or ``sockaddr_in6`` (IPv6) for ``ip`` and each port, back to back:
     family in host order, port and address in network order (ip(7), ipv6(7))."""
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    address = socket.inet_pton(family, ip)
-    head = struct.pack("=H", family)
-    if family == socket.AF_INET:
-        return b"".join(head + struct.pack(">H", port) + address + bytes(8) for port in ports)
-    return b"".join(head + struct.pack(">HI", port, 0) + address + bytes(4) for port in ports)
+    return addressed([(ip, port) for port in ports])
+
+
+def addressed(destinations: Sequence[tuple[str, int]]) -> bytes:
+    """One ``sockaddr_in`` / ``sockaddr_in6`` for each ``(ip, port)``, back to back, as ``sockaddrs``
+    makes them: a frame each when every frame has its own destination (a shaped stream's ``--vary``)."""
+    heads: dict[str, tuple[bool, bytes, bytes]] = {}
+    out = []
+    for ip, port in destinations:
+        known = heads.get(ip)
+        if known is None:
+            family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+            known = heads[ip] = (family == socket.AF_INET6, struct.pack("=H", family), socket.inet_pton(family, ip))
+        six, head, address = known
+        if six:
+            out.append(head + struct.pack(">HI", port, 0) + address + bytes(4))
+        else:
+            out.append(head + struct.pack(">H", port) + address + bytes(8))
+    return b"".join(out)
 
 
 def rows(data: Buffer, count: int, frame_len: int, stride: int) -> Pool:
@@ -106,3 +122,20 @@ class Frames:
         ``sequence``, the round ``first`` is in carries it, each later round one more. Frames sent."""
         stamp = None if sequence is None or self.sequence_at is None else (self.sequence_at, sequence)
         return self.engine.send(self.pool, first, count, self.batch, core, stamp)
+
+
+def paced(frames: Frames, pacer: Pacer, count: int, first: int = 0) -> int:
+    """Frames ``first .. first+count-1`` of ``frames``' stream, ``pacer.burst`` a departure: the loop in C
+    paced by the pacer's core when it has one on the real clock (``Pacer.loop_core``), else each
+    departure waited for in Python (``pacer.wait``, the pacer's twin or a test's clock) and its burst
+    handed to the engine. Frames sent (an OSError or Ctrl-C leaves ``frames.engine.sent`` counting)."""
+    core = pacer.loop_core
+    if core is not None:
+        pacer.implementation = "c-loop"
+        return frames.send(first, count, core)
+    sent, burst, departure = 0, pacer.burst, pacer.next_departure
+    for done in range(0, count, burst):
+        pacer.wait(departure)
+        sent += frames.send(first + done, min(burst, count - done))
+        departure += 1
+    return sent

@@ -1,13 +1,13 @@
 """Pacing: streams that leave at a chosen rate, and the figures that say how well they did.
 
 ``rate`` parses --rate/--burst/--pattern/--seed into a ``PaceSpec``; ``schedule`` says when each
-departure is due; ``pacer`` holds a loop to it (``Pacer.wait``) or runs the whole loop in C
-(``PacedSender``); ``stats`` turns kernel receive timestamps into the JSON figures; ``txtime``
+departure is due; ``pacer`` holds a loop to it (``Pacer.wait``), or lends its C core to the transmit
+engine's loop (``Pacer.loop_core``); ``stats`` turns kernel receive timestamps into the JSON figures; ``txtime``
 says whether the kernel could pace instead (fq/etf); ``rxstamp`` reads receive timestamps.
 """
 
 from rawpacer.pacing.clock import DEFAULT_SPIN_NS, IMPLEMENTATION, MonotonicClock, wakeup_lateness
-from rawpacer.pacing.pacer import PacedSender, Pacer, PacerReport, sockaddr_in
+from rawpacer.pacing.pacer import Pacer, PacerReport
 from rawpacer.pacing.rate import (
     PATTERNS,
     PHYSICAL_ETHERNET_OVERHEAD,
@@ -43,7 +43,6 @@ __all__ = [
     "ConstantSchedule",
     "MonotonicClock",
     "PaceSpec",
-    "PacedSender",
     "Pacer",
     "PacerReport",
     "PoissonSchedule",
@@ -62,7 +61,6 @@ __all__ = [
     "parse_seed",
     "parse_spin",
     "percentiles",
-    "sockaddr_in",
     "stream_stats",
     "wakeup_lateness",
 ]

@@ -33,15 +33,15 @@ until_ns)`` says GO (departure i leaves now), SLEEP or SPIN until a time, and is
 the time it is then. ``rawpacer._pace.Core`` is the C core (its ``wait`` runs the steps on the
 real clock in one C call, ~0.2 µs); ``PyCore`` below is its pure-Python twin (when there is no
 compiler). Either runs on any ``Clock`` (``Pacer(clock=...)``: the tests' fake one), driven by
-``drive``. ``PacedSender`` runs the same loop, sends included, in the C core with the GIL released.
+``drive``. The transmit engine (``rawpacer.engine``) runs the same loop, sends included, on the C
+core with the GIL released (``Pacer.loop_core``).
 """
 
 from __future__ import annotations
 
 import math
-import socket
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -49,7 +49,6 @@ import numpy as np
 import numpy.typing as npt
 
 from rawpacer.errors import require
-from rawpacer.headers.sequence import SEQUENCE_BYTES, sequence_bytes
 from rawpacer.pacing.clock import (
     DEFAULT_SPIN_NS,
     IMPLEMENTATION,
@@ -81,8 +80,6 @@ GO, SLEEP, SPIN = 0, 1, 2
 
 SPIN_MODES = {"adaptive": 0, "fixed": 1, "full": 2}
 """The cores' spin_mode numbers (``fixed``: ``Pacer(spin_ns=...)``)."""
-
-Buffer = bytes | bytearray | memoryview
 
 if TYPE_CHECKING:
     from rawpacer._pace import Core as CCore
@@ -315,6 +312,12 @@ class Pacer:
         self.implementation: str = core_implementation if clock is None else getattr(clock, "implementation", "custom")
 
     @property
+    def loop_core(self) -> CCore | None:
+        """The C core when this pacer runs on it on the real clock: the one a send loop in C (the
+        transmit engine's) can be paced by; None for the Python twin or a test's clock."""
+        return _loop_core(self.core) if self.clock is None else None
+
+    @property
     def burst(self) -> int:
         """Datagrams that leave together at each departure (the schedule's)."""
         return self.schedule.burst
@@ -396,101 +399,6 @@ def _c_core(schedule: Schedule, spin_mode: int, spin_ns: int, stall_ns: int, gap
         spin_mode, spin_ns, spin_min, OVERSHOOT_WINDOW, stall_ns, gap_ppm, START_LEAD_NS, schedule.burst,
         LATENESS_SAMPLES, q, r, den, schedule,
     )  # fmt: skip
-
-
-AF_INET_NATIVE = int(socket.AF_INET).to_bytes(2, "little" if np.little_endian else "big")
-"""``sin_family`` as ``struct sockaddr_in`` holds it: host byte order."""
-
-
-def sockaddr_in(ip: str, port: int) -> bytes:
-    """``struct sockaddr_in`` for ``ip``:``port`` (family in host order, port and address in network order)."""
-    return AF_INET_NATIVE + port.to_bytes(2, "big") + socket.inet_aton(ip) + bytes(8)
-
-
-class PacedSender:
-    """A paced stream of prebuilt frames from one socket.
-
-    Datagram k is ``frames[k % len(frames)]``, sent to ``addresses[same index]`` (``(ip, port)``
-    pairs, IPv4) or, with no addresses, on the connected or bound socket (UDP, AF_PACKET). Each
-    departure of ``pacer`` sends ``pacer.burst`` of them. With the pacer's C core (and
-    ``loop="c"``, the default) the whole loop runs in C with the GIL released, a burst in one
-    ``sendmmsg``; otherwise in Python on ``pacer.wait``. ``sent`` counts what left, also after a
-    Ctrl-C.
-    """
-
-    def __init__(
-        self,
-        pacer: Pacer,
-        sock: socket.socket,
-        frames: Sequence[Buffer],
-        addresses: Sequence[tuple[str, int]] | None = None,
-        *,
-        loop: Literal["c", "python"] | None = None,
-    ) -> None:
-        require(len(frames) > 0, "frames is empty; give at least one frame")
-        require(
-            addresses is None or len(addresses) == len(frames),
-            f"{len(addresses or ())} addresses for {len(frames)} frames; give one address per frame or none",
-        )
-        self.pacer = pacer
-        self.sock = sock
-        self.frames = list(frames)
-        self.addresses = list(addresses) if addresses is not None else None
-        self._loop_core = _loop_core(pacer.core) if pacer.clock is None else None
-        self.loop = loop or ("c" if self._loop_core is not None else "python")
-        require(
-            self.loop == "python" or self._loop_core is not None,
-            "loop 'c' needs a pacer with the C core (rawpacer._pace)",
-        )
-        self._sockaddrs = [sockaddr_in(ip, port) for ip, port in self.addresses] if self.addresses else None
-        self._python_sent = 0
-        if self.loop == "c":
-            pacer.implementation = "c-loop"
-
-    @property
-    def sent(self) -> int:
-        """Datagrams that left so far."""
-        return self._loop_core.sent if self.loop == "c" and self._loop_core is not None else self._python_sent
-
-    def send(self, count: int, sequence: tuple[int, int] | None = None) -> int:
-        """Send ``count`` more datagrams on the pacer's schedule; return ``count`` (all of them left).
-        ``sequence=(at, first)``: stamp each datagram's stream sequence (``rawpacer.headers.sequence``) at
-        byte ``at`` of its (writable) frame as it leaves; the round of frames this call starts in
-        carries ``first``, each later round one more (bursts of one, or no longer than the frames)."""
-        require(isinstance(count, int) and count >= 0, f"count {count!r} is not allowed; use 0 or more")
-        require(
-            sequence is None or all(len(f) >= sequence[0] + SEQUENCE_BYTES for f in self.frames),
-            f"sequence {sequence!r}: a frame has no room for the {SEQUENCE_BYTES}-byte field there",
-        )
-        if self.loop == "c" and self._loop_core is not None:
-            self._loop_core.send(self.sock.fileno(), self.frames, self._sockaddrs, count, sequence)
-        else:
-            self._send_python(count, sequence)
-        return count
-
-    def _send_python(self, count: int, sequence: tuple[int, int] | None) -> None:
-        wait, burst, frames, n = self.pacer.wait, self.pacer.burst, self.frames, len(self.frames)
-        send, sendto, addresses = self.sock.send, self.sock.sendto, self.addresses
-        goal = self._python_sent + count
-        i = self.pacer.next_departure
-        at, bias = (-1, 0) if sequence is None else (sequence[0], sequence[1] - self._python_sent // n)
-        while self._python_sent < goal:
-            wait(i)
-            for _ in range(min(burst, goal - self._python_sent)):
-                k = self._python_sent % n
-                if at >= 0:
-                    memoryview(frames[k])[at : at + SEQUENCE_BYTES] = sequence_bytes(self._python_sent // n + bias)
-                # Counted first: a signal's exception is raised as a call returns, so after the send.
-                self._python_sent += 1
-                try:
-                    if addresses is None:
-                        send(frames[k])
-                    else:
-                        sendto(frames[k], addresses[k])
-                except OSError:
-                    self._python_sent -= 1
-                    raise
-            i += 1
 
 
 def _loop_core(core: CCore | PyCore) -> CCore | None:

@@ -1,7 +1,7 @@
 """A stream's frame pool: every frame a shaped stream sends, built once in bulk, cycled by the send loop.
 
-Frame k of a stream is ``pool[k % len(pool)]``, so the send path (the pacer's C loop today, a writer's
-transmit engine later) does no Python work per packet. The pool is built from one ``FrameTemplate``
+Frame k of a stream is ``pool[k % len(pool)]``, so the send path (the writer's transmit
+engine, ``Writer.pool_frames``) does no Python work per packet. The pool is built from one ``FrameTemplate``
 per reader port and that port's message: a frame to reader slot s carries a prefix of slot s's
 message (the readers check ``datagram == message[:len]``), ``--sizes`` sets each frame's length and
 ``--vary`` stamps its fields, with numpy a column at a time, checksums updated as RFC 1624 (eqn. 3)

@@ -30,10 +30,12 @@ from rawpacer.kernel import caps
 from rawpacer.pcap import PcapRecorder
 from rawpacer.sandbox.netns import current_is_owned
 from rawpacer.target import Link, Target
-from rawpacer.writers.base import Fit, Knobs, Message, Writer, WriterOptions
+from rawpacer.writers.base import Fit, Knobs, Message, Writer, WriterOptions, pooled
 
 if TYPE_CHECKING:
     from rawpacer._pace import Core
+    from rawpacer.engine import Frames
+    from rawpacer.traffic.pool import FramePool
 
 
 def check_raw_allowed(link: Link, options: WriterOptions) -> None:
@@ -259,6 +261,13 @@ class RawWriter(Writer):
             raise self._failure(exc) from None
         finally:
             pool.release()
+
+    def pooled(
+        self, sender: Engine | None, pool: FramePool, batch: int, destinations: list[tuple[str, int]] | None = None
+    ) -> Frames | None:
+        """A shaped stream's frames as ``base.pooled`` hands them to ``sender``, or None with a pcap to
+        record (the engine records nothing): what this writer's ``pool_frames`` returns."""
+        return None if self.pcap is not None else pooled(sender, pool, batch, destinations=destinations)
 
     def _failure(self, exc: OSError) -> Exception:
         """The error to raise for a failed engine send, in this writer's terms."""

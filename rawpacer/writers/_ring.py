@@ -8,6 +8,7 @@ pool, and the writer's engine (its ring) moves them: the subclass only opens the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from rawpacer.target import Target
 from rawpacer.writers._batch import Batches
 from rawpacer.writers._raw import RawWriter
 from rawpacer.writers.base import MAX_BATCH, Fit, Knobs, Message, WriterOptions
+
+if TYPE_CHECKING:
+    from rawpacer.traffic.pool import FramePool
 
 
 class RingWriter(RawWriter):
@@ -77,6 +81,10 @@ class RingWriter(RawWriter):
         if self._frames.shape != (len(messages), self._batches[min(size, self.limit)].frame_len):
             return None
         return Frames(self.engine, self._rows_pool(), min(len(messages), MAX_BATCH), self.templates[0].header_len)
+
+    def pool_frames(self, pool: FramePool) -> Frames | None:
+        """The pool's frames as they are, through the ring, up to 1024 a kick unpaced."""
+        return self.pooled(self.engine, pool, MAX_BATCH)
 
     def _rows_pool(self) -> Pool:
         if self._pool is None or not self._pool.frames:  # none yet, or released after a stream

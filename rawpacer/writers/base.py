@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Self
 
 from rawpacer import engine
-from rawpacer.engine import Frames
+from rawpacer.engine import Engine, Frames
 from rawpacer.errors import UsageError, require
 from rawpacer.limits import MAX_MESSAGE_SIZE
 from rawpacer.target import Target
 
 if TYPE_CHECKING:
     from rawpacer._pace import Core
+    from rawpacer.traffic.pool import FramePool
 
 Message = bytes | bytearray | memoryview
 """One message: a reader's slot of the shared buffer, or any bytes-like object."""
@@ -177,6 +178,15 @@ class Writer(ABC):
         None when this writer's replays cannot leave that way (threads, fragments, a pcap to record)."""
         return None
 
+    def pool_frames(self, pool: FramePool) -> Frames | None:
+        """A shaped stream's frame pool (``--sizes``/``--vary``, ``rawpacer.traffic.pool``) as this writer
+        sends it, where it is, and the engine that moves it: a link-header writer its frames, ip-raw
+        their IP packets, a kernel UDP writer their payloads, each to its own destination. A stream then
+        cycles the pool from C, unpaced or paced at any burst. The writers that override this are the
+        ones that can send shapes (``rawpacer.bench.shaping.can_shape``); None when this run's options
+        keep it from it (a pcap to record, the engine not built)."""
+        return None
+
     def send_frames_paced(self, frames: Sequence[Message], core: Core) -> int | None:
         """``frames`` as ``send_frames`` takes them, one a departure of the pacer's C core, the loop in
         C (a replay's paced chunk); frames sent, or None when this writer's frames cannot leave that
@@ -262,6 +272,25 @@ def socket_frames(
     writable = all(isinstance(f, bytearray) or (isinstance(f, memoryview) and not f.readonly) for f in frames)
     pool = engine.pinned(frames, addresses) if writable else engine.pool(frames, addresses)
     return Frames(engine.mmsg(sock.fileno()), pool, min(batch, MAX_BATCH), len(frames[0]) - delivered)
+
+
+def pooled(
+    sender: Engine | None,
+    pool: FramePool,
+    batch: int,
+    *,
+    skip: int = 0,
+    destinations: Sequence[tuple[str, int]] | None = None,
+) -> Frames | None:
+    """``pool``'s frames as the engine's pool, where they are (no copy), each from byte ``skip``
+    (``payload_at``: the datagrams a kernel UDP socket sends), to its own destination when given,
+    ``batch`` a call unpaced, through ``sender``; None without one. A shaped stream carries no
+    sequence to stamp."""
+    if sender is None:
+        return None
+    addresses = None if destinations is None else engine.addressed(destinations)
+    frames = engine.Pool(pool.data, (pool.offsets + skip).tolist(), (pool.lengths - skip).tolist(), addresses)
+    return Frames(sender, frames, min(batch, MAX_BATCH))
 
 
 REGISTRY: dict[str, type[Writer]] = {}

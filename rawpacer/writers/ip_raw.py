@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+from rawpacer import engine
 from rawpacer.engine import Frames, sockaddrs
 from rawpacer.target import Target
 from rawpacer.writers._raw import RawWriter
 from rawpacer.writers.base import Knobs, Message, WriterOptions, register, socket_frames
+
+if TYPE_CHECKING:
+    from rawpacer.traffic.pool import FramePool
 
 IPV6_HDRINCL = getattr(socket, "IPV6_HDRINCL", 36)
 """The IPv6 counterpart of IP_HDRINCL (linux/in6.h, Linux 4.5 and later); Python names it from 3.12."""
@@ -51,6 +56,12 @@ class IpRawWriter(RawWriter):
         if frames is None:
             return None
         return socket_frames(self.sock, frames, self.delivered_size, sockaddrs(self.target.dst_ip, [0] * len(frames)))
+
+    def pool_frames(self, pool: FramePool) -> Frames | None:
+        """The pool's IP packets, one sendto() each (sendmmsg for a paced burst) to each packet's
+        destination address, port 0 (raw(7): the packet holds the rest)."""
+        sender = engine.mmsg(self.sock.fileno()) if engine.BUILT else None
+        return self.pooled(sender, pool, 1, [(ip, 0) for ip, _ in pool.addresses()])
 
     def emitter(self) -> Callable[[bytes], object]:
         """One ``sendto`` per IPv4 packet (each fragment its own) on the IP_HDRINCL socket."""

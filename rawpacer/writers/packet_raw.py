@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from rawpacer import engine
 from rawpacer.engine import Engine, Frames
@@ -11,6 +12,9 @@ from rawpacer.target import Target
 from rawpacer.writers._packet_socket import open_packet_socket
 from rawpacer.writers._raw import RawWriter
 from rawpacer.writers.base import Knobs, Message, WriterOptions, register, socket_frames
+
+if TYPE_CHECKING:
+    from rawpacer.traffic.pool import FramePool
 
 
 @register
@@ -39,6 +43,10 @@ class PacketRawWriter(RawWriter):
     def frame_engine(self) -> Engine | None:
         """The engine's sendmmsg back end on the bound AF_PACKET socket (one send() a frame at burst 1)."""
         return engine.mmsg(self.sock.fileno()) if engine.BUILT else None
+
+    def pool_frames(self, pool: FramePool) -> Frames | None:
+        """The pool's frames as they are, one send() each (sendmmsg for a paced burst) on the AF_PACKET socket."""
+        return self.pooled(self.frame_engine(), pool, 1)
 
     def emitter(self) -> Callable[[bytes], object]:
         """The AF_PACKET socket's ``send``: one call per frame."""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rawpacer import engine
 from rawpacer.engine import Frames
 from rawpacer.target import Target
 from rawpacer.writers._udp_socket import UdpWriter
-from rawpacer.writers.base import MAX_BATCH, Knobs, Message, WriterOptions, register, socket_frames
+from rawpacer.writers.base import MAX_BATCH, Knobs, Message, WriterOptions, pooled, register, socket_frames
+
+if TYPE_CHECKING:
+    from rawpacer.traffic.pool import FramePool
 
 
 @register
@@ -36,3 +40,7 @@ class UdpSendmmsg(UdpWriter):
     def replay_frames(self, messages: Sequence[Message]) -> Frames | None:
         """The messages where they are, a whole fan-out (up to 1024) per sendmmsg unpaced."""
         return socket_frames(self.sock, messages, self.delivered_size, self.sockaddrs, len(messages))
+
+    def pool_frames(self, pool: FramePool) -> Frames | None:
+        """The pool's datagrams, up to 1024 a sendmmsg unpaced, each to its own reader's address."""
+        return pooled(self._engine, pool, MAX_BATCH, skip=pool.payload_at, destinations=pool.addresses())

@@ -137,8 +137,10 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--sizes", "64", "--remote", "h1", "--writers", "udp-sendto", *STREAM], "do not count per size yet"),
         (["--sizes", "imix", "--pcap", "/tmp/x.pcap", "--writers", "packet-raw", *STREAM], "drop one"),
         (["--vary", "sport=1-9", "--fit", "fragment", "--writers", "packet-raw", *STREAM], "one frame per datagram"),
-        (["--sizes", "imix", "--writers", "xdp", *STREAM], "--sizes: xdp cannot send a frame pool yet"),
-        (["--sizes", "imix", "--writers", "udp-sendto", "-6", *STREAM], "--sizes with -6: udp-sendto send IPv6"),
+        (
+            ["--sizes", "imix", "--writers", "udp-concurrent,xdp", *STREAM],
+            "--sizes: udp-concurrent cannot send a frame pool; use udp-sendto, udp-sendmmsg, packet-raw, packet-ring, ip-raw",
+        ),
         *(([*args, "--writers", "packet-raw", *STREAM], named) for args, named in SHAPES),
     ],
     "send": [
@@ -166,7 +168,7 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--spin", "full"], "--spin full says how a paced stream waits; give --rate too"),
         (["--pcap", "/nonexistent-dir/x.pcap"], "--pcap '/nonexistent-dir/x"),
         (["--iface", "lo", "--writer", "udp-sendto"], "--iface is for raw writers"),
-        (["--sizes", "imix"], "--sizes: packet-ring cannot send a frame pool yet"),
+        (["--sizes", "imix", "--writer", "scapy"], "--sizes: scapy cannot send a frame pool; use udp-sendto,"),
         (["--sizes", "imix", "--writer", "packet-raw", "--iface", "lo"], "--sizes and --vary shape a checked stream"),
         (["--vary", "vlan=1", "--writer", "ip-raw"], "--vary vlan: ip-raw cannot stamp it"),
         *(([*args, "--writer", "packet-raw"], named) for args, named in SHAPES),

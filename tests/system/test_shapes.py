@@ -42,6 +42,28 @@ def test_a_compare_stream_of_imix_arrives_intact_per_size(writer, vary):
     assert report.params["sizes"] == "64:7,594:4,1518:1" and report.params["vary_seed"] == 11
 
 
+@pytest.mark.parametrize("rate", [None, "20k"], ids=["unpaced", "paced-burst-1"])
+@pytest.mark.parametrize(
+    ("writer", "vary"),
+    [("packet-ring", ["dport=5001-5004:random", "sport=1000-1999", "src-ip=198.18.0.1-198.18.0.50:random"]),
+     ("xdp", ["dport=5001-5004", "sport=1-65535:random"]),
+     ("udp-sendmmsg", ["dport=5001-5004:random"])],
+)  # fmt: skip
+def test_an_imix_varied_stream_leaves_through_each_writers_engine(writer, vary, rate):
+    report = rawpacer.compare(
+        writers=writer, readers=4, mode="stream", topology="veth", benchtime="300x", sizes="imix", vary=vary,
+        seed=5, rate=rate, burst=1,
+    )  # fmt: skip
+    (row,) = report.results
+    assert not row.error, row.error
+    (sample,) = row.samples
+    every_datagram_intact(sample)
+    assert sample.sent == 1200 and sample.sizes is not None
+    assert {size: counts["intact"] for size, counts in sample.sizes.items()} == {64: 700, 594: 400, 1518: 100}
+    if rate is not None:
+        assert sample.pacing is not None and sample.pacing["pacer"]["implementation"] == "c-loop"
+
+
 def test_a_paced_varied_stream_on_veth_arrives_intact():
     report = rawpacer.compare(
         writers="packet-raw",
@@ -104,15 +126,20 @@ def test_rfc2544_trials_of_a_varied_stream_are_checked_per_datagram():
     assert run.params["vary"] == ["dport=5001-5005:random", "sport=1000-1999:inc"] and run.params["vary_seed"] == 4
 
 
+IPV6_MIX = {"ip_version": 6, "sizes": "78:7,594:4,1518:1"}
+
+
 @pytest.mark.parametrize(
-    ("extra", "vary"),
-    [({"ip_version": 6, "sizes": "78:7,594:4,1518:1"}, ["flow-label=0-1048575:random", "src-ip=2001:2::1-2001:2::ff"]),
-     ({"vlan": 5, "sizes": "imix"}, ["vlan=5", "sport=1-65535:random"])],
-    ids=["ipv6", "vlan"],
+    ("writer", "extra", "vary"),
+    [("packet-raw", IPV6_MIX, ["flow-label=0-1048575:random", "src-ip=2001:2::1-2001:2::ff"]),
+     ("ip-raw", IPV6_MIX, ["sport=1-65535:random", "dport=5001-5004"]),
+     ("udp-sendto", IPV6_MIX, ["dport=5001-5004:random"]),
+     ("packet-raw", {"vlan": 5, "sizes": "imix"}, ["vlan=5", "sport=1-65535:random"])],
+    ids=["ipv6", "ipv6-ip-raw", "ipv6-udp-sendto", "vlan"],
 )  # fmt: skip
-def test_ipv6_and_tagged_shaped_streams_on_veth_arrive_intact(extra, vary):  # IPv6 frames start at 78 (RFC 5180)
+def test_ipv6_and_tagged_shaped_streams_on_veth_arrive_intact(writer, extra, vary):  # IPv6 frames from 78 (RFC 5180)
     report = rawpacer.compare(
-        writers="packet-raw", readers=4, mode="stream", topology="veth", benchtime="300x", vary=vary, **extra,
+        writers=writer, readers=4, mode="stream", topology="veth", benchtime="300x", vary=vary, **extra,
     )  # fmt: skip
     (row,) = report.results
     assert not row.error, row.error

@@ -11,7 +11,7 @@ import pytest
 
 from rawpacer import engine
 from rawpacer.headers.sequence import sequence_of
-from rawpacer.pacing import Pacer
+from rawpacer.pacing import IMPLEMENTATION, Pacer
 from rawpacer.pacing.schedule import ConstantSchedule
 
 ENTRIES_AT = 64
@@ -150,6 +150,35 @@ def test_mmsg_sends_batches_and_paced_bursts() -> None:
     assert got[:4] == [b"two", b"three", b"one", b"two"]
     assert got[4:] == [b"one", b"two", b"three"] * 2 + [b"one"]
     assert pacer.core.departures == 3 and pacer.core.sent == 7
+
+
+@pytest.mark.parametrize("core", sorted({"python", IMPLEMENTATION}))
+def test_paced_runs_the_pacers_departures_on_either_core(core: str) -> None:
+    """engine.paced: the loop in C on the C core, else each departure waited for in Python."""
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with left, right:
+        frames = engine.Frames(engine.mmsg(left.fileno()), engine.pool([b"one", b"two", b"three"]), 1)
+        pacer = Pacer(ConstantSchedule(100_000, 2), implementation=core)  # type: ignore[arg-type]
+        assert engine.paced(frames, pacer, 5, 1) == 5 == frames.engine.sent
+        got = [right.recv(16) for _ in range(5)]
+    assert got == [b"two", b"three", b"one", b"two", b"three"]
+    assert pacer.report().departures == 3
+    assert pacer.implementation == ("c-loop" if core == "c" else "python")
+
+
+def test_sockaddrs_are_what_the_kernel_reads() -> None:
+    """One sockaddr a destination, back to back: family in host order, port and address in network order."""
+    both = engine.addressed([("198.18.0.2", 5001), ("198.18.0.3", 5002)])
+    assert len(both) == 32
+    assert struct.unpack_from("=H2s4s", both, 16) == (
+        socket.AF_INET, (5002).to_bytes(2, "big"), socket.inet_aton("198.18.0.3"),
+    )  # fmt: skip
+    six = engine.addressed([("2001:2::2", 5001)])
+    assert len(six) == 28
+    assert struct.unpack_from("=H2s4x16s", six) == (
+        socket.AF_INET6, (5001).to_bytes(2, "big"), socket.inet_pton(socket.AF_INET6, "2001:2::2"),
+    )  # fmt: skip
+    assert engine.sockaddrs("198.18.0.2", [1, 2]) == engine.addressed([("198.18.0.2", 1), ("198.18.0.2", 2)])
 
 
 def test_mmsg_batches_longer_than_the_pool_still_stamp_each_round() -> None:

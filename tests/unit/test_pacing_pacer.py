@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import math
 import signal
-import socket
-import struct
 import time
 
 import numpy as np
 import pytest
 
 from rawpacer.errors import UsageError
-from rawpacer.pacing import ConstantSchedule, MonotonicClock, Pacer, PoissonSchedule, sockaddr_in
+from rawpacer.pacing import ConstantSchedule, MonotonicClock, Pacer, PoissonSchedule
 from rawpacer.pacing.clock import DEFAULT_SPIN_NS, IMPLEMENTATION, SPIN_MIN_NS, python_wait_until
 from rawpacer.pacing.pacer import DEFAULT_STALL_NS, START_LEAD_NS
 
@@ -183,12 +181,6 @@ def test_report_as_dict_is_json_ready(core):
 def test_a_pacer_that_never_waited_reports_no_lateness(core):
     report = Pacer(ConstantSchedule(1000), clock=FakeClock(), implementation=core).report()
     assert report.departures == 0 and report.lateness_ns == {"p50": None, "p99": None, "max": None}
-
-
-def test_sockaddr_in_is_what_the_kernel_reads():
-    family, port, address = struct.unpack_from("=H2s4s", sockaddr_in("198.18.0.2", 5001))
-    assert (family, port, address) == (socket.AF_INET, (5001).to_bytes(2, "big"), socket.inet_aton("198.18.0.2"))
-    assert len(sockaddr_in("198.18.0.2", 5001)) == 16
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rawpacer import _readloop as readloop
+from rawpacer import engine
 from rawpacer.bench.methodology.result import TrialRecord
 from rawpacer.bench.methodology.sizes import FrameSize
 from rawpacer.bench.methodology.trial import Outcome, Trial, TrialResult
@@ -26,7 +27,7 @@ from rawpacer.headers.sequence import (
     sequence_of,
     stamp_sequence,
 )
-from rawpacer.pacing import PacedSender, Pacer
+from rawpacer.pacing import Pacer
 from rawpacer.pacing.schedule import ConstantSchedule
 from rawpacer.readers import core
 from rawpacer.readers.tally import OpResult, RunTally
@@ -271,16 +272,19 @@ def test_rfc2544_trial_records_carry_reordering():
     assert TrialRecord.of(TrialResult(trial, 1, 1, 1, 0), Outcome.PASS).reordered_ratio is None
 
 
-@pytest.mark.parametrize("loop", ["c", "python"])
-def test_the_paced_send_loop_stamps_each_frame_as_it_leaves(loop):
-    """PacedSender's two loops stamp frame k % n with sequence first + k // n (a socketpair, no root)."""
+def test_the_engines_paced_loop_stamps_each_frame_as_it_leaves():
+    """The engine's loop paced by the pacer's C core stamps frame k % n with sequence first + k // n
+    (a socketpair, no root)."""
     sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     frames = [bytearray(b"hdr" + bytes(SEQUENCE_BYTES) + bytes([i]) * 5) for i in range(3)]
+    core = Pacer(ConstantSchedule(1e6, 1)).loop_core
+    assert core is not None
     with sender, receiver:
-        paced = PacedSender(Pacer(ConstantSchedule(1e6, 1)), sender, frames, loop=loop)
-        paced.send(3)  # a first round, unstamped
-        paced.send(6, (3, 7))
+        paced = engine.Frames(engine.mmsg(sender.fileno()), engine.pinned(frames), 1, 3)
+        paced.send(0, 3, core)  # a first round, unstamped
+        paced.send(3, 6, core, 7)
         got = [receiver.recv(64) for _ in range(9)][3:]
-        with pytest.raises(UsageError, match="no room"):
-            PacedSender(Pacer(ConstantSchedule(1e6, 1)), sender, [bytearray(4)], loop=loop).send(1, (0, 0))
+        short = engine.Frames(engine.mmsg(sender.fileno()), engine.pinned([bytearray(4)]), 1, 0)
+        with pytest.raises(ValueError, match="room for the sequence"):
+            short.send(0, 1, core, 0)
     assert [(sequence_of(d[3:11]), d[-1]) for d in got] == [(7, 0), (7, 1), (7, 2), (8, 0), (8, 1), (8, 2)]
