@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rawpacer.readers import Arrivals, OpResult, PortTally
+from rawpacer.readers import Arrivals, Counts, OpResult, PortTally
 
 _LOCAL = ("sent", "wait_s", "op_s", "deviations", "arrivals")
 """OpResult fields the controller fills itself."""
@@ -23,6 +23,7 @@ def to_wire(result: OpResult, mono_to_rt_ns: int, injected_ns: int = 0) -> tuple
     ``mono_to_rt_ns`` moves the monotonic first take onto CLOCK_REALTIME; ``injected_ns`` (test only,
     rawpacer.remote.clock.OFFSET_ENV) is added to every realtime figure, as a skewed clock would."""
     out = {f.name: getattr(result, f.name) for f in fields(result) if f.name not in _LOCAL}
+    out["counts"] = result.counts.to_dict()
     out["deviations"] = [t.as_row() for t in result.deviations.values()]
     first = result.reader_first_ns
     out["reader_first_rt_ns"] = first + mono_to_rt_ns + injected_ns if first else 0
@@ -40,6 +41,7 @@ def from_wire(
     fields_in = dict(outcome)
     first_rt = int(fields_in.pop("reader_first_rt_ns"))
     rows = fields_in.pop("deviations")
+    counts = Counts.of(fields_in.pop("counts"))
     got = None
     if count:
         view = memoryview(blob)
@@ -55,7 +57,8 @@ def from_wire(
         sent=sent,
         wait_s=wait_s,
         op_s=op_s,
-        deviations={row[0]: PortTally(*row) for row in rows},
+        counts=counts,
+        deviations={row[0]: PortTally.from_row(row) for row in rows},
         arrivals=got,
     )
     return result, first_rt

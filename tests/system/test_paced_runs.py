@@ -134,4 +134,4 @@ def test_the_schedule_is_anchored_after_the_c_loop_has_its_frames():
         pacer.start = lambda *t0: calls.append("start") or start(*t0)  # type: ignore[method-assign]  # on purpose
         outcome = OpLoop(writer, readers, MessageSource.make("fast", 200), pacer).stream(50)
     assert calls == ["prebuilt", "start"]
-    assert pacer.implementation == "c-loop" and outcome.result.intact == 200
+    assert pacer.implementation == "c-loop" and outcome.result.counts.intact == 200
