@@ -28,7 +28,6 @@ import mmap
 from array import array
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import NamedTuple
 
 from rawpacer.headers.sequence import SEQUENCE_BYTES, sequence_of
@@ -94,8 +93,8 @@ def verdict(tallies: Tallies, ports: Sequence[int]) -> Verdict:
     per_port, delivered, mismatched, late, sequenced, rows = tallies
     deviations = tuple(port_tally(ports[slot], per_port, *counts) for slot, *counts in rows)
     odd = total(t.counts for t in deviations)  # lost, duplicate and reordering happen on deviating ports only
-    counts = replace(
-        odd, delivered=delivered, intact=delivered - mismatched - odd.duplicate, corrupt=mismatched, late=late
+    counts = odd._replace(
+        delivered=delivered, intact=delivered - mismatched - odd.duplicate, corrupt=mismatched, late=late
     )
     return Verdict(per_port, counts, deviations, sequenced)
 

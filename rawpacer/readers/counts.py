@@ -1,25 +1,22 @@
 """``Counts``: what readers counted, declared once and added up the same way everywhere.
 
 A port's op, an op, a stream, a run, a benchmark sample and a remote host's share all hold one
-``Counts``; they fold with ``+`` and reach the JSON through ``to_dict()``. A field sums unless its
-metadata names another fold (``LARGEST``: the reordering extent is a maximum, RFC 4737 4.2.1), so a
-new counted field is one line here.
+``Counts``; they fold with ``+`` and reach the JSON through ``to_dict()``. A field sums unless
+``FOLDS`` names another fold (the reordering extent is a maximum, RFC 4737 4.2.1), so a new
+counted field is one line here. It is a NamedTuple: immutable, and cheap enough to add on every
+op inside the timed loop (about 1 µs here, a frozen dataclass 5 µs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import Any
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 Fold = Callable[[Any, Any], Any]
-FOLD = "fold"
-"""The metadata key naming how a field combines (default: ``+``)."""
-LARGEST: dict[str, Fold] = {FOLD: max}
 
 
-@dataclass(frozen=True, slots=True)
-class Counts:
+class Counts(NamedTuple):
     """Datagram counts (see ``rawpacer.readers.core`` for the rules that fill them)."""
 
     delivered: int = 0
@@ -32,24 +29,24 @@ class Counts:
     """Dropped by the kernel at the reader sockets (full receive buffers)."""
     reordered: int = 0
     """First copies that arrived after a higher sequence (RFC 4737 3.3; sequenced streams only)."""
-    reorder_extent: int = field(default=0, metadata=LARGEST)
+    reorder_extent: int = 0
     """The largest reordering extent (RFC 4737 4.2.1) among them."""
 
-    def __add__(self, other: Counts) -> Counts:
+    def __add__(self, other: Counts) -> Counts:  # type: ignore[override]  # field by field, not tuple concatenation
         if not isinstance(other, Counts):
             return NotImplemented
-        return Counts(*(_fold(f)(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)))
+        return Counts._make(map(_fold, _FOLDS, self, other))
 
     def to_dict(self) -> dict[str, int]:
         """The JSON form: one key per field."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return self._asdict()
 
     def as_row(self) -> tuple[int, ...]:
         """The fields in declaration order (a compact wire form; ``Counts(*row)`` reads it back)."""
-        return tuple(getattr(self, f.name) for f in fields(self))
+        return tuple(self)
 
     @classmethod
-    def of(cls, values: dict[str, Any]) -> Counts:
+    def of(cls, values: Mapping[str, Any]) -> Counts:
         """The counts among ``values`` (a JSON form, or any mapping with the field names)."""
         return cls(**{name: values[name] for name in NAMES if name in values})
 
@@ -59,21 +56,19 @@ class Counts:
         return self.intact - self.reordered
 
 
-NAMES: tuple[str, ...] = tuple(f.name for f in fields(Counts))
+NAMES: tuple[str, ...] = Counts._fields
 """Every counted field's name, in declaration order."""
+FOLDS: Mapping[str, Fold] = {"reorder_extent": max}
+"""How a field combines when it does not sum."""
+_FOLDS: tuple[Fold, ...] = tuple(FOLDS.get(name, operator.add) for name in NAMES)
 
 
-def _fold(f: Any) -> Fold:
-    fold: Fold = f.metadata.get(FOLD, _plus)
-    return fold
+def _fold(fold: Fold, a: Any, b: Any) -> Any:
+    return fold(a, b)
 
 
-def _plus(a: Any, b: Any) -> Any:
-    return a + b
-
-
-def total(parts: Any) -> Counts:
-    """The sum of an iterable of Counts (``Counts()`` when empty)."""
+def total(parts: Iterable[Counts]) -> Counts:
+    """The sum of Counts (``Counts()`` when there are none)."""
     out = Counts()
     for part in parts:
         out = out + part

@@ -178,10 +178,10 @@ class ReaderProcess:
                 seen = sockets.drops(sock)
                 dropped, self.drops_seen[slot] = seen - self.drops_seen[slot], seen
                 if dropped:
-                    tally = dataclasses.replace(tally, counts=dataclasses.replace(tally.counts, socket_drops=dropped))
+                    tally = dataclasses.replace(tally, counts=tally.counts._replace(socket_drops=dropped))
                     total += dropped
             deviations.append(tally)
-        counts = dataclasses.replace(verdict.counts, socket_drops=total)
+        counts = verdict.counts._replace(socket_drops=total)
         return verdict._replace(counts=counts, deviations=tuple(deviations))
 
     def report(self, timed_out: bool) -> None:

@@ -9,7 +9,7 @@ busy time, and (when asked for) every datagram's kernel receive timestamp (``Arr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -236,8 +236,8 @@ class RunTally:
         self.sequenced_intact += op.counts.intact if op.sequenced else 0
         self._per_port_expected += op.per_port
         for port, dev in op.deviations.items():
-            extra = replace(
-                dev.counts, delivered=dev.counts.delivered - op.per_port, intact=dev.counts.intact - op.per_port
+            extra = dev.counts._replace(
+                delivered=dev.counts.delivered - op.per_port, intact=dev.counts.intact - op.per_port
             )
             self._deviations[port] = self._deviations.get(port, Counts()) + extra
 
@@ -245,7 +245,7 @@ class RunTally:
         """The run's counts for one port."""
         base = self._per_port_expected
         dev = self._deviations.get(port, Counts())
-        return PortTally(port, replace(dev, delivered=base + dev.delivered, intact=base + dev.intact))
+        return PortTally(port, dev._replace(delivered=base + dev.delivered, intact=base + dev.intact))
 
     def per_port(self) -> list[PortTally]:
         """Every port's counts, in port order."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import pytest
 
 from rawpacer.readers.counts import NAMES, Counts, total
@@ -18,7 +16,7 @@ def test_counts_add_field_by_field_and_the_extent_is_the_largest():
 
 
 def test_every_field_reaches_the_json_and_comes_back():
-    counts = Counts(*range(1, len(fields(Counts)) + 1))
+    counts = Counts(*range(1, len(NAMES) + 1))
     assert list(counts.to_dict()) == list(NAMES)
     assert Counts.of(counts.to_dict() | {"sent": 99}) == counts
     assert Counts(*counts.as_row()) == counts

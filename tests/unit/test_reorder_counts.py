@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -198,7 +197,7 @@ def test_reordered_ratio_and_run_totals():
     verdict = run(
         core.Counter(expected, SIZE, 3), expected, [(0, 1), (0, 0)] + [(s, k) for s in (1, 2) for k in (0, 1)], 2
     )
-    counts = replace(verdict.counts, delivered=6, intact=6)
+    counts = verdict.counts._replace(delivered=6, intact=6)
     op = OpResult(
         "stream", 3, SIZE, 2, 6, counts, False, 0, 0, 0, {t.port: t for t in verdict.deviations}, sequenced=True
     )
