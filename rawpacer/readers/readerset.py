@@ -165,10 +165,12 @@ class ReaderSet:
         self._finalizer = weakref.finalize(self, _stop_child, pid, ctl)
         self._closed = False
         self._machine = states.Machine()
+        self._gone: str | None = None
+        """Why the reader process is gone, once it is."""
         self._pending: tuple[int, float, bool] | None = None
         """The open op's or stream's (expected size, perf_counter at begin, timestamps)."""
         self._stamping = False
-        """True once the reader process has the kernel stamping datagrams on arrival (see STAMP)."""
+        """True once the reader process has the kernel stamping datagrams on arrival (``protocol.Stamp``)."""
         try:
             ready, _ = self._receive(protocol.READY, READY_TIMEOUT_S)
         except BaseException:
@@ -189,11 +191,18 @@ class ReaderSet:
         """Where the readers are (``rawpacer.readers.states``)."""
         return self._machine.state
 
-    def _send(self, command: protocol.Command) -> None:
-        """Send ``command`` if the state table allows it (IllegalTransition if not), and make its move."""
+    def _check(self, move: states.Move) -> None:
+        """Refuse ``move`` unless the state table allows it: ReaderDied when the process is gone,
+        UsageError when this set was closed, IllegalTransition otherwise."""
+        if self._gone is not None:
+            raise ReaderDied(self._gone)
         if self._closed:
             raise UsageError("this ReaderSet is closed")
-        self._machine.check(command)
+        self._machine.check(move)
+
+    def _send(self, command: protocol.Command) -> None:
+        """Send ``command`` if the state table allows it, and make its move."""
+        self._check(command)
         try:
             self._ctl.send(protocol.encode_command(command))
         except (BrokenPipeError, ConnectionResetError):
@@ -227,11 +236,9 @@ class ReaderSet:
             else:
                 size, ancdata = answer
         except TimeoutError:
-            self._machine.state = states.State.CLOSED
             status = _reap(self.pid, 0)
-            raise ReaderDied(
-                f"reader process {self.pid} did not answer within {timeout:.1f} s and was killed ({_describe_status(status)})"
-            ) from None
+            why = f"did not answer within {timeout:.1f} s and was killed ({_describe_status(status)})"
+            raise self._lost(why) from None
         except ConnectionResetError:
             size = 0
         if size == 0:
@@ -239,8 +246,8 @@ class ReaderSet:
         fds = _passed_fds(ancdata)
         msg: tuple[Any, ...] = marshal.loads(memoryview(self._inbox)[:size])
         if msg[0] == protocol.ERROR:
-            self._machine.state = states.State.CLOSED
             _reap(self.pid, STOP_GRACE_S)
+            self._lost(f"stopped after an error: {msg[1]}")
             raise RawpacerError(msg[1] if msg[2] else f"reader process failed: {msg[1]}")
         if msg[0] != kind:
             for fd in fds:
@@ -251,11 +258,14 @@ class ReaderSet:
         return msg, fds
 
     def _died(self) -> ReaderDied:
-        self._machine.state = states.State.CLOSED
         status = _reap(self.pid, STOP_GRACE_S)
-        return ReaderDied(
-            f"reader process {self.pid} died ({_describe_status(status)}) while the readers were still needed"
-        )
+        return self._lost(f"died ({_describe_status(status)}) while the readers were still needed")
+
+    def _lost(self, why: str) -> ReaderDied:
+        """The reader process is gone (``why``): every later call raises ReaderDied saying so."""
+        self._machine.state = states.State.CLOSED
+        self._gone = f"reader process {self.pid} {why}"
+        return ReaderDied(self._gone)
 
     # --- ops and streams ------------------------------------------------------------------
 
@@ -274,7 +284,7 @@ class ReaderSet:
         begin: protocol.Command = (
             protocol.BeginStream(size, timestamps, fanouts or 0) if stream else protocol.BeginOp(size, timestamps)
         )
-        self._machine.check(begin)
+        self._check(begin)
         if timestamps and not self._stamping:
             self._send(protocol.Stamp())  # the first time, wait until the kernel stamps on arrival
             self._receive(protocol.DONE, ANSWER_MARGIN_S)
@@ -301,7 +311,7 @@ class ReaderSet:
     def _finish(
         self, sent: int, command: protocol.Wait | protocol.EndStream, answer_within: float, strict: bool
     ) -> OpResult:
-        self._machine.check(command)
+        self._check(command)
         assert self._pending is not None  # an op or stream is open: the table allowed the command
         size, started, timestamps = self._pending
         called = time.perf_counter()

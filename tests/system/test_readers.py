@@ -159,6 +159,8 @@ def test_killed_reader_process_is_reader_died(Readers, topo, sender):
         os.kill(rs.pid, signal.SIGKILL)
         with pytest.raises(ReaderDied, match="SIGKILL"):
             rs.wait()
+        with pytest.raises(ReaderDied, match="SIGKILL"):  # gone for good: not a usage error
+            rs.abort()
     finally:
         rs.close()
     assert rs.pid not in child_pids()
