@@ -17,6 +17,7 @@ import importlib
 import marshal
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -45,8 +46,9 @@ def _run(entry: str, fds: Sequence[int], args: tuple[Any, ...]) -> NoReturn:
         module, name = entry.split(":")
         function: Callable[..., NoReturn] = getattr(importlib.import_module(module), name)
         function(*fds, *args)
-    finally:
-        os._exit(1)  # the entry point ends the process itself; reached only if it could not be called
+    except BaseException:  # noqa: BLE001 - the entry could not even start: say why on stderr, then end
+        traceback.print_exc()
+    os._exit(1)  # the entry point ends the process itself; reached only if it could not be called
 
 
 def main() -> NoReturn:

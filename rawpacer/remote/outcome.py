@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rawpacer.readers import Arrivals, Counts, OpResult, PortTally
+from rawpacer.readers.counts import NAMES
 
 _LOCAL = ("sent", "wait_s", "op_s", "deviations", "arrivals")
 """OpResult fields the controller fills itself."""
@@ -23,7 +24,7 @@ def to_wire(result: OpResult, mono_to_rt_ns: int, injected_ns: int = 0) -> tuple
     ``mono_to_rt_ns`` moves the monotonic first take onto CLOCK_REALTIME; ``injected_ns`` (test only,
     rawpacer.remote.clock.OFFSET_ENV) is added to every realtime figure, as a skewed clock would."""
     out = {f.name: getattr(result, f.name) for f in fields(result) if f.name not in _LOCAL}
-    out["counts"] = result.counts.to_dict()
+    out.update(out.pop("counts").to_dict())  # flat, as the wire has always carried them
     out["deviations"] = [t.as_row() for t in result.deviations.values()]
     first = result.reader_first_ns
     out["reader_first_rt_ns"] = first + mono_to_rt_ns + injected_ns if first else 0
@@ -41,7 +42,9 @@ def from_wire(
     fields_in = dict(outcome)
     first_rt = int(fields_in.pop("reader_first_rt_ns"))
     rows = fields_in.pop("deviations")
-    counts = Counts.of(fields_in.pop("counts"))
+    counts = Counts.of(fields_in)
+    for name in NAMES:
+        fields_in.pop(name, None)
     got = None
     if count:
         view = memoryview(blob)

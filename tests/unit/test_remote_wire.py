@@ -166,6 +166,7 @@ def op_result(readers: int, lost_port: int | None = None, arrivals: Arrivals | N
 def test_an_op_result_crosses_the_wire_with_its_arrivals_on_the_agents_realtime_clock():
     got = Arrivals(np.array([100, 200], np.int64), np.array([0, 1], np.int32), np.array([True, False]))
     fields, blob = outcome.to_wire(op_result(3, 5002, got), mono_to_rt_ns=1000, injected_ns=7)
+    assert "counts" not in fields and (fields["delivered"], fields["lost"]) == (2, 1)  # the wire's flat keys, as ever
     back, first_rt = outcome.from_wire(fields, blob, 2, sent=3, wait_s=0.5, op_s=0.6, timestamps=True)
     assert first_rt == 10 + 1000 + 7
     assert (back.counts.delivered, back.counts.lost, back.sent, back.wait_s, list(back.deviations)) == (
