@@ -4,12 +4,15 @@
 counts allocations for compare's allocs/op (tracemalloc's bytes-only fallback otherwise);
 ``_readloop`` is the readers' receive-and-check loop (the pure-Python loop otherwise); ``_pace``
 waits for the pacer's deadlines and runs whole paced send loops in C (pure-Python waits and the
-Python loop otherwise).
+Python loop otherwise); ``engine._engine`` is the one transmit engine (sendmmsg batches, the TPACKET_V2
+TX ring, AF_XDP) the batch writers send through, unpaced or paced by ``_pace``'s core (those writers
+are unavailable without it).
 """
 
 from setuptools import Extension, setup
 
-SEQUENCE_H = "rawpacer/_sequence.h"  # the stream datagrams' sequence field, shared by _readloop and _pace
+SEQUENCE_H = "rawpacer/_sequence.h"  # the stream datagrams' sequence field, shared by _readloop, _pace and _engine
+PACECORE_H = "rawpacer/_pacecore.h"  # the pacer's C core, shared by _pace and _engine
 STRICT = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
 setup(
@@ -26,7 +29,14 @@ setup(
         Extension(
             "rawpacer._pace",
             sources=["rawpacer/_pace.c"],
-            depends=[SEQUENCE_H],
+            depends=[SEQUENCE_H, PACECORE_H],
+            optional=True,
+            extra_compile_args=STRICT,
+        ),
+        Extension(
+            "rawpacer.engine._engine",
+            sources=["rawpacer/engine/_engine.c"],
+            depends=[SEQUENCE_H, PACECORE_H, "rawpacer/engine/_ring.h"],
             optional=True,
             extra_compile_args=STRICT,
         ),

@@ -22,6 +22,9 @@
 #include "_sequence.h"
 
 #define NEVER ((int64_t)1 << 62)
+/* begin()'s sequences for a shaped stream (rawpacer.traffic.pool): a datagram of any length up to the
+ * expected size matches when it equals that many leading bytes of its slot's message; counted per length. */
+#define PREFIX (-1)
 #define CTL_TAG UINT32_MAX
 #define MAX_EVENTS 1024
 #define DRAIN_ROUNDS 16 /* recvmmsg batches taken from one socket per wake-up before serving the others */
@@ -66,7 +69,8 @@ typedef struct {
     Py_ssize_t expected_size;
     int64_t per_port, reached;
     int64_t *received, *mismatched, *late, *late_next;
-    int64_t sequences; /* > 0: a sequenced stream, sequences below this */
+    int64_t sequences; /* > 0: a sequenced stream, sequences below this; PREFIX: a shaped stream */
+    int64_t *by_length; /* a shaped stream's datagrams per length: received at [2*len], matching at [2*len+1] */
     Order *order;      /* per slot, allocated with the Counter */
     /* arrivals of the open op (kept when timestamps are on); NULL columns until the first */
     Column *columns[COLUMNS];
@@ -245,7 +249,12 @@ static inline int count_one(Counter *self, Py_ssize_t slot, const char *data, Py
     Py_ssize_t size = self->expected_size;
     const char *want = (const char *)self->expected.buf + slot * self->slot_size;
     int match;
-    if (self->sequences) {
+    if (self->sequences == PREFIX) {
+        match = len <= size && memcmp(data, want, (size_t)len) == 0;
+        Py_ssize_t at = len <= self->slot_size ? len : self->slot_size + 1; /* longer: one bin */
+        self->by_length[2 * at]++;
+        self->by_length[2 * at + 1] += match;
+    } else if (self->sequences) {
         int64_t seq = len == size ? sequence_get((const unsigned char *)data) : -1;
         match = seq >= 0 && seq < self->sequences &&
                 memcmp(data + SEQUENCE_BYTES, want + SEQUENCE_BYTES, (size_t)(size - SEQUENCE_BYTES)) == 0;
@@ -272,6 +281,7 @@ static void Counter_dealloc(Counter *self) {
     PyMem_RawFree(self->mismatched);
     PyMem_RawFree(self->late);
     PyMem_RawFree(self->late_next);
+    PyMem_RawFree(self->by_length);
     if (self->order != NULL) {
         for (Py_ssize_t i = 0; i < self->slots; i++) {
             PyMem_RawFree(self->order[i].seen);
@@ -317,7 +327,8 @@ static int Counter_init(Counter *self, PyObject *args, PyObject *kwds) {
     self->late = PyMem_RawCalloc((size_t)slots, sizeof(int64_t));
     self->late_next = PyMem_RawCalloc((size_t)slots, sizeof(int64_t));
     self->order = PyMem_RawCalloc((size_t)slots, sizeof(Order));
-    if (!self->received || !self->mismatched || !self->late || !self->late_next || !self->order) {
+    self->by_length = PyMem_RawCalloc((size_t)slot_size + 2, 2 * sizeof(int64_t)); /* lengths 0 .. slot_size+1 */
+    if (!self->received || !self->mismatched || !self->late || !self->late_next || !self->order || !self->by_length) {
         PyErr_NoMemory();
         return -1;
     }
@@ -332,10 +343,12 @@ static PyObject *Counter_begin(Counter *self, PyObject *args) {
     if (size < 1 || size > self->slot_size) {
         return PyErr_Format(PyExc_ValueError, "expected size %zd is out of range 1-%zd", size, self->slot_size);
     }
-    if (sequences < 0) return PyErr_Format(PyExc_ValueError, "sequences %lld is not allowed; use 0 (none) or more", sequences);
+    if (sequences < PREFIX)
+        return PyErr_Format(PyExc_ValueError, "sequences %lld is not allowed; use 0 (none) or more, or -1 (shaped)", sequences);
     int64_t was = self->sequences;
-    self->sequences = stream && size >= SEQUENCE_BYTES ? sequences : 0;
-    if (was || self->sequences) {
+    self->sequences = stream && (size >= SEQUENCE_BYTES || sequences == PREFIX) ? sequences : 0;
+    memset(self->by_length, 0, ((size_t)self->slot_size + 2) * 2 * sizeof(int64_t));
+    if (was > 0 || self->sequences > 0) {
         for (Py_ssize_t i = 0; i < self->slots; i++) order_reset(&self->order[i]);
     }
     size_t bytes = (size_t)self->slots * sizeof(int64_t);
@@ -411,6 +424,23 @@ static PyObject *Counter_tallies(Counter *self, PyObject *unused) {
     self->spin_until = now_ns() + self->idle_spin_ns;
     return Py_BuildValue("(LLLLNN)", (long long)per_port, (long long)delivered, (long long)mismatched,
                          (long long)late, PyBool_FromLong(self->sequences > 0), rows);
+}
+
+/* A shaped stream's datagrams by length: [(length, received, matching), ...] for every length seen. */
+static PyObject *Counter_lengths(Counter *self, PyObject *unused) {
+    PyObject *rows = PyList_New(0);
+    if (rows == NULL) return NULL;
+    for (Py_ssize_t n = 0; n < self->slot_size + 2; n++) {
+        if (self->by_length[2 * n] == 0) continue;
+        PyObject *row = Py_BuildValue("(nLL)", n, (long long)self->by_length[2 * n], (long long)self->by_length[2 * n + 1]);
+        if (row == NULL || PyList_Append(rows, row) < 0) {
+            Py_XDECREF(row);
+            Py_DECREF(rows);
+            return NULL;
+        }
+        Py_DECREF(row);
+    }
+    return rows;
 }
 
 /* Read-only views of the op's arrivals; each holds its column, so it outlives begin() and the Counter. */
@@ -678,6 +708,8 @@ static PyGetSetDef Counter_getset[] = {
 };
 
 static PyMethodDef Counter_methods[] = {
+    {"lengths", (PyCFunction)Counter_lengths, METH_NOARGS,
+     "lengths() -> [(length, received, matching)]: a shaped stream's datagrams by length (begin with sequences -1)"},
     {"begin", (PyCFunction)Counter_begin, METH_VARARGS,
      "begin(expected_size, stream, timestamps, sequences=0): open an op (a sequenced stream when sequences > 0)"},
     {"datagram", (PyCFunction)Counter_datagram, METH_VARARGS, "datagram(slot, data, rx_ns=0): count one datagram"},

@@ -21,6 +21,7 @@ import dpkt
 from rawpacer.bench.oploop import OpLoop
 from rawpacer.cli import main
 from rawpacer.headers import FrameTemplate
+from rawpacer.headers.sequence import SEQUENCE_BYTES, sequence_bytes
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Topology
@@ -284,12 +285,15 @@ def write_pcap(path: Path | str, frames: Sequence[bytes], gap_ns: int = 100_000,
     return Path(path)
 
 
-def capture_frames(flows: int = 3, per_flow: int = 4, size: int = 100) -> list[bytes]:
-    """UDP frames of ``flows`` flows (captured destinations 10.0.0.x:53), each datagram's payload its own."""
+def capture_frames(flows: int = 3, per_flow: int = 4, size: int = 100, sequenced: bool = False) -> list[bytes]:
+    """UDP frames of ``flows`` flows (captured destinations 10.0.0.x:53), each datagram's payload its own;
+    ``sequenced``: each payload starts with its flow's sequence field (0, 1, ... per flow, in file order)."""
     eth = dpkt.ethernet.Ethernet(src=b"\x02\0\0\0\0\x0a", dst=b"\x02\0\0\0\0\x0b")
     frames = []
     for i in range(flows * per_flow):
         payload = struct.pack("!I", i) * (size // 4)
+        if sequenced:
+            payload = sequence_bytes(i // flows) + payload[SEQUENCE_BYTES:]
         udp = dpkt.udp.UDP(sport=3333, dport=53, data=payload)
         udp.ulen = len(udp)
         ip = dpkt.ip.IP(src=bytes([10, 1, 1, 1]), dst=bytes([10, 0, 0, 1 + i % flows]), p=17, data=udp)

@@ -10,17 +10,19 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from rawpacer import dut, outputs
 from rawpacer.bench import confidence, gobench
 from rawpacer.bench.calibrate import Benchtime, parse_benchtime
+from rawpacer.bench.shaping import ShapeSpec, can_shape, check_shape, message_size
 from rawpacer.errors import UsageError, require
 from rawpacer.headers import MAX_VLAN_ID, MIN_VLAN_ID
 from rawpacer.headers.addresses import parse_ip
 from rawpacer.headers.fit import check_mtu
 from rawpacer.limits import (
     DEFAULT_LINK_MTU,
+    FIRST_PORT,
     MAX_MESSAGE_SIZE,
     MAX_MTU,
     MAX_READERS,
@@ -33,6 +35,7 @@ from rawpacer.pacing import PaceSpec, parse_spin
 from rawpacer.remote.spec import Host, parse_hosts
 from rawpacer.sandbox import IP_VERSIONS, KINDS
 from rawpacer.sandbox.ports import Ports, check_port
+from rawpacer.sandbox.topology import ADDRESSING, ROUTER_ADDRESSING
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import Fit
 
@@ -82,6 +85,8 @@ class Config:
     """Hosts the readers run on (``--remote``), over SSH; empty: readers here, in the sandbox."""
     remote_addr: tuple[str | None, ...] = ()
     """The address each remote host's readers listen on (``--remote-addr``); None: the one ssh reached."""
+    shape: ShapeSpec | None = None
+    """A shaped stream (``--sizes``, ``--vary``): its frame sizes and varied fields; None: the plain fan-out."""
     named: tuple[str, ...] = ()
     """Rows the user asked for by name (``--writers``, the Go seed with ``--with-go``): one that does
     not run makes the exit code say so; a default writer the kernel cannot run only says so in its row."""
@@ -117,6 +122,7 @@ class Config:
             "pattern": None if self.pace is None else self.pace.pattern,
             "seed": None if self.pace is None else self.pace.seed,
             "spin": None if self.pace is None else self.pace.spin,
+            **(ShapeSpec().params() if self.shape is None else self.shape.params()),
             "slow_writer_caps_s": {
                 n: cap for n in self.writers if (cap := registry.get(n).benchtime_cap_s) is not None
             },
@@ -283,7 +289,20 @@ def check_remote(
     return hosts, addrs, "remote"
 
 
+class PathOptions(TypedDict, total=False):
+    """The options on a run's way that every entry point passes on unchanged: the DUT and the
+    user's own ports, each None (absent) unless given; ``make_config`` says what each may be."""
+
+    egress_mtu: int | str | None
+    dut: str | Sequence[str] | None
+    dut_setup: str | Sequence[str] | None
+    tx_iface: str | None
+    rx_iface: str | None
+    next_hop_mac: str | None
+
+
 def make_config(
+    *,
     writers: str | Sequence[str] | None = None,
     readers: int | str | Sequence[int] = 100,
     size: int | str = 1500,
@@ -314,12 +333,16 @@ def make_config(
     next_hop_mac: str | None = None,
     remote: str | None = None,
     remote_addr: str | None = None,
+    sizes: str | None = None,
+    vary: str | Sequence[str] | None = None,
 ) -> Config:
     """A Config from CLI-style values (strings or numbers), every one checked: UsageError, one line."""
     counts = str(readers).split(",") if isinstance(readers, (int, str)) else list(readers)
     chosen = _names(writers, vlan is not None or tx_iface is not None)
     if remote is not None and writers is None and tx_iface is None:  # by default, the writers the kernel routes
         chosen = tuple(n for n in chosen if not registry.get(n).tags_vlan)
+    if (sizes is not None or vary) and writers is None:  # by default, the writers that send a frame pool
+        chosen = tuple(n for n in chosen if can_shape(n))
     for name in chosen:
         registry.get(name)
     require(len(set(chosen)) == len(chosen), f"writers {writers!r} names a writer twice")
@@ -333,7 +356,8 @@ def make_config(
     vid, pcp = check_vlan(vlan, vlan_priority, topology, chosen)
     require(not (with_go and version == 6), "--with-go runs the seed's own IPv4 job; drop -6 to run it")
     mode = _choice("mode", mode, MODES)
-    pace = check_pace(rate, burst, pattern, seed, mode, per_op_pacing, spin)
+    paced_seed = seed if (sizes is None and not vary) or (rate is not None and pattern == "poisson") else None
+    pace = check_pace(rate, burst, pattern, paced_seed, mode, per_op_pacing, spin)
     require(not (with_go and pace is not None), "--with-go runs the seed's unpaced job; drop --rate to run it")
     links = None if mtu is None else check_mtu(parse_int("mtu", mtu, MIN_MTU, MAX_MTU), version)
     egress, profiles, setup = check_device(topology, links, egress_mtu, dut, dut_setup, version)
@@ -342,10 +366,35 @@ def make_config(
         not ci or passes >= confidence.MIN_SAMPLES,
         f"--ci with count {passes}: a bootstrap interval needs --count {confidence.MIN_SAMPLES} or more",
     )
+    plan = ROUTER_ADDRESSING[version] if topology == "router" else ADDRESSING[version]
+    counts_checked = tuple(parse_int("readers", part, 1, MAX_READERS) for part in counts)
+    shape = check_shape(
+        sizes,
+        vary,
+        seed,
+        writers=chosen,
+        mode="stream" if per_op_pacing else mode,
+        ip_version=version,
+        mtu=links,
+        readers=counts_checked,
+        first_port=FIRST_PORT,
+        addresses=(plan.writer, plan.reader),
+        remote=bool(hosts),
+        vlan=vid,
+    )
+    require(
+        shape is None or Fit.parse(fit) is not Fit.FRAGMENT,
+        "--fit fragment: a shaped stream's frame pool holds one frame per datagram; use trim or strict",
+    )
+    require(
+        shape is None or pcap is None,
+        f"--pcap {pcap!r} records a writer's own sends; a shaped stream's frame pool leaves by the C loop: drop one",
+    )
+    message = parse_int("size", size, MIN_MESSAGE_SIZE, MAX_MESSAGE_SIZE)
     config = Config(
         writers=chosen,
-        readers=tuple(parse_int("readers", part, 1, MAX_READERS) for part in counts),
-        size=parse_int("size", size, MIN_MESSAGE_SIZE, MAX_MESSAGE_SIZE),
+        readers=counts_checked,
+        size=message if shape is None else message_size(shape, message, version),
         payload=_choice("payload", payload, PAYLOADS),
         fit=Fit.parse(fit),
         mode=mode,
@@ -368,6 +417,7 @@ def make_config(
         next_hop_mac=next_hop_mac,
         remote=hosts,
         remote_addr=addrs,
+        shape=shape,
         named=(chosen if writers is not None else ()) + (tuple(gobench.ROWS.values()) if with_go else ()),
     )
     if config.pcap is not None:

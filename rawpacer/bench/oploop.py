@@ -18,14 +18,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from rawpacer.bench.shaping import Shaped
 from rawpacer.headers.sequence import MAX_SEQUENCE, SEQUENCE_BYTES, stamp_sequence
 from rawpacer.messages import MessageSource
-from rawpacer.pacing import PacedSender, Pacer
 from rawpacer.readers import OpResult
 from rawpacer.remote.readerset import AnyReaders
 from rawpacer.writers.base import Message, Writer
+
+if TYPE_CHECKING:
+    from rawpacer._pace import Core
+    from rawpacer.pacing import PacedSender
+
+try:
+    from rawpacer._pace import Core as PACE_CORE
+except ImportError:  # no C pacer: paced replays stay in Python
+    PACE_CORE = None  # type: ignore[assignment, misc]
 
 STREAM_SETTLE_S = 0.2
 """A stream is over once no datagram arrived for this long after the last send."""
@@ -98,30 +107,33 @@ class Interrupted(KeyboardInterrupt):
         self.total = total
 
 
-def _writable(frame: Message) -> Message:
-    """``frame`` itself when a sequence can be stamped into it, else a writable copy."""
-    return (
-        frame
-        if isinstance(frame, bytearray) or (isinstance(frame, memoryview) and not frame.readonly)
-        else bytearray(frame)
-    )
+@runtime_checkable
+class CorePaced(Protocol):
+    """Departures whose rules the pacer's C core holds (``Pacer``): the engine can run them in C."""
+
+    core: object
+    clock: object
+    implementation: str
 
 
-def replay_in_c(
-    writer: Writer, messages: Sequence[Message], departures: Departures, *, sequenced: bool = False
-) -> PacedSender | None:
-    """A paced replay's departure loop, sends included, in C with the GIL released: when the pacer
-    has its C core, each departure is one datagram, and the writer hands over the frames it would
-    replay (``Writer.prebuilt``). Python's own per-datagram cost then no longer sets the rate.
-    ``sequenced``: the frames are made writable, for the C loop to stamp each one's sequence."""
-    if not isinstance(departures, Pacer) or departures.burst != 1:
-        return None
-    built = writer.prebuilt(messages)
-    if built is None:
-        return None
-    sock, frames, addresses = built
-    sender = PacedSender(departures, sock, [_writable(f) for f in frames] if sequenced else frames, addresses)
-    return sender if sender.loop == "c" else None
+def engine_core(departures: Departures) -> Core | None:
+    """The pacer's C core when ``departures`` is a pacer that runs on it, on the real clock: the core
+    the engine's loop can be paced by; None otherwise."""
+    if isinstance(departures, CorePaced) and departures.clock is None and PACE_CORE is not None:
+        core = departures.core
+        if isinstance(core, PACE_CORE):
+            return core
+    return None
+
+
+def engine_pacing(departures: Departures) -> tuple[bool, Core | None]:
+    """Whether the engine can run these departures, and with which core: ``ASAP`` unpaced (None), a
+    pacer whose C core runs on the real clock paced by that core; any other (a Python core, a fake
+    clock, a wrapper that records each wait) leaves the loop in Python."""
+    if isinstance(departures, Asap):
+        return True, None
+    core = engine_core(departures)
+    return core is not None, core
 
 
 Stamp = Callable[[int], None]
@@ -139,32 +151,54 @@ def depart(
 ) -> int:
     """Send ``total`` datagrams of ``messages`` (one per reader, round after round) when
     ``departures`` lets them go; the first ``fresh`` datagrams are new messages (``send``), the
-    rest replay them (``resend``, or the C loop of ``replay_in_c``). With ``stamp``, each later
-    round's sequence is stamped before its first datagram leaves: once per fan-out, never per
-    datagram (the C loop stamps its own frames as they leave). Return the datagrams sent."""
+    rest replay them: through the transmit engine when ``engine_pacing`` allows and the writer
+    hands its frames (``Writer.replay_frames``: the loop in C, unpaced or paced by the pacer's core
+    at any burst), else with ``resend``. With ``stamp``, each later round's sequence is stamped
+    before its first datagram leaves: once per fan-out, never per datagram (the engine stamps its
+    frames as they leave). Return the datagrams sent."""
     send, resend, wait = writer.send, writer.resend, departures.wait
     ports = len(messages)
     sent, last = 0, -1
-    # The C loop's frames are built before the schedule is anchored: building them after would make
-    # departure 0 late and the catch-up that follows would shorten the stream (+0.1 % at 100k/s).
-    in_c = replay_in_c(writer, messages, departures, sequenced=stamp is not None) if total > fresh else None
-    departures.start()
-    python_total = fresh if in_c is not None else total
-    try:
-        for departure, datagram, first, count in pieces(ports, departures.burst, python_total):
+
+    def in_python(start: int, stop: int) -> None:
+        """Datagrams ``start .. stop-1``, each departure waited for here."""
+        nonlocal sent, last
+        for departure, datagram, first, count in pieces(ports, departures.burst, stop):
+            if datagram < start:
+                continue
             if departure != last:
                 wait(departure)
                 last = departure
             if stamp is not None and first == 0 and datagram:
                 stamp(datagram // ports)  # a new round: pieces never wrap, so each round starts at port 0
             sent += (resend if datagram >= fresh else send)(messages, first, count)
-        if in_c is not None:
-            sequence = None
-            if stamp is not None:
-                sequence = (len(in_c.frames[0]) - writer.delivered_size, fresh // ports)  # the payload ends a frame
-            sent += in_c.send(total - fresh, sequence)
+
+    usable, core = engine_pacing(departures) if total > fresh else (False, None)
+    # The engine's frames are had before the schedule is anchored where the writer can build them
+    # then: building them after would make departure 0 late and the catch-up that follows would
+    # shorten the stream (+0.1 % at 100k/s). A writer that builds them in ``send`` hands them after.
+    frames = writer.replay_frames(messages) if usable else None
+    before: int | None = None
+    """The engine's count when the replays began (None: they have not)."""
+    departures.start()
+    try:
+        in_python(0, fresh if usable else total)
+        if usable:
+            frames = frames or writer.replay_frames(messages)
+            if frames is None:  # this writer's replays cannot leave from C: on in Python
+                in_python(fresh, total)
+            else:
+                if core is not None and isinstance(departures, CorePaced):
+                    departures.implementation = "c-loop"
+                before = frames.engine.sent
+                sequence = fresh // ports if stamp is not None else None
+                sent += frames.send(fresh, total - fresh, core, sequence)
     except KeyboardInterrupt:
-        raise Interrupted(sent + (in_c.sent if in_c is not None else 0), total) from None
+        sent += frames.engine.sent - before if frames is not None and before is not None else 0
+        raise Interrupted(sent, total) from None
+    finally:
+        if frames is not None:  # its pool may pin the readers' buffer: let go now, not with a traceback
+            frames.pool.release()
     return sent
 
 
@@ -176,6 +210,8 @@ class Outcome:
     result: OpResult
     elapsed_ns: int
     fanouts: int = 1
+    sizes: dict[int, dict[str, int]] | None = None
+    """A shaped stream's frames per size (RFC 2544's count): sent, delivered, intact."""
 
 
 class Sequencer:
@@ -208,12 +244,16 @@ class OpLoop:
     """Keep every fan-out datagram's kernel receive time (``Outcome.result.arrivals``): paced ops."""
     typical_ns: float | None = None
     """A typical complete op's time, learnt as ops complete; sets how long an op waits in silence."""
+    shape: Shaped | None = None
+    """A shaped stream's frame pool (``--sizes``/``--vary``): streams send it, cycled by the C loop."""
     _sequencer: Sequencer | None = field(default=None, init=False, repr=False)
+    _replayer: PacedSender | None = field(default=None, init=False, repr=False)
 
     @property
     def sequenced(self) -> bool:
-        """Stream datagrams carry their sequence: there is room for its 8 bytes in what arrives."""
-        return self.expected_size >= SEQUENCE_BYTES
+        """Stream datagrams carry their sequence: there is room for its 8 bytes in what arrives (a
+        shaped stream's pool is sent as built: no sequences)."""
+        return self.shape is None and self.expected_size >= SEQUENCE_BYTES
 
     @property
     def sequencer(self) -> Sequencer:
@@ -251,7 +291,13 @@ class OpLoop:
     def begin_stream(self, timestamps: bool = False, fanouts: int | None = None) -> None:
         """Fresh messages for the whole stream (they cannot change mid-stream) carrying sequence 0,
         then arm the readers (keeping every datagram's kernel receive timestamp when ``timestamps``)
-        to count sequences below ``fanouts`` (None: a stream of unknown length)."""
+        to count sequences below ``fanouts`` (None: a stream of unknown length). A shaped stream's
+        messages were filled once, when its pool was built from them."""
+        if self.shape is not None:
+            if self._replayer is None:  # made before any measured send: the allocation pass's ops only send
+                self._replayer = self.shape.sender(self.departures)
+            self.readers.begin_stream(self.shape.expected_size, timestamps=timestamps, shaped=True)
+            return
         self.source.fill(self.readers.buffer)
         sequences = None
         if self.sequenced:
@@ -264,6 +310,8 @@ class OpLoop:
         once no datagram came for ``settle`` seconds (with the arrivals' kernel timestamps when
         ``timestamps``)."""
         readers, ports = self.readers, len(self.readers.ports)
+        if self.shape is not None:
+            return self.shaped_stream(fanouts * ports, timestamps=timestamps, settle=settle)
         self.begin_stream(timestamps, fanouts)
         stamp = self.sequencer if self.sequenced else None
         start = time.perf_counter_ns()
@@ -271,9 +319,32 @@ class OpLoop:
         elapsed = time.perf_counter_ns() - start
         return Outcome(sent, readers.end_stream(fanouts, settle=settle), elapsed, fanouts)
 
+    def shaped_stream(self, total: int, *, timestamps: bool = False, settle: float = STREAM_SETTLE_S) -> Outcome:
+        """``total`` frames of the shape's pool, frame k pool[k % len], sent by the C loop (on the stream's
+        pacer, or unpaced); each reader's count checked against what the pool sent it, and per size."""
+        shape = self.shape
+        assert shape is not None
+        self.begin_stream(timestamps)
+        sender = shape.sender(self.departures)
+        start = sender.sent
+        sender.pacer.start()
+        began = time.perf_counter_ns()
+        try:
+            sender.send(total)
+        except KeyboardInterrupt:
+            raise Interrupted(sender.sent - start, total) from None
+        elapsed = time.perf_counter_ns() - began
+        want = shape.pool.per_slot(start % len(shape.pool) + total, len(self.readers.ports))
+        result = shape.recount(self.readers.end_stream(max(1, int(want.max())), settle=settle), start, total)
+        return Outcome(
+            total, result, elapsed, max(1, total // len(self.readers.ports)), shape.per_size(result, start, total)
+        )
+
     def replay(self) -> int:
         """One more fan-out of an open stream's messages, with the next sequence, nothing awaited
-        (the allocation pass's op)."""
+        (the allocation pass's op; a shaped stream's sends one fan-out's worth of its pool)."""
+        if self._replayer is not None:
+            return self._replayer.send(len(self.readers.ports))
         if self.sequenced:
             self.sequencer(self.sequencer.last + 1)
         return self.writer.resend(self.readers.messages)

@@ -15,13 +15,14 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rawpacer import diagnose, outputs
 from rawpacer.bench import rig
-from rawpacer.bench.config import Config, make_config
+from rawpacer.bench.config import Config, PathOptions, make_config
+from rawpacer.bench.oploop import engine_core
 from rawpacer.bench.replayplan import Counts, Expected, Plan, Source, Timing, parse_limit, parse_loops, scan
 from rawpacer.errors import require
 from rawpacer.headers.fit import max_payload
@@ -37,6 +38,9 @@ from rawpacer.sandbox.topology import link_info
 from rawpacer.traffic import LinkType, Record, Rewriter, read_capture
 from rawpacer.writers import WriterOptions, get
 from rawpacer.writers.base import Fit, Writer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack for **kwargs needs Python 3.12
 
 BATCH = 64
 """Frames handed to the writer at once at top speed (a TX ring or AF_XDP flush each)."""
@@ -165,10 +169,16 @@ def send_plan(writer: Writer, plan: Plan, timing: Timing) -> tuple[int, dict[str
         return sent, None
     schedule = FedSchedule()
     pacer = Pacer(schedule)
+    core = engine_core(pacer)
     wait, send = pacer.wait, writer.send_frames
     for chunk in plan.chunks():
         assert chunk.offsets is not None
         schedule.feed(chunk.start, chunk.offsets)
+        in_c = None if core is None else writer.send_frames_paced(chunk.frames, core)
+        if in_c is not None:  # the chunk left from the engine, paced by the pacer's C core
+            sent += in_c
+            pacer.implementation = "c-loop"
+            continue
         for k, frame in enumerate(chunk.frames):
             wait(chunk.start + k)
             sent += send((frame,))
@@ -184,7 +194,14 @@ def judge(
     rx_parts, due_parts = [], []
     for flow, digests in sorted(expected.digests.items()):
         got = received.of_slot(flow)
-        rows.append(FlowRow(flow, ports[flow], *expected.flows.get(flow, ("?", 0)), match_flow(digests, got)))
+        rows.append(
+            FlowRow(
+                flow,
+                ports[flow],
+                *expected.flows.get(flow, ("?", 0)),
+                match_flow(digests, got, expected.sequences.get(flow)),
+            )
+        )
         due_of: dict[int, int] = {}
         for digest, offset in zip(digests, expected.offsets[flow]):
             due_of.setdefault(digest, offset)
@@ -306,13 +323,8 @@ def send(
     ip_version: int = 4,
     vlan: int | str | None = None,
     vlan_priority: int | str = 0,
-    egress_mtu: int | str | None = None,
-    dut: str | Sequence[str] | None = None,
-    dut_setup: str | Sequence[str] | None = None,
-    tx_iface: str | None = None,
-    rx_iface: str | None = None,
-    next_hop_mac: str | None = None,
     json: str | os.PathLike[str] | None = None,
+    **path: Unpack[PathOptions],
 ) -> ReplayResult:
     """``rawpacer replay`` from Python: ``frames`` is a capture's path, one frame (bytes, a scapy
     packet, a dpkt object) or an iterable or generator of them; the options are the CLI's, checked
@@ -326,12 +338,7 @@ def send(
         ip_version=ip_version,
         vlan=vlan,
         vlan_priority=vlan_priority,
-        egress_mtu=egress_mtu,
-        dut=dut,
-        dut_setup=dut_setup,
-        tx_iface=tx_iface,
-        rx_iface=rx_iface,
-        next_hop_mac=next_hop_mac,
+        **path,
     )
     chosen = Timing.parse(timing, speed, rate, topspeed)
     loops, most = parse_loops(loop), parse_limit(limit)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from rawpacer.errors import UsageError, require
+from rawpacer.headers.sequence import sequence_of
 from rawpacer.pacing import ConstantSchedule, Rate, parse_rate
 from rawpacer.pacing.schedule import Offsets
 from rawpacer.readers.replaymatch import datagram_hash
@@ -163,6 +164,8 @@ class Expected:
 
     digests: dict[int, array[int]] = field(default_factory=dict)
     offsets: dict[int, array[int]] = field(default_factory=dict)
+    sequences: dict[int, array[int] | None] = field(default_factory=dict)
+    """Flow -> the sequence each payload carries, while every one so far carried one (else None)."""
     flows: dict[int, tuple[str, int]] = field(default_factory=dict)
     """Flow -> its captured destination (address, port), for the table."""
 
@@ -170,6 +173,13 @@ class Expected:
         """One datagram of ``flow`` sent at ``offset``."""
         self.digests.setdefault(flow, array("Q")).append(datagram_hash(payload))
         self.offsets.setdefault(flow, array("q")).append(offset)
+        sequences = self.sequences.setdefault(flow, array("q"))
+        if sequences is not None:
+            sequence = sequence_of(payload)
+            if sequence is None:
+                self.sequences[flow] = None
+            else:
+                sequences.append(sequence)
 
 
 @dataclass

@@ -58,6 +58,8 @@ class Sample:
     links, qdiscs (``dut.qdisc.rpd1.tbf.drops``), nftables rules and forwarding MIB."""
     dut_dropped: int | None = None
     """Datagrams the DUT's own counters say it dropped during the sample's run (its diagnosis rules)."""
+    sizes: dict[int, dict[str, int]] | None = None
+    """A shaped stream's frames per size (``--sizes``, RFC 2544's count): sent, delivered, intact."""
 
     def count(self, name: str) -> int | None:
         """One of ``counts`` by name, None where it was not measured (``checked``, ``sequenced``)."""

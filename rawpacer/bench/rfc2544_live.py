@@ -14,22 +14,33 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import statistics
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from rawpacer import diagnose, host
+from rawpacer import diagnose, host, outputs
 from rawpacer.bench import rig
-from rawpacer.bench.config import Config, make_config
+from rawpacer.bench.config import Config, PathOptions, make_config
 from rawpacer.bench.methodology import Device, FrameSize, Recorder, Run, Settings, Trial, TrialResult, make_settings
+from rawpacer.bench.methodology.options import (
+    DEFAULT_B2B_REPEATS,
+    DEFAULT_LOSS_STEP,
+    DEFAULT_PDR,
+    DEFAULT_RESOLUTION,
+    DEFAULT_TRIAL_S,
+    DEFAULT_WARMUP_S,
+)
 from rawpacer.bench.methodology.suite import new_run, run_suite
 from rawpacer.bench.methodology.trial import ONE_PAUSE
 from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
+from rawpacer.bench.session import shaped
+from rawpacer.bench.shaping import can_shape
 from rawpacer.errors import require
 from rawpacer.kernel import caps, timestamping
 from rawpacer.kernel.timestamping import TxStamps
@@ -38,6 +49,9 @@ from rawpacer.remote.readerset import AnyReaders, RemoteReaderSet
 from rawpacer.sandbox import Topology
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import Fit, Writer, WriterOptions
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack for **kwargs needs Python 3.12
 
 DEPARTURES_PER_S = 10_000
 """Paced trials above this many datagrams/s leave in bursts of ⌈rate / 10,000⌉, one every 100 µs:
@@ -189,7 +203,8 @@ class LiveDevice:
         except BaseException:
             readers.close()
             raise
-        loop = OpLoop(writer, readers, rig.source(config, readers, size))
+        source = rig.source(config, readers, size)
+        loop = OpLoop(writer, readers, source, shape=shaped(config, writer, readers, source))
         self._open = _Frame(frame, readers, writer, loop)
         return self._open
 
@@ -299,6 +314,8 @@ class Rfc2544Config:
 
     config: Config
     settings: Settings
+    json: str | os.PathLike[str] | None = None
+    """The file the run's JSON is kept in as trials end (``rfc2544(json=...)``; the CLI saves its own)."""
 
 
 def make_rfc2544_config(
@@ -309,22 +326,37 @@ def make_rfc2544_config(
     mtu: int | str | None = None,
     payload: str = "crypto",
     ip_version: int | str = 4,
-    egress_mtu: int | str | None = None,
-    dut: str | Sequence[str] | None = None,
-    dut_setup: str | Sequence[str] | None = None,
-    tx_iface: str | None = None,
-    rx_iface: str | None = None,
-    next_hop_mac: str | None = None,
     remote: str | None = None,
     remote_addr: str | None = None,
-    **methodology: Any,
+    vary: str | Sequence[str] | None = None,
+    seed: int | str | None = None,
+    sizes: str | Sequence[int | str] | None = None,
+    tests: str | Sequence[str] | None = None,
+    trial: str | float = DEFAULT_TRIAL_S,
+    resolution: str | float = DEFAULT_RESOLUTION,
+    loss_tolerance: str | float = 0.0,
+    loss_step: str | float = DEFAULT_LOSS_STEP,
+    b2b_repeats: int | str = DEFAULT_B2B_REPEATS,
+    latency_trials: int | str = 1,
+    warmup: str | float = DEFAULT_WARMUP_S,
+    drain: str | float | None = None,
+    search: str = "binary",
+    pdr: str | float = DEFAULT_PDR,
+    repeat: int | str = 1,
+    json: str | os.PathLike[str] | None = None,
+    **path: Unpack[PathOptions],
 ) -> Rfc2544Config:
-    """Every option checked (UsageError, one line) before anything is created. ``writers`` defaults to
-    every writer that can be paced (the scapy reference only when named)."""
-    link_header = tx_iface is not None  # only writers that build the link header choose the interface
+    """Every option checked (UsageError, one line) before anything is created: the run's (as
+    ``make_config``'s), the methodology's (``make_settings``'), and ``json``, the file kept up to
+    date as trials end. ``writers`` defaults to every writer that can be paced (the scapy reference
+    only when named; with ``vary``, every writer that sends a frame pool). ``vary``: ``--vary`` for
+    every trial's stream (docs/traffic.md)."""
+    link_header = path.get("tx_iface") is not None  # only writers that build the link header choose the interface
     default = [n for n in registry.names(slow=False) if not link_header or registry.get(n).tags_vlan]
     if remote is not None and not link_header:  # to a remote host without --tx-iface: the writers the kernel routes
         default = [n for n in default if not registry.get(n).tags_vlan]
+    if vary:
+        default = [n for n in default if can_shape(n)]
     chosen = writers if writers is not None else default
     config = make_config(
         writers=chosen,
@@ -333,18 +365,27 @@ def make_rfc2544_config(
         mtu=mtu,
         payload=payload,
         ip_version=ip_version,
-        egress_mtu=egress_mtu,
-        dut=dut,
-        dut_setup=dut_setup,
-        tx_iface=tx_iface,
-        rx_iface=rx_iface,
-        next_hop_mac=next_hop_mac,
         remote=remote,
         remote_addr=remote_addr,
+        mode="stream",  # every trial is a stream
+        vary=vary,
+        seed=seed,
+        **path,
     )
     require(len(config.readers) == 1, f"readers {readers!r}: give one count (a sweep is compare's)")
-    settings = make_settings(ipv6=config.ip_version == 6, mtu=config.egress_mtu or config.mtu, **methodology)
-    return Rfc2544Config(dataclasses.replace(config, named=config.writers if writers is not None else ()), settings)
+    if json is not None:
+        outputs.check("json", json)
+    settings = make_settings(  # in make_settings' order, which tests/unit/test_api.py holds these to
+        sizes, tests, trial, resolution, loss_tolerance, loss_step, b2b_repeats, latency_trials, warmup, drain,
+        search, pdr, repeat, ipv6=config.ip_version == 6, mtu=config.egress_mtu or config.mtu,
+    )  # fmt: skip
+    require(
+        config.shape is None or "latency" not in settings.tests,
+        "--vary: a varied trial leaves from a frame pool, whose sends the latency test cannot stamp; "
+        "give --tests throughput,loss,back-to-back",
+    )
+    named = config.writers if writers is not None else ()
+    return Rfc2544Config(dataclasses.replace(config, named=named), settings, json)
 
 
 def devices(topo: Topology, run: Rfc2544Config) -> Iterator[Device]:
@@ -371,6 +412,6 @@ def new_run_for(run: Rfc2544Config) -> Run:
     """The empty Run of an RFC 2544 run: the machine, the environment and every parameter."""
     params = run.config.params()
     keys = ["writers", "topology", "mtu", "payload", "ip_version", "egress_mtu", "dut", "dut_setup", "tx_iface"]
-    keys += ["rx_iface", "remote", "remote_addr"]
+    keys += ["rx_iface", "remote", "remote_addr", "vary", "vary_seed"]
     made = new_run(run.settings, host.describe(), readers=run.config.readers[0], **{key: params[key] for key in keys})
     return dataclasses.replace(made, environment=host.environment())

@@ -50,6 +50,10 @@ class Tally:
     incomplete: int = 0
     incomplete_ns: int = 0
     op_ns: list[int] = field(default_factory=list)
+    sizes: dict[int, dict[str, int]] | None = None
+    """A shaped stream's frames per size: sent, delivered, intact."""
+    payload_bytes: int | None = None
+    """A shaped stream's payload bytes delivered (its datagrams' lengths differ)."""
 
     def add(self, outcome: Outcome) -> None:
         """Fold in one op's (or one stream's) outcome."""
@@ -61,6 +65,13 @@ class Tally:
         self.reader_cpu_ns += result.reader_cpu_s * 1e9
         self.reader_busy_s += result.reader_busy_s
         self.reader_checked += result.reader_checked
+        if outcome.sizes is not None:
+            self.sizes = self.sizes or {}
+            for size, counts in outcome.sizes.items():
+                row = self.sizes.setdefault(size, {"sent": 0, "delivered": 0, "intact": 0})
+                for name, value in counts.items():
+                    row[name] += value
+            self.payload_bytes = (self.payload_bytes or 0) + sum(n * got for n, (got, _) in result.lengths.items())
         if result.timed_out:
             self.incomplete += 1
             self.incomplete_ns += outcome.elapsed_ns
@@ -167,8 +178,11 @@ class Pass:
             elapsed_ns=elapsed_ns - tally.incomplete_ns,
             sent=tally.sent,
             counts=tally.counts,
-            payload_bytes=tally.counts.delivered * self.loop.expected_size,
+            payload_bytes=tally.counts.delivered * self.loop.expected_size
+            if tally.payload_bytes is None
+            else tally.payload_bytes,
             sequenced=tally.sequenced,
+            sizes=tally.sizes,
             reader_cpu_ns_per_op=tally.reader_cpu_ns / ops,
             reader_capacity_pps=tally.reader_checked / tally.reader_busy_s if tally.reader_busy_s else None,
             ops_incomplete=tally.incomplete,

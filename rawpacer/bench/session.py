@@ -15,6 +15,7 @@ from rawpacer.bench.config import Config, pcap_path
 from rawpacer.bench.oploop import ASAP, Interrupted, OpLoop
 from rawpacer.bench.result import Report, Sample, WriterResult
 from rawpacer.bench.runner import Pass, paced
+from rawpacer.bench.shaping import Shaped, shape_writer
 from rawpacer.diagnose import Counters
 from rawpacer.errors import RawpacerError, ReaderDied, UsageError, unavailable
 from rawpacer.kernel import caps
@@ -24,7 +25,7 @@ from rawpacer.remote.readerset import AnyReaders, RemoteReaderSet
 from rawpacer.sandbox import Topology
 from rawpacer.target import Target
 from rawpacer.writers import base as registry
-from rawpacer.writers.base import WriterOptions
+from rawpacer.writers.base import Writer, WriterOptions
 
 DUT_LIMITED = "the DUT was the limit: its own counters dropped datagrams (DUT drops; the why note names them)"
 WRITER_LIMITED = (
@@ -63,6 +64,19 @@ def row_error(writer: str, exc: Exception) -> str:
     else:
         text = f"{type(exc).__name__}: {exc}"
     return (text.splitlines() or ["error"])[0][:200]
+
+
+def shaped(config: Config, writer: Writer, readers: AnyReaders, source: MessageSource) -> Shaped | None:
+    """The writer's frame pool for a shaped run (``--sizes``/``--vary``), built from messages filled once now; None otherwise."""
+    if config.shape is None:
+        return None
+    source.fill(readers.buffer)
+    return shape_writer(config.shape, writer, readers.messages)
+
+
+def describe_sizes(sizes: dict[int, dict[str, int]]) -> str:
+    """Per-size counts in one line: ``64 B 583/583 intact of 583 sent, ...``."""
+    return ", ".join(f"{s} B {c['intact']}/{c['delivered']} intact of {c['sent']} sent" for s, c in sizes.items())
 
 
 def _go_port_base(ports: list[int], readers: int) -> int:
@@ -171,11 +185,14 @@ class Session:
             with topo.enter("writer"):
                 row.delivered_size = writer.delivered_size
                 pace = None if config.pace is None else paced(config.pace, writer)
-                loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer)
+                shape = shaped(config, writer, readers, source)
+                loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer, shape=shape)
                 measured = Pass(loop, config.mode, pace, observe=lambda: diagnose.snapshot_of(topo))
                 sample, notes = measured.measure(config.benchtime if pace else benchtime)
             sample.host = host.activity(host_before, host.sample([readers.pid]), sample.longest_stall_ns)
             row.samples.append(sample)
+            if sample.sizes:
+                row.notes.append(f"sizes: {describe_sizes(sample.sizes)}")
             row.facts.update(writer.facts())
             notes += writer.notes() + writer.problems()
             row.notes.extend(n for n in notes if n not in row.notes)

@@ -70,20 +70,38 @@ def add_device(p: argparse.ArgumentParser) -> None:
     )
 
 
+DEVICE_OPTIONS = (
+    "topology", "mtu", "egress_mtu", "dut", "dut_setup", "tx_iface", "rx_iface", "next_hop_mac", "remote", "remote_addr",
+)  # fmt: skip
+"""``add_device``'s options, each a ``make_config`` keyword of the same name."""
+SANDBOX_OPTIONS = (*DEVICE_OPTIONS, "ip_version", "vlan", "vlan_priority")
+"""``add_sandbox``'s options, likewise."""
+SHARED_OPTIONS = (
+    *SANDBOX_OPTIONS,
+    "readers",
+    "size",
+    "payload",
+    "fit",
+    "pcap",
+    "rate",
+    "burst",
+    "pattern",
+    "seed",
+    "spin",
+    "sizes",
+    "vary",
+)
+"""The options compare and send share (``add_sandbox``, ``add_messages``, ``add_pacing``, ``add_shapes``), likewise."""
+
+
 def device_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The topology and DUT options as ``make_config`` keywords."""
-    return {
-        "topology": args.topology,
-        "mtu": args.mtu,
-        "egress_mtu": args.egress_mtu,
-        "dut": args.dut,
-        "dut_setup": args.dut_setup,
-        "tx_iface": args.tx_iface,
-        "rx_iface": args.rx_iface,
-        "next_hop_mac": args.next_hop_mac,
-        "remote": args.remote,
-        "remote_addr": args.remote_addr,
-    }
+    return {name: getattr(args, name) for name in DEVICE_OPTIONS}
+
+
+def sandbox_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``add_sandbox``'s options as ``make_config`` keywords."""
+    return {name: getattr(args, name) for name in SANDBOX_OPTIONS}
 
 
 def add_sandbox(p: argparse.ArgumentParser) -> None:
@@ -110,12 +128,32 @@ def add_pacing(p: argparse.ArgumentParser, what: str) -> None:
     )
     p.add_argument("--burst", default="1", help="datagrams that leave together at each departure (1-1024; default 1)")
     p.add_argument("--pattern", default="constant", help="departures: constant (even gaps) or poisson (exponential)")
-    p.add_argument("--seed", default=None, help="seed of the poisson departures (recorded in the JSON)")
+    p.add_argument(
+        "--seed", default=None, help="seed of the poisson departures and of --vary ...:random (recorded in the JSON)"
+    )
     p.add_argument(
         "--spin",
         default="adaptive",
         help="how the pacer waits: adaptive (sleep, then spin for the margin this host's wake-ups need; "
         "default) or full (spin only, as sockperf does: one CPU busy)",
+    )
+
+
+def add_shapes(p: argparse.ArgumentParser) -> None:
+    """--sizes and --vary: a shaped stream's frame sizes and per-packet fields (docs/traffic.md)."""
+    shapes = p.add_argument_group("traffic shapes (a stream; udp-sendto, packet-raw, ip-raw; see docs/traffic.md)")
+    shapes.add_argument(
+        "--sizes",
+        default=None,
+        metavar="MIX",
+        help="frame sizes: imix (64:7,594:4,1518:1), SIZE:WEIGHT,... or one SIZE (RFC 2544 counts; per-size counts)",
+    )
+    shapes.add_argument(
+        "--vary",
+        action="append",
+        default=None,
+        metavar="FIELD=RANGE[:inc|random]",
+        help="vary a field per packet, repeatable: sport, dport (reader ports), src-ip, dst-ip, flow-label, vlan",
     )
 
 
@@ -133,19 +171,4 @@ def add_hdr(p: argparse.ArgumentParser, what: str) -> None:
 
 def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The shared options as ``make_config`` keywords."""
-    return {
-        "readers": args.readers,
-        "size": args.size,
-        "payload": args.payload,
-        "fit": args.fit,
-        "pcap": args.pcap,
-        **device_kwargs(args),
-        "ip_version": args.ip_version,
-        "vlan": args.vlan,
-        "vlan_priority": args.vlan_priority,
-        "rate": args.rate,
-        "burst": args.burst,
-        "pattern": args.pattern,
-        "seed": args.seed,
-        "spin": args.spin,
-    }
+    return {name: getattr(args, name) for name in SHARED_OPTIONS}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
 from rich.progress import Progress
 
 from rawpacer import outputs
@@ -13,14 +12,14 @@ from rawpacer.bench.config import Config, make_config
 from rawpacer.bench.result import GO_BASELINE, Report, WriterResult
 from rawpacer.bench.session import Listener, Session
 from rawpacer.cli._files import did_not_run, save, save_hlogs
-from rawpacer.cli._options import add_hdr, add_messages, add_pacing, add_sandbox, config_kwargs
+from rawpacer.cli._options import add_hdr, add_messages, add_pacing, add_sandbox, add_shapes, config_kwargs
 from rawpacer.cli._progress import progress_bar
 from rawpacer.errors import require
 from rawpacer.host import describe, environment
 from rawpacer.kernel import caps
 from rawpacer.report.gofmt import report_lines
 from rawpacer.report.jsonout import to_json
-from rawpacer.report.table import duration, print_report, status
+from rawpacer.report.table import duration, print_report, status, stdout_console
 
 FORMATS = ("table", "go")
 
@@ -33,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_sandbox(p)
     add_pacing(p, "the stream (with --mode stream; it then lasts --benchtime, a duration or Nx fan-outs)")
     p.add_argument("--mode", default="fanout", help="fanout (wait for every reader each op, as the seed) or stream")
+    add_shapes(p)
     p.add_argument("--benchtime", default="1s", help="target time per writer: 1s, 0.5, 200ms, or an op count like 50x")
     p.add_argument("--count", default="1", help="repeat each writer N times, interleaved; report median (min-max)")
     p.add_argument(
@@ -73,7 +73,7 @@ class Output:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.console = Console(width=None if sys.stdout.isatty() else 200)
+        self.console = stdout_console()
 
     def emit(self, report: Report) -> bool:
         """Print the table or Go lines, then write the JSON and PNG asked for; False when a file

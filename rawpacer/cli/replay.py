@@ -10,7 +10,7 @@ from rawpacer import outputs
 from rawpacer.bench.config import make_config
 from rawpacer.bench.replay import file_source, run, write_json
 from rawpacer.bench.replayplan import Timing, parse_limit, parse_loops
-from rawpacer.cli._options import add_sandbox, device_kwargs
+from rawpacer.cli._options import add_sandbox, sandbox_kwargs
 from rawpacer.report.replay_table import print_replay
 
 
@@ -41,14 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def main(args: argparse.Namespace) -> int:
     """Check every option and the file, then replay; exit 1 when a datagram was lost, late, duplicated or corrupt."""
-    config = make_config(
-        writers=args.writer,
-        fit=args.fit,
-        ip_version=args.ip_version,
-        vlan=args.vlan,
-        vlan_priority=args.vlan_priority,
-        **device_kwargs(args),
-    )
+    config = make_config(writers=args.writer, fit=args.fit, **sandbox_kwargs(args))
     chosen = Timing.parse(args.timing, args.speed, args.rate, args.topspeed)
     loops, limit = parse_loops(args.loop), parse_limit(args.limit)
     if args.json is not None:

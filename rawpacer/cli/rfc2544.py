@@ -8,8 +8,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
 from rawpacer import outputs
 from rawpacer.bench.methodology import Entry, Recorder, Run, trial_budget
 from rawpacer.bench.methodology.result import TrialRecord
@@ -18,6 +16,7 @@ from rawpacer.cli._files import did_not_run, save, save_hlogs
 from rawpacer.cli._options import add_device, add_hdr, device_kwargs
 from rawpacer.cli._progress import progress_bar
 from rawpacer.report.rfc2544_table import print_run
+from rawpacer.report.table import stdout_console
 
 METHODOLOGY_OPTIONS = {
     "sizes": ("--sizes", "frame sizes as RFC 2544 counts them, FCS included (default 64,...,1518; -6: 78,...)"),
@@ -46,6 +45,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "-6", "--ipv6", dest="ip_version", action="store_const", const=6, default=4, help="IPv6 and RFC 5180's sizes"
     )
+    p.add_argument(
+        "--vary",
+        action="append",
+        default=None,
+        metavar="FIELD=RANGE[:inc|random]",
+        help="vary a field per packet in every trial, repeatable (udp-sendto, packet-raw, ip-raw; not with "
+        "the latency test; see docs/traffic.md)",
+    )
+    p.add_argument("--seed", default=None, help="seed of --vary ...:random (recorded in the JSON)")
     for dest, (flag, text) in METHODOLOGY_OPTIONS.items():
         p.add_argument(flag, dest=dest, default=None, help=text)
     p.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="every trial, written as it ends")
@@ -64,6 +72,8 @@ def config_from_args(args: argparse.Namespace) -> Rfc2544Config:
         **device_kwargs(args),
         payload=args.payload,
         ip_version=args.ip_version,
+        vary=args.vary,
+        seed=args.seed,
         **given,
     )
     for option, path in (("--json", args.json_path), ("--plot", args.plot_path), ("--report", args.report_path)):
@@ -76,7 +86,7 @@ def config_from_args(args: argparse.Namespace) -> Rfc2544Config:
 
 def emit(run_: Run, args: argparse.Namespace, recorder: Recorder) -> bool:
     """Print the tables, then write the plot and report asked for; False when a file went elsewhere."""
-    print_run(run_, Console(width=None if sys.stdout.isatty() else 200))
+    print_run(run_, stdout_console())
     sys.stdout.flush()
     ok = True
     if args.json_path:

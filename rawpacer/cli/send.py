@@ -18,8 +18,10 @@ from rawpacer.bench import histograms, rig
 from rawpacer.bench.config import Config, make_config, parse_int
 from rawpacer.bench.oploop import ASAP, OpLoop, depart
 from rawpacer.bench.runner import Paced, paced
+from rawpacer.bench.session import describe_sizes, shaped
 from rawpacer.cli._files import save_hlogs
-from rawpacer.cli._options import add_hdr, add_messages, add_pacing, add_sandbox, config_kwargs
+from rawpacer.cli._options import add_hdr, add_messages, add_pacing, add_sandbox, add_shapes, config_kwargs
+from rawpacer.diagnose import Counters
 from rawpacer.errors import ReaderDied, require
 from rawpacer.headers.addresses import parse_ip, parse_mac
 from rawpacer.kernel import caps
@@ -27,9 +29,11 @@ from rawpacer.limits import FIRST_PORT, MAX_PORT
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import stream_stats
 from rawpacer.readers import OpResult
-from rawpacer.remote.readerset import RemoteReaderSet, host_line, remote_line
+from rawpacer.remote.readerset import AnyReaders, RemoteReaderSet, host_line, remote_line
+from rawpacer.sandbox import Topology
 from rawpacer.sandbox.topology import link_info
 from rawpacer.writers import Link, Target, WriterOptions, get
+from rawpacer.writers.base import Writer
 
 OPS_MAX = 100000
 
@@ -41,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_messages(p, "10", "readers / destination ports")
     add_sandbox(p)
     add_pacing(p, "each fan-out's datagrams")
+    add_shapes(p)
     add_hdr(p, "each paced fan-out's gap deviations (with --rate)")
     p.add_argument("--ops", default="1", help=f"fan-outs to send (1-{OPS_MAX}; default 1)")
     explicit = p.add_argument_group("outside the sandbox (raw writers only; warned, delivery not checked)")
@@ -69,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         outputs.check_dir("--hdr", args.hdr_dir)
     options = WriterOptions(message_size=config.size, fit=config.fit, pcap=args.pcap, allow_iface=args.iface)
     if args.iface is not None:
+        require(config.shape is None, "--sizes and --vary shape a checked stream; drop them with --iface")
         caps.require("send --iface", caps.RAW, "send")
         return _send_outside(args, config.writers[0], config.readers[0], ops, options, config.payload)
     require(
@@ -100,6 +106,9 @@ def _send_in_sandbox(
         before = diagnose.snapshot_of(topo)
         lost = 0
         gaps: list[tuple[str, float]] = []
+        if config.shape is not None:
+            with writer:
+                return _send_shaped(writer, readers, source, config, ops, before, topo)
         with writer:
             pace = None if config.pace is None else paced(config.pace, writer)
             loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer, timestamps=pace is not None)
@@ -139,6 +148,35 @@ def _send_in_sandbox(
             print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo), lost=tally.counts.lost)}")
             return 1
     return 0 if saved else 1
+
+
+def _send_shaped(
+    writer: Writer,
+    readers: AnyReaders,
+    source: MessageSource,
+    config: Config,
+    ops: int,
+    before: Counters,
+    topo: Topology,
+) -> int:
+    """``ops`` fan-outs' worth of datagrams as one shaped stream of the writer's frame pool (``--sizes``,
+    ``--vary``): what the readers got, per size."""
+    pace = None if config.pace is None else paced(config.pace, writer)
+    shape = shaped(config, writer, readers, source)
+    assert shape is not None
+    loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer, shape=shape)
+    outcome = loop.shaped_stream(ops * len(readers.ports))
+    result = outcome.result
+    print(
+        f"shaped stream: {outcome.sent} datagrams from a pool of {len(shape.pool)} frames"
+        f"{'' if shape.pool.whole else ' (repeating)'}: {result.counts.delivered} delivered, {result.counts.intact} intact"
+    )
+    if outcome.sizes:
+        print(f"per size: {describe_sizes(outcome.sizes)}")
+    if result.counts.lost or result.counts.corrupt:
+        print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo), lost=result.counts.lost)}")
+        return 1
+    return 0
 
 
 def _pacing_line(pace: Paced, result: OpResult, gaps: list[tuple[str, float]]) -> str:

@@ -98,19 +98,21 @@ def _quantity(spec: str, field: str, text: str, units: dict[str, int], allowed: 
 def parse_size(spec: str, field: str, text: str, low: int, high: int) -> int:
     """``32kb``, ``1600``, ``1mb`` -> bytes, ``low``..``high``."""
     allowed = f"use bytes like 1600, 32kb, 1mb ({low:,}-{high:,} bytes)"
-    size = _quantity(spec, field, text, SIZE_UNITS, allowed)
-    if size.denominator != 1 or not low <= size <= high:
-        raise spec_error(spec, f"{field} {text!r} is out of range; {allowed}")
-    return int(size)
+    return _whole(spec, field, text, SIZE_UNITS, allowed, low, high)
 
 
 def parse_time_us(spec: str, field: str, text: str, low: int, high: int) -> int:
     """``20ms``, ``500us``, ``1s`` -> microseconds, ``low``..``high``."""
     allowed = f"use a time like 500us, 20ms, 1s ({format_time(low)}-{format_time(high)})"
-    micros = _quantity(spec, field, text, TIME_UNITS, allowed)
-    if micros.denominator != 1 or not low <= micros <= high:
+    return _whole(spec, field, text, TIME_UNITS, allowed, low, high)
+
+
+def _whole(spec: str, field: str, text: str, units: dict[str, int], allowed: str, low: int, high: int) -> int:
+    """A quantity in ``units`` that must come to a whole number in ``low``..``high`` of the base unit."""
+    value = _quantity(spec, field, text, units, allowed)
+    if value.denominator != 1 or not low <= value <= high:
         raise spec_error(spec, f"{field} {text!r} is out of range; {allowed}")
-    return int(micros)
+    return int(value)
 
 
 def parse_fraction(spec: str, field: str, text: str) -> tuple[int, int]:

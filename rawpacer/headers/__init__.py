@@ -3,7 +3,7 @@
 Each protocol is one module with one field table (``ethernet``, ``vlan``, ``ipv4``, ``ipv6``,
 ``udp``; the machinery in ``layout``). ``build_frame`` / ``build_packet`` build with dpkt
 (reference, slow); ``FrameTemplate`` stamps the same bytes onto each new payload fast, from the
-tables (C checksum when built: see ``checksum.IMPLEMENTATION``); ``parse_frame`` /
+tables (C checksum when built: see ``IMPLEMENTATION`` and ``CHECKSUM_ENV``); ``parse_frame`` /
 ``parse_packet`` dissect; ``fit_payload`` / ``max_payload`` / ``trimmed_bytes`` do the MTU
 arithmetic; ``build_fragments`` / ``FrameTemplate.fragments`` / ``reassemble`` fragment. The IP
 version follows the addresses given.
@@ -11,7 +11,7 @@ version follows the addresses given.
 
 from rawpacer.headers.addresses import MAX_UDP_PAYLOAD, FieldArgs, HeaderFields, header_fields
 from rawpacer.headers.build import build_frame, build_packet
-from rawpacer.headers.checksum import IMPLEMENTATION, ones_sum
+from rawpacer.headers.checksum import CHECKSUM_ENV, IMPLEMENTATION, ones_sum
 from rawpacer.headers.ethernet import ETH_HLEN
 from rawpacer.headers.fit import fit_payload, frame_size, max_payload, trimmed_bytes
 from rawpacer.headers.fragment import build_fragments, fragment_spans, reassemble
@@ -24,6 +24,7 @@ from rawpacer.headers.vlan import MAX_VLAN_ID, MIN_VLAN_ID, VLAN_HLEN
 from rawpacer.limits import MAX_MTU, MAX_UDP_PAYLOAD_V6, MIN_MTU, MIN_MTU_V6
 
 __all__ = [
+    "CHECKSUM_ENV",
     "ETH_HLEN",
     "FRAGMENT_HLEN",
     "IMPLEMENTATION",

@@ -4,16 +4,21 @@
 words (odd length padded with a zero byte) plus ``initial``; it is 0 only when everything is 0.
 A header's checksum is ``checksum(...) == ~ones_sum(...) & 0xFFFF``. ``IMPLEMENTATION`` says which
 one is in use: ``"c"`` (``rawpacer._checksum``) or ``"python"``; both give the same result.
+``RAWPACER_CHECKSUM=python`` in the environment picks the pure-Python one even where the C one is
+built: what a machine without a compiler runs, to measure it (benchmarks/headers_bench.py).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Literal
 
 BytesLike = bytes | bytearray | memoryview
 
 _MOD = 0xFFFF
+CHECKSUM_ENV = "RAWPACER_CHECKSUM"
+"""The environment variable that picks the implementation at import: ``python`` forces the fallback."""
 
 
 def fold(total: int) -> int:
@@ -30,6 +35,8 @@ def python_ones_sum(data: BytesLike, initial: int = 0) -> int:
 
 
 def _pick() -> tuple[Callable[..., int], Literal["c", "python"]]:
+    if os.environ.get(CHECKSUM_ENV) == "python":
+        return python_ones_sum, "python"
     try:
         from rawpacer._checksum import ones_sum as c_ones_sum
     except ImportError:

@@ -12,11 +12,8 @@ each back (AVAILABLE) once the device is done with it, or mark it TP_STATUS_WRON
 from __future__ import annotations
 
 import mmap
-import select
 import socket
 import struct
-
-import numpy as np
 
 from rawpacer.errors import DeliveryError, require
 
@@ -39,12 +36,11 @@ TPACKET2_HDRLEN = -(-TPACKET2_HDR.size // TPACKET_ALIGNMENT) * TPACKET_ALIGNMENT
 DATA_OFFSET = TPACKET2_HDRLEN - SOCKADDR_LL_SIZE
 """Where the kernel reads a TX frame inside its slot (no PACKET_TX_HAS_OFF)."""
 _STATUS_LEN = struct.Struct("=II")
-_SLOT_HEAD = struct.Struct("=III")
-"""tp_status, tp_len, tp_snaplen: written together once the frame bytes are in the slot."""
-_BUSY = TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING | TP_STATUS_WRONG_FORMAT
 PAGE = mmap.PAGESIZE
 DEFAULT_FRAMES = 512
 MAX_RING_BYTES = 64 << 20
+STALL_S = 1.0
+"""The engine's longest wait for the kernel to take or free a slot (STALL_MS in _engine.c)."""
 
 
 def _round_up(value: int, unit: int) -> int:
@@ -81,7 +77,8 @@ def fanout_frames(max_frame: int, wanted: int) -> int:
 
 
 class TxRing:
-    """A TPACKET_V2 TX ring on a bound AF_PACKET socket: claim a slot, fill it, commit, flush."""
+    """A TPACKET_V2 TX ring set up and mapped on a bound AF_PACKET socket; the transmit engine
+    (``rawpacer.engine.tpacket``) fills its slots and flushes them."""
 
     def __init__(self, sock: socket.socket, max_frame: int, frames: int = 0, *, qdisc_bypass: bool = True) -> None:
         self.sock = sock
@@ -97,100 +94,20 @@ class TxRing:
         self.map = mmap.mmap(
             sock.fileno(), self.block_size * self.block_nr, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
         )
-        self.offsets = [i * self.frame_size for i in range(self.frame_nr)]
-        self.rows = np.frombuffer(self.map, np.uint8).reshape(self.frame_nr, self.frame_size)
-        """Slot i as row i (slots are a power of two, so they tile the blocks back to back)."""
-        self.words = self.rows.view(np.uint32)
-        self.head = 0
-        self.pending = 0
-        self._poll = select.poll()
-        self._poll.register(sock.fileno(), select.POLLOUT)
 
-    def claim(self) -> int:
-        """Offset in ``map`` where the next frame's bytes go; flushes and waits while the slot is the kernel's."""
-        offset = self.offsets[self.head]
-        if self.map[offset] & _BUSY:
-            self._wait_available(offset)
-        return offset + DATA_OFFSET
-
-    def commit(self, length: int) -> None:
-        """Hand the claimed slot (holding ``length`` frame bytes) to the kernel and move on.
-
-        Status and length go in one write: the kernel only reads the ring inside our send(), so
-        nothing can see a half-written header.
-        """
-        _SLOT_HEAD.pack_into(self.map, self.offsets[self.head], TP_STATUS_SEND_REQUEST, length, length)
-        self.head += 1
-        if self.head == self.frame_nr:
-            self.head = 0
-        self.pending += 1
-
-    def reserve(self, want: int) -> tuple[int, int]:
-        """``(first, count)``: up to ``want`` consecutive free slots from the head, never past the ring's end.
-
-        Waits (flush, then poll) while the head slot is still the kernel's; count is at least 1.
-        """
-        self.claim()
-        end = min(self.head + want, self.frame_nr)
-        busy = self.words[self.head : end, 0] & _BUSY
-        count = int(busy.argmax()) if busy.any() else end - self.head
-        return self.head, count
-
-    def commit_run(self, count: int, length: int) -> None:
-        """Hand ``count`` reserved slots, each holding a ``length``-byte frame, to the kernel."""
-        self.words[self.head : self.head + count, :3] = (TP_STATUS_SEND_REQUEST, length, length)
-        self.head = (self.head + count) % self.frame_nr
-        self.pending += count
-
-    def flush(self) -> None:
-        """One non-blocking send(): the kernel transmits every requested slot, in ring order.
-
-        Like trafgen, it does not wait for the device to hand slots back (``claim`` does that when
-        it needs one); if the socket's send buffer is full it polls and sends again until the last
-        requested slot has been taken. A slot the kernel refuses is left TP_STATUS_WRONG_FORMAT and
-        send() fails: DeliveryError names the slot.
-        """
-        if not self.pending:
-            return
-        last = self.offsets[self.head - 1]
-        while True:
-            try:
-                self.sock.send(b"", socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                self._raise_wrong_format(exc)
-                raise
-            if not self.map[last] & TP_STATUS_SEND_REQUEST:
-                break
-            self._poll.poll(100)
-        self.pending = 0
-
-    def _wait_available(self, offset: int) -> None:
-        """A full ring: flush what is requested, then poll until the kernel frees this slot."""
-        status = self.map[offset] & _BUSY
-        while status:
-            if status & TP_STATUS_WRONG_FORMAT:
-                self._raise_wrong_format(None)
-            if status == TP_STATUS_SEND_REQUEST:
-                self.flush()
-            else:
-                self._poll.poll(100)
-            status = self.map[offset] & _BUSY
-
-    def _raise_wrong_format(self, cause: OSError | None) -> None:
+    def refused(self, cause: OSError | None) -> DeliveryError | None:
+        """DeliveryError naming the first slot the kernel marked TP_STATUS_WRONG_FORMAT, if one is."""
         for index in range(self.frame_nr):
-            offset = self.offsets[index]
-            status, length = _STATUS_LEN.unpack_from(self.map, offset)
+            status, length = _STATUS_LEN.unpack_from(self.map, index * self.frame_size)
             if status & TP_STATUS_WRONG_FORMAT:
                 reason = f" ({cause})" if cause else ""
-                raise DeliveryError(
+                return DeliveryError(
                     f"TX ring slot {index} is TP_STATUS_WRONG_FORMAT: the kernel refused its {length}-byte "
                     f"frame (slot holds {self.max_frame}){reason}"
-                ) from cause
+                )
+        return None
 
     def close(self) -> None:
         """Unmap the ring (the socket is the caller's). Safe to call twice."""
         if not self.map.closed:
-            del self.rows, self.words  # the arrays view the mapping: drop them before unmapping
             self.map.close()

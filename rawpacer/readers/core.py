@@ -20,6 +20,10 @@ below the next expected one (one more than the highest so far) is *reordered*, a
 extent (4.2.1) is its receive index minus that of the earliest arrival with a higher sequence.
 With ``r`` repeats: intact = min(m - r, e), duplicate = r + max(0, m - r - e),
 lost = max(0, e - delivered + r).
+
+A shaped stream (``begin(..., sequences=PREFIX)``, ``rawpacer.traffic.pool``) sends datagrams of
+several lengths: one matches when it equals that many leading bytes of its slot's message, and
+``lengths()`` counts them per length (received, matching).
 """
 
 from __future__ import annotations
@@ -36,6 +40,12 @@ from rawpacer.readers.tally import PortTally
 
 Buffer = bytes | bytearray | memoryview | mmap.mmap
 """What a counter reads expected messages and datagrams from (anything with the buffer protocol)."""
+
+PREFIX = -1
+"""``begin``'s ``sequences`` for a shaped stream: prefixes of any length match, counted per length."""
+
+LengthRow = tuple[int, int, int]
+"""A shaped stream's datagrams of one length: (length, received, matching)."""
 
 NEVER = 1 << 62
 """``per_port`` of a stream until ``set_per_port`` says how many fan-outs were sent."""
@@ -59,6 +69,8 @@ class Verdict(NamedTuple):
     deviations: tuple[PortTally, ...]
     sequenced: bool = False
     """The datagrams carried sequences: ``reordered`` and ``reorder_extent`` were measured."""
+    lengths: tuple[LengthRow, ...] = ()
+    """A shaped stream's datagrams per length (``Counter.lengths``); empty otherwise."""
 
 
 def port_tally(
@@ -167,6 +179,7 @@ class Counter:
         self._received: list[int] = []
         self._mismatched: dict[int, int] = {}
         self._wanted: dict[int, bytes] = {}
+        self._by_length: dict[int, list[int]] = {}
         self._over: set[int] = set()
         self._reached = 0
         self.sequences = 0
@@ -186,9 +199,11 @@ class Counter:
         or a size shorter than the sequence field)."""
         if not 1 <= expected_size <= self.slot_size:
             raise ValueError(f"expected size {expected_size} is out of range 1-{self.slot_size}")
-        if sequences < 0:
-            raise ValueError(f"sequences {sequences} is not allowed; use 0 (none) or more")
-        self.sequences = sequences if stream and expected_size >= SEQUENCE_BYTES else 0
+        if sequences < PREFIX:
+            raise ValueError(f"sequences {sequences} is not allowed; use 0 (none) or more, or -1 (shaped)")
+        shaped = sequences == PREFIX
+        self.sequences = sequences if stream and (expected_size >= SEQUENCE_BYTES or shaped) else 0
+        self._by_length = {}
         self._order = {}
         self.expected_size = expected_size
         self.per_port = NEVER if stream else 1
@@ -214,7 +229,12 @@ class Counter:
             start = slot * self.slot_size
             wanted = self._wanted[slot] = bytes(self.expected[start : start + self.expected_size])
         data = data if type(data) is bytes else bytes(data)
-        if self.sequences:
+        if self.sequences == PREFIX:
+            match = len(data) <= len(wanted) and data == wanted[: len(data)]
+            counts = self._by_length.setdefault(min(len(data), self.slot_size + 1), [0, 0])
+            counts[0] += 1
+            counts[1] += match
+        elif self.sequences:
             sequence = sequence_of(data)
             match = (
                 len(data) == len(wanted)
@@ -267,7 +287,11 @@ class Counter:
             )
         self.active = False
         mismatched, late = sum(self._mismatched.values()), sum(self._late.values())
-        return per_port, sum(received), mismatched, late, bool(self.sequences), rows
+        return per_port, sum(received), mismatched, late, self.sequences > 0, rows
+
+    def lengths(self) -> list[LengthRow]:
+        """A shaped stream's datagrams by length: (length, received, matching), by length."""
+        return [(n, c[0], c[1]) for n, c in sorted(self._by_length.items())]
 
     def arrival_buffers(self) -> tuple[memoryview, memoryview, memoryview]:
         """The op's arrivals so far (rx_ns int64, slot int32, match uint8), valid while held: views of

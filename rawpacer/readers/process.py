@@ -188,7 +188,7 @@ class ReaderProcess:
         """Send the op's outcome (with its arrivals in a memfd when timestamps were on) and close it."""
         cpu = time.process_time() - self.cpu0
         verdict = core.verdict(self.loop.tallies(), self.ports)
-        verdict = self.socket_drops(verdict)
+        verdict = self.socket_drops(verdict._replace(lengths=tuple(self.loop.lengths())))
         buffers = self.loop.arrival_buffers()
         count = buffers[2].nbytes if self.timestamps else 0
         outcome = protocol.Outcome(

@@ -106,14 +106,15 @@ class Outcome(NamedTuple):
 
 
 def encode(outcome: Outcome) -> bytes:
-    """The RESULT message for ``outcome`` (counts and deviations as plain tuples)."""
+    """The RESULT message for ``outcome`` (counts, deviations and lengths as plain tuples)."""
     verdict = outcome.verdict
-    wire = (verdict.per_port, verdict.counts.as_row(), tuple(t.as_row() for t in verdict.deviations), verdict.sequenced)
+    deviations = tuple(t.as_row() for t in verdict.deviations)
+    wire = (verdict.per_port, verdict.counts.as_row(), deviations, verdict.sequenced, verdict.lengths)
     return marshal.dumps((RESULT, wire, *outcome[1:]))
 
 
 def decode(message: tuple[Any, ...]) -> Outcome:
     """The ``Outcome`` of a RESULT message made by ``encode``."""
-    per_port, counts, rows, sequenced = message[1]
-    verdict = Verdict(per_port, Counts(*counts), tuple(PortTally.from_row(row) for row in rows), sequenced)
+    per_port, counts, rows, sequenced, lengths = message[1]
+    verdict = Verdict(per_port, Counts(*counts), tuple(PortTally.from_row(row) for row in rows), sequenced, lengths)
     return Outcome(verdict, *message[2:])

@@ -25,6 +25,7 @@ from rawpacer.kernel.sockbuf import set_buffer_size
 from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
 from rawpacer.messages import check_size
 from rawpacer.readers import arrivals, process, protocol, spawn, states
+from rawpacer.readers.core import PREFIX
 from rawpacer.readers.tally import OpResult, RunTally
 from rawpacer.readers.tuning import ReaderTuning
 
@@ -269,7 +270,14 @@ class ReaderSet:
 
     # --- ops and streams ------------------------------------------------------------------
 
-    def _start(self, stream: bool, expected_size: int | None, timestamps: bool, fanouts: int | None = None) -> None:
+    def _start(
+        self,
+        stream: bool,
+        expected_size: int | None,
+        timestamps: bool,
+        fanouts: int | None = None,
+        shaped: bool = False,
+    ) -> None:
         size = self.message_size if expected_size is None else expected_size
         require(
             isinstance(size, int) and 1 <= size <= self.message_size,
@@ -282,7 +290,9 @@ class ReaderSet:
         )
         timestamps = bool(timestamps)
         begin: protocol.Command = (
-            protocol.BeginStream(size, timestamps, fanouts or 0) if stream else protocol.BeginOp(size, timestamps)
+            protocol.BeginStream(size, timestamps, PREFIX if shaped else fanouts or 0)
+            if stream
+            else protocol.BeginOp(size, timestamps)
         )
         self._check(begin)
         if timestamps and not self._stamping:
@@ -299,14 +309,22 @@ class ReaderSet:
         self._start(False, expected_size, timestamps)
 
     def begin_stream(
-        self, expected_size: int | None = None, *, timestamps: bool = False, fanouts: int | None = None
+        self,
+        expected_size: int | None = None,
+        *,
+        timestamps: bool = False,
+        fanouts: int | None = None,
+        shaped: bool = False,
     ) -> None:
         """Start a stream: many fan-outs of the same ``messages`` until ``end_stream``.
         ``timestamps``: keep every datagram's kernel RX timestamp (``OpResult.arrivals``).
         ``fanouts``: the datagrams carry sequences (``rawpacer.headers.sequence.sequence_bytes``, the op
         loop's streams do): fan-out k's datagrams begin with sequence k < ``fanouts``, the rest of
-        each is its port's message, and the readers count reordering and duplicates by sequence."""
-        self._start(True, expected_size, timestamps, fanouts)
+        each is its port's message, and the readers count reordering and duplicates by sequence.
+        ``shaped``: a frame pool's stream (``rawpacer.traffic.pool``): a datagram is intact when it is a
+        prefix of its port's message, up to ``expected_size`` bytes, and the readers count datagrams
+        per length (``OpResult.lengths``); no sequences."""
+        self._start(True, expected_size, timestamps, fanouts, shaped)
 
     def _finish(
         self, sent: int, command: protocol.Wait | protocol.EndStream, answer_within: float, strict: bool
@@ -346,6 +364,7 @@ class ReaderSet:
             reader_last_ns=outcome.reader_last_ns,
             arrivals=got,
             sequenced=verdict.sequenced,
+            lengths={n: (received, matching) for n, received, matching in verdict.lengths},
         )
         self.tally.add(result)
         return result.raise_for_loss() if strict else result

@@ -10,6 +10,12 @@ A replay's datagrams all differ, so each is known by its content's hash (``datag
 - ``lost``: distinct contents sent that never arrived;
 - ``late``: intact arrivals that came after one sent later than them (reordered);
 - so ``delivered = intact + duplicated + corrupt`` and ``sent = intact + lost + repeated``.
+
+A flow whose every payload starts with rawpacer's sequence field (``rawpacer.headers.sequence``: a
+capture of rawpacer's own streams, or one crafted with it) is also counted as RFC 4737 counts a
+stream, by the sequences its payloads carry rather than by send order: ``reordered`` (3.3's
+reordered packets) and ``reorder_extent`` (4.2's largest extent), so frames the capture itself holds
+swapped are counted as reordered even though they leave in the file's order.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from rawpacer.headers.checksum import BytesLike
+from rawpacer.readers.core import Order
 
 
 def datagram_hash(data: BytesLike) -> int:
@@ -39,6 +46,10 @@ class FlowVerdict:
     lost: int = 0
     late: int = 0
     repeated: int = 0
+    reordered: int | None = None
+    """RFC 4737 reordered arrivals by the payloads' sequences; None when the flow is not sequenced."""
+    reorder_extent: int | None = None
+    """RFC 4737 section 4.2's largest reordering extent; None when the flow is not sequenced."""
 
     @property
     def ok(self) -> bool:
@@ -46,15 +57,28 @@ class FlowVerdict:
         return not (self.lost or self.corrupt or self.late or self.duplicated > self.repeated)
 
     def __add__(self, other: FlowVerdict) -> FlowVerdict:
-        return FlowVerdict(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name not in _ORDER}
+        mine, theirs = (self.reordered, self.reorder_extent), (other.reordered, other.reorder_extent)
+        if mine[0] is None or theirs[0] is None:
+            order = theirs if mine[0] is None else mine
+        else:
+            order = (mine[0] + (theirs[0] or 0), max(mine[1] or 0, theirs[1] or 0))
+        return FlowVerdict(**counts, reordered=order[0], reorder_extent=order[1])
 
     def as_dict(self) -> dict[str, Any]:
         """The counts by name, JSON-ready."""
         return asdict(self)
 
 
-def match_flow(sent: Sequence[int], received: Iterable[int]) -> FlowVerdict:
-    """The verdict of one flow: ``sent`` hashes in send order, ``received`` in arrival order."""
+_ORDER = ("reordered", "reorder_extent")
+"""The fields that are not plain counts: None unless sequenced, the extent a maximum."""
+
+
+def match_flow(sent: Sequence[int], received: Iterable[int], sequences: Sequence[int] | None = None) -> FlowVerdict:
+    """The verdict of one flow: ``sent`` hashes in send order, ``received`` in arrival order, and
+    ``sequences``, when the flow is sequenced, the sequence each sent payload carries."""
+    order = None if sequences is None else Order()
+    sequence_of = {} if sequences is None else dict(zip(sent, sequences))
     first_at: dict[int, int] = {}
     position: int | None
     for position, value in enumerate(sent):
@@ -71,6 +95,8 @@ def match_flow(sent: Sequence[int], received: Iterable[int]) -> FlowVerdict:
             duplicated += 1
         else:
             arrived.add(value)
+            if order is not None:
+                order.take(sequence_of[value])
             if position < newest:
                 late += 1
             newest = max(newest, position)
@@ -84,6 +110,8 @@ def match_flow(sent: Sequence[int], received: Iterable[int]) -> FlowVerdict:
         lost=distinct - len(arrived),
         late=late,
         repeated=len(sent) - distinct,
+        reordered=None if order is None else order.reordered,
+        reorder_extent=None if order is None else order.extent,
     )
 
 

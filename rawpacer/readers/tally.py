@@ -105,6 +105,8 @@ class OpResult:
     arrivals: Arrivals | None = None
     sequenced: bool = False
     """The datagrams carried sequences (a stream run by the op loop): reordering was measured."""
+    lengths: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """A shaped stream's datagrams per payload length: (received, intact); empty otherwise."""
 
     @property
     def reordered_ratio(self) -> float | None:

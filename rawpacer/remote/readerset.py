@@ -263,9 +263,16 @@ class RemoteReaderSet:
         self._start("op", expected_size, timestamps)
 
     def begin_stream(
-        self, expected_size: int | None = None, *, timestamps: bool = False, fanouts: int | None = None
+        self,
+        expected_size: int | None = None,
+        *,
+        timestamps: bool = False,
+        fanouts: int | None = None,
+        shaped: bool = False,
     ) -> None:
-        """Start a stream on every host (``fanouts``: its datagrams carry sequences, as ReaderSet's)."""
+        """Start a stream on every host (``fanouts``: its datagrams carry sequences, as ReaderSet's; a
+        shaped stream's per-size counting is local only, refused before a run)."""
+        require(not shaped, "a shaped stream (--sizes, --vary) needs local readers; drop --remote")
         self._start("stream", expected_size, timestamps, fanouts)
 
     def _finish(self, mode: str, sent: int, request: dict[str, Any], answer_within: float, strict: bool) -> OpResult:

@@ -7,21 +7,27 @@ from rich.console import Console
 from rich.table import Table
 
 from rawpacer.bench.replay import ReplayResult
-from rawpacer.report.table import duration, human
+from rawpacer.report.table import duration, human, stdout_console
 
 COLUMNS = ("sent", "delivered", "intact", "late", "duplicated", "lost", "corrupt")
+SEQUENCED = ("reordered", "reorder_extent")
+"""Columns shown when some flow's payloads carry rawpacer's sequence field ("-" for the others)."""
 
 
 def replay_table(result: ReplayResult) -> Table:
     """Per flow (number, reader port, captured destination) and the total: the verdict's counts."""
     table = Table(title=f"replay of {result.source} with {result.writer} on {result.topology}")
-    for name in ("flow", "port", "captured dst", *COLUMNS):
-        table.add_column(name, justify="right" if name in COLUMNS or name in ("flow", "port") else "left")
+    columns = COLUMNS + (SEQUENCED if result.total.reordered is not None else ())
+    for name in ("flow", "port", "captured dst", *columns):
+        table.add_column(name, justify="right" if name in columns or name in ("flow", "port") else "left")
+
+    def cells(verdict: object) -> list[str]:
+        return ["-" if getattr(verdict, c) is None else str(getattr(verdict, c)) for c in columns]
+
     for row in result.flows:
         style = None if row.verdict.ok else "red"
-        counts = [str(getattr(row.verdict, c)) for c in COLUMNS]
-        table.add_row(str(row.flow), str(row.port), f"{row.dst}:{row.dport}", *counts, style=style)
-    table.add_row("total", "", "", *(str(getattr(result.total, c)) for c in COLUMNS), style="bold")
+        table.add_row(str(row.flow), str(row.port), f"{row.dst}:{row.dport}", *cells(row.verdict), style=style)
+    table.add_row("total", "", "", *cells(result.total), style="bold")
     return table
 
 
@@ -69,7 +75,7 @@ def summary_lines(result: ReplayResult) -> list[str]:
 
 def print_replay(result: ReplayResult, console: Console | None = None) -> None:
     """The table and the summary lines."""
-    console = console or Console()
+    console = console or stdout_console()
     if result.flows:
         console.print(replay_table(result))
     for line in summary_lines(result):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -13,6 +14,14 @@ from rawpacer.bench import histograms
 from rawpacer.bench.confidence import Interval
 from rawpacer.bench.result import BASELINE, GO_BASELINE, Report, Spread, WriterResult
 from rawpacer.host import worst
+
+PIPE_WIDTH = 200
+"""Columns a table gets when stdout is a file or a pipe: rich's 80 would cut the column names."""
+
+
+def stdout_console() -> Console:
+    """A console for the result tables: the terminal's width, or PIPE_WIDTH when redirected."""
+    return Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
 
 def human(value: float | None, unit: str = "") -> str:

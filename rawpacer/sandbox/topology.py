@@ -374,13 +374,8 @@ class Sandbox:
         self._new_ns(writer, created)
         self._new_ns(reader, created)
         mtu = self.mtu or DEFAULT_LINK_MTU
-        with netns.entered(writer):
-            write_sysctls(RAW_PATH_SYSCTLS)
-            self._veth_pair("rpw0", "rpr0", reader)
-            self._configure("rpw0", mtu, plan.writer, plan.veth_prefixlen)
-        with netns.entered(reader):
-            write_sysctls(RAW_PATH_SYSCTLS)
-            self._configure("rpr0", mtu, plan.reader, plan.veth_prefixlen)
+        self._end_host(writer, "rpw0", mtu, plan.writer, plan.veth_prefixlen, peer=("rpr0", reader))
+        self._end_host(reader, "rpr0", mtu, plan.reader, plan.veth_prefixlen)
         topo = Topology(
             "veth",
             writer,
@@ -406,6 +401,17 @@ class Sandbox:
             topo.vlan_filter = self._vlan_filter(topo, self.vlan)
         return topo
 
+    def _end_host(
+        self, ns: str, ifname: str, mtu: int, address: str, prefixlen: int, peer: tuple[str, str] | None = None
+    ) -> None:
+        """One end host's namespace: the raw path's sysctls, a veth pair from ``ifname`` to ``peer``
+        (its interface and namespace) when given, and ``ifname``'s MTU and address."""
+        with netns.entered(ns):
+            write_sysctls(RAW_PATH_SYSCTLS)
+            if peer is not None:
+                self._veth_pair(ifname, *peer)
+            self._configure(ifname, mtu, address, prefixlen)
+
     def _veth_pair(self, name: str, peer: str, peer_ns: str) -> None:
         """A veth pair ``name`` <-> ``peer`` made in this thread's namespace, ``peer`` moved to ``peer_ns``."""
         with IPRoute() as ipr:
@@ -428,14 +434,8 @@ class Sandbox:
             self._new_ns(name, created)
         mtu = self.mtu or DEFAULT_LINK_MTU
         egress = self.egress_mtu or mtu
-        with netns.entered(writer):
-            write_sysctls(RAW_PATH_SYSCTLS)
-            self._veth_pair("rpw0", "rpd0", dut)
-            self._configure("rpw0", mtu, plan.writer, plan.prefixlen)
-        with netns.entered(reader):
-            write_sysctls(RAW_PATH_SYSCTLS)
-            self._veth_pair("rpr0", "rpd1", dut)
-            self._configure("rpr0", egress, plan.reader, plan.prefixlen)
+        self._end_host(writer, "rpw0", mtu, plan.writer, plan.prefixlen, peer=("rpd0", dut))
+        self._end_host(reader, "rpr0", egress, plan.reader, plan.prefixlen, peer=("rpd1", dut))
         with netns.entered(dut):
             write_sysctls(ROUTER_SYSCTLS)
             self._configure("rpd0", mtu, plan.dut_in, plan.prefixlen)

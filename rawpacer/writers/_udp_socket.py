@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+from rawpacer import engine
 from rawpacer.kernel.sockbuf import set_buffer_size
 from rawpacer.target import Target
 from rawpacer.writers.base import Knobs, Writer, WriterOptions
@@ -34,6 +35,8 @@ class UdpWriter(Writer):
         self.sock = open_udp_socket(target)
         self.own(self.sock.close)
         self.destinations = [(target.dst_ip, port) for port in target.ports]
+        self.sockaddrs = engine.sockaddrs(target.dst_ip, target.ports)
+        """The readers' addresses as the kernel takes them, back to back (the engine's sendmmsg)."""
 
     def stamping_socket(self) -> socket.socket | None:
         """The writer's UDP socket: one datagram per send, in order (the kernel fragments whole

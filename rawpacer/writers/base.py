@@ -16,17 +16,22 @@ import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
+from rawpacer import engine
+from rawpacer.engine import Frames
 from rawpacer.errors import UsageError, require
 from rawpacer.limits import MAX_MESSAGE_SIZE
 from rawpacer.target import Target
 
+if TYPE_CHECKING:
+    from rawpacer._pace import Core
+
 Message = bytes | bytearray | memoryview
 """One message: a reader's slot of the shared buffer, or any bytes-like object."""
 
-Prebuilt = tuple[socket.socket, list[Message], list[tuple[str, int]] | None]
-"""A socket, one ready datagram per reader, and each one's IPv4 address (None: the socket's own)."""
+MAX_BATCH = 1024
+"""Datagrams the engine hands over at once (UIO_MAXIOV: the most one sendmmsg takes)."""
 
 
 class Fit(str, enum.Enum):
@@ -165,10 +170,17 @@ class Writer(ABC):
             "use packet-raw, packet-ring, xdp or scapy"
         )
 
-    def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
-        """What a paced replay's C loop sends for this writer: its socket, one ready datagram (or
-        frame) per reader, and each one's address (None on a bound socket); None when the writer's
-        datagrams cannot leave that way (batches, fragments, pcap recording, IPv6 addresses)."""
+    def replay_frames(self, messages: Sequence[Message]) -> Frames | None:
+        """The fan-out's frames as a replay sends them, and the engine that moves them ("frames plus
+        a ring", ``rawpacer.engine``): a stream's replays then leave from C, unpaced or paced at any
+        burst, each frame's sequence stamped on the way. Call it after ``send`` covered every port;
+        None when this writer's replays cannot leave that way (threads, fragments, a pcap to record)."""
+        return None
+
+    def send_frames_paced(self, frames: Sequence[Message], core: Core) -> int | None:
+        """``frames`` as ``send_frames`` takes them, one a departure of the pacer's C core, the loop in
+        C (a replay's paced chunk); frames sent, or None when this writer's frames cannot leave that
+        way (then the caller waits and calls ``send_frames`` itself)."""
         return None
 
     def stamping_socket(self) -> socket.socket | None:
@@ -236,6 +248,20 @@ class Writer(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def socket_frames(
+    sock: socket.socket, frames: Sequence[Message], delivered: int, addresses: bytes | None = None, batch: int = 1
+) -> Frames | None:
+    """``frames`` (used where they are when writable, else copied, so a sequence can be stamped into
+    them) sent on ``sock`` by the engine's sendmmsg back end, ``batch`` a
+    call unpaced, to ``addresses`` (``engine.sockaddrs``) or on the bound socket; each frame's payload
+    (its last ``delivered`` bytes) starts with the sequence. None without the engine."""
+    if not engine.BUILT:
+        return None
+    writable = all(isinstance(f, bytearray) or (isinstance(f, memoryview) and not f.readonly) for f in frames)
+    pool = engine.pinned(frames, addresses) if writable else engine.pool(frames, addresses)
+    return Frames(engine.mmsg(sock.fileno()), pool, min(batch, MAX_BATCH), len(frames[0]) - delivered)
 
 
 REGISTRY: dict[str, type[Writer]] = {}

@@ -6,9 +6,10 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 
+from rawpacer.engine import Frames, sockaddrs
 from rawpacer.target import Target
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Knobs, Message, Prebuilt, WriterOptions, register
+from rawpacer.writers.base import Knobs, Message, WriterOptions, register, socket_frames
 
 IPV6_HDRINCL = getattr(socket, "IPV6_HDRINCL", 36)
 """The IPv6 counterpart of IP_HDRINCL (linux/in6.h, Linux 4.5 and later); Python names it from 3.12."""
@@ -44,10 +45,12 @@ class IpRawWriter(RawWriter):
         """The IP_HDRINCL socket: one send per frame, in order."""
         return self.unless_fragmenting(self.sock)
 
-    def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
-        """Each reader's IPv4 packet, to the readers' address (the C loop speaks sockaddr_in only)."""
-        frames = None if self.family.version == 6 else self.frames_built_once(messages)
-        return None if frames is None else (self.sock, frames, [self.address] * len(frames))
+    def replay_frames(self, messages: Sequence[Message]) -> Frames | None:
+        """Each reader's IP packet, one sendto() each (sendmmsg for a paced burst) to the readers' address."""
+        frames = self.frames_built_once(messages)
+        if frames is None:
+            return None
+        return socket_frames(self.sock, frames, self.delivered_size, sockaddrs(self.target.dst_ip, [0] * len(frames)))
 
     def emitter(self) -> Callable[[bytes], object]:
         """One ``sendto`` per IPv4 packet (each fragment its own) on the IP_HDRINCL socket."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 
+from rawpacer import engine
+from rawpacer.engine import Engine, Frames
 from rawpacer.target import Target
 from rawpacer.writers._packet_socket import open_packet_socket
 from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Knobs, Message, Prebuilt, WriterOptions, register
+from rawpacer.writers.base import Knobs, Message, WriterOptions, register, socket_frames
 
 
 @register
@@ -29,10 +31,14 @@ class PacketRawWriter(RawWriter):
         """The AF_PACKET socket: one send per frame, in order."""
         return self.unless_fragmenting(self.sock)
 
-    def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
-        """Each reader's stamped frame, sent on the bound AF_PACKET socket."""
+    def replay_frames(self, messages: Sequence[Message]) -> Frames | None:
+        """Each reader's stamped frame, one send() each (sendmmsg for a paced burst) on the bound AF_PACKET socket."""
         frames = self.frames_built_once(messages)
-        return None if frames is None else (self.sock, frames, None)
+        return None if frames is None else socket_frames(self.sock, frames, self.delivered_size)
+
+    def frame_engine(self) -> Engine | None:
+        """The engine's sendmmsg back end on the bound AF_PACKET socket (one send() a frame at burst 1)."""
+        return engine.mmsg(self.sock.fileno()) if engine.BUILT else None
 
     def emitter(self) -> Callable[[bytes], object]:
         """The AF_PACKET socket's ``send``: one call per frame."""

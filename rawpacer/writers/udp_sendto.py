@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rawpacer.engine import Frames
 from rawpacer.writers._udp_socket import UdpWriter
-from rawpacer.writers.base import Message, Prebuilt, register
+from rawpacer.writers.base import Message, register, socket_frames
 
 
 @register
@@ -16,9 +17,9 @@ class UdpSendto(UdpWriter):
     order = 0
     summary = "kernel UDP socket, one sendto(2) per reader in a loop (the seed's baseline)"
 
-    def prebuilt(self, messages: Sequence[Message]) -> Prebuilt | None:
-        """The messages themselves, to each reader's address (IPv4: the C loop's sockaddr_in)."""
-        return None if self.target.ip_version == 6 else (self.sock, list(messages), self.destinations)
+    def replay_frames(self, messages: Sequence[Message]) -> Frames | None:
+        """The messages themselves, one sendto() each (sendmmsg for a paced burst), to each reader's address."""
+        return socket_frames(self.sock, messages, self.delivered_size, self.sockaddrs)
 
     def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
         """One ``sendto`` per reader, in order."""

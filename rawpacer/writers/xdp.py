@@ -1,32 +1,29 @@
-"""``xdp``: frames stamped straight into an AF_XDP socket's UMEM, one descriptor batch and one kick per span."""
+"""``xdp``: frames through an AF_XDP socket's UMEM and rings (the engine's AF_XDP back end), one descriptor batch and kick per span."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import errno
 from dataclasses import dataclass
 
-import numpy as np
-
-from rawpacer.errors import Unavailable, require
-from rawpacer.headers.checksum import BytesLike
-from rawpacer.headers.sequence import stamp_sequence
+from rawpacer import engine
+from rawpacer.errors import DeliveryError, SandboxError, Unavailable, require
 from rawpacer.kernel.afxdp import (
     COPY_MAX_DESCS,
+    DESC,
     MODES,
     PAGE,
+    STALL_S,
     TX_BATCH_SIZE,
     XdpSocket,
     check_chunk_size,
     check_ring,
     chunks_for,
     features,
-    frame_descriptors,
     next_power_of_two,
 )
 from rawpacer.target import Target
-from rawpacer.writers._batch import Batch, Batches
-from rawpacer.writers._raw import RawWriter
-from rawpacer.writers.base import Fit, Knobs, Message, WriterOptions, check_count, register
+from rawpacer.writers._ring import RingWriter
+from rawpacer.writers.base import Knobs, WriterOptions, check_count, register
 
 DEFAULT_CHUNKS = 512
 """UMEM chunks when the knob is 0 and one fan-out needs fewer."""
@@ -82,35 +79,17 @@ class XdpKnobs(Knobs):
         )
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Equal-length frames in UMEM rows: a row is ``per_frame`` consecutive chunks holding one frame."""
-
-    frame_len: int
-    per_frame: int
-    rows: np.ndarray
-    """The UMEM as rows of ``per_frame * chunk_size`` bytes."""
-    descs: np.ndarray
-    """Every row's descriptors; row r's are ``descs[r * per_frame : (r + 1) * per_frame]``."""
-    resident: bool
-    """Every port has a row of its own, so its frame stays there from one send to the next."""
-
-
 @register
-class XdpWriter(RawWriter):
-    """AF_XDP, TX only: a UMEM, its completion ring and a TX ring mapped from one socket.
-
-    Equal-length fan-outs are stamped a run of UMEM rows at a time (headers and checksums as
-    arrays, like packet-ring); when every port has a row of its own, a frame stays in its row and a
-    replay (``resend``) only publishes descriptors again. Mixed lengths and fragments go frame by
-    frame into chunks taken in turn. A span's descriptors go into the TX ring in one batch and one
-    kick sends them (or one per ``tx_budget``); a chunk is rewritten only after its completion, and
-    a span larger than the UMEM or the ring waits for completions as it goes.
+class XdpWriter(RingWriter):
+    """AF_XDP, TX only: a UMEM, its completion ring and a TX ring mapped from one socket, driven by
+    the engine's AF_XDP back end (``rawpacer.engine``): each frame copied into UMEM chunks from its
+    free list, one descriptor a chunk, a batch's descriptors published at once and one kick (or
+    one per ``tx_budget``) to send them; a chunk is rewritten only after its completion.
     """
 
     name = "xdp"
     order = 13
-    summary = "AF_XDP socket (TX only): frames stamped into UMEM chunks, one descriptor batch and kick per fan-out"
+    summary = "AF_XDP socket (TX only): frames copied into UMEM chunks, one descriptor batch and kick per fan-out"
     knobs_type = XdpKnobs
 
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
@@ -149,18 +128,23 @@ class XdpWriter(RawWriter):
                 **rings,
             )
             self.own(self.xsk.close)
-            self.own(self._drop_views)
+            xsk = self.xsk
+            self.tx_ring: engine.Ring | None = engine.Ring(xsk.tx.map, *xsk.tx.offsets, xsk.tx.size, DESC.itemsize)
+            completion = engine.Ring(xsk.cq.map, *xsk.cq.offsets, xsk.cq.size, 8)
+            self.engine = engine.xdp(
+                xsk.sock.fileno(),
+                xsk.umem,
+                xsk.chunk_size,
+                self.tx_ring,
+                completion,
+                xsk.need_wakeup,
+                COPY_MAX_DESCS if self.multi_buffer else 1,
+            )
+            self.own(self._drop_rings)
+            self.own(self.engine.close)
         self.mode = self.xsk.mode
         """``copy`` or ``zerocopy``: how the kernel ran this socket (lo and veth only have copy)."""
         self.tx_budget = self.xsk.tx_budget
-        self._batches = Batches(self.templates)
-        self._layout: _Layout | None = None
-        self._composed = np.zeros(len(target.ports), bool)
-        """Ports whose current message's frame sits in their resident row, ready to replay."""
-        self._cursor = 0
-        """The next chunk to write when chunks are taken in turn."""
-        self._sequence: int | None = None
-        """A stream's current sequence, written into resident rows as a replay claims them."""
 
     def frame_limit(self) -> tuple[int, str]:
         """One chunk, or COPY_MAX_DESCS chunks with multi-buffer (decided here, before the fit plan)."""
@@ -183,112 +167,21 @@ class XdpWriter(RawWriter):
 
     # --- sending ---------------------------------------------------------------------------
 
-    def restamp(self, sequence: int) -> None:
-        """Keep the new sequence: a replay writes it into each resident row once the row's last
-        transmission has completed (``_send_rows``), never under a frame still in flight."""
-        self._sequence = sequence
-
-    def _send(self, messages: Sequence[Message], start: int, stop: int, replay: bool) -> int:
-        """The span's frames into the UMEM (or, replaying, left where they are), its descriptors into
-        the TX ring, kicks until the kernel took them all. Frames the driver dropped are not counted."""
-        xsk = self.xsk
-        dropped = xsk.dropped
-        if replay and self._composed[start:stop].all():
-            self._send_rows(None, messages, start, stop)
-        else:
-            size = len(messages[start])
-            uniform = all(len(messages[i]) == size for i in range(start, stop))
-            if uniform and not (self.fit is Fit.FRAGMENT and size > self.limit):
-                self._send_rows(self._batches[min(size, self.limit)], messages, start, stop)
-            else:
-                self._composed[:] = False
-                self._send_each(messages, start, stop)
-            self._sequence = None  # fresh frames: the messages carry their sequence themselves
-        xsk.flush()
-        return max(0, stop - start - (xsk.dropped - dropped))
-
-    def send_frames(self, frames: Sequence[Message]) -> int:
-        """Each prebuilt frame copied into UMEM chunks taken in turn, queued, one kick for them all.
-        Frames the driver dropped are not counted."""
-        self.check_frames(frames)
-        xsk, umem = self.xsk, self.xsk.view
-        dropped = xsk.dropped
-        for frame in frames:
-            offset = self._claim_frame(len(frame))
-            umem[offset : offset + len(frame)] = frame
-            xsk.queue(offset, len(frame))
-            self.record(frame)
-        self._composed[:] = False
-        xsk.flush()
-        return max(0, len(frames) - (xsk.dropped - dropped))
-
-    def _layout_for(self, frame_len: int) -> _Layout:
-        """The rows for ``frame_len``-byte frames (made when the length changes)."""
-        layout = self._layout
-        if layout is None or layout.frame_len != frame_len:
-            xsk = self.xsk
-            per_frame = chunks_for(frame_len, xsk.chunk_size)
-            count = xsk.chunk_count // per_frame
-            rows = xsk.frames[: count * per_frame * xsk.chunk_size].reshape(count, -1)
-            descs = frame_descriptors(0, count, frame_len, xsk.chunk_size)
-            layout = self._layout = _Layout(frame_len, per_frame, rows, descs, len(self.target.ports) <= count)
-            self._composed[:] = False
-        return layout
-
-    def _send_rows(self, batch: Batch | None, messages: Sequence[BytesLike], start: int, stop: int) -> None:
-        """Messages ``start .. stop-1``, all one length, a row each: stamped by ``batch`` (None: the rows
-        already hold them) and published a run of free rows at a time."""
-        layout = self._layout_for(batch.frame_len) if batch is not None else self._layout
-        assert layout is not None
-        xsk, per_frame, total = self.xsk, layout.per_frame, len(layout.rows)
-        index = start
-        while index < stop:
-            if layout.resident:
-                row, want = index, stop - index
-            else:
-                row = -(-self._cursor // per_frame) % total
-                want = min(stop - index, total - row)
-            run = xsk.claim(row * per_frame, want * per_frame, per_frame) // per_frame
-            rows = layout.rows[row : row + run]
-            if batch is not None:
-                batch.compose(rows, messages, index, index + run)
-                self._composed[index : index + run] = layout.resident
-            elif self._sequence is not None:
-                stamp_sequence(rows, rows.shape[1], self.templates[0].header_len, self._sequence)
-            xsk.publish(layout.descs[row * per_frame : (row + run) * per_frame], row * per_frame)
-            if self.pcap is not None:
-                for frame in rows:
-                    self.pcap.record(frame[: layout.frame_len])
-            self._cursor = (row + run) * per_frame
-            index += run
-
-    def _send_each(self, messages: Sequence[BytesLike], start: int, stop: int) -> None:
-        """Frame by frame: a template stamped into its chunks, fragments copied in one by one."""
-        xsk, umem = self.xsk, self.xsk.view
-        for index in range(start, stop):
-            message = messages[index]
-            if self.fit is Fit.FRAGMENT and not self.fits(message):
-                for frame in self.frames_for(index, message):
-                    offset = self._claim_frame(len(frame))
-                    umem[offset : offset + len(frame)] = frame
-                    xsk.queue(offset, len(frame))
-                    self.record(frame)
-                continue
-            payload, template = self.fitted(message), self.templates[index]
-            offset = self._claim_frame(template.header_len + len(payload))
-            length = template.stamp_into(umem, offset, payload)
-            xsk.queue(offset, length)
-            self.record(umem[offset : offset + length])
-
-    def _claim_frame(self, length: int) -> int:
-        """UMEM offset of the next run of chunks that holds ``length`` bytes, taken in turn (wrapping
-        to the start), once the kernel has completed them."""
-        xsk = self.xsk
-        count = chunks_for(length, xsk.chunk_size)
-        first = self._cursor if self._cursor + count <= xsk.chunk_count else 0
-        xsk.claim(first, count, count)
-        self._cursor = first + count
-        return first * xsk.chunk_size
+    def _failure(self, exc: OSError) -> Exception:
+        """A wait without progress explained by the socket's statistics (read now, not per send)."""
+        if isinstance(exc, TimeoutError):
+            invalid = self.statistics()["tx_invalid_descs"]
+            if invalid:
+                return DeliveryError(
+                    f"xdp: the kernel refused {invalid} TX descriptor(s) as invalid (XDP_STATISTICS tx_invalid_descs)"
+                )
+            return DeliveryError(
+                f"xdp: waited {STALL_S} s for the kernel on {self.target.link.ifname} with no progress "
+                f"({self.engine.in_flight} chunk(s) in flight)"
+            )
+        if exc.errno == errno.ENETDOWN:
+            return SandboxError(f"xdp: {self.target.link.ifname} is down: sendto() failed with ENETDOWN")
+        return DeliveryError(f"xdp: sendto() on {self.target.link.ifname} failed: {exc.strerror}")
 
     # --- reporting and life cycle -------------------------------------------------------
 
@@ -296,7 +189,7 @@ class XdpWriter(RawWriter):
         """The socket's XDP_STATISTICS (rx_dropped, rx_invalid_descs, tx_invalid_descs, rx_ring_full,
         rx_fill_ring_empty_descs, tx_ring_empty_descs), plus ``dropped`` (frames the driver dropped:
         sendto EBUSY) and ``kicks`` (sendto calls)."""
-        return {**self.xsk.statistics(), "dropped": self.xsk.dropped, "kicks": self.xsk.kicks}
+        return {**self.xsk.statistics(), "dropped": self.engine.dropped, "kicks": self.engine.kicks}
 
     def facts(self) -> dict[str, object]:
         """Which AF_XDP mode ran (``xdp_mode``: copy or zerocopy), and whether frames span descriptors."""
@@ -317,6 +210,6 @@ class XdpWriter(RawWriter):
             found.append(f"xdp: {stats['dropped']} frame(s) dropped by the driver after the kernel took them (EBUSY)")
         return found
 
-    def _drop_views(self) -> None:
-        """Forget the arrays that view the UMEM, so the socket can unmap it."""
-        self._layout = None
+    def _drop_rings(self) -> None:
+        """Forget the ring that views the TX ring's mapping, so the socket can unmap it."""
+        self.tx_ring = None

@@ -53,6 +53,26 @@ DEVICE: list[tuple[list[str], str]] = [
 ]
 """The topology and device-under-test options every sending subcommand shares (cli/_options.add_device)."""
 
+STREAM = ["--mode", "stream"]
+SHAPES: list[tuple[list[str], str]] = [
+    (["--sizes", "63"], "frame size 63 is out of range 64-65554"),
+    (["--sizes", "64:7,594:x"], "weight of size 594 'x' is not an integer"),
+    (["--sizes", "64,64"], "frame size 64 is given twice"),
+    (["--sizes", "1518", "--mtu", "1000"], "frame size 1518 is too large at MTU 1000"),
+    (["--vary", "ttl=1-64"], "--vary field 'ttl' is not one of sport, dport, src-ip, dst-ip, flow-label, vlan"),
+    (["--vary", "sport="], "--vary sport: the range is empty"),
+    (["--vary", "sport=2000-1000"], "--vary sport: range '2000-1000' is reversed"),
+    (["--vary", "sport=1-9:often"], "--vary sport: mode 'often' is not inc or random"),
+    (["--vary", "dport=1-9"], "--vary dport: range 1-9 is outside the allowed 5001-"),
+    (["--vary", "dst-ip=198.18.0.2-198.18.0.9"], "--vary dst-ip: range 198.18.0.2-198.18.0.9 is outside the allowed"),
+    (["--vary", "src-ip=10.0.0.1"], "--vary src-ip: range 10.0.0.1 is outside the allowed"),
+    (["--vary", "flow-label=1-5"], "--vary flow-label needs IPv6"),
+    (["--vary", "vlan=1-5"], "--vary vlan sets the 802.1Q tag's id: give --vlan ID too"),
+    (["--vary", "sport=1-5", "--vary", "sport=6-9"], "--vary sport is given twice"),
+    (["--vary", "sport=1-5:random", "--seed", "x"], "seed 'x'"),
+]
+"""Bad --sizes and --vary for a stream of packet-raw (compare --mode stream, send): issue 21's bad input."""
+
 _FILES = Path(tempfile.mkdtemp(prefix="rawpacer-replay-input-"))
 atexit.register(shutil.rmtree, _FILES, True)
 GOOD = str(write_pcap(_FILES / "good.pcap", capture_frames(1, 2)))
@@ -111,6 +131,15 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--hdr", "/etc/hostname"], "--hdr '/etc/hostname' is not a directory"),
         (["--hdr", "/nonexistent-dir/h"], "--hdr '/nonexistent-dir/h': directory '/nonexistent-dir' does not exist"),
         (["--hdr", "/proc"], "--hdr '/proc' cannot be written in '/proc'"),
+        (["--sizes", "imix"], "--sizes shapes a stream; use it with --mode stream"),
+        (["--vary", "sport=1-5", "--writers", "udp-sendto", *STREAM], "--vary sport: udp-sendto cannot stamp it"),
+        (["--vary", "src-ip=198.18.0.9", "--writers", "ip-raw,udp-sendto", *STREAM], "udp-sendto cannot stamp it"),
+        (["--sizes", "64", "--remote", "h1", "--writers", "udp-sendto", *STREAM], "do not count per size yet"),
+        (["--sizes", "imix", "--pcap", "/tmp/x.pcap", "--writers", "packet-raw", *STREAM], "drop one"),
+        (["--vary", "sport=1-9", "--fit", "fragment", "--writers", "packet-raw", *STREAM], "one frame per datagram"),
+        (["--sizes", "imix", "--writers", "xdp", *STREAM], "--sizes: xdp cannot send a frame pool yet"),
+        (["--sizes", "imix", "--writers", "udp-sendto", "-6", *STREAM], "--sizes with -6: udp-sendto send IPv6"),
+        *(([*args, "--writers", "packet-raw", *STREAM], named) for args, named in SHAPES),
     ],
     "send": [
         (["--writer", "warp"], "writer 'warp' is unknown"),
@@ -137,6 +166,10 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--spin", "full"], "--spin full says how a paced stream waits; give --rate too"),
         (["--pcap", "/nonexistent-dir/x.pcap"], "--pcap '/nonexistent-dir/x"),
         (["--iface", "lo", "--writer", "udp-sendto"], "--iface is for raw writers"),
+        (["--sizes", "imix"], "--sizes: packet-ring cannot send a frame pool yet"),
+        (["--sizes", "imix", "--writer", "packet-raw", "--iface", "lo"], "--sizes and --vary shape a checked stream"),
+        (["--vary", "vlan=1", "--writer", "ip-raw"], "--vary vlan: ip-raw cannot stamp it"),
+        *(([*args, "--writer", "packet-raw"], named) for args, named in SHAPES),
         (["--iface", "lo", "--src-ip", "1.2.3"], "--iface needs --dst-ip"),
         (["--src-ip", "198.18.0.1"], "--src-ip, --dst-ip and --dst-mac go with --iface"),
         (["--dst-ip", "198.18.0.9"], "--src-ip, --dst-ip and --dst-mac go with --iface"),
@@ -183,6 +216,10 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--repeat", "0"], "repeat '0' is not allowed; use a whole number 1-100"),
         (["--hdr", "/etc/hostname"], "--hdr '/etc/hostname' is not a directory"),
         (["--hdr", "/proc"], "--hdr '/proc' cannot be written in '/proc'"),
+        (["--vary", "sport=1-9", "--writers", "udp-sendto"], "--vary sport: udp-sendto cannot stamp it"),
+        (["--vary", "sport=1-9", "--writers", "packet-raw"], "the latency test cannot stamp"),
+        (["--vary", "sport=1-9:random", "--seed=-3", "--writers", "packet-raw"], "seed '-3' is not allowed"),
+        (["--vary", "sport=9-1", "--writers", "packet-raw"], "--vary sport: range '9-1' is reversed"),
     ],
     "agent": [
         ([], "agent needs --stdio: it is driven by a controller's messages on stdin"),

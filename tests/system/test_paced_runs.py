@@ -1,6 +1,6 @@
 """Paced runs end to end: compare --mode stream --rate and send --rate in real sandboxes, measured by
 the readers' kernel receive timestamps. The machine is shared and loaded: these assert the machinery
-and gross errors (a generous tolerance on the rate); precision is bench/pacing_bench.py's job."""
+and gross errors (a generous tolerance on the rate); precision is benchmarks/pacing_bench.py's job."""
 
 from __future__ import annotations
 
@@ -39,10 +39,10 @@ def test_a_paced_stream_delivers_intact_at_about_its_rate(topology, tmp_path):
         assert set(row["gap_dev_ns"]) == {"p50", "p99", "p999", "max"} and row["gap_ideal_ns"] == 200_000.0
         assert 0 <= row["gap_dev_ns"]["p50"] <= row["gap_dev_ns"]["max"]
         assert row["pacer"]["departures"] == 2000 + 20  # one unmeasured fan-out leaves first
-    # udp-sendto's replay leaves from the C loop (Writer.prebuilt); packet-ring replays its ring
+    # both replays leave from the engine's C loop (Writer.replay_frames), packet-ring's through its ring
     assert [(r["writer"], r["pacer"]["implementation"]) for r in rows] == [
         ("udp-sendto", "c-loop"),
-        ("packet-ring", "c"),
+        ("packet-ring", "c-loop"),
     ]
 
 
@@ -128,10 +128,47 @@ def test_the_schedule_is_anchored_after_the_c_loop_has_its_frames():
         make_writer(topo, "packet-raw", readers.ports, message_size=200) as writer,
     ):
         pacer = Pacer(ConstantSchedule(20_000, 1))
-        built, start = writer.prebuilt, pacer.start
+        built, start = writer.replay_frames, pacer.start
         # The real methods, noting when they run.
-        writer.prebuilt = lambda messages: calls.append("prebuilt") or built(messages)  # type: ignore[method-assign]  # on purpose
+        writer.replay_frames = lambda messages: calls.append("frames") or built(messages)  # type: ignore[method-assign]  # on purpose
         pacer.start = lambda *t0: calls.append("start") or start(*t0)  # type: ignore[method-assign]  # on purpose
         outcome = OpLoop(writer, readers, MessageSource.make("fast", 200), pacer).stream(50)
-    assert calls == ["prebuilt", "start"]
+    assert calls == ["frames", "start"]
     assert pacer.implementation == "c-loop" and outcome.result.counts.intact == 200
+
+
+@pytest.mark.parametrize(
+    "topology,writer,burst",
+    [
+        ("lo", "packet-ring", 1),
+        ("lo", "xdp", 1),
+        ("veth", "packet-ring", 1),
+        ("veth", "xdp", 1),
+        ("lo", "udp-sendmmsg", 3),
+        ("lo", "xdp", 7),
+        ("lo", "udp-sendmmsg", 7),
+        ("lo", "udp-sendto", 1),
+        ("lo", "packet-raw", 2),
+    ],
+)
+def test_batch_writers_are_paced_from_c_at_any_burst(topology: str, writer: str, burst: int) -> None:
+    """A stream's replays leave from the engine's C loop, paced by the pacer's core: every departure
+    after the first fan-out is the core's, `burst` datagrams each (a burst may cross the fan-out's end)."""
+    fanouts, ports = 30, 4
+    with (
+        Sandbox(topology, mtu=1500 if topology == "veth" else None) as topo,
+        ReaderSet(topo, ports, 200) as readers,
+        make_writer(topo, writer, readers.ports, message_size=200) as sender,
+    ):
+        pacer = Pacer(ConstantSchedule(20_000, burst))
+        outcome = OpLoop(sender, readers, MessageSource.make("fast", 200), pacer).stream(fanouts)
+    replayed = (fanouts - 1) * ports
+    first = -(-ports // burst)  # the first fan-out's departures, waited for in Python
+    assert pacer.implementation == "c-loop"
+    assert pacer.core.sent == replayed
+    assert pacer.core.departures == first + -(-replayed // burst)
+    assert (outcome.sent, outcome.result.counts.intact, outcome.result.counts.reordered) == (
+        fanouts * ports,
+        fanouts * ports,
+        0,
+    )

@@ -3,7 +3,7 @@
 The machine is shared and loaded, so these assert the machinery and gross errors: every datagram
 arrives intact and in order, the pacer's record matches what left, the achieved rate is within
 20 % of what the pacer's own record says it should be (the target, pushed back by any stalls it
-counted) and never above the target. Precision belongs to bench/pacing_bench.py.
+counted) and never above the target. Precision belongs to benchmarks/pacing_bench.py.
 """
 
 from __future__ import annotations

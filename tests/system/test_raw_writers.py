@@ -5,20 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import struct
 
 import pytest
 from helpers import FAST_RAW_WRITERS, RAW_WRITERS, fanouts, make_writer
 
 from rawpacer.errors import DeliveryError, SandboxError, UsageError
 from rawpacer.headers import build_fragments, build_frame
-from rawpacer.kernel.tpacket import TxRing
+from rawpacer.kernel.tpacket import TP_STATUS_SEND_REQUEST
 from rawpacer.messages import MessageSource
 from rawpacer.pcap import read_pcap
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox
 from rawpacer.target import Link, Target
 from rawpacer.writers import base
-from rawpacer.writers._packet_socket import open_packet_socket
 from rawpacer.writers.base import Fit, WriterOptions
 from rawpacer.writers.packet_ring import RingKnobs
 
@@ -99,13 +99,13 @@ def test_small_ring_waits_for_the_kernel() -> None:
 
 
 def test_ring_reports_wrong_format() -> None:
-    with Sandbox("lo") as topo, topo.enter("writer"), open_packet_socket("lo") as sock:
-        ring = TxRing(sock, 1514, 4)
-        ring.claim()
-        ring.commit(ring.max_frame + 100)
-        with pytest.raises(DeliveryError, match="WRONG_FORMAT"):
-            ring.flush()
-        ring.close()
+    """A slot requested with a length longer than it holds: the kernel marks it WRONG_FORMAT and the
+    engine's send() fails; the writer names the slot."""
+    with Sandbox("lo") as topo, make_writer(topo, "packet-ring", [5001]) as writer:
+        ring = writer.ring
+        struct.pack_into("=III", ring.map, 0, TP_STATUS_SEND_REQUEST, ring.max_frame + 100, ring.max_frame + 100)
+        with pytest.raises(DeliveryError, match="slot 0 is TP_STATUS_WRONG_FORMAT"):
+            writer.send([b"x"])
 
 
 def test_without_qdisc_bypass_still_delivers() -> None:

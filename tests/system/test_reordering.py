@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import inject, run_cli, sandbox_frame
+from helpers import capture_frames, cli, inject, run_cli, sandbox_frame, write_pcap
 
+import rawpacer
 from rawpacer.bench.methodology import FrameSize
 from rawpacer.bench.methodology.result import TrialRecord
 from rawpacer.bench.methodology.trial import Outcome, Trial
@@ -169,3 +170,28 @@ def test_a_forged_sequence_is_corrupt(veth):
         inject(veth, [sandbox_frame(veth, rs.ports[0], body) for body in frames])
         result = rs.end_stream(2, settle=0.2)
     assert (result.counts.intact, result.counts.corrupt, result.counts.lost, result.counts.reordered) == (2, 2, 0, 0)
+
+
+def test_a_crafted_capture_with_swapped_and_repeated_frames_is_counted_exactly(tmp_path):
+    """Replayed with --rewrite, two sequenced flows whose capture holds frames swapped and repeated on
+    purpose: flow 0 has 3<->4 and 10<->13 swapped (RFC 4737: 3 after 4, then 11, 12 and 10 after 13:
+    four reordered, the largest extent 3) and 7 twice; flow 1 is clean but for 2 held three times."""
+    frames = capture_frames(2, 20, size=120, sequenced=True)
+    flow0, flow1 = frames[0::2], frames[1::2]
+    flow0[3], flow0[4] = flow0[4], flow0[3]
+    flow0[10], flow0[13] = flow0[13], flow0[10]
+    flow0.insert(8, flow0[7])
+    flow1[3:3] = [flow1[2], flow1[2]]
+    path = write_pcap(tmp_path / "crafted.pcap", flow0 + flow1)
+    result = rawpacer.send(path, topology="veth", writer="packet-raw", rate="20k")
+    zero, one = (f.verdict for f in result.flows)
+    assert (zero.sent, zero.intact, zero.lost, zero.duplicated, zero.repeated) == (21, 20, 0, 1, 1)
+    assert (zero.reordered, zero.reorder_extent, zero.late) == (4, 3, 0)
+    assert (one.sent, one.intact, one.duplicated, one.reordered, one.reorder_extent) == (22, 20, 2, 0, 0)
+    assert (result.total.reordered, result.total.reorder_extent) == (4, 3)
+    out = tmp_path / "r.json"
+    done = cli("replay", str(path), "--rewrite", "--topology", "veth", "--rate", "20k", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "reordered" in done.stdout
+    written = json.loads(out.read_text())
+    assert [(f["reordered"], f["reorder_extent"]) for f in written["flows"]] == [(4, 3), (0, 0)]

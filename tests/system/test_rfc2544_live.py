@@ -66,7 +66,7 @@ def test_the_throughput_search_finds_a_shaping_duts_rate_and_marks_it_dut_limite
     assert entry.finished and entry.error is None and run.params["dut"][0].startswith("tbf")
     rate = entry.throughput_pps or entry.throughput_candidate_pps
     found = l2_mbit(rate, 1518)
-    assert found is not None and 17 <= found <= 23  # the precise figure is bench/dut_bench.py's
+    assert found is not None and 17 <= found <= 23  # the precise figure is benchmarks/dut_bench.py's
     # above the figure, the lowest failing trial says what limited it: the DUT's drops, unless a loaded
     # host kept the writer from offering that rate first
     above = sorted(

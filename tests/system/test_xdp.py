@@ -9,7 +9,6 @@ import functools
 import os
 import socket
 
-import numpy as np
 import pytest
 from helpers import fanouts, make_writer
 from pyroute2 import IPRoute
@@ -17,9 +16,9 @@ from scapy.layers.inet import IP, UDP, defragment
 from scapy.utils import rdpcap
 
 from rawpacer.bench.oploop import OpLoop
-from rawpacer.errors import DeliveryError, Unavailable, UsageError
+from rawpacer.errors import Unavailable, UsageError
 from rawpacer.headers import build_fragments, build_frame, max_payload
-from rawpacer.kernel.afxdp import DESC, IN_FLIGHT, XdpSocket, xdp_support
+from rawpacer.kernel.afxdp import XdpSocket, xdp_support
 from rawpacer.messages import MessageSource
 from rawpacer.pcap import read_pcap
 from rawpacer.readers import ReaderSet
@@ -244,41 +243,28 @@ def test_copy_mode_is_what_lo_and_veth_offer(kind: str) -> None:
             make_writer(topo, "xdp", [5001], XdpKnobs(mode="zerocopy"))
 
 
-def never_completes(xsk: XdpSocket, chunk: int) -> None:
-    """Mark ``chunk`` as handed to the kernel without a descriptor: its completion never comes, as
-    with a kernel that gives invalid descriptors none."""
-    xsk.state[chunk] = IN_FLIGHT
-    xsk.published += 1
-
-
-@pytest.mark.parametrize("lost", [False, True])
-def test_an_invalid_descriptor_is_counted_reclaimed_and_named(lost: bool) -> None:
+def test_an_invalid_descriptor_is_counted_and_named_when_asked() -> None:
+    """Descriptors published behind the engine's back (on its own TX ring, so its indices stay
+    right) that the kernel refuses: counted by XDP_STATISTICS and named by ``problems`` (read then,
+    not per send); should the kernel hand their addresses back, the engine ignores chunks it never
+    sent, so the frames after them arrive intact."""
     with Sandbox("lo") as topo, udp_readers(topo, 3) as socks:
         ports = [s.getsockname()[1] for s in socks]
         with make_writer(topo, "xdp", ports, message_size=100) as writer:
-            xsk = writer.xsk
-            if lost:
-                never_completes(xsk, 7)
-            assert xsk.claim(0, 2) == 2
+            tx = writer.tx_ring
             bad = [(0, 0, 0), (CHUNK, CHUNK + 1, 0)]  # no length; longer than its chunk
-            xsk.publish(np.array(bad, DESC))
-            with pytest.raises(DeliveryError, match="refused 2 TX descriptor.*tx_invalid_descs"):
-                xsk.flush()
-            assert writer.statistics()["tx_invalid_descs"] == 2
-            assert writer.problems() == ["xdp: 2 TX descriptor(s) refused as invalid (tx_invalid_descs)"]
-            assert (xsk.in_flight, xsk.reclaimed, xsk.state.any()) == (0, int(lost), False)
+            count, index = tx.reserve(len(bad))
+            for k, desc in enumerate(bad[:count]):
+                tx.set_entry(index + k, *desc)
+            tx.submit(count)
             messages = [os.urandom(100) for _ in ports]
             assert writer.send(messages) == 3
             assert [receive(s) for s in socks] == messages
-
-
-def test_a_completion_that_never_comes_ends_in_an_error_not_a_hang() -> None:
-    with Sandbox("lo") as topo, make_writer(topo, "xdp", [5001], XdpKnobs(chunks=4, tx_ring=4)) as writer:
-        never_completes(writer.xsk, 0)
-        with pytest.raises(
-            DeliveryError, match=r"waited 1.0 s for chunks 0-0 to complete .*1 descriptor\(s\) in flight"
-        ):
-            writer.send([b"x"])
+            assert writer.statistics()["tx_invalid_descs"] == 2
+            assert writer.problems() == ["xdp: 2 TX descriptor(s) refused as invalid (tx_invalid_descs)"]
+            again = [os.urandom(100) for _ in ports]
+            assert writer.send(again) == 3
+            assert [receive(s) for s in socks] == again
 
 
 def test_frames_the_driver_drops_are_counted_not_sent() -> None:

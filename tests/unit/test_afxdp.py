@@ -1,8 +1,8 @@
-"""The AF_XDP writer's pure parts: descriptor layout, ring and chunk sizes, knob checks."""
+"""The AF_XDP writer's pure parts: struct layouts, ring and chunk sizes, knob checks (the descriptors
+the engine writes: tests/unit/test_engine_ring.py)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from rawpacer.errors import UsageError
@@ -10,12 +10,9 @@ from rawpacer.kernel.afxdp import (
     DESC,
     STATISTICS,
     STATISTICS_FIELDS,
-    XDP_PKT_CONTD,
-    _whole_packets,
     check_chunk_size,
     check_ring,
     chunks_for,
-    frame_descriptors,
     next_power_of_two,
 )
 from rawpacer.writers.xdp import XdpKnobs
@@ -31,27 +28,6 @@ def test_struct_layouts_match_if_xdp_h() -> None:
 )
 def test_chunks_for(length: int, chunk: int, expected: int) -> None:
     assert chunks_for(length, chunk) == expected
-
-
-def test_one_chunk_frames_take_one_descriptor_each() -> None:
-    descs = frame_descriptors(3, 4, 1514, 4096)
-    assert descs["addr"].tolist() == [3 * 4096, 4 * 4096, 5 * 4096, 6 * 4096]
-    assert descs["len"].tolist() == [1514] * 4 and not descs["options"].any()
-
-
-def test_multi_buffer_frames_continue_on_every_descriptor_but_the_last() -> None:
-    descs = frame_descriptors(0, 2, 8042, 2048)
-    assert descs["addr"].tolist() == [i * 2048 for i in range(8)]
-    assert descs["len"].tolist() == [2048, 2048, 2048, 1898] * 2
-    assert descs["options"].tolist() == [XDP_PKT_CONTD] * 3 + [0] + [XDP_PKT_CONTD] * 3 + [0]
-    assert sum(descs["len"][:4]) == 8042
-
-
-def test_whole_packets_never_split_one() -> None:
-    descs = frame_descriptors(0, 3, 8042, 4096)  # 2 descriptors a packet
-    assert [_whole_packets(descs[:n]) for n in range(7)] == [0, 0, 2, 2, 4, 4, 6]
-    assert _whole_packets(descs, first=True) == 2
-    assert _whole_packets(np.zeros(0, DESC)) == 0
 
 
 def test_ring_and_chunk_sizes_are_checked() -> None:

@@ -1,5 +1,5 @@
-"""The Python API ``import rawpacer`` offers: compare() and rfc2544() with their options spelled out
-and kept in step with the checks behind them and the CLI, the writers' knobs, and imports made only
+"""The Python API ``import rawpacer`` offers: compare() and rfc2544() with the options of the checks
+behind them (``takes``), kept in step with the CLI; send() passing the DUT and ports on, the writers' knobs, and imports made only
 when a name is first used."""
 
 from __future__ import annotations
@@ -7,12 +7,13 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+from typing import get_type_hints
 
 import pytest
 from helpers import ROOT
 
 import rawpacer
-from rawpacer.bench.config import make_config
+from rawpacer.bench.config import PathOptions, make_config
 from rawpacer.bench.methodology import make_settings
 from rawpacer.bench.rfc2544_live import make_rfc2544_config
 from rawpacer.cli.rfc2544 import METHODOLOGY_OPTIONS
@@ -36,12 +37,24 @@ def test_compare_takes_make_configs_options_keyword_only():
 
 
 def test_rfc2544_takes_the_run_and_methodology_options():
-    run = parameters(make_rfc2544_config)
-    methodology = [p for p in parameters(make_settings) if p[0] not in DERIVED]
-    got = parameters(rawpacer.rfc2544)
-    assert got[: len(run)] == run  # names, defaults and types
-    assert [p[:2] for p in got[len(run) :]] == [p[:2] for p in methodology] + [("json", None)]  # names, defaults
+    assert parameters(rawpacer.rfc2544) == parameters(make_rfc2544_config)
+    path = inspect.signature(rawpacer.rfc2544).parameters["path"]
+    assert path.kind is path.VAR_KEYWORD and "PathOptions" in str(path.annotation)  # the DUT and ports, as compare's
+    checked, defaults = get_type_hints(make_config), {p[0]: p[1] for p in parameters(make_config)}
+    assert all(checked[name] == hint and defaults[name] is None for name, hint in get_type_hints(PathOptions).items())
+    got = [p[:2] for p in parameters(rawpacer.rfc2544)]
+    methodology = [p[:2] for p in parameters(make_settings) if p[0] not in DERIVED]
+    start = got.index(methodology[0])
+    # names and defaults, in make_settings' order (make_rfc2544_config passes them on by position)
+    assert got[start:] == [*methodology, ("json", None)]
     assert [p[0] for p in methodology] == list(METHODOLOGY_OPTIONS)  # the CLI's options, in its order
+
+
+def test_send_passes_the_dut_and_ports_on_to_make_config():
+    path = inspect.signature(rawpacer.send).parameters["path"]
+    assert path.kind is path.VAR_KEYWORD and "PathOptions" in str(path.annotation)
+    with pytest.raises(UsageError, match="egress"):
+        rawpacer.send(b"x", rate=1, egress_mtu=10)
 
 
 def test_bad_options_are_refused_before_anything_runs():

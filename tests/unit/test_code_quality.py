@@ -9,7 +9,7 @@ import sys
 import pytest
 from helpers import ROOT
 
-SOURCES = ["rawpacer", "tests", "bench", "setup.py"]
+SOURCES = ["rawpacer", "tests", "benchmarks", "setup.py"]
 
 CHECKS = {
     "ruff check": [sys.executable, "-m", "ruff", "check", *SOURCES],

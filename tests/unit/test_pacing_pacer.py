@@ -4,7 +4,7 @@ Each rule test runs on both cores (the C one when it is built, and its pure-Pyth
 step by step on the fake clock, whose sleeps and spins end exactly at their deadline; a test moves
 time forward itself to stand for the sends (``clock.t += ...``) or a stall. The real clock's waits
 are checked for what they promise (never early; a signal still gets through), not for how precise
-they are: that is the benchmark's job (bench/pacing_bench.py).
+they are: that is the benchmark's job (benchmarks/pacing_bench.py).
 """
 
 from __future__ import annotations

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import marshal
+
 import pytest
 
 from rawpacer.errors import UsageError
 from rawpacer.readers import protocol
+from rawpacer.readers.core import Verdict
+from rawpacer.readers.counts import Counts
 from rawpacer.readers.states import HINTS, TRANSITIONS, IllegalTransition, Machine, Reported, State
+from rawpacer.readers.tally import PortTally
 
 SAMPLES: list[protocol.Command | Reported] = [
     protocol.BeginOp(100, False),
@@ -82,3 +87,15 @@ def test_commands_survive_the_wire(command):
 def test_anything_else_on_the_wire_is_refused(junk):
     with pytest.raises(ValueError, match="not a reader command"):
         protocol.decode_command(junk)
+
+
+def test_a_result_survives_the_wire_with_its_counts_deviations_and_lengths():
+    """A shaped stream's per-length rows travel beside its Counts (they are a mapping, not one more sum)."""
+    verdict = Verdict(
+        per_port=3,
+        counts=Counts(delivered=9, intact=8, corrupt=1, socket_drops=2),
+        deviations=(PortTally(5001, Counts(delivered=2, intact=1, corrupt=1)),),
+        lengths=((18, 4, 4), (64, 5, 4)),
+    )
+    outcome = protocol.Outcome(verdict, False, 0.5, 0.25, 9, 10, 20, 0)
+    assert protocol.decode(marshal.loads(protocol.encode(outcome))) == outcome

@@ -75,6 +75,34 @@ def test_the_matcher_counts_each_kind_of_deviation():
     repeated = match_flow([5, 5], [5, 5])
     assert (repeated.duplicated, repeated.repeated, repeated.ok) == (1, 1, True)
     assert total([verdict, repeated]).sent == 6
+    assert verdict.reordered is None and total([verdict, repeated]).reordered is None
+
+
+def test_a_sequenced_flow_is_counted_by_its_payloads_sequences():
+    """Hashes 10..15 carry sequences 0..5; the capture sent 0 1 3 2 5 4 in that order, all arrive in
+    send order: not late, but RFC 4737 counts 2 and 4 as reordered, each passed over by one (extent 1)."""
+    sent, sequences = [10, 11, 13, 12, 15, 14], [0, 1, 3, 2, 5, 4]
+    verdict = match_flow(sent, [*sent, 12], sequences)
+    assert (verdict.late, verdict.reordered, verdict.reorder_extent, verdict.duplicated) == (0, 2, 1, 1)
+    far = match_flow([10, 11, 12, 13], [13, 11, 12, 10], [0, 1, 2, 3])
+    assert (far.late, far.reordered, far.reorder_extent) == (3, 3, 3)
+    merged = total([verdict, far, match_flow([1], [1])])
+    assert (merged.reordered, merged.reorder_extent, merged.intact) == (5, 3, 11)
+
+
+def test_a_flow_is_sequenced_only_when_every_payload_carries_the_field(tmp_path):
+    def sequences(name: str, frames: list[bytes]) -> list[list[int] | None]:
+        source = file_source(write_pcap(tmp_path / name, frames))
+        sandbox = make_endpoints("02:00:00:00:00:01", "02:00:00:00:00:02", ("198.18.0.1", "198.18.0.2"))
+        rewriter = Rewriter(sandbox, itertools.count(5001))
+        plan = Plan(source, scan(source, 1500, "trim"), Timing("topspeed"), mtu=1500, fit="trim", rewriter=rewriter)
+        for _ in plan.chunks():
+            pass
+        return [None if s is None else list(s) for s in plan.expected.sequences.values()]
+
+    sequenced = capture_frames(1, 3, sequenced=True)
+    assert sequences("seq.pcap", sequenced) == [[0, 1, 2]]
+    assert sequences("mixed.pcap", [*sequenced, capture_frames(1, 1)[0]]) == [None]
 
 
 @pytest.mark.parametrize(

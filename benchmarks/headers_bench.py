@@ -1,6 +1,6 @@
 """Frames per second of each way to build one full-MTU UDP frame: IPv4, IPv4 with an 802.1Q tag, IPv6.
 
-Run: .venv/bin/python bench/headers_bench.py [--mtu 1500] [--payload N] [--repeats 7] [--seconds 0.2]
+Run: .venv/bin/python benchmarks/headers_bench.py [--mtu 1500] [--payload N] [--repeats 7] [--seconds 0.2]
 Each frame carries the largest payload one datagram takes at the MTU (1472 bytes over IPv4, 1452
 over IPv6 at MTU 1500) unless --payload says otherwise. Methods run alternately, round after
 round; each figure is the median over the rounds.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -19,9 +20,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
-from rawpacer.headers import IMPLEMENTATION, FrameTemplate, build_frame, max_payload
-from rawpacer.headers import template as template_module
-from rawpacer.headers.checksum import python_ones_sum
+from rawpacer.headers import CHECKSUM_ENV, IMPLEMENTATION, FrameTemplate, build_frame, max_payload
 
 MACS = {"src_mac": "02:00:00:00:00:01", "dst_mac": "02:00:00:00:00:02"}
 CASES: dict[str, dict] = {
@@ -86,9 +85,8 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=0.2, help="time per method per round (default 0.2)")
     args = parser.parse_args()
-    implementation = IMPLEMENTATION
-    if args.python_checksum:
-        template_module.ones_sum, implementation = python_ones_sum, "python"
+    if args.python_checksum and IMPLEMENTATION != "python":  # picked at import: run again with it forced
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, CHECKSUM_ENV: "python"})
     contenders: dict[tuple[str, str], Callable[[], object]] = {}
     sizes = {}
     for case, fields in CASES.items():
@@ -100,7 +98,7 @@ def main() -> None:
         for key, call in contenders.items():
             rates[key].append(rate(call, args.seconds))
     median = {key: statistics.median(r) for key, r in rates.items()}
-    print(f"checksum implementation {implementation!r}, median of {args.repeats} alternating rounds")
+    print(f"checksum implementation {IMPLEMENTATION!r}, median of {args.repeats} alternating rounds")
     print(f"{'frame':<15} {'payload':>7} {'method':<20} {'frames/s':>12} {'us/frame':>10} {'x dpkt':>7}")
     for (case, name), r in median.items():
         ratio = r / median[case, "build_frame (dpkt)"]

@@ -1,6 +1,6 @@
 """The device-under-test targets and docs/dut.md's worked experiments, measured through rawpacer's public API.
 
-Run (root): .venv/bin/python bench/dut_bench.py EXPERIMENT [options]
+Run (root): .venv/bin/python benchmarks/dut_bench.py EXPERIMENT [options]
 
 - ``tbf``: ``rfc2544 --topology router --dut tbf:RATE`` (one writer, every RFC 2544 frame size, 2 s trials),
   ``--runs`` times: throughput against RATE as tbf counts it (L2, no FCS) per size, DUT- or writer-limited,

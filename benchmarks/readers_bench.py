@@ -1,6 +1,6 @@
 """Reader capacity at saturation: datagrams per second the readers receive and check (``reader_capacity_pps``).
 
-Run as root from the checkout (``sudo .venv/bin/python bench/readers_bench.py``); everything runs
+Run as root from the checkout (``sudo .venv/bin/python benchmarks/readers_bench.py``); everything runs
 in a fresh ``lo`` sandbox. For each message size and reader count, rounds alternate between the
 variants (receive loop, spinning, batch size, lingering, one or two reader processes); each
 figure is the median over the rounds.
@@ -30,8 +30,7 @@ from dataclasses import dataclass
 
 from rawpacer.messages import MessageSource
 from rawpacer.readers import OpResult, ReaderSet, ReaderTuning
-from rawpacer.sandbox import Sandbox
-from rawpacer.sandbox.topology import Topology
+from rawpacer.sandbox import Sandbox, Topology
 from rawpacer.writers import WriterOptions, get
 
 VARIANTS = {

@@ -1,6 +1,6 @@
 """rawpacer's replay next to tcpreplay, on the same files and the same veth sandbox, by kernel RX timestamps.
 
-Run (root): .venv/bin/python bench/replay_bench.py [--drift-frames 1000000] [--drift-rate 100000]
+Run (root): .venv/bin/python benchmarks/replay_bench.py [--drift-frames 1000000] [--drift-rate 100000]
             [--frames 50000] [--only rate,captured,topspeed,drift]
 
 One veth sandbox (rpw0 -> rpr0). The files are written for it (its MACs, addresses and one reader

@@ -1,6 +1,6 @@
 """Where a frame's time goes in ``xdp`` and ``packet-ring``, and which copy-mode kick strategy is faster.
 
-Run (root): .venv/bin/python bench/xdp_bench.py [phases|kick] [--fanouts 2000] [--rounds 3] [--readers 100]
+Run (root): .venv/bin/python benchmarks/xdp_bench.py [phases|kick] [--fanouts 2000] [--rounds 3] [--readers 100]
 
 ``phases``: one lo sandbox, 100 kernel UDP readers, 1514-byte frames. Each writer sends fan-outs
 back to back, fresh (``send``: every frame stamped) and replayed (``resend``), while the steps of

@@ -1,9 +1,10 @@
 """Two hosts over SSH, measured: the seed's fan-out op with remote readers next to local ones, and
 the clock offset with one clock and with an injected one (docs/two-hosts.md; issue 23's targets).
 
-Run (root): .venv/bin/python bench/remote_bench.py [--rounds 3] [--readers 100] [--ops 1000]
+Run (root, from the checkout, as a module so that the test rig imports):
+.venv/bin/python -m benchmarks.remote_bench [--rounds 3] [--readers 100] [--ops 1000]
 
-The rig is the system tests' (tests/sshhosts.py): a controller namespace and a remote one with a
+The rig is the system tests' (tests/sshhosts.py, not part of the package): a controller namespace and a remote one with a
 real sshd, joined by a veth link. Each round runs ``compare --writers udp-sendmmsg`` once with
 ``--remote`` and once on a local ``--topology veth`` pair (the order alternating), and prints the
 ns/op of each and their ratio; then ``send`` eight times to read the clock offset and its bound,
@@ -23,12 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from sshhosts import Hosts
-
 from rawpacer.remote.clock import OFFSET_ENV
+from tests.sshhosts import ROOT, Hosts
 
 INJECTED_NS = 5_000_000
 

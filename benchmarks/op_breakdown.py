@@ -2,7 +2,7 @@
 check, verdict back to the writer, beside the kernel's own floor (one bare sendmmsg of the op's
 datagrams to sockets nobody waits on), all measured in one run, medians over alternating rounds.
 
-Run as root from the checkout: ``sudo .venv/bin/python bench/op_breakdown.py [--ops 2000]``.
+Run as root from the checkout: ``sudo .venv/bin/python benchmarks/op_breakdown.py [--ops 2000]``.
 Prints a markdown table (microseconds) for udp-sendmmsg and packet-ring, 100 readers, 1500-byte
 crypto messages: the seed's job.
 
@@ -23,10 +23,8 @@ from collections import defaultdict
 
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet, ReaderTuning
-from rawpacer.sandbox import Sandbox
-from rawpacer.sandbox.topology import Topology
-from rawpacer.writers import WriterOptions, get
-from rawpacer.writers.base import Writer
+from rawpacer.sandbox import Sandbox, Topology
+from rawpacer.writers import Writer, WriterOptions, get
 
 READERS = 100
 SIZE = 1500

@@ -1,12 +1,12 @@
 """Stream throughput of ``xdp`` and ``packet-ring`` next to trafgen (netsniff-ng) sending the same frames.
 
-Run (root): .venv/bin/python bench/trafgen_bench.py [--fanouts 2000] [--rounds 5] [--readers 100]
+Run (root): .venv/bin/python benchmarks/trafgen_bench.py [--fanouts 2000] [--rounds 5] [--readers 100]
 [--writers xdp,packet-ring]
 
 One lo sandbox, 100 kernel UDP readers. Each round runs every Python writer in stream mode
 (fan-outs back to back: the first stamped, the rest replayed with ``resend``; delivery counted at
-the end) and trafgen with the same 1514-byte frames to the same 100 ports (its config generated
-from the writers' own templates, run inside the writer namespace by ``ip netns exec``), the order
+the end) and trafgen with the same 1514-byte frames to the same 100 ports (its config built with
+FrameTemplate as the raw writers build theirs, run inside the writer namespace by ``ip netns exec``), the order
 rotating from round to round; the figures are medians over the rounds. trafgen runs on one CPU
 (``-P 1``, like the one Python thread, which is pinned to the same CPU), touches neither socket
 memory sysctls nor IRQ affinity (``--no-sock-mem --notouch-irq``), and bypasses the qdisc like
@@ -29,12 +29,12 @@ import tempfile
 import time
 
 from rawpacer.errors import RawpacerError
+from rawpacer.headers import FrameTemplate
 from rawpacer.host import describe
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox, Topology
-from rawpacer.writers import base
-from rawpacer.writers._raw import RawWriter
+from rawpacer.writers import Target, Writer, WriterOptions, get
 from rawpacer.writers.xdp import XdpWriter
 
 FRAME = 1514
@@ -74,7 +74,17 @@ def run_trafgen(topo: Topology, config: str, count: int) -> float:
     return int(found.group(1)) + int(found.group(2)) / 1e6
 
 
-def stream(writer: base.Writer, messages: list[memoryview], fanouts: int) -> float:
+def frames(target: Target, messages: list[memoryview]) -> list[bytes]:
+    """Each reader's frame for ``messages``, built as the raw writers build theirs (FrameTemplate)."""
+    link = target.link
+    fields = {"sport": target.sport, "src_ip": target.src_ip, "dst_ip": target.dst_ip}
+    return [
+        FrameTemplate(port, src_mac=link.src_mac, dst_mac=link.dst_mac, **fields).stamp(message)
+        for port, message in zip(target.ports, messages)
+    ]
+
+
+def stream(writer: Writer, messages: list[memoryview], fanouts: int) -> float:
     """Send ``fanouts`` fan-outs back to back (the first built, the rest replayed like trafgen's) on CPU 0 (where ``trafgen -P 1`` runs); return the wall time (s)."""
     allowed = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(allowed)})
@@ -100,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("trafgen") is None:
         print("trafgen not found: apt-get install netsniff-ng", file=sys.stderr)
         return 2
-    names = [base.get(n).name for n in args.writers.split(",")]
+    names = [get(n).name for n in args.writers.split(",")]
     runners = [*names, "trafgen"]
     rates: dict[str, list[float]] = {who: [] for who in runners}
     delivered: dict[str, list[int]] = {who: [] for who in runners}
@@ -114,17 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     ):
         MessageSource.make("crypto", PAYLOAD).fill(readers.buffer)
         messages = list(readers.messages)
-        writers: dict[str, base.Writer] = {}
+        writers: dict[str, Writer] = {}
         with topo.enter("writer"):
             for name in names:
-                writer = base.get(name)(topo.target(readers.ports), base.WriterOptions(message_size=PAYLOAD))
+                writer = get(name)(topo.target(readers.ports), WriterOptions(message_size=PAYLOAD))
                 writers[name] = opened.enter_context(writer)
-        first = writers[names[0]]
-        assert isinstance(first, RawWriter), "trafgen's frames come from a raw writer's templates"
-        templates = first.templates
         config = os.path.join(tmp, "frames.cfg")
         with open(config, "w") as handle:
-            handle.write(trafgen_config([t.stamp(m) for t, m in zip(templates, messages)]))
+            handle.write(trafgen_config(frames(topo.target(readers.ports), messages)))
         for round_no in range(args.rounds):
             shift = round_no % len(runners)
             for who in runners[shift:] + runners[:shift]:

@@ -1,0 +1,108 @@
+"""The one transmit engine: "frames plus a ring", in C (``_engine.c``).
+
+A ``Pool`` holds a writer's frames in one buffer (frame k of a stream is frame k % n); an
+``Engine`` is one of three back ends behind one ``send``: ``sendmmsg`` batches on a socket, the
+TPACKET_V2 TX ring, or AF_XDP's UMEM with its TX and completion rings (``Ring``, libxdp's
+reserve / submit / peek / release with acquire/release ordering). ``send`` pushes a span of the
+pool's stream through the back end, unpaced (``batch`` frames at a time) or paced by the pacer's C
+core at any burst, stamping each frame's stream sequence on the way when asked. Writers say how to
+build frames and which ring; the engine moves them.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rawpacer.errors import Unavailable
+
+if TYPE_CHECKING:
+    from rawpacer._pace import Core
+
+try:
+    from rawpacer.engine._engine import Engine, Pool, Ring, mmsg, tpacket, xdp
+except ImportError:  # built without a compiler: the writers that need the engine say so
+    BUILT = False
+else:
+    BUILT = True
+
+__all__ = [
+    "BUILT",
+    "Engine",
+    "Frames",
+    "Pool",
+    "Ring",
+    "mmsg",
+    "pinned",
+    "pool",
+    "require",
+    "rows",
+    "sockaddrs",
+    "tpacket",
+    "xdp",
+]
+
+Buffer = bytes | bytearray | memoryview
+"""One frame: any bytes-like object."""
+
+
+def require(writer: str) -> None:
+    """Unavailable naming ``writer`` when the engine's extension was not built."""
+    if not BUILT:
+        raise Unavailable(
+            f"{writer} sends through the transmit engine (rawpacer.engine._engine), which is not built: "
+            "reinstall rawpacer with a C compiler"
+        )
+
+
+def pool(frames: Sequence[Buffer], addresses: bytes | None = None) -> Pool:
+    """``frames`` copied back to back into one writable buffer, with ``addresses`` (one sockaddr a
+    frame, back to back, as ``sockaddrs`` makes them) or none."""
+    offsets, at = [], 0
+    for frame in frames:
+        offsets.append(at)
+        at += len(frame)
+    return Pool(bytearray(b"".join(frames)), offsets, [len(f) for f in frames], addresses)
+
+
+def pinned(frames: Sequence[Buffer], addresses: bytes | None = None) -> Pool:
+    """``frames`` where they are (no copy; a sequence stamped into them when they are writable), with
+    ``addresses`` (one sockaddr a frame, back to back, as ``sockaddrs`` makes them) or none."""
+    return Pool(frames, None, None, addresses)
+
+
+def sockaddrs(ip: str, ports: Sequence[int]) -> bytes:
+    """``struct sockaddr_in`` (IPv4) or ``sockaddr_in6`` (IPv6) for ``ip`` and each port, back to back:
+    family in host order, port and address in network order (ip(7), ipv6(7))."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    address = socket.inet_pton(family, ip)
+    head = struct.pack("=H", family)
+    if family == socket.AF_INET:
+        return b"".join(head + struct.pack(">H", port) + address + bytes(8) for port in ports)
+    return b"".join(head + struct.pack(">HI", port, 0) + address + bytes(4) for port in ports)
+
+
+def rows(data: Buffer, count: int, frame_len: int, stride: int) -> Pool:
+    """``count`` frames of ``data`` read as rows of ``stride`` bytes, each frame the first ``frame_len``
+    bytes of its row (a writer's staging array, no copy)."""
+    return Pool(data, range(0, count * stride, stride), [frame_len] * count)
+
+
+@dataclass
+class Frames:
+    """Frames plus a ring: a pool and the engine it goes through, the writer's unpaced ``batch``,
+    and where a stream's sequence sits in each frame (None: nowhere to stamp it)."""
+
+    engine: Engine
+    pool: Pool
+    batch: int
+    sequence_at: int | None = None
+
+    def send(self, first: int, count: int, core: Core | None = None, sequence: int | None = None) -> int:
+        """Frames ``first .. first+count-1`` of the pool's stream, unpaced or paced by ``core``; with
+        ``sequence``, the round ``first`` is in carries it, each later round one more. Frames sent."""
+        stamp = None if sequence is None or self.sequence_at is None else (self.sequence_at, sequence)
+        return self.engine.send(self.pool, first, count, self.batch, core, stamp)

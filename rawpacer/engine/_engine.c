@@ -1,0 +1,1000 @@
+/* rawpacer.engine._engine: one transmit engine, "frames plus a ring".
+ *
+ * Pool(data, offsets, lengths, addresses=None, /)
+ *     Frames in one buffer: frame j is data[offsets[j] : offsets[j] + lengths[j]]; or, with offsets
+ *     and lengths None, data is a sequence of buffers, frame j the j-th, pinned where it is (no
+ *     copy). Frame k of a stream is frame k % n. addresses: n sockaddrs of one length back to back
+ *     (sendto()'s), or None.
+ * Ring(memory, producer_at, consumer_at, flags_at, entries_at, size, width, /)
+ *     A ring in libxdp's shape over any writable memory (an AF_XDP mmap, or a test's bytearray):
+ *     reserve(n) -> (count, index), submit(n), peek(n) -> (count, index), release(n), and the
+ *     entries as descriptors (descriptor(i), set_descriptor(i, addr, length, options)) or u64
+ *     addresses (address(i), set_address(i, addr)). _ring.h holds the ring itself.
+ * mmsg(fd, /), tpacket(fd, ring, frame_size, frame_nr, /),
+ * xdp(fd, umem, chunk_size, tx, completion, need_wakeup, max_descs, /) -> Engine
+ *     The three back ends: sendmmsg() batches (to the pool's addresses, or on a connected or bound
+ *     socket); a TPACKET_V2 TX ring (each frame copied into its slot, TP_STATUS_SEND_REQUEST, a
+ *     send() kicks); AF_XDP (each frame copied into UMEM chunks taken from a free list, one
+ *     descriptor a chunk with XDP_PKT_CONTD on all but a frame's last, a sendto(MSG_DONTWAIT)
+ *     kicks, completions give the chunks back). fd -1 (xdp only): no kernel, for tests; a send
+ *     then stops, short, where it would wait.
+ * Engine.send(pool, first, count, batch, core=None, sequence=None, /) -> int
+ *     Frames first .. first+count-1 of the pool's stream: unpaced, `batch` at a time (each batch
+ *     handed over and kicked before the next), or paced by `core` (a rawpacer._pace.Core: its
+ *     departures, `core.burst` frames each, the loop in _pacecore.h). sequence=(at, first_seq):
+ *     frame k carries first_seq + k // n - first // n at byte `at` (_sequence.h), stamped into the
+ *     pool as it leaves. Returns the frames sent: handed over, less those the driver dropped. The GIL is released; a signal's handler
+ *     runs every 10 ms. A wait with no progress for STALL_MS raises TimeoutError; a failed send,
+ *     OSError. Attributes: kicks, dropped (xdp: EBUSY, the driver dropped a frame it took),
+ *     completed (xdp), stray (xdp: completions of chunks it had not sent, ignored), in_flight
+ *     (xdp chunks), sent (frames handed over, every call).
+ *     close() releases the memory it holds (the mmaps can then be unmapped).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <poll.h>
+#include <structmember.h>
+#include <sys/socket.h>
+
+#include "../_pacecore.h"
+#include "../_sequence.h"
+#include "_ring.h"
+
+#define STALL_MS 1000 /* the longest wait without progress before the engine gives up, loudly */
+#define POLL_MS 1
+#define TPACKET_DATA 32 /* TPACKET2_HDRLEN - sizeof(struct sockaddr_ll): where a TX frame starts */
+#define TP_STATUS_SEND_REQUEST 1
+#define TP_STATUS_SENDING 2
+#define TP_STATUS_WRONG_FORMAT 4
+#define TP_BUSY (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING | TP_STATUS_WRONG_FORMAT)
+#define XDP_PKT_CONTD 1
+#define XDP_RING_NEED_WAKEUP 1
+#define DESC_BYTES 16 /* struct xdp_desc: u64 addr, u32 len, u32 options */
+
+/* ---- Pool ---- */
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer data;
+    Py_buffer *pinned; /* frames given one buffer each (offsets None): each one's view */
+    int writable;
+    Py_ssize_t n;
+    int64_t *off, *len;
+    unsigned char **at; /* where frame j starts */
+    Py_buffer addrs;
+    Py_ssize_t addr_len; /* 0: no addresses */
+} Pool;
+
+/* Let go of every buffer the pool holds (it then has no frames). */
+static void pool_free(Pool *p)
+{
+    if (p->data.obj)
+        PyBuffer_Release(&p->data);
+    for (Py_ssize_t j = 0; p->pinned && j < p->n; j++)
+        if (p->pinned[j].obj)
+            PyBuffer_Release(&p->pinned[j]);
+    if (p->addrs.obj)
+        PyBuffer_Release(&p->addrs);
+    PyMem_Free(p->pinned);
+    PyMem_Free(p->off);
+    PyMem_Free(p->len);
+    PyMem_Free(p->at);
+    p->pinned = NULL, p->off = NULL, p->len = NULL, p->at = NULL;
+    p->n = 0, p->addr_len = 0;
+}
+
+static void pool_dealloc(Pool *p)
+{
+    pool_free(p);
+    Py_TYPE(p)->tp_free((PyObject *)p);
+}
+
+static PyObject *pool_release(Pool *p, PyObject *unused)
+{
+    pool_free(p);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef pool_methods[] = {
+    {"release", (PyCFunction)pool_release, METH_NOARGS,
+     "release(): let go of the buffers now (a pool over someone's memory must not outlive it)."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* Frames given as a sequence of buffers, each pinned where it is (writable if all of them are). */
+static int pool_pin(Pool *p, PyObject *frames)
+{
+    PyObject *fast = PySequence_Fast(frames, "frames must be a sequence of buffers");
+    if (!fast)
+        return -1;
+    p->n = PySequence_Fast_GET_SIZE(fast);
+    size_t n = (size_t)(p->n ? p->n : 1);
+    p->pinned = PyMem_Calloc(n, sizeof(Py_buffer));
+    p->len = PyMem_Malloc(n * sizeof(int64_t));
+    p->at = PyMem_Malloc(n * sizeof(unsigned char *));
+    int rc = -1;
+    if (!p->pinned || !p->len || !p->at) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    p->writable = 1;
+    for (Py_ssize_t j = 0; j < p->n; j++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, j);
+        if (p->writable && PyObject_GetBuffer(item, &p->pinned[j], PyBUF_WRITABLE) < 0) {
+            PyErr_Clear();
+            p->writable = 0;
+        }
+        if (!p->pinned[j].obj && PyObject_GetBuffer(item, &p->pinned[j], PyBUF_SIMPLE) < 0)
+            goto done;
+        p->at[j] = p->pinned[j].buf;
+        p->len[j] = p->pinned[j].len;
+    }
+    rc = 0;
+done:
+    Py_DECREF(fast);
+    return rc;
+}
+
+static int int64s(PyObject *seq, Py_ssize_t *n, int64_t **out, const char *what)
+{
+    PyObject *fast = PySequence_Fast(seq, what);
+    if (!fast)
+        return -1;
+    *n = PySequence_Fast_GET_SIZE(fast);
+    *out = PyMem_Malloc((size_t)(*n ? *n : 1) * sizeof(int64_t));
+    if (!*out) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        (*out)[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
+        if ((*out)[i] == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+static int pool_init(Pool *p, PyObject *args, PyObject *kwds)
+{
+    PyObject *data, *offsets, *lengths, *addresses = Py_None;
+    if (!PyArg_ParseTuple(args, "OOO|O:Pool", &data, &offsets, &lengths, &addresses))
+        return -1;
+    if (p->data.obj || p->at) {
+        PyErr_SetString(PyExc_TypeError, "Pool is made once");
+        return -1;
+    }
+    if (offsets == Py_None && lengths == Py_None) {
+        if (pool_pin(p, data) < 0)
+            return -1;
+        if (p->n == 0) {
+            PyErr_SetString(PyExc_ValueError, "Pool: no frames; give at least one");
+            return -1;
+        }
+        goto addresses;
+    }
+    p->writable = PyObject_GetBuffer(data, &p->data, PyBUF_WRITABLE) == 0;
+    if (!p->writable) {
+        PyErr_Clear();
+        if (PyObject_GetBuffer(data, &p->data, PyBUF_SIMPLE) < 0)
+            return -1;
+    }
+    Py_ssize_t n_len;
+    if (int64s(offsets, &p->n, &p->off, "offsets must be a sequence of ints") < 0 ||
+        int64s(lengths, &n_len, &p->len, "lengths must be a sequence of ints") < 0)
+        return -1;
+    if (p->n == 0 || n_len != p->n) {
+        PyErr_Format(PyExc_ValueError, "Pool: %zd offsets and %zd lengths; give one of each per frame, at least one",
+                     p->n, n_len);
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < p->n; j++) {
+        if (p->off[j] < 0 || p->len[j] < 0 || p->off[j] + p->len[j] > p->data.len) {
+            PyErr_Format(PyExc_ValueError, "Pool: frame %zd (%lld bytes at %lld) is outside the %zd-byte buffer", j,
+                         (long long)p->len[j], (long long)p->off[j], p->data.len);
+            return -1;
+        }
+    }
+    p->at = PyMem_Malloc((size_t)p->n * sizeof(unsigned char *));
+    if (!p->at) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < p->n; j++)
+        p->at[j] = (unsigned char *)p->data.buf + p->off[j];
+addresses:
+    if (addresses != Py_None) {
+        if (PyObject_GetBuffer(addresses, &p->addrs, PyBUF_SIMPLE) < 0)
+            return -1;
+        if (p->addrs.len % p->n || p->addrs.len == 0) {
+            PyErr_Format(PyExc_ValueError, "Pool: %zd address bytes for %zd frames; give one sockaddr per frame",
+                         p->addrs.len, p->n);
+            return -1;
+        }
+        p->addr_len = p->addrs.len / p->n;
+    }
+    return 0;
+}
+
+static PyObject *pool_len(Pool *p, void *closure)
+{
+    return PyLong_FromSsize_t(p->n);
+}
+
+static PyGetSetDef pool_getset[] = {
+    {"frames", (getter)pool_len, NULL, "How many frames the pool holds.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject PoolType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer.engine._engine.Pool",
+    .tp_basicsize = sizeof(Pool),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Frames in one buffer, each an offset and a length (see the module comment).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)pool_init,
+    .tp_dealloc = (destructor)pool_dealloc,
+    .tp_methods = pool_methods,
+    .tp_getset = pool_getset,
+};
+
+/* ---- Ring: _ring.h's ring over a Python buffer ---- */
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer mem;
+    XRing r;
+    uint32_t width;
+} Ring;
+
+static void ring_dealloc(Ring *g)
+{
+    if (g->mem.obj)
+        PyBuffer_Release(&g->mem);
+    Py_TYPE(g)->tp_free((PyObject *)g);
+}
+
+static int ring_init(Ring *g, PyObject *args, PyObject *kwds)
+{
+    PyObject *mem;
+    Py_ssize_t at[4];
+    unsigned int size, width;
+    if (!PyArg_ParseTuple(args, "OnnnnII:Ring", &mem, &at[0], &at[1], &at[2], &at[3], &size, &width))
+        return -1;
+    if (g->mem.obj) {
+        PyErr_SetString(PyExc_TypeError, "Ring is made once");
+        return -1;
+    }
+    if (PyObject_GetBuffer(mem, &g->mem, PyBUF_WRITABLE) < 0)
+        return -1;
+    int bad = size == 0 || (size & (size - 1)) || (width != 8 && width != DESC_BYTES);
+    for (int k = 0; k < 3; k++)
+        bad |= at[k] < 0 || at[k] % 4 || at[k] + 4 > g->mem.len;
+    bad |= at[3] < 0 || at[3] % 8 || at[3] + (Py_ssize_t)size * width > g->mem.len;
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "Ring: size a power of two, width 8 or 16, aligned offsets inside the memory");
+        return -1;
+    }
+    unsigned char *base = g->mem.buf;
+    g->r.producer = (uint32_t *)(base + at[0]);
+    g->r.consumer = (uint32_t *)(base + at[1]);
+    g->r.flags = (uint32_t *)(base + at[2]);
+    g->r.entries = base + at[3];
+    g->r.size = size;
+    g->r.mask = size - 1;
+    g->width = width;
+    return 0;
+}
+
+static int ring_count(PyObject *arg, uint32_t *out)
+{
+    unsigned long v = PyLong_AsUnsignedLong(arg);
+    if (v == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static PyObject *ring_reserve(Ring *g, PyObject *arg)
+{
+    uint32_t nb, idx = 0;
+    if (ring_count(arg, &nb) < 0)
+        return NULL;
+    nb = xring_reserve(&g->r, nb, &idx);
+    return Py_BuildValue("(II)", nb, idx);
+}
+
+static PyObject *ring_submit(Ring *g, PyObject *arg)
+{
+    uint32_t nb;
+    if (ring_count(arg, &nb) < 0)
+        return NULL;
+    xring_submit(&g->r, nb);
+    Py_RETURN_NONE;
+}
+
+static PyObject *ring_peek(Ring *g, PyObject *arg)
+{
+    uint32_t nb, idx = 0;
+    if (ring_count(arg, &nb) < 0)
+        return NULL;
+    nb = xring_peek(&g->r, nb, &idx);
+    return Py_BuildValue("(II)", nb, idx);
+}
+
+static PyObject *ring_release(Ring *g, PyObject *arg)
+{
+    uint32_t nb;
+    if (ring_count(arg, &nb) < 0)
+        return NULL;
+    xring_release(&g->r, nb);
+    Py_RETURN_NONE;
+}
+
+static PyObject *ring_sync(Ring *g, PyObject *arg)
+{
+    if (PyObject_IsTrue(arg))
+        xring_init_prod(&g->r);
+    else
+        xring_init_cons(&g->r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *ring_descriptor(Ring *g, PyObject *arg)
+{
+    uint32_t idx;
+    if (ring_count(arg, &idx) < 0)
+        return NULL;
+    const unsigned char *e = xring_entry(&g->r, idx, g->width);
+    uint64_t addr;
+    uint32_t len = 0, options = 0;
+    memcpy(&addr, e, 8);
+    if (g->width == DESC_BYTES) {
+        memcpy(&len, e + 8, 4);
+        memcpy(&options, e + 12, 4);
+    }
+    return Py_BuildValue("(KII)", (unsigned long long)addr, len, options);
+}
+
+static PyObject *ring_set_descriptor(Ring *g, PyObject *args)
+{
+    unsigned int idx, len = 0, options = 0;
+    unsigned long long addr;
+    if (!PyArg_ParseTuple(args, "IK|II:set_descriptor", &idx, &addr, &len, &options))
+        return NULL;
+    unsigned char *e = xring_entry(&g->r, idx, g->width);
+    uint64_t a = addr;
+    memcpy(e, &a, 8);
+    if (g->width == DESC_BYTES) {
+        uint32_t l = len, o = options;
+        memcpy(e + 8, &l, 4);
+        memcpy(e + 12, &o, 4);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ring_methods[] = {
+    {"reserve", (PyCFunction)ring_reserve, METH_O, "reserve(n, /) -> (count, index): up to n free entries."},
+    {"submit", (PyCFunction)ring_submit, METH_O, "submit(n, /): publish n reserved entries (release store)."},
+    {"peek", (PyCFunction)ring_peek, METH_O, "peek(n, /) -> (count, index): up to n entries to read."},
+    {"release", (PyCFunction)ring_release, METH_O, "release(n, /): hand n peeked entries back (release store)."},
+    {"sync", (PyCFunction)ring_sync, METH_O, "sync(producer, /): load the cached indices, as a producer or consumer."},
+    {"entry", (PyCFunction)ring_descriptor, METH_O, "entry(index, /) -> (addr, length, options) (0s for a u64 ring)."},
+    {"set_entry", (PyCFunction)ring_set_descriptor, METH_VARARGS,
+     "set_entry(index, addr, length=0, options=0, /): write an entry."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject RingType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer.engine._engine.Ring",
+    .tp_basicsize = sizeof(Ring),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A ring in libxdp's shape over writable memory (see the module comment).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)ring_init,
+    .tp_dealloc = (destructor)ring_dealloc,
+    .tp_methods = ring_methods,
+};
+
+/* ---- Engine: the back ends behind one send ---- */
+
+enum { BE_MMSG, BE_TPACKET, BE_XDP };
+enum { PUT_OK = 0, PUT_FULL = 1, PUT_ERR = -1 };
+
+typedef struct {
+    PyObject_HEAD
+    int kind, fd;
+    /* mmsg: the batch being gathered */
+    struct mmsghdr *msgs;
+    struct iovec *iov;
+    int queued;
+    /* tpacket: the mapped ring's slots */
+    Py_buffer ring;
+    uint32_t frame_size, frame_nr, head, last;
+    int pending;
+    /* xdp: UMEM, its free chunks, the TX and completion rings */
+    Py_buffer umem;
+    Ring *tx, *cq;
+    uint32_t chunk_size, chunk_count, nfree, max_descs;
+    uint32_t *free_chunks;
+    unsigned char *busy; /* per chunk: handed to the kernel, its completion not yet seen */
+    int need_wakeup;
+    int64_t kicks, dropped, completed, stray, sent;
+} Engine;
+
+static void engine_release(Engine *e)
+{
+    if (e->ring.obj)
+        PyBuffer_Release(&e->ring);
+    if (e->umem.obj)
+        PyBuffer_Release(&e->umem);
+    Py_CLEAR(e->tx);
+    Py_CLEAR(e->cq);
+    PyMem_Free(e->msgs);
+    PyMem_Free(e->iov);
+    PyMem_Free(e->free_chunks);
+    PyMem_Free(e->busy);
+    e->msgs = NULL, e->iov = NULL, e->free_chunks = NULL, e->busy = NULL;
+    e->fd = -2;
+}
+
+static void engine_dealloc(Engine *e)
+{
+    engine_release(e);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+static PyTypeObject EngineType;
+
+static Engine *engine_new(int kind, int fd)
+{
+    Engine *e = PyObject_New(Engine, &EngineType);
+    if (!e)
+        return NULL;
+    memset((char *)e + sizeof(PyObject), 0, sizeof(Engine) - sizeof(PyObject));
+    e->kind = kind;
+    e->fd = fd;
+    e->msgs = PyMem_Calloc(MAX_BURST, sizeof(struct mmsghdr));
+    e->iov = PyMem_Calloc(MAX_BURST, sizeof(struct iovec));
+    if (!e->msgs || !e->iov) {
+        Py_DECREF(e);
+        return (Engine *)PyErr_NoMemory();
+    }
+    return e;
+}
+
+/* Wait for the socket to be writable (or POLL_MS); the time to check for progress again. */
+static void wait_writable(int fd)
+{
+    struct pollfd pfd = {fd, POLLOUT, 0};
+    poll(&pfd, 1, POLL_MS);
+}
+
+/* mmsg: send what is gathered, resuming a partial sendmmsg(); frames sent, *err on failure. */
+static int mmsg_flush(Engine *e, int *err)
+{
+    int done = 0;
+    while (done < e->queued) {
+        int rc = sendmmsg(e->fd, e->msgs + done, (unsigned)(e->queued - done), 0);
+        if (rc < 0) {
+            *err = errno;
+            break;
+        }
+        done += rc;
+    }
+    e->queued = 0;
+    return done;
+}
+
+/* tpacket: one send() makes the kernel transmit every requested slot; repeat (polling) until the
+ * last requested slot is no longer SEND_REQUEST. 0, or -1 with *err. */
+static int tpacket_flush(Engine *e, int *err)
+{
+    if (!e->pending)
+        return 0;
+    volatile uint32_t *status = (uint32_t *)((unsigned char *)e->ring.buf + (size_t)e->last * e->frame_size);
+    int64_t stalled_since = now_ns();
+    for (;;) {
+        if (send(e->fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS) {
+            *err = errno;
+            return -1;
+        }
+        if (!(__atomic_load_n(status, __ATOMIC_ACQUIRE) & TP_STATUS_SEND_REQUEST))
+            break;
+        if (now_ns() - stalled_since > (int64_t)STALL_MS * 1000000) {
+            *err = ETIMEDOUT;
+            return -1;
+        }
+        wait_writable(e->fd);
+    }
+    e->pending = 0;
+    return 0;
+}
+
+/* xdp: the kick (skipped when bound with need-wakeup and the kernel did not ask). EAGAIN: work is
+ * left (the budget spent); EBUSY: the driver dropped a frame it took (counted). 0, or -1 with *err. */
+static int xdp_kick(Engine *e, int *err)
+{
+    if (e->fd < 0)
+        return 0;
+    if (e->need_wakeup && !(__atomic_load_n(e->tx->r.flags, __ATOMIC_ACQUIRE) & XDP_RING_NEED_WAKEUP))
+        return 0;
+    e->kicks++;
+    if (sendto(e->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0) {
+        if (errno == EBUSY)
+            e->dropped++;
+        else if (errno != EAGAIN && errno != ENOBUFS) {
+            *err = errno;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* xdp: take the completions: their chunks go back on the free list. How many. */
+static uint32_t xdp_reap(Engine *e)
+{
+    uint32_t idx, n = xring_peek(&e->cq->r, e->chunk_count, &idx);
+    for (uint32_t k = 0; k < n; k++) {
+        uint64_t addr;
+        memcpy(&addr, xring_entry(&e->cq->r, idx + k, 8), 8);
+        uint64_t chunk = addr / e->chunk_size;
+        if (chunk < e->chunk_count && e->busy[chunk]) {
+            e->busy[chunk] = 0;
+            e->free_chunks[e->nfree++] = (uint32_t)chunk;
+        } else {
+            e->stray++; /* an address this engine did not send (a descriptor published past it) */
+        }
+    }
+    if (n) {
+        xring_release(&e->cq->r, n);
+        e->completed += n;
+    }
+    return n;
+}
+
+/* xdp: kick and reap until `done(e)`; without a kernel (fd -1) just once. 0, 1 when it gave up
+ * without a kernel, -1 with *err (ETIMEDOUT after STALL_MS without progress). */
+static int xdp_drive(Engine *e, int (*done)(Engine *, uint32_t), uint32_t need, int *err)
+{
+    int64_t since = now_ns();
+    uint32_t consumer = __atomic_load_n(e->tx->r.consumer, __ATOMIC_ACQUIRE);
+    while (!done(e, need)) {
+        if (!xring_drained(&e->tx->r) && xdp_kick(e, err) < 0)
+            return -1;
+        uint32_t now_consumer = __atomic_load_n(e->tx->r.consumer, __ATOMIC_ACQUIRE);
+        if (xdp_reap(e) || now_consumer != consumer) {
+            consumer = now_consumer;
+            since = now_ns();
+            continue;
+        }
+        if (done(e, need))
+            break;
+        if (e->fd < 0)
+            return 1;
+        if (now_ns() - since > (int64_t)STALL_MS * 1000000) {
+            *err = ETIMEDOUT;
+            return -1;
+        }
+        wait_writable(e->fd);
+    }
+    return 0;
+}
+
+static int xdp_has_chunks(Engine *e, uint32_t need)
+{
+    return e->nfree >= need;
+}
+
+static int xdp_has_room(Engine *e, uint32_t need)
+{
+    return xring_free(&e->tx->r, need) >= need;
+}
+
+static int xdp_taken(Engine *e, uint32_t need)
+{
+    return xring_drained(&e->tx->r);
+}
+
+/* Hand one frame to the back end: PUT_OK, PUT_FULL (no kernel to wait for: stop short), PUT_ERR. */
+static int put_frame(Engine *e, const Pool *p, Py_ssize_t j, int *err)
+{
+    unsigned char *frame = p->at[j];
+    uint32_t len = (uint32_t)p->len[j];
+    if (e->kind == BE_MMSG) {
+        if (e->queued == MAX_BURST && mmsg_flush(e, err) < MAX_BURST)
+            return PUT_ERR;
+        struct mmsghdr *m = &e->msgs[e->queued];
+        e->iov[e->queued].iov_base = frame;
+        e->iov[e->queued].iov_len = len;
+        memset(&m->msg_hdr, 0, sizeof(m->msg_hdr));
+        m->msg_hdr.msg_iov = &e->iov[e->queued];
+        m->msg_hdr.msg_iovlen = 1;
+        if (p->addr_len) {
+            m->msg_hdr.msg_name = (unsigned char *)p->addrs.buf + j * p->addr_len;
+            m->msg_hdr.msg_namelen = (socklen_t)p->addr_len;
+        }
+        e->queued++;
+        return PUT_OK;
+    }
+    if (e->kind == BE_TPACKET) {
+        unsigned char *slot = (unsigned char *)e->ring.buf + (size_t)e->head * e->frame_size;
+        uint32_t *status = (uint32_t *)slot;
+        int64_t since = now_ns();
+        uint32_t s;
+        while ((s = __atomic_load_n(status, __ATOMIC_ACQUIRE)) & TP_BUSY) {
+            if (s & TP_STATUS_WRONG_FORMAT) {
+                *err = EINVAL;
+                return PUT_ERR;
+            }
+            if (s == TP_STATUS_SEND_REQUEST) { /* the ring is full of requests: have them sent, this one too */
+                e->last = e->head;
+                e->pending = 1;
+                if (tpacket_flush(e, err) < 0)
+                    return PUT_ERR;
+                if (!(__atomic_load_n(status, __ATOMIC_ACQUIRE) & TP_BUSY))
+                    break;
+            }
+            if (now_ns() - since > (int64_t)STALL_MS * 1000000) {
+                *err = ETIMEDOUT;
+                return PUT_ERR;
+            }
+            wait_writable(e->fd);
+        }
+        memcpy(slot + TPACKET_DATA, frame, len);
+        status[1] = len; /* tp_len, tp_snaplen; then the status, a release store */
+        status[2] = len;
+        __atomic_store_n(status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+        e->last = e->head;
+        e->head = e->head + 1 == e->frame_nr ? 0 : e->head + 1;
+        e->pending++;
+        return PUT_OK;
+    }
+    uint32_t descs = len ? (len + e->chunk_size - 1) / e->chunk_size : 1, idx;
+    if (!xdp_has_chunks(e, descs)) {
+        int rc = xdp_drive(e, xdp_has_chunks, descs, err);
+        if (rc)
+            return rc < 0 ? PUT_ERR : PUT_FULL;
+    }
+    if (!xdp_has_room(e, descs)) {
+        int rc = xdp_drive(e, xdp_has_room, descs, err);
+        if (rc)
+            return rc < 0 ? PUT_ERR : PUT_FULL;
+    }
+    xring_reserve(&e->tx->r, descs, &idx);
+    for (uint32_t d = 0; d < descs; d++) {
+        uint32_t chunk = e->free_chunks[--e->nfree];
+        uint64_t addr = (uint64_t)chunk * e->chunk_size;
+        e->busy[chunk] = 1;
+        uint32_t piece = len - d * e->chunk_size < e->chunk_size ? len - d * e->chunk_size : e->chunk_size;
+        uint32_t options = d + 1 < descs ? XDP_PKT_CONTD : 0;
+        memcpy((unsigned char *)e->umem.buf + addr, frame + (size_t)d * e->chunk_size, piece);
+        unsigned char *entry = xring_entry(&e->tx->r, idx + d, DESC_BYTES);
+        memcpy(entry, &addr, 8);
+        memcpy(entry + 8, &piece, 4);
+        memcpy(entry + 12, &options, 4);
+    }
+    xring_submit(&e->tx->r, descs);
+    return PUT_OK;
+}
+
+/* Send what was handed over: frames gone (mmsg), 0 otherwise; -1 with *err on failure. With no
+ * kernel (xdp, fd -1) the frames stay in the ring. */
+static int flush(Engine *e, int *err)
+{
+    if (e->kind == BE_MMSG)
+        return mmsg_flush(e, err);
+    if (e->kind == BE_TPACKET)
+        return tpacket_flush(e, err);
+    return xdp_drive(e, xdp_taken, 0, err) < 0 ? -1 : 0;
+}
+
+/* Where a send stamps sequences: at byte `at` (-1: nowhere); frame k carries k / n + bias. */
+typedef struct {
+    Engine *e;
+    Pool *p;
+    int64_t first, base; /* the pool's stream index of the loop's datagram `base` */
+    Py_ssize_t at;
+    int64_t bias;
+} Run;
+
+/* Frames k .. k+n-1 of the stream handed over and flushed: how many went (*err on failure). */
+static int run_frames(Run *run, int64_t k, int n, int *err)
+{
+    Engine *e = run->e;
+    Pool *p = run->p;
+    int handed = 0, gone = 0;
+    *err = 0;
+    for (; handed < n; handed++) {
+        Py_ssize_t j = (Py_ssize_t)((k + handed) % p->n);
+        if (run->at >= 0) {
+            /* sendmmsg sends from the pool itself: a frame's next round waits for its last to leave */
+            if (e->kind == BE_MMSG && e->queued == p->n) {
+                int rc = mmsg_flush(e, err);
+                gone += rc;
+                if (*err)
+                    break;
+            }
+            sequence_put(p->at[j] + run->at, (uint64_t)((k + handed) / p->n + run->bias));
+        }
+        int rc = put_frame(e, p, j, err);
+        if (rc == PUT_ERR)
+            return handed;
+        if (rc == PUT_FULL)
+            break;
+    }
+    int rc = *err ? 0 : flush(e, err);
+    if (e->kind == BE_MMSG)
+        handed = gone + rc;
+    e->sent += handed;
+    return handed;
+}
+
+static int emit_paced(void *ctx, int64_t index, int n, int *err)
+{
+    Run *run = ctx;
+    int done = run_frames(run, run->first + (index - run->base), n, err);
+    if (!*err && done < n)
+        *err = EAGAIN; /* no kernel to wait for: stop */
+    return done;
+}
+
+static PyTypeObject *core_type; /* rawpacer._pace.Core, when that extension is there */
+
+static PyObject *engine_send(Engine *e, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 4 || nargs > 6) {
+        PyErr_SetString(PyExc_TypeError, "send(pool, first, count, batch, core=None, sequence=None) takes 4 to 6 arguments");
+        return NULL;
+    }
+    if (e->fd == -2) {
+        PyErr_SetString(PyExc_ValueError, "send: the engine is closed");
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(args[0], &PoolType)) {
+        PyErr_SetString(PyExc_TypeError, "send: pool must be a rawpacer.engine Pool");
+        return NULL;
+    }
+    Pool *p = (Pool *)args[0];
+    if (p->n == 0) {
+        PyErr_SetString(PyExc_ValueError, "send: the pool was released");
+        return NULL;
+    }
+    long long first = PyLong_AsLongLong(args[1]), count = PyLong_AsLongLong(args[2]);
+    long batch = PyLong_AsLong(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *core_obj = nargs > 4 ? args[4] : Py_None, *seq = nargs > 5 ? args[5] : Py_None;
+    Core *core = NULL;
+    if (core_obj != Py_None) {
+        if (!core_type || !PyObject_TypeCheck(core_obj, core_type)) {
+            PyErr_SetString(PyExc_TypeError, "send: core must be a rawpacer._pace.Core or None");
+            return NULL;
+        }
+        core = (Core *)core_obj;
+    }
+    int64_t burst = core ? core->burst : batch;
+    if (first < 0 || count < 0 || burst < 1 || burst > MAX_BURST) {
+        PyErr_Format(PyExc_ValueError, "send: first %lld and count %lld must be 0 or more, the batch 1-%d", first,
+                     count, MAX_BURST);
+        return NULL;
+    }
+    Run run = {e, p, first, core ? core->sent : 0, -1, 0};
+    if (seq != Py_None) {
+        long long first_seq;
+        if (!PyArg_ParseTuple(seq, "nL;sequence must be (offset, first)", &run.at, &first_seq))
+            return NULL;
+        if (run.at < 0 || first_seq < 0 || !p->writable) {
+            PyErr_SetString(PyExc_ValueError, "send: a sequence needs a writable pool, its offset and value 0 or more");
+            return NULL;
+        }
+        run.bias = first_seq - first / p->n;
+    }
+    for (Py_ssize_t j = 0; j < p->n; j++) {
+        int64_t len = p->len[j];
+        int64_t room = e->kind == BE_TPACKET ? (int64_t)e->frame_size - TPACKET_DATA
+                     : e->kind == BE_XDP     ? (int64_t)e->max_descs * e->chunk_size
+                                             : INT32_MAX;
+        if ((e->kind != BE_MMSG && len == 0) || len > room || (run.at >= 0 && len < run.at + SEQUENCE_BYTES)) {
+            PyErr_Format(PyExc_ValueError,
+                         "send: pool frame %zd (%lld bytes) does not fit: 1-%lld bytes%s", j, (long long)len,
+                         (long long)room, run.at >= 0 ? " with room for the sequence" : "");
+            return NULL;
+        }
+    }
+    Py_INCREF(p);
+    int err = 0, failed = 0;
+    int64_t before = e->sent, dropped = e->dropped;
+    if (core) {
+        failed = core_paced_loop(core, count, emit_paced, &run, &err) < 0;
+    } else {
+        int64_t done = 0, checked = now_ns();
+        PyThreadState *ts = PyEval_SaveThread();
+        while (done < count) {
+            int n = (int)(count - done < burst ? count - done : burst);
+            int went = run_frames(&run, first + done, n, &err);
+            done += went;
+            if (err || went < n)
+                break;
+            if (now_ns() - checked >= SIGNAL_CHECK_NS && (failed = check_signals(&ts, &checked) < 0))
+                break;
+        }
+        PyEval_RestoreThread(ts);
+    }
+    Py_DECREF(p);
+    if (failed)
+        return NULL;
+    if (err && err != EAGAIN) {
+        errno = err;
+        return PyErr_SetFromErrno(err == ETIMEDOUT ? PyExc_TimeoutError : PyExc_OSError);
+    }
+    int64_t gone = (e->sent - before) - (e->dropped - dropped);
+    return PyLong_FromLongLong(gone > 0 ? gone : 0);
+}
+
+static PyObject *engine_reap(Engine *e, PyObject *unused)
+{
+    return PyLong_FromUnsignedLong(e->kind == BE_XDP && e->cq ? xdp_reap(e) : 0);
+}
+
+static PyObject *engine_close(Engine *e, PyObject *unused)
+{
+    engine_release(e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *engine_in_flight(Engine *e, void *closure)
+{
+    return PyLong_FromUnsignedLong(e->kind == BE_XDP ? e->chunk_count - e->nfree : 0);
+}
+
+static PyMethodDef engine_methods[] = {
+    {"send", (PyCFunction)(void (*)(void))engine_send, METH_FASTCALL,
+     "send(pool, first, count, batch, core=None, sequence=None, /) -> int: frames of the pool's stream."},
+    {"reap", (PyCFunction)engine_reap, METH_NOARGS, "reap() -> int: take AF_XDP completions now."},
+    {"close", (PyCFunction)engine_close, METH_NOARGS, "close(): release the memory the engine holds."},
+    {NULL, NULL, 0, NULL},
+};
+
+#define ERO(name, field) {name, T_LONGLONG, offsetof(Engine, field), READONLY, NULL}
+static PyMemberDef engine_members[] = {
+    ERO("kicks", kicks), ERO("dropped", dropped), ERO("completed", completed), ERO("stray", stray), ERO("sent", sent),
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef engine_getset[] = {
+    {"in_flight", (getter)engine_in_flight, NULL, "UMEM chunks handed to the kernel and not completed.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject EngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer.engine._engine.Engine",
+    .tp_basicsize = sizeof(Engine),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A transmit back end behind one send (see the module comment); made by mmsg, tpacket or xdp.",
+    .tp_dealloc = (destructor)engine_dealloc,
+    .tp_methods = engine_methods,
+    .tp_members = engine_members,
+    .tp_getset = engine_getset,
+};
+
+static PyObject *make_mmsg(PyObject *module, PyObject *arg)
+{
+    long fd = PyLong_AsLong(arg);
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    if (fd < 0 || fd > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "mmsg: fd must be a descriptor");
+        return NULL;
+    }
+    return (PyObject *)engine_new(BE_MMSG, (int)fd);
+}
+
+static PyObject *make_tpacket(PyObject *module, PyObject *args)
+{
+    int fd;
+    PyObject *ring;
+    unsigned int frame_size, frame_nr;
+    if (!PyArg_ParseTuple(args, "iOII:tpacket", &fd, &ring, &frame_size, &frame_nr))
+        return NULL;
+    Engine *e = engine_new(BE_TPACKET, fd);
+    if (!e)
+        return NULL;
+    if (PyObject_GetBuffer(ring, &e->ring, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(e);
+        return NULL;
+    }
+    if (fd < 0 || frame_nr == 0 || frame_size <= TPACKET_DATA || frame_size % 16 ||
+        (Py_ssize_t)frame_size * frame_nr > e->ring.len) {
+        Py_DECREF(e);
+        PyErr_SetString(PyExc_ValueError, "tpacket: a descriptor, and frame_nr slots of frame_size bytes in the ring");
+        return NULL;
+    }
+    e->frame_size = frame_size, e->frame_nr = frame_nr;
+    return (PyObject *)e;
+}
+
+static PyObject *make_xdp(PyObject *module, PyObject *args)
+{
+    int fd, need_wakeup;
+    PyObject *umem, *tx, *cq;
+    unsigned int chunk_size, max_descs;
+    if (!PyArg_ParseTuple(args, "iOIO!O!pI:xdp", &fd, &umem, &chunk_size, &RingType, &tx, &RingType, &cq,
+                          &need_wakeup, &max_descs))
+        return NULL;
+    Engine *e = engine_new(BE_XDP, fd);
+    if (!e)
+        return NULL;
+    if (PyObject_GetBuffer(umem, &e->umem, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(e);
+        return NULL;
+    }
+    if (fd < -1 || chunk_size < 64 || (chunk_size & (chunk_size - 1)) || e->umem.len < chunk_size || max_descs < 1 ||
+        ((Ring *)tx)->width != DESC_BYTES || ((Ring *)cq)->width != 8) {
+        Py_DECREF(e);
+        PyErr_SetString(PyExc_ValueError,
+                        "xdp: fd -1 or a descriptor, chunk_size a power of two within the UMEM, a descriptor TX ring, "
+                        "a u64 completion ring, max_descs 1 or more");
+        return NULL;
+    }
+    e->chunk_size = chunk_size;
+    e->chunk_count = (uint32_t)(e->umem.len / chunk_size);
+    e->max_descs = max_descs;
+    e->need_wakeup = need_wakeup;
+    e->free_chunks = PyMem_Malloc((size_t)e->chunk_count * sizeof(uint32_t));
+    e->busy = PyMem_Calloc(e->chunk_count, 1);
+    if (!e->free_chunks || !e->busy) {
+        Py_DECREF(e);
+        return PyErr_NoMemory();
+    }
+    for (uint32_t k = 0; k < e->chunk_count; k++) /* chunk 0 is taken first */
+        e->free_chunks[k] = e->chunk_count - 1 - k;
+    e->nfree = e->chunk_count;
+    Py_INCREF(tx);
+    Py_INCREF(cq);
+    e->tx = (Ring *)tx, e->cq = (Ring *)cq;
+    xring_init_prod(&e->tx->r);
+    xring_init_cons(&e->cq->r);
+    return (PyObject *)e;
+}
+
+static PyMethodDef methods[] = {
+    {"mmsg", (PyCFunction)make_mmsg, METH_O, "mmsg(fd, /) -> Engine: sendmmsg() batches."},
+    {"tpacket", (PyCFunction)make_tpacket, METH_VARARGS,
+     "tpacket(fd, ring, frame_size, frame_nr, /) -> Engine: a mapped TPACKET_V2 TX ring."},
+    {"xdp", (PyCFunction)make_xdp, METH_VARARGS,
+     "xdp(fd, umem, chunk_size, tx, completion, need_wakeup, max_descs, /) -> Engine: AF_XDP TX."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "rawpacer.engine._engine", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__engine(void)
+{
+    if (PyType_Ready(&PoolType) < 0 || PyType_Ready(&RingType) < 0 || PyType_Ready(&EngineType) < 0)
+        return NULL;
+    PyObject *pace = PyImport_ImportModule("rawpacer._pace");
+    if (pace) {
+        core_type = (PyTypeObject *)PyObject_GetAttrString(pace, "Core");
+        Py_DECREF(pace);
+    }
+    if (!core_type)
+        PyErr_Clear(); /* no C pacer: the engine sends unpaced only */
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    PyObject *types[] = {(PyObject *)&PoolType, (PyObject *)&RingType, (PyObject *)&EngineType};
+    const char *names[] = {"Pool", "Ring", "Engine"};
+    for (int k = 0; k < 3; k++) {
+        Py_INCREF(types[k]);
+        if (PyModule_AddObject(m, names[k], types[k]) < 0) {
+            Py_DECREF(types[k]);
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    return m;
+}
