@@ -7,8 +7,9 @@ process the child may call only async-signal-safe functions; CPython 3.12 warns 
 reader process is a fresh interpreter started with ``posix_spawn`` (an exec: nothing of the
 parent's memory or locks comes along), which imports the entry point and calls it with the
 control socket and any other descriptors by number and its arguments as plain values. It costs
-an interpreter start and the readers' imports (~0.4 s here, against ~20 ms for a fork: see
-docs/readers.md), once per reader set.
+an interpreter start and the reader process's imports, once per reader set: ~0.1 s here against
+~20 ms for a fork, because that process imports no numpy, pyroute2 or rich (the packages it
+touches import their public names on first use, ``rawpacer.lazy``; docs/readers.md).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any, NoReturn
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """Put first on the spawned interpreter's path, so it imports this very rawpacer."""
 CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1"}
-"""The reader process does no linear algebra: numpy's import then starts no thread pool there."""
+"""A spawned process does no linear algebra: where it imports numpy (a replay's recorder), numpy
+then starts no thread pool there."""
 
 
 def start(entry: str, fds: Sequence[int], args: tuple[Any, ...]) -> int:

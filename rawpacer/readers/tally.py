@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from rawpacer.errors import DeliveryError
 from rawpacer.readers.counts import Counts
+
+if TYPE_CHECKING:  # the reader process fills these records without numpy; only ``Arrivals`` needs it
+    import numpy as np
+    import numpy.typing as npt
 
 SHOWN_PORTS = 5
 
@@ -63,7 +64,7 @@ class Arrivals:
 
     def in_arrival_order(self) -> Arrivals:
         """The same entries sorted by kernel timestamp (stable: ties keep the reader's order)."""
-        order = np.argsort(self.rx_ns, kind="stable")
+        order = self.rx_ns.argsort(kind="stable")
         return Arrivals(self.rx_ns[order], self.slot[order], self.match[order])
 
 
