@@ -114,7 +114,7 @@ def drop(args: argparse.Namespace) -> None:
         benchtime=f"{args.ops}x",
     )
     for sample in _samples(report):
-        n, lost = sample.sent, sample.sent - sample.delivered
+        n, lost = sample.sent, sample.sent - sample.counts.delivered
         mean, spread = n * fraction, Z99 * math.sqrt(n * fraction * (1 - fraction))
         inside = mean - spread <= lost <= mean + spread
         dropped = (sample.dut or {}).get("dut.nft.rawpacer drop.packets", 0)

@@ -98,8 +98,8 @@ def stream(topo: Topology, sets: list[ReaderSet], writer_name: str, size: int, d
     return Figures(
         writer_pps=sent / elapsed,
         capacity_pps=sum(r.reader_capacity_pps or 0.0 for r in results),
-        lost=sum(r.lost for r in results),
-        drops=sum(r.socket_drops for r in results),
+        lost=sum(r.counts.lost for r in results),
+        drops=sum(r.counts.socket_drops for r in results),
     )
 
 

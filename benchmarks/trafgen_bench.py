@@ -142,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                     seconds = stream(writers[who], messages, args.fanouts)
                 result = readers.end_stream(args.fanouts)
                 rates[who].append(total / seconds)
-                delivered[who].append(result.delivered)
+                delivered[who].append(result.counts.delivered)
                 print(
                     f"round {round_no + 1} {who:<11} {total / seconds:>10,.0f} frames/s  "
-                    f"delivered {result.delivered}/{total}",
+                    f"delivered {result.counts.delivered}/{total}",
                     flush=True,
                 )
         xdp = writers.get("xdp")

@@ -148,7 +148,7 @@ def measure(
     if isinstance(writer, XdpWriter):
         writer.xsk.kicks = 0
     total, result = timed_stream(writer, readers, messages, call, fanouts)
-    assert result.delivered == frames, result.describe()
+    assert result.counts.delivered == frames, result.describe()
     kicks = writer.xsk.kicks if isinstance(writer, XdpWriter) else timers.calls["kick"]
     steps = {"stamp": timers.ns["stamp"], "descriptor": timers.ns["descriptor"], "kick": kicks * cost}
     steps["kernel"] = timers.ns["kick"] - steps["kick"]
@@ -215,7 +215,7 @@ def run_kick(args: argparse.Namespace) -> None:
                             writer.xsk.kicks = 0
                             elapsed, result = timed_stream(writer, readers, messages, call, fanouts)
                             rates[label, call].append(fanouts * count / elapsed * 1e9)
-                            lost[label, call] += fanouts * count - result.delivered
+                            lost[label, call] += fanouts * count - result.counts.delivered
                             kicks[label, call] = writer.xsk.kicks / fanouts
         print(f"xdp kick strategy, {FRAME}-byte frames to {count} readers on lo, median of {args.rounds} rounds:")
         for call in ("resend", "send"):

@@ -74,7 +74,7 @@ def fanouts(
             loop = OpLoop(writer, readers, MessageSource.make("crypto", size))
             outcomes = loop.fanouts(ops)
         assert all(o.sent == count for o in outcomes)
-        return writer.delivered_size, sum(o.result.intact for o in outcomes)
+        return writer.delivered_size, sum(o.result.counts.intact for o in outcomes)
 
 
 def run_cli(argv: Sequence[str]) -> tuple[int, str]:

@@ -14,6 +14,7 @@ from rawpacer.bench.calibrate import Benchtime
 from rawpacer.bench.golines import GoLine, parse_lines
 from rawpacer.bench.result import Sample, WriterResult
 from rawpacer.errors import RawpacerError, UsageError
+from rawpacer.readers import Counts
 from rawpacer.sandbox import Topology
 
 ROWS = {"BenchmarkRawUDP": "go-net-baseline", "BenchmarkSample": "go-seed-goroutines"}
@@ -152,8 +153,8 @@ def sample_from_line(line: GoLine, readers: int) -> Sample:
         ops=line.n,
         elapsed_ns=round(ns * line.n),
         sent=delivered,
-        delivered=delivered,
-        intact=None,
+        counts=Counts(delivered=delivered),
+        checked=False,
         payload_bytes=delivered * MESSAGE_SIZE,
         bytes_per_op=line.metrics.get("B/op"),
         allocs_per_op=line.metrics.get("allocs/op"),

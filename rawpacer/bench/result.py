@@ -9,6 +9,8 @@ from typing import Any
 from rawpacer.bench import confidence
 from rawpacer.bench.stats import PERCENTILES
 from rawpacer.host import HostActivity
+from rawpacer.readers import counts
+from rawpacer.readers.counts import Counts, total
 
 BASELINE = "udp-sendto"
 GO_BASELINE = "go-net-baseline"
@@ -23,18 +25,18 @@ class Sample:
     ops: int
     elapsed_ns: int
     sent: int
-    delivered: int
-    intact: int | None
+    counts: Counts
     payload_bytes: int
-    corrupt: int = 0
-    duplicate: int = 0
-    lost: int = 0
+    checked: bool = True
+    """The readers compared every datagram's bytes (False for the Go seed's, which only count:
+    ``intact`` is then None in the JSON)."""
+    sequenced: bool = False
+    """The datagrams carried sequences, so reordering was measured (else ``reorder_extent`` is None
+    in the JSON: fan-out ops, messages shorter than the sequence field, the Go peers)."""
     bytes_per_op: float | None = None
     allocs_per_op: float | None = None
     reader_cpu_ns_per_op: float | None = None
     alloc_method: str | None = None
-    socket_drops: int = 0
-    """Datagrams the kernel dropped at the readers' sockets (full receive buffers): the readers' loss."""
     reader_capacity_pps: float | None = None
     """Datagrams the reader process can receive and check per second of its busy time."""
     ops_incomplete: int = 0
@@ -56,20 +58,22 @@ class Sample:
     links, qdiscs (``dut.qdisc.rpd1.tbf.drops``), nftables rules and forwarding MIB."""
     dut_dropped: int | None = None
     """Datagrams the DUT's own counters say it dropped during the sample's run (its diagnosis rules)."""
-    reordered: int = 0
-    """Datagrams that arrived after a higher sequence on their port (RFC 4737 3.3)."""
-    reorder_extent: int | None = None
-    """The largest reordering extent (RFC 4737 4.2.1) on any port; None when the datagrams carried
-    no sequence (fan-out ops, messages shorter than the sequence field, the Go peers)."""
     sizes: dict[int, dict[str, int]] | None = None
     """A shaped stream's frames per size (``--sizes``, RFC 2544's count): sent, delivered, intact."""
+
+    def count(self, name: str) -> int | None:
+        """One of ``counts`` by name, None where it was not measured (``checked``, ``sequenced``)."""
+        if (name == "intact" and not self.checked) or (name == "reorder_extent" and not self.sequenced):
+            return None
+        value: int = getattr(self.counts, name)
+        return value
 
     @property
     def reordered_ratio(self) -> float | None:
         """RFC 4737 4.1's reordered ratio: reordered over intact datagrams (None: not measured)."""
-        if self.reorder_extent is None:
+        if not self.sequenced:
             return None
-        return self.reordered / self.intact if self.intact else 0.0
+        return self.counts.reordered / self.counts.intact if self.counts.intact else 0.0
 
     @property
     def dut_forwarded_pps(self) -> float | None:
@@ -90,7 +94,7 @@ class Sample:
     @property
     def packets_per_s(self) -> float | None:
         """Datagrams delivered per second of this sample."""
-        return self.delivered * 1e9 / self.elapsed_ns if self.elapsed_ns else None
+        return self.counts.delivered * 1e9 / self.elapsed_ns if self.elapsed_ns else None
 
     @property
     def mb_per_s(self) -> float | None:
@@ -100,7 +104,7 @@ class Sample:
     @property
     def ns_per_packet(self) -> float | None:
         """Wall time per delivered datagram: the figure a readers sweep compares."""
-        return self.elapsed_ns / self.delivered if self.delivered else None
+        return self.elapsed_ns / self.counts.delivered if self.counts.delivered else None
 
     @property
     def longest_stall_ns(self) -> int | None:
@@ -115,19 +119,22 @@ class Sample:
     @property
     def all_intact(self) -> bool:
         """True when every datagram sent arrived intact."""
-        return self.delivered == self.sent and (self.intact is None or self.intact == self.delivered)
+        delivered = self.counts.delivered
+        return delivered == self.sent and (not self.checked or self.counts.intact == delivered)
 
     def figure(self, name: str) -> float | None:
         """A figure by its JSON name: an attribute, or an op-time percentile like ``ns_per_op_p99``."""
         if name.startswith(OP_PERCENTILE):
             return (self.op_ns_percentiles or {}).get(name.removeprefix(OP_PERCENTILE))
-        value = getattr(self, name)
+        value = self.count(name) if name in counts.NAMES else getattr(self, name)
         return None if value is None else float(value)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (see docs/benchmark.md)."""
         out = asdict(self)
-        del out["op_ns_percentiles"]
+        for name in ("op_ns_percentiles", "counts", "checked", "sequenced"):
+            del out[name]
+        out.update((name, self.count(name)) for name in counts.NAMES)
         out["host"] = None if self.host is None else self.host.to_dict()
         for name, value in (self.op_ns_percentiles or {}).items():
             out[OP_PERCENTILE + name] = value
@@ -194,8 +201,9 @@ class WriterResult:
 
     def total(self, name: str) -> int | None:
         """Sum of one count over the samples."""
-        values = [getattr(s, name) for s in self.samples]
-        return None if not values or any(v is None for v in values) else sum(values)
+        values: list[int | None] = [s.count(name) if name in counts.NAMES else getattr(s, name) for s in self.samples]
+        found = [v for v in values if v is not None]
+        return None if not values or len(found) < len(values) else sum(found)
 
     def pacing(self) -> dict[str, Any] | None:
         """A paced row's pacing figures: those of its sample with the median achieved rate."""
@@ -213,12 +221,11 @@ class WriterResult:
     def reordering(self) -> tuple[int, float, int] | None:
         """Over the samples whose datagrams carried sequences: datagrams reordered, the reordered
         ratio (RFC 4737 4.1) and the largest extent (4.2.1); None when none did."""
-        measured = [s for s in self.samples if s.reorder_extent is not None]
-        if not measured:
+        measured = total(s.counts for s in self.samples if s.sequenced)
+        if not any(s.sequenced for s in self.samples):
             return None
-        reordered, intact = sum(s.reordered for s in measured), sum(s.intact or 0 for s in measured)
-        extent = max(s.reorder_extent or 0 for s in measured)
-        return reordered, reordered / intact if intact else 0.0, extent
+        ratio = measured.reordered / measured.intact if measured.intact else 0.0
+        return measured.reordered, ratio, measured.reorder_extent
 
     def to_dict(self, ci: bool = False) -> dict[str, Any]:
         """The JSON row: medians under the plain keys (with ``ci``, each one's bootstrap interval under

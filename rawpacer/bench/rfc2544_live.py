@@ -235,11 +235,12 @@ class LiveDevice:
         outcome, departures = self._stream(loop, trial, fanouts, settle=trial.drain_s, stamp=True)
         host_after = host.sample([opened.readers.pid])
         result = outcome.result
+        counts = result.counts
         notes: tuple[str, ...] = ()
         after = diagnose.snapshot_of(self.topo)
-        if result.lost or result.corrupt:
-            notes = (f"why datagrams were lost: {diagnose.explain(before, after, lost=result.lost)}",)
-        if result.reordered or result.duplicate:
+        if counts.lost or counts.corrupt:
+            notes = (f"why datagrams were lost: {diagnose.explain(before, after, lost=counts.lost)}",)
+        if counts.reordered or counts.duplicate:
             notes += (result.describe(),)
         latency, source = None, None
         if trial.latency and trial.rate_pps is not None and result.arrivals is not None:
@@ -261,9 +262,9 @@ class LiveDevice:
             trial,
             pause_ns=pause_ns,
             sent=outcome.sent,
-            delivered=result.delivered,
-            intact=result.intact,
-            lost=result.lost,
+            delivered=counts.delivered,
+            intact=counts.intact,
+            lost=counts.lost,
             achieved_pps=outcome.sent * 1e9 / max(outcome.elapsed_ns, 1),
             latencies_ns=latency,
             latency_source=source,
@@ -273,9 +274,9 @@ class LiveDevice:
             notes=notes,
             dut_drops=diagnose.dut_dropped_between(before, after),
             host=host.activity(host_before, host_after, longest_stall),
-            duplicate=result.duplicate,
-            reordered=result.reordered,
-            reorder_extent=result.reorder_extent if result.sequenced else None,
+            duplicate=counts.duplicate,
+            reordered=counts.reordered,
+            reorder_extent=counts.reorder_extent if result.sequenced else None,
         )
 
     def _rate(self, trial: Trial) -> float:

@@ -23,13 +23,13 @@ from rawpacer.bench.result import Sample
 from rawpacer.bench.stats import cdf, percentiles
 from rawpacer.diagnose import Counters
 from rawpacer.pacing import Pacer, PaceSpec, link_bytes, make_schedule, stream_stats
+from rawpacer.readers import Counts
 from rawpacer.writers.base import Writer
 
 SHORTFALL = 0.01
 """A paced stream that achieved more than 1 % less than its rate fell short: the writer's limit."""
 ALLOC_PASS_S = 0.1
 ALLOC_OPS = (1, 50)
-COUNTS = ("delivered", "intact", "corrupt", "duplicate", "lost")
 
 
 T = TypeVar("T")
@@ -41,21 +41,15 @@ class Tally:
 
     ops: int = 0
     sent: int = 0
-    delivered: int = 0
-    intact: int = 0
-    corrupt: int = 0
-    duplicate: int = 0
-    lost: int = 0
+    counts: Counts = field(default_factory=Counts)
+    sequenced: bool = False
+    """A sequenced stream was counted: reordering was measured."""
     reader_cpu_ns: float = 0.0
     reader_busy_s: float = 0.0
     reader_checked: int = 0
-    socket_drops: int = 0
     incomplete: int = 0
     incomplete_ns: int = 0
     op_ns: list[int] = field(default_factory=list)
-    reordered: int = 0
-    reorder_extent: int | None = None
-    """The largest reordering extent; None until a sequenced stream was counted."""
     sizes: dict[int, dict[str, int]] | None = None
     """A shaped stream's frames per size: sent, delivered, intact."""
     payload_bytes: int | None = None
@@ -66,15 +60,11 @@ class Tally:
         result = outcome.result
         self.ops += outcome.fanouts
         self.sent += outcome.sent
-        for name in COUNTS:
-            setattr(self, name, getattr(self, name) + getattr(result, name))
+        self.counts += result.counts
+        self.sequenced |= result.sequenced
         self.reader_cpu_ns += result.reader_cpu_s * 1e9
         self.reader_busy_s += result.reader_busy_s
         self.reader_checked += result.reader_checked
-        self.socket_drops += result.socket_drops
-        if result.sequenced:
-            self.reordered += result.reordered
-            self.reorder_extent = max(self.reorder_extent or 0, result.reorder_extent)
         if outcome.sizes is not None:
             self.sizes = self.sizes or {}
             for size, counts in outcome.sizes.items():
@@ -187,19 +177,13 @@ class Pass:
             ops=ops - tally.incomplete,
             elapsed_ns=elapsed_ns - tally.incomplete_ns,
             sent=tally.sent,
-            delivered=tally.delivered,
-            intact=tally.intact,
-            payload_bytes=tally.delivered * self.loop.expected_size
+            counts=tally.counts,
+            payload_bytes=tally.counts.delivered * self.loop.expected_size
             if tally.payload_bytes is None
             else tally.payload_bytes,
-            corrupt=tally.corrupt,
-            duplicate=tally.duplicate,
-            lost=tally.lost,
-            reordered=tally.reordered,
-            reorder_extent=tally.reorder_extent,
+            sequenced=tally.sequenced,
             sizes=tally.sizes,
             reader_cpu_ns_per_op=tally.reader_cpu_ns / ops,
-            socket_drops=tally.socket_drops,
             reader_capacity_pps=tally.reader_checked / tally.reader_busy_s if tally.reader_busy_s else None,
             ops_incomplete=tally.incomplete,
             op_ns_percentiles=percentiles(tally.op_ns) if self.mode == "fanout" else None,
@@ -215,7 +199,7 @@ class Pass:
         runs = calibrate(self.timed, benchtime)
         final = runs[-1]
         notes = []
-        earlier_lost = sum(r.value.sent - r.value.delivered for r in runs[:-1])
+        earlier_lost = sum(r.value.sent - r.value.counts.delivered for r in runs[:-1])
         if earlier_lost > 0:
             notes.append(f"{earlier_lost} datagram(s) also lost during calibration runs")
         tally = final.value

@@ -6,7 +6,6 @@ Every writer (and the Go seed) meets the same reader set, rounds are interleaved
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,14 +64,6 @@ def row_error(writer: str, exc: Exception) -> str:
     else:
         text = f"{type(exc).__name__}: {exc}"
     return (text.splitlines() or ["error"])[0][:200]
-
-
-def _settle(readers: AnyReaders) -> None:
-    """Close an op or stream a failed writer left open, so the next writer starts clean."""
-    with contextlib.suppress(UsageError):
-        readers.wait(0)
-    with contextlib.suppress(UsageError):
-        readers.end_stream(1)
 
 
 def shaped(config: Config, writer: Writer, readers: AnyReaders, source: MessageSource) -> Shaped | None:
@@ -209,8 +200,8 @@ class Session:
                 self._explain(topo, row, sample, *measured.window)
             if isinstance(readers, RemoteReaderSet):
                 row.facts["hosts"] = readers.describe_hosts()
-                if sample.lost or sample.corrupt:
-                    row.notes.extend(f"why datagrams were lost on {why}" for why in readers.explain(sample.lost))
+                if sample.counts.lost or sample.counts.corrupt:
+                    row.notes.extend(f"why datagrams were lost on {why}" for why in readers.explain(sample.counts.lost))
         except Interrupted as exc:
             self.report.notes.append(f"{row.writer}: {exc}")
             raise
@@ -218,7 +209,7 @@ class Session:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken writer must not end the comparison: its row says why
             row.error = row_error(row.writer, exc)
-            _settle(readers)
+            readers.abort()  # whatever op or stream the failed writer left open: the next writer starts clean
         finally:
             if writer is not None:
                 writer.close()
@@ -231,8 +222,8 @@ class Session:
             note = DUT_LIMITED if sample.dut_dropped else WRITER_LIMITED
             if note not in row.notes:
                 row.notes.append(note)
-        if sample.lost or sample.corrupt:
-            row.notes.append(f"why datagrams were lost: {diagnose.explain(before, after, lost=sample.lost)}")
+        if sample.counts.lost or sample.counts.corrupt:
+            row.notes.append(f"why datagrams were lost: {diagnose.explain(before, after, lost=sample.counts.lost)}")
 
     def _go_pass(
         self, topo: Topology, binary: Path, count: int, ports: list[int], rows: dict[str, WriterResult]

@@ -18,7 +18,7 @@ from rawpacer.engine import Frames
 from rawpacer.errors import require
 from rawpacer.headers import FrameTemplate
 from rawpacer.limits import MAX_SEED
-from rawpacer.readers import OpResult
+from rawpacer.readers import Counts, OpResult
 from rawpacer.readers.tally import PortTally
 from rawpacer.target import Target
 from rawpacer.traffic import SizeMix, Variation, parse_sizes, parse_varies
@@ -167,33 +167,21 @@ class Shaped:
         shift = start % len(pool)
         expected = pool.per_slot(shift + total, len(ports)) - pool.per_slot(shift, len(ports))
         deviations: dict[int, PortTally] = {}
-        intact = duplicate = lost = 0
+        ported = Counts()
         for slot, port in enumerate(ports):
-            seen = result.deviations.get(port)
-            received = result.per_port if seen is None else seen.delivered
-            corrupt = 0 if seen is None else seen.corrupt
-            want = int(expected[slot])
-            good = received - corrupt
-            tally = PortTally(
-                port=port,
-                delivered=received,
-                intact=min(good, want),
-                corrupt=corrupt,
-                duplicate=max(0, good - want),
-                lost=max(0, want - received),
-                late=0 if seen is None else seen.late,
+            seen = (
+                Counts(delivered=result.per_port) if port not in result.deviations else result.deviations[port].counts
             )
-            intact, duplicate, lost = intact + tally.intact, duplicate + tally.duplicate, lost + tally.lost
-            if tally.intact != want or corrupt or tally.late:
-                deviations[port] = tally
-        return dataclasses.replace(
-            result,
-            sent=total,
-            intact=intact,
-            duplicate=duplicate,
-            lost=lost,
-            deviations=deviations,
-        )
+            want = int(expected[slot])
+            good = seen.delivered - seen.corrupt
+            counts = seen._replace(
+                intact=min(good, want), duplicate=max(0, good - want), lost=max(0, want - seen.delivered)
+            )
+            ported += counts
+            if counts.intact != want or counts.corrupt or counts.late:
+                deviations[port] = PortTally(port, counts)
+        totals = result.counts._replace(intact=ported.intact, duplicate=ported.duplicate, lost=ported.lost)
+        return dataclasses.replace(result, sent=total, counts=totals, deviations=deviations)
 
     def per_size(self, result: OpResult, start: int, total: int) -> dict[int, dict[str, int]]:
         """Sent, delivered and intact frames of each size (RFC 2544's count) in the stream."""

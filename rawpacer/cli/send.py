@@ -115,20 +115,20 @@ def _send_in_sandbox(
             try:
                 for op in range(1, ops + 1):
                     result = loop.fanout().result
-                    lost += result.lost + result.corrupt
+                    lost += result.counts.lost + result.counts.corrupt
                     pacing = "" if pace is None else f"; {_pacing_line(pace, result, gaps)}"
                     if ops <= 10 or not result.ok:
                         print(f"op {op}: {result.describe()}{pacing}")
             except ReaderDied:  # a remote agent or its link went away: say what was delivered until then
                 done = readers.tally
                 print(
-                    f"before the readers went away: {done.ops} ops, {done.delivered} of {done.sent} delivered, {done.intact} intact"
+                    f"before the readers went away: {done.ops} ops, {done.counts.delivered} of {done.sent} delivered, {done.counts.intact} intact"
                 )
                 raise
         tally = readers.tally
         saved = True
         print(
-            f"{tally.delivered} of {tally.sent} datagrams delivered, {tally.intact} intact "
+            f"{tally.counts.delivered} of {tally.sent} datagrams delivered, {tally.counts.intact} intact "
             f"({writer.delivered_size} bytes each, {writer.trimmed_bytes} cut per message)"
         )
         if topo.vlan_filter is not None and topo.vlan_filter.counts().other_vlan:
@@ -137,7 +137,7 @@ def _send_in_sandbox(
             for share in readers.describe_hosts():
                 print(host_line(share))
         if lost and isinstance(readers, RemoteReaderSet):
-            for why in readers.explain(tally.lost):
+            for why in readers.explain(tally.counts.lost):
                 print(f"why, on {why}")
             return 1
         if hdr_dir is not None:
@@ -145,7 +145,7 @@ def _send_in_sandbox(
             comment = f"rawpacer send: {name}, {count} readers, gap_dev_ns, one interval per fan-out"
             saved = save_hlogs(hdr_dir, {f"{name}-gap_dev_ns.hlog": histograms.hlog_text(intervals, comment)})
         if lost:
-            print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo), lost=tally.lost)}")
+            print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo), lost=tally.counts.lost)}")
             return 1
     return 0 if saved else 1
 
@@ -169,12 +169,12 @@ def _send_shaped(
     result = outcome.result
     print(
         f"shaped stream: {outcome.sent} datagrams from a pool of {len(shape.pool)} frames"
-        f"{'' if shape.pool.whole else ' (repeating)'}: {result.delivered} delivered, {result.intact} intact"
+        f"{'' if shape.pool.whole else ' (repeating)'}: {result.counts.delivered} delivered, {result.counts.intact} intact"
     )
     if outcome.sizes:
         print(f"per size: {describe_sizes(outcome.sizes)}")
-    if result.lost or result.corrupt:
-        print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo), lost=result.lost)}")
+    if result.counts.lost or result.counts.corrupt:
+        print(f"why: {diagnose.explain(before, diagnose.snapshot_of(topo), lost=result.counts.lost)}")
         return 1
     return 0
 

@@ -9,11 +9,12 @@ headers. ``rawpacer/_sequence.h`` is its C twin (the readers' loop and the pacer
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from rawpacer.errors import require
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SEQUENCE_BYTES = 8
 """A stream datagram's first bytes: its sequence number (48 bits, big-endian) and a check word."""
@@ -54,6 +55,8 @@ def python_stamp_sequence(rows: np.ndarray, stride: int, offset: int, sequence: 
         0 <= offset and offset + SEQUENCE_BYTES <= stride,
         f"{SEQUENCE_BYTES} bytes at {offset} do not fit {stride}-byte rows",
     )
+    import numpy as np  # here, not above: the reader process reads sequences and never loads numpy
+
     flat = np.frombuffer(rows, np.uint8)
     table = flat[: len(flat) // stride * stride].reshape(-1, stride)
     table[:, offset : offset + SEQUENCE_BYTES] = np.frombuffer(sequence_bytes(sequence), np.uint8)

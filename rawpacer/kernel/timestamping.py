@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import socket
 import struct
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from rawpacer.kernel.sockbuf import set_buffer_size
+
+if TYPE_CHECKING:  # the reader process parses receive stamps without numpy
+    import numpy as np
+    import numpy.typing as npt
 
 TIMESPEC = struct.Struct("=qq")
 """``struct timespec`` on 64-bit Linux: tv_sec, tv_nsec. A receive stamp is one; ``struct
@@ -84,6 +86,8 @@ class TxStamps:
         """Return each stamp's id (its place among the stamped sends) and time (ns, CLOCK_REALTIME),
         then switch stamping off (the next ``TxStamps`` restarts the ids). The reporting flags are
         read when the queue is read, so they stay on until it is empty."""
+        import numpy as np  # here, not above: see the imports
+
         self.record(False)
         found = self._drain()
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, 0)

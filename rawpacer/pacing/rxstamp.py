@@ -17,13 +17,15 @@ import select
 import socket
 import time
 from collections.abc import Callable
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from rawpacer.errors import RawpacerError
 from rawpacer.kernel.sockbuf import set_buffer_size
 from rawpacer.kernel.timestamping import SO_TIMESTAMPNS, TIMESPEC, timestamp_ns
+
+if TYPE_CHECKING:  # the reader process opens its stamp keeper here without numpy
+    import numpy as np
+    import numpy.typing as npt
 
 PROBE_PAUSE_S = 0.02
 
@@ -73,6 +75,8 @@ def collect(
 
     Stops early after ``idle_s`` with nothing to read. A datagram without a timestamp is an error.
     """
+    import numpy as np  # here, not above: see the imports
+
     stamps = np.empty(count, dtype=np.int64)
     got = 0
     space = socket.CMSG_SPACE(TIMESPEC.size)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import mmap
 import os
 
-import numpy as np
-
 from rawpacer.readers.tally import Arrivals
 
 BYTES_PER_ARRIVAL = 8 + 4 + 1
@@ -33,6 +31,8 @@ def write(buffers: tuple[memoryview, memoryview, memoryview]) -> int:
 
 def read(fd: int, count: int) -> Arrivals:
     """Map the memfd ``fd`` (then close it) as ``count`` arrivals; the arrays keep the mapping alive."""
+    import numpy as np  # the parent's side only: the reader process (``write``) never loads numpy
+
     try:
         mapped = mmap.mmap(fd, count * BYTES_PER_ARRIVAL, prot=mmap.PROT_READ)
     finally:
@@ -45,4 +45,6 @@ def read(fd: int, count: int) -> Arrivals:
 
 def empty() -> Arrivals:
     """No arrivals (an op with timestamps on that received nothing)."""
+    import numpy as np  # the parent's side only, as in ``read``
+
     return Arrivals(np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.bool_))

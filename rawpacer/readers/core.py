@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from rawpacer.headers.sequence import SEQUENCE_BYTES, sequence_of
+from rawpacer.readers.counts import Counts, total
 from rawpacer.readers.tally import PortTally
 
 Buffer = bytes | bytearray | memoryview | mmap.mmap
@@ -61,21 +62,13 @@ in order, in slot order."""
 
 
 class Verdict(NamedTuple):
-    """One op's (or stream's) outcome: the totals and a ``PortTally`` per deviating port."""
+    """One op's (or stream's) outcome: its totals and a ``PortTally`` per deviating port."""
 
     per_port: int
-    delivered: int
-    intact: int
-    corrupt: int
-    duplicate: int
-    lost: int
-    late: int
+    counts: Counts
     deviations: tuple[PortTally, ...]
     sequenced: bool = False
     """The datagrams carried sequences: ``reordered`` and ``reorder_extent`` were measured."""
-    reordered: int = 0
-    reorder_extent: int = 0
-    """The largest reordering extent (RFC 4737 4.2.1) on any port."""
     lengths: tuple[LengthRow, ...] = ()
     """A shaped stream's datagrams per length (``Counter.lengths``); empty otherwise."""
 
@@ -93,15 +86,17 @@ def port_tally(
     """One port's counts from what it received: the counting rules above, written once."""
     firsts = received - mismatched - repeats
     return PortTally(
-        port=port,
-        delivered=received,
-        intact=min(firsts, expected),
-        corrupt=mismatched,
-        duplicate=repeats + max(0, firsts - expected),
-        lost=max(0, expected - received + repeats),
-        late=late,
-        reordered=reordered,
-        reorder_extent=extent,
+        port,
+        Counts(
+            delivered=received,
+            intact=min(firsts, expected),
+            corrupt=mismatched,
+            duplicate=repeats + max(0, firsts - expected),
+            lost=max(0, expected - received + repeats),
+            late=late,
+            reordered=reordered,
+            reorder_extent=extent,
+        ),
     )
 
 
@@ -109,20 +104,11 @@ def verdict(tallies: Tallies, ports: Sequence[int]) -> Verdict:
     """The op's verdict from a counter's tallies; ``ports[slot]`` names each deviating slot."""
     per_port, delivered, mismatched, late, sequenced, rows = tallies
     deviations = tuple(port_tally(ports[slot], per_port, *counts) for slot, *counts in rows)
-    duplicate = sum(t.duplicate for t in deviations)
-    return Verdict(
-        per_port=per_port,
-        delivered=delivered,
-        intact=delivered - mismatched - duplicate,
-        corrupt=mismatched,
-        duplicate=duplicate,
-        lost=sum(t.lost for t in deviations),
-        late=late,
-        deviations=deviations,
-        sequenced=sequenced,
-        reordered=sum(t.reordered for t in deviations),
-        reorder_extent=max((t.reorder_extent for t in deviations), default=0),
+    odd = total(t.counts for t in deviations)  # lost, duplicate and reordering happen on deviating ports only
+    counts = odd._replace(
+        delivered=delivered, intact=delivered - mismatched - odd.duplicate, corrupt=mismatched, late=late
     )
+    return Verdict(per_port, counts, deviations, sequenced)
 
 
 class Order:

@@ -1,8 +1,9 @@
 """The reader process: the reader sockets, a receive loop around the counting core, the control channel.
 
-It is forked by ``ReaderSet``, enters the readers' namespace, binds the sockets and then runs
-its loop (``FastLoop`` in C, or ``PyLoop``) until a command arrives on the control socket or an
-op ends; it answers each op with the core's verdict plus what it measured (``protocol.Outcome``).
+It is started by ``ReaderSet`` as a fresh interpreter (``rawpacer.readers.spawn``, safe when the
+parent runs threads), enters the readers' namespace, binds the sockets and then runs its loop
+(``FastLoop`` in C, or ``PyLoop``) until a command arrives on the control socket or an op ends,
+checking each command against the state table (``rawpacer.readers.states``); it answers each op with the core's verdict plus what it measured (``protocol.Outcome``).
 It runs on the other core while the writer sends. It never returns into the caller's code: it
 ends with ``os._exit``.
 """
@@ -18,11 +19,11 @@ import signal
 import socket
 import time
 import traceback
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from rawpacer.errors import RawpacerError
 from rawpacer.pacing import rxstamp
-from rawpacer.readers import arrivals, core, protocol, sockets
+from rawpacer.readers import arrivals, core, protocol, sockets, states
 from rawpacer.readers.fastloop import FastLoop
 from rawpacer.readers.pyloop import COMMAND, DEADLINE, SILENCE, PyLoop
 from rawpacer.readers.tuning import ReaderTuning
@@ -32,6 +33,15 @@ STREAM_CAP_S = 60.0  # a stream never waits longer than this after end_stream, w
 NONE = -1  # no deadline / no silence rule, for the loops' run()
 STAMP_KEEPER_IP = "127.0.0.1"
 """Where the timestamp keeper binds: the namespace's own loopback (the kernel's switch is global)."""
+
+
+def keep_only(*fds: int) -> None:
+    """Close every descriptor above stderr but ``fds`` (any other the parent left inheritable)."""
+    low = 3
+    for fd in sorted(fds):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 class ReaderProcess:
@@ -62,6 +72,7 @@ class ReaderProcess:
         """Holds the kernel's timestamping switched on for the process's life, once asked for."""
         self.stream = False
         self.inbox = bytearray(protocol.COMMAND_BUFFER)
+        self.machine = states.Machine()
         self.running = True
         self.finishing = False
         self.deadline_ns = self.silence_ns = self.since_ns = NONE
@@ -77,28 +88,47 @@ class ReaderProcess:
                 self.report(timed_out=reason == DEADLINE or (reason == SILENCE and not self.stream))
 
     def command(self) -> None:
-        """Handle one command from the parent (protocol: begin, wait, end, close, stop)."""
+        """Handle one command from the parent (``protocol.COMMANDS``), checked against ``states.TRANSITIONS``."""
         size = self.ctl.recv_into(self.inbox)
         if not size:
             self.running = False
             return
-        msg = marshal.loads(self.inbox[:size])
-        kind = msg[0]
-        if kind == protocol.BEGIN:
-            self.begin(msg[1], msg[2], msg[3], msg[4])
-        elif kind == protocol.WAIT:
-            self.finish_after(msg[1], msg[2])
-        elif kind == protocol.END_STREAM:
-            self.loop.set_per_port(msg[1])
-            self.finish_after(STREAM_CAP_S, msg[2])
-        elif kind == protocol.CLOSE_PORT:
-            self.close_slot(msg[1])
-            self.ctl.send(marshal.dumps((protocol.DONE,)))
-        elif kind == protocol.STAMP:
-            self.keep_stamping()
-            self.ctl.send(marshal.dumps((protocol.DONE,)))
-        elif kind == protocol.STOP:
-            self.running = False
+        command = protocol.decode_command(self.inbox[:size])
+        self.machine.apply(command)
+        match command:
+            case protocol.BeginOp(size, timestamps):
+                self.begin(size, False, timestamps, 0)
+            case protocol.BeginStream(size, timestamps, sequences):
+                self.begin(size, True, timestamps, sequences)
+            case protocol.Wait(timeout_s, silence_s):
+                self.finish_after(timeout_s, silence_s)
+            case protocol.EndStream(sent_per_port, settle_s):
+                self.loop.set_per_port(sent_per_port)
+                self.finish_after(STREAM_CAP_S, settle_s)
+            case protocol.ClosePort(slot):
+                self.close_slot(slot)
+                self.done()
+            case protocol.Stamp():
+                self.keep_stamping()
+                self.done()
+            case protocol.Abort():
+                self.abort()
+                self.done()
+            case protocol.Stop():
+                self.running = False
+
+    def done(self) -> None:
+        """Answer a command that has no result."""
+        self.ctl.send(marshal.dumps((protocol.DONE,)))
+
+    def abort(self) -> None:
+        """Drop the open op or stream, if any, unreported; what its sockets still hold is drained as
+        between ops (``late`` for the next op), so the next op starts clean. Back to waiting for a begin."""
+        if self.loop.active:
+            self.loop.tallies()
+        self.loop.run(True, time.monotonic_ns(), NONE, NONE)  # finishing, deadline passed: drain and return
+        self.finishing = False
+        self.deadline_ns = self.silence_ns = self.since_ns = NONE
 
     def begin(self, expected_size: int, stream: bool, timestamps: bool, sequences: int) -> None:
         """Open an op or stream (sequenced when ``sequences`` > 0); kernel timestamps are switched
@@ -136,28 +166,29 @@ class ReaderProcess:
             sock.close()
             self.socks[slot] = None
 
-    def socket_drops(self, verdict: core.Verdict) -> tuple[core.Verdict, int]:
-        """Kernel drops at the sockets of ports that lost datagrams, since the last time they were read."""
+    def socket_drops(self, verdict: core.Verdict) -> core.Verdict:
+        """The verdict with the kernel's drops at the sockets of ports that lost datagrams, since the
+        last time they were read, in those ports' counts and the total."""
         total = 0
         deviations = []
         for tally in verdict.deviations:
-            sock = self.socks[self.slot_of_port[tally.port]] if tally.lost else None
+            sock = self.socks[self.slot_of_port[tally.port]] if tally.counts.lost else None
             if sock is not None:
                 slot = self.slot_of_port[tally.port]
                 seen = sockets.drops(sock)
                 dropped, self.drops_seen[slot] = seen - self.drops_seen[slot], seen
                 if dropped:
-                    tally = dataclasses.replace(tally, socket_drops=dropped)
+                    tally = dataclasses.replace(tally, counts=tally.counts._replace(socket_drops=dropped))
                     total += dropped
             deviations.append(tally)
-        return verdict._replace(deviations=tuple(deviations)), total
+        counts = verdict.counts._replace(socket_drops=total)
+        return verdict._replace(counts=counts, deviations=tuple(deviations))
 
     def report(self, timed_out: bool) -> None:
         """Send the op's outcome (with its arrivals in a memfd when timestamps were on) and close it."""
         cpu = time.process_time() - self.cpu0
         verdict = core.verdict(self.loop.tallies(), self.ports)
-        verdict = verdict._replace(lengths=tuple(self.loop.lengths()))
-        verdict, drops = self.socket_drops(verdict)
+        verdict = self.socket_drops(verdict._replace(lengths=tuple(self.loop.lengths())))
         buffers = self.loop.arrival_buffers()
         count = buffers[2].nbytes if self.timestamps else 0
         outcome = protocol.Outcome(
@@ -166,7 +197,6 @@ class ReaderProcess:
             reader_cpu_s=cpu,
             reader_busy_s=self.loop.busy_ns / 1e9,
             reader_checked=self.loop.checked,
-            socket_drops=drops,
             reader_first_ns=self.loop.first_take_ns,
             reader_last_ns=self.loop.last_take_ns,
             arrivals=count,
@@ -182,30 +212,33 @@ class ReaderProcess:
             self.ctl.send(message)
         self.finishing = False
         self.deadline_ns = self.silence_ns = self.since_ns = NONE
+        self.machine.apply(states.Reported())
 
 
 def child_main(
-    ctl: socket.socket,
-    shared: mmap.mmap,
+    ctl_fd: int,
+    shared_fd: int,
     slot_size: int,
     namespace: str,
     ip: str,
     count: int,
     first_port: int,
     rcvbuf: int,
-    tuning: ReaderTuning,
+    tuning: tuple[Any, ...],
 ) -> NoReturn:
-    """Entry of the forked reader process; reports READY (with the ports) or ERROR, then serves."""
+    """Entry of the reader process (``rawpacer.readers.spawn``): the control socket and the expected
+    messages' memfd by number, ``tuning`` as ``ReaderTuning``'s fields. Reports READY (with the
+    ports) or ERROR, then serves."""
     code = 1
+    ctl = socket.socket(fileno=ctl_fd)
     try:
-        gc.disable()  # objects inherited from the parent must never be finalised here
+        gc.disable()  # no collector pauses while receiving: the loop keeps its few objects for its life
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-        keep = ctl.fileno()
-        os.closerange(3, keep)
-        os.closerange(keep + 1, 1 << 20)
+        keep_only(ctl_fd, shared_fd)
+        shared = mmap.mmap(shared_fd, count * slot_size)
         if namespace:  # empty: the user's own interfaces (--rx-iface), in the namespace the run started in
             enter_namespace(namespace)
-        reader = ReaderProcess(ctl, shared, slot_size, ip, count, first_port, rcvbuf, tuning)
+        reader = ReaderProcess(ctl, shared, slot_size, ip, count, first_port, rcvbuf, ReaderTuning(*tuning))
         ctl.send(marshal.dumps((protocol.READY, reader.ports, reader.loop_name)))
         reader.serve()
         code = 0

@@ -1,4 +1,4 @@
-"""``ReaderSet``: N kernel UDP readers in one forked process, checking what the writer delivers.
+"""``ReaderSet``: N kernel UDP readers in one reader process, checking what the writer delivers.
 
 The seed's ``testInit`` + ``waitForReaders``, made fast and strict: the expected messages live in
 shared memory the writer side fills; the reader process compares every datagram with its port's
@@ -16,6 +16,7 @@ import signal
 import socket
 import time
 import weakref
+from dataclasses import astuple
 from typing import Any, Self
 
 from rawpacer.errors import RawpacerError, ReaderDied, UsageError, require
@@ -23,7 +24,7 @@ from rawpacer.headers.sequence import MAX_SEQUENCE
 from rawpacer.kernel.sockbuf import set_buffer_size
 from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
 from rawpacer.messages import check_size
-from rawpacer.readers import arrivals, process, protocol
+from rawpacer.readers import arrivals, process, protocol, spawn, states
 from rawpacer.readers.core import PREFIX
 from rawpacer.readers.tally import OpResult, RunTally
 from rawpacer.readers.tuning import ReaderTuning
@@ -34,6 +35,7 @@ MAX_RCVBUF = 32 << 20
 ANSWER_MARGIN_S = 10.0  # the reader process answers within its own deadline plus this, or is dead
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 1.0
+CHILD_MAIN = "rawpacer.readers.process:child_main"
 
 
 def _reap(pid: int, grace: float) -> int | None:
@@ -59,11 +61,21 @@ def _reap(pid: int, grace: float) -> int | None:
 def _stop_child(pid: int, ctl: socket.socket) -> None:
     """Ask the reader process to stop, reap it (killing it if it lingers), close the control socket."""
     try:
-        ctl.send(marshal.dumps((protocol.STOP,)))
+        ctl.send(protocol.encode_command(protocol.Stop()))
     except OSError:
         pass
     _reap(pid, STOP_GRACE_S)
     ctl.close()
+
+
+def control_pair() -> tuple[socket.socket, socket.socket]:
+    """The parent's and the reader process's ends of the control channel (SOCK_SEQPACKET: one message
+    per send), with room for the largest RESULT."""
+    ctl, child_ctl = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    for end in (ctl, child_ctl):
+        set_buffer_size(end, "snd", protocol.CONTROL_BUFFER)
+        set_buffer_size(end, "rcv", protocol.CONTROL_BUFFER)
+    return ctl, child_ctl
 
 
 def auto_rcvbuf(count: int) -> int:
@@ -136,18 +148,16 @@ class ReaderSet:
         self.message_size = message_size
         self.timeout = float(timeout)
         self._closed = True
-        self._shared = mmap.mmap(-1, count * message_size)
-        ctl, child_ctl = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        for end in (ctl, child_ctl):
-            set_buffer_size(end, "snd", protocol.CONTROL_BUFFER)
-            set_buffer_size(end, "rcv", protocol.CONTROL_BUFFER)
-        pid = os.fork()
-        if pid == 0:
-            ctl.close()
-            process.child_main(
-                child_ctl, self._shared, message_size, topo.reader_ns, topo.reader_ip, count, first_port, rcvbuf, tuning
-            )
-        child_ctl.close()
+        shared_fd = os.memfd_create("rawpacer-readers", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(shared_fd, count * message_size)
+            self._shared = mmap.mmap(shared_fd, count * message_size)
+            ctl, child_ctl = control_pair()
+            with child_ctl:
+                args = (message_size, topo.reader_ns, topo.reader_ip, count, first_port, rcvbuf, astuple(tuning))
+                pid = spawn.start(CHILD_MAIN, (child_ctl.fileno(), shared_fd), args)
+        finally:
+            os.close(shared_fd)
         self.pid = pid
         self.rcvbuf = rcvbuf
         self._spin_s = tuning.idle_spin_us / 1e6 if tuning.resolved_spin else 0.0
@@ -155,9 +165,13 @@ class ReaderSet:
         self._inbox = bytearray(protocol.CONTROL_BUFFER)
         self._finalizer = weakref.finalize(self, _stop_child, pid, ctl)
         self._closed = False
-        self._pending: tuple[str, int, float, bool] | None = None
+        self._machine = states.Machine()
+        self._gone: str | None = None
+        """Why the reader process is gone, once it is."""
+        self._pending: tuple[int, float, bool] | None = None
+        """The open op's or stream's (expected size, perf_counter at begin, timestamps)."""
         self._stamping = False
-        """True once the reader process has the kernel stamping datagrams on arrival (see STAMP)."""
+        """True once the reader process has the kernel stamping datagrams on arrival (``protocol.Stamp``)."""
         try:
             ready, _ = self._receive(protocol.READY, READY_TIMEOUT_S)
         except BaseException:
@@ -173,13 +187,28 @@ class ReaderSet:
 
     # --- control channel ------------------------------------------------------------------
 
-    def _send(self, *msg: Any) -> None:
+    @property
+    def state(self) -> states.State:
+        """Where the readers are (``rawpacer.readers.states``)."""
+        return self._machine.state
+
+    def _check(self, move: states.Move) -> None:
+        """Refuse ``move`` unless the state table allows it: ReaderDied when the process is gone,
+        UsageError when this set was closed, IllegalTransition otherwise."""
+        if self._gone is not None:
+            raise ReaderDied(self._gone)
         if self._closed:
             raise UsageError("this ReaderSet is closed")
+        self._machine.check(move)
+
+    def _send(self, command: protocol.Command) -> None:
+        """Send ``command`` if the state table allows it, and make its move."""
+        self._check(command)
         try:
-            self._ctl.send(marshal.dumps(msg))
+            self._ctl.send(protocol.encode_command(command))
         except (BrokenPipeError, ConnectionResetError):
             raise self._died() from None
+        self._machine.apply(command)
 
     def _poll_answer(self) -> tuple[int, list[tuple[int, int, bytes]]] | None:
         """Spin up to ``_spin_s`` for the reader's answer (a sleeping parent pays a wake-up); None if none came."""
@@ -195,8 +224,11 @@ class ReaderSet:
                 continue
             return size, ancdata
 
-    def _receive(self, kind: str, timeout: float, spin: bool = False) -> tuple[tuple[Any, ...], list[int]]:
-        """The next message (it must be ``kind``) and any file descriptors passed with it."""
+    def _receive(
+        self, kind: str, timeout: float, spin: bool = False, dropping: str | None = None
+    ) -> tuple[tuple[Any, ...], list[int]]:
+        """The next message (it must be ``kind``; one of kind ``dropping`` is read past) and any file
+        descriptors passed with it."""
         try:
             answer = self._poll_answer() if spin and self._spin_s else None
             if answer is None:
@@ -206,9 +238,8 @@ class ReaderSet:
                 size, ancdata = answer
         except TimeoutError:
             status = _reap(self.pid, 0)
-            raise ReaderDied(
-                f"reader process {self.pid} did not answer within {timeout:.1f} s and was killed ({_describe_status(status)})"
-            ) from None
+            why = f"did not answer within {timeout:.1f} s and was killed ({_describe_status(status)})"
+            raise self._lost(why) from None
         except ConnectionResetError:
             size = 0
         if size == 0:
@@ -217,23 +248,35 @@ class ReaderSet:
         msg: tuple[Any, ...] = marshal.loads(memoryview(self._inbox)[:size])
         if msg[0] == protocol.ERROR:
             _reap(self.pid, STOP_GRACE_S)
+            self._lost(f"stopped after an error: {msg[1]}")
             raise RawpacerError(msg[1] if msg[2] else f"reader process failed: {msg[1]}")
         if msg[0] != kind:
             for fd in fds:
                 os.close(fd)
+            if msg[0] == dropping:
+                return self._receive(kind, timeout)
             raise RawpacerError(f"reader process answered {msg[0]!r} where {kind!r} was expected")
         return msg, fds
 
     def _died(self) -> ReaderDied:
         status = _reap(self.pid, STOP_GRACE_S)
-        return ReaderDied(
-            f"reader process {self.pid} died ({_describe_status(status)}) while the readers were still needed"
-        )
+        return self._lost(f"died ({_describe_status(status)}) while the readers were still needed")
+
+    def _lost(self, why: str) -> ReaderDied:
+        """The reader process is gone (``why``): every later call raises ReaderDied saying so."""
+        self._machine.state = states.State.CLOSED
+        self._gone = f"reader process {self.pid} {why}"
+        return ReaderDied(self._gone)
 
     # --- ops and streams ------------------------------------------------------------------
 
     def _start(
-        self, mode: str, expected_size: int | None, timestamps: bool, fanouts: int | None = None, shaped: bool = False
+        self,
+        stream: bool,
+        expected_size: int | None,
+        timestamps: bool,
+        fanouts: int | None = None,
+        shaped: bool = False,
     ) -> None:
         size = self.message_size if expected_size is None else expected_size
         require(
@@ -245,20 +288,25 @@ class ReaderSet:
             fanouts is None or (isinstance(fanouts, int) and 1 <= fanouts <= MAX_SEQUENCE),
             f"fanouts {fanouts!r} is not allowed; use None or 1-{MAX_SEQUENCE}",
         )
-        if self._pending is not None:
-            raise UsageError(f"a {self._pending[0]} is already running: call wait()/end_stream() first")
+        timestamps = bool(timestamps)
+        begin: protocol.Command = (
+            protocol.BeginStream(size, timestamps, PREFIX if shaped else fanouts or 0)
+            if stream
+            else protocol.BeginOp(size, timestamps)
+        )
+        self._check(begin)
         if timestamps and not self._stamping:
-            self._send(protocol.STAMP)  # the first time, wait until the kernel stamps on arrival
+            self._send(protocol.Stamp())  # the first time, wait until the kernel stamps on arrival
             self._receive(protocol.DONE, ANSWER_MARGIN_S)
             self._stamping = True
-        self._send(protocol.BEGIN, size, mode == "stream", bool(timestamps), PREFIX if shaped else fanouts or 0)
-        self._pending = (mode, size, time.perf_counter(), bool(timestamps))
+        self._send(begin)
+        self._pending = (size, time.perf_counter(), timestamps)
 
     def begin(self, expected_size: int | None = None, *, timestamps: bool = False) -> None:
         """Start one op: the readers expect one datagram each, equal to (the first ``expected_size``
         bytes of) their slot in ``messages``. Call before sending; the readers start at once.
         ``timestamps``: keep every datagram's kernel RX timestamp (``OpResult.arrivals``)."""
-        self._start("op", expected_size, timestamps)
+        self._start(False, expected_size, timestamps)
 
     def begin_stream(
         self,
@@ -276,17 +324,21 @@ class ReaderSet:
         ``shaped``: a frame pool's stream (``rawpacer.traffic.pool``): a datagram is intact when it is a
         prefix of its port's message, up to ``expected_size`` bytes, and the readers count datagrams
         per length (``OpResult.lengths``); no sequences."""
-        self._start("stream", expected_size, timestamps, fanouts, shaped)
+        self._start(True, expected_size, timestamps, fanouts, shaped)
 
-    def _finish(self, mode: str, sent: int, command: tuple[Any, ...], answer_within: float, strict: bool) -> OpResult:
-        if self._pending is None or self._pending[0] != mode:
-            raise UsageError(f"no {mode} is running: call {'begin' if mode == 'op' else 'begin_stream'}() first")
-        _, size, started, timestamps = self._pending
+    def _finish(
+        self, sent: int, command: protocol.Wait | protocol.EndStream, answer_within: float, strict: bool
+    ) -> OpResult:
+        self._check(command)
+        assert self._pending is not None  # an op or stream is open: the table allowed the command
+        size, started, timestamps = self._pending
         called = time.perf_counter()
-        self._send(*command)
+        self._send(command)
         msg, fds = self._receive(protocol.RESULT, answer_within + ANSWER_MARGIN_S, spin=True)
         done = time.perf_counter()
+        self._machine.apply(states.Reported())
         self._pending = None
+        mode = "op" if isinstance(command, protocol.Wait) else "stream"
         outcome = protocol.decode(msg)
         verdict = outcome.verdict
         got = None
@@ -300,26 +352,18 @@ class ReaderSet:
             expected_size=size,
             per_port=verdict.per_port,
             sent=sent,
-            delivered=verdict.delivered,
-            intact=verdict.intact,
-            corrupt=verdict.corrupt,
-            duplicate=verdict.duplicate,
-            lost=verdict.lost,
-            late=verdict.late,
+            counts=verdict.counts,
             timed_out=outcome.timed_out,
             reader_cpu_s=outcome.reader_cpu_s,
             wait_s=done - called,
             op_s=done - started,
             deviations={t.port: t for t in verdict.deviations},
-            socket_drops=outcome.socket_drops,
             reader_busy_s=outcome.reader_busy_s,
             reader_checked=outcome.reader_checked,
             reader_first_ns=outcome.reader_first_ns,
             reader_last_ns=outcome.reader_last_ns,
             arrivals=got,
             sequenced=verdict.sequenced,
-            reordered=verdict.reordered,
-            reorder_extent=verdict.reorder_extent,
             lengths={n: (received, matching) for n, received, matching in verdict.lengths},
         )
         self.tally.add(result)
@@ -338,8 +382,8 @@ class ReaderSet:
             silence is None or (isinstance(silence, (int, float)) and not isinstance(silence, bool) and silence > 0),
             f"silence {silence!r} is not allowed; use a positive number of seconds or None",
         )
-        command = (protocol.WAIT, self.timeout, -1.0 if silence is None else float(silence))
-        return self._finish("op", sent, command, self.timeout, strict)
+        command = protocol.Wait(self.timeout, -1.0 if silence is None else float(silence))
+        return self._finish(sent, command, self.timeout, strict)
 
     def end_stream(self, sent_per_port: int, settle: float = 0.2, *, strict: bool = False) -> OpResult:
         """End a stream of ``sent_per_port`` fan-outs: return once all arrived, or once no datagram
@@ -352,16 +396,23 @@ class ReaderSet:
             isinstance(settle, (int, float)) and settle > 0,
             f"settle {settle!r} is not allowed; use a positive number of seconds",
         )
-        command = (protocol.END_STREAM, sent_per_port, float(settle))
-        return self._finish("stream", sent_per_port * self.count, command, process.STREAM_CAP_S, strict)
+        command = protocol.EndStream(sent_per_port, float(settle))
+        return self._finish(sent_per_port * self.count, command, process.STREAM_CAP_S, strict)
 
     def close_port(self, port: int) -> None:
         """Test hook: the reader process closes ``port``'s socket; it then counts as lost every op."""
         require(port in self._slot_of_port, f"port {port!r} is not one of this ReaderSet's reader ports")
-        if self._pending is not None:
-            raise UsageError("close_port() is only allowed between ops")
-        self._send(protocol.CLOSE_PORT, self._slot_of_port[port])
+        self._send(protocol.ClosePort(self._slot_of_port[port]))
         self._receive(protocol.DONE, ANSWER_MARGIN_S)
+
+    def abort(self) -> None:
+        """Back to idle from any live state: an open op or stream is dropped, unreported and untallied
+        (a RESULT already on its way is read and dropped). What a failed writer leaves behind is cleared."""
+        if self._machine.state is states.State.IDLE:
+            return
+        self._send(protocol.Abort())
+        self._pending = None
+        self._receive(protocol.DONE, ANSWER_MARGIN_S, dropping=protocol.RESULT)
 
     # --- life cycle -----------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
-"""``ReplayReaders``: the readers of a replay, one forked process recording every datagram.
+"""``ReplayReaders``: the readers of a replay, one reader process recording every datagram.
 
 A replay's datagrams all differ, so the one-message-per-port check of ``ReaderSet`` does not fit:
 this process records, per datagram, the reader slot (its flow), its length, a 64-bit hash of its
 content (``replaymatch.datagram_hash``) and its kernel receive timestamp (SO_TIMESTAMPNS), and
 hands the four arrays to the parent in one memfd when asked; ``replaymatch`` judges them. The
-process lives like ReaderSet's: forked, in the readers' namespace, stopped (killed if it lingers)
+process lives like ReaderSet's: started by ``spawn``, in the readers' namespace, stopped (killed if it lingers)
 and reaped on close, on error and at exit.
 """
 
@@ -28,21 +28,20 @@ import numpy as np
 import numpy.typing as npt
 
 from rawpacer.errors import RawpacerError, ReaderDied, require
-from rawpacer.kernel.sockbuf import set_buffer_size
 from rawpacer.kernel.timestamping import TIMESPEC, timestamp_ns
 from rawpacer.limits import FIRST_PORT, MAX_READERS
 from rawpacer.pacing import rxstamp
-from rawpacer.readers import protocol, sockets
-from rawpacer.readers.process import STAMP_KEEPER_IP
-from rawpacer.readers.readerset import READY_TIMEOUT_S, _passed_fds, _reap, _stop_child, auto_rcvbuf
+from rawpacer.readers import protocol, sockets, spawn
+from rawpacer.readers.process import STAMP_KEEPER_IP, keep_only
+from rawpacer.readers.readerset import READY_TIMEOUT_S, _passed_fds, _reap, _stop_child, auto_rcvbuf, control_pair
 from rawpacer.readers.replaymatch import datagram_hash
 from rawpacer.sandbox import enter_namespace
 
 READY, COLLECT, RESULT, ERROR = "ready", "collect", "result", "error"
-STOP = protocol.STOP
 BYTES_PER_DATAGRAM = 8 + 8 + 4 + 4
 """rx_ns int64, hash uint64, slot int32, length int32: the memfd's four arrays, in that order."""
 MAX_DATAGRAM = 65536
+CHILD_MAIN = "rawpacer.readers.replay:child_main"
 COLLECT_CAP_S = 120.0
 """A collection never waits longer than this, whatever keeps arriving."""
 
@@ -113,7 +112,7 @@ class _Recorder:
                 if not size:
                     return
                 msg = marshal.loads(inbox[:size])
-                if msg[0] == STOP:
+                if msg[0] != COLLECT:  # the one other command is the stop ReaderSet's reaper sends
                     return
                 settle_ns, quiet_since = int(msg[1] * 1e9), time.monotonic_ns()
                 deadline = quiet_since + int(COLLECT_CAP_S * 1e9)
@@ -140,14 +139,14 @@ class _Recorder:
         self._clear()
 
 
-def _child_main(ctl: socket.socket, namespace: str, ip: str, count: int, first_port: int, rcvbuf: int) -> NoReturn:
+def child_main(ctl_fd: int, namespace: str, ip: str, count: int, first_port: int, rcvbuf: int) -> NoReturn:
+    """Entry of the recording process (``rawpacer.readers.spawn``): READY with the ports, or ERROR."""
     code = 1
+    ctl = socket.socket(fileno=ctl_fd)
     try:
-        gc.disable()  # objects inherited from the parent must never be finalised here
+        gc.disable()  # no collector pauses while recording
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-        keep = ctl.fileno()
-        os.closerange(3, keep)
-        os.closerange(keep + 1, 1 << 20)
+        keep_only(ctl_fd)
         if namespace:
             enter_namespace(namespace)
         recorder = _Recorder(ctl, ip, count, first_port, rcvbuf)
@@ -175,15 +174,10 @@ class ReplayReaders:
             f"reader count {count!r} is out of range 1-{MAX_READERS}",
         )
         rcvbuf = auto_rcvbuf(count) if rcvbuf is None else rcvbuf
-        ctl, child_ctl = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        for end in (ctl, child_ctl):
-            set_buffer_size(end, "snd", protocol.CONTROL_BUFFER)
-            set_buffer_size(end, "rcv", protocol.CONTROL_BUFFER)
-        pid = os.fork()
-        if pid == 0:
-            ctl.close()
-            _child_main(child_ctl, topo.reader_ns, topo.reader_ip, count, first_port, rcvbuf)
-        child_ctl.close()
+        ctl, child_ctl = control_pair()
+        with child_ctl:
+            args = (topo.reader_ns, topo.reader_ip, count, first_port, rcvbuf)
+            pid = spawn.start(CHILD_MAIN, (child_ctl.fileno(),), args)
         self.pid, self._ctl, self.count = pid, ctl, count
         self._finalizer = weakref.finalize(self, _stop_child, pid, ctl)
         try:

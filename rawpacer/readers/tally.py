@@ -1,4 +1,5 @@
-"""What the readers saw: per op (``OpResult``), per run (``RunTally``) and per port (``PortTally``).
+"""What the readers saw: per op (``OpResult``), per run (``RunTally``) and per port (``PortTally``),
+each holding one ``Counts`` (``rawpacer.readers.counts``).
 
 The counting rules live in ``rawpacer.readers.core`` (the pure counting core); these are the
 records it fills, with what the reader process measured around it: socket drops, its CPU and
@@ -7,46 +8,39 @@ busy time, and (when asked for) every datagram's kernel receive timestamp (``Arr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from rawpacer.errors import DeliveryError
+from rawpacer.readers.counts import Counts
+
+if TYPE_CHECKING:  # the reader process fills these records without numpy; only ``Arrivals`` needs it
+    import numpy as np
+    import numpy.typing as npt
 
 SHOWN_PORTS = 5
 
 
-@dataclass
+@dataclass(frozen=True)
 class PortTally:
-    """Counts for one reader port (one op's deviations, or a whole run)."""
+    """One reader port's counts (one op's deviations, or a whole run)."""
 
     port: int
-    delivered: int = 0
-    intact: int = 0
-    corrupt: int = 0
-    duplicate: int = 0
-    lost: int = 0
-    late: int = 0
-    socket_drops: int = 0
-    reordered: int = 0
-    """First copies that arrived after a higher sequence (RFC 4737 3.3; sequenced streams only)."""
-    reorder_extent: int = 0
-    """The largest reordering extent (RFC 4737 4.2.1) among them."""
-
-    @property
-    def in_order(self) -> int:
-        """Intact datagrams that were not reordered."""
-        return self.intact - self.reordered
+    counts: Counts = field(default_factory=Counts)
 
     def to_dict(self) -> dict[str, int]:
-        """The JSON form."""
-        return asdict(self)
+        """The JSON form: the port and its counts."""
+        return {"port": self.port, **self.counts.to_dict()}
 
     def as_row(self) -> tuple[int, ...]:
-        """The fields in declaration order (the wire form between reader process and parent)."""
-        return tuple(getattr(self, f.name) for f in fields(self))
+        """The port and its counts in declaration order (the wire form; ``from_row`` reads it back)."""
+        return (self.port, *self.counts.as_row())
+
+    @classmethod
+    def from_row(cls, row: Sequence[int]) -> PortTally:
+        """The PortTally ``as_row`` wrote."""
+        return cls(row[0], Counts(*row[1:]))
 
 
 @dataclass(frozen=True)
@@ -70,7 +64,7 @@ class Arrivals:
 
     def in_arrival_order(self) -> Arrivals:
         """The same entries sorted by kernel timestamp (stable: ties keep the reader's order)."""
-        order = np.argsort(self.rx_ns, kind="stable")
+        order = self.rx_ns.argsort(kind="stable")
         return Arrivals(self.rx_ns[order], self.slot[order], self.match[order])
 
 
@@ -84,10 +78,10 @@ def _port_list(ports: list[int]) -> str:
 class OpResult:
     """One op (or one stream) as the readers saw it.
 
-    ``deviations`` holds a ``PortTally`` only for ports that did not get exactly their expected
-    intact datagrams (lost, corrupt, duplicate or late ones); every other port was perfect.
-    ``socket_drops`` is what the kernel dropped at the reader sockets that lost datagrams (their
-    receive buffers were full). ``reader_busy_s`` is the reader's CPU time spent receiving and
+    ``counts`` are the op's totals (``counts.socket_drops``: what the kernel dropped at the reader
+    sockets that lost datagrams, their receive buffers full). ``deviations`` holds a ``PortTally``
+    only for ports that did not get exactly their expected intact datagrams (lost, corrupt,
+    duplicate or late ones); every other port was perfect. ``reader_busy_s`` is the reader's CPU time spent receiving and
     checking (idle polling excluded) and ``reader_checked`` the datagrams it took in that time;
     ``reader_first_ns``/``reader_last_ns`` (``time.monotonic_ns()`` clock, 0 when nothing came) are
     when it began taking the op's first datagrams and when it had checked its last.
@@ -99,18 +93,12 @@ class OpResult:
     expected_size: int
     per_port: int
     sent: int
-    delivered: int
-    intact: int
-    corrupt: int
-    duplicate: int
-    lost: int
-    late: int
+    counts: Counts
     timed_out: bool
     reader_cpu_s: float
     wait_s: float
     op_s: float
     deviations: dict[int, PortTally] = field(default_factory=dict)
-    socket_drops: int = 0
     reader_busy_s: float = 0.0
     reader_checked: int = 0
     reader_first_ns: int = 0
@@ -118,17 +106,13 @@ class OpResult:
     arrivals: Arrivals | None = None
     sequenced: bool = False
     """The datagrams carried sequences (a stream run by the op loop): reordering was measured."""
-    reordered: int = 0
-    """Datagrams that arrived after a higher sequence on their port (RFC 4737 3.3)."""
-    reorder_extent: int = 0
-    """The largest reordering extent (RFC 4737 4.2.1) on any port."""
     lengths: dict[int, tuple[int, int]] = field(default_factory=dict)
     """A shaped stream's datagrams per payload length: (received, intact); empty otherwise."""
 
     @property
     def reordered_ratio(self) -> float | None:
         """RFC 4737 4.1's reordered ratio: reordered over intact datagrams (None when not sequenced)."""
-        return reordered_ratio(self.reordered, self.intact) if self.sequenced else None
+        return reordered_ratio(self.counts.reordered, self.counts.intact) if self.sequenced else None
 
     @property
     def reader_capacity_pps(self) -> float | None:
@@ -143,47 +127,48 @@ class OpResult:
     @property
     def ok(self) -> bool:
         """Every expected datagram arrived intact (duplicates and late ones are reported, not failures)."""
-        return self.lost == 0 and self.corrupt == 0
+        return self.counts.lost == 0 and self.counts.corrupt == 0
 
     @property
     def lost_ports(self) -> list[int]:
         """Ports that got fewer datagrams than expected."""
-        return sorted(p for p, t in self.deviations.items() if t.lost)
+        return sorted(p for p, t in self.deviations.items() if t.counts.lost)
 
     @property
     def corrupt_ports(self) -> list[int]:
         """Ports that got a datagram unlike their message."""
-        return sorted(p for p, t in self.deviations.items() if t.corrupt)
+        return sorted(p for p, t in self.deviations.items() if t.counts.corrupt)
 
     @property
     def duplicate_ports(self) -> list[int]:
         """Ports that got more datagrams than expected."""
-        return sorted(p for p, t in self.deviations.items() if t.duplicate)
+        return sorted(p for p, t in self.deviations.items() if t.counts.duplicate)
 
     @property
     def reordered_ports(self) -> list[int]:
         """Ports that got datagrams out of order."""
-        return sorted(p for p, t in self.deviations.items() if t.reordered)
+        return sorted(p for p, t in self.deviations.items() if t.counts.reordered)
 
     def describe(self) -> str:
         """One line: what went wrong, naming the first few ports."""
         parts = []
-        if self.lost:
+        counts = self.counts
+        if counts.lost:
             lost = self.lost_ports
             why = "timed out" if self.timed_out else "missing"
             parts.append(
-                f"{self.lost} of {self.expected} datagrams lost ({why}) on {len(lost)} readers: ports {_port_list(lost)}"
+                f"{counts.lost} of {self.expected} datagrams lost ({why}) on {len(lost)} readers: ports {_port_list(lost)}"
             )
-        if self.corrupt:
-            parts.append(f"{self.corrupt} corrupt datagrams on ports {_port_list(self.corrupt_ports)}")
-        if self.duplicate:
-            parts.append(f"{self.duplicate} duplicates on ports {_port_list(self.duplicate_ports)}")
-        if self.reordered:
+        if counts.corrupt:
+            parts.append(f"{counts.corrupt} corrupt datagrams on ports {_port_list(self.corrupt_ports)}")
+        if counts.duplicate:
+            parts.append(f"{counts.duplicate} duplicates on ports {_port_list(self.duplicate_ports)}")
+        if counts.reordered:
             parts.append(
-                f"{self.reordered} reordered (extent up to {self.reorder_extent}) on ports {_port_list(self.reordered_ports)}"
+                f"{counts.reordered} reordered (extent up to {counts.reorder_extent}) on ports {_port_list(self.reordered_ports)}"
             )
-        if self.socket_drops:
-            parts.append(f"{self.socket_drops} dropped by full reader socket buffers")
+        if counts.socket_drops:
+            parts.append(f"{counts.socket_drops} dropped by full reader socket buffers")
         return "; ".join(parts) or f"all {self.expected} datagrams intact"
 
     def raise_for_loss(self) -> OpResult:
@@ -194,8 +179,11 @@ class OpResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, deviating ports included (arrivals as their count only)."""
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "deviations"}
+        out: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("deviations", "counts")
+        }
         out.update(
+            self.counts.to_dict(),
             expected=self.expected,
             ok=self.ok,
             lost_ports=self.lost_ports,
@@ -219,10 +207,6 @@ def reordered_ratio(reordered: int, intact: int) -> float:
     return reordered / intact if intact else 0.0
 
 
-_COUNTS = ("delivered", "intact", "corrupt", "duplicate", "lost", "late", "socket_drops", "reordered")
-_PORT_EXTRAS = ("corrupt", "duplicate", "lost", "late", "socket_drops", "reordered")
-
-
 @dataclass
 class RunTally:
     """Accumulated over a run: totals, plus per port (perfect ports are derived, not stored)."""
@@ -231,23 +215,16 @@ class RunTally:
     ops: int = 0
     sent: int = 0
     expected: int = 0
-    delivered: int = 0
-    intact: int = 0
-    corrupt: int = 0
-    duplicate: int = 0
-    lost: int = 0
-    late: int = 0
+    counts: Counts = field(default_factory=Counts)
     timeouts: int = 0
     reader_cpu_s: float = 0.0
-    socket_drops: int = 0
     reader_busy_s: float = 0.0
     reader_checked: int = 0
-    reordered: int = 0
-    reorder_extent: int = 0
     sequenced_intact: int = 0
     """Intact datagrams of sequenced streams: the reordered ratio's denominator."""
     _per_port_expected: int = 0
-    _deviations: dict[int, PortTally] = field(default_factory=dict)
+    _deviations: dict[int, Counts] = field(default_factory=dict)
+    """Per deviating port: its counts beyond the ``per_port`` intact datagrams every op expected."""
 
     def add(self, op: OpResult) -> None:
         """Fold one op's result in."""
@@ -258,35 +235,20 @@ class RunTally:
         self.reader_checked += op.reader_checked
         self.sent += op.sent
         self.expected += op.expected
-        for name in _COUNTS:
-            setattr(self, name, getattr(self, name) + getattr(op, name))
-        self.reorder_extent = max(self.reorder_extent, op.reorder_extent)
-        self.sequenced_intact += op.intact if op.sequenced else 0
+        self.counts += op.counts
+        self.sequenced_intact += op.counts.intact if op.sequenced else 0
         self._per_port_expected += op.per_port
         for port, dev in op.deviations.items():
-            acc = self._deviations.setdefault(port, PortTally(port))
-            acc.delivered += dev.delivered - op.per_port
-            acc.intact += dev.intact - op.per_port
-            for name in _PORT_EXTRAS:
-                setattr(acc, name, getattr(acc, name) + getattr(dev, name))
-            acc.reorder_extent = max(acc.reorder_extent, dev.reorder_extent)
+            extra = dev.counts._replace(
+                delivered=dev.counts.delivered - op.per_port, intact=dev.counts.intact - op.per_port
+            )
+            self._deviations[port] = self._deviations.get(port, Counts()) + extra
 
     def port(self, port: int) -> PortTally:
         """The run's counts for one port."""
         base = self._per_port_expected
-        dev = self._deviations.get(port, PortTally(port))
-        return PortTally(
-            port,
-            base + dev.delivered,
-            base + dev.intact,
-            dev.corrupt,
-            dev.duplicate,
-            dev.lost,
-            dev.late,
-            dev.socket_drops,
-            dev.reordered,
-            dev.reorder_extent,
-        )
+        dev = self._deviations.get(port, Counts())
+        return PortTally(port, dev._replace(delivered=base + dev.delivered, intact=base + dev.intact))
 
     def per_port(self) -> list[PortTally]:
         """Every port's counts, in port order."""
@@ -300,11 +262,16 @@ class RunTally:
     @property
     def reordered_ratio(self) -> float | None:
         """RFC 4737 4.1 over the run's sequenced streams (None when there were none)."""
-        return reordered_ratio(self.reordered, self.sequenced_intact) if self.sequenced_intact else None
+        return reordered_ratio(self.counts.reordered, self.sequenced_intact) if self.sequenced_intact else None
 
     def to_dict(self, *, ports: bool = False) -> dict[str, Any]:
         """The JSON form (per-port counts only when ``ports``)."""
-        out: dict[str, Any] = {k: v for k, v in asdict(self).items() if not k.startswith("_") and k != "ports"}
+        out: dict[str, Any] = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if not f.name.startswith("_") and f.name not in ("ports", "counts")
+        }
+        out.update(self.counts.to_dict())
         out["readers"] = len(self.ports)
         out["reader_cpu_us_per_op"] = 1e6 * self.reader_cpu_s / self.ops if self.ops else 0.0
         out["reader_capacity_pps"] = self.reader_capacity_pps

@@ -22,6 +22,7 @@ from rawpacer.errors import UsageError, require
 from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
 from rawpacer.messages import FixedSource, MessageSource, SeededSource, check_size
 from rawpacer.readers import Arrivals, OpResult, ReaderSet, RunTally
+from rawpacer.readers.counts import total
 from rawpacer.readers.process import STREAM_CAP_S
 from rawpacer.readers.readerset import ANSWER_MARGIN_S
 from rawpacer.remote import clock, outcome, wire
@@ -36,7 +37,6 @@ CHAIN_SILENCE_S, so it cannot end empty while the datagrams are on their way."""
 CHANNEL_SLACK_S = 0.05
 """Added to an op's silence: the agent starts counting it when armed, before the controller has heard
 that and sent anything, so a slow channel must not make datagrams on their way count as lost."""
-_SUMMED = ("delivered", "intact", "corrupt", "duplicate", "lost", "late", "socket_drops", "reader_checked")
 
 
 @dataclass
@@ -79,7 +79,6 @@ class Share:
 def merge(parts: Sequence[OpResult], sent: int, wait_s: float, op_s: float, slot_bases: Sequence[int]) -> OpResult:
     """One OpResult for the whole set from each host's (counts summed, arrivals' slots shifted)."""
     first = parts[0]
-    summed = {name: sum(getattr(p, name) for p in parts) for name in _SUMMED}
     got = None
     if any(p.arrivals is not None for p in parts):
         pieces = [(p.arrivals, base) for p, base in zip(parts, slot_bases) if p.arrivals is not None]
@@ -103,7 +102,9 @@ def merge(parts: Sequence[OpResult], sent: int, wait_s: float, op_s: float, slot
         reader_first_ns=min((p.reader_first_ns for p in parts if p.reader_first_ns), default=0),
         reader_last_ns=max(p.reader_last_ns for p in parts),
         arrivals=got,
-        **summed,
+        counts=total(p.counts for p in parts),
+        reader_checked=sum(p.reader_checked for p in parts),
+        sequenced=first.sequenced,
     )
 
 
@@ -326,6 +327,16 @@ class RemoteReaderSet:
         )
         request = {"sent_per_port": sent_per_port, "settle": float(settle)}
         return self._finish("stream", sent_per_port * self.count, request, STREAM_CAP_S, strict)
+
+    def abort(self) -> None:
+        """Back to idle: the op or stream left open is ended on every host (an agent ends one only by
+        answering it; the answer is tallied with nothing sent, not returned), any prearmed op drained."""
+        if self._pending is not None:
+            if self._pending[0] == "op":
+                self._finish("op", 0, {}, self.timeout, False)
+            else:
+                self._finish("stream", 0, {"sent_per_port": 1, "settle": 0.05}, STREAM_CAP_S, False)
+        self.settle()
 
     def close_port(self, port: int) -> None:
         """Test hook: the agent holding ``port`` closes its socket."""

@@ -7,6 +7,8 @@ whose creating process is gone can be recognised and removed (``remove_stale``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import itertools
 import os
 import re
@@ -14,8 +16,7 @@ import secrets
 import signal
 import threading
 from collections.abc import Iterator
-
-from pyroute2 import netns as _pyroute2_netns
+from typing import Any
 
 from rawpacer.errors import SandboxError
 from rawpacer.kernel import caps
@@ -24,6 +25,8 @@ PREFIX = "rawpacer-"
 RUN_DIR = "/run/netns"
 _NAME = re.compile(rf"^{PREFIX}(\d+)-")
 _counter = itertools.count()
+CLONE_NEWNET = 0x40000000
+"""setns(2)'s nstype for a network namespace (linux/sched.h)."""
 
 
 def new_run_id() -> str:
@@ -61,7 +64,7 @@ def create(name: str) -> None:
     """Create the named namespace (like ``ip netns add``)."""
     caps.require("creating network namespaces", caps.SANDBOX)
     try:
-        _pyroute2_netns.create(name)
+        _pyroute2().create(name)
     except OSError as exc:
         raise SandboxError(f"cannot create network namespace {name!r}: {exc}") from exc
 
@@ -69,11 +72,27 @@ def create(name: str) -> None:
 def remove(name: str) -> None:
     """Remove the named namespace if it exists (its links go with it)."""
     if os.path.exists(os.path.join(RUN_DIR, name)):
-        _pyroute2_netns.remove(name)
+        _pyroute2().remove(name)
+
+
+def _pyroute2() -> Any:
+    """pyroute2's netns module, loaded when a namespace is made or removed (not by the reader
+    process, which only enters one: see ``_setns``)."""
+    from pyroute2 import netns
+
+    return netns
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _setns(fd: int) -> None:
-    _pyroute2_netns.setns(fd)
+    """Move this thread into the network namespace ``fd`` refers to (setns(2), CLONE_NEWNET)."""
+    if _libc().setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 @contextlib.contextmanager

@@ -66,7 +66,7 @@ class Run:
 
     @property
     def lost(self) -> int:
-        return self.outcome.result.lost
+        return self.outcome.result.counts.lost
 
     @property
     def moved(self) -> dict[str, int]:
@@ -172,7 +172,7 @@ def test_a_shaped_stream_loses_what_the_tbf_dropped(ip_version):
     assert run.lost > run.outcome.sent // 2
     assert abs(drops - run.lost) <= HANDFUL, (drops, run.lost)
     assert (
-        0 <= run.moved["dut.qdisc.rpd1.tbf.packets"] - run.outcome.result.delivered <= HANDFUL
+        0 <= run.moved["dut.qdisc.rpd1.tbf.packets"] - run.outcome.result.counts.delivered <= HANDFUL
     )  # IPv6: the DUT's own MLD reports
     assert run.why().startswith(f"the DUT's tbf on rpd1 dropped {drops:,} (qdisc drops)")
     unexplained = run.lost - drops - run.moved.get("Udp.RcvbufErrors", 0) - run.moved.get("Udp6.RcvbufErrors", 0)
@@ -219,7 +219,7 @@ def test_conntrack_and_a_rule_scan_forward_everything():
     with Sandbox("router") as topo:
         install(topo, "rules:1000", "conntrack")
         run = paced_stream(topo, pps=10_000, fanouts=100)
-    assert run.lost == 0 and run.outcome.result.intact == run.outcome.sent
+    assert run.lost == 0 and run.outcome.result.counts.intact == run.outcome.sent
     assert run.moved["dut.nft.rawpacer rules.packets"] == run.outcome.sent
     # A one-way UDP flow stays NEW until a reply is seen (nf_conntrack_proto_udp.c).
     assert run.moved["dut.nft.rawpacer conntrack new.packets"] == run.outcome.sent

@@ -29,7 +29,7 @@ def test_seed_runs_in_the_sandbox(binary, kind):
     for row in rows:
         assert row.error is None, row.error
         (only,) = row.samples
-        assert only.ops == 20 and only.delivered == 200
+        assert only.ops == 20 and only.counts.delivered == 200
         assert only.ns_per_op > 0 and only.allocs_per_op > 0 and only.bytes_per_op >= 10 * 1500
 
 

@@ -65,7 +65,7 @@ def test_frames_tagged_with_another_id_are_dropped_and_counted():
             readers.begin()
             result = readers.wait(writer.send(readers.messages))
         counts = topo.vlan_filter.counts() if topo.vlan_filter else None
-    assert (result.delivered, result.lost) == (0, 20)
+    assert (result.counts.delivered, result.counts.lost) == (0, 20)
     assert counts is not None and counts.other_vlan == 20 and counts.accepted == 0
 
 

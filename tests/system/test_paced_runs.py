@@ -134,7 +134,7 @@ def test_the_schedule_is_anchored_after_the_c_loop_has_its_frames():
         pacer.start = lambda *t0: calls.append("start") or start(*t0)  # type: ignore[method-assign]  # on purpose
         outcome = OpLoop(writer, readers, MessageSource.make("fast", 200), pacer).stream(50)
     assert calls == ["frames", "start"]
-    assert pacer.implementation == "c-loop" and outcome.result.intact == 200
+    assert pacer.implementation == "c-loop" and outcome.result.counts.intact == 200
 
 
 @pytest.mark.parametrize(
@@ -167,4 +167,8 @@ def test_batch_writers_are_paced_from_c_at_any_burst(topology: str, writer: str,
     assert pacer.implementation == "c-loop"
     assert pacer.core.sent == replayed
     assert pacer.core.departures == first + -(-replayed // burst)
-    assert (outcome.sent, outcome.result.intact, outcome.result.reordered) == (fanouts * ports, fanouts * ports, 0)
+    assert (outcome.sent, outcome.result.counts.intact, outcome.result.counts.reordered) == (
+        fanouts * ports,
+        fanouts * ports,
+        0,
+    )

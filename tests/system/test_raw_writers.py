@@ -205,4 +205,7 @@ def test_resend_replays_the_last_fanout_and_send_always_takes_fresh_messages(nam
                 readers.begin(writer.delivered_size)
                 send = writer.send if call.endswith("send") and call != "resend" else writer.resend
                 result = readers.wait(send(readers.messages))
-                assert (result.intact, result.corrupt, result.lost) == (8, 0, 0), (call, result.describe())
+                assert (result.counts.intact, result.counts.corrupt, result.counts.lost) == (8, 0, 0), (
+                    call,
+                    result.describe(),
+                )

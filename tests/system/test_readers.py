@@ -12,6 +12,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 from helpers import ROOT, child_pids, udp_rx_queue, udp_sender, wait_until
@@ -19,6 +20,7 @@ from helpers import ROOT, child_pids, udp_rx_queue, udp_sender, wait_until
 from rawpacer.errors import DeliveryError, ReaderDied, UsageError
 from rawpacer.messages import MessageSource
 from rawpacer.readers import ReaderSet, ReaderTuning
+from rawpacer.readers.states import IllegalTransition, State
 from rawpacer.sandbox import Sandbox
 from rawpacer.writers import WriterOptions, get
 
@@ -60,8 +62,13 @@ def test_every_reader_gets_its_fresh_message(Readers, topo, sender):
             rs.begin()
             fan_out(rs, sender)
             result = rs.wait(strict=True)
-            assert (result.delivered, result.intact, result.lost, result.corrupt) == (20, 20, 0, 0)
-        assert rs.tally.intact == 60 and rs.tally.port(5007).intact == 3
+            assert (result.counts.delivered, result.counts.intact, result.counts.lost, result.counts.corrupt) == (
+                20,
+                20,
+                0,
+                0,
+            )
+        assert rs.tally.counts.intact == 60 and rs.tally.port(5007).counts.intact == 3
 
 
 def test_wrong_content_or_length_is_corrupt_and_named(Readers, topo, sender):
@@ -72,11 +79,11 @@ def test_wrong_content_or_length_is_corrupt_and_named(Readers, topo, sender):
         sender(bytes(rs.messages[0]), 5003)  # reader 5003 gets 5001's message
         sender(bytes(rs.messages[3])[:-1], 5004)  # one byte short
         result = rs.wait()
-        assert result.corrupt == 2 and result.intact == 8 and result.lost == 0
+        assert result.counts.corrupt == 2 and result.counts.intact == 8 and result.counts.lost == 0
         assert result.corrupt_ports == [5003, 5004]
         with pytest.raises(DeliveryError, match="5003, 5004"):
             result.raise_for_loss()
-        assert rs.tally.port(5003).corrupt == 1 and rs.tally.port(5003).intact == 0
+        assert rs.tally.port(5003).counts.corrupt == 1 and rs.tally.port(5003).counts.intact == 0
 
 
 def test_duplicate_is_counted_not_failed(Readers, topo, sender):
@@ -86,8 +93,8 @@ def test_duplicate_is_counted_not_failed(Readers, topo, sender):
         fan_out(rs, sender)
         sender(rs.messages[2], 5003)
         result = rs.wait(strict=True)
-        assert result.duplicate == 1 and result.duplicate_ports == [5003]
-        assert result.intact == 5 and result.delivered == 6
+        assert result.counts.duplicate == 1 and result.duplicate_ports == [5003]
+        assert result.counts.intact == 5 and result.counts.delivered == 6
 
 
 def test_trimmed_prefix_is_intact(Readers, topo, sender):
@@ -96,10 +103,10 @@ def test_trimmed_prefix_is_intact(Readers, topo, sender):
         rs.begin(expected_size=1000)
         for port, message in zip(rs.ports, rs.messages):
             sender(message[:1000], port)
-        assert rs.wait(strict=True).intact == 4
+        assert rs.wait(strict=True).counts.intact == 4
         rs.begin(expected_size=1000)
         fan_out(rs, sender)  # full messages where prefixes were expected
-        assert rs.wait().corrupt == 4
+        assert rs.wait().counts.corrupt == 4
 
 
 def test_timeout_names_the_missing_ports(Readers, topo, sender):
@@ -108,12 +115,12 @@ def test_timeout_names_the_missing_ports(Readers, topo, sender):
         rs.begin()
         fan_out(rs, sender, skip={5002, 5030})
         result = rs.wait(sent=28)
-        assert result.timed_out and result.lost == 2 and result.lost_ports == [5002, 5030]
+        assert result.timed_out and result.counts.lost == 2 and result.lost_ports == [5002, 5030]
         rs.begin()
         fan_out(rs, sender, skip={5010})
         with pytest.raises(DeliveryError, match=r"lost \(timed out\) on 1 readers: ports 5010"):
             rs.wait(strict=True)
-        assert rs.tally.lost == 3 and rs.tally.timeouts == 2 and rs.tally.port(5002).lost == 1
+        assert rs.tally.counts.lost == 3 and rs.tally.timeouts == 2 and rs.tally.port(5002).counts.lost == 1
 
 
 def test_datagrams_between_ops_are_late(Readers, topo, sender):
@@ -127,7 +134,7 @@ def test_datagrams_between_ops_are_late(Readers, topo, sender):
         rs.begin()
         fan_out(rs, sender)
         result = rs.wait(strict=True)
-        assert result.late == 1 and result.deviations[5002].late == 1 and result.intact == 3
+        assert result.counts.late == 1 and result.deviations[5002].counts.late == 1 and result.counts.intact == 3
 
 
 def test_closed_reader_is_lost_and_named_without_hanging(Readers, topo, sender):
@@ -138,8 +145,8 @@ def test_closed_reader_is_lost_and_named_without_hanging(Readers, topo, sender):
             rs.begin()
             fan_out(rs, sender)
             result = rs.wait()
-            assert result.lost_ports == [5004] and result.intact == 7
-        assert rs.tally.port(5004).lost == 2
+            assert result.lost_ports == [5004] and result.counts.intact == 7
+        assert rs.tally.port(5004).counts.lost == 2
         with pytest.raises(UsageError, match="9999"):
             rs.close_port(9999)
 
@@ -152,6 +159,8 @@ def test_killed_reader_process_is_reader_died(Readers, topo, sender):
         os.kill(rs.pid, signal.SIGKILL)
         with pytest.raises(ReaderDied, match="SIGKILL"):
             rs.wait()
+        with pytest.raises(ReaderDied, match="SIGKILL"):  # gone for good: not a usage error
+            rs.abort()
     finally:
         rs.close()
     assert rs.pid not in child_pids()
@@ -174,7 +183,85 @@ def test_stream_counts_everything_delivered(Readers, topo, sender):
         for _ in range(20):
             fan_out(rs, sender)
         result = rs.end_stream(20, strict=True)
-        assert result.intact == 200 and result.per_port == 20 and result.mode == "stream"
+        assert result.counts.intact == 200 and result.per_port == 20 and result.mode == "stream"
+
+
+def test_abort_mid_stream_brings_the_readers_back_to_idle(Readers, topo, sender):
+    with Readers(topo, 4, 300) as rs:
+        new_op(rs)
+        rs.begin_stream(fanouts=10)
+        for _ in range(5):
+            fan_out(rs, sender)
+        assert rs.state is State.STREAM
+        rs.abort()
+        assert rs.state is State.IDLE
+        with pytest.raises(IllegalTransition, match="EndStream is not allowed while the readers are between ops"):
+            rs.end_stream(5)
+        new_op(rs)
+        rs.begin()
+        fan_out(rs, sender)
+        result = rs.wait(strict=True)
+        assert result.counts.intact == 4 and result.counts.lost == 0 and result.mode == "op"
+        assert rs.tally.ops == 1  # the aborted stream left no count behind
+        rs.abort()  # from idle: nothing to do
+        assert rs.state is State.IDLE
+
+
+def test_abort_after_an_interrupted_wait_drops_the_result_on_its_way(topo, sender):
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    with ReaderSet(topo, 4, 300, timeout=2.0) as rs:
+        new_op(rs)
+        rs.begin()
+        fan_out(rs, sender, skip=rs.ports[:1])  # one port's datagram never comes: the wait blocks
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                rs.wait()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        assert rs.state is State.FINISHING
+        rs.abort()
+        new_op(rs)
+        rs.begin()
+        fan_out(rs, sender)
+        assert rs.wait(strict=True).counts.intact == 4 and rs.state is State.IDLE
+
+
+@pytest.mark.parametrize("loop", ["c", "python"])
+def test_readers_started_beside_a_busy_thread_deliver_and_check(loop, topo, sender):
+    stop = threading.Event()
+
+    def busy() -> None:
+        spins = 0
+        while not stop.is_set():
+            spins += 1
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        with ReaderSet(topo, 50, 500, tuning=ReaderTuning(loop=loop)) as rs:
+            with open(f"/proc/{rs.pid}/cmdline", "rb") as handle:
+                command = handle.read()
+            assert b"rawpacer.readers.spawn" in command  # a fresh interpreter, not a fork of this threaded one
+            for _ in range(3):
+                new_op(rs)
+                rs.begin()
+                fan_out(rs, sender)
+                assert rs.wait(strict=True).counts.intact == 50
+            new_op(rs)
+            rs.begin()
+            fan_out(rs, sender, skip=rs.ports[:1])
+            sender(b"not its message", rs.ports[0])
+            result = rs.wait()
+            assert (result.counts.intact, result.counts.corrupt, result.corrupt_ports) == (49, 1, [rs.ports[0]])
+    finally:
+        stop.set()
+        thread.join()
+    assert rs.pid not in child_pids()
 
 
 def test_stream_overflow_is_lost_and_the_socket_drops_say_so(Readers, topo):
@@ -192,12 +279,12 @@ def test_stream_overflow_is_lost_and_the_socket_drops_say_so(Readers, topo):
             result = rs.end_stream(300, settle=0.1)
             rs.begin()  # the next op starts from the drop counters as they are now
             after = rs.wait(writer.send(rs.messages), strict=True)
-    assert result.lost > 0 and result.delivered + result.lost == 1200
-    assert result.intact == result.delivered and not result.ok
-    assert result.socket_drops == result.lost, "every datagram lost here was dropped at a full socket"
-    assert sum(t.socket_drops for t in result.deviations.values()) == result.socket_drops
+    assert result.counts.lost > 0 and result.counts.delivered + result.counts.lost == 1200
+    assert result.counts.intact == result.counts.delivered and not result.ok
+    assert result.counts.socket_drops == result.counts.lost, "every datagram lost here was dropped at a full socket"
+    assert sum(t.counts.socket_drops for t in result.deviations.values()) == result.counts.socket_drops
     assert "dropped by full reader socket buffers" in result.describe()
-    assert after.socket_drops == 0 and rs.tally.socket_drops == result.socket_drops
+    assert after.counts.socket_drops == 0 and rs.tally.counts.socket_drops == result.counts.socket_drops
 
 
 @pytest.mark.parametrize("kind", ["lo", "veth"])
@@ -216,8 +303,8 @@ def test_readers_deliver_intact_through_the_fast_path(kind, count):
             rs.begin_stream()
             for _ in range(5):
                 writer.send(rs.messages)
-            assert rs.end_stream(5, strict=True).intact == 5 * count
-        assert rs.tally.intact == 7 * count and rs.tally.socket_drops == 0
+            assert rs.end_stream(5, strict=True).counts.intact == 5 * count
+        assert rs.tally.counts.intact == 7 * count and rs.tally.counts.socket_drops == 0
 
 
 def test_rlimit_that_cannot_be_raised_is_one_clear_line():
@@ -298,7 +385,7 @@ def test_bad_call_order_is_a_usage_error(topo):
         with pytest.raises(UsageError, match="expected size 101"):
             rs.begin(expected_size=101)
         rs.begin()
-        with pytest.raises(UsageError, match="already running"):
+        with pytest.raises(UsageError, match="running an op: call wait"):
             rs.begin()
         with pytest.raises(UsageError, match="sent per port 0"):
             rs.end_stream(0)

@@ -85,7 +85,7 @@ def test_fragment_ids_wrap_past_zero_and_every_datagram_reassembles(name, tmp_pa
         writer._ip_id = 0xFFFD  # the next ids are 0xFFFE, 0xFFFF, then they wrap
         outcomes = OpLoop(writer, readers, MessageSource.make("crypto", 1000)).fanouts(2)
         ethernet = writer.ethernet
-    assert [(o.result.intact, o.result.lost) for o in outcomes] == [(4, 0), (4, 0)]
+    assert [(o.result.counts.intact, o.result.counts.lost) for o in outcomes] == [(4, 0), (4, 0)]
     offset = 14 if ethernet else 0
     ids = {int.from_bytes(frame[offset + 4 : offset + 6], "big") for frame in read_pcap(pcap)[1]}
     assert {0xFFFE, 0xFFFF, 1, 2} <= ids and 0 not in ids
@@ -109,7 +109,7 @@ def test_ops_that_wait_for_a_missing_datagram_are_counted_and_kept_out_of_the_ti
             loop = OpLoop(writer, readers, MessageSource.make("fast", 200))
             sample, notes = Pass(loop).measure(parse_benchtime("30x"))
             waits = [o.result.wait_s for o in loop.fanouts(6) if o.result.timed_out]
-    assert (sample.ops_incomplete, sample.ops, sample.lost) == (10, 20, 10)
+    assert (sample.ops_incomplete, sample.ops, sample.counts.lost) == (10, 20, 10)
     assert sample.ns_per_op is not None and sample.ns_per_op < 50e6  # a 1 s wait in the mean would be > 300 ms
     assert any("ops_incomplete" in note for note in notes)
     assert len(waits) == 2 and max(waits) < 0.5  # the silence is a multiple of the typical op, not a second

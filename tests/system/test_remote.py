@@ -251,7 +251,7 @@ with rig.sandbox(config) as topo, rig.readers(config, topo, 20) as readers:
     loop = OpLoop(writer, readers, rig.source(config, readers))
     for round in range(3):
         results = [o.result for o in loop.fanouts(30)]
-        counts.append([sum(r.intact for r in results), sum(r.lost for r in results), sum(r.corrupt for r in results)])
+        counts.append([sum(r.counts.intact for r in results), sum(r.counts.lost for r in results), sum(r.counts.corrupt for r in results)])
         if round == 0:
             readers.close_port(readers.ports[-1])  # a prearmed op is open: drained first; then one loss an op
     print(json.dumps(counts))

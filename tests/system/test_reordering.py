@@ -56,17 +56,23 @@ def test_a_reordering_dut_is_counted(router, name, loop):
             writer = get(name)(router.target(rs.ports), WriterOptions(message_size=SIZE))
         with writer:
             result = OpLoop(writer, rs, MessageSource.make("crypto", SIZE)).stream(fanouts, settle=0.5).result
-    assert (result.sequenced, result.intact, result.lost, result.duplicate, result.corrupt) == (
+    assert (
+        result.sequenced,
+        result.counts.intact,
+        result.counts.lost,
+        result.counts.duplicate,
+        result.counts.corrupt,
+    ) == (
         True,
         fanouts * readers,
         0,
         0,
         0,
     )
-    assert 0 < result.reordered <= fanouts // 2 * readers
-    assert result.reorder_extent >= 1
-    assert result.reordered_ratio == result.reordered / result.intact
-    assert sum(t.reordered for t in result.deviations.values()) == result.reordered
+    assert 0 < result.counts.reordered <= fanouts // 2 * readers
+    assert result.counts.reorder_extent >= 1
+    assert result.reordered_ratio == result.counts.reordered / result.counts.intact
+    assert sum(t.counts.reordered for t in result.deviations.values()) == result.counts.reordered
 
 
 def test_a_paced_stream_through_the_c_send_loop_is_counted(router):
@@ -79,8 +85,13 @@ def test_a_paced_stream_through_the_c_send_loop_is_counted(router):
             pacer = Pacer(ConstantSchedule(20_000, 1))
             result = OpLoop(writer, rs, MessageSource.make("crypto", SIZE), pacer).stream(fanouts, settle=0.5).result
     assert pacer.implementation == "c-loop"
-    assert (result.intact, result.lost, result.duplicate, result.corrupt) == (fanouts * readers, 0, 0, 0)
-    assert 0 < result.reordered <= fanouts // 2 * readers
+    assert (result.counts.intact, result.counts.lost, result.counts.duplicate, result.counts.corrupt) == (
+        fanouts * readers,
+        0,
+        0,
+        0,
+    )
+    assert 0 < result.counts.reordered <= fanouts // 2 * readers
 
 
 def test_compare_reports_the_reordering(router, tmp_path):
@@ -134,11 +145,16 @@ def test_injected_duplicate_and_swap_are_counted_exactly(veth, loop):
         rs.begin_stream(fanouts=4)
         inject(veth, [frame(0, k) for k in (0, 1, 1, 2, 3)] + [frame(1, k) for k in (0, 2, 1, 3)])
         result = rs.end_stream(4, settle=0.2)
-    assert (result.sequenced, result.intact, result.lost, result.corrupt) == (True, 8, 0, 0)
-    assert (result.duplicate, result.reordered, result.reorder_extent) == (1, 1, 1)
+    assert (result.sequenced, result.counts.intact, result.counts.lost, result.counts.corrupt) == (True, 8, 0, 0)
+    assert (result.counts.duplicate, result.counts.reordered, result.counts.reorder_extent) == (1, 1, 1)
     assert result.duplicate_ports == [a] and result.reordered_ports == [b]
     port_b = result.deviations[b]
-    assert (port_b.in_order, port_b.reordered, port_b.reorder_extent, port_b.duplicate) == (3, 1, 1, 0)
+    assert (port_b.counts.in_order, port_b.counts.reordered, port_b.counts.reorder_extent, port_b.counts.duplicate) == (
+        3,
+        1,
+        1,
+        0,
+    )
     assert "1 reordered (extent up to 1)" in result.describe()
 
 
@@ -153,7 +169,7 @@ def test_a_forged_sequence_is_corrupt(veth):
         frames = [sequence_bytes(0) + rest, bytes(bad_check) + rest, sequence_bytes(2) + rest, sequence_bytes(1) + rest]
         inject(veth, [sandbox_frame(veth, rs.ports[0], body) for body in frames])
         result = rs.end_stream(2, settle=0.2)
-    assert (result.intact, result.corrupt, result.lost, result.reordered) == (2, 2, 0, 0)
+    assert (result.counts.intact, result.counts.corrupt, result.counts.lost, result.counts.reordered) == (2, 2, 0, 0)
 
 
 def test_a_crafted_capture_with_swapped_and_repeated_frames_is_counted_exactly(tmp_path):

@@ -48,7 +48,7 @@ def test_a_search_finds_a_rate_that_a_separate_stream_delivers_whole(tmp_path):
     ):
         loop = OpLoop(writer, readers, MessageSource.make("crypto", 470), Pacer(ConstantSchedule(rate * 0.9, 10)))
         outcome = loop.stream(100)
-    assert (outcome.result.lost, outcome.result.intact) == (0, 1000)
+    assert (outcome.result.counts.lost, outcome.result.counts.intact) == (0, 1000)
 
 
 def test_the_throughput_search_finds_a_shaping_duts_rate_and_marks_it_dut_limited():

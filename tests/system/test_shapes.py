@@ -16,8 +16,9 @@ IMIX_SHARE = {64: 7 / 12, 594: 4 / 12, 1518: 1 / 12}
 
 
 def every_datagram_intact(sample: rawpacer.Sample) -> None:
-    assert sample.sent > 0 and sample.delivered == sample.sent and sample.intact == sample.sent
-    assert sample.lost == sample.corrupt == sample.duplicate == 0
+    counts = sample.counts
+    assert sample.sent > 0 and counts.delivered == sample.sent and counts.intact == sample.sent
+    assert counts.lost == counts.corrupt == counts.duplicate == 0
 
 
 @pytest.mark.parametrize(

@@ -40,8 +40,8 @@ def test_writer_delivers_fresh_messages_intact(topo, name, count):
             rs.begin(writer.delivered_size)
             sent = writer.send(rs.messages)
             result = rs.wait(sent, strict=True)
-            assert sent == count and result.intact == count
-        assert rs.tally.intact == 3 * count and rs.tally.corrupt == 0
+            assert sent == count and result.counts.intact == count
+        assert rs.tally.counts.intact == 3 * count and rs.tally.counts.corrupt == 0
 
 
 @pytest.mark.parametrize("name", STANDARD_WRITERS)
@@ -49,7 +49,7 @@ def test_big_messages_are_fragmented_by_the_kernel(topo, name):
     with ReaderSet(topo, 20, 9000) as rs, make_writer(topo, name, rs.ports, message_size=9000) as writer:
         MessageSource.make("fast", 9000).fill(rs.buffer)
         rs.begin()
-        assert rs.wait(writer.send(rs.messages), strict=True).intact == 20
+        assert rs.wait(writer.send(rs.messages), strict=True).counts.intact == 20
 
 
 @pytest.mark.parametrize("name", STANDARD_WRITERS)
@@ -61,7 +61,7 @@ def test_bytes_messages_work_too(topo, name):
             for slot, message in zip(rs.messages, messages):
                 slot[:] = message
             rs.begin()
-            assert rs.wait(writer.send(messages), strict=True).intact == 5
+            assert rs.wait(writer.send(messages), strict=True).counts.intact == 5
 
 
 @pytest.mark.parametrize("name", STANDARD_WRITERS)

@@ -217,7 +217,7 @@ def test_stream_replay_delivers_intact(knobs: XdpKnobs) -> None:
         make_writer(topo, "xdp", readers.ports, knobs, message_size=1500) as writer,
     ):
         outcome = OpLoop(writer, readers, MessageSource.make("crypto", 1500)).stream(40)
-    assert (outcome.sent, outcome.result.intact, outcome.result.lost) == (2000, 2000, 0)
+    assert (outcome.sent, outcome.result.counts.intact, outcome.result.counts.lost) == (2000, 2000, 0)
 
 
 def test_spans_send_exactly_their_ports() -> None:
@@ -286,7 +286,7 @@ def test_the_kick_strategies_both_drain_the_ring() -> None:
                 writer = make_writer(topo, "xdp", readers.ports, XdpKnobs(tx_budget=budget), message_size=1500)
                 with writer:
                     outcome = OpLoop(writer, readers, MessageSource.make("fast", 1500)).fanout()
-                    kicks[budget] = (writer.tx_budget, writer.statistics()["kicks"], outcome.result.intact)
+                    kicks[budget] = (writer.tx_budget, writer.statistics()["kicks"], outcome.result.counts.intact)
     assert kicks[0] == ((512, 1, 100) if kernel_offers()[1] else (32, 4, 100))
     assert kicks[32] == (32, 4, 100)
 

@@ -13,6 +13,7 @@ from rawpacer.bench import confidence
 from rawpacer.bench.config import make_config
 from rawpacer.bench.result import Report, Sample, WriterResult
 from rawpacer.errors import UsageError
+from rawpacer.readers.counts import Counts
 from rawpacer.report.jsonout import to_json
 from rawpacer.report.table import print_report
 
@@ -69,7 +70,7 @@ def test_ci_is_automatic_from_three_passes_and_refused_below():
 
 def passes(*ns_per_op: float) -> list[Sample]:
     return [
-        Sample(ops=10, elapsed_ns=int(ns * 10), sent=100, delivered=100, intact=100, payload_bytes=1)
+        Sample(ops=10, elapsed_ns=int(ns * 10), sent=100, counts=Counts(delivered=100, intact=100), payload_bytes=1)
         for ns in ns_per_op
     ]
 

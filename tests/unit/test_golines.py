@@ -28,7 +28,7 @@ def test_rows_from_output_and_failure():
     run = gobench.GoRun(parse_lines(GO_OUTPUT), GO_OUTPUT, 0)
     base, seed = gobench.to_results(run, 100)
     assert (base.writer, seed.writer) == ("go-net-baseline", "go-seed-goroutines")
-    assert base.samples[0].delivered == 470 * 100 and base.samples[0].allocs_per_op == 600
+    assert base.samples[0].counts.delivered == 470 * 100 and base.samples[0].allocs_per_op == 600
     assert base.samples[0].ns_per_op == pytest.approx(2577547)
     failed = gobench.GoRun([], "--- FAIL: BenchmarkRawUDP\n    seed_test.go:150: timeout, should not happen\n", 1)
     rows = gobench.to_results(failed, 100)

@@ -20,6 +20,7 @@ from rawpacer.bench.result import Report, Sample, WriterResult
 from rawpacer.host import HostActivity, HostSample, activity, parse_loadavg, parse_pid_stat, parse_stat
 from rawpacer.host.environment import governor
 from rawpacer.host.stalls import PAUSE_NS, count_pauses
+from rawpacer.readers.counts import Counts
 from rawpacer.report.jsonout import to_json
 from rawpacer.report.rfc2544_table import back_to_back_grid, throughput_grid
 from rawpacer.report.table import host_warning, print_report
@@ -159,7 +160,15 @@ QUIET = activity(at(stat(), {1: 0}), at(stat(idle=1000), {1: 0}))
 
 
 def pass_sample(hostly: HostActivity | None, p50: float = 1e6, top: float = 2e6) -> Sample:
-    return Sample(10, 10**7, 100, 100, 100, 150_000, op_ns_percentiles={"p50": p50, "max": top}, host=hostly)
+    return Sample(
+        10,
+        10**7,
+        100,
+        Counts(delivered=100, intact=100),
+        150_000,
+        op_ns_percentiles={"p50": p50, "max": top},
+        host=hostly,
+    )
 
 
 def test_compare_json_carries_environment_and_each_pass_its_host():
@@ -173,8 +182,8 @@ def test_compare_json_carries_environment_and_each_pass_its_host():
 
 def test_the_longest_stall_of_a_pass_is_the_slowest_op_over_the_median_or_the_pacers_latest():
     assert pass_sample(None, 1e6, 13e6).longest_stall_ns == 12_000_000
-    paced = Sample(1, 1, 1, 1, 1, 1, pacing={"pacer": {"lateness_ns": {"max": 7}}})
-    assert paced.longest_stall_ns == 7 and Sample(1, 1, 1, 1, 1, 1).longest_stall_ns is None
+    paced = Sample(1, 1, 1, Counts(1, 1), 1, pacing={"pacer": {"lateness_ns": {"max": 7}}})
+    assert paced.longest_stall_ns == 7 and Sample(1, 1, 1, Counts(1, 1), 1).longest_stall_ns is None
 
 
 def test_the_table_prints_one_warning_naming_the_spoiled_writers():

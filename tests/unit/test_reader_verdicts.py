@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from rawpacer import _readloop as readloop  # built by sudo-run.sh (tests/unit/test_checksum.py checks)
 from rawpacer.errors import UsageError
 from rawpacer.readers import arrivals, core, protocol, pyloop
+from rawpacer.readers.counts import Counts
 from rawpacer.readers.tally import OpResult, PortTally, RunTally
 from rawpacer.readers.tuning import ReaderTuning
 
@@ -51,7 +52,7 @@ def test_every_slot_intact(make):
         counter.datagram(slot, message(buffer, slot))
     assert counter.complete
     verdict = core.verdict(counter.tallies(), PORTS)
-    assert verdict == core.Verdict(1, 4, 4, 0, 0, 0, 0, ())
+    assert verdict == core.Verdict(1, Counts(delivered=4, intact=4), ())
 
 
 def test_corrupt_truncated_oversized_foreign_and_misdelivered(make):
@@ -66,8 +67,13 @@ def test_corrupt_truncated_oversized_foreign_and_misdelivered(make):
     counter.datagram(3, message(buffer, 0))  # another reader's message
     counter.datagram(3, os.urandom(SIZE))  # a stranger's
     verdict = core.verdict(counter.tallies(), PORTS)
-    assert (verdict.delivered, verdict.intact, verdict.corrupt, verdict.lost) == (5, 0, 5, 0)
-    assert verdict.deviations[3] == PortTally(5004, delivered=2, intact=0, corrupt=2)
+    assert (verdict.counts.delivered, verdict.counts.intact, verdict.counts.corrupt, verdict.counts.lost) == (
+        5,
+        0,
+        5,
+        0,
+    )
+    assert verdict.deviations[3] == PortTally(5004, Counts(delivered=2, intact=0, corrupt=2))
     assert [t.port for t in verdict.deviations] == list(PORTS)
 
 
@@ -82,17 +88,17 @@ def test_duplicate_missing_and_late(make):
     counter.datagram(3, message(buffer, 3))
     assert not counter.complete  # slot 1 has nothing
     verdict = core.verdict(counter.tallies(), PORTS)
-    counts = {"per_port": 1, "delivered": 4, "intact": 3, "corrupt": 0, "duplicate": 1, "lost": 1, "late": 1}
     assert verdict == core.Verdict(
-        **counts,
+        per_port=1,
+        counts=Counts(delivered=4, intact=3, corrupt=0, duplicate=1, lost=1, late=1),
         deviations=(
-            PortTally(5001, delivered=2, intact=1, duplicate=1),
-            PortTally(5002, lost=1),
-            PortTally(5003, delivered=1, intact=1, late=1),
+            PortTally(5001, Counts(delivered=2, intact=1, duplicate=1)),
+            PortTally(5002, Counts(lost=1)),
+            PortTally(5003, Counts(delivered=1, intact=1, late=1)),
         ),
     )
     counter.begin(SIZE, False, False)  # late datagrams belong to the op after them only
-    assert core.verdict(counter.tallies(), PORTS).late == 0
+    assert core.verdict(counter.tallies(), PORTS).counts.late == 0
 
 
 def test_trimmed_prefix_and_stream_counts(make):
@@ -107,12 +113,12 @@ def test_trimmed_prefix_and_stream_counts(make):
     counter.set_per_port(3)
     assert counter.complete
     verdict = core.verdict(counter.tallies(), PORTS)
-    assert (verdict.per_port, verdict.delivered, verdict.intact, verdict.corrupt) == (3, 13, 12, 1)
+    assert (verdict.per_port, verdict.counts.delivered, verdict.counts.intact, verdict.counts.corrupt) == (3, 13, 12, 1)
     counter.begin(SIZE, True, False)
     counter.datagram(0, message(buffer, 0))
     counter.set_per_port(2)  # overflowed receive buffers: fewer arrived than were sent
     verdict = core.verdict(counter.tallies(), PORTS)
-    assert (verdict.lost, verdict.deviations[0]) == (7, PortTally(5001, delivered=1, intact=1, lost=1))
+    assert (verdict.counts.lost, verdict.deviations[0]) == (7, PortTally(5001, Counts(delivered=1, intact=1, lost=1)))
 
 
 def test_timestamps_keep_every_datagram_in_order(make):
@@ -191,15 +197,15 @@ def test_counter_reads_the_expected_buffer_live(make):
     buffer[0:SIZE] = bytes(SIZE)  # the parent refills the shared slots between ops
     counter.datagram(0, bytes(SIZE))
     verdict = core.verdict(counter.tallies(), PORTS)
-    assert verdict.intact == 1 and [t.port for t in verdict.deviations] == [5002, 5003, 5004]
+    assert verdict.counts.intact == 1 and [t.port for t in verdict.deviations] == [5002, 5003, 5004]
 
 
 def test_port_tally_is_the_documented_rule():
     assert core.port_tally(7, expected=3, received=5, mismatched=1, late=2) == PortTally(
-        7, delivered=5, intact=3, corrupt=1, duplicate=1, lost=0, late=2
+        7, Counts(delivered=5, intact=3, corrupt=1, duplicate=1, lost=0, late=2)
     )
     assert core.port_tally(7, expected=3, received=2, mismatched=2, late=0) == PortTally(
-        7, delivered=2, intact=0, corrupt=2, duplicate=0, lost=1
+        7, Counts(delivered=2, intact=0, corrupt=2, duplicate=0, lost=1)
     )
 
 
@@ -312,14 +318,17 @@ def test_bad_tuning_is_a_usage_error(kwargs, match):
 
 
 def test_outcome_survives_the_wire():
-    deviations = (PortTally(5002, lost=1, socket_drops=1), PortTally(5003, delivered=2, intact=1, duplicate=1))
+    deviations = (
+        PortTally(5002, Counts(lost=1, socket_drops=1)),
+        PortTally(5003, Counts(delivered=2, intact=1, duplicate=1)),
+    )
+    totals = Counts(delivered=3, intact=3, duplicate=1, lost=1, socket_drops=1)
     outcome = protocol.Outcome(
-        verdict=core.Verdict(1, 3, 3, 0, 1, 1, 0, deviations),
+        verdict=core.Verdict(1, totals, deviations),
         timed_out=True,
         reader_cpu_s=0.5,
         reader_busy_s=0.25,
         reader_checked=3,
-        socket_drops=1,
         reader_first_ns=10,
         reader_last_ns=20,
         arrivals=0,
@@ -346,12 +355,7 @@ def op_result(**kwargs) -> OpResult:
         "expected_size": SIZE,
         "per_port": 1,
         "sent": 4,
-        "delivered": 4,
-        "intact": 4,
-        "corrupt": 0,
-        "duplicate": 0,
-        "lost": 0,
-        "late": 0,
+        "counts": Counts(delivered=4, intact=4),
         "timed_out": False,
         "reader_cpu_s": 0.001,
         "wait_s": 0.0,
@@ -363,13 +367,15 @@ def op_result(**kwargs) -> OpResult:
 def test_drops_and_capacity_add_up_over_a_run():
     tally = RunTally(PORTS)
     tally.add(op_result(reader_busy_s=0.5, reader_checked=4))
-    counts = {"delivered": 3, "intact": 3, "lost": 1, "socket_drops": 1}
     lossy = op_result(
-        **counts, reader_busy_s=0.5, reader_checked=3, deviations={5002: PortTally(5002, lost=1, socket_drops=1)}
+        counts=Counts(delivered=3, intact=3, lost=1, socket_drops=1),
+        reader_busy_s=0.5,
+        reader_checked=3,
+        deviations={5002: PortTally(5002, Counts(lost=1, socket_drops=1))},
     )
     tally.add(lossy)
     assert lossy.reader_capacity_pps == 6.0 and "1 dropped by full reader socket buffers" in lossy.describe()
-    assert tally.socket_drops == 1 and tally.port(5002) == PortTally(5002, 1, 1, 0, 0, 1, 0, 1)
+    assert tally.counts.socket_drops == 1 and tally.port(5002) == PortTally(5002, Counts(1, 1, 0, 0, 1, 0, 1))
     assert tally.reader_capacity_pps == 7.0 and tally.to_dict()["reader_capacity_pps"] == 7.0
     assert op_result().reader_capacity_pps is None and op_result().to_dict()["arrivals"] is None
 

@@ -11,6 +11,7 @@ import pytest
 from rawpacer.errors import UsageError
 from rawpacer.messages import CryptoSource, MessageSource, SeededSource
 from rawpacer.readers import Arrivals, OpResult, PortTally
+from rawpacer.readers.counts import Counts
 from rawpacer.remote import channel, clock, outcome, wire
 from rawpacer.remote.readerset import merge
 from rawpacer.remote.spec import Host, parse_hosts, shares
@@ -154,9 +155,10 @@ def test_one_way_latency_is_corrected_and_withheld_when_the_clocks_cannot_tell()
 
 def op_result(readers: int, lost_port: int | None = None, arrivals: Arrivals | None = None) -> OpResult:
     lost = 1 if lost_port is not None else 0
-    deviations = {lost_port: PortTally(lost_port, 0, 0, 0, 0, 1, 0, 0)} if lost_port is not None else {}
+    deviations = {lost_port: PortTally(lost_port, Counts(lost=1))} if lost_port is not None else {}
     return OpResult(
-        "op", readers, 100, 1, readers, readers - lost, readers - lost, 0, 0, lost, 0, False, 0.001, 0.0, 0.0,
+        "op", readers, 100, 1, readers, Counts(delivered=readers - lost, intact=readers - lost, lost=lost), False,
+        0.001, 0.0, 0.0,
         deviations=deviations, reader_checked=readers - lost, reader_first_ns=10, reader_last_ns=20, arrivals=arrivals,
     )  # fmt: skip
 
@@ -169,8 +171,15 @@ def test_an_op_result_crosses_the_wire_with_its_arrivals_on_the_agents_realtime_
     back, first_rt = outcome.from_wire(verdict, sent=3, wait_s=0.5, op_s=0.6, timestamps=True)
     assert [getattr(back, name) for name in outcome.SCALARS] == [getattr(sent, name) for name in outcome.SCALARS]
     assert back.deviations == sent.deviations and back.mode == "op"
+    assert back.counts == sent.counts
     assert first_rt == 10 + 1000 + 7
-    assert (back.delivered, back.lost, back.sent, back.wait_s, list(back.deviations)) == (2, 1, 3, 0.5, [5002])
+    assert (back.counts.delivered, back.counts.lost, back.sent, back.wait_s, list(back.deviations)) == (
+        2,
+        1,
+        3,
+        0.5,
+        [5002],
+    )
     assert back.arrivals is not None and back.arrivals.rx_ns.tolist() == [107, 207]
     assert back.arrivals.match.tolist() == [True, False]
 
@@ -213,7 +222,13 @@ def test_results_of_several_hosts_merge_into_one():
         6, lost_port=5005, arrivals=Arrivals(np.array([2], np.int64), np.array([0], np.int32), np.array([True]))
     )
     merged = merge([a, b], sent=8, wait_s=0.1, op_s=0.2, slot_bases=[0, 2])
-    assert (merged.readers, merged.delivered, merged.lost, merged.sent, list(merged.deviations)) == (8, 7, 1, 8, [5005])
+    assert (merged.readers, merged.counts.delivered, merged.counts.lost, merged.sent, list(merged.deviations)) == (
+        8,
+        7,
+        1,
+        8,
+        [5005],
+    )
     assert merged.arrivals is not None and merged.arrivals.slot.tolist() == [1, 2]
 
 

@@ -30,6 +30,7 @@ from rawpacer.headers.sequence import (
 from rawpacer.pacing import Pacer
 from rawpacer.pacing.schedule import ConstantSchedule
 from rawpacer.readers import core
+from rawpacer.readers.counts import Counts
 from rawpacer.readers.tally import OpResult, RunTally
 from rawpacer.report.table import status
 
@@ -108,7 +109,13 @@ def test_stamp_sequence_writes_every_row_at_its_offset(stamp):
 def test_in_order_stream_is_perfect(make):
     expected = buffer()
     verdict = run(make(expected), expected, [(s, k) for k in range(5) for s in range(3)], 5)
-    assert (verdict.sequenced, verdict.intact, verdict.reordered, verdict.duplicate, verdict.deviations) == (
+    assert (
+        verdict.sequenced,
+        verdict.counts.intact,
+        verdict.counts.reordered,
+        verdict.counts.duplicate,
+        verdict.deviations,
+    ) == (
         True,
         15,
         0,
@@ -125,7 +132,14 @@ def test_rfc4737_example_counts(make):
     events = [(0, k) for k in order] + [(s, k) for s in (1, 2) for k in range(7)]
     verdict = run(make(expected), expected, events, 7)
     (port,) = verdict.deviations
-    assert (port.port, port.intact, port.duplicate, port.lost, port.reordered, port.reorder_extent) == (
+    assert (
+        port.port,
+        port.counts.intact,
+        port.counts.duplicate,
+        port.counts.lost,
+        port.counts.reordered,
+        port.counts.reorder_extent,
+    ) == (
         5001,
         7,
         1,
@@ -133,7 +147,12 @@ def test_rfc4737_example_counts(make):
         2,
         2,
     )
-    assert (verdict.reordered, verdict.reorder_extent, verdict.duplicate, port.in_order) == (2, 2, 1, 5)
+    assert (
+        verdict.counts.reordered,
+        verdict.counts.reorder_extent,
+        verdict.counts.duplicate,
+        port.counts.in_order,
+    ) == (2, 2, 1, 5)
 
 
 def test_a_duplicate_does_not_hide_a_loss(make):
@@ -141,14 +160,14 @@ def test_a_duplicate_does_not_hide_a_loss(make):
     expected = buffer()
     events = [(0, 0), (0, 1), (0, 1), (0, 3)] + [(s, k) for s in (1, 2) for k in range(4)]
     (port,) = run(make(expected), expected, events, 4).deviations
-    assert (port.intact, port.duplicate, port.lost, port.reordered) == (3, 1, 1, 0)
+    assert (port.counts.intact, port.counts.duplicate, port.counts.lost, port.counts.reordered) == (3, 1, 1, 0)
 
 
 def test_a_sequence_beyond_the_stream_is_corrupt(make):
     expected = buffer()
     events = [(s, k) for s in range(3) for k in range(2)] + [(2, 2)]
     (port,) = run(make(expected), expected, events, 2, sequences=2).deviations
-    assert (port.port, port.corrupt, port.intact) == (5003, 1, 2)
+    assert (port.port, port.counts.corrupt, port.counts.intact) == (5003, 1, 2)
 
 
 def test_a_wrong_payload_after_a_good_sequence_is_corrupt(make):
@@ -158,7 +177,7 @@ def test_a_wrong_payload_after_a_good_sequence_is_corrupt(make):
     counter.datagram(0, sequence_bytes(0) + bytes(SIZE - SEQUENCE_BYTES))
     counter.set_per_port(1)
     verdict = core.verdict(counter.tallies(), PORTS)
-    assert (verdict.corrupt, verdict.sequenced) == (1, True)
+    assert (verdict.counts.corrupt, verdict.sequenced) == (1, True)
 
 
 def test_ops_and_short_messages_are_not_sequenced(make):
@@ -168,7 +187,7 @@ def test_ops_and_short_messages_are_not_sequenced(make):
     for slot in range(3):
         counter.datagram(slot, bytes(expected[slot * SIZE : (slot + 1) * SIZE]))
     verdict = core.verdict(counter.tallies(), PORTS)
-    assert (verdict.sequenced, verdict.intact) == (False, 3)
+    assert (verdict.sequenced, verdict.counts.intact) == (False, 3)
     counter.begin(SEQUENCE_BYTES - 1, True, False, 5)
     counter.set_per_port(1)
     assert core.verdict(counter.tallies(), PORTS).sequenced is False
@@ -179,13 +198,20 @@ def test_reordered_ratio_and_run_totals():
     verdict = run(
         core.Counter(expected, SIZE, 3), expected, [(0, 1), (0, 0)] + [(s, k) for s in (1, 2) for k in (0, 1)], 2
     )
-    op = OpResult("stream", 3, SIZE, 2, 6, 6, 6, 0, 0, 0, 0, False, 0, 0, 0, {t.port: t for t in verdict.deviations})
-    op.sequenced, op.reordered, op.reorder_extent = verdict.sequenced, verdict.reordered, verdict.reorder_extent
+    counts = verdict.counts._replace(delivered=6, intact=6)
+    op = OpResult(
+        "stream", 3, SIZE, 2, 6, counts, False, 0, 0, 0, {t.port: t for t in verdict.deviations}, sequenced=True
+    )
     tally = RunTally(PORTS)
     tally.add(op)
     tally.add(op)
-    assert (op.reordered_ratio, tally.reordered, tally.reorder_extent, tally.reordered_ratio) == (1 / 6, 2, 1, 1 / 6)
-    assert tally.port(5001).reordered == 2 and tally.port(5002).reordered == 0
+    assert (op.reordered_ratio, tally.counts.reordered, tally.counts.reorder_extent, tally.reordered_ratio) == (
+        1 / 6,
+        2,
+        1,
+        1 / 6,
+    )
+    assert tally.port(5001).counts.reordered == 2 and tally.port(5002).counts.reordered == 0
     assert "1 reordered (extent up to 1) on ports 5001" in op.describe()
 
 
@@ -226,7 +252,7 @@ def test_fast_path_agrees_on_sequences(events, per_port, order, repeats):
         counter.set_per_port(per_port)
         verdicts.append((counter.complete, core.verdict(counter.tallies(), PORTS)))
     assert verdicts[0] == verdicts[1]
-    assert all(t.reordered <= t.intact + t.duplicate for t in verdicts[0][1].deviations)
+    assert all(t.counts.reordered <= t.counts.intact + t.counts.duplicate for t in verdicts[0][1].deviations)
 
 
 @settings(max_examples=200, deadline=None)
@@ -243,7 +269,7 @@ def test_reordering_extent_matches_its_definition(order):
     for cls in (core.Counter, readloop.Counter):
         events = [(0, k) for k in order] + [(s, k) for s in (1, 2) for k in range(30)]
         verdict = run(cls(expected, SIZE, 3), expected, events, 30)
-        assert (verdict.reordered, verdict.reorder_extent) == (reordered, extent)
+        assert (verdict.counts.reordered, verdict.counts.reorder_extent) == (reordered, extent)
 
 
 # --- where the counts are reported ---------------------------------------------------------------------
@@ -251,7 +277,8 @@ def test_reordering_extent_matches_its_definition(order):
 
 def test_compare_rows_carry_reordering_and_say_it_in_the_status():
     def sample(reordered: int, extent: int | None) -> Sample:
-        return Sample(10, 1000, 1000, 1000, 1000, 1500_000, reordered=reordered, reorder_extent=extent)
+        counts = Counts(delivered=1000, intact=1000, reordered=reordered, reorder_extent=extent or 0)
+        return Sample(10, 1000, 1000, counts, 1500_000, sequenced=extent is not None)
 
     row = WriterResult("udp-sendmmsg", 100, 1500, 1500, samples=[sample(3, 2), sample(1, 5)])
     assert row.reordering() == (4, 4 / 2000, 5)

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from rawpacer.bench.golines import parse_lines
 from rawpacer.bench.result import Report, Sample, WriterResult
+from rawpacer.readers.counts import Counts
 from rawpacer.report.gofmt import report_lines
 from rawpacer.report.jsonout import to_json, write_json
 from rawpacer.report.plot import plot
@@ -23,11 +24,8 @@ def sample(ns_per_op: float, ops: int = 10, readers: int = 100, lost: int = 0, c
         ops=ops,
         elapsed_ns=int(ns_per_op * ops),
         sent=sent,
-        delivered=delivered,
-        intact=delivered - corrupt,
+        counts=Counts(delivered=delivered, intact=delivered - corrupt, corrupt=corrupt, lost=lost),
         payload_bytes=delivered * 1500,
-        corrupt=corrupt,
-        lost=lost,
         bytes_per_op=2048.0,
         allocs_per_op=12.0,
     )
@@ -53,8 +51,8 @@ def make_report(**extra: object) -> Report:
                 ops=5,
                 elapsed_ns=10_000_000,
                 sent=500,
-                delivered=500,
-                intact=None,
+                counts=Counts(delivered=500),
+                checked=False,
                 payload_bytes=750_000,
                 bytes_per_op=184_000.0,
                 allocs_per_op=600.0,
