@@ -391,6 +391,11 @@ class XdpSocket:
 
     # --- reporting and life cycle ---------------------------------------------------------
 
+    def tx_descriptors(self, count: int) -> np.ndarray:
+        """The TX ring's first ``count`` descriptors (addr, len, options), copied: what the engine
+        published there last, as the kernel read it (a notebook's or a test's look inside)."""
+        return np.frombuffer(self.tx.map, DESC, min(count, self.tx.size), self.tx.offsets[3]).copy()
+
     def statistics(self) -> dict[str, int]:
         """The socket's XDP_STATISTICS counters by name (struct xdp_statistics)."""
         raw = self.sock.getsockopt(SOL_XDP, XDP_STATISTICS, STATISTICS.size)

@@ -74,6 +74,9 @@ def test_a_corrupted_byte_anywhere_is_caught(topo):
     )
 
 
+KINDS = ["ok", "ok", "ok", "flip", "short", "long", "dup", "none"]
+
+
 def mixed_ops(rs, topo, sender, seed):
     """Three ops of a seeded mix of intact, corrupt, short, long, duplicate, missing and late datagrams."""
     rng = random.Random(seed)
@@ -86,7 +89,10 @@ def mixed_ops(rs, topo, sender, seed):
         rs.begin()
         for port, message in zip(rs.ports, rs.messages):
             body = bytes(message)
-            for kind in rng.choices(["ok", "ok", "ok", "flip", "short", "long", "dup", "none"], k=2):
+            # no duplicate on the last port: its first copy may complete the op while the second is
+            # still on its way, and which op then counts it would be a race, not a verdict
+            kinds = KINDS if port != rs.ports[-1] else [k for k in KINDS if k != "dup"]
+            for kind in rng.choices(kinds, k=2):
                 if kind == "flip":
                     body = body[:9] + bytes([body[9] ^ 1]) + body[10:]
                 elif kind == "short":
