@@ -14,30 +14,20 @@ SEQUENCE_H = "rawpacer/_sequence.h"  # the stream datagrams' sequence field, sha
 PACECORE_H = "rawpacer/_pacecore.h"  # the pacer's C core, shared by _pace and _engine
 STRICT = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
+C_EXTENSIONS = {
+    "rawpacer._readloop": ("rawpacer/_readloop.c", [SEQUENCE_H]),
+    "rawpacer._pace": ("rawpacer/_pace.c", [PACECORE_H]),
+    "rawpacer.engine._engine": ("rawpacer/engine/_engine.c", [SEQUENCE_H, PACECORE_H, "rawpacer/engine/_ring.h"]),
+}
+"""The strictly compiled extensions: module -> (source, the headers it depends on)."""
+
 setup(
     ext_modules=[
         Extension("rawpacer._checksum", sources=["rawpacer/_checksum.c"], optional=True, extra_compile_args=["-O2"]),
         Extension("rawpacer._alloccount", sources=["rawpacer/_alloccount.c"], optional=True),
-        Extension(
-            "rawpacer._readloop",
-            sources=["rawpacer/_readloop.c"],
-            depends=[SEQUENCE_H],
-            optional=True,
-            extra_compile_args=STRICT,
-        ),
-        Extension(
-            "rawpacer._pace",
-            sources=["rawpacer/_pace.c"],
-            depends=[PACECORE_H],
-            optional=True,
-            extra_compile_args=STRICT,
-        ),
-        Extension(
-            "rawpacer.engine._engine",
-            sources=["rawpacer/engine/_engine.c"],
-            depends=[SEQUENCE_H, PACECORE_H, "rawpacer/engine/_ring.h"],
-            optional=True,
-            extra_compile_args=STRICT,
+        *(
+            Extension(name, sources=[source], depends=depends, optional=True, extra_compile_args=STRICT)
+            for name, (source, depends) in C_EXTENSIONS.items()
         ),
     ]
 )

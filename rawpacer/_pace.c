@@ -253,7 +253,7 @@ static PyMethodDef core_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-#define RO(name, field) {name, T_LONGLONG, offsetof(Core, field), READONLY, NULL}
+#define RO(name, field) RO_INT64(Core, name, field)
 static PyMemberDef core_members[] = {
     RO("anchor_ns", p.anchor), RO("origin_ns", p.origin), RO("last_ns", p.last), RO("next_departure", p.next),
     RO("departures", p.departures), RO("stalls", p.stalls), RO("stalled_ns", p.stalled), RO("busy_ns", p.busy),
@@ -272,10 +272,7 @@ static PyGetSetDef core_getset[] = {
 };
 
 static PyTypeObject CoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer._pace.Core",
-    .tp_basicsize = sizeof(Core),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A pacer's state and rules (see the module comment).",
+    TYPE_HEAD("rawpacer._pace.Core", Core, "A pacer's state and rules (see the module comment)."),
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)core_init,
     .tp_dealloc = (destructor)core_dealloc,

@@ -24,3 +24,9 @@ def attribute(package: str, homes: Mapping[str, str], name: str) -> object:
         value = getattr(importlib.import_module(home), name)
     setattr(sys.modules[package], name, value)
     return value
+
+
+def homes(table: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    """Each public name's home module, from ``table`` (home module -> the names it gives): the one
+    list a package keeps, its ``__all__`` being the keys of this."""
+    return {name: home for home, names in table.items() for name in names}

@@ -230,10 +230,8 @@ static PyGetSetDef pool_getset[] = {
 };
 
 static PyTypeObject PoolType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer.engine._engine.Pool",
-    .tp_basicsize = sizeof(Pool),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Frames in one buffer, each an offset and a length (see the module comment).",
+    TYPE_HEAD("rawpacer.engine._engine.Pool", Pool,
+              "Frames in one buffer, each an offset and a length (see the module comment)."),
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)pool_init,
     .tp_dealloc = (destructor)pool_dealloc,
@@ -298,40 +296,43 @@ static int ring_count(PyObject *arg, uint32_t *out)
     return 0;
 }
 
-static PyObject *ring_reserve(Ring *g, PyObject *arg)
+/* reserve/peek take up to nb entries and say where they start; submit/release hand nb back. */
+static PyObject *ring_take(Ring *g, PyObject *arg, uint32_t (*take)(XRing *, uint32_t, uint32_t *))
 {
     uint32_t nb, idx = 0;
     if (ring_count(arg, &nb) < 0)
         return NULL;
-    nb = xring_reserve(&g->r, nb, &idx);
+    nb = take(&g->r, nb, &idx);
     return Py_BuildValue("(II)", nb, idx);
+}
+
+static PyObject *ring_give(Ring *g, PyObject *arg, void (*give)(XRing *, uint32_t))
+{
+    uint32_t nb;
+    if (ring_count(arg, &nb) < 0)
+        return NULL;
+    give(&g->r, nb);
+    Py_RETURN_NONE;
+}
+
+static PyObject *ring_reserve(Ring *g, PyObject *arg)
+{
+    return ring_take(g, arg, xring_reserve);
 }
 
 static PyObject *ring_submit(Ring *g, PyObject *arg)
 {
-    uint32_t nb;
-    if (ring_count(arg, &nb) < 0)
-        return NULL;
-    xring_submit(&g->r, nb);
-    Py_RETURN_NONE;
+    return ring_give(g, arg, xring_submit);
 }
 
 static PyObject *ring_peek(Ring *g, PyObject *arg)
 {
-    uint32_t nb, idx = 0;
-    if (ring_count(arg, &nb) < 0)
-        return NULL;
-    nb = xring_peek(&g->r, nb, &idx);
-    return Py_BuildValue("(II)", nb, idx);
+    return ring_take(g, arg, xring_peek);
 }
 
 static PyObject *ring_release(Ring *g, PyObject *arg)
 {
-    uint32_t nb;
-    if (ring_count(arg, &nb) < 0)
-        return NULL;
-    xring_release(&g->r, nb);
-    Py_RETURN_NONE;
+    return ring_give(g, arg, xring_release);
 }
 
 static PyObject *ring_sync(Ring *g, PyObject *arg)
@@ -389,10 +390,8 @@ static PyMethodDef ring_methods[] = {
 };
 
 static PyTypeObject RingType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer.engine._engine.Ring",
-    .tp_basicsize = sizeof(Ring),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A ring in libxdp's shape over writable memory (see the module comment).",
+    TYPE_HEAD("rawpacer.engine._engine.Ring", Ring,
+              "A ring in libxdp's shape over writable memory (see the module comment)."),
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)ring_init,
     .tp_dealloc = (destructor)ring_dealloc,
@@ -859,7 +858,7 @@ static PyMethodDef engine_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-#define ERO(name, field) {name, T_LONGLONG, offsetof(Engine, field), READONLY, NULL}
+#define ERO(name, field) RO_INT64(Engine, name, field)
 static PyMemberDef engine_members[] = {
     ERO("kicks", kicks), ERO("dropped", dropped), ERO("completed", completed), ERO("stray", stray), ERO("sent", sent),
     {NULL, 0, 0, 0, NULL},
@@ -871,10 +870,8 @@ static PyGetSetDef engine_getset[] = {
 };
 
 static PyTypeObject EngineType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer.engine._engine.Engine",
-    .tp_basicsize = sizeof(Engine),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A transmit back end behind one send (see the module comment); made by mmsg, tpacket or xdp.",
+    TYPE_HEAD("rawpacer.engine._engine.Engine", Engine,
+              "A transmit back end behind one send (see the module comment); made by mmsg, tpacket or xdp."),
     .tp_dealloc = (destructor)engine_dealloc,
     .tp_methods = engine_methods,
     .tp_members = engine_members,

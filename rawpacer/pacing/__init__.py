@@ -12,99 +12,71 @@ from typing import TYPE_CHECKING
 
 from rawpacer import lazy
 
-if TYPE_CHECKING:
-    from rawpacer.pacing.clock import DEFAULT_SPIN_NS, IMPLEMENTATION, MonotonicClock, wakeup_lateness
-    from rawpacer.pacing.pacer import Pacer, PacerReport
-    from rawpacer.pacing.rate import (
-        PATTERNS,
-        PHYSICAL_ETHERNET_OVERHEAD,
-        SPINS,
-        PaceSpec,
-        Rate,
-        link_bytes,
-        parse_burst,
-        parse_pattern,
-        parse_rate,
-        parse_seed,
-        parse_spin,
-    )
-    from rawpacer.pacing.schedule import ConstantSchedule, PoissonSchedule, Schedule, make_schedule
-    from rawpacer.pacing.stats import (
-        QUANTILES,
-        departure_times,
-        ks_exponential,
-        ks_pvalue,
-        merge_timestamps,
-        percentiles,
-        stream_stats,
-    )
-    from rawpacer.pacing.txtime import pacing_qdiscs
+if TYPE_CHECKING:  # ``A as A``: re-exported for mypy, which cannot read the computed __all__
+    from rawpacer.pacing.clock import DEFAULT_SPIN_NS as DEFAULT_SPIN_NS
+    from rawpacer.pacing.clock import IMPLEMENTATION as IMPLEMENTATION
+    from rawpacer.pacing.clock import MonotonicClock as MonotonicClock
+    from rawpacer.pacing.clock import wakeup_lateness as wakeup_lateness
+    from rawpacer.pacing.pacer import Pacer as Pacer
+    from rawpacer.pacing.pacer import PacerReport as PacerReport
+    from rawpacer.pacing.rate import PATTERNS as PATTERNS
+    from rawpacer.pacing.rate import PHYSICAL_ETHERNET_OVERHEAD as PHYSICAL_ETHERNET_OVERHEAD
+    from rawpacer.pacing.rate import SPINS as SPINS
+    from rawpacer.pacing.rate import PaceSpec as PaceSpec
+    from rawpacer.pacing.rate import Rate as Rate
+    from rawpacer.pacing.rate import link_bytes as link_bytes
+    from rawpacer.pacing.rate import parse_burst as parse_burst
+    from rawpacer.pacing.rate import parse_pattern as parse_pattern
+    from rawpacer.pacing.rate import parse_rate as parse_rate
+    from rawpacer.pacing.rate import parse_seed as parse_seed
+    from rawpacer.pacing.rate import parse_spin as parse_spin
+    from rawpacer.pacing.schedule import ConstantSchedule as ConstantSchedule
+    from rawpacer.pacing.schedule import PoissonSchedule as PoissonSchedule
+    from rawpacer.pacing.schedule import Schedule as Schedule
+    from rawpacer.pacing.schedule import make_schedule as make_schedule
+    from rawpacer.pacing.stats import QUANTILES as QUANTILES
+    from rawpacer.pacing.stats import departure_times as departure_times
+    from rawpacer.pacing.stats import ks_exponential as ks_exponential
+    from rawpacer.pacing.stats import ks_pvalue as ks_pvalue
+    from rawpacer.pacing.stats import merge_timestamps as merge_timestamps
+    from rawpacer.pacing.stats import percentiles as percentiles
+    from rawpacer.pacing.stats import stream_stats as stream_stats
+    from rawpacer.pacing.txtime import pacing_qdiscs as pacing_qdiscs
 
-_HOMES = {
-    "DEFAULT_SPIN_NS": "rawpacer.pacing.clock",
-    "IMPLEMENTATION": "rawpacer.pacing.clock",
-    "MonotonicClock": "rawpacer.pacing.clock",
-    "wakeup_lateness": "rawpacer.pacing.clock",
-    "Pacer": "rawpacer.pacing.pacer",
-    "PacerReport": "rawpacer.pacing.pacer",
-    "PATTERNS": "rawpacer.pacing.rate",
-    "PHYSICAL_ETHERNET_OVERHEAD": "rawpacer.pacing.rate",
-    "SPINS": "rawpacer.pacing.rate",
-    "PaceSpec": "rawpacer.pacing.rate",
-    "Rate": "rawpacer.pacing.rate",
-    "link_bytes": "rawpacer.pacing.rate",
-    "parse_burst": "rawpacer.pacing.rate",
-    "parse_pattern": "rawpacer.pacing.rate",
-    "parse_rate": "rawpacer.pacing.rate",
-    "parse_seed": "rawpacer.pacing.rate",
-    "parse_spin": "rawpacer.pacing.rate",
-    "ConstantSchedule": "rawpacer.pacing.schedule",
-    "PoissonSchedule": "rawpacer.pacing.schedule",
-    "Schedule": "rawpacer.pacing.schedule",
-    "make_schedule": "rawpacer.pacing.schedule",
-    "QUANTILES": "rawpacer.pacing.stats",
-    "departure_times": "rawpacer.pacing.stats",
-    "ks_exponential": "rawpacer.pacing.stats",
-    "ks_pvalue": "rawpacer.pacing.stats",
-    "merge_timestamps": "rawpacer.pacing.stats",
-    "percentiles": "rawpacer.pacing.stats",
-    "stream_stats": "rawpacer.pacing.stats",
-    "pacing_qdiscs": "rawpacer.pacing.txtime",
-}
+_HOMES = lazy.homes(
+    {
+        "rawpacer.pacing.clock": ("DEFAULT_SPIN_NS", "IMPLEMENTATION", "MonotonicClock", "wakeup_lateness"),
+        "rawpacer.pacing.pacer": ("Pacer", "PacerReport"),
+        "rawpacer.pacing.rate": (
+            "PATTERNS",
+            "PHYSICAL_ETHERNET_OVERHEAD",
+            "SPINS",
+            "PaceSpec",
+            "Rate",
+            "link_bytes",
+            "parse_burst",
+            "parse_pattern",
+            "parse_rate",
+            "parse_seed",
+            "parse_spin",
+        ),
+        "rawpacer.pacing.schedule": ("ConstantSchedule", "PoissonSchedule", "Schedule", "make_schedule"),
+        "rawpacer.pacing.stats": (
+            "QUANTILES",
+            "departure_times",
+            "ks_exponential",
+            "ks_pvalue",
+            "merge_timestamps",
+            "percentiles",
+            "stream_stats",
+        ),
+        "rawpacer.pacing.txtime": ("pacing_qdiscs",),
+    }
+)
 """Where each public name lives; imported on first use (``rawpacer.lazy``), so a module of this
 package imports no more than it needs."""
 
-__all__ = [
-    "DEFAULT_SPIN_NS",
-    "IMPLEMENTATION",
-    "PATTERNS",
-    "PHYSICAL_ETHERNET_OVERHEAD",
-    "QUANTILES",
-    "SPINS",
-    "ConstantSchedule",
-    "MonotonicClock",
-    "PaceSpec",
-    "Pacer",
-    "PacerReport",
-    "PoissonSchedule",
-    "Rate",
-    "Schedule",
-    "departure_times",
-    "ks_exponential",
-    "ks_pvalue",
-    "link_bytes",
-    "make_schedule",
-    "merge_timestamps",
-    "pacing_qdiscs",
-    "parse_burst",
-    "parse_pattern",
-    "parse_rate",
-    "parse_seed",
-    "parse_spin",
-    "percentiles",
-    "stream_stats",
-    "wakeup_lateness",
-]
+__all__ = list(_HOMES)
 
 
 def __getattr__(name: str) -> object:

@@ -6,38 +6,30 @@ from typing import TYPE_CHECKING
 
 from rawpacer import lazy
 
-if TYPE_CHECKING:
-    from rawpacer.limits import FIRST_PORT, MAX_READERS
-    from rawpacer.readers.counts import Counts
-    from rawpacer.readers.readerset import ReaderSet
-    from rawpacer.readers.tally import Arrivals, OpResult, PortTally, RunTally
-    from rawpacer.readers.tuning import ReaderTuning
+if TYPE_CHECKING:  # ``A as A``: re-exported for mypy, which cannot read the computed __all__
+    from rawpacer.limits import FIRST_PORT as FIRST_PORT
+    from rawpacer.limits import MAX_READERS as MAX_READERS
+    from rawpacer.readers.counts import Counts as Counts
+    from rawpacer.readers.readerset import ReaderSet as ReaderSet
+    from rawpacer.readers.tally import Arrivals as Arrivals
+    from rawpacer.readers.tally import OpResult as OpResult
+    from rawpacer.readers.tally import PortTally as PortTally
+    from rawpacer.readers.tally import RunTally as RunTally
+    from rawpacer.readers.tuning import ReaderTuning as ReaderTuning
 
-_HOMES = {
-    "FIRST_PORT": "rawpacer.limits",
-    "MAX_READERS": "rawpacer.limits",
-    "Counts": "rawpacer.readers.counts",
-    "ReaderSet": "rawpacer.readers.readerset",
-    "Arrivals": "rawpacer.readers.tally",
-    "OpResult": "rawpacer.readers.tally",
-    "PortTally": "rawpacer.readers.tally",
-    "RunTally": "rawpacer.readers.tally",
-    "ReaderTuning": "rawpacer.readers.tuning",
-}
+_HOMES = lazy.homes(
+    {
+        "rawpacer.limits": ("FIRST_PORT", "MAX_READERS"),
+        "rawpacer.readers.counts": ("Counts",),
+        "rawpacer.readers.readerset": ("ReaderSet",),
+        "rawpacer.readers.tally": ("Arrivals", "OpResult", "PortTally", "RunTally"),
+        "rawpacer.readers.tuning": ("ReaderTuning",),
+    }
+)
 """Where each public name lives; imported on first use (``rawpacer.lazy``), so a module of this
 package imports no more than it needs."""
 
-__all__ = [
-    "FIRST_PORT",
-    "MAX_READERS",
-    "Arrivals",
-    "Counts",
-    "OpResult",
-    "PortTally",
-    "ReaderSet",
-    "ReaderTuning",
-    "RunTally",
-]
+__all__ = list(_HOMES)
 
 
 def __getattr__(name: str) -> object:

@@ -23,7 +23,7 @@ import functools
 import ipaddress
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from pyroute2 import IPRoute
@@ -376,19 +376,7 @@ class Sandbox:
         mtu = self.mtu or DEFAULT_LINK_MTU
         self._end_host(writer, "rpw0", mtu, plan.writer, plan.veth_prefixlen, peer=("rpr0", reader))
         self._end_host(reader, "rpr0", mtu, plan.reader, plan.veth_prefixlen)
-        topo = Topology(
-            "veth",
-            writer,
-            reader,
-            "rpw0",
-            "rpr0",
-            plan.writer,
-            plan.reader,
-            mtu,
-            run_id,
-            (writer, reader),
-            self.ip_version,
-        )
+        topo = self._two_ends("veth", (writer, reader), plan.writer, plan.reader, mtu, run_id)
         link = topo.link()
         _pin_neighbours(
             topo,
@@ -400,6 +388,25 @@ class Sandbox:
         if self.vlan is not None:
             topo.vlan_filter = self._vlan_filter(topo, self.vlan)
         return topo
+
+    def _two_ends(
+        self, kind: str, namespaces: tuple[str, ...], writer_ip: str, reader_ip: str, mtu: int, run_id: str
+    ) -> Topology:
+        """A veth or router sandbox's Topology: the writer's rpw0 in the first namespace, the readers'
+        rpr0 in the last."""
+        return Topology(
+            kind,
+            namespaces[0],
+            namespaces[-1],
+            "rpw0",
+            "rpr0",
+            writer_ip,
+            reader_ip,
+            mtu,
+            run_id,
+            namespaces,
+            self.ip_version,
+        )
 
     def _end_host(
         self, ns: str, ifname: str, mtu: int, address: str, prefixlen: int, peer: tuple[str, str] | None = None
@@ -448,18 +455,8 @@ class Sandbox:
             with netns.entered(side_ns), IPRoute() as ipr:
                 subnet = str(ipaddress.ip_network(f"{other}/{plan.prefixlen}", strict=False))
                 ipr.route("add", dst=subnet, gateway=gateway, oif=ipr.link_lookup(ifname=ifname)[0])
-        topo = Topology(
-            "router",
-            writer,
-            reader,
-            "rpw0",
-            "rpr0",
-            plan.writer,
-            plan.reader,
-            mtu,
-            run_id,
-            (writer, dut, reader),
-            self.ip_version,
+        topo = replace(
+            self._two_ends("router", (writer, dut, reader), plan.writer, plan.reader, mtu, run_id),
             dut_ns=dut,
             dut_in="rpd0",
             dut_out="rpd1",

@@ -32,6 +32,13 @@ def shell_compare(setup: str, *args: str, timeout: float = 120) -> subprocess.Co
     )
 
 
+def compare_on_tmpfs(folder: Path, size: str, then: str, json_path: str) -> subprocess.CompletedProcess[str]:
+    """``compare --json json_path`` once a private tmpfs of ``size`` is mounted at ``folder`` (made
+    here) and ``then`` (shell) has run on it."""
+    folder.mkdir()
+    return shell_compare(f"mount -t tmpfs -o size={size} tmpfs {folder} && {then}", "--json", json_path)
+
+
 @pytest.mark.parametrize("option", ["--json", "--plot", "--pcap"])
 def test_a_directory_is_refused_before_the_run(option, tmp_path):
     code, err = run_cli([*QUICK, "--writers", "packet-raw", option, str(tmp_path)])
@@ -58,9 +65,9 @@ def test_an_immutable_file_is_refused_before_anything_runs(tmp_path):
 
 def test_an_existing_file_on_a_read_only_mount_is_refused(tmp_path):
     folder = tmp_path / "ro"
-    folder.mkdir()
-    setup = f"mount -t tmpfs -o size=64k tmpfs {folder} && echo old > {folder}/r.json && mount -o remount,ro {folder}"
-    done = shell_compare(setup, "--json", f"{folder}/r.json")
+    done = compare_on_tmpfs(
+        folder, "64k", f"echo old > {folder}/r.json && mount -o remount,ro {folder}", f"{folder}/r.json"
+    )
     assert done.returncode == 2, done.stderr
     assert "cannot be written" in done.stderr and "Read-only file system" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
@@ -68,9 +75,9 @@ def test_an_existing_file_on_a_read_only_mount_is_refused(tmp_path):
 
 def test_a_full_disk_after_the_run_keeps_the_results_in_a_fallback_file(tmp_path):
     folder = tmp_path / "full"
-    folder.mkdir()
-    fill = f"mount -t tmpfs -o size=4k tmpfs {folder} && (dd if=/dev/zero of={folder}/fill bs=4k 2>/dev/null || true)"
-    done = shell_compare(fill, "--json", f"{folder}/r.json")
+    done = compare_on_tmpfs(
+        folder, "4k", f"(dd if=/dev/zero of={folder}/fill bs=4k 2>/dev/null || true)", f"{folder}/r.json"
+    )
     assert done.returncode == 1, done.stderr
     assert "udp-sendto" in done.stdout  # the table is printed all the same
     line = next(text for text in done.stderr.splitlines() if "could not write the JSON" in text)

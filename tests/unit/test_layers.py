@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 from helpers import ROOT
 
 PACKAGE = ROOT / "rawpacer"
@@ -109,21 +110,32 @@ def test_the_check_catches_an_upward_import(tmp_path):
     assert headers is not None and cli is not None and cli[0] < headers[0]
 
 
-def test_relative_imports_are_resolved_and_checked(tmp_path):
-    """``from . import x`` and ``from ..y import z`` count as the absolute modules they name."""
-    bad = tmp_path / "bad.py"
-    bad.write_text("from ..cli import main\nfrom . import fit\nfrom .fit import fit_payload\n")
-    assert imports(bad, "rawpacer.headers.bad") == {
-        "rawpacer.cli",
-        "rawpacer.cli.main",
-        "rawpacer.headers",
-        "rawpacer.headers.fit",
-        "rawpacer.headers.fit.fit_payload",
-    }
-    package = tmp_path / "__init__.py"
-    package.write_text("from .build import build_frame\nfrom .. import errors\n")
-    assert imports(package, "rawpacer.headers") == {
-        "rawpacer.headers.build",
-        "rawpacer.headers.build.build_frame",
-        "rawpacer.errors",
-    }
+@pytest.mark.parametrize(
+    ("file", "module", "source", "absolute"),
+    [
+        (
+            "bad.py",
+            "rawpacer.headers.bad",
+            "from ..cli import main\nfrom . import fit\nfrom .fit import fit_payload\n",
+            {
+                "rawpacer.cli",
+                "rawpacer.cli.main",
+                "rawpacer.headers",
+                "rawpacer.headers.fit",
+                "rawpacer.headers.fit.fit_payload",
+            },
+        ),
+        (
+            "__init__.py",
+            "rawpacer.headers",
+            "from .build import build_frame\nfrom .. import errors\n",
+            {"rawpacer.headers.build", "rawpacer.headers.build.build_frame", "rawpacer.errors"},
+        ),
+    ],
+)
+def test_relative_imports_are_resolved_and_checked(tmp_path, file, module, source, absolute):
+    """``from . import x`` and ``from ..y import z`` count as the absolute modules they name (in a
+    package's __init__, ``.`` is the package itself)."""
+    path = tmp_path / file
+    path.write_text(source)
+    assert imports(path, module) == absolute

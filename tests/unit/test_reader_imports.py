@@ -4,6 +4,7 @@ imports is its start-up time, so it must load only what it runs. numpy alone too
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -40,3 +41,11 @@ def test_the_public_names_still_import_on_first_use():
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
         lazy.attribute("rawpacer.readers", {}, "nothing_here")
+
+
+@pytest.mark.parametrize("package", ["rawpacer.headers", "rawpacer.pacing", "rawpacer.readers", "rawpacer.sandbox"])
+def test_every_lazy_name_is_listed_once_and_resolves_from_its_home(package):
+    module = importlib.import_module(package)
+    assert module.__all__ == list(module._HOMES)
+    for name, home in module._HOMES.items():
+        assert getattr(module, name) is getattr(importlib.import_module(home), name), name
