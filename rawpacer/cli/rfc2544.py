@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     task = progress.add_task("starting", total=budget)
 
     def on_trial(entry: Entry, record: TrialRecord) -> None:
-        progress.update(task, advance=1, description=f"{entry.writer} {entry.frame_size} B")
+        progress.update(task, advance=1, description=f"{entry.writer} {entry.name}")
 
     recorder = Recorder(new_run_for(config), args.json_path, on_trial)
     try:
