@@ -402,7 +402,7 @@ def make_rfc2544_config(
             "give --tests throughput,loss,back-to-back",
         )
         require(
-            config.remote is None, "--sizes: readers on other hosts do not count per size yet; drop --remote or the mix"
+            not config.remote, "--sizes: readers on other hosts do not count per size yet; drop --remote or the mix"
         )
     named = config.writers if writers is not None else ()
     return Rfc2544Config(dataclasses.replace(config, named=named), settings, json)

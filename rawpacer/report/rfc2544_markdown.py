@@ -47,7 +47,10 @@ def _setup(run: Run) -> list[str]:
         f"- Writers: {', '.join(run.writers) or '-'}. Protocol: UDP over {family}.",
         f"- Tests: {', '.join(params.get('tests') or [])}.",
         f"- Frame sizes (RFC 2544 counts the {FCS_LEN}-byte FCS; lo and veth carry the frame without it): "
-        + ", ".join(f"{s} B ({p} B UDP payload)" for s, p in zip(sizes, payloads)),
+        + ", ".join(
+            f"{s} B ({p} B UDP payload)" if str(s).isdigit() else f"{s} (a size mix, its largest {p} B UDP payload)"
+            for s, p in zip(sizes, payloads)
+        ),
         "",
         "## Trials",
         "",
