@@ -35,6 +35,7 @@ from rawpacer.bench.methodology.options import (
     DEFAULT_RESOLUTION,
     DEFAULT_TRIAL_S,
     DEFAULT_WARMUP_S,
+    names_a_mix,
 )
 from rawpacer.bench.methodology.suite import new_run, run_suite
 from rawpacer.bench.methodology.trial import ONE_PAUSE
@@ -47,7 +48,6 @@ from rawpacer.kernel.timestamping import TxStamps
 from rawpacer.pacing import ConstantSchedule, Pacer
 from rawpacer.remote.readerset import AnyReaders, RemoteReaderSet
 from rawpacer.sandbox import Topology
-from rawpacer.traffic.sizes import NAMED_MIXES
 from rawpacer.writers import base as registry
 from rawpacer.writers.base import Fit, Writer, WriterOptions
 
@@ -361,8 +361,7 @@ def make_rfc2544_config(
     default = [n for n in registry.names(slow=False) if not link_header or registry.get(n).tags_vlan]
     if remote is not None and not link_header:  # to a remote host without --tx-iface: the writers the kernel routes
         default = [n for n in default if not registry.get(n).tags_vlan]
-    mixed = sizes is not None and any(":" in str(s) or str(s).strip().lower() in NAMED_MIXES for s in _listed(sizes))
-    if vary or mixed:
+    if vary or names_a_mix(sizes):
         default = [n for n in default if can_shape(n)]
     chosen = writers if writers is not None else default
     config = make_config(
@@ -406,11 +405,6 @@ def make_rfc2544_config(
         )
     named = config.writers if writers is not None else ()
     return Rfc2544Config(dataclasses.replace(config, named=named), settings, json)
-
-
-def _listed(sizes: str | Sequence[int | str]) -> list[int | str]:
-    """``--sizes``' items (a string split at its commas)."""
-    return [p.strip() for p in sizes.split(",")] if isinstance(sizes, str) else list(sizes)
 
 
 def devices(topo: Topology, run: Rfc2544Config) -> Iterator[Device]:

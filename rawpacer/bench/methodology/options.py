@@ -208,6 +208,16 @@ def parse_tests(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(t for t in TESTS if t in chosen)
 
 
+def _is_mix(part: str) -> bool:
+    """True when a ``--sizes`` item names a size mix (``imix``, ``64:7,...``) rather than one frame size."""
+    return part.strip().lower() in NAMED_MIXES or ":" in part
+
+
+def names_a_mix(value: str | Sequence[int | str] | None) -> bool:
+    """True when ``--sizes`` has a size mix among its rows (its writers must send frame pools)."""
+    return value is not None and any(_is_mix(str(p)) for p in _items(value))
+
+
 def parse_sizes(
     value: str | Sequence[int | str] | None, *, ipv6: bool = False, mtu: int | None = None
 ) -> tuple[FrameSize, ...]:
@@ -225,7 +235,7 @@ def parse_sizes(
         parts = grouped
     sizes: list[int | SizeMix] = []
     for part in parts:
-        if part.lower() in NAMED_MIXES or ":" in part:
+        if _is_mix(part):
             sizes.append(parse_mix(part))
             continue
         try:
