@@ -35,12 +35,13 @@ from rawpacer.bench.methodology.options import (
     DEFAULT_RESOLUTION,
     DEFAULT_TRIAL_S,
     DEFAULT_WARMUP_S,
+    names_a_mix,
 )
 from rawpacer.bench.methodology.suite import new_run, run_suite
 from rawpacer.bench.methodology.trial import ONE_PAUSE
 from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
 from rawpacer.bench.session import shaped
-from rawpacer.bench.shaping import can_shape
+from rawpacer.bench.shaping import ShapeSpec, can_shape, shapers
 from rawpacer.errors import require
 from rawpacer.kernel import caps, timestamping
 from rawpacer.kernel.timestamping import TxStamps
@@ -182,7 +183,7 @@ class LiveDevice:
     config: Config | None = None
     """The run's config: where the readers are (``--remote``) and how writers reach them."""
     _open: _Frame | None = None
-    _max: dict[int, float] = field(default_factory=dict)
+    _max: dict[str, float] = field(default_factory=dict)
 
     @property
     def writer(self) -> str:
@@ -204,6 +205,10 @@ class LiveDevice:
             readers.close()
             raise
         source = rig.source(config, readers, size)
+        if frame.mix is not None:  # a size mix's row: every trial sends the mix's pool (and any --vary)
+            config = dataclasses.replace(
+                config, shape=dataclasses.replace(config.shape or ShapeSpec(), sizes=frame.mix)
+            )
         loop = OpLoop(writer, readers, source, shape=shaped(config, writer, readers, source))
         self._open = _Frame(frame, readers, writer, loop)
         return self._open
@@ -211,7 +216,7 @@ class LiveDevice:
     def max_rate(self, frame: FrameSize) -> float:
         """The writer's unpaced stream rate for this frame size: the median of three ~0.5 s streams
         (a short probe sizes them)."""
-        if frame.size not in self._max:
+        if frame.label not in self._max:
             loop = self._frame(frame).loop
             loop.departures = ASAP
             probe = loop.stream(PROBE_FANOUTS)
@@ -220,8 +225,8 @@ class LiveDevice:
             rates = [
                 (o.sent * 1e9 / max(o.elapsed_ns, 1)) for o in (loop.stream(fanouts) for _ in range(MAX_RATE_STREAMS))
             ]
-            self._max[frame.size] = statistics.median(rates)
-        return self._max[frame.size]
+            self._max[frame.label] = statistics.median(rates)
+        return self._max[frame.label]
 
     def run(self, trial: Trial) -> TrialResult:
         """Warm up (not counted), offer the trial, wait ``drain_s`` for late datagrams, then count."""
@@ -277,10 +282,11 @@ class LiveDevice:
             duplicate=counts.duplicate,
             reordered=counts.reordered,
             reorder_extent=counts.reorder_extent if result.sequenced else None,
+            sizes=outcome.sizes if trial.frame.mix is not None else None,
         )
 
     def _rate(self, trial: Trial) -> float:
-        return trial.rate_pps if trial.rate_pps is not None else self._max.get(trial.frame.size, 1e6)
+        return trial.rate_pps if trial.rate_pps is not None else self._max.get(trial.frame.label, 1e6)
 
     @staticmethod
     def _stream(
@@ -355,7 +361,7 @@ def make_rfc2544_config(
     default = [n for n in registry.names(slow=False) if not link_header or registry.get(n).tags_vlan]
     if remote is not None and not link_header:  # to a remote host without --tx-iface: the writers the kernel routes
         default = [n for n in default if not registry.get(n).tags_vlan]
-    if vary:
+    if vary or names_a_mix(sizes):
         default = [n for n in default if can_shape(n)]
     chosen = writers if writers is not None else default
     config = make_config(
@@ -384,6 +390,19 @@ def make_rfc2544_config(
         "--vary: a varied trial leaves from a frame pool, whose sends the latency test cannot stamp; "
         "give --tests throughput,loss,back-to-back",
     )
+    if any(f.mix is not None for f in settings.sizes):
+        plain = [n for n in config.writers if not can_shape(n)]
+        require(
+            not plain, f"--sizes: a size mix's row sends a frame pool, which {', '.join(plain)} cannot; use {shapers()}"
+        )
+        require(
+            "latency" not in settings.tests,
+            "--sizes: a size mix's trials leave from a frame pool, whose sends the latency test cannot stamp; "
+            "give --tests throughput,loss,back-to-back",
+        )
+        require(
+            not config.remote, "--sizes: readers on other hosts do not count per size yet; drop --remote or the mix"
+        )
     named = config.writers if writers is not None else ()
     return Rfc2544Config(dataclasses.replace(config, named=named), settings, json)
 

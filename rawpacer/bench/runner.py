@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TypeVar
 
 import numpy as np
@@ -20,10 +21,12 @@ from rawpacer.bench import allocs, histograms
 from rawpacer.bench.calibrate import Benchtime, Timed, calibrate
 from rawpacer.bench.oploop import STREAM_SETTLE_S, OpLoop, Outcome
 from rawpacer.bench.result import Sample
+from rawpacer.bench.shaping import mean_link_bytes
 from rawpacer.bench.stats import cdf, percentiles
 from rawpacer.diagnose import Counters
 from rawpacer.pacing import Pacer, PaceSpec, link_bytes, make_schedule, stream_stats
 from rawpacer.readers import Counts
+from rawpacer.traffic import SizeMix
 from rawpacer.writers.base import Writer
 
 SHORTFALL = 0.01
@@ -89,12 +92,18 @@ class Paced:
     pacer: Pacer
 
 
-def paced(spec: PaceSpec, writer: Writer) -> Paced:
+def paced(spec: PaceSpec, writer: Writer, mix: SizeMix | None = None) -> Paced:
     """The pacing of one writer's stream: a bit rate is counted on the bytes its datagrams occupy on
-    the link (``rawpacer.pacing.link_bytes``: Ethernet, VLAN tag, IP, UDP, payload, per fragment)."""
+    the link (``rawpacer.pacing.link_bytes``: Ethernet, VLAN tag, IP, UDP, payload, per fragment),
+    or with a size ``mix`` (``--sizes``) on the mix's mean of those bytes."""
     target = writer.target
     vlan = target.vlan is not None
-    frame = link_bytes(writer.delivered_size, mtu=writer.planned_mtu, ip_version=target.ip_version, vlan=vlan)
+    mtu, version = writer.planned_mtu, target.ip_version
+    frame: int | Fraction = (
+        link_bytes(writer.delivered_size, mtu=mtu, ip_version=version, vlan=vlan)
+        if mix is None
+        else mean_link_bytes(mix, mtu=mtu, ip_version=version, vlan=vlan)
+    )
     return Paced(spec, spec.pps(frame), Pacer(make_schedule(spec, frame), spin=spec.spin))
 
 

@@ -184,7 +184,11 @@ class Session:
             writer = rig.open_writer(config, topo, readers, cls, options, target)
             with topo.enter("writer"):
                 row.delivered_size = writer.delivered_size
-                pace = None if config.pace is None else paced(config.pace, writer)
+                pace = (
+                    None
+                    if config.pace is None
+                    else paced(config.pace, writer, None if config.shape is None else config.shape.sizes)
+                )
                 shape = shaped(config, writer, readers, source)
                 loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer, shape=shape)
                 measured = Pass(loop, config.mode, pace, observe=lambda: diagnose.snapshot_of(topo))

@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from rawpacer.bench.methodology.sizes import payload_for
 from rawpacer.engine import Frames
 from rawpacer.errors import require
 from rawpacer.headers import FrameTemplate
 from rawpacer.limits import MAX_SEED
+from rawpacer.pacing import link_bytes
 from rawpacer.readers import Counts, OpResult
 from rawpacer.readers.tally import PortTally
 from rawpacer.target import Target
@@ -130,6 +132,17 @@ def message_size(spec: ShapeSpec, size: int, ip_version: int) -> int:
     if spec.sizes is None:
         return size
     return max(payload_for(s, ipv6=ip_version == 6) for s in spec.sizes.sizes)
+
+
+def mean_link_bytes(mix: SizeMix, *, ip_version: int = 4, mtu: int | None = None, vlan: bool = False) -> Fraction:
+    """A mix's mean link bytes per frame, weighted, as a bit ``--rate`` counts each datagram
+    (``rawpacer.pacing.link_bytes``): ``--rate 100Mbit --sizes imix`` paces 100e6 / (8 x this) frames/s."""
+    ipv6 = ip_version == 6
+    total = sum(
+        weight * link_bytes(payload_for(size, ipv6=ipv6), mtu=mtu, ip_version=ip_version, vlan=vlan)
+        for size, weight in zip(mix.sizes, mix.weights)
+    )
+    return Fraction(total, mix.period)
 
 
 def _templates(writer: Writer) -> list[FrameTemplate]:

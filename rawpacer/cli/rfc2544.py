@@ -19,7 +19,10 @@ from rawpacer.report.rfc2544_table import print_run
 from rawpacer.report.table import stdout_console
 
 METHODOLOGY_OPTIONS = {
-    "sizes": ("--sizes", "frame sizes as RFC 2544 counts them, FCS included (default 64,...,1518; -6: 78,...)"),
+    "sizes": (
+        "--sizes",
+        "frame sizes as RFC 2544 counts them, FCS included (default 64,...,1518; -6: 78,...); a size mix is one more row: imix or 64:7,594:4,1518:1",
+    ),
     "tests": ("--tests", "throughput,latency,loss,back-to-back (default all)"),
     "trial": ("--trial", "each trial's length (default 2s; RFC 2544 asks for 60s)"),
     "resolution": ("--resolution", "throughput search resolution, of the unpaced maximum (default 0.5%%)"),
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     task = progress.add_task("starting", total=budget)
 
     def on_trial(entry: Entry, record: TrialRecord) -> None:
-        progress.update(task, advance=1, description=f"{entry.writer} {entry.frame_size} B")
+        progress.update(task, advance=1, description=f"{entry.writer} {entry.name}")
 
     recorder = Recorder(new_run_for(config), args.json_path, on_trial)
     try:

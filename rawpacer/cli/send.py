@@ -161,7 +161,11 @@ def _send_shaped(
 ) -> int:
     """``ops`` fan-outs' worth of datagrams as one shaped stream of the writer's frame pool (``--sizes``,
     ``--vary``): what the readers got, per size."""
-    pace = None if config.pace is None else paced(config.pace, writer)
+    pace = (
+        None
+        if config.pace is None
+        else paced(config.pace, writer, None if config.shape is None else config.shape.sizes)
+    )
     shape = shaped(config, writer, readers, source)
     assert shape is not None
     loop = OpLoop(writer, readers, source, ASAP if pace is None else pace.pacer, shape=shape)

@@ -79,23 +79,24 @@ class Rate:
         """The rate in its unit (packets/s or bits/s)."""
         return float(self.exact)
 
-    def pps(self, frame_bytes: int | None = None) -> float:
+    def pps(self, frame_bytes: int | Fraction | None = None) -> float:
         """Datagrams per second: the rate itself, or a bit rate over ``frame_bytes`` link bytes each."""
         return float(self.exact_pps(frame_bytes))
 
-    def exact_pps(self, frame_bytes: int | None = None) -> Fraction:
-        """``pps`` as an exact fraction, so a bit rate's schedule period is exact (200Mbit, 1542 B: 61680 ns)."""
+    def exact_pps(self, frame_bytes: int | Fraction | None = None) -> Fraction:
+        """``pps`` as an exact fraction, so a bit rate's schedule period is exact (200Mbit, 1542 B: 61680 ns).
+        ``frame_bytes`` may be a Fraction: the mean link bytes of a frame size mix (``--sizes``)."""
         if self.unit == "pps":
             return self.exact
         require(
-            isinstance(frame_bytes, int) and not isinstance(frame_bytes, bool) and frame_bytes > 0,
+            isinstance(frame_bytes, (int, Fraction)) and not isinstance(frame_bytes, bool) and frame_bytes > 0,
             f"rate {self.text!r} is a bit rate; it needs each datagram's link bytes (got {frame_bytes!r})",
         )
-        assert isinstance(frame_bytes, int)  # for mypy: checked just above
+        assert isinstance(frame_bytes, (int, Fraction))  # for mypy: checked just above
         pps = self.exact / (8 * frame_bytes)
         require(
             MIN_RATE_PPS <= pps <= MAX_RATE_PPS,
-            f"rate {self.text!r} is {float(pps):,.6g} packets/s with {frame_bytes}-byte frames; allowed: {_RANGE}",
+            f"rate {self.text!r} is {float(pps):,.6g} packets/s with {float(frame_bytes):g}-byte frames; allowed: {_RANGE}",
         )
         return pps
 
@@ -204,6 +205,6 @@ class PaceSpec:
             parse_spin(spin),
         )
 
-    def pps(self, frame_bytes: int | None = None) -> float:
-        """Target datagrams per second (a bit rate needs each datagram's link bytes)."""
+    def pps(self, frame_bytes: int | Fraction | None = None) -> float:
+        """Target datagrams per second (a bit rate needs each datagram's link bytes, or a mix's mean)."""
         return self.rate.pps(frame_bytes)

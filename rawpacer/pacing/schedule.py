@@ -156,7 +156,7 @@ class PoissonSchedule(Schedule):
         return out
 
 
-def make_schedule(spec: PaceSpec, frame_bytes: int | None = None) -> Schedule:
+def make_schedule(spec: PaceSpec, frame_bytes: int | Fraction | None = None) -> Schedule:
     """The schedule a PaceSpec asks for (a bit rate needs each datagram's link bytes)."""
     rate = spec.rate.exact_pps(frame_bytes)
     require(spec.pattern in PATTERNS, f"pattern {spec.pattern!r} is not allowed; use one of: {', '.join(PATTERNS)}")

@@ -46,9 +46,8 @@ def rfc2544_hlogs(run: Run) -> dict[str, str]:
                 [t.latency_hdr or "" for t in trials], [t.duration_s or 0.0 for t in trials]
             )
             comment = (
-                f"rawpacer rfc2544: {entry.writer}, {entry.frame_size} B, latency ns at {rate:.6g} pps, "
-                "one interval per trial"
+                f"rawpacer rfc2544: {entry.writer}, {entry.name}, latency ns at {rate:.6g} pps, one interval per trial"
             )
-            name = f"{_safe(entry.writer)}-{entry.frame_size}B-latency_ns{tail}{SUFFIX}"
+            name = f"{_safe(entry.writer)}-{_safe(entry.label)}B-latency_ns{tail}{SUFFIX}"
             files[name] = histograms.hlog_text(intervals, comment)
     return files

@@ -47,7 +47,10 @@ def _setup(run: Run) -> list[str]:
         f"- Writers: {', '.join(run.writers) or '-'}. Protocol: UDP over {family}.",
         f"- Tests: {', '.join(params.get('tests') or [])}.",
         f"- Frame sizes (RFC 2544 counts the {FCS_LEN}-byte FCS; lo and veth carry the frame without it): "
-        + ", ".join(f"{s} B ({p} B UDP payload)" for s, p in zip(sizes, payloads)),
+        + ", ".join(
+            f"{s} B ({p} B UDP payload)" if str(s).isdigit() else f"{s} (a size mix, its largest {p} B UDP payload)"
+            for s, p in zip(sizes, payloads)
+        ),
         "",
         "## Trials",
         "",
@@ -112,7 +115,7 @@ def _statements(run: Run) -> list[str]:
         share = f"{entry.throughput_pps / top:.0%} of " if top else ""
         bound = " (reader-bound)" if entry.reader_bound else ""
         lines.append(
-            f"- {entry.writer}, {entry.frame_size} B frames, UDP over {'IPv6' if entry.ipv6 else 'IPv4'}: "
+            f"- {entry.writer}, {entry.name} frames, UDP over {'IPv6' if entry.ipv6 else 'IPv4'}: "
             f"{human(entry.throughput_pps)} frames/s, {bits(entry.throughput_mbit)} ({share}the writer's unpaced "
             f"maximum, {human(top)} frames/s); limited by {entry.limited_by}; readers' capacity {human(entry.reader_capacity_pps)} datagrams/s{bound}"
         )
@@ -131,8 +134,8 @@ def markdown_report(run: Run, graph: str | None = None) -> str:
     lines += _statements(run)
     if graph is not None:
         lines += ["## Graphs", "", f"![RFC 2544 graphs]({graph})", ""]
-    notes = [f"{e.writer}, {e.frame_size} B: {note}" for e in run.results for note in e.notes]
-    notes += [f"{e.writer}, {e.frame_size} B: error: {e.error}" for e in run.results if e.error]
+    notes = [f"{e.writer}, {e.name}: {note}" for e in run.results for note in e.notes]
+    notes += [f"{e.writer}, {e.name}: error: {e.error}" for e in run.results if e.error]
     if notes or run.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in run.notes + notes] + [""]
     return "\n".join(lines)

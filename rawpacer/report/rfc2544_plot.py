@@ -33,7 +33,7 @@ def _colour(run: Run, writer: str) -> str:
 
 def _value(entry: Entry, bits: bool, pps: float | None) -> float:
     """``pps`` of this entry's frames, or their Mbit/s."""
-    return (mbit(pps, entry.frame_size) if bits else pps) or 0.0
+    return (mbit(pps, entry.mean_size) if bits else pps) or 0.0
 
 
 def _series(ax: Axes, entries: list[Entry], name: str, bits: bool, fmt: str, **style: Any) -> None:
@@ -43,16 +43,28 @@ def _series(ax: Axes, entries: list[Entry], name: str, bits: bool, fmt: str, **s
         ax.plot([e.frame_size for e in shown], [_value(e, bits, getattr(e, name)) for e in shown], fmt, **style)
 
 
+def _mixes(ax: Axes, entries: list[Entry], bits: bool, colour: str) -> None:
+    """A size mix's throughput as one marker at its mean frame size, labelled with the mix (``imix``)."""
+    for entry in entries:
+        if entry.throughput_pps is not None:
+            y = _value(entry, bits, entry.throughput_pps)
+            ax.plot([entry.mean_size], [y], "D", color=colour)
+            ax.annotate(entry.label, (entry.mean_size, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+
+
 def _throughput(ax: Axes, run: Run, bits: bool) -> None:
+    fixed = [int(s) for s in run.sizes if s.isdigit()]
     for writer in run.writers:
-        entries = [e for e in (run.find(writer, s) for s in run.sizes) if e is not None]
+        rows = [e for e in (run.find(writer, s) for s in run.sizes) if e is not None]
+        entries = [e for e in rows if e.mix is None]
         colour = _colour(run, writer)
+        _mixes(ax, [e for e in rows if e.mix is not None], bits, colour)
         _series(ax, entries, "throughput_pps", bits, "o-", color=colour, label=f"{writer} throughput")
         _series(ax, entries, "writer_max_pps", bits, "--", color=colour, alpha=0.5, label=f"{writer} unpaced max")
         bound = [e for e in entries if e.reader_bound]
         _series(ax, bound, "throughput_pps", bits, "s", mfc="none", mec="red", ms=11, label=f"{writer} reader-bound")
     ax.set_xscale("log", base=2)
-    ax.set_xticks(run.sizes, [str(s) for s in run.sizes])
+    ax.set_xticks(fixed, [str(s) for s in fixed])
     ax.set_xlabel("frame size, bytes with FCS (RFC 2544)")
     ax.set_ylabel("Mbit/s (frame with FCS)" if bits else "datagrams/s")
     ax.set_title("throughput (26.1), " + ("Mbit/s" if bits else "pps"), fontsize=10)
@@ -60,7 +72,7 @@ def _throughput(ax: Axes, run: Run, bits: bool) -> None:
 
 
 def _size_style(run: Run, entry: Entry) -> str | tuple[int, tuple[int, ...]]:
-    return STYLES[run.sizes.index(entry.frame_size) % len(STYLES)]
+    return STYLES[run.sizes.index(entry.label) % len(STYLES)]
 
 
 def _loss(ax: Axes, run: Run) -> None:
@@ -72,7 +84,7 @@ def _loss(ax: Axes, run: Run) -> None:
                 marker=".",
                 linestyle=_size_style(run, entry),
                 color=_colour(run, entry.writer),
-                label=f"{entry.writer} {entry.frame_size} B",
+                label=f"{entry.writer} {entry.name}",
             )
     ax.set_xlabel("offered rate, % of the writer's unpaced maximum")
     ax.set_ylabel("frames lost, %")
@@ -90,7 +102,7 @@ def _latency(ax: Axes, run: Run) -> None:
                 [fraction for _, fraction in points],
                 linestyle=_size_style(run, entry),
                 color=_colour(run, entry.writer),
-                label=f"{entry.writer} {entry.frame_size} B ({entry.latency_source})",
+                label=f"{entry.writer} {entry.name} ({entry.latency_source})",
             )
     ax.set_xscale("log")
     ax.set_xlabel("one-way latency, µs (log)")

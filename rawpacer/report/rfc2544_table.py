@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rawpacer.bench import histograms
-from rawpacer.bench.methodology.result import Entry, Run, l2_mbit, mbit
+from rawpacer.bench.methodology.result import Entry, Run, l2_mbit, mbit, size_heading
 from rawpacer.report.table import duration, human
 
 MARKS = {
@@ -77,7 +77,7 @@ def _goal_marks(entry: Entry, limited_by: str | None) -> str:
     return marks + ("" if entry.finished else "!") + _host(entry, "throughput")
 
 
-def _rate_cell(pps: float | None, size: int, marks: str, dut: bool) -> str:
+def _rate_cell(pps: float | None, size: float, marks: str, dut: bool) -> str:
     if pps is None:
         return f"unreachable {marks}".rstrip()
     text = f"{human(pps)} pps, {bits(mbit(pps, size))}" + (f" ({bits(l2_mbit(pps, size))} L2)" if dut else "")
@@ -101,9 +101,9 @@ def ndr_pdr_grid(run: Run) -> Grid:
         ]
         cells = [
             entry.writer,
-            f"{entry.frame_size} B",
-            _rate_cell(entry.ndr_pps, entry.frame_size, ndr_marks, dut),
-            _rate_cell(entry.pdr_pps, entry.frame_size, pdr_marks, dut),
+            entry.name,
+            _rate_cell(entry.ndr_pps, entry.mean_size, ndr_marks, dut),
+            _rate_cell(entry.pdr_pps, entry.mean_size, pdr_marks, dut),
             ", ".join(agree) or "-",
         ]
         grid.add(cells, ndr_marks + pdr_marks, flagged="!" in ndr_marks)
@@ -118,7 +118,7 @@ def pdr_latency_grid(run: Run) -> Grid:
     )
     for entry in run.results:
         for key, found in entry.latency_at_pdr.items():
-            cells = [entry.writer, f"{entry.frame_size} B", f"{key} % PDR", f"{human(found['rate_pps'])} pps"]
+            cells = [entry.writer, entry.name, f"{key} % PDR", f"{human(found['rate_pps'])} pps"]
             grid.add(
                 cells + distribution_cells(found.get("hdr"), found.get("latency_ns")) + [found.get("source") or "-"]
             )
@@ -135,12 +135,12 @@ def repeat_grid(run: Run) -> Grid:
             continue
         runs = ", ".join("none" if r is None else human(r) for r in entry.throughput_runs)
         spread = "-" if entry.throughput_spread is None else f"{entry.throughput_spread:.1%}"
-        grid.add([entry.writer, f"{entry.frame_size} B", runs, spread])
+        grid.add([entry.writer, entry.name, runs, spread])
     return grid
 
 
 def _size_columns(run: Run) -> list[str]:
-    return ["writer"] + [f"{size} B" for size in run.sizes]
+    return ["writer"] + [size_heading(size) for size in run.sizes]
 
 
 def throughput_grid(run: Run) -> Grid:
@@ -159,9 +159,9 @@ def throughput_grid(run: Run) -> Grid:
             if entry is None or pps is None:
                 cells.append("-" if entry is None or entry.error is None else "error !")
                 continue
-            text = f"{human(pps)} pps, {bits(mbit(pps, size))}"
+            text = f"{human(pps)} pps, {bits(mbit(pps, entry.mean_size))}"
             if run.params.get("dut"):
-                text += f" ({bits(l2_mbit(pps, size))} L2)"
+                text += f" ({bits(l2_mbit(pps, entry.mean_size))} L2)"
             cells.append(f"{text} {marks}" if marks else text)
         grid.add(cells, used, flagged="!" in used)
     return grid
@@ -179,7 +179,7 @@ def latency_grid(run: Run) -> Grid:
         if stats is None:
             continue
         host_mark = _host(entry, "latency")
-        cells = [entry.writer, f"{entry.frame_size} B", f"{human(entry.latency_rate_pps)} pps"]
+        cells = [entry.writer, entry.name, f"{human(entry.latency_rate_pps)} pps"]
         cells[2] += f" {host_mark}" if host_mark else ""
         grid.add(cells + distribution_cells(entry.latency_hdr, stats) + [entry.latency_source or "-"], host_mark)
     return grid
@@ -207,7 +207,7 @@ def loss_grid(run: Run) -> Grid:
         if not entry.loss_curve:
             continue
         points = {p: loss for p, loss in entry.loss_curve}
-        cells = [entry.writer, f"{entry.frame_size} B", f"{human(entry.writer_max_pps)} pps"]
+        cells = [entry.writer, entry.name, f"{human(entry.writer_max_pps)} pps"]
         for percent in percents:
             loss = points.get(percent)
             mark = " R" if percent in entry.loss_reader_bound else ""

@@ -147,3 +147,30 @@ def test_ipv6_and_tagged_shaped_streams_on_veth_arrive_intact(writer, extra, var
     (sample,) = row.samples
     every_datagram_intact(sample)
     assert sample.sizes is not None and sample.sizes[1518]["intact"] == 100  # 1200 frames, 1 in 12
+
+
+def test_rfc2544_runs_an_imix_row_beside_a_fixed_size(tmp_path):
+    run = rawpacer.rfc2544(
+        writers="packet-raw",
+        readers=5,
+        sizes="128,imix",
+        tests="throughput",
+        trial="0.2s",
+        warmup="0s",
+        resolution="10%",
+    )
+    assert [e.label for e in run.results] == ["128", "imix"]
+    imix = run.find("packet-raw", "imix")
+    assert imix is not None and imix.error is None and imix.finished
+    assert imix.mean_frame == pytest.approx((7 * 64 + 4 * 594 + 1518) / 12)
+    assert (imix.throughput_pps or imix.throughput_candidate_pps or 0) > 0
+    assert imix.throughput_mbit is None or imix.throughput_mbit == pytest.approx(
+        imix.throughput_pps * imix.mean_frame * 8 / 1e6
+    )
+    counts = imix.size_counts
+    assert sorted(counts, key=int) == ["64", "594", "1518"]
+    assert sum(c["sent"] for c in counts.values()) == sum(t.sent for t in imix.trials)
+    sent = {size: c["sent"] for size, c in counts.items()}
+    assert abs(sent["64"] - 7 * sent["1518"]) <= 7 and abs(sent["594"] - 4 * sent["1518"]) <= 4  # 7:4:1, per trial
+    assert run.find("packet-raw", 128).size_counts == {}
+    assert run.params["sizes"] == [128, "imix"]

@@ -211,3 +211,19 @@ def test_readers_slower_than_the_kernel_make_the_figure_reader_bound(kernel, rea
     assert entry.reader_capacity_pps == readers and entry.reader_bound is bound
     assert all(t.reader_capacity_pps == readers for t in entry.trials)
     assert throughput_grid(Run(MACHINE, {}, [entry])).rows[0][1].endswith(" R") is bound
+
+
+def test_an_imix_row_is_labelled_in_tables_report_plot_and_json(tmp_path):
+    conf = quick(sizes="64,imix", tests="throughput,back-to-back")
+    run = run_suite([device()], conf, Recorder(new_run(conf, MACHINE, readers=4), tmp_path / "run.json"))
+    back = load_run(tmp_path / "run.json")
+    assert back.sizes == ["64", "imix"] and back.params["sizes"] == [64, "imix"]
+    imix = back.find("synthetic", "imix")
+    assert imix is not None and imix.mix == "imix" and imix.mean_frame == pytest.approx(4342 / 12)
+    grid = throughput_grid(back)
+    assert grid.columns == ["writer", "64 B", "imix"]
+    pps = imix.throughput_pps
+    assert pps is not None and imix.throughput_mbit == pytest.approx(pps * 4342 / 12 * 8 / 1e6)
+    text = markdown_report(run)
+    assert "imix (a size mix, its largest 1472 B UDP payload)" in text and "imix (mean 361.8 B)" in text
+    assert plot(back, tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

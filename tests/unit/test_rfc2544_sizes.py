@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from fractions import Fraction
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rawpacer.bench.methodology import options
+from rawpacer.bench.methodology.result import Entry, Run
 from rawpacer.bench.methodology.sizes import (
     RFC2544_SIZES,
     RFC5180_SIZES,
@@ -69,7 +73,7 @@ def test_parse_sizes_defaults_to_the_rfc_lists_and_refuses_repeats_and_junk():
     assert [f.size for f in options.parse_sizes(None, ipv6=True)] == list(RFC5180_SIZES)
     assert [f.payload_bytes for f in options.parse_sizes("1518, 64")] == [1472, 18]
     assert "named twice" in one_line_error(options.parse_sizes, "64,64")
-    assert "not an integer" in one_line_error(options.parse_sizes, "64,big")
+    assert "frame size 'big' is not allowed" in one_line_error(options.parse_sizes, "64,big")
     assert "empty" in one_line_error(options.parse_sizes, "64,,128")
     assert "MTU 576" in one_line_error(options.parse_sizes, "1518", mtu=576)
 
@@ -114,3 +118,46 @@ def test_drain_scales_rfc_2544s_two_seconds_to_the_trial_length():
     settings = options.make_settings(trial="30s")
     assert settings.drain == 1.0 and settings.params()["drain_s"] == 1.0
     assert options.make_settings(drain="100ms").drain == 0.1
+
+
+def test_a_size_mix_is_one_row_named_by_its_label():
+    rows = options.parse_sizes("64,512,imix")
+    assert [f.label for f in rows] == ["64", "512", "imix"]
+    imix = rows[2]
+    # the row's readers and writer hold its largest frame; its Mbit/s count the mean (RFC 6985)
+    assert (imix.size, imix.payload_bytes, imix.mix is not None) == (1518, 1472, True)
+    assert imix.mean_frame == Fraction(7 * 64 + 4 * 594 + 1518, 12)
+    assert rows[0].mean_frame == 64 and rows[0].mix is None
+
+
+def test_a_custom_mix_regroups_from_the_comma_list_or_is_one_sequence_item():
+    assert [f.label for f in options.parse_sizes("128,64:7,594:4,1518:1")] == ["128", "imix"]
+    assert [f.label for f in options.parse_sizes("64:1,1518:1,256")] == ["64:1,1518:1", "256"]
+    assert [f.label for f in options.parse_sizes(["64", "64:3,1518:1"])] == ["64", "64:3,1518:1"]
+    assert options.Settings(options.parse_sizes("64,imix")).params()["sizes"] == [64, "imix"]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "why"),
+    [
+        ("64,imx", "frame size 'imx' is not allowed"),
+        ("64:0,1518:1", "weight of size 64 0 is out of range"),
+        ("64:-1", "weight of size 64 -1 is out of range"),
+        ("imix,IMIX", "frame size imix is named twice"),
+        ("64:7,70000:1", "frame size 70000 is out of range"),
+    ],
+)
+def test_bad_mixes_are_refused_in_one_line(sizes, why):
+    assert why in one_line_error(options.parse_sizes, sizes)
+
+
+def test_a_mix_entry_reports_mean_frame_mbit_and_sums_per_size_counts():
+    entry = Entry("xdp", 1518, 1472, mix="imix", mean_frame=float(Fraction(4342, 12)))
+    assert entry.name == "imix (mean 361.8 B)"
+    assert entry.throughput_mbit is None
+    entry.throughput_pps = 12_000.0
+    assert entry.throughput_mbit == pytest.approx(12_000 * 4342 / 12 * 8 / 1e6)
+    run = Run({}, {}, [Entry("xdp", 1518, 1472), entry, Entry("xdp", 64, 18)])
+    assert run.sizes == ["64", "1518", "imix"]
+    assert run.find("xdp", "imix") is entry and run.find("xdp", 1518) is not entry
+    assert Entry.from_dict(json.loads(json.dumps(entry.to_dict()))).mean_size == entry.mean_size

@@ -15,6 +15,8 @@ from rawpacer.bench.calibrate import MAX_BENCHTIME_S, parse_benchtime
 from rawpacer.bench.methodology.sizes import FrameSize, default_sizes, frame_sizes
 from rawpacer.bench.methodology.trial import TESTS, WRITER_SHORTFALL, Trial
 from rawpacer.errors import UsageError, require
+from rawpacer.traffic.sizes import NAMED_MIXES, SizeMix
+from rawpacer.traffic.sizes import parse_sizes as parse_mix
 
 DEFAULT_TRIAL_S = 2.0
 """Seconds per trial; RFC 2544 (section 24) asks for 60, which ``--trial 60s`` gives."""
@@ -103,7 +105,7 @@ class Settings:
     def params(self) -> dict[str, Any]:
         """The settings as the JSON's ``params`` records them (with the RFC's own values beside)."""
         return {
-            "sizes": [f.size for f in self.sizes],
+            "sizes": [f.size if f.mix is None else f.label for f in self.sizes],
             "payload_bytes": [f.payload_bytes for f in self.sizes],
             "ipv6": any(f.ipv6 for f in self.sizes),
             "tests": list(self.tests),
@@ -206,18 +208,43 @@ def parse_tests(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(t for t in TESTS if t in chosen)
 
 
+def _is_mix(part: str) -> bool:
+    """True when a ``--sizes`` item names a size mix (``imix``, ``64:7,...``) rather than one frame size."""
+    return part.strip().lower() in NAMED_MIXES or ":" in part
+
+
+def names_a_mix(value: str | Sequence[int | str] | None) -> bool:
+    """True when ``--sizes`` has a size mix among its rows (its writers must send frame pools)."""
+    return value is not None and any(_is_mix(str(p)) for p in _items(value))
+
+
 def parse_sizes(
     value: str | Sequence[int | str] | None, *, ipv6: bool = False, mtu: int | None = None
 ) -> tuple[FrameSize, ...]:
-    """``64,128,1518`` (frame sizes with the FCS, as RFC 2544 counts them) -> FrameSizes; None: the RFC's."""
+    """``64,128,1518,imix`` (frame sizes with the FCS, as RFC 2544 counts them, and size mixes) -> FrameSizes;
+    None: the RFC's. In a string, consecutive ``SIZE:WEIGHT`` items form one mix (``64,64:7,594:4,1518:1``
+    is 64 and one mix); in a sequence, each item is one row (``["64", "64:7,594:4,1518:1"]``)."""
     if value is None:
         return frame_sizes(default_sizes(ipv6), ipv6=ipv6, mtu=mtu)
-    sizes = []
-    for part in _items(value):
+    parts = [str(p).strip() for p in _items(value)]
+    if isinstance(value, str):  # regroup a comma-split mix: its weighted items are adjacent
+        grouped: list[str] = []
+        for part in parts:
+            joins = ":" in part and grouped and ":" in grouped[-1] and grouped[-1].lower() not in NAMED_MIXES
+            grouped[-1:] = [f"{grouped[-1]},{part}"] if joins else [*grouped[-1:], part]
+        parts = grouped
+    sizes: list[int | SizeMix] = []
+    for part in parts:
+        if _is_mix(part):
+            sizes.append(parse_mix(part))
+            continue
         try:
-            sizes.append(int(str(part)))
+            sizes.append(int(part))
         except ValueError:
-            raise UsageError(f"frame size {part!r} is not an integer; use sizes like 64,128,1518") from None
+            raise UsageError(
+                f"frame size {part!r} is not allowed; use sizes like 64,128,1518, "
+                f"a named mix ({', '.join(NAMED_MIXES)}) or a mix like 64:7,594:4,1518:1"
+            ) from None
     return frame_sizes(sizes, ipv6=ipv6, mtu=mtu)
 
 

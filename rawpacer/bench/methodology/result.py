@@ -27,7 +27,7 @@ READER_BOUND_FRACTION = 0.8
 """A figure at or above 80 % of the readers' measured capacity may be the readers' limit, not the kernel's."""
 
 
-def mbit(pps: float | None, frame_size: int) -> float | None:
+def mbit(pps: float | None, frame_size: float) -> float | None:
     """Megabits per second of ``pps`` frames of ``frame_size`` bytes as RFC 2544 counts them (FCS in)."""
     return None if pps is None else pps * frame_size * 8 / 1e6
 
@@ -36,10 +36,15 @@ FCS_BYTES = 4
 """The Ethernet frame check sequence: in RFC 2544's frame sizes, not in what a qdisc or the kernel sees."""
 
 
-def l2_mbit(pps: float | None, frame_size: int) -> float | None:
+def l2_mbit(pps: float | None, frame_size: float) -> float | None:
     """Megabits per second of ``pps`` frames as Linux counts them at a qdisc (tbf, htb) or a link's
     byte counters: the frame without its FCS (``skb->len`` on transmit; see docs/dut.md)."""
     return None if pps is None else pps * (frame_size - FCS_BYTES) * 8 / 1e6
+
+
+def size_heading(label: str) -> str:
+    """A row's column heading: ``64 B`` for a frame size, the mix's label (``imix``) as it is."""
+    return f"{label} B" if label.isdigit() else label
 
 
 def finite(value: float | None) -> float | None:
@@ -138,8 +143,15 @@ class Entry:
 
     writer: str
     frame_size: int
+    """The frame size; for a size mix's row its largest frame (``mix`` then names the mix)."""
     payload_bytes: int
     ipv6: bool = False
+    mix: str | None = None
+    """A size mix's row: its label (``imix``, or ``64:7,594:4,1518:1`` as RFC 6985 writes a mix)."""
+    mean_frame: float | None = None
+    """A size mix's mean frame size (FCS in, weighted): what its Mbit/s count."""
+    size_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    """A size mix's frames per size over all its trials: sent, delivered, intact (keys: the sizes)."""
     writer_max_pps: float | None = None
     throughput_pps: float | None = None
     throughput_confirmed: bool = False
@@ -184,19 +196,34 @@ class Entry:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def label(self) -> str:
+        """The row's name: the frame size (``64``) or the mix (``imix``)."""
+        return str(self.frame_size) if self.mix is None else self.mix
+
+    @property
+    def name(self) -> str:
+        """The row as tables and reports name it: ``64 B``, or ``imix (mean 361.8 B)``."""
+        return size_heading(self.label) if self.mix is None else f"{self.mix} (mean {self.mean_size:.1f} B)"
+
+    @property
+    def mean_size(self) -> float:
+        """Bytes per frame its Mbit/s count: the frame size, or a mix's mean frame."""
+        return float(self.frame_size) if self.mean_frame is None else self.mean_frame
+
+    @property
     def throughput_mbit(self) -> float | None:
-        """The throughput in Mbit/s (frame size with FCS, as RFC 2544 counts it)."""
-        return mbit(self.throughput_pps, self.frame_size)
+        """The throughput in Mbit/s (frame size with FCS, as RFC 2544 counts it; a mix's mean frame)."""
+        return mbit(self.throughput_pps, self.mean_size)
 
     @property
     def ndr_mbit(self) -> float | None:
         """The NDR in Mbit/s (frame with FCS, as RFC 2544 counts it)."""
-        return mbit(self.ndr_pps, self.frame_size)
+        return mbit(self.ndr_pps, self.mean_size)
 
     @property
     def pdr_mbit(self) -> float | None:
         """The PDR in Mbit/s (frame with FCS)."""
-        return mbit(self.pdr_pps, self.frame_size)
+        return mbit(self.pdr_pps, self.mean_size)
 
     @property
     def reader_capacity_pps(self) -> float | None:
@@ -256,13 +283,14 @@ class Run:
         return list(dict.fromkeys(e.writer for e in self.results))
 
     @property
-    def sizes(self) -> list[int]:
-        """The frame sizes measured, smallest first."""
-        return sorted({e.frame_size for e in self.results})
+    def sizes(self) -> list[str]:
+        """The rows measured, by label: frame sizes smallest first, then size mixes by mean frame."""
+        rows = {e.label: (e.mix is not None, e.mean_size) for e in self.results}
+        return sorted(rows, key=lambda label: rows[label])
 
-    def find(self, writer: str, frame_size: int) -> Entry | None:
-        """The entry of ``writer`` at ``frame_size``, if any."""
-        return next((e for e in self.results if e.writer == writer and e.frame_size == frame_size), None)
+    def find(self, writer: str, size: int | str) -> Entry | None:
+        """The entry of ``writer`` at frame size (or mix label) ``size``, if any."""
+        return next((e for e in self.results if e.writer == writer and e.label == str(size)), None)
 
     def header(self) -> dict[str, Any]:
         """The JSON document without its results: schema, machine, environment, params, interrupted, notes."""
@@ -339,7 +367,15 @@ class Recorder:
 
     def start(self, writer: str, frame: FrameSize) -> Entry:
         """A new, unfinished entry for ``writer`` at ``frame``."""
-        entry = Entry(writer, frame.size, frame.payload_bytes, frame.ipv6)
+        mixed = frame.mix is not None
+        entry = Entry(
+            writer,
+            frame.size,
+            frame.payload_bytes,
+            frame.ipv6,
+            mix=frame.label if mixed else None,
+            mean_frame=float(frame.mean_frame) if mixed else None,
+        )
         self.run.results.append(entry)
         self.save()
         return entry
@@ -348,6 +384,10 @@ class Recorder:
         """Append one finished trial to ``entry`` and write the file."""
         record = TrialRecord.of(result, outcome)
         entry.trials.append(record)
+        for size, counts in (result.sizes or {}).items():
+            row = entry.size_counts.setdefault(str(size), dict.fromkeys(counts, 0))
+            for name, value in counts.items():
+                row[name] = row.get(name, 0) + value
         self.save()
         if self.on_trial is not None:
             self.on_trial(entry, record)

@@ -179,7 +179,7 @@ def run_suite(devices: Iterable[Device], settings: Settings, recorder: Recorder)
                 try:
                     run_entry(device, frame, settings, recorder)
                 except RawpacerError as exc:
-                    entry = recorder.run.find(device.writer, frame.size)
+                    entry = recorder.run.find(device.writer, frame.label)
                     if entry is not None:
                         entry.error = str(exc)
                         recorder.save()

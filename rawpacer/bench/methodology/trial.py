@@ -129,6 +129,8 @@ class TrialResult:
     """Datagrams that arrived after a higher sequence on their port (RFC 4737 3.3)."""
     reorder_extent: int | None = None
     """The largest reordering extent (RFC 4737 4.2.1); None when the datagrams carried no sequence."""
+    sizes: dict[int, dict[str, int]] | None = None
+    """A size mix's trial: frames per size (sent, delivered, intact), as the shaped stream counted them."""
 
     def __post_init__(self) -> None:
         for name in (
