@@ -28,7 +28,7 @@ CHAIN_SILENCE_S = 0.5
 """A prearmed op ends after this long with nothing arriving (the controller did not use it)..."""
 CHAIN_TIMEOUT_S = 30.0
 """...and at the latest this long after it was armed (a slow writer's fan-out of 10,000 still fits)."""
-TUNING = ReaderTuning(spin=False)
+TUNING = ReaderTuning(spin=False, poll_op=True)
 """The agent's readers sleep until datagrams come instead of polling for them: a prearmed op keeps
 them armed through the whole cycle (the verdict's way back, the controller's next fill), so polling
 would take a CPU for the whole run, on a host shared with anything the one the control channel
