@@ -31,6 +31,9 @@
 #define CMSG_ROOM 64    /* one SCM_TIMESTAMPNS (16-byte timespec) with its header, and slack */
 
 enum { COMMAND = 0, COMPLETE = 1, DEADLINE = 2, SILENCE = 3 };
+/* attach()'s spin modes (rawpacer.readers.tuning): sleep in epoll_wait; poll while an op is open (and
+ * idle_spin_ns after it); or sleep until the open op's first datagram, then poll until it is complete. */
+enum { SLEEP = 0, SPIN = 1, POLL_OP = 2 };
 enum { RX_NS, SLOT, MATCH, COLUMNS }; /* the arrival columns: int64 rx_ns, int32 slot, uint8 match */
 static const size_t ITEM[COLUMNS] = {sizeof(int64_t), sizeof(int32_t), sizeof(uint8_t)};
 #define FIRST_ROOM 65536 /* arrivals the columns hold before their first growth */
@@ -474,10 +477,11 @@ static PyObject *Counter_attach(Counter *self, PyObject *args, PyObject *kwds) {
     int ctl_fd, spin;
     unsigned int batch;
     long long linger_ns, idle_spin_ns;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OiIpLL", names, &fds, &ctl_fd, &batch, &spin, &linger_ns,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OiIiLL", names, &fds, &ctl_fd, &batch, &spin, &linger_ns,
                                      &idle_spin_ns))
         return NULL;
     if (self->epfd >= 0) return PyErr_Format(PyExc_RuntimeError, "this Counter is already attached to sockets");
+    if (spin < SLEEP || spin > POLL_OP) return PyErr_Format(PyExc_ValueError, "spin %d is out of range 0-2", spin);
     if (batch < 1 || batch > 1024) return PyErr_Format(PyExc_ValueError, "batch %u is out of range 1-1024", batch);
     PyObject *seq = PySequence_Fast(fds, "socks must be a sequence of sockets or file descriptors");
     if (seq == NULL) return NULL;
@@ -611,11 +615,14 @@ static PyObject *Counter_run(Counter *self, PyObject *args) {
                 if (from + silence_ns < end) end = from + silence_ns;
             }
         }
-        if ((self->active && self->spin) || draining) {
+        /* POLL_OP: the op's first datagram woke the loop; the rest follow within the op, so poll */
+        int polling = self->active && (self->spin == SPIN || (self->spin == POLL_OP && self->first_take_ns &&
+                                                              self->reached < self->slots));
+        if (polling || draining) {
             timeout_ms = 0;
         } else if (!finishing) {
             /* between ops, keep spinning a little: back-to-back ops then never wait for a wake-up */
-            timeout_ms = self->spin && now_ns() < self->spin_until ? 0 : -1;
+            timeout_ms = self->spin == SPIN && now_ns() < self->spin_until ? 0 : -1;
         } else if (end == INT64_MAX) {
             timeout_ms = -1; /* finishing with neither deadline nor silence: until complete */
         } else {
@@ -720,7 +727,7 @@ static PyMethodDef Counter_methods[] = {
      "arrival_buffers() -> (rx_ns, slot, match) read-only memoryviews of the op's arrivals, valid while held"},
     {"attach", (PyCFunction)(void (*)(void))Counter_attach, METH_VARARGS | METH_KEYWORDS,
      "attach(socks, ctl_fd, batch, spin, linger_ns, idle_spin_ns): watch slot i's socket socks[i] and the "
-     "control socket"},
+     "control socket; spin 0 sleeps, 1 polls while an op is open, 2 polls from an op's first datagram to its end"},
     {"detach", (PyCFunction)Counter_detach, METH_O, "detach(slot): stop watching a slot's socket"},
     {"run", (PyCFunction)Counter_run, METH_VARARGS,
      "run(finishing, deadline_ns, silence_ns, since_ns) -> 0 command, 1 complete, 2 deadline, 3 silence"},
@@ -750,7 +757,9 @@ PyMODINIT_FUNC PyInit__readloop(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddIntConstant(m, "COMMAND", COMMAND) < 0 || PyModule_AddIntConstant(m, "COMPLETE", COMPLETE) < 0 ||
-        PyModule_AddIntConstant(m, "DEADLINE", DEADLINE) < 0 || PyModule_AddIntConstant(m, "SILENCE", SILENCE) < 0) {
+        PyModule_AddIntConstant(m, "DEADLINE", DEADLINE) < 0 || PyModule_AddIntConstant(m, "SILENCE", SILENCE) < 0 ||
+        PyModule_AddIntConstant(m, "SLEEP", SLEEP) < 0 || PyModule_AddIntConstant(m, "SPIN", SPIN) < 0 ||
+        PyModule_AddIntConstant(m, "POLL_OP", POLL_OP) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -9,6 +9,9 @@ COMMAND: int
 COMPLETE: int
 DEADLINE: int
 SILENCE: int
+SLEEP: int
+SPIN: int
+POLL_OP: int
 
 class Counter:
     """The readers' counting core and socket loop in C (the twin of readers.core.Counter + pyloop)."""
@@ -39,7 +42,7 @@ class Counter:
         socks: Sequence[socket.socket | int],
         ctl_fd: int,
         batch: int,
-        spin: bool,
+        spin: int,
         linger_ns: int,
         idle_spin_ns: int,
     ) -> None: ...

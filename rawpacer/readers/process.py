@@ -64,8 +64,9 @@ class ReaderProcess:
         self.slot_of_port = {port: slot for slot, port in enumerate(self.ports)}
         self.loop_name = tuning.resolved_loop
         self.loop: PyLoop | FastLoop = (FastLoop if self.loop_name == "c" else PyLoop)(shared, slot_size, count)
-        spin = tuning.resolved_spin
-        self.loop.attach(socks, ctl.fileno(), tuning.batch, spin, tuning.linger_us * 1000, tuning.idle_spin_us * 1000)
+        self.loop.attach(
+            socks, ctl.fileno(), tuning.batch, tuning.spin_mode, tuning.linger_us * 1000, tuning.idle_spin_us * 1000
+        )
         self.drops_seen = [0] * count
         self.timestamps = False
         self.stamp_keeper: socket.socket | None = None

@@ -12,6 +12,7 @@ import time
 
 from rawpacer.kernel.timestamping import TIMESPEC, timestamp_ns
 from rawpacer.readers.core import NEVER, Buffer, Counter, Tallies
+from rawpacer.readers.tuning import POLL_OP, SPIN
 
 # Why run() returned (the C loop exports the same numbers).
 COMMAND, COMPLETE, DEADLINE, SILENCE = 0, 1, 2, 3
@@ -27,9 +28,10 @@ class PyLoop(Counter):
         self._restart_counts()
 
     def attach(
-        self, socks: list[socket.socket], ctl_fd: int, batch: int, spin: bool, linger_ns: int, idle_spin_ns: int
+        self, socks: list[socket.socket], ctl_fd: int, batch: int, spin: int, linger_ns: int, idle_spin_ns: int
     ) -> None:
-        """Watch ``socks[i]`` for slot i and the control socket ``ctl_fd``."""
+        """Watch ``socks[i]`` for slot i and the control socket ``ctl_fd``; ``spin`` is a
+        ``tuning`` mode (SLEEP, SPIN or POLL_OP)."""
         self._epoll = select.epoll()
         self._epoll.register(ctl_fd, select.EPOLLIN)
         self._ctl_fd = ctl_fd
@@ -103,10 +105,14 @@ class PyLoop(Counter):
                     end = deadline_ns
                 if silence_ns >= 0:
                     end = min(end, max(self.last_take_ns, since_ns) + silence_ns)
-            if (self.active and self._spin) or draining:
+            # POLL_OP: the op's first datagram woke the loop; the rest follow within the op, so poll
+            polling = self.active and (
+                self._spin == SPIN or (self._spin == POLL_OP and self.first_take_ns > 0 and not self.complete)
+            )
+            if polling or draining:
                 timeout = 0.0
             elif not finishing:  # between ops, keep spinning a little: the next op finds the reader awake
-                timeout = 0.0 if self._spin and time.monotonic_ns() < self._spin_until else -1.0
+                timeout = 0.0 if self._spin == SPIN and time.monotonic_ns() < self._spin_until else -1.0
             elif end == NEVER:
                 timeout = -1.0  # finishing with neither deadline nor silence: until complete
             else:

@@ -28,11 +28,12 @@ CHAIN_SILENCE_S = 0.5
 """A prearmed op ends after this long with nothing arriving (the controller did not use it)..."""
 CHAIN_TIMEOUT_S = 30.0
 """...and at the latest this long after it was armed (a slow writer's fan-out of 10,000 still fits)."""
-TUNING = ReaderTuning(spin=False)
-"""The agent's readers sleep until datagrams come instead of polling for them: a prearmed op keeps
-them armed through the whole cycle (the verdict's way back, the controller's next fill), so polling
-would take a CPU for the whole run, on a host shared with anything the one the control channel
-needs. Measured on the one-VM rig: the op 1.51x a local one sleeping, 2.70x polling (the same run)."""
+TUNING = ReaderTuning(spin=False, poll_op=True)
+"""The agent's readers sleep until an op's first datagram, then poll until the op is complete
+(``poll_op``): a prearmed op keeps them armed through the whole cycle (the verdict's way back, the
+controller's next fill), so polling throughout would take a CPU the control channel needs (the op
+2.70x a local one against 1.51x sleeping, one-VM rig); sleeping throughout made the sender pay a
+wake-up per batch (its send 809-825 µs against 636-754 µs with poll_op; docs/two-hosts.md)."""
 IDLE_S = 120.0
 """The agent leaves after this long without a message (a controller that vanished with the link up)."""
 

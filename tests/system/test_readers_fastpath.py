@@ -121,6 +121,21 @@ def test_python_and_c_loops_agree_on_mixed_traffic(topo, sender):
     assert all(any(getattr(c, k) for c in totals) for k in ("corrupt", "duplicate", "lost", "late"))
 
 
+def test_loops_that_poll_only_within_an_op_agree_with_spinning_ones(topo, sender):
+    """poll_op (sleep until an op's first datagram, then poll to its end), C and Python: the same
+    verdicts as a loop that spins through the op, late datagrams between ops included."""
+    runs = []
+    for tuning in (
+        ReaderTuning(loop="c", spin=True),
+        ReaderTuning(loop="c", spin=False, poll_op=True),
+        ReaderTuning(loop="python", spin=False, poll_op=True),
+    ):
+        with ReaderSet(topo, 20, 300, timeout=0.3, tuning=tuning) as rs:
+            runs.append(mixed_ops(rs, topo, sender, seed=11))
+    assert runs[0] == runs[1] == runs[2]
+    assert any(counts.late for counts, _ in runs[0])
+
+
 def test_kernel_timestamps_come_with_every_datagram(Readers, topo, sender):
     with Readers(topo, 5, 200) as rs:
         fresh(rs)

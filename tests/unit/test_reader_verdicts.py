@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from rawpacer import _readloop as readloop  # built by sudo-run.sh (tests/unit/test_checksum.py checks)
 from rawpacer.errors import UsageError
-from rawpacer.readers import arrivals, core, protocol, pyloop
+from rawpacer.readers import arrivals, core, protocol, pyloop, tuning
 from rawpacer.readers.counts import Counts
 from rawpacer.readers.tally import OpResult, PortTally, RunTally
 from rawpacer.readers.tuning import ReaderTuning
@@ -285,6 +285,23 @@ def test_both_loops_name_their_reasons_alike():
     )
 
 
+def test_both_loops_number_the_spin_modes_alike():
+    assert (readloop.SLEEP, readloop.SPIN, readloop.POLL_OP) == (tuning.SLEEP, tuning.SPIN, tuning.POLL_OP)
+
+
+@pytest.mark.parametrize(
+    "kwargs, mode",
+    [
+        ({"spin": True}, tuning.SPIN),
+        ({"spin": True, "poll_op": True}, tuning.SPIN),
+        ({"spin": False}, tuning.SLEEP),
+        ({"spin": False, "poll_op": True}, tuning.POLL_OP),
+    ],
+)
+def test_spin_mode_follows_spin_then_poll_op(kwargs, mode):
+    assert ReaderTuning(**kwargs).spin_mode == mode
+
+
 def test_python_loop_when_the_extension_is_missing():
     """Simulate a build without a C compiler: auto picks the Python loop, asking for C is a usage error."""
     code = (
@@ -307,6 +324,7 @@ def test_python_loop_when_the_extension_is_missing():
         ({"batch": 2000}, "batch 2000"),
         ({"linger_us": -1}, "linger_us -1"),
         ({"spin": "yes"}, "spin 'yes'"),
+        ({"poll_op": 1}, "poll_op 1"),
     ],
 )
 def test_bad_tuning_is_a_usage_error(kwargs, match):
