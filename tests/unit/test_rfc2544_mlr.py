@@ -165,6 +165,6 @@ def test_a_writer_that_offers_nothing_asked_is_named_not_the_path():
 
 
 def test_the_lowest_load_carries_enough_datagrams_to_see_the_pdrs_loss():
-    assert min_load(TOP, SETTINGS) == 4_000.0  # 20 / 0.5 % datagrams in a 1 s trial
+    assert min_load(TOP, SETTINGS) == 8_000.0  # 40 / 0.5 % datagrams in a 1 s trial
     assert min_load(TOP, dataclasses.replace(SETTINGS, trial_s=60.0)) == TOP * MIN_LOAD_FRACTION
     assert min_load(1_000.0, SETTINGS) == 500.0  # never above half the writer's maximum

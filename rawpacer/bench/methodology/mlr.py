@@ -54,13 +54,15 @@ MAX_INITIAL_TRIAL_S = 1.0
 MIN_LOAD_FRACTION = 0.001
 """The lowest load the search tries is at least this fraction of the writer's unpaced maximum ..."""
 
-PDR_LOSSES_PER_TRIAL = 20
+PDR_LOSSES_PER_TRIAL = 40
 """... and carries, in one trial of the run's length, at least this many datagrams over the PDR's loss
-ratio (4,000 at 0.5 %), so that a trial at the PDR's loss would lose 20 of them. With fewer, a lucky
-trial of a DUT that loses at every rate passes as loss-free (at 0.1 % loss, 37 % of 1,000-datagram
-trials lose nothing; measured: ``--dut drop:0.001`` gave an "NDR" of 285 pps from one such trial),
-and the NDR says more about the trial's size than about the DUT. A loss there makes the goal's
-figure unreachable (None). FD.io CSIT's own floor is alike: 9,001 pps with 1 s trials."""
+ratio (8,000 at 0.5 %), so that a trial at the PDR's loss would lose 40 of them. With fewer, a lucky
+trial of a DUT that loses at every rate passes as loss-free, and one good trial makes a lower bound
+(``BOUND_TRIALS``): at 0.1 % loss, 37 % of 1,000-datagram trials lose nothing (measured:
+``--dut drop:0.001`` gave an "NDR" of 285 pps from one such trial), 1.8 % of 4,000-datagram ones (the
+floor was 20 losses; measured: an "NDR" of 2,000 pps from the one loss-free 2 s trial among five),
+0.03 % of 8,000-datagram ones. A loss there makes the goal's figure unreachable (None). FD.io CSIT's
+own floor is alike: 9,001 pps with 1 s trials."""
 
 MAX_MIN_LOAD_FRACTION = 0.5
 """The floor never rises above half the writer's maximum, whatever the trial length."""
