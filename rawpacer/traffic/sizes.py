@@ -103,7 +103,7 @@ def parse_sizes(text: str) -> SizeMix:
         for part in text.split(","):
             size_text, _, weight_text = part.strip().partition(":")
             size = _integer("frame size", size_text, MIN_FRAME_SIZE, MAX_FRAME_SIZE)
-            weight = _integer(f"weight of size {size}", weight_text, 1, MAX_WEIGHT) if weight_text else 1
+            weight = _integer(f"size {size}: weight", weight_text, 1, MAX_WEIGHT) if weight_text else 1
             require(all(size != s for s, _ in pairs), f"frame size {size} is given twice in {text!r}")
             pairs.append((size, weight))
     return SizeMix(tuple(s for s, _ in pairs), tuple(w for _, w in pairs))

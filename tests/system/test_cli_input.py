@@ -56,7 +56,7 @@ DEVICE: list[tuple[list[str], str]] = [
 STREAM = ["--mode", "stream"]
 SHAPES: list[tuple[list[str], str]] = [
     (["--sizes", "63"], "frame size 63 is out of range 64-65554"),
-    (["--sizes", "64:7,594:x"], "weight of size 594 'x' is not an integer"),
+    (["--sizes", "64:7,594:x"], "size 594: weight 'x' is not an integer"),
     (["--sizes", "64,64"], "frame size 64 is given twice"),
     (["--sizes", "1518", "--mtu", "1000"], "frame size 1518 is too large at MTU 1000"),
     (["--vary", "ttl=1-64"], "--vary field 'ttl' is not one of sport, dport, src-ip, dst-ip, flow-label, vlan"),
@@ -200,7 +200,7 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         (["--sizes", "64,46"], "frame size 46 cannot hold FCS+Ethernet+IPv4+UDP"),
         (["--sizes", "64,x"], "frame size 'x' is not allowed; use sizes like 64,128,1518, a named mix (imix)"),
         (["--sizes", "64,imx"], "frame size 'imx' is not allowed"),
-        (["--sizes", "64:0,1518:1"], "weight of size 64 0 is out of range 1-1000000"),
+        (["--sizes", "64:0,1518:1"], "size 64: weight 0 is out of range 1-1000000"),
         (
             ["--sizes", "64,imix", "--writers", "scapy", "--tests", "throughput"],
             "--sizes: a size mix's row sends a frame pool, which scapy cannot",

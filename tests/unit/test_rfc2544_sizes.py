@@ -141,8 +141,8 @@ def test_a_custom_mix_regroups_from_the_comma_list_or_is_one_sequence_item():
     ("sizes", "why"),
     [
         ("64,imx", "frame size 'imx' is not allowed"),
-        ("64:0,1518:1", "weight of size 64 0 is out of range"),
-        ("64:-1", "weight of size 64 -1 is out of range"),
+        ("64:0,1518:1", "size 64: weight 0 is out of range"),
+        ("64:-1", "size 64: weight -1 is out of range"),
         ("imix,IMIX", "frame size imix is named twice"),
         ("64:7,70000:1", "frame size 70000 is out of range"),
     ],
