@@ -223,9 +223,11 @@ class Expected:
 
     def add(self, flow: int, payload: bytes | memoryview, offset: int) -> None:
         """One datagram of ``flow`` sent at ``offset``."""
-        self.digests.setdefault(flow, array("Q")).append(datagram_hash(payload))
-        self.offsets.setdefault(flow, array("q")).append(offset)
-        sequences = self.sequences.setdefault(flow, array("q"))
+        if flow not in self.digests:  # a flow's arrays made once, not a spare set per datagram
+            self.digests[flow], self.offsets[flow], self.sequences[flow] = array("Q"), array("q"), array("q")
+        self.digests[flow].append(datagram_hash(payload))
+        self.offsets[flow].append(offset)
+        sequences = self.sequences[flow]
         if sequences is not None:
             sequence = sequence_of(payload)
             if sequence is None:

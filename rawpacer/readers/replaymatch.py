@@ -58,12 +58,11 @@ class FlowVerdict:
 
     def __add__(self, other: FlowVerdict) -> FlowVerdict:
         counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name not in _ORDER}
-        mine, theirs = (self.reordered, self.reorder_extent), (other.reordered, other.reorder_extent)
-        if mine[0] is None or theirs[0] is None:
-            order = theirs if mine[0] is None else mine
-        else:
-            order = (mine[0] + (theirs[0] or 0), max(mine[1] or 0, theirs[1] or 0))
-        return FlowVerdict(**counts, reordered=order[0], reorder_extent=order[1])
+        if self.reordered is None or other.reordered is None:  # a flow that is not sequenced adds nothing
+            known = other if self.reordered is None else self
+            return FlowVerdict(**counts, reordered=known.reordered, reorder_extent=known.reorder_extent)
+        extent = max(self.reorder_extent or 0, other.reorder_extent or 0)
+        return FlowVerdict(**counts, reordered=self.reordered + other.reordered, reorder_extent=extent)
 
     def as_dict(self) -> dict[str, Any]:
         """The counts by name, JSON-ready."""
