@@ -12,6 +12,7 @@ from setuptools import Extension, setup
 
 SEQUENCE_H = "rawpacer/_sequence.h"  # the stream datagrams' sequence field, shared by _readloop and _engine
 PACECORE_H = "rawpacer/_pacecore.h"  # the pacer's C core, shared by _pace and _engine
+DGHASH_H = "rawpacer/_dghash.h"  # a replay's datagram hash, shared by _checksum, its planner and recorder
 STRICT = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
 C_EXTENSIONS = {
@@ -23,7 +24,13 @@ C_EXTENSIONS = {
 
 setup(
     ext_modules=[
-        Extension("rawpacer._checksum", sources=["rawpacer/_checksum.c"], optional=True, extra_compile_args=["-O2"]),
+        Extension(
+            "rawpacer._checksum",
+            sources=["rawpacer/_checksum.c"],
+            depends=[SEQUENCE_H, DGHASH_H],
+            optional=True,
+            extra_compile_args=["-O2"],
+        ),
         Extension("rawpacer._alloccount", sources=["rawpacer/_alloccount.c"], optional=True),
         *(
             Extension(name, sources=[source], depends=depends, optional=True, extra_compile_args=STRICT)

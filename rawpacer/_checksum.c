@@ -8,12 +8,16 @@
  * And stamp_sequence(buffer, stride, offset, sequence, /): a stream's sequence field (_sequence.h,
  * checksum-neutral) written at `offset` of every `stride`-byte row of a writable buffer, for a whole
  * fan-out in one call with no Python object made (rawpacer/headers/sequence.py, numpy otherwise).
+ *
+ * And datagram_hash(buffer, /) -> int: rawpacer's 64-bit datagram hash (_dghash.h), by which a
+ * replay's planner and recorder know each datagram (rawpacer/readers/replaymatch.py, the twin).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "_dghash.h"
 #include "_sequence.h"
 
 /* Fold a non-negative sum to 0..0xFFFF keeping its residue mod 0xFFFF (0 only for 0). */
@@ -99,7 +103,17 @@ static PyObject *stamp_sequence(PyObject *module, PyObject *const *args, Py_ssiz
     Py_RETURN_NONE;
 }
 
+static PyObject *datagram_hash(PyObject *module, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    uint64_t h = dg_hash((const unsigned char *)view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLongLong(h);
+}
+
 static PyMethodDef methods[] = {
+    {"datagram_hash", (PyCFunction)datagram_hash, METH_O,
+     "datagram_hash(buffer, /) -> int: rawpacer's 64-bit datagram hash (_dghash.h)."},
     {"ones_sum", (PyCFunction)(void (*)(void))ones_sum, METH_FASTCALL,
      "ones_sum(buffer, initial=0, /) -> int: folded RFC 1071 sum of buffer's big-endian words plus initial."},
     {"stamp_sequence", (PyCFunction)(void (*)(void))stamp_sequence, METH_FASTCALL,
