@@ -32,6 +32,8 @@ class MessageSource(ABC):
     """Makes fresh messages of ``size`` bytes: one at a time, or a whole buffer of them at once."""
 
     name: ClassVar[str]
+    made_ahead: ClassVar[bool] = True
+    """Whether a fill is worth making ahead, during the op before (it makes new bytes each time)."""
 
     def __init__(self, size: int) -> None:
         self.size = check_size(size)
@@ -131,6 +133,7 @@ class FixedSource(MessageSource):
     """One random message made once and reused every op (nothing is generated per op)."""
 
     name = "fixed"
+    made_ahead = False
 
     def __init__(self, size: int) -> None:
         super().__init__(size)

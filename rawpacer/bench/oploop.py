@@ -1,7 +1,9 @@
 """The op loop, written once: the seed's fan-out op, and stream mode's run of fan-outs.
 
 One fan-out op is the seed's job: fresh messages into the readers' shared buffer, arm the
-readers, send one message to every reader, wait until each has its datagram (or gives up). A
+readers, send one message to every reader, wait until each has its datagram (or gives up). With
+local readers the next op's messages are made while this op's readers check (the writer's CPU
+would only wait) and copied in when it starts. A
 stream fills the messages once, sends the fan-out, replays it with ``Writer.resend`` (trafgen's
 prebuilt frames) and checks the readers once at the end. Every stream datagram carries its
 fan-out's number in its first 8 bytes (``rawpacer.headers.sequence``), stamped once per fan-out
@@ -272,6 +274,8 @@ class OpLoop:
     shape: Shaped | None = None
     """A shaped stream's frame pool (``--sizes``/``--vary``): streams send it, cycled by the engine."""
     _sequencer: Sequencer | None = field(default=None, init=False, repr=False)
+    _ahead: bytearray | None = field(default=None, init=False, repr=False)
+    """The next op's fresh messages, made while this op's readers checked theirs (``fanout``)."""
 
     @property
     def sequenced(self) -> bool:
@@ -297,9 +301,19 @@ class OpLoop:
         (the readers' whole time-out before any op has completed), so a loss costs a bounded wait."""
         readers, ports = self.readers, len(self.readers.ports)
         start = time.perf_counter_ns()
-        self.source.fill(readers.buffer)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and len(ahead) == len(readers.buffer):
+            readers.buffer[:] = ahead
+        else:
+            self.source.fill(readers.buffer)
         readers.begin(self.expected_size, timestamps=self.timestamps)
         sent = depart(self.writer, readers.messages, self.departures, ports, fresh=ports)
+        if readers.fill_ahead and self.source.made_ahead:
+            # the next op's messages, made while the readers check these (this CPU would only wait):
+            # every op's are still fresh, made once and sent once, in the time of the op before
+            ahead = ahead if ahead is not None and len(ahead) == len(readers.buffer) else bytearray(len(readers.buffer))
+            self.source.fill(ahead)
+            self._ahead = ahead
         typical = self.typical_ns
         result = readers.wait(sent, silence=None if typical is None else silence_for(typical))
         elapsed = time.perf_counter_ns() - start

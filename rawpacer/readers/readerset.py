@@ -17,7 +17,7 @@ import socket
 import time
 import weakref
 from dataclasses import astuple
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from rawpacer.errors import RawpacerError, ReaderDied, UsageError, require
 from rawpacer.headers.sequence import MAX_SEQUENCE
@@ -112,6 +112,10 @@ class ReaderSet:
     ``rcvbuf`` is each socket's receive buffer in bytes (default ``auto_rcvbuf(count)``);
     ``tuning`` picks the receive loop (``ReaderTuning``; default: the C loop when built).
     """
+
+    fill_ahead: ClassVar[bool] = True
+    """An op's messages may be made during the op before and copied into ``buffer`` at its start
+    (``OpLoop``): the readers check whatever ``buffer`` holds when ``begin()`` is called."""
 
     def __init__(
         self,

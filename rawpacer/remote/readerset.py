@@ -14,7 +14,7 @@ import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -116,6 +116,9 @@ def remote_clock(channel: Channel) -> int:
 class RemoteReaderSet:
     """``count`` readers spread over ``hosts`` (by weight), each host's on ``addrs[i]`` (None: the
     address the SSH client reached), ports from ``first_port`` up across the hosts in order."""
+
+    fill_ahead: ClassVar[bool] = False
+    """The remote readers make their share from the fill's seed, chained op to op: fill at the op's start."""
 
     def __init__(
         self,

@@ -3,12 +3,14 @@ UMEM chunks, a staging array), headers and checksums written a column range at a
 
 With the payload length fixed, every port's header bytes are fixed too and only the UDP checksum
 changes from one fan-out to the next: it is a fixed part (pseudo-header + UDP header, summed once
-by the template) plus the payload's sum, one C call per message.
+by the template) plus the payload's sum. One C call composes a whole span (``_checksum.compose_udp``:
+headers, payloads and checksums, no intermediate copy); the numpy composition is its twin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -29,6 +31,7 @@ class Batch:
         joined = b"".join(t.headers(payload_len) for t in templates)
         self.headers = np.frombuffer(joined, np.uint8).reshape(-1, self.header_len)
         self.bases = [t.udp_sum_base(payload_len) for t in templates]
+        self._bases = array("I", self.bases)
 
     @property
     def frame_len(self) -> int:
@@ -38,6 +41,13 @@ class Batch:
     def compose(self, rows: np.ndarray, messages: Sequence[BytesLike], start: int, stop: int) -> None:
         """The frames of ``messages[start:stop]`` (all the same length, trimmed to ``payload_len``)
         into the first ``frame_len`` bytes of ``rows``, one frame per row."""
+        if _compose_udp is not None and rows.flags.c_contiguous and rows.shape[1] == self.frame_len:
+            _compose_udp(rows, self.headers, self._bases, messages, start, self.payload_len, self.checksum_at)
+        else:
+            self.python_compose(rows, messages, start, stop)
+
+    def python_compose(self, rows: np.ndarray, messages: Sequence[BytesLike], start: int, stop: int) -> None:
+        """``compose`` in numpy: the twin of the C call, and the way for rows wider than a frame."""
         span, payload_len, head, at = stop - start, self.payload_len, self.header_len, self.checksum_at
         chosen = messages[start:stop]
         size = len(chosen[0])
@@ -50,6 +60,17 @@ class Batch:
         rows[:, :head] = self.headers[start:stop]
         rows[:, at : at + 2] = np.array(sums, ">u2").view(np.uint8).reshape(span, 2)
         rows[:, head : head + payload_len] = payloads
+
+
+def _compiled() -> Callable[..., None] | None:
+    try:
+        from rawpacer._checksum import compose_udp
+    except ImportError:  # built without a compiler: numpy composes
+        return None
+    return compose_udp
+
+
+_compose_udp = _compiled()
 
 
 class Batches(dict[int, Batch]):

@@ -50,7 +50,7 @@ class RingWriter(RawWriter):
         size = len(messages[start])
         if replay and len(self._composed) == len(messages) and self._composed[start:stop].all():
             return self._push(self._rows_pool(), start, stop - start, self._frames[start:stop])
-        if any(len(m) != size for m in messages[start:stop]) or (self.fit is Fit.FRAGMENT and size > self.limit):
+        if len(set(map(len, messages[start:stop]))) > 1 or (self.fit is Fit.FRAGMENT and size > self.limit):
             self._composed[:] = False
             frames = [frame for index in range(start, stop) for frame in self.frames_for(index, messages[index])]
             pushed = self._push(pool(frames), 0, len(frames), frames)
@@ -74,7 +74,7 @@ class RingWriter(RawWriter):
         composes in place (so they may be asked for before it); None when ``send`` would build
         them frame by frame (mixed lengths, fragments), before the rows exist, or with a pcap to record."""
         size = len(messages[0])
-        if self.pcap is not None or any(len(m) != size for m in messages):
+        if self.pcap is not None or len(set(map(len, messages))) > 1:
             return None
         if self.fit is Fit.FRAGMENT and size > self.limit:
             return None
