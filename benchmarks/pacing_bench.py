@@ -18,6 +18,9 @@ in an order that rotates each round:
   PAUSE, as sockperf does) and ``c-fixed`` (a fixed 5 ms margin: the pacer's wait before the
   margin adapted). Each socket sends two unmeasured datagrams first, the same way, as sockperf
   warms up before its test;
+- the batch writers (``udp-sendmmsg``, ``packet-ring``, ``xdp``) at burst 1 through the transmit
+  engine paced by the C core (``/engine``), spinning only (``/engine-full``, named), or a Python
+  loop around the C pacer's wait (``/py-loop``, named);
 - ``sockperf throughput --mps`` (C, spins on the TSC to absolute deadlines);
 - ``iperf3 -u -b`` (UDP at the equivalent payload bit rate; its server must receive the datagrams
   itself, so they are stamped by an AF_PACKET socket on lo instead, which gets the very same

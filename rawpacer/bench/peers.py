@@ -41,14 +41,19 @@ PACKET_HOST = 0
 WAYS = ("py-spin", "c-wait", "c-loop", "c-full", "c-fixed")
 """How rawpacer paces: the Python loop on the Python pacer, the Python loop on the C pacer (one call
 per departure), the whole loop in C (the transmit engine's sendmmsg back end, paced by the C core), and the C loop spinning only or with a fixed margin."""
-RING_WAYS = ("engine", "py-loop")
-"""The batch writers, two ways: ``engine`` (the writer's frames through the transmit engine, paced by
-the pacer's C core: ``Writer.replay_frames``) and ``py-loop`` (a Python loop: the C pacer's wait,
-then ``resend``, the op loop's way before the engine; not in the default set, name it)."""
+RING_WAYS = ("engine", "engine-full", "py-loop")
+"""The batch writers, three ways: ``engine`` (the writer's frames through the transmit engine, paced by
+the pacer's C core: ``Writer.replay_frames``), ``engine-full`` (the same, spinning only: ``--spin
+full``, sockperf's way) and ``py-loop`` (a Python loop: the C pacer's wait, then ``resend``, the op
+loop's way before the engine); only ``engine`` is in the default set, name the others."""
 RING_TOOLS = [f"{writer}/{way}" for writer in ("udp-sendmmsg", "packet-ring", "xdp") for way in RING_WAYS]
 PACER_TOOLS = [f"{writer}/{way}" for writer in ("udp-sendto", "packet-raw") for way in WAYS]
 PACER_TOOLS += [t for t in RING_TOOLS if t.endswith("/engine")]
-SPIN: dict[str, dict[str, Any]] = {"c-full": {"spin": "full"}, "c-fixed": {"spin_ns": 5_000_000}}
+SPIN: dict[str, dict[str, Any]] = {
+    "c-full": {"spin": "full"},
+    "engine-full": {"spin": "full"},
+    "c-fixed": {"spin_ns": 5_000_000},
+}
 """How each way's pacer waits: adaptive (the default) unless named here."""
 PEER_BINARY = {"sockperf": "sockperf", "iperf3": "iperf3", "trafgen-rate": "trafgen", "trafgen-gap": "trafgen"}
 """Each peer tool and the program it needs."""
@@ -169,9 +174,9 @@ class PeerBench:
         with writer:
             writer.send(messages)
             self.drain()
-            pacer = Pacer(ConstantSchedule(rate))
+            pacer = Pacer(ConstantSchedule(rate), **SPIN.get(way, {}))
             pacer.start()
-            frames = writer.replay_frames(messages) if way == "engine" else None
+            frames = writer.replay_frames(messages) if way.startswith("engine") else None
             if frames is not None:
                 engine.paced(frames, pacer, count)
             else:

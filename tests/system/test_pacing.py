@@ -181,3 +181,15 @@ def test_a_failing_send_raises_with_the_count_sent(implementation):
                 engine.paced(sender, Pacer(ConstantSchedule(1000), implementation=implementation), 3)
     assert caught.value.errno == errno.EMSGSIZE
     assert sender.engine.sent == 0
+
+
+@pytest.mark.parametrize("way", ["engine", "engine-full", "py-loop"])
+def test_the_pacing_benchmark_runs_every_way_of_the_batch_writers(way: str) -> None:
+    from rawpacer.bench.peers import peer_bench
+
+    with peer_bench(200) as bench:
+        stamps, extra = bench.run(f"xdp/{way}", 10_000, 40)
+    report = extra["pacer"]
+    assert len(stamps) == 40 and np.all(np.diff(stamps) >= 0)
+    assert report.spin == ("full" if way == "engine-full" else "adaptive")
+    assert report.implementation == ("c-loop" if way.startswith("engine") else IMPLEMENTATION)
