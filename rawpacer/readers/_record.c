@@ -162,6 +162,8 @@ static int Recorder_init(Recorder *self, PyObject *args, PyObject *kwds) {
         PyErr_Format(PyExc_ValueError, "%zd sockets is out of range 1-%d", slots, INT32_MAX - 1);
         goto fail;
     }
+    PyMem_RawFree(self->fds); /* a second __init__ after a failed first */
+    PyMem_RawFree(self->bufs);
     self->fds = PyMem_RawMalloc((size_t)slots * sizeof(int));
     self->bufs = PyMem_RawMalloc((size_t)BATCH * MAX_DATAGRAM); /* pages are touched only as datagrams fill them */
     if (self->fds == NULL || self->bufs == NULL) {
