@@ -19,6 +19,7 @@ C_EXTENSIONS = {
     "rawpacer._readloop": ("rawpacer/_readloop.c", [SEQUENCE_H]),
     "rawpacer._pace": ("rawpacer/_pace.c", [PACECORE_H]),
     "rawpacer.engine._engine": ("rawpacer/engine/_engine.c", [SEQUENCE_H, PACECORE_H, "rawpacer/engine/_ring.h"]),
+    "rawpacer.readers._record": ("rawpacer/readers/_record.c", [DGHASH_H]),
 }
 """The strictly compiled extensions: module -> (source, the headers it depends on)."""
 
