@@ -2,7 +2,8 @@
 
 ``_checksum`` makes FrameTemplate.stamp 70x dpkt (pure-Python fallback otherwise); ``_alloccount``
 counts allocations for compare's allocs/op (tracemalloc's bytes-only fallback otherwise);
-``_readloop`` is the readers' receive-and-check loop (the pure-Python loop otherwise); ``_pace``
+``_readloop`` is the readers' receive-and-check loop (the pure-Python loop otherwise); ``readers._record``
+a replay's recording loop (its Python twin otherwise); ``_pace``
 is the pacer's core and waits for its deadlines (the pure-Python twin otherwise); ``engine._engine`` is the one transmit engine (sendmmsg batches, the TPACKET_V2
 TX ring, AF_XDP) the batch writers send through, unpaced or paced by ``_pace``'s core (those writers
 are unavailable without it).

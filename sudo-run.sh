@@ -66,7 +66,7 @@ sshd_binary() {
 
 python_env() {
     local want
-    want="$(cat "$here/pyproject.toml" "$here/setup.py" "$here"/rawpacer/*.[ch] "$here"/rawpacer/engine/*.[ch] | sha256sum | cut -d' ' -f1)"
+    want="$(find "$here/rawpacer" -name '*.[ch]' | sort | xargs cat "$here/pyproject.toml" "$here/setup.py" | sha256sum | cut -d' ' -f1)"
     if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi

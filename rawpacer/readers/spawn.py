@@ -26,8 +26,8 @@ from typing import Any, NoReturn
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """Put first on the spawned interpreter's path, so it imports this very rawpacer."""
 CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1"}
-"""A spawned process does no linear algebra: where it imports numpy (a replay's recorder), numpy
-then starts no thread pool there."""
+"""A spawned process does no linear algebra: should one ever import numpy (none does now: the readers
+and a replay's recorder are lean), numpy then starts no thread pool there."""
 
 
 def start(entry: str, fds: Sequence[int], args: tuple[Any, ...]) -> int:

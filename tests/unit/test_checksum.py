@@ -93,7 +93,9 @@ def test_python_fallback_picked_without_extension() -> None:
     assert out.stdout.strip() == "python"
 
 
-@pytest.mark.parametrize("name", ["_checksum", "_alloccount", "_readloop", "_pace"])
+@pytest.mark.parametrize(
+    "name", ["_checksum", "_alloccount", "_readloop", "_pace", "engine._engine", "readers._record"]
+)
 def test_every_c_extension_is_built(name):
     """sudo-run.sh installs gcc and the Python headers, so a silent optional-build failure is a bug."""
     importlib.import_module(f"rawpacer.{name}")
