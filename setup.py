@@ -5,7 +5,8 @@ counts allocations for compare's allocs/op (tracemalloc's bytes-only fallback ot
 ``_readloop`` is the readers' receive-and-check loop (the pure-Python loop otherwise); ``_pace``
 is the pacer's core and waits for its deadlines (the pure-Python twin otherwise); ``engine._engine`` is the one transmit engine (sendmmsg batches, the TPACKET_V2
 TX ring, AF_XDP) the batch writers send through, unpaced or paced by ``_pace``'s core (those writers
-are unavailable without it).
+are unavailable without it); ``traffic._lane`` reads classic pcap in chunks and rewrites a replay's common
+frames (the Python path, ``traffic.Rewriter``, otherwise).
 """
 
 from setuptools import Extension, setup
@@ -19,6 +20,7 @@ C_EXTENSIONS = {
     "rawpacer._readloop": ("rawpacer/_readloop.c", [SEQUENCE_H]),
     "rawpacer._pace": ("rawpacer/_pace.c", [PACECORE_H]),
     "rawpacer.engine._engine": ("rawpacer/engine/_engine.c", [SEQUENCE_H, PACECORE_H, "rawpacer/engine/_ring.h"]),
+    "rawpacer.traffic._lane": ("rawpacer/traffic/_lane.c", [SEQUENCE_H, DGHASH_H]),
 }
 """The strictly compiled extensions: module -> (source, the headers it depends on)."""
 
