@@ -47,10 +47,11 @@ except ImportError:  # built without a compiler: every frame takes the Python pa
 else:
     BUILT = True
 
-CHUNK = 256
+CHUNK = 1024
 """Records in a chunk unless asked otherwise."""
 READ_BYTES = 1 << 18
-"""What one read of a classic pcap takes (the records it holds whole are parsed; the rest is kept)."""
+"""What one read of a classic pcap takes at least (the records it holds whole are parsed, the rest kept
+for the next; a chunk not yet whole reads as much again as it holds)."""
 
 
 @dataclass
@@ -134,14 +135,30 @@ def _pcap_chunks(stream: _Stream, link: LinkType, big: bool, nanos: bool, count:
     """A classic pcap's records (after its file header), parsed by ``_lane.pcap_records``."""
     assert PCAP_RECORD.size == 16 and stream.offset == PCAP_HEADER.size
     with stream.handle:
-        data = b""
+        data = bytearray()
+        want = READ_BYTES
         at = 0  # where in ``data`` the next record starts; data[0] is file byte ``base``
         base = stream.offset
         ended = False
         while True:
             offsets, caplens, origlens, times = (np.empty(count, np.int64) for _ in range(4))
             got, stop, bad = _lane.pcap_records(data, at, big, nanos, offsets, caplens, origlens, times)
+            if got < count and bad < 0 and not ended:  # a whole chunk first: read on (at least doubling)
+                left = len(data) - at
+                grown = bytearray(left + max(want, MAX_FRAME + PCAP_RECORD.size, left))
+                grown[:left] = memoryview(data)[at:]
+                view = memoryview(grown)
+                try:
+                    read = stream.handle.readinto(view[left:])
+                finally:
+                    view.release()
+                del grown[left + read :]
+                ended = read == 0
+                base += at
+                data, at = grown, 0
+                continue
             if got:
+                want = max(want, stop - at)  # what a chunk takes: one read each from now on
                 yield RecordChunk(
                     data,
                     offsets[:got],
@@ -156,17 +173,11 @@ def _pcap_chunks(stream: _Stream, link: LinkType, big: bool, nanos: bool, count:
                 continue
             if bad >= 0:
                 stream.corrupt(base + stop, f"a frame of {bad} bytes (at most {MAX_FRAME})")
-            if ended:
-                if stop < len(data):
-                    stream.truncated(base + stop)
-                if stream.frames == 0:
-                    raise CaptureError(f"capture {stream.path!r} holds no frames")
-                return
-            more = stream.handle.read(max(READ_BYTES, MAX_FRAME + 16))
-            ended = not more
-            base += at
-            data = data[at:] + more
-            at = 0
+            if stop < len(data):
+                stream.truncated(base + stop)
+            if stream.frames == 0:
+                raise CaptureError(f"capture {stream.path!r} holds no frames")
+            return
 
 
 def lane_for(rewriter: Rewriter, mtu: int) -> Lane | None:
