@@ -13,6 +13,7 @@ met); None when the extension is not built.
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import struct
@@ -128,11 +129,13 @@ def read_chunks(path: str | os.PathLike[str], count: int = CHUNK) -> Iterator[Re
         handle.close()
         raise
     nanos = struct.unpack(orders[0] + "I", head)[0] == PCAP_MAGIC_NS
-    return _pcap_chunks(stream, link, orders[0] == ">", nanos, count)
+    return _pcap_chunks(stream, handle, link, orders[0] == ">", nanos, count)
 
 
-def _pcap_chunks(stream: _Stream, link: LinkType, big: bool, nanos: bool, count: int) -> Iterator[RecordChunk]:
-    """A classic pcap's records (after its file header), parsed by ``_lane.pcap_records``."""
+def _pcap_chunks(
+    stream: _Stream, handle: io.BufferedReader, link: LinkType, big: bool, nanos: bool, count: int
+) -> Iterator[RecordChunk]:
+    """A classic pcap's records (after its file header, ``handle`` at the first), parsed by ``_lane.pcap_records``."""
     assert PCAP_RECORD.size == 16 and stream.offset == PCAP_HEADER.size
     with stream.handle:
         data = bytearray()
@@ -149,7 +152,7 @@ def _pcap_chunks(stream: _Stream, link: LinkType, big: bool, nanos: bool, count:
                 grown[:left] = memoryview(data)[at:]
                 view = memoryview(grown)
                 try:
-                    read = stream.handle.readinto(view[left:])
+                    read = handle.readinto(view[left:])
                 finally:
                     view.release()
                 del grown[left + read :]
