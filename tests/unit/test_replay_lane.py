@@ -208,3 +208,17 @@ def test_pcapng_and_frames_from_python_take_the_same_chunked_path(tmp_path) -> N
     path = write_pcap(tmp_path / "p.pcap", frames)
     pairs = np.concatenate([c.caplens for c in read_chunks(path, 16)])
     assert pairs.tolist() == [len(f) for f in frames]
+
+
+@pytest.mark.parametrize(
+    ("timing", "kept"), [(Timing.parse(rate="30k"), "I"), (Timing("captured"), "q"), (Timing("topspeed"), None)]
+)
+def test_expected_keeps_frame_numbers_at_a_packet_rate_and_nothing_at_top_speed(tmp_path, timing, kept) -> None:
+    path = write_pcap(tmp_path / "one.pcap", capture_frames(1, 3000, size=40))
+    source = file_source(path)
+    rewriter = Rewriter(make_endpoints("02:00:00:00:00:01", "02:00:00:00:00:02", ("198.18.0.1", "198.18.0.2")), [5001])
+    plan = Plan(source, scan(source, 1500, "trim"), timing, mtu=1500, fit="trim", loops=2, rewriter=rewriter)
+    due = [o for c in plan.chunks() for o in (c.offsets.tolist() if c.offsets is not None else [0] * len(c))]
+    expected = plan.expected
+    assert expected.offsets_of(0).tolist() == due and len(due) == 6000
+    assert (expected.offsets[0].typecode if expected.offsets else None) == kept
