@@ -19,7 +19,7 @@ from rawpacer.bench.replay import file_source
 from rawpacer.bench.replayplan import Plan, Timing, scan
 from rawpacer.errors import CaptureError
 from rawpacer.headers.sequence import sequence_bytes
-from rawpacer.traffic import Rewriter, make_endpoints, read_capture
+from rawpacer.traffic import Rewriter, lane, make_endpoints, read_capture
 from rawpacer.traffic.lane import BUILT, read_chunks
 
 MACS = {"src": "02:00:00:00:00:0a", "dst": "02:00:00:00:00:0b"}
@@ -174,6 +174,14 @@ def test_the_chunked_reader_reads_what_read_capture_reads(tmp_path, order, nanos
     path.write_bytes(capture_bytes(order, nanos, frames))
     streamed = [(r.index, r.time_ns, int(r.link), r.data, r.orig_len) for r in read_capture(path)]
     assert chunked(path, 256) == streamed and chunked(path, 7) == streamed and len(streamed) == 900
+
+
+def test_without_the_extension_a_pcap_is_packed_from_read_capture(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "c.pcap"
+    path.write_bytes(capture_bytes(">", False, capture_frames(2, 300)))
+    parsed = chunked(path, 100)
+    monkeypatch.setattr(lane, "BUILT", False)
+    assert chunked(path, 100) == parsed and len(parsed) == 600
 
 
 @pytest.mark.parametrize("cut", [24 + 5, 24 + 16 + 3, 24 + 2 * (16 + 100) + 10, 24 + 600 * 116 - 1])
