@@ -256,7 +256,7 @@ def _through(
 
 def ahead(chunks: Iterator[Chunk], depth: int = AHEAD) -> Generator[Chunk, None, None]:
     """``chunks``, planned by a thread up to ``depth`` chunks ahead of the caller: reading, rewriting
-    and fitting frames (Python, ~5 us a frame) run on the other core while the engine sends the
+    and fitting frames (0.25-1 us a frame through the C lane, 12 us and more in Python) run on the other core while the engine sends the
     chunk before (its loop releases the GIL), so planning no longer sets the replay's rate. Close
     the iterator (or exhaust it) to stop the thread; a planning error is raised to the caller."""
     ready: queue.Queue[Chunk | None] = queue.Queue(depth)
