@@ -17,7 +17,7 @@ from scapy.all import ARP, IP, TCP, UDP, Dot1Q, Ether, IPv6, IPv6ExtHdrHopByHop,
 
 from rawpacer.bench.replay import file_source
 from rawpacer.bench.replayplan import Plan, Timing, scan
-from rawpacer.errors import CaptureError
+from rawpacer.errors import CaptureError, UsageError
 from rawpacer.headers.sequence import sequence_bytes
 from rawpacer.traffic import Rewriter, lane, make_endpoints, read_capture
 from rawpacer.traffic.lane import BUILT, read_chunks
@@ -230,3 +230,13 @@ def test_expected_keeps_frame_numbers_at_a_packet_rate_and_nothing_at_top_speed(
     expected = plan.expected
     assert expected.offsets_of(0).tolist() == due and len(due) == 6000
     assert (expected.offsets[0].typecode if expected.offsets else None) == kept
+
+
+def test_running_out_of_reader_ports_in_the_lane_is_the_rewriters_one_line(tmp_path) -> None:
+    path = write_pcap(tmp_path / "two.pcap", capture_frames(2, 2))
+    rewriter = Rewriter(make_endpoints("02:00:00:00:00:01", "02:00:00:00:00:02", ("198.18.0.1", "198.18.0.2")), [5001])
+    source = file_source(path)
+    plan = Plan(source, scan(source, 1500, "trim"), Timing("captured"), mtu=1500, fit="trim", rewriter=rewriter)
+    with pytest.raises(UsageError, match="more UDP flows than the 1 reader ports given"):
+        list(plan.chunks())
+    assert plan.lane is not None and plan.lane.flows == 1
