@@ -500,7 +500,8 @@ class Plan:
                 payload = rewritten.payload[: len(rewritten.payload) - fitted.cut]
                 sequence = sequence_of(payload)
                 out.flows[first] = rewritten.flow
-                out.hashes[first] = np.uint64(datagram_hash(payload)).astype(np.int64)
+                digest = datagram_hash(payload)
+                out.hashes[first] = digest - (1 << 64) if digest >> 63 else digest  # its bits as int64
                 out.sequences[first] = -1 if sequence is None else sequence
         elif rewritten is not None:
             self.counts.passed += 1
