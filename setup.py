@@ -6,7 +6,8 @@ counts allocations for compare's allocs/op (tracemalloc's bytes-only fallback ot
 a replay's recording loop (its Python twin otherwise); ``_pace``
 is the pacer's core and waits for its deadlines (the pure-Python twin otherwise); ``engine._engine`` is the one transmit engine (sendmmsg batches, the TPACKET_V2
 TX ring, AF_XDP) the batch writers send through, unpaced or paced by ``_pace``'s core (those writers
-are unavailable without it).
+are unavailable without it); ``traffic._lane`` reads classic pcap in chunks and rewrites a replay's common
+frames (the Python path, ``traffic.Rewriter``, otherwise).
 """
 
 from setuptools import Extension, setup
@@ -21,6 +22,7 @@ C_EXTENSIONS = {
     "rawpacer._pace": ("rawpacer/_pace.c", [PACECORE_H]),
     "rawpacer.engine._engine": ("rawpacer/engine/_engine.c", [SEQUENCE_H, PACECORE_H, "rawpacer/engine/_ring.h"]),
     "rawpacer.readers._record": ("rawpacer/readers/_record.c", [DGHASH_H]),
+    "rawpacer.traffic._lane": ("rawpacer/traffic/_lane.c", [SEQUENCE_H, DGHASH_H]),
 }
 """The strictly compiled extensions: module -> (source, the headers it depends on)."""
 

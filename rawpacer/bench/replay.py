@@ -47,7 +47,8 @@ from rawpacer.readers.replay import Received, ReplayReaders
 from rawpacer.readers.replaymatch import FlowVerdict, match_flow, total
 from rawpacer.sandbox import Topology
 from rawpacer.sandbox.topology import link_info
-from rawpacer.traffic import LinkType, Record, Rewriter, read_capture
+from rawpacer.traffic import LinkType, Record, Rewriter
+from rawpacer.traffic.lane import CaptureFile
 from rawpacer.writers import WriterOptions, get
 from rawpacer.writers.base import Fit, Writer
 
@@ -142,8 +143,8 @@ def expected_mtu(config: Config) -> int:
 
 
 def file_source(path: str | os.PathLike[str]) -> Source:
-    """A capture file, opened afresh for each pass."""
-    return lambda: read_capture(path)
+    """A capture file, opened afresh for each pass (its records, or its chunks: ``CaptureFile``)."""
+    return CaptureFile(path)
 
 
 def _link_of(frame: object) -> LinkType:
@@ -182,8 +183,13 @@ def _send_chunks(writer: Writer, chunks: Iterator[Chunk], timing: Timing) -> tup
     sent = 0
     if timing.kind == "topspeed":
         for chunk in chunks:
-            for at in range(0, len(chunk.frames), BATCH):
-                sent += writer.send_frames(chunk.frames[at : at + BATCH])
+            in_c = writer.send_pool(chunk.data, chunk.at.tolist(), chunk.lengths.tolist(), None)
+            if in_c is not None:  # the chunk left from the engine, a batch a call
+                sent += in_c
+                continue
+            frames = chunk.frames
+            for at in range(0, len(frames), BATCH):
+                sent += writer.send_frames(frames[at : at + BATCH])
         return sent, None
     schedule = FedSchedule()
     pacer = Pacer(schedule)
@@ -192,7 +198,7 @@ def _send_chunks(writer: Writer, chunks: Iterator[Chunk], timing: Timing) -> tup
     for chunk in chunks:
         assert chunk.offsets is not None
         schedule.feed(chunk.start, chunk.offsets)
-        in_c = None if core is None else writer.send_frames_paced(chunk.frames, core)
+        in_c = None if core is None else writer.send_pool(chunk.data, chunk.at.tolist(), chunk.lengths.tolist(), core)
         if in_c is not None:  # the chunk left from the engine, paced by the pacer's C core
             sent += in_c
             pacer.implementation = "c-loop"
@@ -203,36 +209,43 @@ def _send_chunks(writer: Writer, chunks: Iterator[Chunk], timing: Timing) -> tup
     return sent, pacer.report().as_dict()
 
 
+def _ints(values: np.ndarray, step: int = 1 << 16) -> Iterator[int]:
+    """``values`` as Python ints, a slice at a time (a replay's arrivals need not be a list of them at once)."""
+    for at in range(0, len(values), step):
+        yield from values[at : at + step].tolist()
+
+
 def judge(
     expected: Expected, received: Received, ports: Sequence[int]
 ) -> tuple[list[FlowRow], dict[str, Any], tuple[np.ndarray, np.ndarray]]:
     """Every flow's verdict, the pacing figures of the datagrams that arrived intact, and their
     receive times and scheduled offsets."""
     rows = []
-    rx_parts, due_parts = [], []
+    rx_parts: list[np.ndarray] = []
+    due_parts: list[np.ndarray] = []
     for flow, digests in sorted(expected.digests.items()):
-        got = received.of_slot(flow)
+        got = received.digest[received.slot == flow]
         rows.append(
             FlowRow(
                 flow,
                 ports[flow],
                 *expected.flows.get(flow, ("?", 0)),
-                match_flow(digests, got, expected.sequences.get(flow)),
+                match_flow(digests, _ints(got), expected.sequences.get(flow)),
             )
         )
-        due_of: dict[int, int] = {}
-        for digest, offset in zip(digests, expected.offsets[flow]):
-            due_of.setdefault(digest, offset)
+        sent = np.frombuffer(digests, np.uint64)
+        distinct, first_sent = np.unique(sent, return_index=True)
         mask = received.slot == flow
-        seen: set[int] = set()
-        for rx, digest in zip(received.rx_ns[mask].tolist(), received.digest[mask].tolist()):
-            if digest in due_of and digest not in seen:
-                seen.add(digest)
-                rx_parts.append(rx)
-                due_parts.append(due_of[digest])
-    order = np.argsort(np.asarray(rx_parts, np.int64), kind="stable")
-    rx = np.asarray(rx_parts, np.int64)[order]
-    due = np.asarray(due_parts, np.int64)[order]
+        arrived, first_arrival = np.unique(received.digest[mask], return_index=True)
+        known = np.isin(arrived, distinct)
+        picked = np.argsort(first_arrival[known], kind="stable")  # the first arrivals, in arrival order
+        rx_parts.append(received.rx_ns[mask][first_arrival[known][picked]])
+        due = expected.offsets_of(flow)[first_sent[np.searchsorted(distinct, arrived[known])]]
+        due_parts.append(due[picked])
+    rx = np.concatenate([np.zeros(0, np.int64), *rx_parts]).astype(np.int64)
+    due = np.concatenate([np.zeros(0, np.int64), *due_parts]).astype(np.int64)
+    order = np.argsort(rx, kind="stable")
+    rx, due = rx[order], due[order]
     return rows, schedule_stats(rx, due), (rx, due)
 
 

@@ -10,6 +10,7 @@ rate; a bit rate: at the link bits of the frames before it / rate) or ``topspeed
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import queue
@@ -18,21 +19,26 @@ import threading
 from array import array
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rawpacer.errors import UsageError, require
+from rawpacer.headers.ethernet import ETH_HLEN
 from rawpacer.headers.sequence import sequence_of
 from rawpacer.pacing import ConstantSchedule, Rate, parse_rate
 from rawpacer.pacing.schedule import Offsets
 from rawpacer.readers.replaymatch import datagram_hash
 from rawpacer.traffic import Record, Rewriter, make_endpoints
 from rawpacer.traffic.fitframe import FITS, fit_frame, link_length
+from rawpacer.traffic.lane import CHUNK, RecordChunk, lane_for, pack_records
+
+if TYPE_CHECKING:
+    from rawpacer.traffic._lane import Lane
 
 TIMINGS = ("captured", "rate", "topspeed")
-CHUNK = 256
-"""Records planned at a time: the bound on what a replay holds of the file."""
+LINK_ROOM = 18
+"""What a rewritten frame may carry beyond its captured bytes: an Ethernet header and an 802.1Q tag."""
 AHEAD = 16
 """Chunks a replay's planning thread may hold ready ahead of the sender (AHEAD x CHUNK frames)."""
 SWITCH_S = 1e-4
@@ -131,9 +137,27 @@ class Scan:
         return span + (span // (self.frames - 1) if self.frames > 1 else 0)
 
 
-def scan(source: Source, mtu: int, fit: str, limit: int | None = None) -> Scan:
+def record_chunks(source: Source, count: int = CHUNK) -> Iterator[RecordChunk]:
+    """One pass over ``source`` in chunks of ``count`` records: a capture file's own chunked reader
+    (classic pcap parsed in C), anything else packed from its records."""
+    chunked = getattr(source, "chunks", None)
+    return chunked(count) if chunked is not None else pack_records(source(), count)
+
+
+def limited(chunks: Iterator[RecordChunk], limit: int | None) -> Iterator[RecordChunk]:
+    """``chunks`` up to ``limit`` records in all (None: every one); no chunk is read past it."""
+    for chunk in chunks:
+        if limit is not None and len(chunk) >= limit:
+            yield chunk.head(limit)
+            return
+        if limit is not None:
+            limit -= len(chunk)
+        yield chunk
+
+
+def scan(source: Source, mtu: int, fit: str, limit: int | None = None, *, fast: bool = True) -> Scan:
     """Read the source once (bounded memory): frames, times, flows; strict fit's refusal, with the
-    frame's number, before anything is sent."""
+    frame's number, before anything is sent. ``fast``: through the C lane when it is built."""
     require(fit in FITS, f"fit {fit!r} is not allowed; use one of: {', '.join(FITS)}")
     counter = Rewriter(
         make_endpoints(
@@ -141,24 +165,98 @@ def scan(source: Source, mtu: int, fit: str, limit: int | None = None) -> Scan:
         ),
         itertools.count(1),
     )
+    lane = lane_for(counter, mtu) if fast else None
     found = Scan()
-    for record in itertools.islice(source(), limit):
+    for records in limited(record_chunks(source), limit):
         if not found.frames:
-            found.first_ns = record.time_ns
-        found.frames += 1
-        found.last_ns = record.time_ns
-        frame = counter.rewrite(record).frame
-        if fit == "strict":
-            fit_frame(frame, mtu, fit, 0, f"frame {record.index}")
-        found.largest = max(found.largest, min(mtu, len(frame) - link_length(frame)[0]))
+            found.first_ns = int(records.times[0])
+        found.frames += len(records)
+        found.last_ns = int(records.times[-1])
+        out = _Frames(records)
+
+        def python(i: int, records: RecordChunk = records) -> None:
+            record = records.record(i)
+            frame = counter.rewrite(record).frame
+            if fit == "strict":
+                fit_frame(frame, mtu, fit, 0, f"frame {record.index}")
+            found.largest = max(found.largest, min(mtu, len(frame) - link_length(frame)[0]))
+
+        _through(lane, records, out, python)
+        if out.count:  # the lane's frames fit the MTU behind the scan's untagged Ethernet header
+            found.largest = max(found.largest, int(out.lengths[: out.count].max()) - ETH_HLEN)
     require(found.frames > 0, "the capture holds no frames; nothing to replay")
     found.flows = len(counter.flows)
     return found
 
 
+class _Frames:
+    """A chunk's frames as they are planned: one growing buffer, and per frame its place and length,
+    the record it came from, and the UDP datagram it carries (flow -1: none; its payload's hash and
+    sequence, -1: none), as the C lane fills them and the Python path appends."""
+
+    def __init__(self, records: RecordChunk) -> None:
+        self.records = records
+        n = max(1, len(records))
+        self.data = bytearray(int(records.caplens.sum()) + n * LINK_ROOM)
+        self.size = 0
+        self.count = 0
+        self.at, self.lengths, self.record_of, self.flows, self.hashes, self.sequences = (
+            np.empty(n, np.int64) for _ in range(6)
+        )
+
+    def reserve(self, first: int) -> None:
+        """Room for records ``first ..`` through the lane (a frame each, their bytes plus a tagged header)."""
+        records = self.records
+        left = len(records) - first
+        if self.count + left > len(self.at):
+            more = self.count + left - len(self.at)
+            for name in ("at", "lengths", "record_of", "flows", "hashes", "sequences"):
+                setattr(self, name, np.concatenate([getattr(self, name), np.empty(more, np.int64)]))
+        need = self.size + int(records.caplens[first:].sum()) + left * LINK_ROOM
+        if need > len(self.data):
+            self.data.extend(bytes(need - len(self.data)))
+
+    def add(self, frame: bytes | bytearray | memoryview, record: int) -> int:
+        """One frame the Python path made for ``record``; its number in the chunk."""
+        if self.count == len(self.at):
+            for name in ("at", "lengths", "record_of", "flows", "hashes", "sequences"):
+                setattr(self, name, np.concatenate([getattr(self, name), np.empty(len(self.at), np.int64)]))
+        end = self.size + len(frame)
+        if end > len(self.data):
+            self.data.extend(bytes(end - len(self.data)))
+        self.data[self.size : end] = frame
+        k = self.count
+        self.at[k], self.lengths[k], self.record_of[k], self.flows[k] = self.size, len(frame), record, -1
+        self.size, self.count = end, k + 1
+        return k
+
+
+def _through(
+    lane: Lane | None, records: RecordChunk, out: _Frames, python: Callable[[int], None], first: int = 0
+) -> int:
+    """Records ``first ..`` planned in order: runs the C lane takes, the others one by one by ``python``
+    (which may append to ``out``). The datagrams the lane rewrote."""
+    n, taken, i = len(records), 0, first
+    while i < n:
+        if lane is not None:
+            out.reserve(i)
+            stop, size, count = lane.run(
+                records.data, records.offsets, records.caplens, records.links, i, n, out.data, out.size,
+                out.count, out.at, out.lengths, out.flows, out.hashes, out.sequences,
+            )  # fmt: skip
+            out.record_of[out.count : count] = np.arange(i, stop)
+            taken += count - out.count
+            out.size, out.count, i = size, count, stop
+            if i == n:
+                break
+        python(i)
+        i += 1
+    return taken
+
+
 def ahead(chunks: Iterator[Chunk], depth: int = AHEAD) -> Generator[Chunk, None, None]:
     """``chunks``, planned by a thread up to ``depth`` chunks ahead of the caller: reading, rewriting
-    and fitting frames (Python, ~5 us a frame) run on the other core while the engine sends the
+    and fitting frames (0.25-1 us a frame through the C lane, 12 us and more in Python) run on the other core while the engine sends the
     chunk before (its loop releases the GIL), so planning no longer sets the replay's rate. Close
     the iterator (or exhaust it) to stop the thread; a planning error is raised to the caller."""
     ready: queue.Queue[Chunk | None] = queue.Queue(depth)
@@ -202,38 +300,95 @@ def ahead(chunks: Iterator[Chunk], depth: int = AHEAD) -> Generator[Chunk, None,
 
 @dataclass
 class Chunk:
-    """Frames to send, from departure ``start``, with their offsets (ns from the anchor; None at top speed)."""
+    """Frames to send, from departure ``start``, in one buffer: frame j is ``data[at[j] : at[j] + lengths[j]]``
+    (what the engine's ``Pool`` takes); their offsets (ns from the anchor; None at top speed)."""
 
     start: int
-    frames: list[bytes]
+    data: bytes | bytearray | memoryview
+    at: np.ndarray
+    lengths: np.ndarray
     offsets: Offsets | None
+
+    @classmethod
+    def of(cls, start: int, frames: list[bytes], offsets: Offsets | None = None) -> Chunk:
+        """A chunk of ``frames`` given one by one."""
+        lengths = np.asarray([len(f) for f in frames], np.int64)
+        return cls(start, b"".join(frames), np.cumsum(lengths) - lengths, lengths, offsets)
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    @property
+    def frames(self) -> list[bytes]:
+        """Each frame as bytes (for a writer without an engine)."""
+        return [bytes(self.data[a : a + n]) for a, n in zip(self.at.tolist(), self.lengths.tolist())]
 
 
 @dataclass
 class Expected:
-    """What the readers should get, per flow: each datagram's hash and scheduled offset, in send order
-    (16 bytes a datagram: the one part of a replay that grows with its length)."""
+    """What the readers should get, per flow: each datagram's hash and when it was due, in send order,
+    and its sequence while the flow is sequenced: the one part of a replay that grows with its
+    length. When it was due is kept as the offset itself (8 bytes) unless ``due`` is set: then as the
+    datagram's frame number (4 bytes; ``due`` turns numbers into offsets), or not at all when
+    ``due`` is ``ALL_AT_ZERO`` (top speed)."""
 
     digests: dict[int, array[int]] = field(default_factory=dict)
     offsets: dict[int, array[int]] = field(default_factory=dict)
+    """Flow -> each datagram's offset (ns), or its frame number when ``due`` is set."""
     sequences: dict[int, array[int] | None] = field(default_factory=dict)
     """Flow -> the sequence each payload carries, while every one so far carried one (else None)."""
     flows: dict[int, tuple[str, int]] = field(default_factory=dict)
     """Flow -> its captured destination (address, port), for the table."""
+    due: Callable[[np.ndarray], np.ndarray] | None = None
 
-    def add(self, flow: int, payload: bytes | memoryview, offset: int) -> None:
-        """One datagram of ``flow`` sent at ``offset``."""
-        if flow not in self.digests:  # a flow's arrays made once, not a spare set per datagram
-            self.digests[flow], self.offsets[flow], self.sequences[flow] = array("Q"), array("q"), array("q")
-        self.digests[flow].append(datagram_hash(payload))
-        self.offsets[flow].append(offset)
-        sequences = self.sequences[flow]
-        if sequences is not None:
-            sequence = sequence_of(payload)
-            if sequence is None:
-                self.sequences[flow] = None
-            else:
-                sequences.append(sequence)
+    def extend(self, flows: np.ndarray, digests: np.ndarray, sequences: np.ndarray, when: np.ndarray) -> None:
+        """Datagrams in send order: each one's flow, payload hash (int64 bits), sequence (-1: none) and
+        offset (or frame number, when ``due`` is set), as arrays."""
+        if not len(flows):
+            return
+        order = np.argsort(flows, kind="stable")
+        flows, digests, sequences, when = flows[order], digests[order], sequences[order], when[order]
+        cuts = np.flatnonzero(np.diff(flows)) + 1
+        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(flows)]):
+            flow = int(flows[lo])
+            if flow not in self.digests:  # a flow's arrays made once
+                self.digests[flow], self.sequences[flow] = array("Q"), array("q")
+                if self.due is not ALL_AT_ZERO:
+                    self.offsets[flow] = array("q" if self.due is None else "I")
+            self.digests[flow].frombytes(digests[lo:hi].tobytes())
+            if self.due is not ALL_AT_ZERO:
+                kept = self.offsets[flow]
+                if kept.typecode == "I" and int(when[hi - 1]) > 0xFFFFFFFF:  # frame numbers past 32 bits
+                    kept = self.offsets[flow] = array("q", kept)
+                kept.frombytes(when[lo:hi].astype(np.dtype(kept.typecode)).tobytes())
+            known = self.sequences[flow]
+            if known is not None:
+                if (sequences[lo:hi] < 0).any():
+                    self.sequences[flow] = None
+                else:
+                    known.frombytes(sequences[lo:hi].tobytes())
+
+    def offsets_of(self, flow: int) -> np.ndarray:
+        """When each of ``flow``'s datagrams was due (ns from the anchor), in send order."""
+        if self.due is ALL_AT_ZERO:
+            return np.zeros(len(self.digests[flow]), np.int64)
+        kept = np.frombuffer(self.offsets[flow], np.dtype(self.offsets[flow].typecode))
+        frames = kept.astype(np.int64)
+        return frames if self.due is None else np.asarray(self.due(frames), np.int64)
+
+
+def constant_offsets(schedule: ConstantSchedule, frames: np.ndarray) -> np.ndarray:
+    """``schedule.offset_ns`` of each frame number, exactly (floor(i * period)), as int64."""
+    q, r = divmod(schedule.period_ns.numerator, schedule.period_ns.denominator)
+    den = schedule.period_ns.denominator
+    if not len(frames) or int(frames.max()) * max(q, r, 1) < 2**62:
+        return np.asarray(frames * q + frames * r // den, np.int64)
+    return np.asarray([i * q + i * r // den for i in frames.tolist()], np.int64)
+
+
+def ALL_AT_ZERO(frames: np.ndarray) -> np.ndarray:
+    """``Expected.due`` at top speed: every datagram due at 0 (nothing stored)."""
+    return np.zeros(len(frames), np.int64)
 
 
 @dataclass
@@ -252,7 +407,8 @@ class Counts:
 class Plan:
     """The chunks of a replay: ``source`` read ``loops`` times (at most ``limit`` records in all),
     each record rewritten (``rewriter``; None: sent as captured), fitted to ``mtu`` under ``fit``,
-    timed by ``timing``; what the readers should get lands in ``expected``."""
+    timed by ``timing``; what the readers should get lands in ``expected``. ``fast``: the common
+    frames through the C lane (``traffic.lane``) when it is built, the rest by the Python path."""
 
     def __init__(
         self,
@@ -265,10 +421,11 @@ class Plan:
         loops: int = 1,
         limit: int | None = None,
         rewriter: Rewriter | None = None,
+        fast: bool = True,
     ) -> None:
         self.source, self.scan, self.timing = source, found, timing
         self.mtu, self.fit, self.loops, self.limit, self.rewriter = mtu, fit, loops, limit, rewriter
-        self.expected = Expected()
+        self.lane = lane_for(rewriter, mtu) if fast and rewriter is not None else None
         self.counts = Counts()
         self._ip_id = 0
         self._bits = 0
@@ -276,66 +433,93 @@ class Plan:
         self._constant = (
             ConstantSchedule(timing.rate.exact) if timing.rate is not None and timing.rate.unit == "pps" else None
         )
+        due: Callable[[np.ndarray], np.ndarray] | None = None
+        if timing.kind == "topspeed":
+            due = ALL_AT_ZERO
+        elif self._constant is not None:
+            due = functools.partial(constant_offsets, self._constant)
+        self.expected = Expected(due=due)
 
     def chunks(self) -> Iterator[Chunk]:
         """The replay, CHUNK records at a time."""
-        records = itertools.islice(
-            ((loop, record) for loop in range(self.loops) for record in self.source()), self.limit
-        )
-        while batch := list(itertools.islice(records, CHUNK)):
-            yield self._chunk(batch)
+        left = self.limit
+        for loop in range(self.loops):
+            if left == 0:
+                return
+            for records in limited(record_chunks(self.source), left):
+                left = None if left is None else left - len(records)
+                yield self._chunk(loop, records)
 
-    def _chunk(self, batch: list[tuple[int, Record]]) -> Chunk:
+    def _chunk(self, loop: int, records: RecordChunk) -> Chunk:
         start = self.counts.frames
-        frames: list[bytes] = []
-        captured: list[int] = []
-        datagrams: list[tuple[int, bytes | memoryview, int]] = []
-        for loop, record in batch:
-            self.counts.records += 1
-            rewritten = self.rewriter.rewrite(record) if self.rewriter is not None else None
-            frame = rewritten.frame if rewritten is not None else record.data
-            self._ip_id = self._ip_id % 0xFFFF + 1
-            fitted = fit_frame(frame, self.mtu, self.fit, self._ip_id, f"frame {record.index}")
-            self.counts.trimmed += int(fitted.cut > 0)
-            if len(fitted.frames) > 1:
-                self.counts.fragmented += 1
-                self.counts.fragments += len(fitted.frames)
-            if rewritten is not None and rewritten.flow is not None:
-                self.counts.datagrams += 1
-                if rewritten.payload is not None:
-                    self._describe_flow(rewritten.flow)
-                    payload = rewritten.payload[: len(rewritten.payload) - fitted.cut]
-                    datagrams.append((rewritten.flow, payload, len(frames)))
-            elif rewritten is not None:
-                self.counts.passed += 1
-            when = self._captured(loop, record)
-            frames.extend(fitted.frames)
-            captured.extend([when] * len(fitted.frames))
-        self.counts.frames += len(frames)
-        offsets = self._offsets(start, frames, captured)
-        for flow, payload, at in datagrams:
-            self.expected.add(flow, payload, 0 if offsets is None else int(offsets[at]))
-        return Chunk(start, frames, offsets)
+        self.counts.records += len(records)
+        out = _Frames(records)
+        base_id = self._ip_id
+        if self.rewriter is None and bool((records.caplens - ETH_HLEN <= self.mtu).all()):
+            # sent as captured, and every frame fits (fit_frame's own first test): the records themselves
+            out.data, out.size, out.count = records.data, 0, len(records)  # type: ignore[assignment]
+            out.at, out.lengths, out.record_of = records.offsets, records.caplens, np.arange(len(records))
+            out.flows = np.full(len(records), -1, np.int64)
+        else:
+            taken = _through(
+                self.lane, records, out, lambda i: self._python(records, i, out, (base_id + i) % 0xFFFF + 1)
+            )
+            self.counts.datagrams += taken  # after: the Python path counts its own as it goes
+        self._ip_id = (base_id + len(records) - 1) % 0xFFFF + 1
+        self.counts.frames += out.count
+        offsets = self._offsets(start, loop, records, out)
+        sent = np.flatnonzero(out.flows[: out.count] >= 0)
+        if len(sent):
+            flows = out.flows[sent]
+            for flow in np.unique(flows).tolist():
+                self._describe_flow(flow)
+            if self.expected.due is None:
+                when = np.zeros(len(sent), np.int64) if offsets is None else np.asarray(offsets)[sent]
+            else:
+                when = sent + start
+            self.expected.extend(flows, out.hashes[sent], out.sequences[sent], when)
+        return Chunk(start, out.data, out.at[: out.count], out.lengths[: out.count], offsets)
 
-    def _captured(self, loop: int, record: Record) -> int:
-        """A record's offset under captured timing (0 otherwise)."""
-        if self.timing.kind != "captured":
-            return 0
-        at = record.time_ns - self.scan.first_ns + loop * self.scan.period_ns
-        return int(at / self.timing.speed)
+    def _python(self, records: RecordChunk, i: int, out: _Frames, ip_id: int) -> None:
+        """Record ``i`` as the Python path plans it: ``Rewriter.rewrite`` and ``fit_frame``, its frames into ``out``."""
+        record = records.record(i)
+        rewritten = self.rewriter.rewrite(record) if self.rewriter is not None else None
+        frame = rewritten.frame if rewritten is not None else record.data
+        fitted = fit_frame(frame, self.mtu, self.fit, ip_id, f"frame {record.index}")
+        self.counts.trimmed += int(fitted.cut > 0)
+        if len(fitted.frames) > 1:
+            self.counts.fragmented += 1
+            self.counts.fragments += len(fitted.frames)
+        first = -1
+        for piece in fitted.frames:
+            k = out.add(piece, i)
+            first = k if first < 0 else first
+        if rewritten is not None and rewritten.flow is not None:
+            self.counts.datagrams += 1
+            if rewritten.payload is not None:
+                payload = rewritten.payload[: len(rewritten.payload) - fitted.cut]
+                sequence = sequence_of(payload)
+                out.flows[first] = rewritten.flow
+                digest = datagram_hash(payload)
+                out.hashes[first] = digest - (1 << 64) if digest >> 63 else digest  # its bits as int64
+                out.sequences[first] = -1 if sequence is None else sequence
+        elif rewritten is not None:
+            self.counts.passed += 1
 
-    def _offsets(self, start: int, frames: list[bytes], captured: list[int]) -> Offsets | None:
+    def _offsets(self, start: int, loop: int, records: RecordChunk, out: _Frames) -> Offsets | None:
         kind, rate = self.timing.kind, self.timing.rate
         if kind == "topspeed":
             return None
         if kind == "captured":  # a capture's clock may step back: never due before the frame before
-            offsets = np.maximum.accumulate(np.asarray([self._latest, *captured], np.int64))[1:]
+            at = records.times - self.scan.first_ns + loop * self.scan.period_ns
+            when = (at / self.timing.speed).astype(np.int64)[out.record_of[: out.count]]
+            offsets = np.maximum.accumulate(np.concatenate([[self._latest], when]))[1:]
             self._latest = int(offsets[-1])
             return offsets
         if self._constant is not None:
-            return self._constant.offsets(start, len(frames))
+            return self._constant.offsets(start, out.count)
         assert rate is not None
-        bits = np.cumsum([0] + [8 * len(f) for f in frames], dtype=np.int64) + self._bits
+        bits = np.concatenate([[0], np.cumsum(8 * out.lengths[: out.count], dtype=np.int64)]) + self._bits
         self._bits = int(bits[-1])
         return (bits[:-1].astype(object) * 10**9 * rate.exact.denominator // rate.exact.numerator).astype(np.int64)
 

@@ -3,6 +3,8 @@
 - ``capture``: ``read_capture(path)`` streams the frames of a pcap or pcapng file as ``Record``s;
 - ``rewrite``: ``Rewriter`` maps every UDP flow of a capture onto a ``Endpoints`` (checksums updated
   incrementally, RFC 1624);
+- ``lane``: a capture read in chunks (``read_chunks``, classic pcap parsed in C) and ``lane_for``, the
+  Rewriter's C fast lane for the common UDP frame (``_lane.c``, optional);
 - ``sizes``: ``parse_sizes("imix")`` and the order a ``SizeMix`` sends its sizes in;
 - ``vary``: ``parse_vary("sport=1000-1999:random")`` and the per-packet values, as numpy arrays.
 """

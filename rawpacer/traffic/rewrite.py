@@ -228,7 +228,7 @@ class Rewriter:
         assert udp is not None
         dport, length, checksum = struct.unpack_from("!HHH", data, udp + _UDP_DPORT)
         addresses, dst = _ADDRESSES[walk.version], _DST[walk.version]
-        flow, port = self._flow(bytes(data[start + dst.start : start + dst.stop]), dport)
+        flow, port = self.flow(bytes(data[start + dst.start : start + dst.stop]), dport)
         out, at = self._moved(data, start, walk, ethertype, tci)
         _U16.pack_into(out, udp + at + _UDP_DPORT, port)
         if checksum:  # 0: sent without a checksum (RFC 768), left so
@@ -270,7 +270,9 @@ class Rewriter:
             _U16.pack_into(out, len(link) + _V4_CHECKSUM, update_checksum(checksum, old, new))
         return out, len(link) - start
 
-    def _flow(self, dst: bytes, dport: int) -> tuple[int, int]:
+    def flow(self, dst: bytes, dport: int) -> tuple[int, int]:
+        """The (number, reader port) of the flow to ``dst`` (packed address) port ``dport``: the one flow
+        table, numbered in order of first appearance (the C lane asks it too)."""
         key = (dst, dport)
         known = self.flows.get(key)
         if known is None:

@@ -244,6 +244,10 @@ class RawWriter(Writer):
             record(frame)
         return len(frames)
 
+    pool_batch = 64
+    """Frames ``send_pool`` hands the engine at once unpaced (a replay at top speed)."""
+    _pool_engine: Engine | None = None
+
     def frame_engine(self) -> Engine | None:
         """The engine this writer's prebuilt frames leave through from C; None: they go frame by frame in Python."""
         return None
@@ -257,6 +261,27 @@ class RawWriter(Writer):
         pool = engine.pool(frames)
         try:
             return sender.send(pool, 0, len(frames), 1, core)
+        except OSError as exc:
+            raise self._failure(exc) from None
+        finally:
+            pool.release()
+
+    def send_pool(self, data: Message, at: Sequence[int], lengths: Sequence[int], core: Core | None) -> int | None:
+        """Prebuilt frames in one buffer through ``frame_engine`` (made once), one a departure of
+        ``core`` or ``pool_batch`` a call unpaced (not with a pcap to record)."""
+        if self.pcap is not None:
+            return None
+        if self._pool_engine is None:
+            self._pool_engine = self.frame_engine()
+        sender = self._pool_engine
+        if sender is None or not len(at):
+            return None if sender is None else 0
+        require(self.ethernet, f"{self.name} sends IP packets, not frames; use packet-raw, packet-ring, xdp or scapy")
+        longest, room = max(lengths), self.frame_room()
+        require(longest <= room, f"a {longest}-byte frame is longer than {self.name} sends here ({room})")
+        pool = engine.Pool(data, at, lengths)
+        try:
+            return sender.send(pool, 0, len(at), 1 if core is not None else self.pool_batch, core)
         except OSError as exc:
             raise self._failure(exc) from None
         finally:

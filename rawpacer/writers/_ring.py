@@ -104,6 +104,9 @@ class RingWriter(RawWriter):
                 self.pcap.record(frame)
         return sent
 
+    pool_batch = MAX_BATCH
+    """A replay's top-speed frames, up to a ring flush a kick."""
+
     def frame_engine(self) -> Engine:
         """The ring's engine: prebuilt frames too leave through it."""
         return self.engine

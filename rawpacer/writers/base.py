@@ -193,6 +193,13 @@ class Writer(ABC):
         way (then the caller waits and calls ``send_frames`` itself)."""
         return None
 
+    def send_pool(self, data: Message, at: Sequence[int], lengths: Sequence[int], core: Core | None) -> int | None:
+        """Prebuilt frames in one buffer (frame j is ``data[at[j] : at[j] + lengths[j]]``, as ``send_frames``
+        takes them) through this writer's engine from C: one a departure of ``core``, or unpaced, a
+        batch at a time, with ``core`` None (a replay's chunk). Frames sent, or None when this writer's
+        frames cannot leave that way (then the caller hands them to ``send_frames``)."""
+        return None
+
     def stamping_socket(self) -> socket.socket | None:
         """The one socket every datagram leaves on, one send each and in order, so the kernel's TX
         timestamps of its sends can be matched to datagrams (RFC 2544 latency); None when sends are

@@ -237,7 +237,7 @@ def test_any_datagram_fits_any_mtu_by_trim_or_fragment(size, mtu, version):
 
 
 def test_chunks_planned_ahead_arrive_in_order_and_the_thread_ends():
-    chunks = [Chunk(k * 2, [bytes([k])] * 2, None) for k in range(40)]
+    chunks = [Chunk.of(k * 2, [bytes([k])] * 2) for k in range(40)]
     before = threading.active_count()
     assert [c.start for c in ahead(iter(chunks), depth=3)] == [c.start for c in chunks]
     assert threading.active_count() == before and sys.getswitchinterval() == pytest.approx(0.005)
@@ -247,7 +247,7 @@ def test_closing_the_planner_early_stops_its_thread_and_a_planning_error_reaches
     def endless():
         k = 0
         while True:
-            yield Chunk(k, [b"x"], None)
+            yield Chunk.of(k, [b"x"])
             k += 1
 
     before = threading.active_count()
@@ -257,7 +257,7 @@ def test_closing_the_planner_early_stops_its_thread_and_a_planning_error_reaches
     assert threading.active_count() == before
 
     def broken():
-        yield Chunk(0, [b"x"], None)
+        yield Chunk.of(0, [b"x"])
         raise UsageError("capture truncated at frame 1")
 
     with pytest.raises(UsageError, match="truncated at frame 1"):
