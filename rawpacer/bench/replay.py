@@ -44,7 +44,7 @@ from rawpacer.limits import FIRST_PORT, MAX_MESSAGE_SIZE, MAX_MTU
 from rawpacer.pacing import Pacer
 from rawpacer.pacing.fed import FedSchedule, schedule_stats
 from rawpacer.readers.replay import Received, ReplayReaders
-from rawpacer.readers.replaymatch import FlowVerdict, match_flow, total
+from rawpacer.readers.replaymatch import FlowVerdict, match_arrays, total
 from rawpacer.sandbox import Topology
 from rawpacer.sandbox.topology import link_info
 from rawpacer.traffic import LinkType, Record, Rewriter
@@ -209,12 +209,6 @@ def _send_chunks(writer: Writer, chunks: Iterator[Chunk], timing: Timing) -> tup
     return sent, pacer.report().as_dict()
 
 
-def _ints(values: np.ndarray, step: int = 1 << 16) -> Iterator[int]:
-    """``values`` as Python ints, a slice at a time (a replay's arrivals need not be a list of them at once)."""
-    for at in range(0, len(values), step):
-        yield from values[at : at + step].tolist()
-
-
 def judge(
     expected: Expected, received: Received, ports: Sequence[int]
 ) -> tuple[list[FlowRow], dict[str, Any], tuple[np.ndarray, np.ndarray]]:
@@ -223,25 +217,15 @@ def judge(
     rows = []
     rx_parts: list[np.ndarray] = []
     due_parts: list[np.ndarray] = []
+    by_slot = np.argsort(received.slot, kind="stable")  # each flow's arrivals together, still in arrival order
+    bounds = np.searchsorted(received.slot[by_slot], np.arange(len(ports) + 1))
     for flow, digests in sorted(expected.digests.items()):
-        got = received.digest[received.slot == flow]
-        rows.append(
-            FlowRow(
-                flow,
-                ports[flow],
-                *expected.flows.get(flow, ("?", 0)),
-                match_flow(digests, _ints(got), expected.sequences.get(flow)),
-            )
-        )
-        sent = np.frombuffer(digests, np.uint64)
-        distinct, first_sent = np.unique(sent, return_index=True)
-        mask = received.slot == flow
-        arrived, first_arrival = np.unique(received.digest[mask], return_index=True)
-        known = np.isin(arrived, distinct)
-        picked = np.argsort(first_arrival[known], kind="stable")  # the first arrivals, in arrival order
-        rx_parts.append(received.rx_ns[mask][first_arrival[known][picked]])
-        due = expected.offsets_of(flow)[first_sent[np.searchsorted(distinct, arrived[known])]]
-        due_parts.append(due[picked])
+        mine = by_slot[bounds[flow] : bounds[flow + 1]]
+        sequences = expected.sequences.get(flow)
+        matched = match_arrays(np.frombuffer(digests, np.uint64), received.digest[mine], sequences)
+        rows.append(FlowRow(flow, ports[flow], *expected.flows.get(flow, ("?", 0)), matched.verdict))
+        rx_parts.append(received.rx_ns[mine[matched.arrivals]])
+        due_parts.append(expected.offsets_of(flow)[matched.positions])
     rx = np.concatenate([np.zeros(0, np.int64), *rx_parts]).astype(np.int64)
     due = np.concatenate([np.zeros(0, np.int64), *due_parts]).astype(np.int64)
     order = np.argsort(rx, kind="stable")
