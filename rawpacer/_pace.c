@@ -295,14 +295,10 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "rawpacer._pace", NUL
 
 PyMODINIT_FUNC PyInit__pace(void)
 {
-    if (PyType_Ready(&CoreType) < 0)
-        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
-    Py_INCREF(&CoreType);
-    if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0) {
-        Py_DECREF(&CoreType);
+    if (PyModule_AddType(m, &CoreType) < 0) { /* readies the type, adds it as "Core" */
         Py_DECREF(m);
         return NULL;
     }

@@ -11,6 +11,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -677,40 +678,26 @@ static PyObject *Counter_get_complete(Counter *self, void *closure) {
     return PyBool_FromLong(self->reached >= self->slots);
 }
 
-static PyObject *Counter_get_per_port(Counter *self, void *closure) {
-    return PyLong_FromLongLong(self->per_port);
-}
-
 static PyObject *Counter_get_active(Counter *self, void *closure) {
     return PyBool_FromLong(self->active);
 }
 
-static PyObject *Counter_get_busy_ns(Counter *self, void *closure) {
-    return PyLong_FromLongLong(self->busy_ns);
-}
-
-static PyObject *Counter_get_checked(Counter *self, void *closure) {
-    return PyLong_FromLongLong(self->checked);
-}
-
-static PyObject *Counter_get_first_take_ns(Counter *self, void *closure) {
-    return PyLong_FromLongLong(self->first_take_ns);
-}
-
-static PyObject *Counter_get_last_take_ns(Counter *self, void *closure) {
-    return PyLong_FromLongLong(self->last_arrival_ns);
-}
-
 static PyGetSetDef Counter_getset[] = {
     {"complete", (getter)Counter_get_complete, NULL, "every slot has had at least per_port datagrams", NULL},
-    {"per_port", (getter)Counter_get_per_port, NULL, "datagrams each slot expects in the open op", NULL},
     {"active", (getter)Counter_get_active, NULL, "an op is open", NULL},
-    {"busy_ns", (getter)Counter_get_busy_ns, NULL, "ns spent receiving and checking in this op", NULL},
-    {"checked", (getter)Counter_get_checked, NULL, "datagrams received and checked by run() in this op", NULL},
-    {"first_take_ns", (getter)Counter_get_first_take_ns, NULL,
-     "CLOCK_MONOTONIC ns when run() began taking the op's first datagrams (0: none yet)", NULL},
-    {"last_take_ns", (getter)Counter_get_last_take_ns, NULL,
-     "CLOCK_MONOTONIC ns when run() had checked the op's latest datagrams (0: none yet)", NULL},
+    {NULL},
+};
+
+/* The int64 fields Python reads as they are (read-only). */
+#define RO(name, field, doc) {name, T_LONGLONG, offsetof(Counter, field), READONLY, doc}
+static PyMemberDef Counter_members[] = {
+    RO("per_port", per_port, "datagrams each slot expects in the open op"),
+    RO("busy_ns", busy_ns, "ns spent receiving and checking in this op"),
+    RO("checked", checked, "datagrams received and checked by run() in this op"),
+    RO("first_take_ns", first_take_ns,
+       "CLOCK_MONOTONIC ns when run() began taking the op's first datagrams (0: none yet)"),
+    RO("last_take_ns", last_arrival_ns,
+       "CLOCK_MONOTONIC ns when run() had checked the op's latest datagrams (0: none yet)"),
     {NULL},
 };
 
@@ -743,6 +730,7 @@ static PyTypeObject CounterType = {
     .tp_init = (initproc)Counter_init,
     .tp_dealloc = (destructor)Counter_dealloc,
     .tp_methods = Counter_methods,
+    .tp_members = Counter_members,
     .tp_getset = Counter_getset,
 };
 
@@ -753,19 +741,13 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__readloop(void) {
-    if (PyType_Ready(&ColumnType) < 0 || PyType_Ready(&CounterType) < 0) return NULL;
+    if (PyType_Ready(&ColumnType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddIntConstant(m, "COMMAND", COMMAND) < 0 || PyModule_AddIntConstant(m, "COMPLETE", COMPLETE) < 0 ||
-        PyModule_AddIntConstant(m, "DEADLINE", DEADLINE) < 0 || PyModule_AddIntConstant(m, "SILENCE", SILENCE) < 0 ||
-        PyModule_AddIntConstant(m, "SLEEP", SLEEP) < 0 || PyModule_AddIntConstant(m, "SPIN", SPIN) < 0 ||
-        PyModule_AddIntConstant(m, "POLL_OP", POLL_OP) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(&CounterType);
-    if (PyModule_AddObject(m, "Counter", (PyObject *)&CounterType) < 0) {
-        Py_DECREF(&CounterType);
+    if (PyModule_AddIntMacro(m, COMMAND) < 0 || PyModule_AddIntMacro(m, COMPLETE) < 0 ||
+        PyModule_AddIntMacro(m, DEADLINE) < 0 || PyModule_AddIntMacro(m, SILENCE) < 0 ||
+        PyModule_AddIntMacro(m, SLEEP) < 0 || PyModule_AddIntMacro(m, SPIN) < 0 ||
+        PyModule_AddIntMacro(m, POLL_OP) < 0 || PyModule_AddType(m, &CounterType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

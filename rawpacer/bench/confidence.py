@@ -22,7 +22,7 @@ not, since 6 % of resamples draw it three times or more. Few passes give honest,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -54,13 +54,7 @@ class Interval:
 
     def to_dict(self) -> dict[str, float]:
         """The JSON form: ``{"estimate", "low", "high", "level", "resamples"}``."""
-        return {
-            "estimate": self.estimate,
-            "low": self.low,
-            "high": self.high,
-            "level": self.level,
-            "resamples": self.resamples,
-        }
+        return asdict(self)
 
 
 def _medians(values: npt.NDArray[np.float64], rng: np.random.Generator, resamples: int) -> npt.NDArray[np.float64]:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rawpacer.bench import confidence
+from rawpacer.bench.record import RunRecord
 from rawpacer.bench.stats import PERCENTILES
 from rawpacer.host import HostActivity
 from rawpacer.readers import counts
@@ -281,16 +282,8 @@ class WriterResult:
 
 
 @dataclass
-class Report:
+class Report(RunRecord[WriterResult]):
     """A whole compare run: where, with what parameters, each writer's result, and notes."""
-
-    machine: dict[str, Any]
-    params: dict[str, Any]
-    results: list[WriterResult] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    interrupted: bool = False
-    environment: dict[str, Any] = field(default_factory=dict)
-    """Where the run was measured (rawpacer.host.environment): version, command, kernel, clocks."""
 
     def find(self, writer: str, readers: int | None = None) -> WriterResult | None:
         """The row of ``writer`` at ``readers``, if any."""
@@ -343,11 +336,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: machine, parameters, notes and every row (see docs/benchmark.md)."""
         return {
-            "machine": self.machine,
-            "environment": self.environment,
-            "params": self.params,
-            "interrupted": self.interrupted,
-            "notes": list(self.notes),
+            **self.header(),
             "results": [
                 dict(
                     r.to_dict(self.ci),

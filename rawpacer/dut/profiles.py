@@ -104,11 +104,13 @@ def nft_load(rules: Sequence[str], chains: Mapping[str, Sequence[str]] | None = 
     return Command(NFT_LOAD, nft_ruleset(rules, chains), f"ruleset of {count:,} rule{'s' * (count != 1)}")
 
 
+@dataclass(frozen=True)
 class Profile(abc.ABC):
     """One recipe with its parameters: ``describe()`` for the report, ``commands()`` to install it.
 
     A subclass is one row of the profile table: ``name``, ``syntax``, ``stage`` (its place in the
     forward chain; 0 when it is not an nft profile) and ``parse`` from the text after ``name:``.
+    Every profile keeps ``spec``, the text it was parsed from, as its first field.
     """
 
     name: ClassVar[str]
@@ -143,7 +145,6 @@ class Tbf(Profile):
 
     name: ClassVar[str] = "tbf"
     syntax: ClassVar[str] = "tbf:RATE[,burst=B][,limit=L|latency=T]"
-    spec: str
     rate: int
     burst: int = DEFAULT_TBF_BURST
     limit: int | None = None
@@ -208,7 +209,6 @@ class Police(Profile):
     name: ClassVar[str] = "police"
     syntax: ClassVar[str] = "police:RATE[,burst=N] (50kpps, 5000/s, 5000pps, or a bit rate like 100mbit)"
     stage: ClassVar[int] = 1
-    spec: str
     rate: int
     unit: str
     """``pps`` (rate in packets/s) or ``bit/s`` (rate in bits/s, policed as rate // 8 bytes/second)."""
@@ -254,7 +254,6 @@ class Drop(Profile):
     name: ClassVar[str] = "drop"
     syntax: ClassVar[str] = "drop:FRACTION (0 < FRACTION < 1, e.g. 0.001)"
     stage: ClassVar[int] = 2
-    spec: str
     below: int
     modulus: int
 
@@ -285,7 +284,6 @@ class Rules(Profile):
     name: ClassVar[str] = "rules"
     syntax: ClassVar[str] = f"rules:N (0-{MAX_DUT_RULES:,})"
     stage: ClassVar[int] = 3
-    spec: str
     count: int
 
     @classmethod
@@ -308,7 +306,6 @@ class Conntrack(Profile):
     name: ClassVar[str] = "conntrack"
     syntax: ClassVar[str] = "conntrack (no value)"
     stage: ClassVar[int] = 4
-    spec: str
 
     @classmethod
     def parse(cls, spec: str, argument: str | None) -> Conntrack:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from rawpacer.errors import DeliveryError
 from rawpacer.readers.counts import Counts
@@ -74,6 +74,24 @@ def _port_list(ports: list[int]) -> str:
     return shown + more
 
 
+class _PortsWith:
+    """A read-only attribute of OpResult: the ports whose datagrams deviated in one ``Counts`` field
+    (``lost``: fewer than expected; ``corrupt``: unlike their message; ``duplicate``: more than
+    expected; ``reordered``: out of order), in port order."""
+
+    def __init__(self, count: str) -> None:
+        self.count = count
+
+    @overload
+    def __get__(self, result: None, owner: type[OpResult]) -> _PortsWith: ...
+    @overload
+    def __get__(self, result: OpResult, owner: type[OpResult]) -> list[int]: ...
+    def __get__(self, result: OpResult | None, owner: type[OpResult]) -> _PortsWith | list[int]:
+        if result is None:
+            return self
+        return sorted(p for p, t in result.deviations.items() if getattr(t.counts, self.count))
+
+
 @dataclass
 class OpResult:
     """One op (or one stream) as the readers saw it.
@@ -86,6 +104,8 @@ class OpResult:
     ``reader_first_ns``/``reader_last_ns`` (``time.monotonic_ns()`` clock, 0 when nothing came) are
     when it began taking the op's first datagrams and when it had checked its last.
     ``arrivals`` holds every datagram's kernel RX timestamp when the op began with ``timestamps``.
+    ``lost_ports``, ``corrupt_ports``, ``duplicate_ports`` and ``reordered_ports`` list the ports with
+    lost, corrupt, duplicate or reordered datagrams, in port order.
     """
 
     mode: str
@@ -129,25 +149,10 @@ class OpResult:
         """Every expected datagram arrived intact (duplicates and late ones are reported, not failures)."""
         return self.counts.lost == 0 and self.counts.corrupt == 0
 
-    @property
-    def lost_ports(self) -> list[int]:
-        """Ports that got fewer datagrams than expected."""
-        return sorted(p for p, t in self.deviations.items() if t.counts.lost)
-
-    @property
-    def corrupt_ports(self) -> list[int]:
-        """Ports that got a datagram unlike their message."""
-        return sorted(p for p, t in self.deviations.items() if t.counts.corrupt)
-
-    @property
-    def duplicate_ports(self) -> list[int]:
-        """Ports that got more datagrams than expected."""
-        return sorted(p for p, t in self.deviations.items() if t.counts.duplicate)
-
-    @property
-    def reordered_ports(self) -> list[int]:
-        """Ports that got datagrams out of order."""
-        return sorted(p for p, t in self.deviations.items() if t.counts.reordered)
+    lost_ports = _PortsWith("lost")
+    corrupt_ports = _PortsWith("corrupt")
+    duplicate_ports = _PortsWith("duplicate")
+    reordered_ports = _PortsWith("reordered")
 
     def describe(self) -> str:
         """One line: what went wrong, naming the first few ports."""

@@ -118,27 +118,15 @@ BYTE_ORDER_MAGIC = 0x1A2B3C4D
 SHB_BODY = Table("pcapng Section Header Block", ("byte_order", "I"), ("major", "H"), ("minor", "H"), ("length", "q"))
 IDB_TYPE = 1
 IDB_BODY = Table("pcapng Interface Description Block", ("linktype", "H"), ("reserved", "H"), ("snaplen", "I"))
+_STAMPED = (("ts_high", "I"), ("ts_low", "I"), ("caplen", "I"), ("orig_len", "I"))
+"""What an Enhanced Packet Block (section 4.3) and the obsolete Packet Block (appendix A) both carry after
+the interface: the timestamp's two words and the captured and original lengths."""
 EPB_TYPE = 6
-EPB_BODY = Table(
-    "pcapng Enhanced Packet Block",
-    ("interface", "I"),
-    ("ts_high", "I"),
-    ("ts_low", "I"),
-    ("caplen", "I"),
-    ("orig_len", "I"),
-)
+EPB_BODY = Table("pcapng Enhanced Packet Block", ("interface", "I"), *_STAMPED)
 SPB_TYPE = 3
 SPB_BODY = Table("pcapng Simple Packet Block", ("orig_len", "I"))
 PB_TYPE = 2
-PB_BODY = Table(
-    "pcapng Packet Block (obsolete)",
-    ("interface", "H"),
-    ("drops", "H"),
-    ("ts_high", "I"),
-    ("ts_low", "I"),
-    ("caplen", "I"),
-    ("orig_len", "I"),
-)
+PB_BODY = Table("pcapng Packet Block (obsolete)", ("interface", "H"), ("drops", "H"), *_STAMPED)
 OPTION = Table("pcapng option", ("code", "H"), ("length", "H"))
 OPT_ENDOFOPT = 0
 IF_TSRESOL = 9

@@ -104,7 +104,8 @@ class Writer(ABC):
     benchtime_cap_s: ClassVar[float | None] = None
     """Slow writers (the scapy reference) are timed for at most this long per pass."""
     knobs_type: ClassVar[type[Knobs]] = Knobs
-    """The dataclass of this writer's own settings; ``knobs`` is an instance of it."""
+    """The dataclass of this writer's own settings; ``knobs`` is an instance of it (``__init__`` refuses any
+    other), so a writer with its own declares ``knobs: ItsKnobs`` beside it and reads them typed."""
 
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
         require(bool(target.ports), "target has no reader ports; give at least one")

@@ -38,10 +38,10 @@ class PacketRingWriter(RingWriter):
     order = 11
     summary = "AF_PACKET PACKET_MMAP TX ring (TPACKET_V2), one send() flushes the fan-out"
     knobs_type = RingKnobs
+    knobs: RingKnobs
 
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
         super().__init__(target, options, knobs)
-        assert isinstance(self.knobs, RingKnobs)
         with self.opening():
             self.sock = open_packet_socket(target.link.ifname)
             self.own(self.sock.close)

@@ -38,10 +38,10 @@ class UdpConcurrent(UdpWriter):
     order = 1
     summary = "kernel UDP socket, one concurrent sendto(2) per reader on a thread pool (the seed's goroutines)"
     knobs_type = PoolKnobs
+    knobs: PoolKnobs
 
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
         super().__init__(target, options, knobs)
-        assert isinstance(self.knobs, PoolKnobs)
         cpus = (os.cpu_count() or 1) + 4
         self.threads = self.knobs.threads or min(MAX_DEFAULT_THREADS, len(target.ports), cpus)
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="udp-concurrent")

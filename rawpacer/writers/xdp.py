@@ -91,10 +91,10 @@ class XdpWriter(RingWriter):
     order = 13
     summary = "AF_XDP socket (TX only): frames copied into UMEM chunks, one descriptor batch and kick per fan-out"
     knobs_type = XdpKnobs
+    knobs: XdpKnobs
 
     def __init__(self, target: Target, options: WriterOptions, knobs: Knobs | None = None) -> None:
         super().__init__(target, options, knobs)
-        assert isinstance(self.knobs, XdpKnobs)
         knobs = self.knobs
         per_frame = chunks_for(self.max_frame, knobs.chunk_size)
         wanted = len(target.ports) * self.frames_per_message * per_frame
@@ -148,7 +148,6 @@ class XdpWriter(RingWriter):
 
     def frame_limit(self) -> tuple[int, str]:
         """One chunk, or COPY_MAX_DESCS chunks with multi-buffer (decided here, before the fit plan)."""
-        assert isinstance(self.knobs, XdpKnobs)
         wanted, size = self.knobs.multi_buffer, self.knobs.chunk_size
         have = features()
         if not have.sockets:

@@ -13,6 +13,10 @@ import rawpacer
 from rawpacer.cli import main
 
 IMIX_SHARE = {64: 7 / 12, 594: 4 / 12, 1518: 1 / 12}
+VETH_STREAM = {"readers": 4, "mode": "stream", "topology": "veth"}
+"""compare's stream into 4 readers across a veth pair."""
+SHORT_SEARCH = {"readers": 5, "tests": "throughput", "trial": "0.2s", "warmup": "0s", "resolution": "10%"}
+"""A short RFC 2544 throughput search: a few trials to check datagram by datagram, not a figure."""
 
 
 def every_datagram_intact(sample: rawpacer.Sample) -> None:
@@ -52,8 +56,7 @@ def test_a_compare_stream_of_imix_arrives_intact_per_size(writer, vary):
 )  # fmt: skip
 def test_an_imix_varied_stream_leaves_through_each_writers_engine(writer, vary, rate):
     report = rawpacer.compare(
-        writers=writer, readers=4, mode="stream", topology="veth", benchtime="300x", sizes="imix", vary=vary,
-        seed=5, rate=rate, burst=1,
+        writers=writer, **VETH_STREAM, benchtime="300x", sizes="imix", vary=vary, seed=5, rate=rate, burst=1,
     )  # fmt: skip
     (row,) = report.results
     assert not row.error, row.error
@@ -68,9 +71,7 @@ def test_an_imix_varied_stream_leaves_through_each_writers_engine(writer, vary, 
 def test_a_paced_varied_stream_on_veth_arrives_intact():
     report = rawpacer.compare(
         writers="packet-raw",
-        readers=4,
-        mode="stream",
-        topology="veth",
+        **VETH_STREAM,
         rate="20k",
         benchtime="0.2s",
         sizes="128:1,1000:3",
@@ -110,15 +111,7 @@ def test_the_json_records_the_shape_and_the_sizes(tmp_path):
 
 def test_rfc2544_trials_of_a_varied_stream_are_checked_per_datagram():
     run = rawpacer.rfc2544(
-        writers="packet-raw",
-        readers=5,
-        vary=["dport=5001-5005:random", "sport=1000-1999"],
-        seed=4,
-        sizes="128",
-        tests="throughput",
-        trial="0.2s",
-        warmup="0s",
-        resolution="10%",
+        writers="packet-raw", **SHORT_SEARCH, vary=["dport=5001-5005:random", "sport=1000-1999"], seed=4, sizes="128"
     )
     (entry,) = run.results
     assert entry.writer_max_pps and entry.trials  # a loaded host may make every trial writer-limited: not judged here
@@ -140,7 +133,7 @@ IPV6_MIX = {"ip_version": 6, "sizes": "78:7,594:4,1518:1"}
 )  # fmt: skip
 def test_ipv6_and_tagged_shaped_streams_on_veth_arrive_intact(writer, extra, vary):  # IPv6 frames from 78 (RFC 5180)
     report = rawpacer.compare(
-        writers=writer, readers=4, mode="stream", topology="veth", benchtime="300x", vary=vary, **extra,
+        writers=writer, **VETH_STREAM, benchtime="300x", vary=vary, **extra,
     )  # fmt: skip
     (row,) = report.results
     assert not row.error, row.error
@@ -150,15 +143,7 @@ def test_ipv6_and_tagged_shaped_streams_on_veth_arrive_intact(writer, extra, var
 
 
 def test_rfc2544_runs_an_imix_row_beside_a_fixed_size(tmp_path):
-    run = rawpacer.rfc2544(
-        writers="packet-raw",
-        readers=5,
-        sizes="128,imix",
-        tests="throughput",
-        trial="0.2s",
-        warmup="0s",
-        resolution="10%",
-    )
+    run = rawpacer.rfc2544(writers="packet-raw", **SHORT_SEARCH, sizes="128,imix")
     assert [e.label for e in run.results] == ["128", "imix"]
     imix = run.find("packet-raw", "imix")
     assert imix is not None and imix.error is None and imix.finished

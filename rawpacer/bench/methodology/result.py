@@ -20,6 +20,7 @@ from rawpacer import outputs
 from rawpacer.bench import histograms
 from rawpacer.bench.methodology.sizes import FrameSize
 from rawpacer.bench.methodology.trial import Outcome, TrialResult
+from rawpacer.bench.record import RunRecord
 
 SCHEMA = "rawpacer-rfc2544/1"
 
@@ -266,16 +267,8 @@ class Entry:
 
 
 @dataclass
-class Run:
-    """A whole run: where, with what parameters, every entry so far, and whether it was cut short."""
-
-    machine: dict[str, Any]
-    params: dict[str, Any]
-    results: list[Entry] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    interrupted: bool = False
-    environment: dict[str, Any] = field(default_factory=dict)
-    """Where the run was measured (rawpacer.host.environment): version, command, kernel, clocks."""
+class Run(RunRecord[Entry]):
+    """A whole RFC 2544 run: where, with what parameters, every entry so far, and whether it was cut short."""
 
     @property
     def writers(self) -> list[str]:
@@ -294,14 +287,7 @@ class Run:
 
     def header(self) -> dict[str, Any]:
         """The JSON document without its results: schema, machine, environment, params, interrupted, notes."""
-        return {
-            "schema": SCHEMA,
-            "machine": self.machine,
-            "environment": self.environment,
-            "params": self.params,
-            "interrupted": self.interrupted,
-            "notes": list(self.notes),
-        }
+        return {"schema": SCHEMA, **super().header()}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document: the header and every entry under ``results``."""
