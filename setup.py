@@ -14,14 +14,15 @@ from setuptools import Extension, setup
 
 SEQUENCE_H = "rawpacer/_sequence.h"  # the stream datagrams' sequence field, shared by _readloop and _engine
 PACECORE_H = "rawpacer/_pacecore.h"  # the pacer's C core, shared by _pace and _engine
+RXSTAMP_H = "rawpacer/_rxstamp.h"  # a received datagram's kernel timestamp, shared by _readloop and _record
 DGHASH_H = "rawpacer/_dghash.h"  # a replay's datagram hash, shared by _checksum, its planner and recorder
 STRICT = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
 C_EXTENSIONS = {
-    "rawpacer._readloop": ("rawpacer/_readloop.c", [SEQUENCE_H]),
+    "rawpacer._readloop": ("rawpacer/_readloop.c", [SEQUENCE_H, RXSTAMP_H]),
     "rawpacer._pace": ("rawpacer/_pace.c", [PACECORE_H]),
     "rawpacer.engine._engine": ("rawpacer/engine/_engine.c", [SEQUENCE_H, PACECORE_H, "rawpacer/engine/_ring.h"]),
-    "rawpacer.readers._record": ("rawpacer/readers/_record.c", [DGHASH_H]),
+    "rawpacer.readers._record": ("rawpacer/readers/_record.c", [DGHASH_H, RXSTAMP_H]),
     "rawpacer.traffic._lane": ("rawpacer/traffic/_lane.c", [SEQUENCE_H, DGHASH_H]),
 }
 """The strictly compiled extensions: module -> (source, the headers it depends on)."""

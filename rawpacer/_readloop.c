@@ -20,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "_rxstamp.h"
 #include "_sequence.h"
 
 #define NEVER ((int64_t)1 << 62)
@@ -548,17 +549,6 @@ static PyObject *Counter_detach(Counter *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-static int64_t timestamp_of(struct msghdr *hdr) {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(hdr); c != NULL; c = CMSG_NXTHDR(hdr, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-            struct timespec ts;
-            memcpy(&ts, CMSG_DATA(c), sizeof ts);
-            return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-        }
-    }
-    return 0;
-}
-
 /* Take what waits on one slot's socket, in recvmmsg batches; datagrams counted, or -1 on a socket
  * error (errno set), -2 when the arrival columns cannot grow (MemoryError set). */
 static int64_t drain(Counter *self, Py_ssize_t slot) {
@@ -585,7 +575,7 @@ static int64_t drain(Counter *self, Py_ssize_t slot) {
         }
         for (int i = 0; i < n; i++) {
             struct msghdr *hdr = &self->msgs[i].msg_hdr;
-            int64_t rx = self->timestamps && self->active ? timestamp_of(hdr) : 0;
+            int64_t rx = self->timestamps && self->active ? rx_timestamp_ns(hdr) : 0;
             if (count_one(self, slot, hdr->msg_iov->iov_base, (Py_ssize_t)self->msgs[i].msg_len, rx) < 0) return -2;
         }
         got += n;

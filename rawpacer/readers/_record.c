@@ -20,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "../_rxstamp.h"
 #include "../_dghash.h"
 
 /* Every UDP payload fits whole (65,507 bytes over IPv4, 65,527 over IPv6 without jumbograms,
@@ -59,35 +60,22 @@ static int64_t clock_ns(clockid_t clock) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Room for twice the records; 0, or -1 when memory is short (nothing changed then). Called without
- * the GIL: PyMem_Raw* needs none. */
-static int grow(Recorder *self) {
-    Py_ssize_t room = self->room ? self->room * 2 : FIRST_ROOM;
-    int64_t *rx_ns = PyMem_RawRealloc(self->rx_ns, (size_t)room * sizeof(int64_t));
-    if (rx_ns == NULL) return -1;
-    self->rx_ns = rx_ns;
-    uint64_t *hash = PyMem_RawRealloc(self->hash, (size_t)room * sizeof(uint64_t));
-    if (hash == NULL) return -1;
-    self->hash = hash;
-    int32_t *slot = PyMem_RawRealloc(self->slot, (size_t)room * sizeof(int32_t));
-    if (slot == NULL) return -1;
-    self->slot = slot;
-    int32_t *length = PyMem_RawRealloc(self->length, (size_t)room * sizeof(int32_t));
-    if (length == NULL) return -1;
-    self->length = length;
-    self->room = room;
+/* One array made room for `room` items of `size` bytes; 0, or -1 (the array as it was) when memory is short. */
+static int regrow(void **array, Py_ssize_t room, size_t size) {
+    void *grown = PyMem_RawRealloc(*array, (size_t)room * size);
+    if (grown == NULL) return -1;
+    *array = grown;
     return 0;
 }
 
-/* The SCM_TIMESTAMPNS stamp of one received message, or 0 when it carries none (socket(7)). */
-static int64_t timestamp_of(struct msghdr *hdr) {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(hdr); c != NULL; c = CMSG_NXTHDR(hdr, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-            struct timespec ts;
-            memcpy(&ts, CMSG_DATA(c), sizeof ts);
-            return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-        }
-    }
+/* Room for twice the records; 0, or -1 when memory is short (the room as it was then). Called without
+ * the GIL: PyMem_Raw* needs none. */
+static int grow(Recorder *self) {
+    Py_ssize_t room = self->room ? self->room * 2 : FIRST_ROOM;
+    if (regrow((void **)&self->rx_ns, room, sizeof(int64_t)) < 0 || regrow((void **)&self->hash, room, sizeof(uint64_t)) < 0
+        || regrow((void **)&self->slot, room, sizeof(int32_t)) < 0 || regrow((void **)&self->length, room, sizeof(int32_t)) < 0)
+        return -1;
+    self->room = room;
     return 0;
 }
 
@@ -112,7 +100,7 @@ static int64_t drain(Recorder *self, uint32_t slot) {
         for (int i = 0; i < n; i++) {
             struct msghdr *hdr = &self->msgs[i].msg_hdr;
             size_t len = self->msgs[i].msg_len;
-            int64_t rx = timestamp_of(hdr);
+            int64_t rx = rx_timestamp_ns(hdr);
             if (rx == 0) rx = now ? now : (now = clock_ns(CLOCK_REALTIME));
             Py_ssize_t at = self->count++;
             self->rx_ns[at] = rx;

@@ -6,23 +6,26 @@ import pytest
 from helpers import make_writer
 
 from rawpacer.bench.oploop import OpLoop
-from rawpacer.messages import CryptoSource, FixedSource
+from rawpacer.messages import CryptoSource, FixedSource, MessageSource
 from rawpacer.readers import ReaderSet
 from rawpacer.sandbox import Sandbox
 
 READERS, SIZE, OPS = 20, 600, 4
 
 
-class Recording(CryptoSource):
-    """The crypto source, noting which buffer each fill went to."""
+def noting(source_type: type[MessageSource]) -> type[MessageSource]:
+    """``source_type``, noting which buffer each fill went to (``targets``)."""
 
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.targets: list[object] = []
+    class Noting(source_type):  # type: ignore[misc, valid-type]
+        def __init__(self, size: int) -> None:
+            super().__init__(size)
+            self.targets: list[object] = []
 
-    def fill(self, buffer: memoryview | bytearray) -> None:
-        self.targets.append(buffer)
-        super().fill(buffer)
+        def fill(self, buffer: memoryview | bytearray) -> None:
+            self.targets.append(buffer)
+            super().fill(buffer)
+
+    return Noting
 
 
 class SeededReaders(ReaderSet):
@@ -43,7 +46,7 @@ def topo():
 
 @pytest.mark.parametrize("readers_kind", [ReaderSet, SeededReaders])
 def test_every_op_sends_fresh_messages_every_reader_gets_intact(topo, readers_kind):
-    source = Recording(SIZE)
+    source = noting(CryptoSource)(SIZE)
     with readers_kind(topo, READERS, SIZE) as readers, writer_for(topo, readers) as writer:
         loop = OpLoop(writer, readers, source)
         seen = []
@@ -60,20 +63,8 @@ def test_every_op_sends_fresh_messages_every_reader_gets_intact(topo, readers_ki
         assert all(t is readers.buffer for t in source.targets)
 
 
-class RecordingFixed(FixedSource):
-    """The fixed source, noting which buffer each fill went to."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.targets: list[object] = []
-
-    def fill(self, buffer: memoryview | bytearray) -> None:
-        self.targets.append(buffer)
-        super().fill(buffer)
-
-
 def test_a_fixed_message_is_not_made_ahead(topo):
-    source = RecordingFixed(SIZE)
+    source = noting(FixedSource)(SIZE)
     with ReaderSet(topo, READERS, SIZE) as readers, writer_for(topo, readers) as writer:
         loop = OpLoop(writer, readers, source)
         assert all(loop.fanout().result.counts.intact == READERS for _ in range(3))

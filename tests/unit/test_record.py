@@ -87,6 +87,9 @@ def test_a_udp_socket_gives_the_kernel_stamp_in_arrival_order(control):
     ):
         reader.bind(("127.0.0.1", 0))
         reader.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        # The kernel turns receive stamping on for the first socket that asks from a deferred work item
+        # (net_enable_timestamp); until it has run, a datagram is stamped when read. Wait for it here.
+        time.sleep(0.05)
         recorder = _record.Recorder([reader], control[0].fileno())
         payloads = [i.to_bytes(4, "big") * i for i in range(50)]
         before = time.time_ns()
