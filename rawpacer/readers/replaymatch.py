@@ -21,11 +21,12 @@ swapped are counted as reordered even though they leave in the file's order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from rawpacer.headers.checksum import BytesLike
 from rawpacer.readers.core import Order
+from rawpacer.readers.counts import Counts
 
 _MASK = (1 << 64) - 1
 _SEED, _MUL1, _MUL2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -81,22 +82,41 @@ def datagram_hash(data: BytesLike) -> int:
     return _c_datagram_hash(data) if _c_datagram_hash is not None else python_datagram_hash(data)
 
 
+class _Counted:
+    """A FlowVerdict count read from its ``Counts`` (``field``), or None when ``sequenced_only`` and
+    the flow is not sequenced."""
+
+    def __init__(self, field: str, sequenced_only: bool = False) -> None:
+        self.field, self.sequenced_only = field, sequenced_only
+
+    def __get__(self, verdict: FlowVerdict | None, owner: object = None) -> Any:
+        if verdict is None:
+            return self
+        if self.sequenced_only and not verdict.sequenced:
+            return None
+        return getattr(verdict.counts, self.field)
+
+
 @dataclass(frozen=True)
 class FlowVerdict:
-    """One flow's counts (the module's docstring defines each)."""
+    """One flow's counts (the module's docstring defines each): what was sent and repeated, and what
+    arrived as the readers' ``Counts`` holds it, so a replay's counts add up as every run's do."""
 
     sent: int = 0
-    delivered: int = 0
-    intact: int = 0
-    duplicated: int = 0
-    corrupt: int = 0
-    lost: int = 0
-    late: int = 0
     repeated: int = 0
-    reordered: int | None = None
-    """RFC 4737 reordered arrivals by the payloads' sequences; None when the flow is not sequenced."""
-    reorder_extent: int | None = None
-    """RFC 4737 section 4.2's largest reordering extent; None when the flow is not sequenced."""
+    counts: Counts = field(default_factory=Counts)
+    sequenced: bool = False
+    """The payloads carry rawpacer's sequence field: ``reordered`` and ``reorder_extent`` are RFC 4737's
+    (None otherwise)."""
+
+    delivered = _Counted("delivered")
+    intact = _Counted("intact")
+    duplicated = _Counted("duplicate")
+    corrupt = _Counted("corrupt")
+    lost = _Counted("lost")
+    late = _Counted("late")
+    reordered = _Counted("reordered", sequenced_only=True)
+    reorder_extent = _Counted("reorder_extent", sequenced_only=True)
 
     @property
     def ok(self) -> bool:
@@ -104,20 +124,49 @@ class FlowVerdict:
         return not (self.lost or self.corrupt or self.late or self.duplicated > self.repeated)
 
     def __add__(self, other: FlowVerdict) -> FlowVerdict:
-        counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name not in _ORDER}
-        if self.reordered is None or other.reordered is None:  # a flow that is not sequenced adds nothing
-            known = other if self.reordered is None else self
-            return FlowVerdict(**counts, reordered=known.reordered, reorder_extent=known.reorder_extent)
-        extent = max(self.reorder_extent or 0, other.reorder_extent or 0)
-        return FlowVerdict(**counts, reordered=self.reordered + other.reordered, reorder_extent=extent)
+        return FlowVerdict(
+            self.sent + other.sent,
+            self.repeated + other.repeated,
+            self.counts + other.counts,
+            self.sequenced or other.sequenced,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The counts by name, JSON-ready."""
-        return asdict(self)
+        return {name: getattr(self, name) for name in KEYS}
 
 
-_ORDER = ("reordered", "reorder_extent")
-"""The fields that are not plain counts: None unless sequenced, the extent a maximum."""
+KEYS = (
+    "sent",
+    "delivered",
+    "intact",
+    "duplicated",
+    "corrupt",
+    "lost",
+    "late",
+    "repeated",
+    "reordered",
+    "reorder_extent",
+)
+"""A verdict's JSON keys, in order."""
+
+
+def verdict_of(
+    sent: int, distinct: int, delivered: int, intact: int, corrupt: int, late: int, order: Order | None
+) -> FlowVerdict:
+    """A flow's verdict from what its match counted: ``distinct`` contents among the ``sent``, the
+    ``delivered`` arrivals of which ``intact`` were first copies and ``corrupt`` never sent."""
+    counts = Counts(
+        delivered=delivered,
+        intact=intact,
+        corrupt=corrupt,
+        duplicate=delivered - intact - corrupt,
+        lost=distinct - intact,
+        late=late,
+        reordered=0 if order is None else order.reordered,
+        reorder_extent=0 if order is None else order.extent,
+    )
+    return FlowVerdict(sent, sent - distinct, counts, order is not None)
 
 
 @dataclass(frozen=True)
@@ -162,18 +211,8 @@ def match_arrays(sent: Any, received: Any, sequences: Any = None) -> Matched:
         order = Order()
         for sequence in np.asarray(sequences, np.int64)[positions].tolist():
             order.take(sequence)
-    verdict = FlowVerdict(
-        sent=int(sent_h.size),
-        delivered=int(got.size),
-        intact=int(arrivals.size),
-        duplicated=int(known.size - arrivals.size),
-        corrupt=int(got.size - known.size),
-        lost=int(distinct.size - arrivals.size),
-        late=int(np.count_nonzero(positions[1:] < before)),
-        repeated=int(sent_h.size - distinct.size),
-        reordered=None if order is None else order.reordered,
-        reorder_extent=None if order is None else order.extent,
-    )
+    late = int(np.count_nonzero(positions[1:] < before))
+    verdict = verdict_of(sent_h.size, distinct.size, got.size, arrivals.size, got.size - known.size, late, order)
     return Matched(verdict, arrivals.astype(np.int64), positions)
 
 
@@ -188,35 +227,21 @@ def python_match_flow(
     for position, value in enumerate(sent):
         first_at.setdefault(value, position)
     arrived: set[int] = set()
-    delivered = duplicated = corrupt = late = 0
+    delivered = corrupt = late = 0
     newest = -1
     for value in received:
         delivered += 1
         position = first_at.get(value)
         if position is None:
             corrupt += 1
-        elif value in arrived:
-            duplicated += 1
-        else:
+        elif value not in arrived:
             arrived.add(value)
             if order is not None:
                 order.take(sequence_of[value])
             if position < newest:
                 late += 1
             newest = max(newest, position)
-    distinct = len(first_at)
-    return FlowVerdict(
-        sent=len(sent),
-        delivered=delivered,
-        intact=len(arrived),
-        duplicated=duplicated,
-        corrupt=corrupt,
-        lost=distinct - len(arrived),
-        late=late,
-        repeated=len(sent) - distinct,
-        reordered=None if order is None else order.reordered,
-        reorder_extent=None if order is None else order.extent,
-    )
+    return verdict_of(len(sent), len(first_at), delivered, len(arrived), corrupt, late, order)
 
 
 def total(verdicts: Iterable[FlowVerdict]) -> FlowVerdict:
