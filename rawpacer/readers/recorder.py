@@ -89,14 +89,18 @@ class _Recorder:
             self.length.append(len(data))
             got += 1
 
-    def command(self) -> int | None:
-        """Read one command: a COLLECT's settle time in ns (at least 1), or None for a stop (the one
-        other command ReaderSet's reaper sends) or a closed control socket."""
+    def command(self) -> tuple[int, int, int] | None:
+        """Read one command: a COLLECT's settle time in ns (at least 1), with the time it came and
+        the deadline it sets (COLLECT_CAP_S on); None for a stop (the one other command
+        ReaderSet's reaper sends) or a closed control socket."""
         size = self.ctl.recv_into(inbox := bytearray(protocol.COMMAND_BUFFER))
         if not size:
             return None
         msg = marshal.loads(inbox[:size])
-        return max(1, int(msg[1] * 1e9)) if msg[0] == COLLECT else None
+        if msg[0] != COLLECT:
+            return None
+        now = time.monotonic_ns()
+        return max(1, int(msg[1] * 1e9)), now, now + int(COLLECT_CAP_S * 1e9)
 
     def serve(self) -> None:
         """Record until told to collect (then answer once settled) or stop."""
@@ -118,11 +122,10 @@ class _Recorder:
                 if slot is not None:
                     got += self.drain(slot)
                     continue
-                settle = self.command()
-                if settle is None:
+                collect = self.command()
+                if collect is None:
                     return
-                settle_ns, quiet_since = settle, time.monotonic_ns()
-                deadline = quiet_since + int(COLLECT_CAP_S * 1e9)
+                settle_ns, quiet_since, deadline = collect
             now = time.monotonic_ns()
             if got:
                 quiet_since = now
@@ -138,11 +141,10 @@ class _Recorder:
                 self.report()
                 settle_ns = 0
                 continue
-            settle = self.command()
-            if settle is None:
+            collect = self.command()
+            if collect is None:
                 return
-            settle_ns, since = settle, time.monotonic_ns()
-            deadline = since + int(COLLECT_CAP_S * 1e9)
+            settle_ns, since, deadline = collect
 
     def _dump(self, fd: int) -> int:
         """The Python twin's records written to ``fd`` (the layout of ``BYTES_PER_DATAGRAM``), then
