@@ -36,11 +36,13 @@
  *     the real clock. start(t0_ns=None) anchors departure 0 at t0_ns (default lead_ns from now).
  *     Long waits take the GIL back every 10 ms to let signal handlers run, so Ctrl-C stops them
  *     with the record up to date. lateness() / schedule_lateness() -> bytes:
- *     the int64 lateness of the first late_cap departures against the re-anchored schedule / the
- *     intended one. Read-only attributes: anchor_ns, origin_ns, last_ns, next_departure,
- *     departures, stalls, stalled_ns, busy_ns (time awake in waits: the pacer's CPU time), sent
- *     (datagrams the engine's paced loop sent with this core),
- *     margin_ns, sleeps, late_overflow_max, schedule_overflow_max.
+ *     the int64 lateness against the re-anchored schedule / the intended one of every
+ *     late_stride-th departure, at most late_cap of them (a full record drops every other entry
+ *     and doubles the stride: a systematic sample of the whole stream). Read-only attributes:
+ *     anchor_ns, origin_ns, last_ns, next_departure, departures, stalls, stalled_ns, busy_ns (time
+ *     awake in waits: the pacer's CPU time), sent (datagrams the engine's paced loop sent with
+ *     this core), margin_ns, sleeps, late_stride, late_overflow_max, schedule_overflow_max (the
+ *     highest lateness of the departures not in the record).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -163,7 +165,7 @@ static int core_init(Core *c, PyObject *args, PyObject *kwds)
     c->p.mode = v[0], c->p.spin = v[1], c->p.spin_min = v[2], c->p.window = v[3];
     c->p.stall = v[4], c->p.gap_ppm = v[5], c->p.lead = v[6];
     c->p.margin = c->p.mode == SPIN_ADAPTIVE ? c->p.spin_min : c->p.spin;
-    c->burst = v[7], c->late_cap = v[8], c->q = v[9], c->r = v[10], c->den = v[11];
+    c->burst = v[7], c->late_cap = v[8], c->late_stride = 1, c->q = v[9], c->r = v[10], c->den = v[11];
     Py_INCREF(schedule);
     Py_XSETREF(c->schedule, schedule);
     return 0;
@@ -258,7 +260,7 @@ static PyMemberDef core_members[] = {
     RO("anchor_ns", p.anchor), RO("origin_ns", p.origin), RO("last_ns", p.last), RO("next_departure", p.next),
     RO("departures", p.departures), RO("stalls", p.stalls), RO("stalled_ns", p.stalled), RO("busy_ns", p.busy),
     RO("margin_ns", p.margin), RO("sleeps", p.sleeps), RO("sent", sent), RO("late_overflow_max", overflow_max),
-    RO("schedule_overflow_max", schedule_overflow_max), {NULL, 0, 0, 0, NULL},
+    RO("schedule_overflow_max", schedule_overflow_max), RO("late_stride", late_stride), {NULL, 0, 0, 0, NULL},
 };
 
 static PyObject *core_started(Core *c, void *closure)

@@ -18,6 +18,7 @@ class Core:
     margin_ns: int
     sleeps: int
     sent: int
+    late_stride: int
     late_overflow_max: int
     schedule_overflow_max: int
     started: bool

@@ -194,7 +194,7 @@ static inline int64_t pace_run(Pace *p, int64_t i, int64_t off, int act, int64_t
 typedef struct {
     PyObject_HEAD
     Pace p;
-    int64_t burst, late_cap;
+    int64_t burst, late_cap, late_stride;
     int64_t q, r, den;
     PyObject *schedule;
     PyObject *window_obj;
@@ -259,10 +259,43 @@ static inline int core_offset_of(Core *c, int64_t i, int64_t *off)
     return 0;
 }
 
-/* Keep the lateness of the departure that just left (GIL not needed: raw allocator). */
+/* The lateness of a departure that is not in the record: kept as the maxima only. */
+static inline void core_overflow(Core *c, int64_t late, int64_t sched)
+{
+    if (late > c->overflow_max)
+        c->overflow_max = late;
+    if (sched > c->schedule_overflow_max)
+        c->schedule_overflow_max = sched;
+}
+
+/* Keep the lateness of the departure that just left, a systematic sample of the whole stream in at
+ * most late_cap entries: every late_stride-th departure; when the record is full, every other entry
+ * goes (into the maxima) and the stride doubles. So the percentiles are the stream's, however long
+ * it runs, in bounded memory. GIL not needed: raw allocator. */
 static inline void core_record(Core *c)
 {
-    int64_t late = c->p.gone_late, sched = c->p.gone_schedule_late;
+    int64_t late = c->p.gone_late, sched = c->p.gone_schedule_late, n = c->p.departures - 1;
+    if (n % c->late_stride) {
+        core_overflow(c, late, sched);
+        return;
+    }
+    if (c->late_len == c->late_cap && c->late_cap >= 2) {
+        int64_t kept = 0;
+        for (int64_t j = 0; j < c->late_len; j++) {
+            if (j % 2) {
+                core_overflow(c, c->late[j], c->schedule_late[j]);
+                continue;
+            }
+            c->late[kept] = c->late[j];
+            c->schedule_late[kept++] = c->schedule_late[j];
+        }
+        c->late_len = kept;
+        c->late_stride *= 2;
+        if (n % c->late_stride) {
+            core_overflow(c, late, sched);
+            return;
+        }
+    }
     if (c->late_len == c->late_alloc && c->late_len < c->late_cap) {
         int64_t grow = c->late_alloc ? c->late_alloc * 2 : 4096;
         if (grow > c->late_cap)
@@ -275,14 +308,11 @@ static inline void core_record(Core *c)
             c->schedule_late = more_sched;
             c->late_alloc = grow;
         } else {
-            c->late_cap = c->late_len; /* out of memory: keep the max from here on */
+            c->late_cap = c->late_len; /* out of memory: sample within what there is */
         }
     }
     if (c->late_len >= c->late_cap) {
-        if (late > c->overflow_max)
-            c->overflow_max = late;
-        if (sched > c->schedule_overflow_max)
-            c->schedule_overflow_max = sched;
+        core_overflow(c, late, sched);
         return;
     }
     c->late[c->late_len] = late;

@@ -61,8 +61,10 @@ from rawpacer.pacing.rate import SPINS
 from rawpacer.pacing.schedule import ConstantSchedule, Schedule
 from rawpacer.pacing.stats import percentiles
 
-LATENESS_SAMPLES = 1 << 24
-"""Departures whose lateness is kept for the percentiles (2 x 128 MiB); later ones count for the max only."""
+LATENESS_SAMPLES = 1 << 20
+"""The most departures whose lateness is kept for the percentiles (2 x 8 MiB): a systematic sample of
+every ``late_stride``-th departure, the stride doubling whenever the record fills (every other entry
+then goes), so a stream of any length is sampled whole; those not kept count for the max."""
 
 DEFAULT_STALL_NS = 20_000_000
 """Lateness from which a departure is a stall, not caught up (20 ms: five 4 ms scheduler slices at 250 Hz)."""
@@ -97,6 +99,7 @@ class PyCore:
         window: int,
         stall_ns: int,
         gap_ppm: int,
+        late_cap: int = LATENESS_SAMPLES,
     ) -> None:
         self._offset = schedule.offset_ns
         self.spin_mode, self.spin_ns, self.spin_min_ns, self.window = spin_mode, spin_ns, spin_min_ns, window
@@ -110,6 +113,7 @@ class PyCore:
         self.margin_ns = spin_min_ns if spin_mode == SPIN_MODES["adaptive"] else spin_ns
         self.next_departure = self.departures = self.stalls = self.stalled_ns = self.busy_ns = self.sleeps = 0
         self.late_overflow_max = self.schedule_overflow_max = 0
+        self.late_cap, self.late_stride = late_cap, 1
         self._late = array("q")
         self._schedule_late = array("q")
 
@@ -165,16 +169,28 @@ class PyCore:
     def _go(self, now: int) -> tuple[int, int]:
         self.busy_ns += now - self._entry - self._slept
         self.departures += 1
-        late, scheduled = now - self._due, now - (self.origin_ns + self._cur_off)
-        if self.departures <= LATENESS_SAMPLES:
-            self._late.append(late)
-            self._schedule_late.append(scheduled)
-        else:
-            self.late_overflow_max = max(self.late_overflow_max, late)
-            self.schedule_overflow_max = max(self.schedule_overflow_max, scheduled)
+        self._record(now - self._due, now - (self.origin_ns + self._cur_off))
         self.last_ns, self.prev_offset_ns, self._has_prev = now, self._cur_off, True
         self.next_departure, self._waiting = self._cur + 1, False
         return GO, now
+
+    def _record(self, late: int, scheduled: int) -> None:
+        """``_pacecore.h``'s core_record: every ``late_stride``-th departure's lateness, at most
+        ``late_cap``; a full record keeps every other entry and doubles the stride."""
+        n = self.departures - 1
+        if n % self.late_stride == 0 and len(self._late) == self.late_cap >= 2:
+            self._overflow(max(self._late[1::2]), max(self._schedule_late[1::2]))
+            self._late, self._schedule_late = self._late[::2], self._schedule_late[::2]
+            self.late_stride *= 2
+        if n % self.late_stride or len(self._late) >= self.late_cap:
+            self._overflow(late, scheduled)
+            return
+        self._late.append(late)
+        self._schedule_late.append(scheduled)
+
+    def _overflow(self, late: int, scheduled: int) -> None:
+        self.late_overflow_max = max(self.late_overflow_max, late)
+        self.schedule_overflow_max = max(self.schedule_overflow_max, scheduled)
 
     def lateness(self) -> bytes:
         """The int64 lateness (ns) of each recorded departure against the re-anchored schedule."""
@@ -266,6 +282,7 @@ class Pacer:
         catch_up: float = DEFAULT_CATCH_UP,
         clock: Clock | None = None,
         implementation: Literal["c", "python"] | None = None,
+        lateness_samples: int = LATENESS_SAMPLES,
     ) -> None:
         if stall_ns is None:
             stall_ns = max(DEFAULT_STALL_NS, math.ceil(schedule.period_ns))
@@ -284,6 +301,10 @@ class Pacer:
             isinstance(catch_up, (int, float)) and not isinstance(catch_up, bool) and catch_up >= 1,
             f"catch_up {catch_up!r} is not allowed; use 1 (never faster) or more, inf for bursts",
         )
+        require(
+            isinstance(lateness_samples, int) and not isinstance(lateness_samples, bool) and lateness_samples >= 0,
+            f"lateness_samples {lateness_samples!r} is not allowed; use 0 or more departures",
+        )
         self.schedule = schedule
         self.spin = "fixed" if spin_ns is not None else spin
         """How the pacer waits: ``adaptive`` (the default), ``full`` or ``fixed`` (``spin_ns`` given)."""
@@ -298,10 +319,11 @@ class Pacer:
         mode = SPIN_MODES[self.spin]
         self.core: CCore | PyCore
         if core_implementation == "c":
-            self.core = c_core = _c_core(schedule, mode, self.spin_ns, stall_ns, gap_ppm)
+            self.core = c_core = _c_core(schedule, mode, self.spin_ns, stall_ns, gap_ppm, lateness_samples)
         else:
+            spin_min = min(SPIN_MIN_NS, self.spin_ns)
             self.core = PyCore(
-                schedule, mode, self.spin_ns, min(SPIN_MIN_NS, self.spin_ns), OVERSHOOT_WINDOW, stall_ns, gap_ppm
+                schedule, mode, self.spin_ns, spin_min, OVERSHOOT_WINDOW, stall_ns, gap_ppm, lateness_samples
             )
         self.clock = clock
         """The clock a test gave, or None: the real one."""
@@ -354,7 +376,8 @@ class Pacer:
         return None if self.spin == "full" else self.core.margin_ns
 
     def lateness(self) -> npt.NDArray[np.int64]:
-        """How late each recorded departure left against the re-anchored schedule, in ns (the first LATENESS_SAMPLES)."""
+        """How late each recorded departure left against the re-anchored schedule, in ns (every
+        ``core.late_stride``-th departure: ``LATENESS_SAMPLES``)."""
         return np.frombuffer(self.core.lateness(), dtype=np.int64)
 
     def schedule_lateness(self) -> npt.NDArray[np.int64]:
@@ -366,7 +389,7 @@ class Pacer:
         keys = ("p50", "p99", "max")
         lateness: dict[str, int | None] = percentiles(self.lateness(), keys)
         scheduled: dict[str, int | None] = percentiles(self.schedule_lateness(), keys)
-        if self.core.departures > LATENESS_SAMPLES:
+        if self.core.departures > len(self.lateness()):  # the max of those the sample left out too
             lateness["max"] = max(int(lateness["max"] or 0), self.core.late_overflow_max)
             scheduled["max"] = max(int(scheduled["max"] or 0), self.core.schedule_overflow_max)
         return PacerReport(
@@ -385,7 +408,7 @@ class Pacer:
         )
 
 
-def _c_core(schedule: Schedule, spin_mode: int, spin_ns: int, stall_ns: int, gap_ppm: int) -> CCore:
+def _c_core(schedule: Schedule, spin_mode: int, spin_ns: int, stall_ns: int, gap_ppm: int, samples: int) -> CCore:
     """The C core: a constant schedule's period as q + r/den ns, any other read from ``schedule``."""
     from rawpacer._pace import Core as CCore
 
@@ -397,7 +420,7 @@ def _c_core(schedule: Schedule, spin_mode: int, spin_ns: int, stall_ns: int, gap
     spin_min = min(SPIN_MIN_NS, spin_ns)
     return CCore(
         spin_mode, spin_ns, spin_min, OVERSHOOT_WINDOW, stall_ns, gap_ppm, START_LEAD_NS, schedule.burst,
-        LATENESS_SAMPLES, q, r, den, schedule,
+        samples, q, r, den, schedule,
     )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from rawpacer.pacing import ConstantSchedule, Pacer, PoissonSchedule, Schedule
 from rawpacer.pacing.clock import IMPLEMENTATION
-from rawpacer.pacing.pacer import GO, SLEEP, SPIN, START_LEAD_NS
+from rawpacer.pacing.pacer import GO, LATENESS_SAMPLES, SLEEP, SPIN, START_LEAD_NS
 
 CORES = (IMPLEMENTATION, "python")
 """The C core (when it is built: else the twin against itself) and its twin."""
@@ -40,6 +40,8 @@ class Scenario:
     spin_over: list[int]
     """How far past its deadline successive spins end (cycled)."""
     departures: int
+    samples: int = LATENESS_SAMPLES
+    """The lateness record's capacity (small ones: the sample thins out as the stream goes on)."""
 
 
 delays = st.one_of(
@@ -69,13 +71,22 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         overshoots=draw(st.lists(st.integers(-30_000, 3_000_000), min_size=1, max_size=40)),
         spin_over=draw(st.lists(st.integers(0, 200), min_size=1, max_size=10)),
         departures=n,
+        samples=draw(st.sampled_from([LATENESS_SAMPLES, 0, 1, 2, 3, 8, 17])),
     )
 
 
 def run_lockstep(s: Scenario) -> tuple[Pacer, Pacer, list[int]]:
     """Both cores through the scenario on one clock; the departure times."""
     pacers = [
-        Pacer(s.schedule, spin=s.spin, spin_ns=s.spin_ns, catch_up=s.catch_up, implementation=core) for core in CORES
+        Pacer(
+            s.schedule,
+            spin=s.spin,
+            spin_ns=s.spin_ns,
+            catch_up=s.catch_up,
+            implementation=core,
+            lateness_samples=s.samples,
+        )
+        for core in CORES
     ]
     steps = [p.core.step for p in pacers]
     t, sleeps, spins, times = T0, 0, 0, []
@@ -111,10 +122,17 @@ def test_the_c_core_and_its_twin_agree_step_by_step(s):
     assert np.array_equal(c.schedule_lateness(), py.schedule_lateness())
     for name in ("anchor_ns", "origin_ns", "last_ns", "next_departure", "margin_ns"):
         assert getattr(c, name) == getattr(py, name), name
+    assert c.core.late_stride == py.core.late_stride
     assert c.origin_ns == T0 + s.delays.get(0, 0) + START_LEAD_NS - s.schedule.offset_ns(0)
-    # What the record says, from the departure times alone:
+    # What the record says, from the departure times alone: every stride-th departure, as many as fit
     intended = c.origin_ns + s.schedule.offsets(0, s.departures)
-    assert c.schedule_lateness().tolist() == (np.asarray(times) - intended).tolist()
+    every = (np.asarray(times) - intended)[:: c.core.late_stride]
+    assert c.schedule_lateness().tolist() == every[: s.samples].tolist()
+    assert s.samples >= 2 or c.core.late_stride == 1  # a record of 0 or 1 never thins, it overflows
+    # the max is every departure's, kept or not
+    assert c.report().schedule_lateness_ns["max"] == int((np.asarray(times) - intended).max())
+    if c.core.late_stride > 1 or len(c.lateness()) < s.departures:
+        return  # what follows reads every departure
     # Against the intended schedule, each departure is late by its own lateness plus the re-anchors before it.
     shift, stalls = c.schedule_lateness() - c.lateness(), c.report().stalls
     assert c.anchor_ns - c.origin_ns == c.report().stalled_ns >= shift[-1] >= 0
