@@ -1,7 +1,10 @@
 """rawpacer's replay next to tcpreplay, on the same files and the same veth sandbox, by kernel RX timestamps.
 
 Run (root): .venv/bin/python benchmarks/replay_bench.py [--drift-frames 1000000] [--drift-rate 100000]
-            [--frames 50000] [--only rate,captured,topspeed,drift]
+            [--frames 50000] [--only rate,captured,topspeed,drift] [--rounds 3]
+
+Every case runs ``--rounds`` times, the tools taking turns (the first one rotating), and the table
+shows each figure's median over the rounds (each round is printed as it ends).
 
 One veth sandbox (rpw0 -> rpr0). The files are written for it (its MACs, addresses and one reader
 port), so both tools send them exactly as they are: tcpreplay inside the writer namespace
@@ -116,12 +119,29 @@ def figures(received: Received, count: int, due: dict[int, int] | None, target_p
     return out
 
 
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds (nested dicts key by key; None when a round had none)."""
+    out: dict[str, Any] = {}
+    for key, first in rounds[0].items():
+        values = [r.get(key) for r in rounds]
+        if isinstance(first, dict):
+            out[key] = median_of(values)
+        elif all(isinstance(v, (int, float)) for v in values):
+            out[key] = float(np.median(values))
+        else:
+            out[key] = None
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=50_000, help="frames of the rate, captured and topspeed files")
     parser.add_argument("--drift-frames", type=int, default=1_000_000)
     parser.add_argument("--drift-rate", type=int, default=100_000, help="packets/s of the drift case")
     parser.add_argument("--only", default=",".join(CASES))
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of every case, the tools alternating; medians shown"
+    )
     args = parser.parse_args()
     if shutil.which("tcpreplay") is None:
         print("tcpreplay is not installed (Debian: apt-get install tcpreplay)")
@@ -139,10 +159,14 @@ def main() -> int:
             rows: list[tuple[str, str, dict[str, Any]]] = []
 
             def both(case, path, timing, extra, due=None, pps=None, tools=None, limit=None):
-                for tool in tools or ("tcpreplay", "rawpacer/packet-raw"):
-                    got, count = run_tool(topo, tool, path, timing, extra, limit)
-                    rows.append((case, tool, figures(got, count, due, pps)))
-                    print(case, tool, rows[-1][2], flush=True)
+                tools = list(tools or ("tcpreplay", "rawpacer/packet-raw"))
+                runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in tools}
+                for r in range(args.rounds):  # the tools take turns, the first one rotating each round
+                    for tool in tools[r % len(tools) :] + tools[: r % len(tools)]:
+                        got, count = run_tool(topo, tool, path, timing, extra, limit)
+                        runs[tool].append(figures(got, count, due, pps))
+                        print(case, tool, f"round {r + 1}", runs[tool][-1], flush=True)
+                rows.extend((case, tool, median_of(runs[tool])) for tool in tools)
 
             n = args.frames
             if "rate" in chosen:
@@ -191,7 +215,7 @@ def main() -> int:
         end = f"{f['end_vs_schedule_us']:+.0f}" if "end_vs_schedule_us" in f else "-"
         rate = f"{f['rate_pps']:,.0f}" if f["rate_pps"] else "-"
         fps = f"{f['frames_per_s']:,.0f}" if f["frames_per_s"] else "-"
-        print(f"| {case} | {tool} | {f['received']:,} | {rate} | {err} | {gaps} | {fps} | {end} |")
+        print(f"| {case} | {tool} | {f['received']:,.0f} | {rate} | {err} | {gaps} | {fps} | {end} |")
     return 0
 
 
