@@ -23,7 +23,7 @@ from rawpacer.writers import base as registry
 from rawpacer.writers.base import WriterOptions
 
 RAW = [("unshaped", None, None), ("imix", "imix", None), ("sport inc", None, "sport=1000-2000"),
-       ("sport random", None, "sport=1-65535:random")]  # fmt: skip
+       ("sport random", None, "sport=1-65535:random"), ("src-ip random", None, "src-ip=198.18.0.1-198.18.0.254:random")]  # fmt: skip
 KERNEL = [("unshaped", None, None), ("imix", "imix", None), ("dport inc", None, "dport=5001-5100"),
           ("dport random", None, "dport=5001-5100:random")]  # fmt: skip
 SHAPES = {

@@ -5,8 +5,9 @@ A ``Pool`` holds a writer's frames in one buffer (frame k of a stream is frame k
 TPACKET_V2 TX ring, or AF_XDP's UMEM with its TX and completion rings (``Ring``, libxdp's
 reserve / submit / peek / release with acquire/release ordering). ``send`` pushes a span of the
 pool's stream through the back end, unpaced (``batch`` frames at a time) or paced by the pacer's C
-core at any burst, stamping each frame's stream sequence on the way when asked. Writers say how to
-build frames and which ring; the engine moves them.
+core at any burst, stamping each frame's stream sequence on the way when asked, and ``--vary``'s
+per-frame fields (``stamps``, ``rawpacer.traffic.stamp``: written into the ring slot or UMEM chunk a
+frame is copied to, checksums fixed). Writers say how to build frames and which ring; the engine moves them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rawpacer.errors import Unavailable
 if TYPE_CHECKING:
     from rawpacer._pace import Core
     from rawpacer.pacing import Pacer
+    from rawpacer.traffic.stamp import FieldStamp
 
 try:
     from rawpacer.engine._engine import Engine, Pool, Ring, mmsg, tpacket, xdp
@@ -110,18 +112,20 @@ def rows(data: Buffer, count: int, frame_len: int, stride: int) -> Pool:
 @dataclass
 class Frames:
     """Frames plus a ring: a pool and the engine it goes through, the writer's unpaced ``batch``,
-    and where a stream's sequence sits in each frame (None: nowhere to stamp it)."""
+    where a stream's sequence sits in each frame (None: nowhere to stamp it), and the fields stamped
+    per frame (``FramePool.stamps``; empty: none)."""
 
     engine: Engine
     pool: Pool
     batch: int
     sequence_at: int | None = None
+    stamps: Sequence[FieldStamp] = ()
 
     def send(self, first: int, count: int, core: Core | None = None, sequence: int | None = None) -> int:
         """Frames ``first .. first+count-1`` of the pool's stream, unpaced or paced by ``core``; with
         ``sequence``, the round ``first`` is in carries it, each later round one more. Frames sent."""
         stamp = None if sequence is None or self.sequence_at is None else (self.sequence_at, sequence)
-        return self.engine.send(self.pool, first, count, self.batch, core, stamp)
+        return self.engine.send(self.pool, first, count, self.batch, core, stamp, self.stamps or None)
 
 
 def paced(frames: Frames, pacer: Pacer, count: int, first: int = 0) -> int:

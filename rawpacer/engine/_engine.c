@@ -18,12 +18,15 @@
  *     descriptor a chunk with XDP_PKT_CONTD on all but a frame's last, a sendto(MSG_DONTWAIT)
  *     kicks, completions give the chunks back). fd -1 (xdp only): no kernel, for tests; a send
  *     then stops, short, where it would wait.
- * Engine.send(pool, first, count, batch, core=None, sequence=None, /) -> int
+ * Engine.send(pool, first, count, batch, core=None, sequence=None, stamps=None, /) -> int
  *     Frames first .. first+count-1 of the pool's stream: unpaced, `batch` at a time (each batch
  *     handed over and kicked before the next), or paced by `core` (a rawpacer._pace.Core: its
  *     departures, `core.burst` frames each, the loop in _pacecore.h). sequence=(at, first_seq):
  *     frame k carries first_seq + k // n - first // n at byte `at` (_sequence.h), stamped into the
- *     pool as it leaves. Returns the frames sent: handed over, less those the driver dropped. The GIL is released; a signal's handler
+ *     pool as it leaves. stamps: up to MAX_STAMPS tuples (at, width, mask, random, low_high, low,
+ *     last, key, ip_sum, udp_sum) (rawpacer.traffic.stamp.FieldStamp): frame k carries its value of
+ *     each field, written after the frame is copied into its ring slot or UMEM chunk (into the pool
+ *     itself for sendmmsg, which sends from there), checksums fixed incrementally. Returns the frames sent: handed over, less those the driver dropped. The GIL is released; a signal's handler
  *     runs every 10 ms. A wait with no progress for STALL_MS raises TimeoutError; a failed send,
  *     OSError. Attributes: kicks, dropped (xdp: EBUSY, the driver dropped a frame it took),
  *     completed (xdp), stray (xdp: completions of chunks it had not sent, ignored), in_flight
@@ -50,6 +53,89 @@
 #define XDP_PKT_CONTD 1
 #define XDP_RING_NEED_WAKEUP 1
 #define DESC_BYTES 16 /* struct xdp_desc: u64 addr, u32 len, u32 options */
+#define MAX_STAMPS 8    /* fields stamped per frame: --vary has four that are stamped */
+#define SPLITMIX_GAMMA 0x9E3779B97F4A7C15ULL
+
+/* ---- Field stamps: --vary's per-frame values (rawpacer.traffic.vary and .stamp are the reference) ---- */
+
+typedef struct {
+    Py_ssize_t at, ip_sum, udp_sum; /* the field; the IPv4 header and UDP checksums to fix (-1: none) */
+    int width, random;              /* 2, 4 or 16 (an IPv6 address) bytes; inc or random */
+    uint32_t mask;                  /* the field's bits in its 2 or 4 bytes (IEEE 802.1Q's VID, RFC 8200's flow label) */
+    uint64_t low_high, low, last, key; /* the range's start (an IPv6 address's high half), span - 1, PRNG key */
+} Stamp;
+
+typedef struct {
+    int n;
+    Stamp s[MAX_STAMPS];
+} Stamps;
+
+/* SplitMix64's output function (Steele, Lea and Flood, OOPSLA 2014). */
+static inline uint64_t splitmix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* Frame k's offset into the range: k mod span (inc), or SplitMix64's output k + 1 from the key, a
+ * counter-based draw, taken to the span by the 128-bit product's high half (Lemire's multiply-shift:
+ * a relative bias of at most span / 2^64). */
+static inline uint64_t stamp_offset(const Stamp *s, uint64_t k)
+{
+    if (!s->random)
+        return s->last == UINT64_MAX ? k : k % (s->last + 1);
+    uint64_t x = splitmix64(s->key + (k + 1) * SPLITMIX_GAMMA);
+    return s->last == UINT64_MAX ? x : (uint64_t)(((unsigned __int128)x * (s->last + 1)) >> 64);
+}
+
+/* RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), for the checksum at c; `delta` is the sum of ~m + m' over
+ * the changed 16-bit words. A UDP checksum that comes to 0 is sent as 0xFFFF, its other one's-complement
+ * zero: 0 means "no checksum" (RFC 768) and is not allowed over IPv6 (RFC 8200 8.1). */
+static inline void checksum_fix(unsigned char *c, uint32_t delta, int udp)
+{
+    uint32_t total = (~(uint32_t)(c[0] << 8 | c[1]) & 0xFFFF) + delta;
+    while (total >> 16)
+        total = (total & 0xFFFF) + (total >> 16);
+    uint16_t result = (uint16_t)~total;
+    if (udp && result == 0)
+        result = 0xFFFF;
+    c[0] = (unsigned char)(result >> 8);
+    c[1] = (unsigned char)result;
+}
+
+/* Write each field's value of stream frame k into `frame`, its checksums fixed from what the frame held. */
+static void stamps_put(const Stamps *st, unsigned char *frame, uint64_t k)
+{
+    for (int i = 0; i < st->n; i++) {
+        const Stamp *s = &st->s[i];
+        unsigned char *f = frame + s->at, value[16];
+        uint64_t low = s->low + stamp_offset(s, k);
+        if (s->width == 16) { /* an IPv6 address: the low half's carry goes into the high half */
+            uint64_t high = s->low_high + (low < s->low);
+            for (int b = 0; b < 8; b++) {
+                value[b] = (unsigned char)(high >> (56 - 8 * b));
+                value[8 + b] = (unsigned char)(low >> (56 - 8 * b));
+            }
+        } else {
+            uint32_t old = 0;
+            for (int b = 0; b < s->width; b++)
+                old = old << 8 | f[b];
+            uint32_t now = (old & ~s->mask) | (uint32_t)low;
+            for (int b = 0; b < s->width; b++)
+                value[b] = (unsigned char)(now >> (8 * (s->width - 1 - b)));
+        }
+        uint32_t delta = 0;
+        for (int w = 0; w < s->width; w += 2) {
+            delta += (~(uint32_t)(f[w] << 8 | f[w + 1]) & 0xFFFF) + (uint32_t)(value[w] << 8 | value[w + 1]);
+            f[w] = value[w], f[w + 1] = value[w + 1];
+        }
+        if (s->ip_sum >= 0)
+            checksum_fix(frame + s->ip_sum, delta, 0); /* an IPv4 address is in its header's checksum (RFC 791) */
+        if (s->udp_sum >= 0)
+            checksum_fix(frame + s->udp_sum, delta, 1); /* ... and in UDP's pseudo-header (RFC 768, RFC 8200 8.1) */
+    }
+}
 
 /* ---- Pool ---- */
 
@@ -598,8 +684,9 @@ static int xdp_taken(Engine *e, uint32_t need)
     return xring_drained(&e->tx->r);
 }
 
-/* Hand one frame to the back end: PUT_OK, PUT_FULL (no kernel to wait for: stop short), PUT_ERR. */
-static int put_frame(Engine *e, const Pool *p, Py_ssize_t j, int *err)
+/* Hand one frame to the back end: PUT_OK, PUT_FULL (no kernel to wait for: stop short), PUT_ERR.
+ * `copied`: stamps of stream frame k written into the ring slot or UMEM chunk it is copied to. */
+static int put_frame(Engine *e, const Pool *p, Py_ssize_t j, const Stamps *copied, int64_t k, int *err)
 {
     unsigned char *frame = p->at[j];
     uint32_t len = (uint32_t)p->len[j];
@@ -644,6 +731,8 @@ static int put_frame(Engine *e, const Pool *p, Py_ssize_t j, int *err)
             wait_writable(e->fd);
         }
         memcpy(slot + TPACKET_DATA, frame, len);
+        if (copied->n)
+            stamps_put(copied, slot + TPACKET_DATA, (uint64_t)k);
         status[1] = len; /* tp_len, tp_snaplen; then the status, a release store */
         status[2] = len;
         __atomic_store_n(status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
@@ -671,6 +760,8 @@ static int put_frame(Engine *e, const Pool *p, Py_ssize_t j, int *err)
         uint32_t piece = len - d * e->chunk_size < e->chunk_size ? len - d * e->chunk_size : e->chunk_size;
         uint32_t options = d + 1 < descs ? XDP_PKT_CONTD : 0;
         memcpy((unsigned char *)e->umem.buf + addr, frame + (size_t)d * e->chunk_size, piece);
+        if (d == 0 && copied->n) /* send() checked that every stamp lies in a frame's first chunk */
+            stamps_put(copied, (unsigned char *)e->umem.buf + addr, (uint64_t)k);
         unsigned char *entry = xring_entry(&e->tx->r, idx + d, DESC_BYTES);
         memcpy(entry, &addr, 8);
         memcpy(entry + 8, &piece, 4);
@@ -691,13 +782,15 @@ static int flush(Engine *e, int *err)
     return xdp_drive(e, xdp_taken, 0, err) < 0 ? -1 : 0;
 }
 
-/* Where a send stamps sequences: at byte `at` (-1: nowhere); frame k carries k / n + bias. */
+/* Where a send stamps sequences: at byte `at` (-1: nowhere); frame k carries k / n + bias. And the
+ * fields it stamps: into the pool before a frame is queued (sendmmsg), or into the copy (the rings). */
 typedef struct {
     Engine *e;
     Pool *p;
     int64_t first, base; /* the pool's stream index of the loop's datagram `base` */
     Py_ssize_t at;
     int64_t bias;
+    Stamps in_pool, copied;
 } Run;
 
 /* Frames k .. k+n-1 of the stream handed over and flushed: how many went (*err on failure). */
@@ -709,17 +802,18 @@ static int run_frames(Run *run, int64_t k, int n, int *err)
     *err = 0;
     for (; handed < n; handed++) {
         Py_ssize_t j = (Py_ssize_t)((k + handed) % p->n);
-        if (run->at >= 0) {
-            /* sendmmsg sends from the pool itself: a frame's next round waits for its last to leave */
-            if (e->kind == BE_MMSG && e->queued == p->n) {
-                int rc = mmsg_flush(e, err);
-                gone += rc;
-                if (*err)
-                    break;
-            }
-            sequence_put(p->at[j] + run->at, (uint64_t)((k + handed) / p->n + run->bias));
+        /* sendmmsg sends from the pool itself: a frame's next round waits for its last to leave */
+        if ((run->at >= 0 || run->in_pool.n) && e->kind == BE_MMSG && e->queued == p->n) {
+            int rc = mmsg_flush(e, err);
+            gone += rc;
+            if (*err)
+                break;
         }
-        int rc = put_frame(e, p, j, err);
+        if (run->at >= 0)
+            sequence_put(p->at[j] + run->at, (uint64_t)((k + handed) / p->n + run->bias));
+        if (run->in_pool.n)
+            stamps_put(&run->in_pool, p->at[j], (uint64_t)(k + handed));
+        int rc = put_frame(e, p, j, &run->copied, k + handed, err);
         if (rc == PUT_ERR)
             return handed;
         if (rc == PUT_FULL)
@@ -743,10 +837,71 @@ static int emit_paced(void *ctx, int64_t index, int n, int *err)
 
 static PyTypeObject *core_type; /* rawpacer._pace.Core, when that extension is there */
 
+/* send()'s stamps, checked: each a FieldStamp whose value fits its mask and whose bytes (its
+ * checksums too) lie inside every pool frame, and, for AF_XDP, inside a frame's first UMEM chunk.
+ * 0, or -1 with ValueError (one line) or TypeError. */
+static int stamps_parse(PyObject *obj, const Engine *e, const Pool *p, Stamps *out)
+{
+    out->n = 0;
+    if (obj == Py_None)
+        return 0;
+    PyObject *fast = PySequence_Fast(obj, "send: stamps must be a sequence of FieldStamp tuples");
+    if (!fast)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > MAX_STAMPS) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "send: %zd stamps; at most %d fields are stamped per frame", n, MAX_STAMPS);
+        return -1;
+    }
+    int64_t shortest = INT64_MAX;
+    for (Py_ssize_t j = 0; j < p->n; j++)
+        shortest = p->len[j] < shortest ? p->len[j] : shortest;
+    if (e->kind == BE_XDP && (int64_t)e->chunk_size < shortest)
+        shortest = e->chunk_size; /* the engine stamps a frame's first chunk only */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Stamp *s = &out->s[i];
+        unsigned long long mask, low_high, low, last, key;
+        int random;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i),
+                              "niKpKKKKnn;a stamp is (at, width, mask, random, low_high, low, last, key, ip_sum, udp_sum)",
+                              &s->at, &s->width, &mask, &random, &low_high, &low, &last, &key, &s->ip_sum, &s->udp_sum)) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        s->mask = (uint32_t)mask, s->random = random;
+        s->low_high = low_high, s->low = low, s->last = last, s->key = key;
+        uint64_t top = s->width == 2 ? 0xFFFF : 0xFFFFFFFF;
+        int bad_value = s->width == 16 ? low_high == UINT64_MAX && last > UINT64_MAX - low
+                      : s->width == 2 || s->width == 4 ? mask == 0 || mask > top || last > mask || low > mask - last
+                                                       : 1;
+        int64_t end = s->at + s->width;
+        end = s->ip_sum + 2 > end ? s->ip_sum + 2 : end;
+        end = s->udp_sum + 2 > end ? s->udp_sum + 2 : end;
+        if (bad_value || s->at < 0 || s->ip_sum < -1 || s->udp_sum < -1 || end > shortest) {
+            Py_DECREF(fast);
+            PyErr_Format(PyExc_ValueError,
+                         "send: stamp %zd (%d bytes at %zd, checksums at %zd and %zd, values %llu-%llu of mask %#llx) "
+                         "must be 2, 4 or 16 bytes, its values within its mask, and lie inside every %lld-byte frame%s",
+                         i, s->width, s->at, s->ip_sum, s->udp_sum, low, low + last, mask, (long long)shortest,
+                         e->kind == BE_XDP ? " (and UMEM chunk)" : "");
+            return -1;
+        }
+    }
+    Py_DECREF(fast);
+    out->n = (int)n;
+    if (n && e->kind == BE_MMSG && !p->writable) {
+        PyErr_SetString(PyExc_ValueError, "send: stamps through sendmmsg need a writable pool (it sends from there)");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *engine_send(Engine *e, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 4 || nargs > 6) {
-        PyErr_SetString(PyExc_TypeError, "send(pool, first, count, batch, core=None, sequence=None) takes 4 to 6 arguments");
+    if (nargs < 4 || nargs > 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "send(pool, first, count, batch, core=None, sequence=None, stamps=None) takes 4 to 7 arguments");
         return NULL;
     }
     if (e->fd == -2) {
@@ -781,7 +936,9 @@ static PyObject *engine_send(Engine *e, PyObject *const *args, Py_ssize_t nargs)
                      count, MAX_BURST);
         return NULL;
     }
-    Run run = {e, p, first, core ? core->sent : 0, -1, 0};
+    Run run = {e, p, first, core ? core->sent : 0, -1, 0, {0}, {0}};
+    if (stamps_parse(nargs > 6 ? args[6] : Py_None, e, p, e->kind == BE_MMSG ? &run.in_pool : &run.copied) < 0)
+        return NULL;
     if (seq != Py_None) {
         long long first_seq;
         if (!PyArg_ParseTuple(seq, "nL;sequence must be (offset, first)", &run.at, &first_seq))
@@ -852,7 +1009,7 @@ static PyObject *engine_in_flight(Engine *e, void *closure)
 
 static PyMethodDef engine_methods[] = {
     {"send", (PyCFunction)(void (*)(void))engine_send, METH_FASTCALL,
-     "send(pool, first, count, batch, core=None, sequence=None, /) -> int: frames of the pool's stream."},
+     "send(pool, first, count, batch, core=None, sequence=None, stamps=None, /) -> int: frames of the pool's stream."},
     {"reap", (PyCFunction)engine_reap, METH_NOARGS, "reap() -> int: take AF_XDP completions now."},
     {"close", (PyCFunction)engine_close, METH_NOARGS, "close(): release the memory the engine holds."},
     {NULL, NULL, 0, NULL},

@@ -64,6 +64,7 @@ class Engine:
         batch: int,
         core: Core | None = None,
         sequence: tuple[int, int] | None = None,
+        stamps: Sequence[tuple[int, int, int, bool, int, int, int, int, int, int]] | None = None,
         /,
     ) -> int: ...
     def reap(self) -> int: ...

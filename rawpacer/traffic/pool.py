@@ -4,17 +4,21 @@ Frame k of a stream is ``pool[k % len(pool)]``, so the send path (the writer's t
 engine, ``Writer.pool_frames``) does no Python work per packet. The pool is built from one ``FrameTemplate``
 per reader port and that port's message: a frame to reader slot s carries a prefix of slot s's
 message (the readers check ``datagram == message[:len]``), ``--sizes`` sets each frame's length and
-``--vary`` stamps its fields, with numpy a column at a time, checksums updated as RFC 1624 (eqn. 3)
-says: ``HC' = ~(~HC + ~m + m')`` over the words that changed.
+``--vary dport/dst-ip`` (which choose the reader) are written into its fields, with numpy a column at
+a time, checksums updated as RFC 1624 (eqn. 3) says: ``HC' = ~(~HC + ~m + m')`` over the words that
+changed. The other varied fields (``stamp.STAMPED``) are stamped per frame by the engine as frame k
+leaves (``FramePool.stamps``; ``FramePool.leaving`` is the numpy twin of what leaves).
 
-Its length is one whole period of the shape: the least common multiple of the fan-out's ports (when
-dport is not varied), the size mix's period and each ``inc`` variation's span, so the stream is
-exactly that shape repeated. A ``random`` variation is a seeded pool of at least ``RANDOM_DRAWS``
-draws that repeats with the pool; a period past ``MAX_FRAMES`` frames (or ``MAX_BYTES``) is cut there.
+Its length is one whole period of the pool's shape: the least common multiple of the fan-out's
+ports (when dport is not varied), the size mix's period and each pooled ``inc`` variation's span, so
+the stream is exactly that shape repeated. A pooled ``random`` variation (dport, dst-ip) is at least
+``RANDOM_DRAWS`` draws that repeat with the pool; a period past ``MAX_FRAMES`` frames (or ``MAX_BYTES``)
+is cut there. Stamped fields never set the period: their values run on with k, never repeating early.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 from collections.abc import Mapping, Sequence
@@ -27,10 +31,11 @@ from rawpacer.errors import require
 from rawpacer.headers import ETH_HLEN, UDP_HLEN, FrameTemplate
 from rawpacer.headers.checksum import BytesLike
 from rawpacer.traffic.sizes import SizeMix
+from rawpacer.traffic.stamp import STAMPED, FieldStamp, Layout, compile_stamps
 from rawpacer.traffic.vary import Variation
 
 RANDOM_DRAWS = 4096
-"""A random variation's pool holds at least this many draws (the stream repeats them in that order)."""
+"""A pooled random variation's pool holds at least this many draws (the stream repeats them in that order)."""
 MAX_FRAMES = 1 << 16
 """The most frames a pool holds: a longer period is cut here."""
 MAX_BYTES = 8 << 20
@@ -55,9 +60,9 @@ def payload_of(size: int, ip_version: int) -> int:
 class FramePool:
     """The frames of one shaped stream, back to back in ``data``: frame i is ``data[offsets[i]:][:lengths[i]]``,
     bound for reader ``slots[i]``, counted as a ``sizes[i]``-byte frame (RFC 2544), its payload from
-    byte ``payload_at``. ``period``: frames after which the shape repeats (== len when ``whole``)."""
+    byte ``payload_at``; ``stamped``, the variations the engine stamps per frame into frames of ``layout``."""
 
-    data: bytes
+    data: bytearray
     offsets: npt.NDArray[np.int64]
     lengths: npt.NDArray[np.int64]
     slots: npt.NDArray[np.int64]
@@ -67,10 +72,34 @@ class FramePool:
     """Each frame's destination address (what a kernel writer's sendto names), as text."""
     dports: npt.NDArray[np.int64]
     whole: bool
-    """True when the pool is one whole period of the shape; False when it was cut or holds random draws."""
+    """True when the pool is one whole period of its shape; False when it was cut or holds random draws
+    (of dport or dst-ip: stamped fields never make it False)."""
+    layout: Layout
+    stamped: Mapping[str, Variation] = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.offsets)
+
+    @property
+    def stamps(self) -> tuple[FieldStamp, ...]:
+        """The engine's spec of the stamped fields (``Engine.send``'s ``stamps``): empty when none vary."""
+        return compile_stamps(self.layout, self.stamped)
+
+    def leaving(self, first: int, count: int) -> list[bytes]:
+        """Frames ``first .. first+count-1`` of the stream as they leave, the stamped fields written in
+        (numpy, a column at a time, as ``build_pool`` writes the pooled ones): the engine's twin."""
+        picked = (np.arange(first, first + count, dtype=np.int64)) % len(self)
+        values = {name: v.values(count, first) for name, v in self.stamped.items()}
+        data = np.frombuffer(self.data, dtype=np.uint8)
+        out: list[bytes] = [b""] * count
+        for length in np.unique(self.lengths[picked]).tolist():
+            chosen = np.flatnonzero(self.lengths[picked] == length)
+            rows = data[self.offsets[picked[chosen]][:, None] + np.arange(length)]
+            for name, column in values.items():
+                _stamp(rows, self.layout, name, column[chosen])
+            for at, row in zip(chosen.tolist(), rows):
+                out[at] = row.tobytes()
+        return out
 
     def frames(self, skip: int = 0) -> list[memoryview]:
         """Each frame as a read-only view, its first ``skip`` bytes left out (``payload_at``: the payloads
@@ -100,7 +129,9 @@ class FramePool:
 
 
 def period_of(ports: int, sizes: SizeMix | None, varies: Mapping[str, Variation]) -> tuple[int, bool]:
-    """(frames, whole): the shape's period, at least ``RANDOM_DRAWS`` with a random variation, cut at ``MAX_FRAMES``."""
+    """(frames, whole): the pool's period, at least ``RANDOM_DRAWS`` with a pooled random variation, cut at
+    ``MAX_FRAMES``; the stamped fields (``STAMPED``) take no part."""
+    varies = {name: v for name, v in varies.items() if name not in STAMPED}
     parts = [1 if "dport" in varies else ports, sizes.period if sizes is not None else 1]
     parts += [v.span for v in varies.values() if v.mode == "inc" and v.span <= MAX_FRAMES]
     whole = all(v.mode == "inc" and v.span <= MAX_FRAMES for v in varies.values())
@@ -136,23 +167,7 @@ def _adjust(
     rows[:, at : at + 2] = result.view(np.uint8).reshape(-1, 2)
 
 
-class _Layout:
-    """Where the fields ``--vary`` sets sit in a template's frames (``vlan``: the tag's TCI, or -1 untagged)."""
-
-    def __init__(self, template: FrameTemplate) -> None:
-        self.ip = template.link_len
-        self.version = template.ip_version
-        self.udp = template.header_len - UDP_HLEN
-        v4 = self.version == 4
-        self.src = self.ip + (12 if v4 else 8)
-        self.addr_len = 4 if v4 else 16
-        self.dst = self.src + self.addr_len
-        self.ip_checksum = self.ip + 10 if v4 else None
-        self.udp_checksum = self.udp + 6
-        self.vlan = ETH_HLEN if template.link_len > ETH_HLEN else -1
-
-
-def _stamp(rows: npt.NDArray[np.uint8], lay: _Layout, field: str, values: npt.NDArray[np.generic]) -> None:
+def _stamp(rows: npt.NDArray[np.uint8], lay: Layout, field: str, values: npt.NDArray[np.generic]) -> None:
     """Write one varied field into every row, checksums updated (RFC 1624)."""
     if field in ("vlan", "flow-label"):
         if field == "vlan":
@@ -196,7 +211,9 @@ def build_pool(
     varies = dict(varies or {})
     require(len(templates) == len(messages) and len(templates) > 0, "give one template and one message per reader")
     ports = [t.fields.dport for t in templates]
-    lay = _Layout(templates[0])
+    lay = Layout(templates[0])
+    stamped = {name: v for name, v in varies.items() if name in STAMPED}
+    compile_stamps(lay, stamped)  # checked now, before any bytes: a vlan without a tag, a flow label over IPv4
     period, whole = period_of(len(templates), sizes, varies)
     plain = len(messages[0]) if payload_len is None else payload_len
     if sizes is not None:
@@ -211,7 +228,7 @@ def build_pool(
         unit = 1 if "dport" in varies else len(templates)
         period, whole = max(unit, fits - fits % unit), False
         counted, payloads, frame_lens = counted[:period], payloads[:period], frame_lens[:period]
-    values = {name: v.values(period) for name, v in varies.items()}
+    values = {name: v.values(period) for name, v in varies.items() if name not in STAMPED}
     if "dport" in values:
         index = {port: slot for slot, port in enumerate(ports)}
         wanted = values["dport"].astype(np.int64)
@@ -246,7 +263,7 @@ def build_pool(
         raw = dst.tolist() if lay.version == 4 else [bytes(r) for r in dst]
         dst_ips = tuple(str(ipaddress.ip_address(a)) for a in raw)
     return FramePool(
-        data=data.tobytes(),
+        data=bytearray(data.tobytes()),
         offsets=offsets,
         lengths=frame_lens,
         slots=slots,
@@ -255,4 +272,6 @@ def build_pool(
         dst_ips=dst_ips,
         dports=np.array([ports[s] for s in slots.tolist()], dtype=np.int64),
         whole=whole,
+        layout=lay,
+        stamped=stamped,
     )

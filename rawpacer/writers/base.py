@@ -292,13 +292,14 @@ def pooled(
 ) -> Frames | None:
     """``pool``'s frames as the engine's pool, where they are (no copy), each from byte ``skip``
     (``payload_at``: the datagrams a kernel UDP socket sends), to its own destination when given,
-    ``batch`` a call unpaced, through ``sender``; None without one. A shaped stream carries no
-    sequence to stamp."""
+    ``batch`` a call unpaced, through ``sender``, its stamped fields (``pool.stamps``) written per frame
+    on the way; None without one. A shaped stream carries no sequence to stamp."""
     if sender is None:
         return None
+    require(skip == 0 or not pool.stamps, "--vary stamps frame headers: a writer sending payloads cannot carry them")
     addresses = None if destinations is None else engine.addressed(destinations)
     frames = engine.Pool(pool.data, (pool.offsets + skip).tolist(), (pool.lengths - skip).tolist(), addresses)
-    return Frames(sender, frames, min(batch, MAX_BATCH))
+    return Frames(sender, frames, min(batch, MAX_BATCH), stamps=pool.stamps)
 
 
 REGISTRY: dict[str, type[Writer]] = {}

@@ -52,9 +52,16 @@ def test_every_frame_carries_a_prefix_of_its_readers_message():
 
 
 def test_inc_walks_the_range_in_order_and_wraps():
+    pool = build_pool(templates(), messages(), varies=parse_varies(["dst-ip=198.18.0.2-198.18.0.4"]))
+    assert len(pool) == 30 and pool.whole  # lcm(10 readers, 3 addresses)
+    assert [f[IP].dst for f in parsed(pool)] == [f"198.18.0.{2 + i % 3}" for i in range(30)]
+
+
+def test_stamped_fields_stay_out_of_the_pool_and_leave_per_frame():
     pool = build_pool(templates(), messages(), varies=parse_varies(["sport=1000-1002"]))
-    assert len(pool) == 30 and pool.whole  # lcm(10 readers, 3 ports)
-    assert [f[UDP].sport for f in parsed(pool)] == [1000 + i % 3 for i in range(30)]
+    assert len(pool) == 10 and pool.whole  # the readers alone: the engine stamps sport per frame
+    assert {f[UDP].sport for f in parsed(pool)} == {40101}
+    assert [Ether(f)[UDP].sport for f in pool.leaving(0, 30)] == [1000 + i % 3 for i in range(30)]
 
 
 def test_dport_spreads_frames_over_the_readers_it_names():
@@ -67,19 +74,21 @@ def test_dport_spreads_frames_over_the_readers_it_names():
 
 def test_random_draws_repeat_with_their_seed_and_fill_the_pool():
     def pool(seed: int) -> FramePool:
-        return build_pool(templates(), messages(size=100), varies=parse_varies(["sport=1-65535:random"], seed=seed))
+        varies = parse_varies(["dst-ip=198.18.0.0-198.19.255.255:random"], seed=seed)
+        return build_pool(templates(), messages(size=100), varies=varies)
 
     first, again, other = pool(7), pool(7), pool(8)
     assert len(first) >= RANDOM_DRAWS and not first.whole
-    ports = [f[UDP].sport for f in parsed(first)]
-    assert ports == [f[UDP].sport for f in parsed(again)]
-    assert ports != [f[UDP].sport for f in parsed(other)]
-    assert len(set(ports)) > RANDOM_DRAWS // 2  # draws, not one value
+    addresses = [f[IP].dst for f in parsed(first)]
+    assert addresses == [f[IP].dst for f in parsed(again)]
+    assert addresses != [f[IP].dst for f in parsed(other)]
+    assert len(set(addresses)) > RANDOM_DRAWS // 2  # draws, not one value
 
 
 def test_a_period_past_the_cap_is_cut_and_said_so():
-    period, whole = period_of(10, None, parse_varies(["sport=1-9973"]))  # a prime span: lcm 99730
+    period, whole = period_of(10, None, parse_varies(["dst-ip=198.18.0.0-198.18.38.244"]))  # a prime span: lcm 99730
     assert period <= MAX_FRAMES and period % 10 == 0 and not whole
+    assert period_of(10, None, parse_varies(["src-ip=198.18.0.0-198.19.255.255"])) == (10, True)  # stamped per frame
 
 
 def test_per_slot_counts_add_up_to_what_was_sent():
@@ -112,10 +121,12 @@ def test_checksums_stay_valid_over_random_specs(version, trial):
         varies=parse_varies(list(chosen.values()), seed=trial),
         payload_len=200,
     )
-    for data in pool.frames():
-        assert parse_frame(bytes(data)).checksums_ok
-    for index in rng.sample(range(len(pool)), min(len(pool), 300)):  # scapy, the independent check, on a sample
-        frame, slot = Ether(bytes(pool.frames()[index])), pool.slots[index]
+    first = rng.randrange(2**40)  # the frames that leave, stamped fields and all (the engine's twin)
+    leaving = pool.leaving(first, 2000)
+    for data in leaving:
+        assert parse_frame(data).checksums_ok
+    for index in rng.sample(range(len(leaving)), 300):  # scapy, the independent check, on a sample
+        frame, slot = Ether(leaving[index]), pool.slots[(first + index) % len(pool)]
         assert (Dot1Q in frame) == (vlan is not None)
         layer = frame[IPv6] if version == 6 else frame[IP]
         udp = frame[UDP]
@@ -168,7 +179,8 @@ def test_a_udp_checksum_that_comes_to_zero_is_sent_as_ffff():
 def test_a_pool_past_its_bytes_is_cut_after_a_whole_fan_out():
     from rawpacer.traffic.pool import MAX_BYTES
 
-    pool = build_pool(templates(), messages(), varies=parse_varies(["sport=1-9973"]), payload_len=1472)
+    varies = parse_varies(["dst-ip=198.18.0.0-198.18.38.244"])
+    pool = build_pool(templates(), messages(), varies=varies, payload_len=1472)
     assert len(pool) % len(PORTS) == 0 and not pool.whole
     assert MAX_BYTES - 10 * 1514 < len(pool.data) <= MAX_BYTES
     assert pool.per_slot(len(pool), 10).tolist() == [len(pool) // 10] * 10
