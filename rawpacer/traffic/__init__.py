@@ -6,7 +6,11 @@
 - ``lane``: a capture read in chunks (``read_chunks``, classic pcap parsed in C) and ``lane_for``, the
   Rewriter's C fast lane for the common UDP frame (``_lane.c``, optional);
 - ``sizes``: ``parse_sizes("imix")`` and the order a ``SizeMix`` sends its sizes in;
-- ``vary``: ``parse_vary("sport=1000-1999:random")`` and the per-packet values, as numpy arrays.
+- ``vary``: ``parse_vary("sport=1000-1999:random")`` and the per-packet values, as numpy arrays,
+  packet k's from k alone;
+- ``stamp``: the fields the transmit engine stamps into every frame as it leaves (sport, src-ip,
+  flow label, VLAN id) and their spec;
+- ``pool``: a shaped stream's frames, built in bulk, and the numpy twin of what leaves.
 """
 
 from rawpacer.traffic.capture import LinkType, Record, read_capture
