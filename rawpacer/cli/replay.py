@@ -11,6 +11,7 @@ from rawpacer.bench.config import make_config
 from rawpacer.bench.replay import file_source, run, write_json
 from rawpacer.bench.replayplan import Timing, parse_limit, parse_loops
 from rawpacer.cli._options import add_sandbox, sandbox_kwargs
+from rawpacer.errors import require
 from rawpacer.report.replay_table import print_replay
 
 
@@ -36,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="map UDP flows onto the sandbox's readers, which check each datagram (without it: --tx-iface only)",
     )
     p.add_argument("--json", default=None, metavar="PATH", help="write the result as JSON")
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="PATH",
+        help="write a PNG of the timing: arrivals against the schedule, gap CDFs (needs --rewrite)",
+    )
     p.set_defaults(func=main)
 
 
@@ -44,8 +51,10 @@ def main(args: argparse.Namespace) -> int:
     config = make_config(writers=args.writer, fit=args.fit, **sandbox_kwargs(args))
     chosen = Timing.parse(args.timing, args.speed, args.rate, args.topspeed)
     loops, limit = parse_loops(args.loop), parse_limit(args.limit)
-    if args.json is not None:
-        outputs.check("--json", args.json)
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None:
+            outputs.check(option, path)
+    require(args.plot is None or args.rewrite, "--plot draws what the readers received: add --rewrite")
     result = run(
         file_source(args.file),
         config.writers[0],
@@ -60,4 +69,12 @@ def main(args: argparse.Namespace) -> int:
     print_replay(result)
     if args.json is not None:
         print(write_json(result, args.json).message("the JSON"))
+    if args.plot is not None:
+        from rawpacer.report import replay_plot  # matplotlib is slow to import: only when asked
+
+        if replay_plot.drawable(result):
+            written = outputs.write(args.plot, lambda p: replay_plot.plot(result, p), suffix=".png")
+            print(written.message("the plot"))
+        else:
+            print("no plot: fewer than two datagrams arrived intact")
     return 0 if result.ok else 1

@@ -259,6 +259,8 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         ([*REPLAY, "--loop", "0"], "loop '0' is out of range"),
         ([*REPLAY, "--limit", "0"], "limit '0' is not allowed"),
         ([*REPLAY, "--json", "/"], "--json '/' is a directory"),
+        ([*REPLAY, "--plot", "/"], "--plot '/' is a directory"),
+        ([GOOD, "--plot", str(_FILES / "timing.png")], "--plot draws what the readers received: add --rewrite"),
     ],
     "doctor": [
         (["--writer", "warp"], "writer 'warp' is unknown"),

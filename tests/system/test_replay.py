@@ -82,12 +82,14 @@ def test_python_frames_without_times_need_a_rate():
 
 
 def test_the_cli_prints_per_flow_rows_and_writes_json(capture, tmp_path):
-    out = tmp_path / "r.json"
-    done = cli("replay", str(capture), "--rewrite", "--topology", "veth", "--rate", "10k", "--json", str(out))
+    out, png = tmp_path / "r.json", tmp_path / "timing.png"
+    args = ("--rewrite", "--topology", "veth", "--rate", "10k", "--json", str(out), "--plot", str(png))
+    done = cli("replay", str(capture), *args)
     assert done.returncode == 0, done.stderr
-    assert "total" in done.stdout and "kernel RX" in done.stdout
+    assert "total" in done.stdout and "kernel RX" in done.stdout and f"wrote {png}" in done.stdout
     written = json.loads(out.read_text())
     assert written["total"]["intact"] == 60 and len(written["flows"]) == 3 and written["ok"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
 def test_the_cli_refuses_without_rewrite_and_bad_files(capture, tmp_path):
