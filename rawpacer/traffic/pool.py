@@ -36,6 +36,10 @@ from rawpacer.traffic.vary import Variation
 
 RANDOM_DRAWS = 4096
 """A pooled random variation's pool holds at least this many draws (the stream repeats them in that order)."""
+STAMPED_POOL = 256
+"""The fewest frames a pool with stamped fields holds: the sendmmsg back end stamps a frame in the pool
+itself, so a paced burst can take no more frames in one call than the pool has (each must leave before
+its next round is stamped)."""
 MAX_FRAMES = 1 << 16
 """The most frames a pool holds: a longer period is cut here."""
 MAX_BYTES = 8 << 20
@@ -130,7 +134,9 @@ class FramePool:
 
 def period_of(ports: int, sizes: SizeMix | None, varies: Mapping[str, Variation]) -> tuple[int, bool]:
     """(frames, whole): the pool's period, at least ``RANDOM_DRAWS`` with a pooled random variation, cut at
-    ``MAX_FRAMES``; the stamped fields (``STAMPED``) take no part."""
+    ``MAX_FRAMES``; the stamped fields (``STAMPED``) take no part but for making it ``STAMPED_POOL`` frames
+    at least, the period repeated."""
+    stamped = any(name in STAMPED for name in varies)
     varies = {name: v for name, v in varies.items() if name not in STAMPED}
     parts = [1 if "dport" in varies else ports, sizes.period if sizes is not None else 1]
     parts += [v.span for v in varies.values() if v.mode == "inc" and v.span <= MAX_FRAMES]
@@ -142,6 +148,8 @@ def period_of(ports: int, sizes: SizeMix | None, varies: Mapping[str, Variation]
             return MAX_FRAMES - MAX_FRAMES % parts[0], False
     if not whole:
         period *= math.ceil(RANDOM_DRAWS / period)
+    if stamped:
+        period *= math.ceil(STAMPED_POOL / period)
     return period, whole
 
 

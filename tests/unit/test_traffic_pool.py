@@ -3,6 +3,7 @@ seeded random draws, every frame's checksums valid (scapy recomputes them), and 
 
 from __future__ import annotations
 
+import math
 import os
 import random
 
@@ -14,7 +15,7 @@ from rawpacer.errors import UsageError
 from rawpacer.headers import FrameTemplate, parse_frame
 from rawpacer.readers.core import PREFIX, Counter
 from rawpacer.traffic import parse_sizes, parse_varies
-from rawpacer.traffic.pool import MAX_FRAMES, RANDOM_DRAWS, FramePool, build_pool, period_of
+from rawpacer.traffic.pool import MAX_FRAMES, RANDOM_DRAWS, STAMPED_POOL, FramePool, build_pool, period_of
 
 PORTS = list(range(5001, 5011))
 ADDRESSES = {4: ("198.18.0.1", "198.18.0.2"), 6: ("2001:2::1", "2001:2::2")}
@@ -59,7 +60,9 @@ def test_inc_walks_the_range_in_order_and_wraps():
 
 def test_stamped_fields_stay_out_of_the_pool_and_leave_per_frame():
     pool = build_pool(templates(), messages(), varies=parse_varies(["sport=1000-1002"]))
-    assert len(pool) == 10 and pool.whole  # the readers alone: the engine stamps sport per frame
+    # the readers alone set the period (the engine stamps sport per frame), repeated to STAMPED_POOL frames
+    assert len(pool) == 10 * math.ceil(STAMPED_POOL / 10) and pool.whole
+    assert pool.slots.tolist() == list(range(10)) * (len(pool) // 10)
     assert {f[UDP].sport for f in parsed(pool)} == {40101}
     assert [Ether(f)[UDP].sport for f in pool.leaving(0, 30)] == [1000 + i % 3 for i in range(30)]
 
@@ -88,7 +91,8 @@ def test_random_draws_repeat_with_their_seed_and_fill_the_pool():
 def test_a_period_past_the_cap_is_cut_and_said_so():
     period, whole = period_of(10, None, parse_varies(["dst-ip=198.18.0.0-198.18.38.244"]))  # a prime span: lcm 99730
     assert period <= MAX_FRAMES and period % 10 == 0 and not whole
-    assert period_of(10, None, parse_varies(["src-ip=198.18.0.0-198.19.255.255"])) == (10, True)  # stamped per frame
+    stamped = period_of(10, None, parse_varies(["src-ip=198.18.0.0-198.19.255.255"]))  # stamped per frame: no cut
+    assert stamped == (10 * math.ceil(STAMPED_POOL / 10), True)
 
 
 def test_per_slot_counts_add_up_to_what_was_sent():
