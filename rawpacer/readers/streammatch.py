@@ -1,0 +1,205 @@
+"""The replay verdict in bounded memory: ``replaymatch.match_arrays``'s counts, fed as the replay runs.
+
+The plan hands over each datagram it sends (flow, send position, hash, due offset, sequence) and the
+readers' records come in batches in arrival order; per flow it counts what ``match_arrays`` counts
+and yields each intact arrival's receive time with its due offset (the pacing figures' pairs).
+
+State is bounded by a horizon, ``window`` send positions (the replay's datagram numbers, all flows
+counted): a flow forgets a datagram once one of its arrivals was sent ``window`` or more positions
+later (the datagram is then lost unless it had arrived), and the whole matcher forgets any datagram
+``2 x window`` behind the newest one planned (a flow whose arrivals stopped holds no more). So:
+
+- every count equals ``match_arrays``'s whenever no flow is reordered past the horizon and no
+  content repeats further apart than it, whatever the batches;
+- an arrival of a datagram forgotten (reordered, or repeated by the network, past the horizon)
+  counts as **corrupt**, not late nor duplicated; a capture that repeats a content further apart
+  than the horizon counts both as distinct (so ``repeated`` is smaller and ``lost`` may be larger).
+
+Hashes, positions and offsets live in numpy arrays (~41 bytes a datagram in the horizon), never one
+Python object per datagram; a batch is matched in a few vectorised passes (a search in the flow's
+hashes, sorted).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rawpacer.readers.core import Order
+from rawpacer.readers.replaymatch import FlowVerdict, verdict_of
+
+WINDOW = 1 << 20
+"""The default horizon in send positions: 1 s at 1 Mpps, far past any reordering a path here makes
+(ms) plus the time between takes (0.2 s), and at ~41 bytes a datagram for at most 2 x WINDOW
+datagrams, ~90 MB at most, whatever the replay's length."""
+
+_EMPTY_U = np.zeros(0, np.uint64)
+_EMPTY_I = np.zeros(0, np.int64)
+_PENDING, _ARRIVED, _REPEAT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Intact arrivals of one batch: kernel receive times and due offsets (ns), in arrival order."""
+
+    rx_ns: npt.NDArray[np.int64]
+    due_ns: npt.NDArray[np.int64]
+
+
+def _uint64(digests: Any) -> npt.NDArray[np.uint64]:
+    """Hashes as uint64, from uint64 or from their int64 bits (what the plan's arrays hold)."""
+    found = np.asarray(digests)
+    if found.dtype == np.uint64:
+        return found
+    if found.dtype == np.int64:
+        return found.view(np.uint64)
+    return np.asarray([int(h) & 0xFFFFFFFFFFFFFFFF for h in found.tolist()], np.uint64)
+
+
+class _Flow:
+    """One flow's horizon: its datagrams in send order (position, hash, due, sequence, state) and
+    its distinct contents sorted by hash (with each one's first send position)."""
+
+    def __init__(self) -> None:
+        self.pos, self.due, self.seq = _EMPTY_I, _EMPTY_I, _EMPTY_I
+        self.state = np.zeros(0, np.int8)
+        self.keys, self.key_pos = _EMPTY_U, _EMPTY_I
+        self.sent = self.distinct = self.delivered = self.intact = self.corrupt = self.late = 0
+        self.newest = -1
+        """The latest send position of the arrivals so far (the horizon is measured back from it)."""
+        self.order: Order | None = Order()
+
+    def plan(self, pos: Any, digests: Any, due: Any, seq: Any) -> None:
+        """Datagrams sent, in send order: a content already in the horizon is a repeat."""
+        _, first = np.unique(digests, return_index=True)
+        fresh = np.zeros(digests.size, bool)
+        fresh[first] = True
+        if self.keys.size:
+            at = np.minimum(np.searchsorted(self.keys, digests), self.keys.size - 1)
+            fresh &= self.keys[at] != digests
+        self.sent += digests.size
+        self.distinct += int(np.count_nonzero(fresh))
+        if self.order is not None and bool((seq < 0).any()):
+            self.order = None  # not every payload carries a sequence: not a sequenced flow
+        self.pos = np.concatenate([self.pos, pos])
+        self.due = np.concatenate([self.due, due])
+        self.seq = np.concatenate([self.seq, seq]) if self.order is not None else _EMPTY_I
+        self.state = np.concatenate([self.state, np.where(fresh, _PENDING, _REPEAT).astype(np.int8)])
+        new_keys = digests[fresh]
+        by_key = np.argsort(new_keys, kind="stable")
+        new_keys, new_pos = new_keys[by_key], pos[fresh][by_key]
+        where = np.searchsorted(self.keys, new_keys)
+        self.keys = np.insert(self.keys, where, new_keys)
+        self.key_pos = np.insert(self.key_pos, where, new_pos)
+
+    def arrive(self, window: int, digests: Any, rx_ns: Any) -> Pairs:
+        """A batch of arrivals in arrival order; the intact ones' pairs."""
+        self.delivered += digests.size
+        if self.keys.size:
+            at = np.minimum(np.searchsorted(self.keys, digests), self.keys.size - 1)
+            known = np.flatnonzero(self.keys[at] == digests)
+            positions = self.key_pos[at[known]]
+        else:
+            known, positions = _EMPTY_I, _EMPTY_I
+        latest = self.newest
+        if positions.size:  # each arrival against the newest before it: past the horizon is forgotten
+            newest = np.maximum.accumulate(np.concatenate([[latest], positions]))
+            inside = positions >= newest[:-1] - window + 1
+            known, positions = known[inside], positions[inside]
+            self.newest = int(newest[-1])
+        self.corrupt += digests.size - known.size
+        _, firsts = np.unique(positions, return_index=True)
+        firsts.sort()
+        slots = np.searchsorted(self.pos, positions[firsts])
+        fresh = self.state[slots] == _PENDING
+        arrivals, slots = known[firsts[fresh]], slots[fresh]
+        self.state[slots] = _ARRIVED
+        self.intact += arrivals.size
+        mine = self.pos[slots]  # a known arrival that is not intact came before: newest is the intact ones'
+        before = np.maximum.accumulate(np.concatenate([[latest], mine]))[:-1]
+        self.late += int(np.count_nonzero(mine < before))
+        if self.order is not None:
+            for sequence in self.seq[slots].tolist():
+                self.order.take(sequence)
+        pairs = Pairs(np.asarray(rx_ns, np.int64)[arrivals], self.due[slots])
+        self.forget(self.newest - window + 1)
+        return pairs
+
+    def forget(self, cutoff: int) -> None:
+        """Drop every datagram sent before position ``cutoff``."""
+        drop = int(np.searchsorted(self.pos, cutoff))
+        if not drop:
+            return
+        self.pos, self.due, self.state = self.pos[drop:], self.due[drop:], self.state[drop:]
+        if self.order is not None:
+            self.seq = self.seq[drop:]
+        keep = self.key_pos >= cutoff
+        self.keys, self.key_pos = self.keys[keep], self.key_pos[keep]
+
+    def verdict(self) -> FlowVerdict:
+        return verdict_of(self.sent, self.distinct, self.delivered, self.intact, self.corrupt, self.late, self.order)
+
+    def held(self) -> int:
+        """Datagrams in the horizon."""
+        return int(self.pos.size)
+
+
+class StreamMatcher:
+    """Every flow's match, fed as the replay runs: ``plan`` (the planning thread) and ``arrive``
+    (whoever takes the records) may run in different threads."""
+
+    def __init__(self, window: int = WINDOW) -> None:
+        self.window = window
+        self._flows: dict[int, _Flow] = {}
+        self._planned: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def plan(self, flows: Any, digests: Any, due_ns: Any, sequences: Any) -> None:
+        """Datagrams in send order: each one's flow, content hash (uint64 or its int64 bits), due
+        offset (ns) and sequence (-1: none). Only queued here: matched at the next ``arrive``."""
+        count = len(flows)
+        with self._lock:
+            start, self._next = self._next, self._next + count
+            self._planned.append((start, flows, digests, due_ns, sequences))
+
+    def _fold(self) -> None:
+        with self._lock:
+            planned, self._planned = self._planned, []
+            end = self._next
+        if planned:  # one batch, so each flow's sorted hashes are merged once a take
+            flows = np.concatenate([np.asarray(p[1], np.int64) for p in planned])
+            digests = np.concatenate([_uint64(p[2]) for p in planned])
+            due = np.concatenate([np.asarray(p[3], np.int64) for p in planned])
+            sequences = np.concatenate([np.asarray(p[4], np.int64) for p in planned])
+            pos = np.concatenate([np.arange(p[0], p[0] + len(p[1]), dtype=np.int64) for p in planned])
+            by_flow = np.argsort(flows, kind="stable")
+            cuts = np.flatnonzero(np.diff(flows[by_flow])) + 1
+            for part in np.split(by_flow, cuts):
+                if part.size:
+                    flow = self._flows.setdefault(int(flows[part[0]]), _Flow())
+                    flow.plan(pos[part], digests[part], due[part], sequences[part])
+        cutoff = end - 2 * self.window
+        if cutoff > 0:
+            for flow in self._flows.values():
+                flow.forget(cutoff)
+
+    def arrive(self, flow: int, digests: Any, rx_ns: Any) -> Pairs:
+        """One flow's arrivals in arrival order (hashes, kernel receive times); its intact ones' pairs."""
+        self._fold()
+        state = self._flows.setdefault(flow, _Flow())
+        return state.arrive(self.window, _uint64(digests), rx_ns)
+
+    def verdicts(self) -> dict[int, FlowVerdict]:
+        """Every flow planned so far, its verdict so far."""
+        self._fold()
+        return {flow: state.verdict() for flow, state in sorted(self._flows.items()) if state.sent}
+
+    def held(self) -> int:
+        """Datagrams the horizon holds, all flows together (what memory grows with)."""
+        self._fold()
+        return sum(state.held() for state in self._flows.values())
