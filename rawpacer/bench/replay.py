@@ -223,10 +223,13 @@ class Judging:
         self.matcher, self.ports = matcher, ports
         self.pacing = PacingStream()
         self.socket_drops = 0
+        self.batches = 0
+        """Batches fed so far (takes, and the final collection)."""
 
     def feed(self, received: Received) -> None:
         """One batch of records, in arrival order."""
         self.socket_drops = max(self.socket_drops, received.socket_drops)  # the sockets' counters, cumulative
+        self.batches += 1
         by_slot = np.argsort(received.slot, kind="stable")  # each flow's arrivals together, still in arrival order
         slots = received.slot[by_slot]
         bounds = np.searchsorted(slots, np.arange(len(self.ports) + 1))
@@ -329,7 +332,7 @@ def run(
             tx0 = _counter(topo, "writer", topo.writer_if, "tx_packets")
             rx0 = _counter(topo, "reader", topo.reader_if, "rx_packets")
             started = time.perf_counter()
-            with writer, taking(readers, judging) if readers and judging else contextlib.nullcontext():
+            with writer, taking(readers, judging, TAKE_EVERY_S) if readers and judging else contextlib.nullcontext():
                 sent, pacer = send_plan(writer, plan, timing)
                 notes = writer.notes()
             duration = time.perf_counter() - started

@@ -5,17 +5,20 @@ readers' records come in batches in arrival order; per flow it counts what ``mat
 and yields each intact arrival's receive time with its due offset (the pacing figures' pairs).
 
 State is bounded by a horizon, ``window`` send positions (the replay's datagram numbers, all flows
-counted): a flow forgets a datagram once one of its arrivals was sent ``window`` or more positions
+counted): a flow forgets a datagram once one of its intact arrivals was sent ``window`` or more positions
 later (the datagram is then lost unless it had arrived), and the whole matcher forgets any datagram
 ``2 x window`` behind the newest one planned (a flow whose arrivals stopped holds no more). So:
 
 - every count equals ``match_arrays``'s whenever no flow is reordered past the horizon and no
-  content repeats further apart than it, whatever the batches;
+  content repeats further apart than it, whatever the batches; a capture looped (``--loop``) is
+  matched as a whole, as its content's first send, leaving the horizon, hands the content on to its
+  next send (one exception: a content none of whose sends arrived before its first left the
+  horizon, which then arrives, is intact at that later send's position and due time);
 - an arrival of a datagram forgotten (reordered, or repeated by the network, past the horizon)
   counts as **corrupt**, not late nor duplicated; a capture that repeats a content further apart
   than the horizon counts both as distinct (so ``repeated`` is smaller and ``lost`` may be larger).
 
-Hashes, positions and offsets live in numpy arrays (~41 bytes a datagram in the horizon), never one
+Hashes, positions and offsets live in numpy arrays (~49 bytes a datagram in the horizon), never one
 Python object per datagram; a batch is matched in a few vectorised passes (a search in the flow's
 hashes, sorted).
 """
@@ -34,8 +37,8 @@ from rawpacer.readers.replaymatch import FlowVerdict, verdict_of
 
 WINDOW = 1 << 20
 """The default horizon in send positions: 1 s at 1 Mpps, far past any reordering a path here makes
-(ms) plus the time between takes (0.2 s), and at ~41 bytes a datagram for at most 2 x WINDOW
-datagrams, ~90 MB at most, whatever the replay's length."""
+(ms) plus the time between takes (0.2 s), and at ~49 bytes a datagram for at most 2 x WINDOW
+datagrams, ~100 MB at most, whatever the replay's length."""
 
 _EMPTY_U = np.zeros(0, np.uint64)
 _EMPTY_I = np.zeros(0, np.int64)
@@ -65,12 +68,12 @@ class _Flow:
     its distinct contents sorted by hash (with each one's first send position)."""
 
     def __init__(self) -> None:
-        self.pos, self.due, self.seq = _EMPTY_I, _EMPTY_I, _EMPTY_I
+        self.pos, self.due, self.seq, self.hash = _EMPTY_I, _EMPTY_I, _EMPTY_I, _EMPTY_U
         self.state = np.zeros(0, np.int8)
         self.keys, self.key_pos = _EMPTY_U, _EMPTY_I
         self.sent = self.distinct = self.delivered = self.intact = self.corrupt = self.late = 0
         self.newest = -1
-        """The latest send position of the arrivals so far (the horizon is measured back from it)."""
+        """The latest send position of the intact arrivals so far (the horizon is measured back from it)."""
         self.order: Order | None = Order()
 
     def plan(self, pos: Any, digests: Any, due: Any, seq: Any) -> None:
@@ -86,6 +89,7 @@ class _Flow:
         if self.order is not None and bool((seq < 0).any()):
             self.order = None  # not every payload carries a sequence: not a sequenced flow
         self.pos = np.concatenate([self.pos, pos])
+        self.hash = np.concatenate([self.hash, digests])
         self.due = np.concatenate([self.due, due])
         self.seq = np.concatenate([self.seq, seq]) if self.order is not None else _EMPTY_I
         self.state = np.concatenate([self.state, np.where(fresh, _PENDING, _REPEAT).astype(np.int8)])
@@ -98,47 +102,82 @@ class _Flow:
 
     def arrive(self, window: int, digests: Any, rx_ns: Any) -> Pairs:
         """A batch of arrivals in arrival order; the intact ones' pairs."""
-        self.delivered += digests.size
+        rx_ns = np.asarray(rx_ns, np.int64)
+        rx_parts, due_parts = [_EMPTY_I], [_EMPTY_I]
+        at = 0
+        while True:  # each part ends where the horizon must move on first: it does, so each ends later
+            done, pairs = self._arrive(window, digests[at:], rx_ns[at:])
+            rx_parts.append(pairs.rx_ns)
+            due_parts.append(pairs.due_ns)
+            at += done
+            if at >= digests.size:
+                break
+        return Pairs(np.concatenate(rx_parts), np.concatenate(due_parts))
+
+    def _arrive(self, window: int, digests: Any, rx_ns: Any) -> tuple[int, Pairs]:
+        """The arrivals up to the first whose content's first send has left the horizon behind the
+        arrivals before it (all of them when none has); how many, and the intact ones' pairs. The
+        horizon then moves on (``forget``), which hands that content on to a later send or drops it."""
         if self.keys.size:
             at = np.minimum(np.searchsorted(self.keys, digests), self.keys.size - 1)
             known = np.flatnonzero(self.keys[at] == digests)
             positions = self.key_pos[at[known]]
         else:
             known, positions = _EMPTY_I, _EMPTY_I
-        latest = self.newest
-        if positions.size:  # each arrival against the newest before it: past the horizon is forgotten
-            newest = np.maximum.accumulate(np.concatenate([[latest], positions]))
-            inside = positions >= newest[:-1] - window + 1
-            known, positions = known[inside], positions[inside]
-            self.newest = int(newest[-1])
-        self.corrupt += digests.size - known.size
-        _, firsts = np.unique(positions, return_index=True)
-        firsts.sort()
-        slots = np.searchsorted(self.pos, positions[firsts])
-        fresh = self.state[slots] == _PENDING
-        arrivals, slots = known[firsts[fresh]], slots[fresh]
+        latest, count = self.newest, digests.size
+        _, firsts = np.unique(positions, return_index=True)  # each content's first arrival here
+        firsts = np.sort(firsts[self.state[np.searchsorted(self.pos, positions[firsts])] == _PENDING])
+        intact = np.full(positions.size, -1, np.int64)
+        intact[firsts] = positions[firsts]
+        newest = np.maximum.accumulate(np.concatenate([[latest], intact]))  # the intact ones' newest so far
+        past = np.flatnonzero(positions < newest[:-1] - window + 1)
+        if past.size:  # stop there: the horizon moves on before that arrival is matched
+            count = int(known[past[0]])
+            known, positions, firsts = known[: past[0]], positions[: past[0]], firsts[firsts < past[0]]
+            newest = newest[: past[0] + 1]
+        self.newest = int(newest[-1])
+        self.delivered += count
+        self.corrupt += count - known.size
+        arrivals, mine = known[firsts], positions[firsts]
+        slots = np.searchsorted(self.pos, mine)
         self.state[slots] = _ARRIVED
         self.intact += arrivals.size
-        mine = self.pos[slots]  # a known arrival that is not intact came before: newest is the intact ones'
         before = np.maximum.accumulate(np.concatenate([[latest], mine]))[:-1]
         self.late += int(np.count_nonzero(mine < before))
         if self.order is not None:
             for sequence in self.seq[slots].tolist():
                 self.order.take(sequence)
-        pairs = Pairs(np.asarray(rx_ns, np.int64)[arrivals], self.due[slots])
+        pairs = Pairs(rx_ns[arrivals], self.due[slots])
         self.forget(self.newest - window + 1)
-        return pairs
+        return count, pairs
 
     def forget(self, cutoff: int) -> None:
-        """Drop every datagram sent before position ``cutoff``."""
+        """Drop every datagram sent before position ``cutoff``. A content the capture sent again
+        within the horizon is handed over to its earliest send still kept (arrived or not, as the
+        first was), so a capture looped is matched as a whole, however many times it loops."""
         drop = int(np.searchsorted(self.pos, cutoff))
         if not drop:
             return
-        self.pos, self.due, self.state = self.pos[drop:], self.due[drop:], self.state[drop:]
+        gone = self.key_pos < cutoff
+        repeats = np.flatnonzero(self.state[drop:] == _REPEAT) + drop
+        if repeats.size and gone.any():
+            leaving = np.flatnonzero(gone)
+            contents, first = np.unique(self.hash[repeats], return_index=True)  # each one's earliest repeat
+            at = np.minimum(np.searchsorted(contents, self.keys[leaving]), contents.size - 1)
+            kept = contents[at] == self.keys[leaving]
+            heirs = repeats[first[at[kept]]]
+            self.state[heirs] = self.state[np.searchsorted(self.pos, self.key_pos[leaving[kept]])]
+            self.key_pos[leaving[kept]] = self.pos[heirs]
+            gone[leaving[kept]] = False
+        self.pos, self.due, self.state, self.hash = (
+            self.pos[drop:],
+            self.due[drop:],
+            self.state[drop:],
+            self.hash[drop:],
+        )
         if self.order is not None:
             self.seq = self.seq[drop:]
-        keep = self.key_pos >= cutoff
-        self.keys, self.key_pos = self.keys[keep], self.key_pos[keep]
+        self.keys, self.key_pos = self.keys[~gone], self.key_pos[~gone]
 
     def verdict(self) -> FlowVerdict:
         return verdict_of(self.sent, self.distinct, self.delivered, self.intact, self.corrupt, self.late, self.order)

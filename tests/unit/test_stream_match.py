@@ -137,3 +137,28 @@ def test_a_flow_whose_arrivals_stopped_is_forgotten_past_twice_the_horizon():
         matcher.arrive(0, np.zeros(0, np.uint64), np.zeros(0, np.int64))
     assert matcher.held() <= 2000
     assert matcher.verdicts()[0].lost == 100_000
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_capture_looped_past_the_horizon_is_matched_as_a_whole(seed):
+    rng = random.Random(seed)
+    once = [rng.getrandbits(64) for _ in range(1000)]
+    sent = once * 10  # --loop 10: each content sent ten times, 1000 apart; the horizon holds 1.5 loops
+    received = []
+    for value in sent:  # nothing lost: some duplicated, some corrupt, near neighbours swapped
+        received += [value] * (2 if rng.random() < 0.03 else 1)
+        if rng.random() < 0.02:
+            received.append(rng.getrandbits(64))
+    for a in rng.sample(range(len(received) - 5), 200):
+        received[a], received[a + 5] = received[a + 5], received[a]
+    matcher = StreamMatcher(window=1500)
+    at = 0
+    for lo in range(0, len(sent), 500):  # planned a chunk ahead of what arrives
+        block = np.array(sent[lo : lo + 500], np.uint64)
+        matcher.plan(np.zeros(500, np.int64), block, np.arange(lo, lo + 500), np.full(500, -1))
+        upto = min(len(received), at + rng.randrange(300, 500))
+        matcher.arrive(0, np.array(received[at:upto], np.uint64), np.zeros(upto - at, np.int64))
+        at = upto
+    matcher.arrive(0, np.array(received[at:], np.uint64), np.zeros(len(received) - at, np.int64))
+    assert matcher.held() <= 2 * 1500
+    assert matcher.verdicts()[0] == match_arrays(sent, received).verdict
