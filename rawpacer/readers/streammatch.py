@@ -5,7 +5,7 @@ readers' records come in batches in arrival order; per flow it counts what ``mat
 and yields each intact arrival's receive time with its due offset (the pacing figures' pairs).
 
 State is bounded by a horizon, ``window`` send positions (the replay's datagram numbers, all flows
-counted): a flow forgets a datagram once one of its intact arrivals was sent ``window`` or more positions
+counted): a flow forgets a datagram once one of its arrivals was sent ``window`` or more positions
 later (the datagram is then lost unless it had arrived), and the whole matcher forgets any datagram
 ``2 x window`` behind the newest one planned (a flow whose arrivals stopped holds no more). So:
 
@@ -42,7 +42,8 @@ datagrams, ~100 MB at most, whatever the replay's length."""
 
 _EMPTY_U = np.zeros(0, np.uint64)
 _EMPTY_I = np.zeros(0, np.int64)
-_PENDING, _ARRIVED, _REPEAT = 0, 1, 2
+_PENDING, _ARRIVED, _REPEAT, _COPIED = 0, 1, 2, 3
+"""A datagram's state: a content not arrived, arrived; a later send of a content, whose copy arrived."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ class _Flow:
         self.keys, self.key_pos = _EMPTY_U, _EMPTY_I
         self.sent = self.distinct = self.delivered = self.intact = self.corrupt = self.late = 0
         self.newest = -1
-        """The latest send position of the intact arrivals so far (the horizon is measured back from it)."""
+        """The latest send position of the arrivals so far (the horizon is measured back from it)."""
+        self.newest_intact = -1
+        """The latest send position of the intact arrivals so far (``late`` compares with it)."""
         self.order: Order | None = Order()
 
     def plan(self, pos: Any, digests: Any, due: Any, seq: Any) -> None:
@@ -127,29 +130,55 @@ class _Flow:
         latest, count = self.newest, digests.size
         _, firsts = np.unique(positions, return_index=True)  # each content's first arrival here
         firsts = np.sort(firsts[self.state[np.searchsorted(self.pos, positions[firsts])] == _PENDING])
-        intact = np.full(positions.size, -1, np.int64)
-        intact[firsts] = positions[firsts]
-        newest = np.maximum.accumulate(np.concatenate([[latest], intact]))  # the intact ones' newest so far
+        sent_at = np.full(positions.size, -1, np.int64)  # each arrival's send position, where known
+        sent_at[firsts] = positions[firsts]
+        copies, taken = self._copies(digests, known, firsts)
+        sent_at[copies] = self.pos[taken]
+        newest = np.maximum.accumulate(np.concatenate([[latest], sent_at]))
         past = np.flatnonzero(positions < newest[:-1] - window + 1)
         if past.size:  # stop there: the horizon moves on before that arrival is matched
             count = int(known[past[0]])
             known, positions, firsts = known[: past[0]], positions[: past[0]], firsts[firsts < past[0]]
+            taken = taken[copies < past[0]]
             newest = newest[: past[0] + 1]
         self.newest = int(newest[-1])
+        self.state[taken] = _COPIED
         self.delivered += count
         self.corrupt += count - known.size
         arrivals, mine = known[firsts], positions[firsts]
         slots = np.searchsorted(self.pos, mine)
         self.state[slots] = _ARRIVED
         self.intact += arrivals.size
-        before = np.maximum.accumulate(np.concatenate([[latest], mine]))[:-1]
-        self.late += int(np.count_nonzero(mine < before))
+        before = np.maximum.accumulate(np.concatenate([[self.newest_intact], mine]))
+        self.late += int(np.count_nonzero(mine < before[:-1]))
+        self.newest_intact = int(before[-1])
         if self.order is not None:
             for sequence in self.seq[slots].tolist():
                 self.order.take(sequence)
         pairs = Pairs(rx_ns[arrivals], self.due[slots])
         self.forget(self.newest - window + 1)
         return count, pairs
+
+    def _copies(self, digests: Any, known: Any, firsts: Any) -> tuple[Any, Any]:
+        """The arrivals among ``known`` that are further copies of a content (not ``firsts``) that
+        each meet a later send of it the capture made (a loop's next pass), in send order, one each:
+        their indices into ``known``, and those sends' slots. That send is where such an arrival
+        left from, so the horizon moves with a looped capture's later passes too."""
+        copy = np.ones(known.size, bool)
+        copy[firsts] = False
+        copies = np.flatnonzero(copy)
+        spare = np.flatnonzero(self.state == _REPEAT)  # sends of a content again, no copy met yet
+        if not copies.size or not spare.size:
+            return _EMPTY_I, _EMPTY_I
+        by_content = np.argsort(self.hash[spare], kind="stable")  # by content, then send order
+        contents, spare = self.hash[spare][by_content], spare[by_content]
+        wanted = digests[known[copies]]
+        order = np.argsort(wanted, kind="stable")
+        rank = np.empty(wanted.size, np.int64)  # the how-manyth copy of its content here, in arrival order
+        rank[order] = np.arange(wanted.size) - np.searchsorted(wanted[order], wanted[order])
+        at = np.searchsorted(contents, wanted) + rank
+        met = at < np.searchsorted(contents, wanted, "right")
+        return copies[met], spare[at[met]]
 
     def forget(self, cutoff: int) -> None:
         """Drop every datagram sent before position ``cutoff``. A content the capture sent again
@@ -159,7 +188,7 @@ class _Flow:
         if not drop:
             return
         gone = self.key_pos < cutoff
-        repeats = np.flatnonzero(self.state[drop:] == _REPEAT) + drop
+        repeats = np.flatnonzero(self.state[drop:] >= _REPEAT) + drop
         if repeats.size and gone.any():
             leaving = np.flatnonzero(gone)
             contents, first = np.unique(self.hash[repeats], return_index=True)  # each one's earliest repeat

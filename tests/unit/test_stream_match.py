@@ -160,5 +160,5 @@ def test_a_capture_looped_past_the_horizon_is_matched_as_a_whole(seed):
         matcher.arrive(0, np.array(received[at:upto], np.uint64), np.zeros(upto - at, np.int64))
         at = upto
     matcher.arrive(0, np.array(received[at:], np.uint64), np.zeros(len(received) - at, np.int64))
-    assert matcher.held() <= 2 * 1500
+    assert matcher.held() <= 1500 + 1000  # the horizon moves with the later passes too
     assert matcher.verdicts()[0] == match_arrays(sent, received).verdict
