@@ -7,12 +7,14 @@ and yields each intact arrival's receive time with its due offset (the pacing fi
 State is bounded by a horizon, ``window`` send positions (the replay's datagram numbers, all flows
 counted): a flow forgets a datagram once one of its arrivals was sent ``window`` or more positions
 later (the datagram is then lost unless it had arrived), and the whole matcher forgets any datagram
-``2 x window`` behind the newest one planned (a flow whose arrivals stopped holds no more). So:
+``2 x window`` behind the newest one planned (a flow whose arrivals stalled holds no more). An
+intact arrival was sent where its content was first sent; a further copy of a content is taken as
+the next send of it the capture made (a loop's next pass), if any. So:
 
 - every count equals ``match_arrays``'s whenever no flow is reordered past the horizon and no
   content repeats further apart than it, whatever the batches; a capture looped (``--loop``) is
-  matched as a whole, as its content's first send, leaving the horizon, hands the content on to its
-  next send (one exception: a content none of whose sends arrived before its first left the
+  matched as a whole, as a content's first send, leaving the horizon, hands the content on to its
+  next send (one exception: a content none of whose copies arrived before its first send left the
   horizon, which then arrives, is intact at that later send's position and due time);
 - an arrival of a datagram forgotten (reordered, or repeated by the network, past the horizon)
   counts as **corrupt**, not late nor duplicated; a capture that repeats a content further apart
