@@ -66,6 +66,16 @@ def _uint64(digests: Any) -> npt.NDArray[np.uint64]:
     return np.asarray([int(h) & 0xFFFFFFFFFFFFFFFF for h in found.tolist()], np.uint64)
 
 
+def _search(ordered: Any, values: Any, side: str = "left") -> Any:
+    """``np.searchsorted(ordered, values)`` with ``values`` searched in sorted order (numpy starts
+    each search where the last ended: several times faster over a large ``ordered`` than random
+    lookups), given back in their own order."""
+    order = np.argsort(values, kind="stable")
+    found = np.empty(len(values), np.int64)
+    found[order] = np.searchsorted(ordered, values[order], side)  # type: ignore[call-overload]
+    return found
+
+
 class _Flow:
     """One flow's horizon: its datagrams in send order (position, hash, due, sequence, state) and
     its distinct contents sorted by hash (with each one's first send position)."""
@@ -87,7 +97,7 @@ class _Flow:
         fresh = np.zeros(digests.size, bool)
         fresh[first] = True
         if self.keys.size:
-            at = np.minimum(np.searchsorted(self.keys, digests), self.keys.size - 1)
+            at = np.minimum(_search(self.keys, digests), self.keys.size - 1)
             fresh &= self.keys[at] != digests
         self.sent += digests.size
         self.distinct += int(np.count_nonzero(fresh))
@@ -124,7 +134,7 @@ class _Flow:
         arrivals before it (all of them when none has); how many, and the intact ones' pairs. The
         horizon then moves on (``forget``), which hands that content on to a later send or drops it."""
         if self.keys.size:
-            at = np.minimum(np.searchsorted(self.keys, digests), self.keys.size - 1)
+            at = np.minimum(_search(self.keys, digests), self.keys.size - 1)
             known = np.flatnonzero(self.keys[at] == digests)
             positions = self.key_pos[at[known]]
         else:
@@ -178,8 +188,8 @@ class _Flow:
         order = np.argsort(wanted, kind="stable")
         rank = np.empty(wanted.size, np.int64)  # the how-manyth copy of its content here, in arrival order
         rank[order] = np.arange(wanted.size) - np.searchsorted(wanted[order], wanted[order])
-        at = np.searchsorted(contents, wanted) + rank
-        met = at < np.searchsorted(contents, wanted, "right")
+        at = _search(contents, wanted) + rank
+        met = at < _search(contents, wanted, "right")
         return copies[met], spare[at[met]]
 
     def forget(self, cutoff: int) -> None:
@@ -194,7 +204,7 @@ class _Flow:
         if repeats.size and gone.any():
             leaving = np.flatnonzero(gone)
             contents, first = np.unique(self.hash[repeats], return_index=True)  # each one's earliest repeat
-            at = np.minimum(np.searchsorted(contents, self.keys[leaving]), contents.size - 1)
+            at = np.minimum(np.searchsorted(contents, self.keys[leaving]), contents.size - 1)  # keys: sorted
             kept = contents[at] == self.keys[leaving]
             heirs = repeats[first[at[kept]]]
             self.state[heirs] = self.state[np.searchsorted(self.pos, self.key_pos[leaving[kept]])]
