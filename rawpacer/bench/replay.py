@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json as jsonlib
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,10 +25,10 @@ from rawpacer import diagnose, outputs
 from rawpacer.bench import rig
 from rawpacer.bench.config import Config, PathOptions, make_config
 from rawpacer.bench.oploop import engine_core
+from rawpacer.bench.replaypacing import PacingStream
 from rawpacer.bench.replayplan import (
     Chunk,
     Counts,
-    Expected,
     Plan,
     Source,
     Timing,
@@ -42,9 +43,10 @@ from rawpacer.kernel import caps
 from rawpacer.kernel.linkstats import link_stats
 from rawpacer.limits import FIRST_PORT, MAX_MESSAGE_SIZE, MAX_MTU
 from rawpacer.pacing import Pacer
-from rawpacer.pacing.fed import FedSchedule, schedule_stats
+from rawpacer.pacing.fed import FedSchedule
 from rawpacer.readers.replay import Received, ReplayReaders
-from rawpacer.readers.replaymatch import FlowVerdict, match_arrays, total
+from rawpacer.readers.replaymatch import FlowVerdict, total
+from rawpacer.readers.streammatch import StreamMatcher
 from rawpacer.sandbox import Topology
 from rawpacer.sandbox.topology import link_info
 from rawpacer.traffic import LinkType, Record, Rewriter
@@ -59,6 +61,9 @@ BATCH = 64
 """Frames handed to the writer at once at top speed (a TX ring or AF_XDP flush each)."""
 SETTLE_S = 0.3
 """The readers give up once no datagram has come for this long after the last frame left."""
+TAKE_EVERY_S = 0.2
+"""How often a replay takes its readers' records while it sends: the recorder then holds ~0.2 s of
+datagrams (24 bytes each), never the whole replay's."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +102,8 @@ class ReplayResult:
     why: str | None = None
     notes: list[str] = field(default_factory=list)
     timeline: tuple[np.ndarray, np.ndarray] | None = None
-    """The datagrams that arrived intact, in arrival order: kernel RX times and scheduled offsets
-    (ns), for plots; not in the JSON."""
+    """A systematic subsample (at most ``replaypacing.TIMELINE_POINTS``) of the datagrams that arrived
+    intact, in arrival order: kernel RX times and scheduled offsets (ns), for plots; not in the JSON."""
 
     @property
     def ok(self) -> bool:
@@ -209,28 +214,72 @@ def _send_chunks(writer: Writer, chunks: Iterator[Chunk], timing: Timing) -> tup
     return sent, pacer.report().as_dict()
 
 
-def judge(
-    expected: Expected, received: Received, ports: Sequence[int]
-) -> tuple[list[FlowRow], dict[str, Any], tuple[np.ndarray, np.ndarray]]:
-    """Every flow's verdict, the pacing figures of the datagrams that arrived intact, and their
-    receive times and scheduled offsets."""
-    rows = []
-    rx_parts: list[np.ndarray] = []
-    due_parts: list[np.ndarray] = []
-    by_slot = np.argsort(received.slot, kind="stable")  # each flow's arrivals together, still in arrival order
-    bounds = np.searchsorted(received.slot[by_slot], np.arange(len(ports) + 1))
-    for flow, digests in sorted(expected.digests.items()):
-        mine = by_slot[bounds[flow] : bounds[flow + 1]]
-        sequences = expected.sequences.get(flow)
-        matched = match_arrays(np.frombuffer(digests, np.uint64), received.digest[mine], sequences)
-        rows.append(FlowRow(flow, ports[flow], *expected.flows.get(flow, ("?", 0)), matched.verdict))
-        rx_parts.append(received.rx_ns[mine[matched.arrivals]])
-        due_parts.append(expected.offsets_of(flow)[matched.positions])
-    rx = np.concatenate([np.zeros(0, np.int64), *rx_parts]).astype(np.int64)
-    due = np.concatenate([np.zeros(0, np.int64), *due_parts]).astype(np.int64)
-    order = np.argsort(rx, kind="stable")
-    rx, due = rx[order], due[order]
-    return rows, schedule_stats(rx, due), (rx, due)
+class Judging:
+    """A replay judged as its records come (``feed``: a take, or the final collection): every flow
+    by ``matcher`` (fed the expected datagrams by the plan), the intact arrivals' pairs into the
+    pacing figures, so memory holds the matcher's horizon and one take, whatever the length."""
+
+    def __init__(self, matcher: StreamMatcher, ports: Sequence[int]) -> None:
+        self.matcher, self.ports = matcher, ports
+        self.pacing = PacingStream()
+        self.socket_drops = 0
+        self.batches = 0
+        """Batches fed so far (takes, and the final collection)."""
+
+    def feed(self, received: Received) -> None:
+        """One batch of records, in arrival order."""
+        self.socket_drops = max(self.socket_drops, received.socket_drops)  # the sockets' counters, cumulative
+        self.batches += 1
+        by_slot = np.argsort(received.slot, kind="stable")  # each flow's arrivals together, still in arrival order
+        slots = received.slot[by_slot]
+        bounds = np.searchsorted(slots, np.arange(len(self.ports) + 1))
+        rx_parts: list[np.ndarray] = [np.zeros(0, np.int64)]
+        due_parts: list[np.ndarray] = [np.zeros(0, np.int64)]
+        for flow in np.unique(slots).tolist():
+            mine = by_slot[bounds[flow] : bounds[flow + 1]]
+            pairs = self.matcher.arrive(flow, received.digest[mine], received.rx_ns[mine])
+            rx_parts.append(pairs.rx_ns)
+            due_parts.append(pairs.due_ns)
+        rx, due = np.concatenate(rx_parts), np.concatenate(due_parts)
+        order = np.argsort(rx, kind="stable")
+        self.pacing.add(rx[order], due[order])
+
+    def verdict(
+        self, described: dict[int, tuple[str, int]]
+    ) -> tuple[list[FlowRow], dict[str, Any], tuple[np.ndarray, np.ndarray]]:
+        """Every flow's row (``described``: its captured destination), the pacing figures, and the
+        timeline (a bounded subsample of the intact arrivals' receive times and due offsets)."""
+        rows = [
+            FlowRow(flow, self.ports[flow], *described.get(flow, ("?", 0)), verdict)
+            for flow, verdict in self.matcher.verdicts().items()
+        ]
+        return rows, self.pacing.stats(), self.pacing.timeline()
+
+
+@contextlib.contextmanager
+def taking(readers: ReplayReaders, judging: Judging, every: float = TAKE_EVERY_S) -> Iterator[None]:
+    """While the body runs, a thread takes the readers' records every ``every`` s and judges them
+    (numpy and the recorder's socket: the sender's C loop runs meanwhile, it releases the GIL)."""
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def take() -> None:
+        while not stop.wait(every):
+            try:
+                judging.feed(readers.take())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+                failed.append(exc)
+                return
+
+    thread = threading.Thread(target=take, name="rawpacer-replay-take", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    if failed:
+        raise failed[0]
 
 
 def run(
@@ -261,6 +310,7 @@ def run(
     caps.require("replay", caps.EVERYTHING, "replay")
     with rig.sandbox(config) as topo:
         readers = ReplayReaders(topo, max(1, found.flows)) if rewrite else None
+        judging = None
         try:
             ports = readers.ports if readers is not None else (FIRST_PORT,)
             target = topo.target(ports, vlan_priority=config.vlan_priority)
@@ -271,6 +321,9 @@ def run(
                 writer = chosen(target, options)
             rewriter = Rewriter.for_target(target) if rewrite else None
             plan = Plan(source, found, timing, mtu=mtu, fit=fit, loops=loops, limit=limit, rewriter=rewriter)
+            if readers is not None:
+                judging = Judging(StreamMatcher(), ports)
+                plan.expected.matcher = judging.matcher
             say(
                 f"replay: {found.frames} frames x {loops}, {found.flows} UDP flows, {name} on {topo.kind} "
                 f"({target.src_ip} -> {target.dst_ip}), MTU {mtu}, fit {fit}, {timing.describe()}"
@@ -279,22 +332,23 @@ def run(
             tx0 = _counter(topo, "writer", topo.writer_if, "tx_packets")
             rx0 = _counter(topo, "reader", topo.reader_if, "rx_packets")
             started = time.perf_counter()
-            with writer:
+            with writer, taking(readers, judging, TAKE_EVERY_S) if readers and judging else contextlib.nullcontext():
                 sent, pacer = send_plan(writer, plan, timing)
                 notes = writer.notes()
             duration = time.perf_counter() - started
-            received = readers.collect(SETTLE_S) if readers is not None else None
+            if readers is not None and judging is not None:
+                judging.feed(readers.collect(SETTLE_S))
             interfaces = {
                 "writer_tx_packets": _counter(topo, "writer", topo.writer_if, "tx_packets") - tx0,
                 "reader_rx_packets": _counter(topo, "reader", topo.reader_if, "rx_packets") - rx0,
             }
-            rows, pacing, timeline = judge(plan.expected, received, ports) if received is not None else ([], None, None)
+            rows, pacing, timeline = judging.verdict(plan.expected.flows) if judging is not None else ([], None, None)
             overall = total(r.verdict for r in rows)
             why = None
             if before is not None and overall.lost:
                 why = diagnose.explain(before, diagnose.snapshot_of(topo), lost=overall.lost)
-            if received is not None and received.socket_drops:
-                notes.append(f"{received.socket_drops} datagrams dropped at the reader sockets")
+            if judging is not None and judging.socket_drops:
+                notes.append(f"{judging.socket_drops} datagrams dropped at the reader sockets")
         finally:
             if readers is not None:
                 readers.close()

@@ -29,6 +29,7 @@ from rawpacer.headers.sequence import sequence_of
 from rawpacer.pacing import ConstantSchedule, Rate, parse_rate
 from rawpacer.pacing.schedule import Offsets
 from rawpacer.readers.replaymatch import datagram_hash
+from rawpacer.readers.streammatch import StreamMatcher
 from rawpacer.traffic import Record, Rewriter, make_endpoints
 from rawpacer.traffic.fitframe import FITS, fit_frame, link_length
 from rawpacer.traffic.lane import CHUNK, RecordChunk, lane_for, pack_records
@@ -327,8 +328,8 @@ class Chunk:
 @dataclass
 class Expected:
     """What the readers should get, per flow: each datagram's hash and when it was due, in send order,
-    and its sequence while the flow is sequenced: the one part of a replay that grows with its
-    length. When it was due is kept as the offset itself (8 bytes) unless ``due`` is set: then as the
+    and its sequence while the flow is sequenced, kept here (growing with the replay's length) unless
+    ``matcher`` takes them as they are planned (what ``run`` does). When it was due is kept as the offset itself (8 bytes) unless ``due`` is set: then as the
     datagram's frame number (4 bytes; ``due`` turns numbers into offsets), or not at all when
     ``due`` is ``ALL_AT_ZERO`` (top speed)."""
 
@@ -340,11 +341,16 @@ class Expected:
     flows: dict[int, tuple[str, int]] = field(default_factory=dict)
     """Flow -> its captured destination (address, port), for the table."""
     due: Callable[[np.ndarray], np.ndarray] | None = None
+    matcher: StreamMatcher | None = None
+    """Where the datagrams go instead, when set: matched as the replay runs, nothing kept here."""
 
     def extend(self, flows: np.ndarray, digests: np.ndarray, sequences: np.ndarray, when: np.ndarray) -> None:
         """Datagrams in send order: each one's flow, payload hash (int64 bits), sequence (-1: none) and
         offset (or frame number, when ``due`` is set), as arrays."""
         if not len(flows):
+            return
+        if self.matcher is not None:
+            self.matcher.plan(flows, digests, when if self.due is None else self.due(when), sequences)
             return
         order = np.argsort(flows, kind="stable")
         flows, digests, sequences, when = flows[order], digests[order], sequences[order], when[order]

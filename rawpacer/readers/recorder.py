@@ -3,7 +3,8 @@
 Per datagram it records the reader slot (its flow), its length, a 64-bit hash of its content
 (``replaymatch.datagram_hash``) and its kernel receive timestamp (SO_TIMESTAMPNS), and on a
 collect sends the four arrays to the parent in one memfd once nothing has arrived for the settle
-time. The loop is C when built (``readers._record``: recvmmsg batches, the hash and the stamp per
+time, or at once on a take (what was recorded so far, while the replay runs), then forgets what it
+sent, so it holds one take's records, never the replay's. The loop is C when built (``readers._record``: recvmmsg batches, the hash and the stamp per
 datagram with the GIL released, no Python object per datagram), else its Python twin here (one
 ``recvmsg`` per datagram, ~4 us: a whole CPU at 250k datagrams/s); both keep the same records.
 This module imports no numpy, pyroute2 or rich (nor ``readerset``, which does): the process
@@ -37,7 +38,7 @@ try:
 except ImportError:  # built without a C compiler: the Python twin records
     CRecorder = None  # type: ignore[assignment,misc]  # the class or None
 
-READY, COLLECT, RESULT, ERROR = "ready", "collect", "result", "error"
+READY, COLLECT, TAKE, RESULT, ERROR = "ready", "collect", "take", "result", "error"
 BYTES_PER_DATAGRAM = 8 + 8 + 4 + 4
 """rx_ns int64, hash uint64, slot int32, length int32: the memfd's four arrays, in that order."""
 MAX_DATAGRAM = 65536
@@ -91,19 +92,21 @@ class _Recorder:
 
     def command(self) -> tuple[int, int, int] | None:
         """Read one command: a COLLECT's settle time in ns (at least 1), with the time it came and
-        the deadline it sets (COLLECT_CAP_S on); None for a stop (the one other command
-        ReaderSet's reaper sends) or a closed control socket."""
+        the deadline it sets (COLLECT_CAP_S on); a TAKE's (0, 0, 0), answered at once; None for a
+        stop (the one other command ReaderSet's reaper sends) or a closed control socket."""
         size = self.ctl.recv_into(inbox := bytearray(protocol.COMMAND_BUFFER))
         if not size:
             return None
         msg = marshal.loads(inbox[:size])
+        if msg[0] == TAKE:
+            return 0, 0, 0
         if msg[0] != COLLECT:
             return None
         now = time.monotonic_ns()
         return max(1, int(msg[1] * 1e9)), now, now + int(COLLECT_CAP_S * 1e9)
 
     def serve(self) -> None:
-        """Record until told to collect (then answer once settled) or stop."""
+        """Record until told to take (answered at once), collect (answered once settled) or stop."""
         if self.fast is not None:
             self._serve_c(self.fast)
             return
@@ -125,6 +128,9 @@ class _Recorder:
                 collect = self.command()
                 if collect is None:
                     return
+                if not collect[0]:
+                    self.report()
+                    continue
                 settle_ns, quiet_since, deadline = collect
             now = time.monotonic_ns()
             if got:
@@ -144,6 +150,9 @@ class _Recorder:
             collect = self.command()
             if collect is None:
                 return
+            if not collect[0]:
+                self.report()
+                continue
             settle_ns, since, deadline = collect
 
     def _dump(self, fd: int) -> int:

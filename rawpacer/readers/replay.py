@@ -4,7 +4,8 @@ A replay's datagrams all differ, so the one-message-per-port check of ``ReaderSe
 the process (``readers.recorder``) records, per datagram, the reader slot (its flow), its length,
 a 64-bit hash of its content (``replaymatch.datagram_hash``) and its kernel receive timestamp
 (SO_TIMESTAMPNS), in C when built (``readers._record``) or in its Python twin, and hands the four
-arrays to the parent in one memfd when asked; ``replaymatch`` judges them. The process lives like
+arrays to the parent in one memfd when asked (``take`` while the replay runs, ``collect`` at the
+end); ``streammatch`` (or ``replaymatch``, on the whole) judges them. The process lives like
 ReaderSet's: started by ``spawn``, in the readers' namespace, stopped (killed if it lingers) and
 reaped on close, on error and at exit.
 """
@@ -33,6 +34,7 @@ from rawpacer.readers.recorder import (
     ERROR,
     READY,
     RESULT,
+    TAKE,
     resolve_recorder,
 )
 
@@ -106,9 +108,20 @@ class ReplayReaders:
         return msg, fds
 
     def collect(self, settle: float = 0.2) -> Received:
-        """Everything that arrived, once nothing has for ``settle`` s (at most COLLECT_CAP_S)."""
+        """Everything that arrived (since the start or the last take), once nothing has for
+        ``settle`` s (at most COLLECT_CAP_S)."""
         self._ctl.send(marshal.dumps((COLLECT, float(settle))))
-        msg, fds = self._receive(RESULT, COLLECT_CAP_S + 10)
+        return self._result(COLLECT_CAP_S + 10)
+
+    def take(self) -> Received:
+        """What arrived since the start (or the last take), at once, while datagrams still come:
+        the process forgets it, so a replay of any length is judged a take at a time."""
+        self._ctl.send(marshal.dumps((TAKE,)))
+        return self._result(READY_TIMEOUT_S)
+
+    def _result(self, timeout: float) -> Received:
+        """The records a RESULT hands over, mapped, in arrival (receive time) order."""
+        msg, fds = self._receive(RESULT, timeout)
         count, drops = msg[1], msg[2]
         if not count:
             for fd in fds:
