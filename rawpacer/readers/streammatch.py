@@ -247,6 +247,12 @@ class StreamMatcher:
             start, self._next = self._next, self._next + count
             self._planned.append((start, flows, digests, due_ns, sequences))
 
+    @property
+    def planned(self) -> int:
+        """Datagrams planned so far, all flows together."""
+        with self._lock:
+            return self._next
+
     def _fold(self) -> None:
         with self._lock:
             planned, self._planned = self._planned, []
