@@ -203,7 +203,7 @@ def _send_chunks(writer: Writer, chunks: Iterator[Chunk], timing: Timing) -> tup
                 sent += writer.send_frames(frames[at : at + BATCH])
         return sent, None
     schedule = FedSchedule()
-    pacer = Pacer(schedule)
+    pacer = Pacer(schedule, spin=timing.spin)
     core = engine_core(pacer)
     wait, send = pacer.wait, writer.send_frames
     for chunk in chunks:
@@ -392,6 +392,7 @@ def send(
     speed: float | str | None = None,
     rate: float | str | None = None,
     topspeed: bool = False,
+    spin: str | None = None,
     loop: int | str = 1,
     limit: int | str | None = None,
     rewrite: bool = True,
@@ -418,7 +419,7 @@ def send(
         vlan_priority=vlan_priority,
         **path,
     )
-    chosen = Timing.parse(timing, speed, rate, topspeed)
+    chosen = Timing.parse(timing, speed, rate, topspeed, spin)
     loops, most = parse_loops(loop), parse_limit(limit)
     if json is not None:
         outputs.check("json", json)

@@ -26,7 +26,7 @@ import numpy as np
 from rawpacer.errors import UsageError, require
 from rawpacer.headers.ethernet import ETH_HLEN
 from rawpacer.headers.sequence import sequence_of
-from rawpacer.pacing import ConstantSchedule, Rate, parse_rate
+from rawpacer.pacing import ConstantSchedule, Rate, parse_rate, parse_spin
 from rawpacer.pacing.schedule import Offsets
 from rawpacer.readers.replaymatch import datagram_hash
 from rawpacer.readers.streammatch import StreamMatcher
@@ -54,11 +54,13 @@ Source = Callable[[], Iterable[Record]]
 
 @dataclass(frozen=True)
 class Timing:
-    """When frames leave: ``kind`` (captured, rate, topspeed), captured's ``speed``, rate's ``rate``."""
+    """When frames leave: ``kind`` (captured, rate, topspeed), captured's ``speed``, rate's ``rate``,
+    and how the pacer waits for each (``spin``: adaptive or full, as ``--spin`` on compare)."""
 
     kind: str = "captured"
     speed: float = 1.0
     rate: Rate | None = None
+    spin: str = "adaptive"
 
     @classmethod
     def parse(
@@ -67,6 +69,7 @@ class Timing:
         speed: str | float | None = None,
         rate: str | float | None = None,
         topspeed: bool = False,
+        spin: str | None = None,
     ) -> Timing:
         """The timing options as given (None: not given); one line on a conflict or a bad value."""
         given = [
@@ -89,19 +92,23 @@ class Timing:
             )
         else:
             value = 1.0
+        waits = "adaptive" if spin is None else parse_spin(spin)
+        require(spin is None or not topspeed, "--spin says how a paced replay waits; drop it with --topspeed")
         if rate is not None:
-            return cls("rate", 1.0, parse_rate(rate))
-        return cls("topspeed") if topspeed else cls("captured", value)
+            return cls("rate", 1.0, parse_rate(rate), waits)
+        return cls("topspeed") if topspeed else cls("captured", value, spin=waits)
 
     def describe(self) -> str:
         """One phrase for the first line of the output."""
+        spinning = ", spinning" if self.spin == "full" else ""
         if self.kind == "rate":
-            return f"at {self.rate}"
-        return "at top speed" if self.kind == "topspeed" else f"captured timing x{self.speed:g}"
+            return f"at {self.rate}{spinning}"
+        return "at top speed" if self.kind == "topspeed" else f"captured timing x{self.speed:g}{spinning}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"kind": self.kind, "speed": self.speed, "rate": None if self.rate is None else self.rate.text}
+        rate = None if self.rate is None else self.rate.text
+        return {"kind": self.kind, "speed": self.speed, "rate": rate, "spin": self.spin}
 
 
 def parse_loops(value: int | str) -> int:

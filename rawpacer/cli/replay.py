@@ -29,6 +29,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     timing.add_argument("--speed", default=None, help="captured timing this many times faster (default 1)")
     timing.add_argument("--rate", default=None, help="frames/s (10k, 1Mpps) or a bit rate on the frames (200Mbit)")
     timing.add_argument("--topspeed", action="store_true", help="as fast as the writer goes")
+    timing.add_argument(
+        "--spin",
+        default=None,
+        help="how the pacer waits: adaptive (sleep, then spin for the margin this host's wake-ups need; "
+        "default) or full (spin only, as sockperf does: one CPU busy)",
+    )
     p.add_argument("--loop", default="1", help="replay the file this many times, the schedule continuous (default 1)")
     p.add_argument("--limit", default=None, help="send at most this many frames in all")
     p.add_argument(
@@ -49,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def main(args: argparse.Namespace) -> int:
     """Check every option and the file, then replay; exit 1 when a datagram was lost, late, duplicated or corrupt."""
     config = make_config(writers=args.writer, fit=args.fit, **sandbox_kwargs(args))
-    chosen = Timing.parse(args.timing, args.speed, args.rate, args.topspeed)
+    chosen = Timing.parse(args.timing, args.speed, args.rate, args.topspeed, args.spin)
     loops, limit = parse_loops(args.loop), parse_limit(args.limit)
     for option, path in (("--json", args.json), ("--plot", args.plot)):
         if path is not None:

@@ -257,6 +257,8 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         ([*REPLAY, "--rate", "0"], "rate '0' is out of range"),
         ([*REPLAY, "--rate", "1k", "--topspeed"], "--rate and --topspeed both set the timing"),
         ([*REPLAY, "--loop", "0"], "loop '0' is out of range"),
+        ([*REPLAY, "--spin", "warp"], "spin 'warp' is not allowed; use adaptive or full"),
+        ([*REPLAY, "--spin", "full", "--topspeed"], "--spin says how a paced replay waits; drop it with --topspeed"),
         ([*REPLAY, "--limit", "0"], "limit '0' is not allowed"),
         ([*REPLAY, "--json", "/"], "--json '/' is a directory"),
         ([*REPLAY, "--plot", "/"], "--plot '/' is a directory"),

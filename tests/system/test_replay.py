@@ -119,3 +119,10 @@ def test_top_speed_sends_chunks_from_the_writers_engine_or_frame_by_frame(tmp_pa
     result = rawpacer.send(path, writer=writer, topology="veth", topspeed=True)
     assert result.sent == 1200 and result.counts.datagrams == 1200
     assert result.ok and result.total.intact == 1200 and result.total.reordered == 0
+
+
+def test_a_replay_paced_spinning_only_says_so(tmp_path):
+    path = write_pcap(tmp_path / "flows.pcap", capture_frames(2, 100))
+    result = rawpacer.send(str(path), writer="packet-ring", topology="veth", rate="10k", spin="full")
+    assert result.ok and result.total.intact == 200
+    assert result.pacer is not None and result.pacer["spin"] == "full" and result.timing.as_dict()["spin"] == "full"

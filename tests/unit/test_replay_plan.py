@@ -118,11 +118,19 @@ def test_a_flow_is_sequenced_only_when_every_payload_carries_the_field(tmp_path)
         ({"speed": "2", "topspeed": True}, "--speed scales captured timing"),
         ({"timing": "warp"}, "timing 'warp' is not allowed"),
         ({"rate": "0"}, "rate '0' is out of range"),
+        ({"spin": "warp"}, "spin 'warp' is not allowed"),
+        ({"spin": "full", "topspeed": True}, "--spin says how a paced replay waits"),
     ],
 )
 def test_bad_timing_is_one_line(kwargs, message):
     with pytest.raises(UsageError, match=message):
         Timing.parse(**kwargs)
+
+
+def test_spin_is_the_pacers_way_of_waiting_and_said():
+    full = Timing.parse(rate="10k", spin="full")
+    assert (full.kind, full.spin, full.describe()) == ("rate", "full", "at 10,000 pps, spinning")
+    assert Timing.parse(spin="FULL").as_dict()["spin"] == "full" and Timing.parse().spin == "adaptive"
 
 
 def test_loop_and_limit_ranges():
