@@ -125,19 +125,27 @@ class _Recorder:
                 if slot is not None:
                     got += self.drain(slot)
                     continue
-                collect = self.command()
-                if collect is None:
+                state = self.obey((settle_ns, quiet_since, deadline))
+                if state is None:
                     return
-                if not collect[0]:
-                    self.report()
-                    continue
-                settle_ns, quiet_since, deadline = collect
+                settle_ns, quiet_since, deadline = state
             now = time.monotonic_ns()
             if got:
                 quiet_since = now
             if settle_ns and (now - quiet_since >= settle_ns or now >= deadline):
                 self.report()
                 settle_ns = 0
+
+    def obey(self, state: tuple[int, int, int]) -> tuple[int, int, int] | None:
+        """Read one command and return the collection it leaves open (settle ns, since, deadline): a
+        take answered at once (``state`` as it was), a collection's own; None for a stop."""
+        collect = self.command()
+        if collect is None:
+            return None
+        if not collect[0]:
+            self.report()
+            return state
+        return collect
 
     def _serve_c(self, fast: CRecorder) -> None:
         """``serve`` with the C loop: it records, and comes back for a command or a settled collection."""
@@ -147,13 +155,10 @@ class _Recorder:
                 self.report()
                 settle_ns = 0
                 continue
-            collect = self.command()
-            if collect is None:
+            state = self.obey((settle_ns, since, deadline))
+            if state is None:
                 return
-            if not collect[0]:
-                self.report()
-                continue
-            settle_ns, since, deadline = collect
+            settle_ns, since, deadline = state
 
     def _dump(self, fd: int) -> int:
         """The Python twin's records written to ``fd`` (the layout of ``BYTES_PER_DATAGRAM``), then
