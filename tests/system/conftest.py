@@ -5,11 +5,19 @@ as a user would: it needs root. The ``netns`` marker is applied here, once, so
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
+
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    # A shell that starts a job in the background without job control ignores SIGINT for it, and
+    # every process it starts inherits that: Python never turns SIGINT into KeyboardInterrupt there,
+    # so the tests that interrupt a run would test nothing. A handler (unlike SIG_IGN) is reset to
+    # the default on exec, so the runs these tests start get Ctrl-C as a user's terminal gives it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
