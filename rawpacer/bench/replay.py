@@ -64,12 +64,14 @@ SETTLE_S = 0.3
 TAKE_EVERY_S = 0.2
 """How often a replay takes its readers' records while it sends, once it is long (``TAKE_FROM``): the
 recorder then holds ~0.2 s of datagrams (24 bytes each), never the whole replay's."""
-TAKE_FROM = WINDOW
-"""Planned datagrams from which a replay takes its records while it sends. Judging them beside the
-sender costs ~1 µs of CPU a datagram on the sender's two CPUs (measured: the pacer's own lateness
-p99 0.2-1.7 ms without, 5-11 ms with, at 100k/s on a 2-vCPU VM), so a shorter replay is judged once
-it has sent (its records, ~75 bytes a datagram in all, fit well under 100 MB); a longer one takes
-them as it goes, in bounded memory, and before the matcher's horizon (``WINDOW``) could lose any."""
+TAKE_FROM = WINDOW // 4
+"""Planned datagrams (2^18) from which a replay takes its records while it sends. Judging them beside
+the sender costs ~1 µs of CPU a datagram on the sender's two CPUs (measured: the pacer's own lateness
+p99 0.2-1.7 ms without, 5-11 ms with, at 100k/s on a 2-vCPU VM; the kernel's receive figures the
+same), so a shorter replay is judged once it has sent (its records, ~75 bytes a datagram in all:
+under 20 MB); a longer one takes them as it goes, in bounded memory, long before the matcher's
+horizon (``WINDOW``) could lose any, and its first take is small (from 2^20 the first take's 1M
+records took a 10M-frame replay's peak to +238 MiB; from 2^18, +164 MiB)."""
 
 
 @dataclass(frozen=True)
