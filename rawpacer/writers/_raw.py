@@ -252,20 +252,6 @@ class RawWriter(Writer):
         """The engine this writer's prebuilt frames leave through from C; None: they go frame by frame in Python."""
         return None
 
-    def send_frames_paced(self, frames: Sequence[Message], core: Core) -> int | None:
-        """Prebuilt frames through ``frame_engine``, one a departure of ``core`` (not with a pcap to record)."""
-        sender = self.frame_engine()
-        if sender is None or self.pcap is not None:
-            return None
-        self.check_frames(frames)
-        pool = engine.pool(frames)
-        try:
-            return sender.send(pool, 0, len(frames), 1, core)
-        except OSError as exc:
-            raise self._failure(exc) from None
-        finally:
-            pool.release()
-
     def send_pool(self, data: Message, at: Sequence[int], lengths: Sequence[int], core: Core | None) -> int | None:
         """Prebuilt frames in one buffer through ``frame_engine`` (made once), one a departure of
         ``core`` or ``pool_batch`` a call unpaced (not with a pcap to record)."""

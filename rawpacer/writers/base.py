@@ -188,12 +188,6 @@ class Writer(ABC):
         keep it from it (a pcap to record, the engine not built)."""
         return None
 
-    def send_frames_paced(self, frames: Sequence[Message], core: Core) -> int | None:
-        """``frames`` as ``send_frames`` takes them, one a departure of the pacer's C core, the loop in
-        C (a replay's paced chunk); frames sent, or None when this writer's frames cannot leave that
-        way (then the caller waits and calls ``send_frames`` itself)."""
-        return None
-
     def send_pool(self, data: Message, at: Sequence[int], lengths: Sequence[int], core: Core | None) -> int | None:
         """Prebuilt frames in one buffer (frame j is ``data[at[j] : at[j] + lengths[j]]``, as ``send_frames``
         takes them) through this writer's engine from C: one a departure of ``core``, or unpaced, a
