@@ -244,13 +244,24 @@ def _frames(stream: _Stream) -> Iterator[Record]:
     if len(head) < 4:
         raise CaptureError(f"capture {stream.path!r} is not a pcap or pcapng file ({len(head)} bytes)")
     stream.offset = 4
-    big, little = struct.unpack(">I", head)[0], struct.unpack("<I", head)[0]
+    big = struct.unpack(">I", head)[0]
     if big == SHB_TYPE:
         return _pcapng(stream, head)
-    for order, magic in ((">", big), ("<", little)):
-        if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-            return _pcap(stream, _pcap_header(stream, head, order), order, magic)
+    classic = pcap_magic(head)
+    if classic is not None:
+        order, magic = classic
+        return _pcap(stream, _pcap_header(stream, head, order), order, magic)
     raise CaptureError(f"capture {stream.path!r} is not a pcap or pcapng file (it starts with 0x{big:08x})")
+
+
+def pcap_magic(head: bytes) -> tuple[str, int] | None:
+    """A classic pcap's byte order (``">"`` or ``"<"``) and magic (µs or ns) from its first four
+    bytes (section 4); None when they are no classic pcap magic."""
+    for order in "><":
+        magic = struct.unpack(order + "I", head)[0]
+        if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+            return order, magic
+    return None
 
 
 def _pcap_header(stream: _Stream, magic: bytes, order: str) -> LinkType:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import itertools
 import os
-import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,12 +27,12 @@ from rawpacer.traffic.capture import (
     MAX_FRAME,
     PCAP_HEADER,
     PCAP_MAGIC_NS,
-    PCAP_MAGIC_US,
     PCAP_RECORD,
     LinkType,
     Record,
     _pcap_header,
     _Stream,
+    pcap_magic,
     read_capture,
 )
 from rawpacer.traffic.rewrite import Rewriter
@@ -117,19 +116,19 @@ def read_chunks(path: str | os.PathLike[str], count: int = CHUNK) -> Iterator[Re
             head = handle.read(4)
     except OSError:
         return pack_records(read_capture(path), count)  # its error, word for word
-    orders = [o for o in "<>" if len(head) == 4 and struct.unpack(o + "I", head)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS)]
-    if not orders:
+    classic = pcap_magic(head) if len(head) == 4 else None
+    if classic is None:
         return pack_records(read_capture(path), count)
+    order, magic = classic
     handle = open(path, "rb")  # noqa: SIM115 - the returned generator owns it and closes it
     try:
         stream = _Stream(handle, path)
         stream.offset = 4
-        link = _pcap_header(stream, handle.read(4), orders[0])
+        link = _pcap_header(stream, handle.read(4), order)
     except BaseException:
         handle.close()
         raise
-    nanos = struct.unpack(orders[0] + "I", head)[0] == PCAP_MAGIC_NS
-    return _pcap_chunks(stream, handle, link, orders[0] == ">", nanos, count)
+    return _pcap_chunks(stream, handle, link, order == ">", magic == PCAP_MAGIC_NS, count)
 
 
 def _pcap_chunks(
