@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from rawpacer.sandbox import Sandbox
+
 HERE = Path(__file__).resolve().parent
 
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
@@ -28,3 +30,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.netns)
             if os.geteuid() != 0:
                 item.add_marker(needs_root)
+
+
+@pytest.fixture(scope="module")
+def veth():
+    """One veth sandbox (writer and reader namespaces) shared by a module's tests, removed after its last."""
+    with Sandbox("veth") as topo:
+        yield topo

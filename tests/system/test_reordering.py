@@ -124,12 +124,6 @@ def test_an_rfc2544_trial_records_the_reordering(router):
     assert any("reordered" in note for note in record.notes)
 
 
-@pytest.fixture(scope="module")
-def veth():
-    with Sandbox("veth") as topo:
-        yield topo
-
-
 @pytest.mark.parametrize("loop", ["c", "python"])
 def test_injected_duplicate_and_swap_are_counted_exactly(veth, loop):
     """A raw socket sends port A 0 1 1 2 3 (1 twice) and port B 0 2 1 3 (1 and 2 swapped): one

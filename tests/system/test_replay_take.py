@@ -15,22 +15,15 @@ from rawpacer.bench.replayplan import Plan, Timing, scan
 from rawpacer.readers.replay import ReplayReaders
 from rawpacer.readers.replaymatch import python_datagram_hash
 from rawpacer.readers.streammatch import StreamMatcher
-from rawpacer.sandbox import Sandbox
 from rawpacer.traffic import Rewriter
 from rawpacer.writers import WriterOptions, get
 
 
-@pytest.fixture(scope="module")
-def topo():
-    with Sandbox("veth") as topology:
-        yield topology
-
-
 @pytest.mark.parametrize("recorder", ["c", "python"])
-def test_takes_and_the_collection_hold_every_datagram_once(topo, recorder):
+def test_takes_and_the_collection_hold_every_datagram_once(veth, recorder):
     payloads = [i.to_bytes(8, "big") * (1 + i % 9) for i in range(6000)]
     parts = []
-    with ReplayReaders(topo, 2, recorder=recorder) as readers, udp_sender(topo) as send:
+    with ReplayReaders(veth, 2, recorder=recorder) as readers, udp_sender(veth) as send:
         for lo in range(0, 6000, 1000):
             for i in range(lo, lo + 1000):
                 send(payloads[i], readers.ports[i % 2])
@@ -43,16 +36,16 @@ def test_takes_and_the_collection_hold_every_datagram_once(topo, recorder):
 
 
 @pytest.mark.parametrize("take_from", [0, None])
-def test_a_replay_judged_take_by_take_counts_exactly(topo, tmp_path, monkeypatch, take_from):
+def test_a_replay_judged_take_by_take_counts_exactly(veth, tmp_path, monkeypatch, take_from):
     """Taken as it goes (a long replay's way: here from the first datagram) or, short of ``TAKE_FROM``,
     once it has sent: the same counts."""
     if take_from is not None:
         monkeypatch.setattr(replay, "TAKE_FROM", take_from)
     path = write_pcap(tmp_path / "flows.pcap", capture_frames(3, 400, sequenced=True))
     source = file_source(path)
-    with ReplayReaders(topo, 3) as readers:
-        target = topo.target(readers.ports)
-        with topo.enter("writer"):
+    with ReplayReaders(veth, 3) as readers:
+        target = veth.target(readers.ports)
+        with veth.enter("writer"):
             writer = get("packet-ring")(target, WriterOptions(message_size=1472))
         timing = Timing.parse(None, None, "20k", False)
         plan = Plan(
