@@ -26,6 +26,7 @@ from rawpacer.limits import FIRST_PORT, MAX_PORT, MAX_READERS
 from rawpacer.messages import check_size
 from rawpacer.readers import arrivals, process, protocol, spawn, states
 from rawpacer.readers.core import PREFIX
+from rawpacer.readers.starting import Starting
 from rawpacer.readers.tally import OpResult, RunTally
 from rawpacer.readers.tuning import ReaderTuning
 
@@ -104,7 +105,7 @@ def _describe_status(status: int | None) -> str:
     return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
-class ReaderSet:
+class ReaderSet(Starting):
     """N reader sockets on ``topo.reader_ip`` (ports from 5001 up), served by one reader process.
 
     Per op: ``fill`` ``buffer`` (or ``messages``), ``begin()``, send, ``wait()``. Per stream:
@@ -275,12 +276,7 @@ class ReaderSet:
     # --- ops and streams ------------------------------------------------------------------
 
     def _start(
-        self,
-        stream: bool,
-        expected_size: int | None,
-        timestamps: bool,
-        fanouts: int | None = None,
-        shaped: bool = False,
+        self, stream: bool, expected_size: int | None, timestamps: bool, fanouts: int | None, shaped: bool
     ) -> None:
         size = self.message_size if expected_size is None else expected_size
         require(
@@ -305,30 +301,6 @@ class ReaderSet:
             self._stamping = True
         self._send(begin)
         self._pending = (size, time.perf_counter(), timestamps)
-
-    def begin(self, expected_size: int | None = None, *, timestamps: bool = False) -> None:
-        """Start one op: the readers expect one datagram each, equal to (the first ``expected_size``
-        bytes of) their slot in ``messages``. Call before sending; the readers start at once.
-        ``timestamps``: keep every datagram's kernel RX timestamp (``OpResult.arrivals``)."""
-        self._start(False, expected_size, timestamps)
-
-    def begin_stream(
-        self,
-        expected_size: int | None = None,
-        *,
-        timestamps: bool = False,
-        fanouts: int | None = None,
-        shaped: bool = False,
-    ) -> None:
-        """Start a stream: many fan-outs of the same ``messages`` until ``end_stream``.
-        ``timestamps``: keep every datagram's kernel RX timestamp (``OpResult.arrivals``).
-        ``fanouts``: the datagrams carry sequences (``rawpacer.headers.sequence.sequence_bytes``, the op
-        loop's streams do): fan-out k's datagrams begin with sequence k < ``fanouts``, the rest of
-        each is its port's message, and the readers count reordering and duplicates by sequence.
-        ``shaped``: a frame pool's stream (``rawpacer.traffic.pool``): a datagram is intact when it is a
-        prefix of its port's message, up to ``expected_size`` bytes, and the readers count datagrams
-        per length (``OpResult.lengths``); no sequences."""
-        self._start(True, expected_size, timestamps, fanouts, shaped)
 
     def _finish(
         self, sent: int, command: protocol.Wait | protocol.EndStream, answer_within: float, strict: bool

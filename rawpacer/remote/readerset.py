@@ -25,6 +25,7 @@ from rawpacer.readers import Arrivals, OpResult, ReaderSet, RunTally
 from rawpacer.readers.counts import total
 from rawpacer.readers.process import STREAM_CAP_S
 from rawpacer.readers.readerset import ANSWER_MARGIN_S
+from rawpacer.readers.starting import Starting
 from rawpacer.remote import clock, outcome, wire
 from rawpacer.remote.agent import CHAIN_SILENCE_S
 from rawpacer.remote.channel import Channel
@@ -113,7 +114,7 @@ def remote_clock(channel: Channel) -> int:
     return int(channel.request("clock", "time", ANSWER_MARGIN_S)["realtime_ns"])
 
 
-class RemoteReaderSet:
+class RemoteReaderSet(Starting):
     """``count`` readers spread over ``hosts`` (by weight), each host's on ``addrs[i]`` (None: the
     address the SSH client reached), ports from ``first_port`` up across the hosts in order."""
 
@@ -190,7 +191,12 @@ class RemoteReaderSet:
 
     # --- the op loop's interface ---------------------------------------------------------
 
-    def _start(self, mode: str, expected_size: int | None, timestamps: bool, fanouts: int | None = None) -> None:
+    def _start(
+        self, stream: bool, expected_size: int | None, timestamps: bool, fanouts: int | None, shaped: bool
+    ) -> None:
+        # a shaped stream's per-size counting is local only: refused before a run
+        require(not shaped, "a shaped stream (--sizes, --vary) needs local readers; drop --remote")
+        mode = "stream" if stream else "op"
         size = self.message_size if expected_size is None else expected_size
         require(
             isinstance(size, int) and 1 <= size <= self.message_size,
@@ -261,23 +267,6 @@ class RemoteReaderSet:
         if isinstance(source, FixedSource):
             self._sent_seed = b"fixed"
         return "bytes", b""
-
-    def begin(self, expected_size: int | None = None, *, timestamps: bool = False) -> None:
-        """Start one op on every host: each agent holds its share of ``messages`` and is armed on return."""
-        self._start("op", expected_size, timestamps)
-
-    def begin_stream(
-        self,
-        expected_size: int | None = None,
-        *,
-        timestamps: bool = False,
-        fanouts: int | None = None,
-        shaped: bool = False,
-    ) -> None:
-        """Start a stream on every host (``fanouts``: its datagrams carry sequences, as ReaderSet's; a
-        shaped stream's per-size counting is local only, refused before a run)."""
-        require(not shaped, "a shaped stream (--sizes, --vary) needs local readers; drop --remote")
-        self._start("stream", expected_size, timestamps, fanouts)
 
     def _finish(self, mode: str, sent: int, request: dict[str, Any], answer_within: float, strict: bool) -> OpResult:
         if self._pending is None or self._pending[0] != mode:
