@@ -3,10 +3,17 @@ whether it was cut short; written once for ``compare``'s Report and RFC 2544's R
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 Row = TypeVar("Row")
+
+
+def derived(row: object, names: Iterable[str]) -> dict[str, Any]:
+    """``row``'s derived values (its properties) keyed by name: what a row's JSON object holds beside its
+    dataclass fields, each name written once."""
+    return {name: getattr(row, name) for name in names}
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rawpacer.bench import confidence
-from rawpacer.bench.record import RunRecord
+from rawpacer.bench.record import RunRecord, derived
 from rawpacer.bench.stats import PERCENTILES
 from rawpacer.host import HostActivity
 from rawpacer.readers import counts
@@ -140,12 +140,10 @@ class Sample:
         for name, value in (self.op_ns_percentiles or {}).items():
             out[OP_PERCENTILE + name] = value
         out.update(
-            ns_per_op=self.ns_per_op,
-            packets_per_s=self.packets_per_s,
-            mb_per_s=self.mb_per_s,
-            ns_per_packet=self.ns_per_packet,
-            dut_forwarded_pps=self.dut_forwarded_pps,
-            reordered_ratio=self.reordered_ratio,
+            derived(
+                self,
+                ("ns_per_op", "packets_per_s", "mb_per_s", "ns_per_packet", "dut_forwarded_pps", "reordered_ratio"),
+            )
         )
         return out
 

@@ -20,7 +20,7 @@ from rawpacer import outputs
 from rawpacer.bench import histograms
 from rawpacer.bench.methodology.sizes import FrameSize
 from rawpacer.bench.methodology.trial import Outcome, TrialResult
-from rawpacer.bench.record import RunRecord
+from rawpacer.bench.record import RunRecord, derived
 
 SCHEMA = "rawpacer-rfc2544/1"
 
@@ -248,12 +248,7 @@ class Entry:
         """The JSON object: the issue's keys (``throughput_mbit``, ``reader_bound``...) and the rest."""
         out = asdict(self)
         out.update(
-            throughput_mbit=self.throughput_mbit,
-            ndr_mbit=self.ndr_mbit,
-            pdr_mbit=self.pdr_mbit,
-            reader_capacity_pps=self.reader_capacity_pps,
-            reader_bound=self.reader_bound,
-            spoiled=self.spoiled,
+            derived(self, ("throughput_mbit", "ndr_mbit", "pdr_mbit", "reader_capacity_pps", "reader_bound", "spoiled"))
         )
         return out
 
