@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
@@ -222,12 +222,13 @@ def drive(step: Stepper, clock: Clock) -> Callable[[int], None]:
     return wait
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PacerReport:
     """What a pacer did: departures, stalls (re-anchors), its CPU time, and how late departures left (ns).
 
     ``lateness_ns`` is against the re-anchored schedule (what the pacer aimed at), and
     ``schedule_lateness_ns`` against the intended one (a stall shows in every departure after it).
+    The fields stand in the order of the JSON record (``as_dict``).
     """
 
     departures: int
@@ -235,30 +236,20 @@ class PacerReport:
     stalled_ns: int
     cpu_ns: int
     lateness_ns: dict[str, int | None]
+    schedule_lateness_ns: dict[str, int | None] | None = None
+    spin: str = "fixed"
     spin_ns: int | None
+    sleeps: int = 0
     stall_ns: int
     catch_up: float
     implementation: str
-    spin: str = "fixed"
-    sleeps: int = 0
-    schedule_lateness_ns: dict[str, int | None] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready fields (the stream result's ``pacer`` entry)."""
-        return {
-            "departures": self.departures,
-            "stalls": self.stalls,
-            "stalled_ns": self.stalled_ns,
-            "cpu_ns": self.cpu_ns,
-            "lateness_ns": dict(self.lateness_ns),
-            "schedule_lateness_ns": dict(self.schedule_lateness_ns or {}),
-            "spin": self.spin,
-            "spin_ns": self.spin_ns,
-            "sleeps": self.sleeps,
-            "stall_ns": self.stall_ns,
-            "catch_up": self.catch_up,
-            "implementation": self.implementation,
-        }
+        """The report as JSON-ready fields (the stream result's ``pacer`` entry): the schedule's
+        lateness an empty object when there is none."""
+        out = asdict(self)
+        out["schedule_lateness_ns"] = dict(self.schedule_lateness_ns or {})
+        return out
 
 
 class Pacer:
