@@ -14,13 +14,15 @@ in an order that rotates each round:
   pure-Python pacer, spinning in Python), ``c-wait`` (the Python loop on the C pacer: one C call
   per departure, waits with the GIL released) and ``c-loop`` (the whole departure loop, sends
   included, in C: the transmit engine paced by the C core), each waiting the default way (sleep, then spin for the adaptive
-  margin); and the C loop waiting two other ways: ``c-full`` (``--spin full``: spin only, no
-  PAUSE, as sockperf does) and ``c-fixed`` (a fixed 5 ms margin: the pacer's wait before the
-  margin adapted). Each socket sends two unmeasured datagrams first, the same way, as sockperf
+  margin) and catching up at most 1.25x; and the C loop three other ways: ``c-full`` (``--spin
+  full``: spin only, no PAUSE), ``c-burst`` (spin only and ``--catch-up burst``: what is due after a
+  stall leaves back to back; sockperf's two rules) and ``c-fixed`` (a fixed 5 ms margin: the pacer's
+  wait before the margin adapted). Each socket sends two unmeasured datagrams first, the same way, as sockperf
   warms up before its test;
 - the batch writers (``udp-sendmmsg``, ``packet-ring``, ``xdp``) at burst 1 through the transmit
-  engine paced by the C core (``/engine``), spinning only (``/engine-full``, named), or a Python
-  loop around the C pacer's wait (``/py-loop``, named);
+  engine paced by the C core (``/engine``), spinning only (``/engine-full``, named), with
+  sockperf's two rules (``/engine-burst``, named), or a Python loop around the C pacer's wait
+  (``/py-loop``, named);
 - ``sockperf throughput --mps`` (C, spins on the TSC to absolute deadlines);
 - ``iperf3 -u -b`` (UDP at the equivalent payload bit rate; its server must receive the datagrams
   itself, so they are stamped by an AF_PACKET socket on lo instead, which gets the very same

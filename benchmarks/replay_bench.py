@@ -15,8 +15,13 @@ every datagram's kernel receive time in the reader namespace. Cases:
 - ``rate``: 64-byte frames at 10k and 100k pps (tcpreplay ``--pps``): the rate error;
 - ``captured``: exponential gaps, mean 100 µs (seeded): |gap deviation| from the captured gaps,
   p50/p99/max (tcpreplay's default timing, rawpacer's ``captured``);
+- ``captured`` runs rawpacer twice: as it is by default (a late pacer catches up at most 1.25x, so a
+  stall shortens several gaps a little) and with ``--catch-up burst`` (what is due leaves back to
+  back, as tcpreplay does, so a stall spoils fewer gaps; ``rawpacer/packet-raw+burst``);
 - ``topspeed``: 1518-byte frames (tcpreplay ``--topspeed``): frames/s, the readers' interface count over
-  the span of the receive stamps;
+  the span of the receive stamps. ``trafgen`` (netsniff-ng, one CPU, qdisc bypassed) sends the file's
+  first frame as many times from its TX ring, reading no file: the kernel path's own bound for any
+  sender here, which a ratio against tcpreplay cannot exceed;
 - ``drift``: ``--drift-frames`` frames at ``--drift-rate`` (100k pps): the last arrival against where
   the schedule puts it.
 """
@@ -24,6 +29,8 @@ every datagram's kernel receive time in the reader namespace. Cases:
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import shutil
 import struct
 import subprocess
@@ -44,6 +51,7 @@ from rawpacer.pacing.fed import schedule_stats
 from rawpacer.readers.replay import Received, ReplayReaders
 from rawpacer.readers.replaymatch import datagram_hash
 from rawpacer.sandbox import Sandbox, Topology
+from rawpacer.traffic.capture import read_capture
 from rawpacer.writers import WriterOptions, get
 
 EPOCH_NS = 1_700_000_000 * 10**9
@@ -83,15 +91,20 @@ def run_tool(
     readers' interface count of it."""
     with ReplayReaders(topo, 1, rcvbuf=256 << 20) as readers:
         before = rx_packets(topo)
-        if tool == "tcpreplay":
+        if tool == "trafgen":
+            trafgen(topo, path, limit)
+        elif tool == "tcpreplay":
             limits = [] if limit is None else ["--limit", str(limit)]
             command = ["ip", "netns", "exec", topo.writer_ns, "tcpreplay", "-q", "-i", topo.writer_if, *extra, *limits]
             command.append(str(path))
             subprocess.run(command, check=True, capture_output=True, timeout=600)
         else:
             target = topo.target(readers.ports)
+            name, _, variant = tool.split("/")[1].partition("+")
+            if variant == "burst":
+                timing = dataclasses.replace(timing, catch_up=math.inf)
             with topo.enter("writer"):
-                writer = get(tool.split("/")[1])(target, WriterOptions(message_size=1472))
+                writer = get(name)(target, WriterOptions(message_size=1472))
             source = file_source(path)
             found = scan(source, target.link.mtu, "trim", limit)
             plan = Plan(source, found, timing, mtu=target.link.mtu, fit="trim", limit=limit)
@@ -99,6 +112,18 @@ def run_tool(
                 send_plan(writer, plan, timing)
         received = readers.collect(0.5)
         return received, rx_packets(topo) - before
+
+
+def trafgen(topo: Topology, path: Path, limit: int | None) -> None:
+    """trafgen sending ``path``'s first frame once per record (or ``limit`` times) on one CPU from
+    its TX ring, qdisc bypassed, touching no host setting."""
+    first = next(read_capture(path)).data
+    conf = path.with_suffix(".trafgen")
+    conf.write_text("{ " + ", ".join(f"0x{b:02x}" for b in first) + " }\n")
+    count = sum(1 for _ in read_capture(path)) if limit is None else limit
+    command = ["ip", "netns", "exec", topo.writer_ns, "trafgen", "--dev", topo.writer_if, "--conf", str(conf)]
+    command += ["--num", str(count), "-P", "1", "--no-sock-mem", "--notouch-irq"]
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
 
 
 def figures(received: Received, count: int, due: dict[int, int] | None, target_pps: float | None) -> dict[str, Any]:
@@ -184,7 +209,8 @@ def main() -> int:
                 )
                 write_capture(path, framer(template, 100), offsets)
                 due = {datagram_hash(payload_of(i, 100)): int(o) for i, o in enumerate(offsets.tolist())}
-                both("captured exp 100us", path, Timing("captured"), [], due=due)
+                tools = ("tcpreplay", "rawpacer/packet-raw", "rawpacer/packet-raw+burst")
+                both("captured exp 100us", path, Timing("captured"), [], due=due, tools=tools)
             if "topspeed" in chosen:
                 path = work / "big.pcap"
                 write_capture(path, framer(template, 1472), np.arange(n, dtype=np.int64))
@@ -193,7 +219,8 @@ def main() -> int:
                     path,
                     Timing("topspeed"),
                     ["--topspeed"],
-                    tools=("tcpreplay", "rawpacer/packet-raw", "rawpacer/packet-ring"),
+                    tools=("tcpreplay", "rawpacer/packet-raw", "rawpacer/packet-ring")
+                    + (("trafgen",) if shutil.which("trafgen") else ()),
                 )
             if "drift" in chosen:
                 path = work / "drift.pcap"

@@ -31,7 +31,7 @@ from rawpacer.limits import (
     MIN_MTU_V6,
 )
 from rawpacer.messages import KINDS as PAYLOADS
-from rawpacer.pacing import PaceSpec, parse_spin
+from rawpacer.pacing import DEFAULT_CATCH_UP, PaceSpec, catch_up_label, parse_spin
 from rawpacer.remote.spec import Host, parse_hosts
 from rawpacer.sandbox import IP_VERSIONS, KINDS
 from rawpacer.sandbox.ports import Ports, check_port
@@ -122,6 +122,7 @@ class Config:
             "pattern": None if self.pace is None else self.pace.pattern,
             "seed": None if self.pace is None else self.pace.seed,
             "spin": None if self.pace is None else self.pace.spin,
+            "catch_up": None if self.pace is None else catch_up_label(self.pace.catch_up),
             **(ShapeSpec().params() if self.shape is None else self.shape.params()),
             "slow_writer_caps_s": {
                 n: cap for n in self.writers if (cap := registry.get(n).benchtime_cap_s) is not None
@@ -191,18 +192,21 @@ def check_pace(
     mode: str,
     per_op: bool,
     spin: str = "adaptive",
+    catch_up: str | float | None = None,
 ) -> PaceSpec | None:
     """The pacing asked for, if any: --rate paces a stream (compare, ``--mode stream``) or, with
-    ``per_op``, every fan-out datagram by datagram (send); --burst, --pattern, --seed and --spin need it."""
+    ``per_op``, every fan-out datagram by datagram (send); --burst, --pattern, --seed, --spin and
+    --catch-up need it."""
     if rate is None:
         require(
             str(burst).strip() == "1" and pattern == "constant" and seed is None,
             "--burst, --pattern and --seed shape a paced stream; give --rate too",
         )
         require(parse_spin(spin) == "adaptive", f"--spin {spin} says how a paced stream waits; give --rate too")
+        require(catch_up is None, f"--catch-up {catch_up} says how a late paced stream catches up; give --rate too")
         return None
     require(per_op or mode == "stream", f"--rate {rate} paces a stream; use it with --mode stream")
-    return PaceSpec.parse(rate, burst, pattern, seed, spin)
+    return PaceSpec.parse(rate, burst, pattern, seed, spin, DEFAULT_CATCH_UP if catch_up is None else catch_up)
 
 
 def check_device(
@@ -324,6 +328,7 @@ def make_config(
     pattern: str = "constant",
     seed: int | str | None = None,
     spin: str = "adaptive",
+    catch_up: str | float | None = None,
     per_op_pacing: bool = False,
     egress_mtu: int | str | None = None,
     dut: str | Sequence[str] | None = None,
@@ -357,7 +362,7 @@ def make_config(
     require(not (with_go and version == 6), "--with-go runs the seed's own IPv4 job; drop -6 to run it")
     mode = _choice("mode", mode, MODES)
     paced_seed = seed if (sizes is None and not vary) or (rate is not None and pattern == "poisson") else None
-    pace = check_pace(rate, burst, pattern, paced_seed, mode, per_op_pacing, spin)
+    pace = check_pace(rate, burst, pattern, paced_seed, mode, per_op_pacing, spin, catch_up)
     require(not (with_go and pace is not None), "--with-go runs the seed's unpaced job; drop --rate to run it")
     links = None if mtu is None else check_mtu(parse_int("mtu", mtu, MIN_MTU, MAX_MTU), version)
     egress, profiles, setup = check_device(topology, links, egress_mtu, dut, dut_setup, version)

@@ -12,6 +12,7 @@ stamps a packet once, before any socket sees it); ``trafgen --rate`` and ``trafg
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -38,23 +39,30 @@ PORT = 5201
 ETH_P_ALL = 0x0003
 PACKET_HOST = 0
 """packet(7): every protocol; a frame addressed to this host."""
-WAYS = ("py-spin", "c-wait", "c-loop", "c-full", "c-fixed")
+WAYS = ("py-spin", "c-wait", "c-loop", "c-full", "c-burst", "c-fixed")
 """How rawpacer paces: the Python loop on the Python pacer, the Python loop on the C pacer (one call
-per departure), the whole loop in C (the transmit engine's sendmmsg back end, paced by the C core), and the C loop spinning only or with a fixed margin."""
-RING_WAYS = ("engine", "engine-full", "py-loop")
-"""The batch writers, three ways: ``engine`` (the writer's frames through the transmit engine, paced by
+per departure), the whole loop in C (the transmit engine's sendmmsg back end, paced by the C core),
+and the C loop spinning only, spinning only and catching up in bursts (sockperf's two rules), or
+with a fixed margin."""
+RING_WAYS = ("engine", "engine-full", "engine-burst", "py-loop")
+"""The batch writers, four ways: ``engine`` (the writer's frames through the transmit engine, paced by
 the pacer's C core: ``Writer.replay_frames``), ``engine-full`` (the same, spinning only: ``--spin
-full``, sockperf's way) and ``py-loop`` (a Python loop: the C pacer's wait, then ``resend``, the op
-loop's way before the engine); only ``engine`` is in the default set, name the others."""
+full``), ``engine-burst`` (spinning only and catching up back to back: ``--catch-up burst``,
+sockperf's way) and ``py-loop`` (a Python loop: the C pacer's wait, then ``resend``, the op loop's
+way before the engine); only ``engine`` is in the default set, name the others."""
 RING_TOOLS = [f"{writer}/{way}" for writer in ("udp-sendmmsg", "packet-ring", "xdp") for way in RING_WAYS]
 PACER_TOOLS = [f"{writer}/{way}" for writer in ("udp-sendto", "packet-raw") for way in WAYS]
 PACER_TOOLS += [t for t in RING_TOOLS if t.endswith("/engine")]
-SPIN: dict[str, dict[str, Any]] = {
+SOCKPERFS_RULES: dict[str, Any] = {"spin": "full", "catch_up": math.inf}
+"""sockperf's pacing: spin to each deadline, and send what is due back to back when late."""
+PACER_ARGS: dict[str, dict[str, Any]] = {
     "c-full": {"spin": "full"},
     "engine-full": {"spin": "full"},
+    "c-burst": SOCKPERFS_RULES,
+    "engine-burst": SOCKPERFS_RULES,
     "c-fixed": {"spin_ns": 5_000_000},
 }
-"""How each way's pacer waits: adaptive (the default) unless named here."""
+"""How each way's pacer waits and catches up: adaptive and 1.25x (the defaults) unless named here."""
 PEER_BINARY = {"sockperf": "sockperf", "iperf3": "iperf3", "trafgen-rate": "trafgen", "trafgen-gap": "trafgen"}
 """Each peer tool and the program it needs."""
 PEERS = list(PEER_BINARY)
@@ -144,7 +152,7 @@ class PeerBench:
         writer, way = tool.split("/")
         core: Literal["c", "python"] = "python" if way == "py-spin" else "c"
         loop: Literal["c", "python"] = "python" if way in ("py-spin", "c-wait") else "c"
-        spin = SPIN.get(way, {})
+        spin = PACER_ARGS.get(way, {})
         frames: list[bytes]
         addresses: list[tuple[str, int]] | None
         with self.topo.enter("writer"):
@@ -174,7 +182,7 @@ class PeerBench:
         with writer:
             writer.send(messages)
             self.drain()
-            pacer = Pacer(ConstantSchedule(rate), **SPIN.get(way, {}))
+            pacer = Pacer(ConstantSchedule(rate), **PACER_ARGS.get(way, {}))
             pacer.start()
             frames = writer.replay_frames(messages) if way.startswith("engine") else None
             if frames is not None:

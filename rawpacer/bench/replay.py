@@ -205,7 +205,7 @@ def _send_chunks(writer: Writer, chunks: Iterator[Chunk], timing: Timing) -> tup
                 sent += writer.send_frames(frames[at : at + BATCH])
         return sent, None
     schedule = FedSchedule()
-    pacer = Pacer(schedule, spin=timing.spin)
+    pacer = Pacer(schedule, spin=timing.spin, catch_up=timing.catch_up)
     core = engine_core(pacer)
     wait, send = pacer.wait, writer.send_frames
     for chunk in chunks:
@@ -395,6 +395,7 @@ def send(
     rate: float | str | None = None,
     topspeed: bool = False,
     spin: str | None = None,
+    catch_up: str | float | None = None,
     loop: int | str = 1,
     limit: int | str | None = None,
     rewrite: bool = True,
@@ -421,7 +422,7 @@ def send(
         vlan_priority=vlan_priority,
         **path,
     )
-    chosen = Timing.parse(timing, speed, rate, topspeed, spin)
+    chosen = Timing.parse(timing, speed, rate, topspeed, spin, catch_up)
     loops, most = parse_loops(loop), parse_limit(limit)
     if json is not None:
         outputs.check("json", json)

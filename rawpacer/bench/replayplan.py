@@ -26,7 +26,15 @@ import numpy as np
 from rawpacer.errors import UsageError, require
 from rawpacer.headers.ethernet import ETH_HLEN
 from rawpacer.headers.sequence import sequence_of
-from rawpacer.pacing import ConstantSchedule, Rate, parse_rate, parse_spin
+from rawpacer.pacing import (
+    DEFAULT_CATCH_UP,
+    ConstantSchedule,
+    Rate,
+    catch_up_label,
+    parse_catch_up,
+    parse_rate,
+    parse_spin,
+)
 from rawpacer.pacing.schedule import Offsets
 from rawpacer.readers.replaymatch import datagram_hash
 from rawpacer.readers.streammatch import StreamMatcher
@@ -55,12 +63,14 @@ Source = Callable[[], Iterable[Record]]
 @dataclass(frozen=True)
 class Timing:
     """When frames leave: ``kind`` (captured, rate, topspeed), captured's ``speed``, rate's ``rate``,
-    and how the pacer waits for each (``spin``: adaptive or full, as ``--spin`` on compare)."""
+    how the pacer waits for each (``spin``: adaptive or full, as ``--spin`` on compare) and how fast
+    it may catch up when late (``catch_up``: a factor, inf for back to back, as ``--catch-up``)."""
 
     kind: str = "captured"
     speed: float = 1.0
     rate: Rate | None = None
     spin: str = "adaptive"
+    catch_up: float = DEFAULT_CATCH_UP
 
     @classmethod
     def parse(
@@ -70,6 +80,7 @@ class Timing:
         rate: str | float | None = None,
         topspeed: bool = False,
         spin: str | None = None,
+        catch_up: str | float | None = None,
     ) -> Timing:
         """The timing options as given (None: not given); one line on a conflict or a bad value."""
         given = [
@@ -94,13 +105,20 @@ class Timing:
             value = 1.0
         waits = "adaptive" if spin is None else parse_spin(spin)
         require(spin is None or not topspeed, "--spin says how a paced replay waits; drop it with --topspeed")
+        factor = DEFAULT_CATCH_UP if catch_up is None else parse_catch_up(catch_up)
+        require(
+            catch_up is None or not topspeed,
+            "--catch-up says how a late paced replay catches up; drop it with --topspeed",
+        )
         if rate is not None:
-            return cls("rate", 1.0, parse_rate(rate), waits)
-        return cls("topspeed") if topspeed else cls("captured", value, spin=waits)
+            return cls("rate", 1.0, parse_rate(rate), waits, factor)
+        return cls("topspeed") if topspeed else cls("captured", value, spin=waits, catch_up=factor)
 
     def describe(self) -> str:
         """One phrase for the first line of the output."""
         spinning = ", spinning" if self.spin == "full" else ""
+        if self.catch_up != DEFAULT_CATCH_UP:
+            spinning += f", catch-up {catch_up_label(self.catch_up)}"
         if self.kind == "rate":
             return f"at {self.rate}{spinning}"
         return "at top speed" if self.kind == "topspeed" else f"captured timing x{self.speed:g}{spinning}"
@@ -108,7 +126,13 @@ class Timing:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         rate = None if self.rate is None else self.rate.text
-        return {"kind": self.kind, "speed": self.speed, "rate": rate, "spin": self.spin}
+        return {
+            "kind": self.kind,
+            "speed": self.speed,
+            "rate": rate,
+            "spin": self.spin,
+            "catch_up": catch_up_label(self.catch_up),
+        }
 
 
 def parse_loops(value: int | str) -> int:

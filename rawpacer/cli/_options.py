@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from rawpacer.limits import MAX_MESSAGE_SIZE, MAX_MTU, MAX_READERS, MIN_MESSAGE_SIZE, MIN_MTU
+from rawpacer.pacing import DEFAULT_CATCH_UP
 
 
 def add_messages(p: argparse.ArgumentParser, readers_default: str, readers_help: str) -> None:
@@ -88,6 +89,7 @@ SHARED_OPTIONS = (
     "pattern",
     "seed",
     "spin",
+    "catch_up",
     "sizes",
     "vary",
 )
@@ -120,7 +122,7 @@ def add_sandbox(p: argparse.ArgumentParser) -> None:
 
 
 def add_pacing(p: argparse.ArgumentParser, what: str) -> None:
-    """--rate, --burst, --pattern, --seed, --spin."""
+    """--rate, --burst, --pattern, --seed, --spin, --catch-up."""
     p.add_argument(
         "--rate",
         default=None,
@@ -136,6 +138,19 @@ def add_pacing(p: argparse.ArgumentParser, what: str) -> None:
         default="adaptive",
         help="how the pacer waits: adaptive (sleep, then spin for the margin this host's wake-ups need; "
         "default) or full (spin only, as sockperf does: one CPU busy)",
+    )
+    add_catch_up(p, "stream")
+
+
+def add_catch_up(p: argparse.ArgumentParser | argparse._ArgumentGroup, what: str) -> None:
+    """--catch-up: how a late pacer gets back on its schedule (docs/pacing.md)."""
+    p.add_argument(
+        "--catch-up",
+        default=None,
+        metavar="FACTOR|burst",
+        help=f"how a {what} that fell behind its schedule (a stall of this host) gets back: at most FACTOR "
+        f"times its rate (default {DEFAULT_CATCH_UP:g}: no bursts, more gaps shortened) or burst (what is due "
+        "leaves back to back, as sockperf and tcpreplay do: fewer gaps off)",
     )
 
 

@@ -10,7 +10,7 @@ from rawpacer import outputs
 from rawpacer.bench.config import make_config
 from rawpacer.bench.replay import file_source, run, write_json
 from rawpacer.bench.replayplan import Timing, parse_limit, parse_loops
-from rawpacer.cli._options import add_sandbox, sandbox_kwargs
+from rawpacer.cli._options import add_catch_up, add_sandbox, sandbox_kwargs
 from rawpacer.errors import require
 from rawpacer.report.replay_table import print_replay
 
@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="how the pacer waits: adaptive (sleep, then spin for the margin this host's wake-ups need; "
         "default) or full (spin only, as sockperf does: one CPU busy)",
     )
+    add_catch_up(timing, "replay")
     p.add_argument("--loop", default="1", help="replay the file this many times, the schedule continuous (default 1)")
     p.add_argument("--limit", default=None, help="send at most this many frames in all")
     p.add_argument(
@@ -55,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def main(args: argparse.Namespace) -> int:
     """Check every option and the file, then replay; exit 1 when a datagram was lost, late, duplicated or corrupt."""
     config = make_config(writers=args.writer, fit=args.fit, **sandbox_kwargs(args))
-    chosen = Timing.parse(args.timing, args.speed, args.rate, args.topspeed, args.spin)
+    chosen = Timing.parse(args.timing, args.speed, args.rate, args.topspeed, args.spin, args.catch_up)
     loops, limit = parse_loops(args.loop), parse_limit(args.limit)
     for option, path in (("--json", args.json), ("--plot", args.plot)):
         if path is not None:

@@ -1,6 +1,6 @@
 """Pacing: streams that leave at a chosen rate, and the figures that say how well they did.
 
-``rate`` parses --rate/--burst/--pattern/--seed into a ``PaceSpec``; ``schedule`` says when each
+``rate`` parses --rate/--burst/--pattern/--seed/--spin/--catch-up into a ``PaceSpec``; ``schedule`` says when each
 departure is due; ``pacer`` holds a loop to it (``Pacer.wait``), or lends its C core to the transmit
 engine's loop (``Pacer.loop_core``); ``stats`` turns kernel receive timestamps into the JSON figures; ``txtime``
 says whether the kernel could pace instead (fq/etf); ``rxstamp`` reads receive timestamps.
@@ -19,13 +19,17 @@ if TYPE_CHECKING:  # ``A as A``: re-exported for mypy, which cannot read the com
     from rawpacer.pacing.clock import wakeup_lateness as wakeup_lateness
     from rawpacer.pacing.pacer import Pacer as Pacer
     from rawpacer.pacing.pacer import PacerReport as PacerReport
+    from rawpacer.pacing.rate import CATCH_UP_BURST as CATCH_UP_BURST
+    from rawpacer.pacing.rate import DEFAULT_CATCH_UP as DEFAULT_CATCH_UP
     from rawpacer.pacing.rate import PATTERNS as PATTERNS
     from rawpacer.pacing.rate import PHYSICAL_ETHERNET_OVERHEAD as PHYSICAL_ETHERNET_OVERHEAD
     from rawpacer.pacing.rate import SPINS as SPINS
     from rawpacer.pacing.rate import PaceSpec as PaceSpec
     from rawpacer.pacing.rate import Rate as Rate
+    from rawpacer.pacing.rate import catch_up_label as catch_up_label
     from rawpacer.pacing.rate import link_bytes as link_bytes
     from rawpacer.pacing.rate import parse_burst as parse_burst
+    from rawpacer.pacing.rate import parse_catch_up as parse_catch_up
     from rawpacer.pacing.rate import parse_pattern as parse_pattern
     from rawpacer.pacing.rate import parse_rate as parse_rate
     from rawpacer.pacing.rate import parse_seed as parse_seed
@@ -48,13 +52,17 @@ _HOMES = lazy.homes(
         "rawpacer.pacing.clock": ("DEFAULT_SPIN_NS", "IMPLEMENTATION", "MonotonicClock", "wakeup_lateness"),
         "rawpacer.pacing.pacer": ("Pacer", "PacerReport"),
         "rawpacer.pacing.rate": (
+            "CATCH_UP_BURST",
+            "DEFAULT_CATCH_UP",
             "PATTERNS",
             "PHYSICAL_ETHERNET_OVERHEAD",
             "SPINS",
             "PaceSpec",
             "Rate",
+            "catch_up_label",
             "link_bytes",
             "parse_burst",
+            "parse_catch_up",
             "parse_pattern",
             "parse_rate",
             "parse_seed",

@@ -57,7 +57,7 @@ from rawpacer.pacing.clock import (
     Clock,
     MonotonicClock,
 )
-from rawpacer.pacing.rate import SPINS
+from rawpacer.pacing.rate import DEFAULT_CATCH_UP, SPINS, catch_up_label
 from rawpacer.pacing.schedule import ConstantSchedule, Schedule
 from rawpacer.pacing.stats import percentiles
 
@@ -68,10 +68,6 @@ then goes), so a stream of any length is sampled whole; those not kept count for
 
 DEFAULT_STALL_NS = 20_000_000
 """Lateness from which a departure is a stall, not caught up (20 ms: five 4 ms scheduler slices at 250 Hz)."""
-
-DEFAULT_CATCH_UP = 1.25
-"""How much faster than the schedule a late pacer may run (gaps no shorter than 1/1.25 of theirs):
-the headroom issue 12 asks of a writer (an unpaced rate of at least 1.25x the target)."""
 
 START_LEAD_NS = 100_000
 """How far ahead of the start the first departure is due (100 µs): it is then waited for like
@@ -249,6 +245,7 @@ class PacerReport:
         lateness an empty object when there is none."""
         out = asdict(self)
         out["schedule_lateness_ns"] = dict(self.schedule_lateness_ns or {})
+        out["catch_up"] = catch_up_label(self.catch_up)
         return out
 
 

@@ -172,15 +172,45 @@ def parse_spin(value: str) -> str:
     return text
 
 
+DEFAULT_CATCH_UP = 1.25
+"""How much faster than the schedule a late pacer may run (gaps no shorter than 1/1.25 of theirs):
+the headroom issue 12 asks of a writer (an unpaced rate of at least 1.25x the target)."""
+CATCH_UP_BURST = "burst"
+"""``--catch-up burst``: a late pacer sends what is due back to back (an infinite factor), as
+sockperf and tcpreplay do."""
+
+
+def parse_catch_up(value: str | float) -> float:
+    """``--catch-up``: a factor of 1 (never faster than the schedule) or more, or burst (inf)."""
+    allowed = f"use a factor of 1 or more (default {DEFAULT_CATCH_UP:g}) or {CATCH_UP_BURST}"
+    text = str(value).strip().lower()
+    if text in (CATCH_UP_BURST, "inf"):
+        return math.inf
+    try:
+        factor = float(text) if not isinstance(value, bool) else math.nan
+    except ValueError:
+        raise UsageError(f"catch-up {value!r} is not allowed; {allowed}") from None
+    require(1 <= factor < math.inf, f"catch-up {value!r} is out of range; {allowed}")
+    return factor
+
+
+def catch_up_label(factor: float) -> float | str:
+    """A catch-up factor as the JSON and the tables show it: the number, or ``burst`` for inf
+    (JSON has no infinity)."""
+    return CATCH_UP_BURST if math.isinf(factor) else factor
+
+
 @dataclass(frozen=True)
 class PaceSpec:
-    """Everything a paced stream is asked for, checked: rate, burst, pattern, (Poisson) seed, and how the pacer waits."""
+    """Everything a paced stream is asked for, checked: rate, burst, pattern, (Poisson) seed, how the
+    pacer waits and how fast it may catch up when late."""
 
     rate: Rate
     burst: int = 1
     pattern: str = "constant"
     seed: int | None = None
     spin: str = "adaptive"
+    catch_up: float = DEFAULT_CATCH_UP
 
     @classmethod
     def parse(
@@ -190,6 +220,7 @@ class PaceSpec:
         pattern: str = "constant",
         seed: int | str | None = None,
         spin: str = "adaptive",
+        catch_up: str | float = DEFAULT_CATCH_UP,
     ) -> PaceSpec:
         """The options as the CLI gets them; a Poisson stream without a seed gets a fresh one."""
         pattern = parse_pattern(pattern)
@@ -203,6 +234,7 @@ class PaceSpec:
             pattern,
             parse_seed(seed) if pattern == "poisson" else None,
             parse_spin(spin),
+            parse_catch_up(catch_up),
         )
 
     def pps(self, frame_bytes: int | Fraction | None = None) -> float:

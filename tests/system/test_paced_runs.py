@@ -67,15 +67,18 @@ def test_bursts_poisson_and_a_seed_are_recorded(tmp_path):
     assert abs(row["rate_error"]) < 2 * TOLERANCE  # 120 departures: a Poisson stream's own spread
 
 
-def test_spin_full_and_the_schedule_lateness_are_recorded(tmp_path):
+def test_spin_full_catch_up_burst_and_the_schedule_lateness_are_recorded(tmp_path):
     path = tmp_path / "full.json"
     args = ["compare", "--mode", "stream", "--readers", "20", "--rate", "10k", "--benchtime", "0.1s"]
-    done = cli(*args, "--writers", "packet-raw", "--spin", "full", "--json", str(path), timeout=60)
+    done = cli(
+        *args, "--writers", "packet-raw", "--spin", "full", "--catch-up", "burst", "--json", str(path), timeout=60
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(path.read_text())
     (row,) = report["results"]
-    assert report["params"]["spin"] == "full" and row["all_intact"]
+    assert (report["params"]["spin"], report["params"]["catch_up"]) == ("full", "burst") and row["all_intact"]
     assert (row["pacer"]["spin"], row["pacer"]["spin_ns"], row["pacer"]["sleeps"]) == ("full", None, 0)
+    assert row["pacer"]["catch_up"] == "burst", "the pacer ran with an infinite factor, written as JSON can hold it"
     late, reanchored = row["lateness_ns"], row["reanchored_ns"]
     assert row["reanchors"] == row["pacer"]["stalls"] and reanchored == row["pacer"]["stalled_ns"]
     assert 0 <= late["p50"] <= late["p99"] <= late["max"] and late["max"] >= reanchored

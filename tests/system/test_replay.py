@@ -121,8 +121,9 @@ def test_top_speed_sends_chunks_from_the_writers_engine_or_frame_by_frame(tmp_pa
     assert result.ok and result.total.intact == 1200 and result.total.reordered == 0
 
 
-def test_a_replay_paced_spinning_only_says_so(tmp_path):
+def test_a_replay_paced_spinning_only_and_catching_up_in_bursts_says_so(tmp_path):
     path = write_pcap(tmp_path / "flows.pcap", capture_frames(2, 100))
-    result = rawpacer.send(str(path), writer="packet-ring", topology="veth", rate="10k", spin="full")
+    result = rawpacer.send(str(path), writer="packet-ring", topology="veth", rate="10k", spin="full", catch_up="burst")
     assert result.ok and result.total.intact == 200
     assert result.pacer is not None and result.pacer["spin"] == "full" and result.timing.as_dict()["spin"] == "full"
+    assert result.pacer["catch_up"] == "burst" == result.timing.as_dict()["catch_up"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import pytest
@@ -10,7 +11,18 @@ from rawpacer.bench.config import check_pace
 from rawpacer.errors import UsageError
 from rawpacer.headers import build_fragments, build_frame
 from rawpacer.limits import MAX_BURST, MAX_RATE_PPS, MAX_SEED, MIN_RATE_PPS
-from rawpacer.pacing import PaceSpec, link_bytes, parse_burst, parse_pattern, parse_rate, parse_seed, parse_spin
+from rawpacer.pacing import (
+    DEFAULT_CATCH_UP,
+    PaceSpec,
+    catch_up_label,
+    link_bytes,
+    parse_burst,
+    parse_catch_up,
+    parse_pattern,
+    parse_rate,
+    parse_seed,
+    parse_spin,
+)
 from rawpacer.pacing.rate import PHYSICAL_ETHERNET_OVERHEAD
 
 
@@ -173,3 +185,27 @@ def test_spin_needs_a_rate():
     assert check_pace("10k", 1, "constant", None, "stream", False, "full") == PaceSpec.parse("10k", spin="full")
     with pytest.raises(UsageError, match="^--spin full says how a paced stream waits; give --rate too$"):
         check_pace(None, 1, "constant", None, "stream", False, "full")
+
+
+@pytest.mark.parametrize(
+    ("value", "factor"), [("1", 1.0), ("1.25", 1.25), (2, 2.0), (" 4 ", 4.0), ("burst", math.inf), ("INF", math.inf)]
+)
+def test_catch_up_is_a_factor_of_1_or_more_or_burst(value, factor):
+    assert parse_catch_up(value) == factor
+    assert PaceSpec.parse("10k", catch_up=value).catch_up == factor
+
+
+@pytest.mark.parametrize(("bad", "why"), [("0.99", "out of range"), ("nan", "out of range"), ("fast", "not allowed")])
+def test_bad_catch_ups_name_the_value_in_one_line(bad, why):
+    with pytest.raises(
+        UsageError, match=rf"^catch-up {bad!r} is {why}; use a factor of 1 or more \(default 1.25\) or burst$"
+    ):
+        parse_catch_up(bad)
+
+
+def test_catch_up_defaults_to_no_bursts_shows_burst_for_inf_and_needs_a_rate():
+    assert PaceSpec.parse("10k").catch_up == DEFAULT_CATCH_UP == 1.25
+    assert (catch_up_label(math.inf), catch_up_label(2.0)) == ("burst", 2.0), "JSON has no infinity"
+    assert check_pace("10k", 1, "constant", None, "stream", False, "adaptive", "burst").catch_up == math.inf
+    with pytest.raises(UsageError, match="^--catch-up 2 says how a late paced stream catches up; give --rate too$"):
+        check_pace(None, 1, "constant", None, "stream", False, "adaptive", "2")

@@ -4,6 +4,7 @@ options, the streamed plan (offsets per chunk, loops without a seam, bit rates) 
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 import threading
 import tracemalloc
@@ -120,6 +121,8 @@ def test_a_flow_is_sequenced_only_when_every_payload_carries_the_field(tmp_path)
         ({"rate": "0"}, "rate '0' is out of range"),
         ({"spin": "warp"}, "spin 'warp' is not allowed"),
         ({"spin": "full", "topspeed": True}, "--spin says how a paced replay waits"),
+        ({"catch_up": "0"}, "catch-up '0' is out of range"),
+        ({"catch_up": "burst", "topspeed": True}, "--catch-up says how a late paced replay catches up"),
     ],
 )
 def test_bad_timing_is_one_line(kwargs, message):
@@ -131,6 +134,16 @@ def test_spin_is_the_pacers_way_of_waiting_and_said():
     full = Timing.parse(rate="10k", spin="full")
     assert (full.kind, full.spin, full.describe()) == ("rate", "full", "at 10,000 pps, spinning")
     assert Timing.parse(spin="FULL").as_dict()["spin"] == "full" and Timing.parse().spin == "adaptive"
+
+
+def test_catch_up_is_the_late_pacers_way_back_and_said_when_not_the_default():
+    burst = Timing.parse(catch_up="burst")
+    assert (burst.catch_up, burst.as_dict()["catch_up"], burst.describe()) == (
+        math.inf,
+        "burst",
+        "captured timing x1, catch-up burst",
+    )
+    assert Timing.parse(rate="1k").describe() == "at 1,000 pps" and Timing.parse().as_dict()["catch_up"] == 1.25
 
 
 def test_loop_and_limit_ranges():
