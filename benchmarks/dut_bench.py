@@ -29,8 +29,8 @@ import time
 from collections.abc import Sequence
 
 from rawpacer.bench import compare, rfc2544
-from rawpacer.bench.methodology.result import l2_mbit
 from rawpacer.bench.result import Report, Sample
+from rawpacer.bench.rfc2544_suite.result import l2_mbit
 
 Z99 = 2.5758
 """The 99 % two-sided normal quantile: the binomial interval of ``drop`` (n p is in the hundreds)."""

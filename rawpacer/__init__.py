@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rawpacer import headers
     from rawpacer.bench import compare, rfc2544
-    from rawpacer.bench.methodology.result import Run
     from rawpacer.bench.replay import ReplayResult, send
     from rawpacer.bench.result import Report, Sample, WriterResult
+    from rawpacer.bench.rfc2544_suite.result import Run
     from rawpacer.errors import RawpacerError, UsageError
     from rawpacer.writers.base import Fit, Knobs, WriterOptions
     from rawpacer.writers.packet_ring import RingKnobs
@@ -35,7 +35,7 @@ _HOMES = {
     "Report": "rawpacer.bench.result",
     "WriterResult": "rawpacer.bench.result",
     "Sample": "rawpacer.bench.result",
-    "Run": "rawpacer.bench.methodology.result",
+    "Run": "rawpacer.bench.rfc2544_suite.result",
     "send": "rawpacer.bench.replay",
     "ReplayResult": "rawpacer.bench.replay",
     "WriterOptions": "rawpacer.writers.base",

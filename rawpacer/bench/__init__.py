@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from rawpacer.bench.calibrate import parse_benchtime, predict_n
 from rawpacer.bench.config import Config, make_config
-from rawpacer.bench.methodology import Recorder, Run
 from rawpacer.bench.result import Report, Sample, WriterResult
 from rawpacer.bench.rfc2544_live import Rfc2544Config, make_rfc2544_config, new_run_for, run_rfc2544
+from rawpacer.bench.rfc2544_suite import Recorder, Run
 from rawpacer.bench.takes import takes
 
 

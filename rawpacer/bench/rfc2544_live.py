@@ -27,8 +27,9 @@ import numpy.typing as npt
 from rawpacer import diagnose, host, outputs
 from rawpacer.bench import rig
 from rawpacer.bench.config import Config, PathOptions, make_config
-from rawpacer.bench.methodology import Device, FrameSize, Recorder, Run, Settings, Trial, TrialResult, make_settings
-from rawpacer.bench.methodology.options import (
+from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
+from rawpacer.bench.rfc2544_suite import Device, FrameSize, Recorder, Run, Settings, Trial, TrialResult, make_settings
+from rawpacer.bench.rfc2544_suite.options import (
     DEFAULT_B2B_REPEATS,
     DEFAULT_LOSS_STEP,
     DEFAULT_PDR,
@@ -37,9 +38,8 @@ from rawpacer.bench.methodology.options import (
     DEFAULT_WARMUP_S,
     names_a_mix,
 )
-from rawpacer.bench.methodology.suite import new_run, run_suite
-from rawpacer.bench.methodology.trial import ONE_PAUSE
-from rawpacer.bench.oploop import ASAP, Departures, OpLoop, Outcome
+from rawpacer.bench.rfc2544_suite.suite import new_run, run_suite
+from rawpacer.bench.rfc2544_suite.trial import ONE_PAUSE
 from rawpacer.bench.session import shaped
 from rawpacer.bench.shaping import ShapeSpec, can_shape, shapers
 from rawpacer.errors import require
@@ -316,7 +316,7 @@ class LiveDevice:
 
 @dataclass(frozen=True)
 class Rfc2544Config:
-    """An RFC 2544 run: where (the shared options) and what (the methodology's settings)."""
+    """An RFC 2544 run: where (the shared options) and what (the RFC 2544 suite's settings)."""
 
     config: Config
     settings: Settings
@@ -353,7 +353,7 @@ def make_rfc2544_config(
     **path: Unpack[PathOptions],
 ) -> Rfc2544Config:
     """Every option checked (UsageError, one line) before anything is created: the run's (as
-    ``make_config``'s), the methodology's (``make_settings``'), and ``json``, the file kept up to
+    ``make_config``'s), the RFC 2544 suite's (``make_settings``'), and ``json``, the file kept up to
     date as trials end. ``writers`` defaults to every writer that can be paced (the scapy reference
     only when named; with ``vary``, every writer that sends a frame pool). ``vary``: ``--vary`` for
     every trial's stream (docs/traffic.md)."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from rawpacer.bench.methodology.sizes import payload_for
+from rawpacer.bench.rfc2544_suite.sizes import payload_for
 from rawpacer.engine import Frames
 from rawpacer.errors import require
 from rawpacer.headers import FrameTemplate

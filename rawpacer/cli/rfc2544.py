@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from rawpacer import outputs
-from rawpacer.bench.methodology import Entry, Recorder, Run, trial_budget
-from rawpacer.bench.methodology.result import TrialRecord
 from rawpacer.bench.rfc2544_live import Rfc2544Config, make_rfc2544_config, new_run_for, run_rfc2544
+from rawpacer.bench.rfc2544_suite import Entry, Recorder, Run, trial_budget
+from rawpacer.bench.rfc2544_suite.result import TrialRecord
 from rawpacer.cli._files import did_not_run, save, save_hlogs
 from rawpacer.cli._options import add_device, add_hdr, device_kwargs
 from rawpacer.cli._progress import progress_bar

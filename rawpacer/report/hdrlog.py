@@ -7,8 +7,8 @@ from 0 s with its own length, so HistogramLogAnalyzer shows them in order and ca
 from __future__ import annotations
 
 from rawpacer.bench import histograms
-from rawpacer.bench.methodology.result import Run
 from rawpacer.bench.result import Report
+from rawpacer.bench.rfc2544_suite.result import Run
 
 SUFFIX = ".hlog"
 

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rawpacer.bench.methodology.result import Run
-from rawpacer.bench.methodology.sizes import FCS_LEN
+from rawpacer.bench.rfc2544_suite.result import Run
+from rawpacer.bench.rfc2544_suite.sizes import FCS_LEN
 from rawpacer.report.rfc2544_plot import plot
 from rawpacer.report.rfc2544_table import Grid, bits, grids
 from rawpacer.report.table import human

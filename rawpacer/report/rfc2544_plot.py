@@ -13,7 +13,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from rawpacer.bench.methodology.result import Entry, Run, mbit
+from rawpacer.bench.rfc2544_suite.result import Entry, Run, mbit
 
 STYLES: tuple[str | tuple[int, tuple[int, ...]], ...] = (
     "-",

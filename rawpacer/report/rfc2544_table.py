@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rawpacer.bench import histograms
-from rawpacer.bench.methodology.result import Entry, Run, l2_mbit, mbit, size_heading
+from rawpacer.bench.rfc2544_suite.result import Entry, Run, l2_mbit, mbit, size_heading
 from rawpacer.report.table import duration, human
 
 MARKS = {

@@ -2,7 +2,7 @@
 
 Sizes are Ethernet frame sizes as RFC 2544 (section 9.1) counts them: destination MAC to FCS inclusive,
 so 64 is the smallest Ethernet frame. Turning one into a UDP payload depends on the IP version and
-the MTU, which the caller knows (``rawpacer.bench.methodology.sizes.payload_for``).
+the MTU, which the caller knows (``rawpacer.bench.rfc2544_suite.sizes.payload_for``).
 
 "imix" is the *simple IMIX* of the traffic-generator literature: 64, 594 and 1518-byte frames in the
 ratio 7:4:1 (from backbone measurements of the late 1990s, e.g. NLANR/CAIDA; used so by Ixia, Spirent

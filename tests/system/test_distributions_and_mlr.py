@@ -11,7 +11,7 @@ from hdrh.log import HistogramLogReader
 from helpers import run_cli
 
 from rawpacer.bench import histograms
-from rawpacer.bench.methodology.result import l2_mbit
+from rawpacer.bench.rfc2544_suite.result import l2_mbit
 from rawpacer.sandbox import pid_namespaces
 
 TBF_MBIT = 50.0

@@ -9,11 +9,11 @@ import pytest
 from helpers import capture_frames, cli, inject, run_cli, sandbox_frame, write_pcap
 
 import rawpacer
-from rawpacer.bench.methodology import FrameSize
-from rawpacer.bench.methodology.result import TrialRecord
-from rawpacer.bench.methodology.trial import Outcome, Trial
 from rawpacer.bench.oploop import OpLoop
 from rawpacer.bench.rfc2544_live import LiveDevice
+from rawpacer.bench.rfc2544_suite import FrameSize
+from rawpacer.bench.rfc2544_suite.result import TrialRecord
+from rawpacer.bench.rfc2544_suite.trial import Outcome, Trial
 from rawpacer.dut.apply import apply
 from rawpacer.headers.sequence import SEQUENCE_BYTES, sequence_bytes
 from rawpacer.messages import MessageSource

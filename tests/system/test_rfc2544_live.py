@@ -11,10 +11,10 @@ import pytest
 from helpers import FAST_RAW_WRITERS, STANDARD_WRITERS, cli_process, interrupt, make_writer, wait_until
 
 from rawpacer.bench import rfc2544
-from rawpacer.bench.methodology import FrameSize, Trial, TrialResult
-from rawpacer.bench.methodology.result import l2_mbit
 from rawpacer.bench.oploop import OpLoop
 from rawpacer.bench.rfc2544_live import LiveDevice
+from rawpacer.bench.rfc2544_suite import FrameSize, Trial, TrialResult
+from rawpacer.bench.rfc2544_suite.result import l2_mbit
 from rawpacer.kernel import timestamping
 from rawpacer.messages import MessageSource
 from rawpacer.pacing import ConstantSchedule, Pacer

@@ -1,10 +1,13 @@
 """The Python API ``import rawpacer`` offers: compare() and rfc2544() with the options of the checks
-behind them (``takes``), kept in step with the CLI; send() passing the DUT and ports on, the writers' knobs, and imports made only
-when a name is first used."""
+behind them (``takes``), kept in step with the CLI; send() passing the DUT and ports on, the writers' knobs, rfc2544 left a
+function by the suite's modules, and imports made only when a name is first used."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
+import pkgutil
 import subprocess
 import sys
 from typing import get_type_hints
@@ -13,9 +16,10 @@ import pytest
 from helpers import ROOT
 
 import rawpacer
+import rawpacer.bench.rfc2544_suite
 from rawpacer.bench.config import PathOptions, make_config
-from rawpacer.bench.methodology import make_settings
 from rawpacer.bench.rfc2544_live import make_rfc2544_config
+from rawpacer.bench.rfc2544_suite import make_settings
 from rawpacer.cli.rfc2544 import METHODOLOGY_OPTIONS
 from rawpacer.errors import UsageError
 from rawpacer.writers import base as registry
@@ -82,6 +86,20 @@ def test_every_public_name_resolves_and_is_listed():
     assert all(hasattr(getattr(rawpacer, name), "to_dict") for name in ("Report", "WriterResult", "Run"))
     with pytest.raises(AttributeError, match="has no attribute 'comparee'"):
         _ = rawpacer.comparee
+
+
+def test_rfc2544_stays_a_function_once_the_suite_is_imported():
+    # A submodule import binds its name on the parent package (the language reference, "The import
+    # system", 5.4.2), so a package named rfc2544 would replace rawpacer.bench.rfc2544 (and the lazy
+    # rawpacer.rfc2544) with itself: the suite lives in rfc2544_suite for that reason.
+    suite = rawpacer.bench.rfc2544_suite
+    names = [info.name for info in pkgutil.walk_packages(suite.__path__, f"{suite.__name__}.")]
+    for name in [*names, "rawpacer.bench.rfc2544_live"]:
+        importlib.import_module(name)
+    assert {"rawpacer.bench.rfc2544_suite.search", "rawpacer.bench.rfc2544_suite.mlr"} <= set(names)
+    assert inspect.isfunction(rawpacer.bench.rfc2544) and inspect.isfunction(rawpacer.rfc2544)
+    assert rawpacer.rfc2544 is rawpacer.bench.rfc2544
+    assert all(importlib.util.find_spec(name) is None for name in ("rawpacer.bench.rfc2544", "rawpacer.rfc2544"))
 
 
 def loaded_after(statement: str) -> set[str]:

@@ -13,10 +13,10 @@ import pytest
 from rich.console import Console
 
 from rawpacer import host
-from rawpacer.bench.methodology import Recorder, SyntheticDevice, make_settings, new_run, run_suite
-from rawpacer.bench.methodology.result import Run
-from rawpacer.bench.methodology.trial import Trial, TrialResult
 from rawpacer.bench.result import Report, Sample, WriterResult
+from rawpacer.bench.rfc2544_suite import Recorder, SyntheticDevice, make_settings, new_run, run_suite
+from rawpacer.bench.rfc2544_suite.result import Run
+from rawpacer.bench.rfc2544_suite.trial import Trial, TrialResult
 from rawpacer.host import HostActivity, HostSample, activity, parse_loadavg, parse_pid_stat, parse_stat
 from rawpacer.host.environment import governor
 from rawpacer.host.stalls import PAUSE_NS, count_pauses

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from rawpacer import _readloop as readloop
 from rawpacer import engine
-from rawpacer.bench.methodology.result import TrialRecord
-from rawpacer.bench.methodology.sizes import FrameSize
-from rawpacer.bench.methodology.trial import Outcome, Trial, TrialResult
 from rawpacer.bench.result import Sample, WriterResult
+from rawpacer.bench.rfc2544_suite.result import TrialRecord
+from rawpacer.bench.rfc2544_suite.sizes import FrameSize
+from rawpacer.bench.rfc2544_suite.trial import Outcome, Trial, TrialResult
 from rawpacer.errors import UsageError
 from rawpacer.headers import FrameTemplate, parse_frame
 from rawpacer.headers.sequence import (

@@ -9,7 +9,7 @@ import json
 import pytest
 from rich.console import Console
 
-from rawpacer.bench.methodology import (
+from rawpacer.bench.rfc2544_suite import (
     Recorder,
     SyntheticDevice,
     load_run,
@@ -18,10 +18,10 @@ from rawpacer.bench.methodology import (
     new_run,
     run_suite,
 )
-from rawpacer.bench.methodology.mlr import LATENCY_FRACTIONS, MIN_LOAD_FRACTION, counts, min_load
-from rawpacer.bench.methodology.search import Step
-from rawpacer.bench.methodology.sizes import FrameSize
-from rawpacer.bench.methodology.trial import Outcome, Trial, TrialResult
+from rawpacer.bench.rfc2544_suite.mlr import LATENCY_FRACTIONS, MIN_LOAD_FRACTION, counts, min_load
+from rawpacer.bench.rfc2544_suite.search import Step
+from rawpacer.bench.rfc2544_suite.sizes import FrameSize
+from rawpacer.bench.rfc2544_suite.trial import Outcome, Trial, TrialResult
 from rawpacer.errors import UsageError
 from rawpacer.report.hdrlog import rfc2544_hlogs
 from rawpacer.report.rfc2544_markdown import markdown_report

@@ -9,10 +9,10 @@ import pytest
 from rich.console import Console
 
 from rawpacer import outputs
-from rawpacer.bench.methodology import Recorder, SyntheticDevice, load_run, make_settings, new_run, run_suite
-from rawpacer.bench.methodology.result import Entry, Run, mbit
-from rawpacer.bench.methodology.sizes import FrameSize
-from rawpacer.bench.methodology.trial import Trial, TrialResult
+from rawpacer.bench.rfc2544_suite import Recorder, SyntheticDevice, load_run, make_settings, new_run, run_suite
+from rawpacer.bench.rfc2544_suite.result import Entry, Run, mbit
+from rawpacer.bench.rfc2544_suite.sizes import FrameSize
+from rawpacer.bench.rfc2544_suite.trial import Trial, TrialResult
 from rawpacer.errors import SandboxError
 from rawpacer.report.rfc2544_markdown import markdown_report, to_markdown, write_report
 from rawpacer.report.rfc2544_plot import plot

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rawpacer.bench.methodology import Recorder, SyntheticDevice, make_settings, new_run, run_suite
-from rawpacer.bench.methodology.search import (
+from rawpacer.bench.rfc2544_suite import Recorder, SyntheticDevice, make_settings, new_run, run_suite
+from rawpacer.bench.rfc2544_suite.search import (
     Step,
     back_to_back,
     burst_trials,
@@ -21,9 +21,9 @@ from rawpacer.bench.methodology.search import (
     throughput,
     throughput_trials,
 )
-from rawpacer.bench.methodology.sizes import FrameSize
-from rawpacer.bench.methodology.suite import trial_budget
-from rawpacer.bench.methodology.trial import Outcome, Trial, TrialResult
+from rawpacer.bench.rfc2544_suite.sizes import FrameSize
+from rawpacer.bench.rfc2544_suite.suite import trial_budget
+from rawpacer.bench.rfc2544_suite.trial import Outcome, Trial, TrialResult
 
 FRAME = FrameSize.of(64)
 TOP = 1_000_000.0

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rawpacer.bench.methodology import options
-from rawpacer.bench.methodology.result import Entry, Run
-from rawpacer.bench.methodology.sizes import (
+from rawpacer.bench.rfc2544_suite import options
+from rawpacer.bench.rfc2544_suite.result import Entry, Run
+from rawpacer.bench.rfc2544_suite.sizes import (
     RFC2544_SIZES,
     RFC5180_SIZES,
     FrameSize,

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawpacer.bench.calibrate import MAX_BENCHTIME_S, parse_benchtime
-from rawpacer.bench.methodology.sizes import FrameSize, default_sizes, frame_sizes
-from rawpacer.bench.methodology.trial import TESTS, WRITER_SHORTFALL, Trial
+from rawpacer.bench.rfc2544_suite.sizes import FrameSize, default_sizes, frame_sizes
+from rawpacer.bench.rfc2544_suite.trial import TESTS, WRITER_SHORTFALL, Trial
 from rawpacer.errors import UsageError, require
 from rawpacer.traffic.sizes import NAMED_MIXES, SizeMix
 from rawpacer.traffic.sizes import parse_sizes as parse_mix
@@ -51,7 +51,7 @@ MAX_REPEATS = 1000
 
 SEARCHES = ("binary", "mlr")
 """Throughput searches: RFC 2544's binary search for the zero-loss rate, or MLRsearch (RFC 9971) for
-NDR and PDR at once (``methodology.mlr``)."""
+NDR and PDR at once (``rfc2544_suite.mlr``)."""
 
 DEFAULT_PDR = 0.005
 """The PDR's loss ratio (0.5 %, FD.io CSIT's); ``--pdr`` takes any in (0, 100 %)."""

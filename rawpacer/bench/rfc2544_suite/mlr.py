@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 
 from MLRsearch import AbstractMeasurer, Config, MeasurementResult, MultipleLossRatioSearch, SearchGoal
 
-from rawpacer.bench.methodology.latency import LatencyStats, pool
-from rawpacer.bench.methodology.options import Settings
-from rawpacer.bench.methodology.search import OnTrial, Searched, Step, Trials, limited_by
-from rawpacer.bench.methodology.sizes import FrameSize
-from rawpacer.bench.methodology.trial import Device, Outcome
+from rawpacer.bench.rfc2544_suite.latency import LatencyStats, pool
+from rawpacer.bench.rfc2544_suite.options import Settings
+from rawpacer.bench.rfc2544_suite.search import OnTrial, Searched, Step, Trials, limited_by
+from rawpacer.bench.rfc2544_suite.sizes import FrameSize
+from rawpacer.bench.rfc2544_suite.trial import Device, Outcome
 
 NDR_LOSS = 0.0
 """The NDR's loss ratio: none (RFC 9971 section 4.2; RFC 2544's throughput)."""

@@ -15,8 +15,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rawpacer.bench.methodology.sizes import FrameSize
-from rawpacer.bench.methodology.trial import Trial, TrialResult
+from rawpacer.bench.rfc2544_suite.sizes import FrameSize
+from rawpacer.bench.rfc2544_suite.trial import Trial, TrialResult
 
 MAX_UTILISATION = 0.95
 """Queueing delay is modelled as M/M/1 at this utilisation at most (the mean wait then is 19 × base)."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from rawpacer.bench.methodology.latency import LatencyStats
-from rawpacer.bench.methodology.mlr import Goal, MlrResult, mlr_search, mlr_trials
-from rawpacer.bench.methodology.options import Settings
-from rawpacer.bench.methodology.result import Entry, Recorder, Run, reader_bound, spread
-from rawpacer.bench.methodology.search import (
+from rawpacer.bench.rfc2544_suite.latency import LatencyStats
+from rawpacer.bench.rfc2544_suite.mlr import Goal, MlrResult, mlr_search, mlr_trials
+from rawpacer.bench.rfc2544_suite.options import Settings
+from rawpacer.bench.rfc2544_suite.result import Entry, Recorder, Run, reader_bound, spread
+from rawpacer.bench.rfc2544_suite.search import (
     BackToBackResult,
     LatencyResult,
     LossCurveResult,
@@ -27,8 +27,8 @@ from rawpacer.bench.methodology.search import (
     throughput,
     throughput_trials,
 )
-from rawpacer.bench.methodology.sizes import FrameSize
-from rawpacer.bench.methodology.trial import Device, Outcome, TrialResult
+from rawpacer.bench.rfc2544_suite.sizes import FrameSize
+from rawpacer.bench.rfc2544_suite.trial import Device, Outcome, TrialResult
 from rawpacer.errors import RawpacerError
 
 

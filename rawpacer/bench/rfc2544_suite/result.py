@@ -18,9 +18,9 @@ from typing import Any
 
 from rawpacer import outputs
 from rawpacer.bench import histograms
-from rawpacer.bench.methodology.sizes import FrameSize
-from rawpacer.bench.methodology.trial import Outcome, TrialResult
 from rawpacer.bench.record import RunRecord, derived
+from rawpacer.bench.rfc2544_suite.sizes import FrameSize
+from rawpacer.bench.rfc2544_suite.trial import Outcome, TrialResult
 
 SCHEMA = "rawpacer-rfc2544/1"
 

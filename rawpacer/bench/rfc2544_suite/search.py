@@ -11,10 +11,10 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rawpacer.bench.methodology.latency import LatencyStats, pool
-from rawpacer.bench.methodology.options import Settings, bisection_steps
-from rawpacer.bench.methodology.sizes import FrameSize
-from rawpacer.bench.methodology.trial import Device, Outcome, Trial, TrialResult
+from rawpacer.bench.rfc2544_suite.latency import LatencyStats, pool
+from rawpacer.bench.rfc2544_suite.options import Settings, bisection_steps
+from rawpacer.bench.rfc2544_suite.sizes import FrameSize
+from rawpacer.bench.rfc2544_suite.trial import Device, Outcome, Trial, TrialResult
 
 LOSS_FREE_STEPS = 2
 DELIVERED_MARGIN = 0.02

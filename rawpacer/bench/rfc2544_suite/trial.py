@@ -1,4 +1,4 @@
-"""One RFC 2544 trial: what the methodology asks a device for, what the device reports, and the verdict.
+"""One RFC 2544 trial: what the suite's searches ask a device for, what the device reports, and the verdict.
 
 The device under test is the kernel's receive path into the readers; ``Device`` is the seam between
 the pure searches (``search.py``) and whatever sends the datagrams: the live runner in a sandbox, or
@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from rawpacer.bench.methodology.sizes import FrameSize
+from rawpacer.bench.rfc2544_suite.sizes import FrameSize
 from rawpacer.errors import require
 from rawpacer.host import HostActivity
 
