@@ -16,14 +16,18 @@ SEQUENCE_H = "rawpacer/_sequence.h"  # the stream datagrams' sequence field, sha
 PACECORE_H = "rawpacer/_pacecore.h"  # the pacer's C core, shared by _pace and _engine
 RXSTAMP_H = "rawpacer/_rxstamp.h"  # a received datagram's kernel timestamp, shared by _readloop and _record
 DGHASH_H = "rawpacer/_dghash.h"  # a replay's datagram hash, shared by _checksum, its planner and recorder
+PYMODULE_H = "rawpacer/_pymodule.h"  # type heads, table entries, module definition and PyInit's body, shared by all
 STRICT = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
 C_EXTENSIONS = {
-    "rawpacer._readloop": ("rawpacer/_readloop.c", [SEQUENCE_H, RXSTAMP_H]),
-    "rawpacer._pace": ("rawpacer/_pace.c", [PACECORE_H]),
-    "rawpacer.engine._engine": ("rawpacer/engine/_engine.c", [SEQUENCE_H, PACECORE_H, "rawpacer/engine/_ring.h"]),
-    "rawpacer.readers._record": ("rawpacer/readers/_record.c", [DGHASH_H, RXSTAMP_H]),
-    "rawpacer.traffic._lane": ("rawpacer/traffic/_lane.c", [SEQUENCE_H, DGHASH_H]),
+    "rawpacer._readloop": ("rawpacer/_readloop.c", [SEQUENCE_H, RXSTAMP_H, PYMODULE_H]),
+    "rawpacer._pace": ("rawpacer/_pace.c", [PACECORE_H, PYMODULE_H]),
+    "rawpacer.engine._engine": (
+        "rawpacer/engine/_engine.c",
+        [SEQUENCE_H, PACECORE_H, PYMODULE_H, "rawpacer/engine/_ring.h"],
+    ),
+    "rawpacer.readers._record": ("rawpacer/readers/_record.c", [DGHASH_H, RXSTAMP_H, PYMODULE_H]),
+    "rawpacer.traffic._lane": ("rawpacer/traffic/_lane.c", [SEQUENCE_H, DGHASH_H, PYMODULE_H]),
 }
 """The strictly compiled extensions: module -> (source, the headers it depends on)."""
 
@@ -32,11 +36,11 @@ setup(
         Extension(
             "rawpacer._checksum",
             sources=["rawpacer/_checksum.c"],
-            depends=[SEQUENCE_H, DGHASH_H],
+            depends=[SEQUENCE_H, DGHASH_H, PYMODULE_H],
             optional=True,
             extra_compile_args=["-O2"],
         ),
-        Extension("rawpacer._alloccount", sources=["rawpacer/_alloccount.c"], optional=True),
+        Extension("rawpacer._alloccount", sources=["rawpacer/_alloccount.c"], depends=[PYMODULE_H], optional=True),
         *(
             Extension(name, sources=[source], depends=depends, optional=True, extra_compile_args=STRICT)
             for name, (source, depends) in C_EXTENSIONS.items()

@@ -5,6 +5,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "_pymodule.h"
+
 static PyMemAllocatorEx previous[3];
 static unsigned long long count, bytes;
 static int installed;
@@ -92,7 +94,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "rawpacer._alloccount", NULL, -1, methods};
+static struct PyModuleDef module = MODULE_DEF("rawpacer._alloccount", NULL, methods);
 
 PyMODINIT_FUNC PyInit__alloccount(void)
 {

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "_dghash.h"
+#include "_pymodule.h"
 #include "_sequence.h"
 
 /* Fold a non-negative sum to 0..0xFFFF keeping its residue mod 0xFFFF (0 only for 0). */
@@ -185,22 +186,23 @@ static PyObject *datagram_hash(PyObject *module, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
-    {"compose_udp", (PyCFunction)(void (*)(void))compose_udp, METH_FASTCALL,
-     "compose_udp(rows, headers, bases, messages, start, payload_len, checksum_at, /): a fan-out's UDP frames into rows."},
+    FASTCALL("compose_udp", compose_udp,
+             "compose_udp(rows, headers, bases, messages, start, payload_len, checksum_at, /): a fan-out's UDP frames "
+             "into rows."),
     {"datagram_hash", (PyCFunction)datagram_hash, METH_O,
      "datagram_hash(buffer, /) -> int: rawpacer's 64-bit datagram hash (_dghash.h)."},
-    {"ones_sum", (PyCFunction)(void (*)(void))ones_sum, METH_FASTCALL,
-     "ones_sum(buffer, initial=0, /) -> int: folded RFC 1071 sum of buffer's big-endian words plus initial."},
-    {"stamp_sequence", (PyCFunction)(void (*)(void))stamp_sequence, METH_FASTCALL,
-     "stamp_sequence(buffer, stride, offset, sequence, /): the sequence field at offset of every stride-byte row."},
+    FASTCALL("ones_sum", ones_sum,
+             "ones_sum(buffer, initial=0, /) -> int: folded RFC 1071 sum of buffer's big-endian words plus initial."),
+    FASTCALL("stamp_sequence", stamp_sequence,
+             "stamp_sequence(buffer, stride, offset, sequence, /): the sequence field at offset of every stride-byte "
+             "row."),
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "rawpacer._checksum",
+static struct PyModuleDef module = MODULE_DEF(
+    "rawpacer._checksum",
     "Internet ones'-complement sum over any buffer, no copy (optional speed-up of rawpacer.headers.checksum).",
-    -1, methods,
-};
+    methods);
 
 PyMODINIT_FUNC PyInit__checksum(void) {
     return PyModule_Create(&module);

@@ -46,9 +46,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <structmember.h>
 
 #include "_pacecore.h"
+#include "_pymodule.h"
 
 /* Sleep until spin_ns before the deadline, then spin until it has passed. Returns the time it
  * returned at, or -1 when a signal cut the sleep short; *slept gets the time spent asleep. */
@@ -141,8 +141,7 @@ static void core_dealloc(Core *c)
 {
     core_drop_window(c);
     Py_XDECREF(c->schedule);
-    PyMem_RawFree(c->late);
-    PyMem_RawFree(c->schedule_late);
+    FREE_ALL(PyMem_RawFree, c->late, c->schedule_late);
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 
@@ -245,17 +244,17 @@ static PyObject *core_schedule_lateness(Core *c, PyObject *unused)
 }
 
 static PyMethodDef core_methods[] = {
-    {"step", (PyCFunction)(void (*)(void))core_step, METH_FASTCALL,
-     "step(departure, now_ns, /) -> (action, until_ns): the pure core, on a clock of the caller's."},
+    FASTCALL("step", core_step,
+             "step(departure, now_ns, /) -> (action, until_ns): the pure core, on a clock of the caller's."),
     {"wait", (PyCFunction)core_wait, METH_O, "wait(departure, /): return when it is due."},
-    {"start", (PyCFunction)(void (*)(void))core_start, METH_FASTCALL, "start(t0_ns=None, /): anchor departure 0."},
+    FASTCALL("start", core_start, "start(t0_ns=None, /): anchor departure 0."),
     {"lateness", (PyCFunction)core_lateness, METH_NOARGS, "lateness() -> bytes: int64 lateness per departure."},
     {"schedule_lateness", (PyCFunction)core_schedule_lateness, METH_NOARGS,
      "schedule_lateness() -> bytes: int64 lateness per departure against the intended schedule."},
     {NULL, NULL, 0, NULL},
 };
 
-#define RO(name, field) RO_INT64(Core, name, field)
+#define RO(name, field) RO_INT64(Core, name, field, NULL)
 static PyMemberDef core_members[] = {
     RO("anchor_ns", p.anchor), RO("origin_ns", p.origin), RO("last_ns", p.last), RO("next_departure", p.next),
     RO("departures", p.departures), RO("stalls", p.stalls), RO("stalled_ns", p.stalled), RO("busy_ns", p.busy),
@@ -269,40 +268,30 @@ static PyObject *core_started(Core *c, void *closure)
 }
 
 static PyGetSetDef core_getset[] = {
-    {"started", (getter)core_started, NULL, "Whether departure 0 is anchored.", NULL},
+    GETTER("started", core_started, "Whether departure 0 is anchored."),
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject CoreType = {
     TYPE_HEAD("rawpacer._pace.Core", Core, "A pacer's state and rules (see the module comment)."),
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)core_init,
-    .tp_dealloc = (destructor)core_dealloc,
+    LIFECYCLE(core_init, core_dealloc),
     .tp_methods = core_methods,
     .tp_members = core_members,
     .tp_getset = core_getset,
 };
 
 static PyMethodDef methods[] = {
-    {"wait_until", (PyCFunction)(void (*)(void))wait_until, METH_FASTCALL,
-     "wait_until(deadline_ns, spin_ns, /) -> (now_ns, slept_ns): sleep, then spin to a monotonic deadline."},
-    {"sleep_until", (PyCFunction)(void (*)(void))sleep_until, METH_FASTCALL,
-     "sleep_until(deadline_ns, /) -> now_ns: one absolute sleep (a signal ends it early)."},
-    {"spin_until", (PyCFunction)(void (*)(void))spin_until, METH_FASTCALL,
-     "spin_until(deadline_ns, /) -> now_ns: spin on the clock until the deadline."},
+    FASTCALL("wait_until", wait_until,
+             "wait_until(deadline_ns, spin_ns, /) -> (now_ns, slept_ns): sleep, then spin to a monotonic deadline."),
+    FASTCALL("sleep_until", sleep_until,
+             "sleep_until(deadline_ns, /) -> now_ns: one absolute sleep (a signal ends it early)."),
+    FASTCALL("spin_until", spin_until, "spin_until(deadline_ns, /) -> now_ns: spin on the clock until the deadline."),
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "rawpacer._pace", NULL, -1, methods};
+static struct PyModuleDef module = MODULE_DEF("rawpacer._pace", NULL, methods);
 
 PyMODINIT_FUNC PyInit__pace(void)
 {
-    PyObject *m = PyModule_Create(&module);
-    if (!m)
-        return NULL;
-    if (PyModule_AddType(m, &CoreType) < 0) { /* readies the type, adds it as "Core" */
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return module_create(&module, NULL, (PyTypeObject *[]){&CoreType, NULL});
 }

@@ -13,13 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-/* What every type of both extensions opens with: a plain (no GC, no subclasses) type over struct ``type``. */
-#define TYPE_HEAD(qualname, type, doc) \
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = qualname, .tp_basicsize = sizeof(type), \
-    .tp_flags = Py_TPFLAGS_DEFAULT, .tp_doc = doc
-/* A read-only int64 field of struct ``type`` as a Python attribute (PyMemberDef; needs structmember.h). */
-#define RO_INT64(type, name, field) {name, T_LONGLONG, offsetof(type, field), READONLY, NULL}
-
 #define MAX_BURST 1024 /* UIO_MAXIOV: the most messages one sendmmsg() takes */
 /* Waits shorter than this spin with the GIL held: releasing and taking it back costs more. */
 #define GIL_RELEASE_NS 20000

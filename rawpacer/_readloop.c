@@ -11,7 +11,6 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <structmember.h>
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "_pymodule.h"
 #include "_rxstamp.h"
 #include "_sequence.h"
 
@@ -138,10 +138,8 @@ static PyBufferProcs Column_as_buffer = {
 };
 
 static PyTypeObject ColumnType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer._readloop.ArrivalColumn",
-    .tp_doc = "one column of a Counter's arrivals, kept alive by the memoryviews over it",
-    .tp_basicsize = sizeof(Column),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    TYPE_HEAD("rawpacer._readloop.ArrivalColumn", Column,
+              "one column of a Counter's arrivals, kept alive by the memoryviews over it"),
     .tp_dealloc = (destructor)Column_dealloc,
     .tp_as_buffer = &Column_as_buffer,
 };
@@ -282,24 +280,15 @@ static inline int count_one(Counter *self, Py_ssize_t slot, const char *data, Py
 
 static void Counter_dealloc(Counter *self) {
     if (self->epfd >= 0) close(self->epfd);
-    PyMem_RawFree(self->received);
-    PyMem_RawFree(self->mismatched);
-    PyMem_RawFree(self->late);
-    PyMem_RawFree(self->late_next);
-    PyMem_RawFree(self->by_length);
+    FREE_ALL(PyMem_RawFree, self->received, self->mismatched, self->late, self->late_next, self->by_length);
     if (self->order != NULL) {
         for (Py_ssize_t i = 0; i < self->slots; i++) {
-            PyMem_RawFree(self->order[i].seen);
-            PyMem_RawFree(self->order[i].gaps);
+            FREE_ALL(PyMem_RawFree, self->order[i].seen, self->order[i].gaps);
         }
         PyMem_RawFree(self->order);
     }
     for (int i = 0; i < COLUMNS; i++) Py_CLEAR(self->columns[i]);
-    PyMem_RawFree(self->fds);
-    PyMem_RawFree(self->msgs);
-    PyMem_RawFree(self->iov);
-    PyMem_RawFree(self->bufs);
-    PyMem_RawFree(self->cmsgs);
+    FREE_ALL(PyMem_RawFree, self->fds, self->msgs, self->iov, self->bufs, self->cmsgs);
     if (self->expected.obj != NULL) PyBuffer_Release(&self->expected);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -673,13 +662,13 @@ static PyObject *Counter_get_active(Counter *self, void *closure) {
 }
 
 static PyGetSetDef Counter_getset[] = {
-    {"complete", (getter)Counter_get_complete, NULL, "every slot has had at least per_port datagrams", NULL},
-    {"active", (getter)Counter_get_active, NULL, "an op is open", NULL},
+    GETTER("complete", Counter_get_complete, "every slot has had at least per_port datagrams"),
+    GETTER("active", Counter_get_active, "an op is open"),
     {NULL},
 };
 
 /* The int64 fields Python reads as they are (read-only). */
-#define RO(name, field, doc) {name, T_LONGLONG, offsetof(Counter, field), READONLY, doc}
+#define RO(name, field, doc) RO_INT64(Counter, name, field, doc)
 static PyMemberDef Counter_members[] = {
     RO("per_port", per_port, "datagrams each slot expects in the open op"),
     RO("busy_ns", busy_ns, "ns spent receiving and checking in this op"),
@@ -712,34 +701,24 @@ static PyMethodDef Counter_methods[] = {
 };
 
 static PyTypeObject CounterType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer._readloop.Counter",
-    .tp_doc = "Counter(expected, slot_size, slots): the readers' counting core and socket loop in C",
-    .tp_basicsize = sizeof(Counter),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Counter_init,
-    .tp_dealloc = (destructor)Counter_dealloc,
+    TYPE_HEAD_FLAGS("rawpacer._readloop.Counter", Counter, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+                    "Counter(expected, slot_size, slots): the readers' counting core and socket loop in C"),
+    LIFECYCLE(Counter_init, Counter_dealloc),
     .tp_methods = Counter_methods,
     .tp_members = Counter_members,
     .tp_getset = Counter_getset,
 };
 
-static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "rawpacer._readloop",
-    "The readers' fast path: recvmmsg, check every byte and count in one C loop (rawpacer.readers.fastloop).",
-    -1, NULL,
+static struct PyModuleDef module = MODULE_DEF(
+    "rawpacer._readloop",
+    "The readers' fast path: recvmmsg, check every byte and count in one C loop (rawpacer.readers.fastloop).", NULL);
+
+static const ModuleInt constants[] = {
+    MODULE_INT(COMMAND), MODULE_INT(COMPLETE), MODULE_INT(DEADLINE), MODULE_INT(SILENCE),
+    MODULE_INT(SLEEP), MODULE_INT(SPIN), MODULE_INT(POLL_OP), {NULL, 0},
 };
 
 PyMODINIT_FUNC PyInit__readloop(void) {
-    if (PyType_Ready(&ColumnType) < 0) return NULL;
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL) return NULL;
-    if (PyModule_AddIntMacro(m, COMMAND) < 0 || PyModule_AddIntMacro(m, COMPLETE) < 0 ||
-        PyModule_AddIntMacro(m, DEADLINE) < 0 || PyModule_AddIntMacro(m, SILENCE) < 0 ||
-        PyModule_AddIntMacro(m, SLEEP) < 0 || PyModule_AddIntMacro(m, SPIN) < 0 ||
-        PyModule_AddIntMacro(m, POLL_OP) < 0 || PyModule_AddType(m, &CounterType) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    if (PyType_Ready(&ColumnType) < 0) return NULL; /* made by Counter, not exported */
+    return module_create(&module, constants, (PyTypeObject *[]){&CounterType, NULL});
 }

@@ -36,10 +36,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <poll.h>
-#include <structmember.h>
 #include <sys/socket.h>
 
 #include "../_pacecore.h"
+#include "../_pymodule.h"
 #include "../_sequence.h"
 #include "_ring.h"
 
@@ -161,10 +161,7 @@ static void pool_free(Pool *p)
             PyBuffer_Release(&p->pinned[j]);
     if (p->addrs.obj)
         PyBuffer_Release(&p->addrs);
-    PyMem_Free(p->pinned);
-    PyMem_Free(p->off);
-    PyMem_Free(p->len);
-    PyMem_Free(p->at);
+    FREE_ALL(PyMem_Free, p->pinned, p->off, p->len, p->at);
     p->pinned = NULL, p->off = NULL, p->len = NULL, p->at = NULL;
     p->n = 0, p->addr_len = 0;
 }
@@ -305,24 +302,17 @@ addresses:
     return 0;
 }
 
-static PyObject *pool_len(Pool *p, void *closure)
-{
-    return PyLong_FromSsize_t(p->n);
-}
-
-static PyGetSetDef pool_getset[] = {
-    {"frames", (getter)pool_len, NULL, "How many frames the pool holds.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+static PyMemberDef pool_members[] = {
+    {"frames", T_PYSSIZET, offsetof(Pool, n), READONLY, "How many frames the pool holds."},
+    {NULL, 0, 0, 0, NULL},
 };
 
 static PyTypeObject PoolType = {
     TYPE_HEAD("rawpacer.engine._engine.Pool", Pool,
               "Frames in one buffer, each an offset and a length (see the module comment)."),
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)pool_init,
-    .tp_dealloc = (destructor)pool_dealloc,
+    LIFECYCLE(pool_init, pool_dealloc),
     .tp_methods = pool_methods,
-    .tp_getset = pool_getset,
+    .tp_members = pool_members,
 };
 
 /* ---- Ring: _ring.h's ring over a Python buffer ---- */
@@ -478,9 +468,7 @@ static PyMethodDef ring_methods[] = {
 static PyTypeObject RingType = {
     TYPE_HEAD("rawpacer.engine._engine.Ring", Ring,
               "A ring in libxdp's shape over writable memory (see the module comment)."),
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)ring_init,
-    .tp_dealloc = (destructor)ring_dealloc,
+    LIFECYCLE(ring_init, ring_dealloc),
     .tp_methods = ring_methods,
 };
 
@@ -496,12 +484,12 @@ typedef struct {
     struct mmsghdr *msgs;
     struct iovec *iov;
     int queued;
-    /* tpacket: the mapped ring's slots */
-    Py_buffer ring;
+    /* tpacket and xdp: the memory they map (the TX ring's slots; the UMEM) */
+    Py_buffer mem;
+    /* tpacket: the ring's slots */
     uint32_t frame_size, frame_nr, head, last;
     int pending;
-    /* xdp: UMEM, its free chunks, the TX and completion rings */
-    Py_buffer umem;
+    /* xdp: the UMEM's free chunks, the TX and completion rings */
     Ring *tx, *cq;
     uint32_t chunk_size, chunk_count, nfree, max_descs;
     uint32_t *free_chunks;
@@ -512,16 +500,11 @@ typedef struct {
 
 static void engine_release(Engine *e)
 {
-    if (e->ring.obj)
-        PyBuffer_Release(&e->ring);
-    if (e->umem.obj)
-        PyBuffer_Release(&e->umem);
+    if (e->mem.obj)
+        PyBuffer_Release(&e->mem);
     Py_CLEAR(e->tx);
     Py_CLEAR(e->cq);
-    PyMem_Free(e->msgs);
-    PyMem_Free(e->iov);
-    PyMem_Free(e->free_chunks);
-    PyMem_Free(e->busy);
+    FREE_ALL(PyMem_Free, e->msgs, e->iov, e->free_chunks, e->busy);
     e->msgs = NULL, e->iov = NULL, e->free_chunks = NULL, e->busy = NULL;
     e->fd = -2;
 }
@@ -534,7 +517,9 @@ static void engine_dealloc(Engine *e)
 
 static PyTypeObject EngineType;
 
-static Engine *engine_new(int kind, int fd)
+/* An engine of this kind on fd, over a writable view of memory (tpacket's ring, xdp's UMEM; NULL for
+ * mmsg); NULL with the error set. */
+static Engine *engine_new(int kind, int fd, PyObject *memory)
 {
     Engine *e = PyObject_New(Engine, &EngineType);
     if (!e)
@@ -547,6 +532,10 @@ static Engine *engine_new(int kind, int fd)
     if (!e->msgs || !e->iov) {
         Py_DECREF(e);
         return (Engine *)PyErr_NoMemory();
+    }
+    if (memory && PyObject_GetBuffer(memory, &e->mem, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(e);
+        return NULL;
     }
     return e;
 }
@@ -580,7 +569,7 @@ static int tpacket_flush(Engine *e, int *err)
 {
     if (!e->pending)
         return 0;
-    volatile uint32_t *status = (uint32_t *)((unsigned char *)e->ring.buf + (size_t)e->last * e->frame_size);
+    volatile uint32_t *status = (uint32_t *)((unsigned char *)e->mem.buf + (size_t)e->last * e->frame_size);
     int64_t stalled_since = now_ns();
     for (;;) {
         if (send(e->fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS) {
@@ -707,7 +696,7 @@ static int put_frame(Engine *e, const Pool *p, Py_ssize_t j, const Stamps *copie
         return PUT_OK;
     }
     if (e->kind == BE_TPACKET) {
-        unsigned char *slot = (unsigned char *)e->ring.buf + (size_t)e->head * e->frame_size;
+        unsigned char *slot = (unsigned char *)e->mem.buf + (size_t)e->head * e->frame_size;
         uint32_t *status = (uint32_t *)slot;
         int64_t since = now_ns();
         uint32_t s;
@@ -759,9 +748,9 @@ static int put_frame(Engine *e, const Pool *p, Py_ssize_t j, const Stamps *copie
         e->busy[chunk] = 1;
         uint32_t piece = len - d * e->chunk_size < e->chunk_size ? len - d * e->chunk_size : e->chunk_size;
         uint32_t options = d + 1 < descs ? XDP_PKT_CONTD : 0;
-        memcpy((unsigned char *)e->umem.buf + addr, frame + (size_t)d * e->chunk_size, piece);
+        memcpy((unsigned char *)e->mem.buf + addr, frame + (size_t)d * e->chunk_size, piece);
         if (d == 0 && copied->n) /* send() checked that every stamp lies in a frame's first chunk */
-            stamps_put(copied, (unsigned char *)e->umem.buf + addr, (uint64_t)k);
+            stamps_put(copied, (unsigned char *)e->mem.buf + addr, (uint64_t)k);
         unsigned char *entry = xring_entry(&e->tx->r, idx + d, DESC_BYTES);
         memcpy(entry, &addr, 8);
         memcpy(entry + 8, &piece, 4);
@@ -1008,21 +997,22 @@ static PyObject *engine_in_flight(Engine *e, void *closure)
 }
 
 static PyMethodDef engine_methods[] = {
-    {"send", (PyCFunction)(void (*)(void))engine_send, METH_FASTCALL,
-     "send(pool, first, count, batch, core=None, sequence=None, stamps=None, /) -> int: frames of the pool's stream."},
+    FASTCALL("send", engine_send,
+             "send(pool, first, count, batch, core=None, sequence=None, stamps=None, /) -> int: frames of the pool's "
+             "stream."),
     {"reap", (PyCFunction)engine_reap, METH_NOARGS, "reap() -> int: take AF_XDP completions now."},
     {"close", (PyCFunction)engine_close, METH_NOARGS, "close(): release the memory the engine holds."},
     {NULL, NULL, 0, NULL},
 };
 
-#define ERO(name, field) RO_INT64(Engine, name, field)
+#define ERO(name, field) RO_INT64(Engine, name, field, NULL)
 static PyMemberDef engine_members[] = {
     ERO("kicks", kicks), ERO("dropped", dropped), ERO("completed", completed), ERO("stray", stray), ERO("sent", sent),
     {NULL, 0, 0, 0, NULL},
 };
 
 static PyGetSetDef engine_getset[] = {
-    {"in_flight", (getter)engine_in_flight, NULL, "UMEM chunks handed to the kernel and not completed.", NULL},
+    GETTER("in_flight", engine_in_flight, "UMEM chunks handed to the kernel and not completed."),
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1044,7 +1034,7 @@ static PyObject *make_mmsg(PyObject *module, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "mmsg: fd must be a descriptor");
         return NULL;
     }
-    return (PyObject *)engine_new(BE_MMSG, (int)fd);
+    return (PyObject *)engine_new(BE_MMSG, (int)fd, NULL);
 }
 
 static PyObject *make_tpacket(PyObject *module, PyObject *args)
@@ -1054,15 +1044,11 @@ static PyObject *make_tpacket(PyObject *module, PyObject *args)
     unsigned int frame_size, frame_nr;
     if (!PyArg_ParseTuple(args, "iOII:tpacket", &fd, &ring, &frame_size, &frame_nr))
         return NULL;
-    Engine *e = engine_new(BE_TPACKET, fd);
+    Engine *e = engine_new(BE_TPACKET, fd, ring);
     if (!e)
         return NULL;
-    if (PyObject_GetBuffer(ring, &e->ring, PyBUF_WRITABLE) < 0) {
-        Py_DECREF(e);
-        return NULL;
-    }
     if (fd < 0 || frame_nr == 0 || frame_size <= TPACKET_DATA || frame_size % 16 ||
-        (Py_ssize_t)frame_size * frame_nr > e->ring.len) {
+        (Py_ssize_t)frame_size * frame_nr > e->mem.len) {
         Py_DECREF(e);
         PyErr_SetString(PyExc_ValueError, "tpacket: a descriptor, and frame_nr slots of frame_size bytes in the ring");
         return NULL;
@@ -1079,14 +1065,10 @@ static PyObject *make_xdp(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "iOIO!O!pI:xdp", &fd, &umem, &chunk_size, &RingType, &tx, &RingType, &cq,
                           &need_wakeup, &max_descs))
         return NULL;
-    Engine *e = engine_new(BE_XDP, fd);
+    Engine *e = engine_new(BE_XDP, fd, umem);
     if (!e)
         return NULL;
-    if (PyObject_GetBuffer(umem, &e->umem, PyBUF_WRITABLE) < 0) {
-        Py_DECREF(e);
-        return NULL;
-    }
-    if (fd < -1 || chunk_size < 64 || (chunk_size & (chunk_size - 1)) || e->umem.len < chunk_size || max_descs < 1 ||
+    if (fd < -1 || chunk_size < 64 || (chunk_size & (chunk_size - 1)) || e->mem.len < chunk_size || max_descs < 1 ||
         ((Ring *)tx)->width != DESC_BYTES || ((Ring *)cq)->width != 8) {
         Py_DECREF(e);
         PyErr_SetString(PyExc_ValueError,
@@ -1095,7 +1077,7 @@ static PyObject *make_xdp(PyObject *module, PyObject *args)
         return NULL;
     }
     e->chunk_size = chunk_size;
-    e->chunk_count = (uint32_t)(e->umem.len / chunk_size);
+    e->chunk_count = (uint32_t)(e->mem.len / chunk_size);
     e->max_descs = max_descs;
     e->need_wakeup = need_wakeup;
     e->free_chunks = PyMem_Malloc((size_t)e->chunk_count * sizeof(uint32_t));
@@ -1124,12 +1106,10 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "rawpacer.engine._engine", NULL, -1, methods};
+static struct PyModuleDef module = MODULE_DEF("rawpacer.engine._engine", NULL, methods);
 
 PyMODINIT_FUNC PyInit__engine(void)
 {
-    if (PyType_Ready(&PoolType) < 0 || PyType_Ready(&RingType) < 0 || PyType_Ready(&EngineType) < 0)
-        return NULL;
     PyObject *pace = PyImport_ImportModule("rawpacer._pace");
     if (pace) {
         core_type = (PyTypeObject *)PyObject_GetAttrString(pace, "Core");
@@ -1137,18 +1117,5 @@ PyMODINIT_FUNC PyInit__engine(void)
     }
     if (!core_type)
         PyErr_Clear(); /* no C pacer: the engine sends unpaced only */
-    PyObject *m = PyModule_Create(&module);
-    if (!m)
-        return NULL;
-    PyObject *types[] = {(PyObject *)&PoolType, (PyObject *)&RingType, (PyObject *)&EngineType};
-    const char *names[] = {"Pool", "Ring", "Engine"};
-    for (int k = 0; k < 3; k++) {
-        Py_INCREF(types[k]);
-        if (PyModule_AddObject(m, names[k], types[k]) < 0) {
-            Py_DECREF(types[k]);
-            Py_DECREF(m);
-            return NULL;
-        }
-    }
-    return m;
+    return module_create(&module, NULL, (PyTypeObject *[]){&PoolType, &RingType, &EngineType, NULL});
 }

@@ -22,6 +22,7 @@
 
 #include "../_rxstamp.h"
 #include "../_dghash.h"
+#include "../_pymodule.h"
 
 /* Every UDP payload fits whole (65,507 bytes over IPv4, 65,527 over IPv6 without jumbograms,
  * RFC 768 / RFC 8200), so recvmmsg never truncates one; the same size as replay.MAX_DATAGRAM. */
@@ -116,12 +117,7 @@ static int64_t drain(Recorder *self, uint32_t slot) {
 
 static void Recorder_dealloc(Recorder *self) {
     if (self->epfd >= 0) close(self->epfd);
-    PyMem_RawFree(self->fds);
-    PyMem_RawFree(self->rx_ns);
-    PyMem_RawFree(self->hash);
-    PyMem_RawFree(self->slot);
-    PyMem_RawFree(self->length);
-    PyMem_RawFree(self->bufs);
+    FREE_ALL(PyMem_RawFree, self->fds, self->rx_ns, self->hash, self->slot, self->length, self->bufs);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -315,7 +311,7 @@ static PyObject *Recorder_dump(Recorder *self, PyObject *arg) {
 static PyObject *Recorder_get_count(Recorder *self, void *closure) { return PyLong_FromSsize_t(self->count); }
 
 static PyGetSetDef Recorder_getset[] = {
-    {"count", (getter)Recorder_get_count, NULL, "datagrams recorded since the start or the last dump", NULL},
+    GETTER("count", Recorder_get_count, "datagrams recorded since the start or the last dump"),
     {NULL},
 };
 
@@ -329,10 +325,8 @@ static PyMethodDef Recorder_methods[] = {
 };
 
 static PyTypeObject RecorderType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer.readers._record.Recorder",
-    .tp_doc = "Recorder(fds, ctl_fd): a replay's recorder, slot i being the socket fds[i]",
-    .tp_basicsize = sizeof(Recorder),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    TYPE_HEAD("rawpacer.readers._record.Recorder", Recorder,
+              "Recorder(fds, ctl_fd): a replay's recorder, slot i being the socket fds[i]"),
     .tp_new = Recorder_new,
     .tp_init = (initproc)Recorder_init,
     .tp_dealloc = (destructor)Recorder_dealloc,
@@ -340,26 +334,12 @@ static PyTypeObject RecorderType = {
     .tp_getset = Recorder_getset,
 };
 
-static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "rawpacer.readers._record",
-    "A replay's recorder: recvmmsg, hash and stamp every datagram in one C loop (rawpacer.readers.replay).",
-    -1, NULL,
-};
+static struct PyModuleDef module = MODULE_DEF(
+    "rawpacer.readers._record",
+    "A replay's recorder: recvmmsg, hash and stamp every datagram in one C loop (rawpacer.readers.replay).", NULL);
+
+static const ModuleInt constants[] = {MODULE_INT(COMMAND), MODULE_INT(SETTLED), MODULE_INT(MAX_DATAGRAM), {NULL, 0}};
 
 PyMODINIT_FUNC PyInit__record(void) {
-    if (PyType_Ready(&RecorderType) < 0) return NULL;
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL) return NULL;
-    if (PyModule_AddIntConstant(m, "COMMAND", COMMAND) < 0 || PyModule_AddIntConstant(m, "SETTLED", SETTLED) < 0 ||
-        PyModule_AddIntConstant(m, "MAX_DATAGRAM", MAX_DATAGRAM) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(&RecorderType);
-    if (PyModule_AddObject(m, "Recorder", (PyObject *)&RecorderType) < 0) {
-        Py_DECREF(&RecorderType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return module_create(&module, constants, (PyTypeObject *[]){&RecorderType, NULL});
 }

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "../_dghash.h"
+#include "../_pymodule.h"
 #include "../_sequence.h"
 
 #define MAX_FRAME 262144 /* capture.MAX_FRAME: libpcap's WTAP_MAX_PACKET_SIZE_STANDARD */
@@ -393,7 +394,7 @@ done:
 static PyObject *lane_flows(Lane *l, void *closure) { return PyLong_FromSize_t(l->used); }
 
 static PyGetSetDef lane_getset[] = {
-    {"flows", (getter)lane_flows, NULL, "Destinations the lane has met (its cache of the flow table).", NULL},
+    GETTER("flows", lane_flows, "Destinations the lane has met (its cache of the flow table)."),
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -405,13 +406,9 @@ static PyMethodDef lane_methods[] = {
 };
 
 static PyTypeObject LaneType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rawpacer.traffic._lane.Lane",
-    .tp_basicsize = sizeof(Lane),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Lane(reader_mac, writer_mac, v4, v6, vlan, mtu, flow_of, /): a Rewriter's sandbox, in C.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)lane_init,
-    .tp_dealloc = (destructor)lane_dealloc,
+    TYPE_HEAD("rawpacer.traffic._lane.Lane", Lane,
+              "Lane(reader_mac, writer_mac, v4, v6, vlan, mtu, flow_of, /): a Rewriter's sandbox, in C."),
+    LIFECYCLE(lane_init, lane_dealloc),
     .tp_methods = lane_methods,
     .tp_getset = lane_getset,
 };
@@ -422,20 +419,9 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "rawpacer.traffic._lane", NULL, -1, methods};
+static struct PyModuleDef module = MODULE_DEF("rawpacer.traffic._lane", NULL, methods);
 
 PyMODINIT_FUNC PyInit__lane(void)
 {
-    if (PyType_Ready(&LaneType) < 0)
-        return NULL;
-    PyObject *m = PyModule_Create(&module);
-    if (!m)
-        return NULL;
-    Py_INCREF(&LaneType);
-    if (PyModule_AddObject(m, "Lane", (PyObject *)&LaneType) < 0) {
-        Py_DECREF(&LaneType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return module_create(&module, NULL, (PyTypeObject *[]){&LaneType, NULL});
 }
