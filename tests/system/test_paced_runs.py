@@ -20,6 +20,16 @@ TOLERANCE = 0.2
 """Achieved rate within ±20 % of the target: catches a pacer that bursts or ignores the rate."""
 
 
+def pacer_error(row: dict) -> float:
+    """The row's rate error with the time the pacer re-anchored after stalls taken out of its span:
+    a stall of the host (20-60 ms now and then here, more when it is loaded) moves the schedule on
+    purpose and is counted in ``reanchored_ns``, not the pacer's error; a pacer that bursts or
+    ignores its rate still shows."""
+    n = row["delivered"]
+    span_s = (n - 1) / row["rate_achieved_pps"] - row["reanchored_ns"] / 1e9
+    return (n - 1) / span_s / row["rate_target_pps"] - 1
+
+
 def paced(tmp_path, *args: str) -> list[dict]:
     path = tmp_path / "paced.json"
     code, err = run_cli(["compare", "--mode", "stream", "--readers", "20", *args, "--json", str(path)])
@@ -35,7 +45,7 @@ def test_a_paced_stream_delivers_intact_at_about_its_rate(topology, tmp_path):
     for row in rows:
         assert row["all_intact"] and row["sent"] == row["delivered"] == 2000, row["writer"]
         assert row["timestamps"] == "kernel-rx" and row["rate_target_pps"] == 5000.0 and row["burst"] == 1
-        assert abs(row["rate_error"]) < TOLERANCE, (row["writer"], row["rate_achieved_pps"])
+        assert abs(pacer_error(row)) < TOLERANCE, (row["writer"], row["rate_achieved_pps"], row["reanchored_ns"])
         assert set(row["gap_dev_ns"]) == {"p50", "p99", "p999", "max"} and row["gap_ideal_ns"] == 200_000.0
         assert 0 <= row["gap_dev_ns"]["p50"] <= row["gap_dev_ns"]["max"]
         assert row["pacer"]["departures"] == 2000 + 20  # one unmeasured fan-out leaves first
@@ -64,7 +74,7 @@ def test_bursts_poisson_and_a_seed_are_recorded(tmp_path):
     )
     assert (row["pattern"], row["seed"], row["burst"], row["sent"]) == ("poisson", 7, 10, 1200)
     assert row["all_intact"] and row["cv"] is not None and row["ks"] is not None
-    assert abs(row["rate_error"]) < 2 * TOLERANCE  # 120 departures: a Poisson stream's own spread
+    assert abs(pacer_error(row)) < 2 * TOLERANCE  # 120 departures: a Poisson stream's own spread
 
 
 def test_spin_full_catch_up_burst_and_the_schedule_lateness_are_recorded(tmp_path):
