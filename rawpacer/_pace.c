@@ -34,8 +34,6 @@
  *     last `window` sleeps, within spin_min_ns .. spin_ns, spin_min_ns before the first sleep.
  *     step(i, now_ns) -> (action, until_ns): action 0 GO, 1 SLEEP, 2 SPIN. wait(i): the same on
  *     the real clock. start(t0_ns=None) anchors departure 0 at t0_ns (default lead_ns from now).
- *     learn(overshoot_ns) keeps a wake-up overshoot measured before the stream, as if a sleep had
- *     ended so late (adaptive only): the margin then starts from this host's wake-ups.
  *     Long waits take the GIL back every 10 ms to let signal handlers run, so Ctrl-C stops them
  *     with the record up to date. lateness() / schedule_lateness() -> bytes:
  *     the int64 lateness against the re-anchored schedule / the intended one of every
@@ -245,29 +243,11 @@ static PyObject *core_schedule_lateness(Core *c, PyObject *unused)
                                      (Py_ssize_t)(c->late_len * (int64_t)sizeof(int64_t)));
 }
 
-/* A wake-up overshoot measured before the stream (the pacer's calibration): kept as if a sleep of
- * this core's had ended so late, so an adaptive margin starts from this host's wake-ups. */
-static PyObject *core_learn(Core *c, PyObject *arg)
-{
-    long long over = PyLong_AsLongLong(arg);
-    if (over == -1 && PyErr_Occurred())
-        return NULL;
-    if (over < 0) {
-        PyErr_SetString(PyExc_ValueError, "learn: an overshoot is 0 ns or more");
-        return NULL;
-    }
-    if (c->p.mode == SPIN_ADAPTIVE)
-        pace_learn(&c->p, over);
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef core_methods[] = {
     FASTCALL("step", core_step,
              "step(departure, now_ns, /) -> (action, until_ns): the pure core, on a clock of the caller's."),
     {"wait", (PyCFunction)core_wait, METH_O, "wait(departure, /): return when it is due."},
     FASTCALL("start", core_start, "start(t0_ns=None, /): anchor departure 0."),
-    {"learn", (PyCFunction)core_learn, METH_O,
-     "learn(overshoot_ns, /): a wake-up overshoot measured before the stream, kept by an adaptive margin."},
     {"lateness", (PyCFunction)core_lateness, METH_NOARGS, "lateness() -> bytes: int64 lateness per departure."},
     {"schedule_lateness", (PyCFunction)core_schedule_lateness, METH_NOARGS,
      "schedule_lateness() -> bytes: int64 lateness per departure against the intended schedule."},

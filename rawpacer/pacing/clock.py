@@ -29,11 +29,6 @@ SPIN_MIN_NS = 100_000
 """The shortest adaptive margin, and the margin before the first sleep (100 µs: the thread's 50 µs
 timer slack, which every sleep may add, with room to spare)."""
 
-CALIBRATION_SLEEPS = 32
-"""Sleeps a process takes once, before its first adaptive pacer (``host_overshoots``)."""
-CALIBRATION_SLEEP_NS = 1_000_000
-"""Each 1 ms: long enough for an idle vCPU to halt, as a low-rate stream's sleeps let it."""
-
 OVERSHOOT_WINDOW = 256
 """Wake-up overshoots the adaptive margin keeps: it is 3/2 of the highest of the last 256 (a
 running p99.6 with headroom)."""
@@ -119,17 +114,3 @@ def wakeup_lateness(samples: int = 200, sleep_ns: int = 1_000_000) -> npt.NDArra
         deadline = time.monotonic_ns() + sleep_ns
         late[k] = wait_until(deadline, 0)[0] - deadline
     return late
-
-
-_measured: list[int] = []
-
-
-def host_overshoots() -> list[int]:
-    """How late this host's sleeps wake (ns), ``CALIBRATION_SLEEPS`` sleeps of
-    ``CALIBRATION_SLEEP_NS`` measured on the first call of the process (~35 ms) and kept: every
-    real-clock adaptive pacer's margin starts from them instead of learning them from its own
-    first, late, departures."""
-    if not _measured:
-        late = wakeup_lateness(CALIBRATION_SLEEPS, CALIBRATION_SLEEP_NS)
-        _measured.extend(max(0, int(x)) for x in late)  # a signal may end a sleep early
-    return list(_measured)

@@ -15,8 +15,7 @@ intended schedule). Two rules keep a late pacer honest:
 
 Waiting for a departure, the pacer sleeps while more than a margin is left and spins for the
 rest. The margin adapts (``spin="adaptive"``): 3/2 of the highest wake-up overshoot of the last
-``OVERSHOOT_WINDOW`` sleeps, from ``SPIN_MIN_NS`` to ``DEFAULT_SPIN_NS``, the host's own wake-ups
-(measured once per process, ``host_overshoots``) counted as sleeps already seen; ``spin="full"`` never
+``OVERSHOOT_WINDOW`` sleeps, from ``SPIN_MIN_NS`` to ``DEFAULT_SPIN_NS``; ``spin="full"`` never
 sleeps and spins without PAUSE, as sockperf does; ``spin_ns=N`` fixes it at N.
 
 Every departure's lateness, against the re-anchored schedule and against the intended one (which
@@ -42,7 +41,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -57,7 +56,6 @@ from rawpacer.pacing.clock import (
     SPIN_MIN_NS,
     Clock,
     MonotonicClock,
-    host_overshoots,
 )
 from rawpacer.pacing.rate import DEFAULT_CATCH_UP, SPINS, catch_up_label
 from rawpacer.pacing.schedule import ConstantSchedule, Schedule
@@ -153,14 +151,6 @@ class PyCore:
             self.sleeps += 1
             return SLEEP, self._wake_at
         return SPIN, self._target
-
-    def learn(self, overshoot: int, /) -> None:
-        """A wake-up overshoot measured before the stream, kept as if a sleep had ended so late
-        (adaptive only): the margin then starts from this host's wake-ups."""
-        if overshoot < 0:
-            raise ValueError("learn: an overshoot is 0 ns or more")
-        if self.spin_mode == SPIN_MODES["adaptive"]:
-            self._learn(overshoot)
 
     def _learn(self, overshoot: int) -> None:
         """Keep a wake-up's overshoot; the margin is 3/2 of the highest kept, within its bounds."""
@@ -264,9 +254,7 @@ class Pacer:
 
     It is the op loop's ``Departures`` (rawpacer.bench.oploop): ``burst``, ``start()``, ``wait(i)``.
     The C core runs it unless ``implementation="python"`` (or no compiler); on the real clock, or on
-    ``clock`` (a test's), the same core driven step by step. An adaptive margin starts from
-    ``learned`` wake-up overshoots (ns): by default, on the real clock, this host's
-    (``clock.host_overshoots``, measured once per process); none on a test's clock.
+    ``clock`` (a test's), the same core driven step by step.
     """
 
     wait: Callable[[int], None]
@@ -283,7 +271,6 @@ class Pacer:
         clock: Clock | None = None,
         implementation: Literal["c", "python"] | None = None,
         lateness_samples: int = LATENESS_SAMPLES,
-        learned: Sequence[int] | None = None,
     ) -> None:
         if stall_ns is None:
             stall_ns = max(DEFAULT_STALL_NS, math.ceil(schedule.period_ns))
@@ -328,11 +315,6 @@ class Pacer:
             )
         self.clock = clock
         """The clock a test gave, or None: the real one."""
-        if self.spin == "adaptive":
-            # The margin starts from this host's wake-ups rather than SPIN_MIN_NS: a low-rate
-            # stream's first sleeps would otherwise each overshoot it until enough were seen.
-            for overshoot in host_overshoots() if learned is None and clock is None else learned or ():
-                self.core.learn(overshoot)
         if clock is None and core_implementation == "c":
             self.wait = c_core.wait
         else:

@@ -14,18 +14,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rawpacer.pacing import ConstantSchedule, Pacer, PoissonSchedule, Schedule
-from rawpacer.pacing.clock import (
-    CALIBRATION_SLEEPS,
-    DEFAULT_SPIN_NS,
-    IMPLEMENTATION,
-    SPIN_MIN_NS,
-    host_overshoots,
-)
+from rawpacer.pacing.clock import IMPLEMENTATION
 from rawpacer.pacing.pacer import GO, LATENESS_SAMPLES, SLEEP, SPIN, START_LEAD_NS
 
 CORES = (IMPLEMENTATION, "python")
@@ -49,8 +42,6 @@ class Scenario:
     departures: int
     samples: int = LATENESS_SAMPLES
     """The lateness record's capacity (small ones: the sample thins out as the stream goes on)."""
-    learned: tuple[int, ...] = ()
-    """Wake-up overshoots measured before the stream (the calibration an adaptive margin starts from)."""
 
 
 delays = st.one_of(
@@ -81,7 +72,6 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         spin_over=draw(st.lists(st.integers(0, 200), min_size=1, max_size=10)),
         departures=n,
         samples=draw(st.sampled_from([LATENESS_SAMPLES, 0, 1, 2, 3, 8, 17])),
-        learned=tuple(draw(st.lists(st.integers(0, 6_000_000), max_size=5))),
     )
 
 
@@ -95,7 +85,6 @@ def run_lockstep(s: Scenario) -> tuple[Pacer, Pacer, list[int]]:
             catch_up=s.catch_up,
             implementation=core,
             lateness_samples=s.samples,
-            learned=s.learned,
         )
         for core in CORES
     ]
@@ -169,25 +158,3 @@ def test_lockstep_sees_every_action_and_a_re_anchor():
     assert c.margin_ns == 120_000, "3/2 of the highest overshoot seen"
     assert report.schedule_lateness_ns["max"] >= report.stalled_ns > 0
     assert (SLEEP, SPIN) == (1, 2)
-
-
-def test_a_margin_starts_from_the_overshoots_learned_before_the_stream():
-    """Both cores: the calibration counts as sleeps already seen, within the margin's bounds; a
-    pacer that never sleeps keeps none."""
-    for learned, margin in (((), SPIN_MIN_NS), ((40_000,), SPIN_MIN_NS), ((300_000, 100_000), 450_000)):
-        for core in CORES:
-            assert Pacer(ConstantSchedule(1000), learned=learned, implementation=core).margin_ns == margin
-    for core in CORES:
-        assert Pacer(ConstantSchedule(1000), learned=(10**9,), implementation=core).margin_ns == DEFAULT_SPIN_NS
-        assert Pacer(ConstantSchedule(1000), spin="full", learned=(300_000,), implementation=core).margin_ns is None
-        with pytest.raises(ValueError, match="an overshoot is 0 ns or more"):
-            Pacer(ConstantSchedule(1000), learned=(-1,), implementation=core)
-
-
-def test_a_real_clock_pacer_starts_from_this_hosts_wake_ups_and_a_test_clock_from_none():
-    high = max(host_overshoots())
-    expected = min(DEFAULT_SPIN_NS, max(SPIN_MIN_NS, high + high // 2))
-    for core in CORES:
-        assert Pacer(ConstantSchedule(1000), implementation=core).margin_ns == expected
-    assert host_overshoots() == host_overshoots() and len(host_overshoots()) == CALIBRATION_SLEEPS, "measured once"
-    assert all(over >= 0 for over in host_overshoots())
