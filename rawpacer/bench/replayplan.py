@@ -226,10 +226,12 @@ class _Frames:
     the record it came from, and the UDP datagram it carries (flow -1: none; its payload's hash and
     sequence, -1: none), as the C lane fills them and the Python path appends."""
 
-    def __init__(self, records: RecordChunk) -> None:
+    def __init__(self, records: RecordChunk, room: bool = True) -> None:
         self.records = records
         n = max(1, len(records))
-        self.data = bytearray(int(records.caplens.sum()) + n * LINK_ROOM)
+        # Room for every record's bytes and a tagged header each, unless the chunk is sent as
+        # captured (from the records' own buffer): a zeroed buffer of a chunk's size costs a pass.
+        self.data = bytearray(int(records.caplens.sum()) + n * LINK_ROOM if room else 0)
         self.size = 0
         self.count = 0
         self.at, self.lengths, self.record_of, self.flows, self.hashes, self.sequences = (
@@ -490,10 +492,11 @@ class Plan:
     def _chunk(self, loop: int, records: RecordChunk) -> Chunk:
         start = self.counts.frames
         self.counts.records += len(records)
-        out = _Frames(records)
+        # sent as captured, and every frame fits (fit_frame's own first test): the records themselves
+        as_captured = self.rewriter is None and bool((records.caplens - ETH_HLEN <= self.mtu).all())
+        out = _Frames(records, room=not as_captured)
         base_id = self._ip_id
-        if self.rewriter is None and bool((records.caplens - ETH_HLEN <= self.mtu).all()):
-            # sent as captured, and every frame fits (fit_frame's own first test): the records themselves
+        if as_captured:
             out.data, out.size, out.count = records.data, 0, len(records)  # type: ignore[assignment]
             out.at, out.lengths, out.record_of = records.offsets, records.caplens, np.arange(len(records))
             out.flows = np.full(len(records), -1, np.int64)

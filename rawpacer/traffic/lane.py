@@ -137,7 +137,7 @@ def _pcap_chunks(
     """A classic pcap's records (after its file header, ``handle`` at the first), parsed by ``_lane.pcap_records``."""
     assert PCAP_RECORD.size == 16 and stream.offset == PCAP_HEADER.size
     with stream.handle:
-        data = bytearray()
+        data: bytes | memoryview = b""
         want = READ_BYTES
         at = 0  # where in ``data`` the next record starts; data[0] is file byte ``base``
         base = stream.offset
@@ -147,17 +147,15 @@ def _pcap_chunks(
             got, stop, bad = _lane.pcap_records(data, at, big, nanos, offsets, caplens, origlens, times)
             if got < count and bad < 0 and not ended:  # a whole chunk first: read on (at least doubling)
                 left = len(data) - at
-                grown = bytearray(left + max(want, MAX_FRAME + PCAP_RECORD.size, left))
-                grown[:left] = memoryview(data)[at:]
-                view = memoryview(grown)
-                try:
-                    read = handle.readinto(view[left:])
-                finally:
-                    view.release()
-                del grown[left + read :]
+                # Not zeroed (np.empty, not bytearray): the read fills it, and a chunk's buffer is
+                # megabytes that clearing would cost a pass each (a replay at top speed plans beside the send).
+                grown = np.empty(left + max(want, MAX_FRAME + PCAP_RECORD.size, left), np.uint8)
+                view = grown.data
+                view[:left] = memoryview(data)[at:]
+                read = handle.readinto(view[left:])
                 ended = read == 0
                 base += at
-                data, at = grown, 0
+                data, at = view[: left + read], 0
                 continue
             if got:
                 want = max(want, stop - at)  # what a chunk takes: one read each from now on
