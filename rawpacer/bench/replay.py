@@ -205,7 +205,7 @@ def _send_chunks(writer: Writer, chunks: Iterator[Chunk], timing: Timing) -> tup
                 sent += writer.send_frames(frames[at : at + BATCH])
         return sent, None
     schedule = FedSchedule()
-    pacer = Pacer(schedule, spin=timing.spin, catch_up=timing.catch_up)
+    pacer = Pacer(schedule, **timing.pacer_args())
     core = engine_core(pacer)
     wait, send = pacer.wait, writer.send_frames
     for chunk in chunks:

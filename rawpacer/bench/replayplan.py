@@ -30,6 +30,7 @@ from rawpacer.pacing import (
     DEFAULT_CATCH_UP,
     ConstantSchedule,
     Rate,
+    Waits,
     catch_up_label,
     parse_catch_up,
     parse_rate,
@@ -61,7 +62,7 @@ Source = Callable[[], Iterable[Record]]
 
 
 @dataclass(frozen=True)
-class Timing:
+class Timing(Waits):
     """When frames leave: ``kind`` (captured, rate, topspeed), captured's ``speed``, rate's ``rate``,
     how the pacer waits for each (``spin``: adaptive or full, as ``--spin`` on compare) and how fast
     it may catch up when late (``catch_up``: a factor, inf for back to back, as ``--catch-up``)."""
@@ -69,8 +70,6 @@ class Timing:
     kind: str = "captured"
     speed: float = 1.0
     rate: Rate | None = None
-    spin: str = "adaptive"
-    catch_up: float = DEFAULT_CATCH_UP
 
     @classmethod
     def parse(
@@ -111,7 +110,7 @@ class Timing:
             "--catch-up says how a late paced replay catches up; drop it with --topspeed",
         )
         if rate is not None:
-            return cls("rate", 1.0, parse_rate(rate), waits, factor)
+            return cls("rate", 1.0, parse_rate(rate), spin=waits, catch_up=factor)
         return cls("topspeed") if topspeed else cls("captured", value, spin=waits, catch_up=factor)
 
     def describe(self) -> str:

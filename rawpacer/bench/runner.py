@@ -104,7 +104,7 @@ def paced(spec: PaceSpec, writer: Writer, mix: SizeMix | None = None) -> Paced:
         if mix is None
         else mean_link_bytes(mix, mtu=mtu, ip_version=version, vlan=vlan)
     )
-    return Paced(spec, spec.pps(frame), Pacer(make_schedule(spec, frame), spin=spec.spin, catch_up=spec.catch_up))
+    return Paced(spec, spec.pps(frame), Pacer(make_schedule(spec, frame), **spec.pacer_args()))
 
 
 @dataclass

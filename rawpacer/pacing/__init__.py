@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # ``A as A``: re-exported for mypy, which cannot read the com
     from rawpacer.pacing.rate import SPINS as SPINS
     from rawpacer.pacing.rate import PaceSpec as PaceSpec
     from rawpacer.pacing.rate import Rate as Rate
+    from rawpacer.pacing.rate import Waits as Waits
     from rawpacer.pacing.rate import catch_up_label as catch_up_label
     from rawpacer.pacing.rate import link_bytes as link_bytes
     from rawpacer.pacing.rate import parse_burst as parse_burst
@@ -59,6 +60,7 @@ _HOMES = lazy.homes(
             "SPINS",
             "PaceSpec",
             "Rate",
+            "Waits",
             "catch_up_label",
             "link_bytes",
             "parse_burst",

@@ -16,7 +16,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 from rawpacer.errors import UsageError, require
 from rawpacer.headers import ETH_HLEN, UDP_HLEN, VLAN_HLEN
@@ -194,6 +194,20 @@ def parse_catch_up(value: str | float) -> float:
     return factor
 
 
+@dataclass(frozen=True, kw_only=True)
+class Waits:
+    """How a pacer waits for each departure (``spin``: adaptive or full) and how fast it may catch up
+    when late (``catch_up``: a factor, inf for back to back): what ``--spin`` and ``--catch-up`` ask
+    of a paced stream and of a paced replay alike."""
+
+    spin: str = "adaptive"
+    catch_up: float = DEFAULT_CATCH_UP
+
+    def pacer_args(self) -> dict[str, Any]:
+        """The ``Pacer`` keywords they are."""
+        return {"spin": self.spin, "catch_up": self.catch_up}
+
+
 def catch_up_label(factor: float) -> float | str:
     """A catch-up factor as the JSON and the tables show it: the number, or ``burst`` for inf
     (JSON has no infinity)."""
@@ -201,7 +215,7 @@ def catch_up_label(factor: float) -> float | str:
 
 
 @dataclass(frozen=True)
-class PaceSpec:
+class PaceSpec(Waits):
     """Everything a paced stream is asked for, checked: rate, burst, pattern, (Poisson) seed, how the
     pacer waits and how fast it may catch up when late."""
 
@@ -209,8 +223,6 @@ class PaceSpec:
     burst: int = 1
     pattern: str = "constant"
     seed: int | None = None
-    spin: str = "adaptive"
-    catch_up: float = DEFAULT_CATCH_UP
 
     @classmethod
     def parse(
@@ -233,8 +245,8 @@ class PaceSpec:
             parse_burst(burst),
             pattern,
             parse_seed(seed) if pattern == "poisson" else None,
-            parse_spin(spin),
-            parse_catch_up(catch_up),
+            spin=parse_spin(spin),
+            catch_up=parse_catch_up(catch_up),
         )
 
     def pps(self, frame_bytes: int | Fraction | None = None) -> float:
