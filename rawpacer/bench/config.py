@@ -31,7 +31,7 @@ from rawpacer.limits import (
     MIN_MTU_V6,
 )
 from rawpacer.messages import KINDS as PAYLOADS
-from rawpacer.pacing import DEFAULT_CATCH_UP, PaceSpec, catch_up_label, parse_spin
+from rawpacer.pacing import PaceSpec, catch_up_label, parse_spin
 from rawpacer.remote.spec import Host, parse_hosts
 from rawpacer.sandbox import IP_VERSIONS, KINDS
 from rawpacer.sandbox.ports import Ports, check_port
@@ -206,7 +206,7 @@ def check_pace(
         require(catch_up is None, f"--catch-up {catch_up} says how a late paced stream catches up; give --rate too")
         return None
     require(per_op or mode == "stream", f"--rate {rate} paces a stream; use it with --mode stream")
-    return PaceSpec.parse(rate, burst, pattern, seed, spin, DEFAULT_CATCH_UP if catch_up is None else catch_up)
+    return PaceSpec.parse(rate, burst, pattern, seed, spin, catch_up)
 
 
 def check_device(

@@ -104,7 +104,7 @@ class Timing(Waits):
             value = 1.0
         waits = "adaptive" if spin is None else parse_spin(spin)
         require(spin is None or not topspeed, "--spin says how a paced replay waits; drop it with --topspeed")
-        factor = DEFAULT_CATCH_UP if catch_up is None else parse_catch_up(catch_up)
+        factor = parse_catch_up(catch_up)
         require(
             catch_up is None or not topspeed,
             "--catch-up says how a late paced replay catches up; drop it with --topspeed",

@@ -180,8 +180,11 @@ CATCH_UP_BURST = "burst"
 sockperf and tcpreplay do."""
 
 
-def parse_catch_up(value: str | float) -> float:
-    """``--catch-up``: a factor of 1 (never faster than the schedule) or more, or burst (inf)."""
+def parse_catch_up(value: str | float | None) -> float:
+    """``--catch-up``: a factor of 1 (never faster than the schedule) or more, or burst (inf);
+    None (not given) is the default, DEFAULT_CATCH_UP."""
+    if value is None:
+        return DEFAULT_CATCH_UP
     allowed = f"use a factor of 1 or more (default {DEFAULT_CATCH_UP:g}) or {CATCH_UP_BURST}"
     text = str(value).strip().lower()
     if text in (CATCH_UP_BURST, "inf"):
@@ -232,7 +235,7 @@ class PaceSpec(Waits):
         pattern: str = "constant",
         seed: int | str | None = None,
         spin: str = "adaptive",
-        catch_up: str | float = DEFAULT_CATCH_UP,
+        catch_up: str | float | None = None,
     ) -> PaceSpec:
         """The options as the CLI gets them; a Poisson stream without a seed gets a fresh one."""
         pattern = parse_pattern(pattern)
