@@ -133,17 +133,18 @@ def add_pacing(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument(
         "--seed", default=None, help="seed of the poisson departures and of --vary ...:random (recorded in the JSON)"
     )
+    add_waits(p, "stream", spin_default="adaptive")
+
+
+def add_waits(p: argparse.ArgumentParser | argparse._ArgumentGroup, what: str, spin_default: str | None) -> None:
+    """--spin and --catch-up: how a paced ``what`` waits for each departure and gets back on its
+    schedule when late (docs/pacing.md); ``spin_default`` None where "not given" must show."""
     p.add_argument(
         "--spin",
-        default="adaptive",
+        default=spin_default,
         help="how the pacer waits: adaptive (sleep, then spin for the margin this host's wake-ups need; "
         "default) or full (spin only, as sockperf does: one CPU busy)",
     )
-    add_catch_up(p, "stream")
-
-
-def add_catch_up(p: argparse.ArgumentParser | argparse._ArgumentGroup, what: str) -> None:
-    """--catch-up: how a late pacer gets back on its schedule (docs/pacing.md)."""
     p.add_argument(
         "--catch-up",
         default=None,

@@ -10,7 +10,7 @@ from rawpacer import outputs
 from rawpacer.bench.config import make_config
 from rawpacer.bench.replay import file_source, run, write_json
 from rawpacer.bench.replayplan import Timing, parse_limit, parse_loops
-from rawpacer.cli._options import add_catch_up, add_sandbox, sandbox_kwargs
+from rawpacer.cli._options import add_sandbox, add_waits, sandbox_kwargs
 from rawpacer.errors import require
 from rawpacer.report.replay_table import print_replay
 
@@ -29,13 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     timing.add_argument("--speed", default=None, help="captured timing this many times faster (default 1)")
     timing.add_argument("--rate", default=None, help="frames/s (10k, 1Mpps) or a bit rate on the frames (200Mbit)")
     timing.add_argument("--topspeed", action="store_true", help="as fast as the writer goes")
-    timing.add_argument(
-        "--spin",
-        default=None,
-        help="how the pacer waits: adaptive (sleep, then spin for the margin this host's wake-ups need; "
-        "default) or full (spin only, as sockperf does: one CPU busy)",
-    )
-    add_catch_up(timing, "replay")
+    add_waits(timing, "replay", spin_default=None)  # None: --spin is refused with --topspeed only when given
     p.add_argument("--loop", default="1", help="replay the file this many times, the schedule continuous (default 1)")
     p.add_argument("--limit", default=None, help="send at most this many frames in all")
     p.add_argument(
