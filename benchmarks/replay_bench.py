@@ -19,7 +19,9 @@ every datagram's kernel receive time in the reader namespace. Cases:
   stall shortens several gaps a little) and with ``--catch-up burst`` (what is due leaves back to
   back, as tcpreplay does, so a stall spoils fewer gaps; ``rawpacer/packet-raw+burst``);
 - ``topspeed``: 1518-byte frames (tcpreplay ``--topspeed``): frames/s, the readers' interface count over
-  the span of the receive stamps. ``trafgen`` (netsniff-ng, one CPU, qdisc bypassed) sends the file's
+  the span of the receive stamps. ``+cpu`` is rawpacer's ``--cpu`` on the highest CPU (the sender
+  alone there; planning and the readers' process on the other), and ``tcpreplay+cpu`` tcpreplay under
+  ``taskset`` on that CPU with the readers off it, so pinning is compared with pinning. ``trafgen`` (netsniff-ng, one CPU, qdisc bypassed) sends the file's
   first frame as many times from its TX ring, reading no file: the kernel path's own bound for any
   sender here, which a ratio against tcpreplay cannot exceed;
 - ``drift``: ``--drift-frames`` frames at ``--drift-rate`` (100k pps): the last arrival against where
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import shutil
 import struct
 import subprocess
@@ -46,6 +49,7 @@ from rawpacer.bench.replay import file_source, send_plan
 from rawpacer.bench.replayplan import Plan, Timing, scan
 from rawpacer.headers import FrameTemplate
 from rawpacer.host import describe
+from rawpacer.host.placement import parse_cpu
 from rawpacer.kernel.linkstats import link_stats
 from rawpacer.pacing.fed import schedule_stats
 from rawpacer.readers.replay import Received, ReplayReaders
@@ -57,6 +61,8 @@ from rawpacer.writers import WriterOptions, get
 EPOCH_NS = 1_700_000_000 * 10**9
 SEED = 2112
 CASES = ("rate", "captured", "topspeed", "drift")
+SENDER_CPU = max(os.sched_getaffinity(0))
+"""The CPU of ``--cpu`` at top speed (the highest: CPU 0 takes more of the host's interrupts)."""
 
 
 def write_capture(path: Path, frames: Callable[[int], bytes], offsets: np.ndarray) -> None:
@@ -93,9 +99,12 @@ def run_tool(
         before = rx_packets(topo)
         if tool == "trafgen":
             trafgen(topo, path, limit)
-        elif tool == "tcpreplay":
+        elif tool.startswith("tcpreplay"):
             limits = [] if limit is None else ["--limit", str(limit)]
             command = ["ip", "netns", "exec", topo.writer_ns, "tcpreplay", "-q", "-i", topo.writer_if, *extra, *limits]
+            if tool == "tcpreplay+cpu":  # taskset on the CPU rawpacer's --cpu takes, its readers off it
+                command[4:4] = ["taskset", "-c", str(SENDER_CPU)]
+                os.sched_setaffinity(readers.pid, os.sched_getaffinity(0) - {SENDER_CPU})
             command.append(str(path))
             subprocess.run(command, check=True, capture_output=True, timeout=600)
         else:
@@ -103,13 +112,16 @@ def run_tool(
             name, _, variant = tool.split("/")[1].partition("+")
             if variant == "burst":
                 timing = dataclasses.replace(timing, catch_up=math.inf)
+            placement = parse_cpu(SENDER_CPU) if variant == "cpu" else None
+            if placement is not None:
+                placement.elsewhere(readers.pid)
             with topo.enter("writer"):
                 writer = get(name)(target, WriterOptions(message_size=1472))
             source = file_source(path)
             found = scan(source, target.link.mtu, "trim", limit)
             plan = Plan(source, found, timing, mtu=target.link.mtu, fit="trim", limit=limit)
             with writer:
-                send_plan(writer, plan, timing)
+                send_plan(writer, plan, timing, placement)
         received = readers.collect(0.5)
         return received, rx_packets(topo) - before
 
@@ -219,7 +231,11 @@ def main() -> int:
                     path,
                     Timing("topspeed"),
                     ["--topspeed"],
-                    tools=("tcpreplay", "rawpacer/packet-raw", "rawpacer/packet-ring")
+                    tools=(
+                        "tcpreplay",
+                        "tcpreplay+cpu",
+                        *(f"rawpacer/{w}{pin}" for w in ("packet-raw", "packet-ring", "xdp") for pin in ("", "+cpu")),
+                    )
                     + (("trafgen",) if shutil.which("trafgen") else ()),
                 )
             if "drift" in chosen:

@@ -39,6 +39,7 @@ from rawpacer.bench.replayplan import (
 )
 from rawpacer.errors import require
 from rawpacer.headers.fit import max_payload
+from rawpacer.host.placement import Placement, parse_cpu
 from rawpacer.kernel import caps
 from rawpacer.kernel.linkstats import link_stats
 from rawpacer.limits import FIRST_PORT, MAX_MESSAGE_SIZE, MAX_MTU
@@ -109,6 +110,8 @@ class ReplayResult:
     duration_s: float
     why: str | None = None
     notes: list[str] = field(default_factory=list)
+    placement: Placement | None = None
+    """Where the sender ran (``--cpu``), or None when the scheduler placed every thread."""
     timeline: tuple[np.ndarray, np.ndarray] | None = None
     """A systematic subsample (at most ``replaypacing.TIMELINE_POINTS``) of the datagrams that arrived
     intact, in arrival order: kernel RX times and scheduled offsets (ns), for plots; not in the JSON."""
@@ -143,6 +146,7 @@ class ReplayResult:
             "duration_s": self.duration_s,
             "why": self.why,
             "notes": self.notes,
+            "cpu": None if self.placement is None else self.placement.as_dict(),
         }
 
 
@@ -184,11 +188,15 @@ def _counter(topo: Topology, side: str, ifname: str, key: str) -> int:
         return link_stats().get(ifname, {}).get(key, 0)
 
 
-def send_plan(writer: Writer, plan: Plan, timing: Timing) -> tuple[int, dict[str, Any] | None]:
+def send_plan(
+    writer: Writer, plan: Plan, timing: Timing, placement: Placement | None = None
+) -> tuple[int, dict[str, Any] | None]:
     """Every chunk through the writer: at top speed BATCH frames at a time, else each frame when the
     pacer says it is due (absolute deadlines from one anchor), the chunks planned by a thread ahead
-    of the sends (``ahead``). Frames sent, and the pacer's record."""
-    with contextlib.closing(ahead(plan.chunks())) as chunks:
+    of the sends (``ahead``), on the other CPUs when ``placement`` pins the sender. Frames sent, and
+    the pacer's record."""
+    sending = placement.sending() if placement is not None else contextlib.nullcontext()
+    with contextlib.closing(ahead(plan.chunks(), placement=placement)) as chunks, sending:
         return _send_chunks(writer, chunks, timing)
 
 
@@ -265,14 +273,18 @@ class Judging:
 
 
 @contextlib.contextmanager
-def taking(readers: ReplayReaders, judging: Judging, every: float = TAKE_EVERY_S) -> Iterator[None]:
+def taking(
+    readers: ReplayReaders, judging: Judging, every: float = TAKE_EVERY_S, placement: Placement | None = None
+) -> Iterator[None]:
     """While the body runs, a thread takes the readers' records every ``every`` s and judges them
     once ``TAKE_FROM`` datagrams are planned (numpy and the recorder's socket: the sender's C loop
-    runs meanwhile, it releases the GIL)."""
+    runs meanwhile, it releases the GIL); on the CPUs the sender leaves when ``placement`` pins it."""
     stop = threading.Event()
     failed: list[BaseException] = []
 
     def take() -> None:
+        if placement is not None:
+            placement.elsewhere()
         while not stop.wait(every):
             if judging.matcher.planned < TAKE_FROM:
                 continue
@@ -303,9 +315,11 @@ def run(
     limit: int | None = None,
     rewrite: bool = True,
     timed: bool = True,
+    placement: Placement | None = None,
     say: Callable[[str], object] = lambda line: None,
 ) -> ReplayResult:
-    """One replay (every value already checked): scan, sandbox, readers, writer, send, judge."""
+    """One replay (every value already checked): scan, sandbox, readers, writer, send, judge;
+    ``placement`` pins the sender to one CPU and the rest (readers, planning, judging) to the others."""
     require(
         rewrite or config.tx_iface is not None,
         "without --rewrite frames leave exactly as captured, which only --tx-iface allows; add --rewrite",
@@ -323,6 +337,8 @@ def run(
         readers = ReplayReaders(topo, max(1, found.flows)) if rewrite else None
         judging = None
         try:
+            if readers is not None and placement is not None:
+                placement.elsewhere(readers.pid)
             ports = readers.ports if readers is not None else (FIRST_PORT,)
             target = topo.target(ports, vlan_priority=config.vlan_priority)
             mtu = target.link.mtu
@@ -338,13 +354,17 @@ def run(
             say(
                 f"replay: {found.frames} frames x {loops}, {found.flows} UDP flows, {name} on {topo.kind} "
                 f"({target.src_ip} -> {target.dst_ip}), MTU {mtu}, fit {fit}, {timing.describe()}"
+                + ("" if placement is None else f", sending from CPU {placement.sender} alone")
             )
             before = diagnose.snapshot_of(topo) if readers is not None else None
             tx0 = _counter(topo, "writer", topo.writer_if, "tx_packets")
             rx0 = _counter(topo, "reader", topo.reader_if, "rx_packets")
             started = time.perf_counter()
-            with writer, taking(readers, judging, TAKE_EVERY_S) if readers and judging else contextlib.nullcontext():
-                sent, pacer = send_plan(writer, plan, timing)
+            judged = (
+                taking(readers, judging, TAKE_EVERY_S, placement) if readers and judging else contextlib.nullcontext()
+            )
+            with writer, judged:
+                sent, pacer = send_plan(writer, plan, timing, placement)
                 notes = writer.notes()
             duration = time.perf_counter() - started
             if readers is not None and judging is not None:
@@ -382,6 +402,7 @@ def run(
         duration_s=duration,
         why=why,
         notes=notes,
+        placement=placement,
         timeline=timeline,
     )
 
@@ -405,6 +426,7 @@ def send(
     ip_version: int = 4,
     vlan: int | str | None = None,
     vlan_priority: int | str = 0,
+    cpu: int | str | None = None,
     json: str | os.PathLike[str] | None = None,
     **path: Unpack[PathOptions],
 ) -> ReplayResult:
@@ -424,6 +446,7 @@ def send(
     )
     chosen = Timing.parse(timing, speed, rate, topspeed, spin, catch_up)
     loops, most = parse_loops(loop), parse_limit(limit)
+    placement = parse_cpu(cpu)
     if json is not None:
         outputs.check("json", json)
     if isinstance(frames, (str, os.PathLike)):
@@ -432,7 +455,17 @@ def send(
         one = isinstance(frames, (bytes, bytearray)) or hasattr(frames, "__bytes__")
         source, timed = objects_source([frames] if one else frames)
         label = "python"
-    result = run(source, config.writers[0], config, chosen, loops=loops, limit=most, rewrite=rewrite, timed=timed)
+    result = run(
+        source,
+        config.writers[0],
+        config,
+        chosen,
+        loops=loops,
+        limit=most,
+        rewrite=rewrite,
+        timed=timed,
+        placement=placement,
+    )
     result.source = label
     if json is not None:
         written = write_json(result, json)

@@ -26,6 +26,7 @@ import numpy as np
 from rawpacer.errors import UsageError, require
 from rawpacer.headers.ethernet import ETH_HLEN
 from rawpacer.headers.sequence import sequence_of
+from rawpacer.host.placement import Placement
 from rawpacer.pacing import (
     DEFAULT_CATCH_UP,
     ConstantSchedule,
@@ -287,17 +288,22 @@ def _through(
     return taken
 
 
-def ahead(chunks: Iterator[Chunk], depth: int = AHEAD) -> Generator[Chunk, None, None]:
+def ahead(
+    chunks: Iterator[Chunk], depth: int = AHEAD, placement: Placement | None = None
+) -> Generator[Chunk, None, None]:
     """``chunks``, planned by a thread up to ``depth`` chunks ahead of the caller: reading, rewriting
     and fitting frames (0.25-1 us a frame through the C lane, 12 us and more in Python) run on the other core while the engine sends the
     chunk before (its loop releases the GIL), so planning no longer sets the replay's rate. Close
-    the iterator (or exhaust it) to stop the thread; a planning error is raised to the caller."""
+    the iterator (or exhaust it) to stop the thread; a planning error is raised to the caller. The
+    thread leaves the sender's CPU when ``placement`` pins it."""
     ready: queue.Queue[Chunk | None] = queue.Queue(depth)
     stop = threading.Event()
     failed: list[BaseException] = []
 
     def plan() -> None:
         try:
+            if placement is not None:
+                placement.elsewhere()
             for chunk in chunks:
                 while not stop.is_set():
                     try:

@@ -12,6 +12,7 @@ from rawpacer.bench.replay import file_source, run, write_json
 from rawpacer.bench.replayplan import Timing, parse_limit, parse_loops
 from rawpacer.cli._options import add_sandbox, add_waits, sandbox_kwargs
 from rawpacer.errors import require
+from rawpacer.host.placement import parse_cpu
 from rawpacer.report.replay_table import print_replay
 
 
@@ -30,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     timing.add_argument("--rate", default=None, help="frames/s (10k, 1Mpps) or a bit rate on the frames (200Mbit)")
     timing.add_argument("--topspeed", action="store_true", help="as fast as the writer goes")
     add_waits(timing, "replay", spin_default=None)  # None: --spin is refused with --topspeed only when given
+    p.add_argument(
+        "--cpu",
+        default=None,
+        metavar="N",
+        help="send from CPU N alone; readers and planning on the other CPUs (default: the scheduler places them)",
+    )
     p.add_argument("--loop", default="1", help="replay the file this many times, the schedule continuous (default 1)")
     p.add_argument("--limit", default=None, help="send at most this many frames in all")
     p.add_argument(
@@ -52,6 +59,7 @@ def main(args: argparse.Namespace) -> int:
     config = make_config(writers=args.writer, fit=args.fit, **sandbox_kwargs(args))
     chosen = Timing.parse(args.timing, args.speed, args.rate, args.topspeed, args.spin, args.catch_up)
     loops, limit = parse_loops(args.loop), parse_limit(args.limit)
+    placement = parse_cpu(args.cpu)
     for option, path in (("--json", args.json), ("--plot", args.plot)):
         if path is not None:
             outputs.check(option, path)
@@ -64,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
         loops=loops,
         limit=limit,
         rewrite=args.rewrite,
+        placement=placement,
         say=print,
     )
     result.source = args.file

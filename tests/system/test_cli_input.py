@@ -266,6 +266,8 @@ BAD: dict[str, list[tuple[list[str], str]]] = {
         ([*REPLAY, "--catch-up", "nan"], "catch-up 'nan' is out of range; use a factor of 1 or more"),
         ([*REPLAY, "--catch-up", "2", "--topspeed"], "--catch-up says how a late paced replay catches up; drop it"),
         ([*REPLAY, "--limit", "0"], "limit '0' is not allowed"),
+        ([*REPLAY, "--cpu", "first"], "--cpu 'first' is not a CPU number; this process may use CPUs 0"),
+        ([*REPLAY, "--cpu", "4096"], "--cpu 4096 is not a CPU this process may use; use one of 0"),
         ([*REPLAY, "--json", "/"], "--json '/' is a directory"),
         ([*REPLAY, "--plot", "/"], "--plot '/' is a directory"),
         ([GOOD, "--plot", str(_FILES / "timing.png")], "--plot draws what the readers received: add --rewrite"),

@@ -6,14 +6,20 @@ MTU are fitted; the CLI's output, JSON and refusals."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+from pathlib import Path
 
 import pytest
 from helpers import capture_frames, cli, cli_process, interrupt, run_cli, wait_until, write_pcap
 from scapy.all import Ether, PcapNgWriter
 
 import rawpacer
+from rawpacer.bench.config import make_config
+from rawpacer.bench.replay import file_source, run
+from rawpacer.bench.replayplan import Timing
 from rawpacer.errors import UsageError
+from rawpacer.host.placement import parse_cpu
 from rawpacer.sandbox import pid_namespaces
 
 
@@ -127,3 +133,31 @@ def test_a_replay_paced_spinning_only_and_catching_up_in_bursts_says_so(tmp_path
     assert result.ok and result.total.intact == 200
     assert result.pacer is not None and result.pacer["spin"] == "full" and result.timing.as_dict()["spin"] == "full"
     assert result.pacer["catch_up"] == "burst" == result.timing.as_dict()["catch_up"]
+
+
+def test_a_pinned_replay_sends_from_its_cpu_and_plans_and_reads_on_the_others(tmp_path):
+    # the second pass over the source is the planning thread's, while the sender is pinned
+    path = write_pcap(tmp_path / "c.pcap", capture_frames(2, 300, size=64, sequenced=True))
+    masks: list[set[int]] = []
+    source = file_source(path)
+
+    def watched():
+        masks.append(os.sched_getaffinity(0))
+        readers.extend(os.sched_getaffinity(int(pid)) for pid in children())
+        return source()
+
+    def children():
+        return [pid for task in Path("/proc/self/task").iterdir() for pid in (task / "children").read_text().split()]
+
+    readers: list[set[int]] = []
+
+    allowed = os.sched_getaffinity(0)
+    sender = max(allowed)
+    config = make_config(writers="packet-ring", topology="veth")
+    placement = parse_cpu(sender)
+    result = run(watched, "packet-ring", config, Timing("topspeed"), placement=placement)
+    assert result.ok and result.total.intact == 600
+    assert masks == [allowed, allowed - {sender}]  # the scan, before; the plan, off the sender's CPU
+    assert readers == [allowed - {sender}]  # the readers' process, started before the plan
+    assert result.as_dict()["cpu"] == {"sender": sender, "others": sorted(allowed - {sender})}
+    assert os.sched_getaffinity(0) == allowed  # the caller's mask is back
