@@ -17,6 +17,7 @@ import warnings
 from typing import NoReturn
 
 from rawpacer.errors import RawpacerError
+from rawpacer.sandbox import netns
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,10 +41,6 @@ def _show_warning(
     print(f"rawpacer: warning: {message}", file=sys.stderr, flush=True)
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, with every subcommand module under ``rawpacer.cli`` registered."""
     parser = _Parser(prog="rawpacer", description="Raw-socket packet-crafting research toolkit.")
@@ -60,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rawpacer`` script."""
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, netns.interrupt)  # Ctrl-C's clean-up for a kill too
     warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)

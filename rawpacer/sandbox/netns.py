@@ -25,6 +25,8 @@ PREFIX = "rawpacer-"
 RUN_DIR = "/run/netns"
 _NAME = re.compile(rf"^{PREFIX}(\d+)-")
 _counter = itertools.count()
+_guarding = 0
+"""Sandboxes alive in the main thread under ``terminate_as_interrupt``'s handler."""
 CLONE_NEWNET = 0x40000000
 """setns(2)'s nstype for a network namespace (linux/sched.h)."""
 
@@ -58,6 +60,34 @@ def deferred_signals() -> Iterator[None]:
                 handler(caught[0], None)
             elif handler == signal.SIG_DFL:
                 os.kill(os.getpid(), caught[0])
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """A signal handler: the signal raises KeyboardInterrupt, so ``with`` blocks unwind as on Ctrl-C."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While the body runs, SIGTERM unwinds like Ctrl-C when nothing else handles it: its default
+    action ends the process at once, before any namespace could be removed. A handler someone
+    installed is kept. Only the main thread can install handlers; elsewhere the body runs as it is."""
+    global _guarding
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if _guarding == 0:
+        if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+            yield
+            return
+        signal.signal(signal.SIGTERM, interrupt)
+    _guarding += 1  # sandboxes may overlap in any order: the last one out puts the default back
+    try:
+        yield
+    finally:
+        _guarding -= 1
+        if _guarding == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def create(name: str) -> None:

@@ -253,7 +253,8 @@ class Topology:
 
 
 class Sandbox:
-    """Context manager: build a topology in fresh namespaces; remove them on exit, error or Ctrl-C."""
+    """Context manager: build a topology in fresh namespaces; remove them on exit, error, Ctrl-C or SIGTERM
+    (a SIGTERM nothing else handles unwinds like Ctrl-C while a sandbox lives: ``netns.terminate_as_interrupt``)."""
 
     def __init__(
         self,
@@ -301,23 +302,32 @@ class Sandbox:
         self.ip_version = ip_version
         self.vlan = vlan
         self.topology: Topology | None = None
+        self._terminating: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
 
     def __enter__(self) -> Topology:
         caps.require("a sandbox", caps.SANDBOX)
         run_id = netns.new_run_id()
         created: list[str] = []
+        self._terminating = netns.terminate_as_interrupt()
+        self._terminating.__enter__()  # SIGTERM unwinds to __exit__ as Ctrl-C does, as long as the sandbox lives
         try:
             with netns.deferred_signals():
                 self.topology = self._build(run_id, created)
         except BaseException:  # a failed build, or a signal held during it: undo all of it
-            self._remove(created)
+            try:
+                self._remove(created)
+            finally:
+                self._terminating.__exit__(None, None, None)
             raise
         return self.topology
 
     def __exit__(self, *exc: object) -> None:
-        if self.topology is not None:
-            with netns.deferred_signals():
-                self._remove(list(self.topology.namespaces))
+        try:
+            if self.topology is not None:
+                with netns.deferred_signals():
+                    self._remove(list(self.topology.namespaces))
+        finally:
+            self._terminating.__exit__(None, None, None)
 
     def _remove(self, names: list[str]) -> None:
         """Remove the namespaces (the VLAN filter goes with the readers' veth end), then its counter map."""

@@ -84,21 +84,28 @@ def test_entering_a_missing_namespace_is_a_sandbox_error():
         pass
 
 
-def test_sigint_and_sigterm_in_a_real_process_remove_its_namespaces(tmp_path):
+@pytest.mark.parametrize("own_handler", [False, True], ids=["default SIGTERM", "the script's SIGTERM handler"])
+def test_sigint_and_sigterm_in_a_real_process_remove_its_namespaces(own_handler):
+    # a script with no handler of its own (a benchmark, a notebook's kernel) is cleaned up on a kill too;
+    # one with its own keeps it, and its SIGTERM goes back to the default once the sandboxes are gone
     script = textwrap.dedent(
-        """
+        f"""
         import signal, sys, time
         from rawpacer.sandbox import Sandbox
-        signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
-        with Sandbox("veth") as topo:
-            print(" ".join(topo.namespaces), flush=True)
+        if {own_handler}:
+            signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+        with Sandbox("lo"):
+            pass
+        assert (signal.getsignal(signal.SIGTERM) == signal.SIG_DFL) != {own_handler}
+        with Sandbox("veth") as topo, Sandbox("lo") as inner:
+            print(" ".join(topo.namespaces + inner.namespaces), flush=True)
             time.sleep(60)
         """
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
         names = proc.stdout.readline().split()
-        assert len(names) == 2 and set(names) <= set(owned(proc.pid))
+        assert len(names) == 3 and set(names) <= set(owned(proc.pid))
         proc.send_signal(sig)
         assert proc.wait(timeout=10) != 0
         assert owned(proc.pid) == []
