@@ -20,10 +20,10 @@ every datagram's kernel receive time in the reader namespace. Cases:
   back, as tcpreplay does, so a stall spoils fewer gaps; ``rawpacer/packet-raw+burst``);
 - ``topspeed``: 1518-byte frames (tcpreplay ``--topspeed``): frames/s, the readers' interface count over
   the span of the receive stamps. ``+cpu`` is rawpacer's ``--cpu`` on the highest CPU (the sender
-  alone there; planning and the readers' process on the other), and ``tcpreplay+cpu`` tcpreplay under
-  ``taskset`` on that CPU with the readers off it, so pinning is compared with pinning. ``trafgen`` (netsniff-ng, one CPU, qdisc bypassed) sends the file's
-  first frame as many times from its TX ring, reading no file: the kernel path's own bound for any
-  sender here, which a ratio against tcpreplay cannot exceed;
+  alone there; planning and the readers' process on the other), and ``tcpreplay+cpu`` tcpreplay
+  under ``taskset`` on that CPU with the readers off it, so pinning is compared with pinning.
+  ``trafgen`` (netsniff-ng, one CPU, qdisc bypassed) sends the file's first frame as many times from
+  its TX ring, reading no file and planning nothing;
 - ``drift``: ``--drift-frames`` frames at ``--drift-rate`` (100k pps): the last arrival against where
   the schedule puts it.
 """

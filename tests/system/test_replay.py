@@ -135,6 +135,7 @@ def test_a_replay_paced_spinning_only_and_catching_up_in_bursts_says_so(tmp_path
     assert result.pacer["catch_up"] == "burst" == result.timing.as_dict()["catch_up"]
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="--cpu leaves the sender one CPU of at least two")
 def test_a_pinned_replay_sends_from_its_cpu_and_plans_and_reads_on_the_others(tmp_path):
     # the second pass over the source is the planning thread's, while the sender is pinned
     path = write_pcap(tmp_path / "c.pcap", capture_frames(2, 300, size=64, sequenced=True))
