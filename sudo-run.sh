@@ -81,11 +81,20 @@ python_env() {
     echo "$want" >"$stamp"
 }
 
+# The package's bytecode, refreshed where a source changed (0.2 s when none did). Python reads .pyc
+# files even where PYTHONDONTWRITEBYTECODE stops it writing them, so every Python process a run starts
+# (the CLI, a remote agent, a notebook's kernel) skips compiling rawpacer's ~180 modules: measured,
+# `rawpacer send --help` took 1.30 s without them and 0.77 s with them.
+bytecode() {
+    "$venv/bin/python" -m compileall -q -j0 "$here/rawpacer" >/dev/null || say "could not compile rawpacer's bytecode (runs start slower)"
+}
+
 # One set-up at a time: two first runs at once must not install into the same .venv together.
 exec 9>"$here/.sudo-run.lock"
 flock 9
 apt_packages
 python_env
+bytecode
 flock -u 9
 export PATH="$venv/bin:$PATH:/usr/lib/go/bin"
 cd "$here"

@@ -116,6 +116,14 @@ def test_import_rawpacer_loads_nothing_until_a_name_is_used():
     assert {"rawpacer.bench", "numpy"} <= loaded_after("import rawpacer; rawpacer.compare")
 
 
+def test_the_cli_imports_mlrsearch_only_when_a_search_runs():
+    # Importing the package costs 0.1-0.6 s (its dataclass properties walk the importer's stack):
+    # every command, --help included, paid it when rfc2544_suite.mlr imported it at the top.
+    code = "from rawpacer.cli import build_parser; build_parser(); import sys; print('MLRsearch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["False"]
+
+
 @pytest.mark.timeout(300)
 def test_mypy_sees_the_keyword_parameters_and_the_result_types(tmp_path):
     user = tmp_path / "user.py"

@@ -27,14 +27,16 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-from MLRsearch import AbstractMeasurer, Config, MeasurementResult, MultipleLossRatioSearch, SearchGoal
+from typing import TYPE_CHECKING
 
 from rawpacer.bench.rfc2544_suite.latency import LatencyStats, pool
 from rawpacer.bench.rfc2544_suite.options import Settings
 from rawpacer.bench.rfc2544_suite.search import OnTrial, Searched, Step, Trials, limited_by
 from rawpacer.bench.rfc2544_suite.sizes import FrameSize
 from rawpacer.bench.rfc2544_suite.trial import Device, Outcome
+
+if TYPE_CHECKING:
+    from MLRsearch import MeasurementResult, SearchGoal
 
 NDR_LOSS = 0.0
 """The NDR's loss ratio: none (RFC 9971 section 4.2; RFC 2544's throughput)."""
@@ -98,8 +100,11 @@ class MlrResult(Searched):
     latency_rates: dict[str, float] = field(default_factory=dict)
 
 
-class _Measurer(AbstractMeasurer):  # type: ignore[misc]
-    """MLRsearch's measurer: one paced trial on the device per call, its verdict kept in ``trials``."""
+class _Measurer:
+    """MLRsearch's measurer: one paced trial on the device per call, its verdict kept in ``trials``. It
+    has the one method of the package's ``AbstractMeasurer`` without subclassing it, so that the
+    package is imported only when a search runs: importing it costs 0.1-0.6 s (its dataclass
+    properties walk the importer's stack), which every ``rawpacer`` command paid before."""
 
     def __init__(self, trials: Trials, frame: FrameSize) -> None:
         self.trials = trials
@@ -125,6 +130,8 @@ def counts(step: Step, duration_s: float) -> MeasurementResult:
     if step.outcome is Outcome.WRITER and result.offered_pps is not None:
         sent = min(sent, math.floor(result.offered_pps * duration_s))
     lost = max(0, sent - min(result.intact, sent))
+    from MLRsearch import MeasurementResult  # imported here, see _Measurer
+
     return MeasurementResult(
         intended_duration=duration_s,
         intended_load=float(step.result.trial.rate_pps or 0.0),
@@ -136,6 +143,8 @@ def counts(step: Step, duration_s: float) -> MeasurementResult:
 
 def goals(settings: Settings) -> tuple[SearchGoal, SearchGoal]:
     """The NDR and PDR goals for these settings (see the module's docstring)."""
+    from MLRsearch import SearchGoal  # imported here, see _Measurer
+
     common = {
         "exceed_ratio": EXCEED_RATIO,
         "relative_width": settings.resolution,
@@ -179,6 +188,8 @@ def mlr_search(
 ) -> MlrResult:
     """NDR and PDR by MLRsearch between ``min_load`` and ``max_pps``; then, when
     ``settings.tests`` has latency and a PDR was found, latency at LATENCY_FRACTIONS of it."""
+    from MLRsearch import Config, MultipleLossRatioSearch  # imported here, see _Measurer
+
     trials = Trials(device, settings, on_trial)
     found = MlrResult(max_pps, steps=trials.steps)
     ndr_goal, pdr_goal = goals(settings)
