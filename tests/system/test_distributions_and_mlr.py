@@ -66,7 +66,7 @@ def test_mlr_finds_the_rate_of_a_tbf_and_logs_latency(tmp_path):
     code, err = run_cli(
         ["rfc2544", "--search", "mlr", "--pdr", "5%", "--topology", "router", "--dut", f"tbf:{TBF_MBIT:g}mbit"]
         + ["--writers", "udp-sendmmsg", "--readers", "10", "--sizes", "1024", "--tests", "throughput,latency"]
-        + ["--trial", "1s", "--warmup", "0.1s", "--resolution", "1%", "--json", str(out), "--hdr", str(hdr)]
+        + ["--trial", "1s", "--warmup", "0.1s", "--resolution", "5%", "--json", str(out), "--hdr", str(hdr)]
     )
     assert code == 0, err
     entry = json.loads(out.read_text())["results"][0]
