@@ -124,14 +124,14 @@ def counts(step: Step, duration_s: float) -> MeasurementResult:
     search moves below what the writer can offer instead of taking the shortfall for a passing load.
     A device may send more than planned (the live one rounds a trial up to whole fan-outs): that is the
     count intended then, not a surplus the package would count as bad."""
+    from MLRsearch import MeasurementResult  # imported here, see _Measurer
+
     result = step.result
     planned = max(result.trial.planned, result.sent + result.not_sent)
     sent = result.sent
     if step.outcome is Outcome.WRITER and result.offered_pps is not None:
         sent = min(sent, math.floor(result.offered_pps * duration_s))
     lost = max(0, sent - min(result.intact, sent))
-    from MLRsearch import MeasurementResult  # imported here, see _Measurer
-
     return MeasurementResult(
         intended_duration=duration_s,
         intended_load=float(step.result.trial.rate_pps or 0.0),
